@@ -1,0 +1,24 @@
+"""tuneyard: fine-tune, compress, evaluate and file every result in a yard.
+
+The package root stays light: heavy libraries (torch, transformers) load only when a
+verb that needs them runs, so read-only commands start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from tuneyard.models.loading import load as load
+
+__all__ = ["__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load":
+        from tuneyard.models.loading import load
+
+        return load
+    raise AttributeError(f"module 'tuneyard' has no attribute {name!r}")

@@ -1,0 +1,102 @@
+"""Options for every verb as pydantic models: YAML file, CLI flags and ``--set`` merged.
+
+Precedence, lowest to highest: the model's defaults, ``--config FILE``, explicit CLI
+flags, ``--set a.b=value``. Errors name the field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tuneyard.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for option models: unknown fields are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping, with a clear error when it is not one."""
+    config_file = Path(path)
+    if not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist.")
+    try:
+        data = yaml.safe_load(config_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{config_file} is not valid YAML: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_file} must hold a mapping of option names to values.")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``a.b=value`` override in place; the value is parsed as YAML."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r} is not of the form field=value.", "Example: --set lora.r=16")
+    parts = key.strip().split(".")
+    target = data
+    for part in parts[:-1]:
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {part!r} is a value, not a group of fields.")
+        target = child
+    try:
+        target[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        target[parts[-1]] = raw
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``extra``, merging nested mappings."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_validation_error(model: type[BaseModel], error: ValidationError) -> ConfigError:
+    """Turn pydantic's report into one tuneyard message naming field, value and rule."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(config)"
+        value = item.get("input")
+        if item["type"] == "extra_forbidden":
+            allowed = ", ".join(sorted(model.model_fields))
+            lines.append(f"unknown field {field!r}. Allowed fields: {allowed}.")
+        else:
+            lines.append(f"field {field!r} = {value!r}: {item['msg']}.")
+    return ConfigError("invalid options: " + lines[0], "\n".join(lines[1:]) or None)
+
+
+def resolve_options(
+    model: type[ModelT],
+    flags: Mapping[str, Any] | None = None,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> ModelT:
+    """Build validated options from defaults, a config file, CLI flags and ``--set``.
+
+    ``flags`` holds only options the user gave explicitly (None values are dropped),
+    so a config file's value is not replaced by a flag's default.
+    """
+    data: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    data = deep_merge(data, {key: value for key, value in (flags or {}).items() if value is not None})
+    for assignment in overrides:
+        apply_override(data, assignment)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise format_validation_error(model, exc) from exc

@@ -1,0 +1,1 @@
+"""Datasets: task specs (GLUE names), local files, splits and tokenization."""

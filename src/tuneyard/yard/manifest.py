@@ -1,0 +1,182 @@
+"""The manifest: one ``manifest.json`` per artifact folder, describing it completely.
+
+The manifest is the source of truth; the SQLite index is a cache rebuilt from
+manifests alone. The JSON Schema is exported to ``docs/manifest.schema.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tuneyard import __version__
+from tuneyard.errors import ManifestError
+
+SCHEMA_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+ArtifactKind = Literal[
+    "compressed", "finetuned", "run", "merged", "export", "eval", "dataset", "model", "experiment"
+]
+Status = Literal["running", "complete", "failed"]
+
+TRACKED_LIBRARIES = ("torch", "transformers", "peft", "datasets", "safetensors", "accelerate")
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+REDACTED = "***redacted***"
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A 26-character ULID: sortable by creation time, unique without coordination."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def utc_now() -> str:
+    """Current time as an ISO-8601 UTC string with a ``Z`` suffix."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def library_versions() -> dict[str, str]:
+    """tuneyard's version and those of the libraries that shape its results."""
+    versions = {"tuneyard": __version__}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of a config with every secret-looking key's value replaced."""
+    if isinstance(value, dict):
+        return {
+            key: (REDACTED if _SECRET_KEY.search(str(key)) and item is not None else redact_secrets(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    return value
+
+
+class Parent(BaseModel):
+    """A lineage link: which artifact this one was made from, and how."""
+
+    id: str | None = None
+    path: str
+    role: str = "base"
+
+
+class FileEntry(BaseModel):
+    """One file of the artifact, relative to its folder."""
+
+    path: str
+    bytes: int
+    sha256: str
+
+
+class Manifest(BaseModel):
+    """Everything a person or a program needs to know about one artifact."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
+    id: str = Field(default_factory=new_id)
+    kind: ArtifactKind
+    name: str
+    path: str = ""
+    status: Status = "running"
+    arch: str | None = None
+    method: str | None = None
+    rank: int | None = None
+    strategy: str | None = None
+    task: str | None = None
+    dataset: str | None = None
+    project: str | None = None
+    parents: list[Parent] = Field(default_factory=list)
+    inferred: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    files: list[FileEntry] = Field(default_factory=list)
+    created: str = Field(default_factory=utc_now)
+    updated: str = Field(default_factory=utc_now)
+    host: str = Field(default_factory=socket.gethostname)
+    versions: dict[str, str] = Field(default_factory=library_versions)
+
+    def to_json(self) -> str:
+        """Serialised with ``schema`` as the key name, secrets redacted."""
+        data = self.model_dump(by_alias=True, mode="json")
+        data["config"] = redact_secrets(data["config"])
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Write ``folder/manifest.json`` atomically (temp file + rename)."""
+    manifest.updated = utc_now()
+    target = folder / MANIFEST_FILE
+    temp = folder / f".{MANIFEST_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    temp.write_text(manifest.to_json())
+    os.replace(temp, target)
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """Read and validate ``folder/manifest.json``."""
+    target = folder / MANIFEST_FILE
+    try:
+        data = json.loads(target.read_text())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{folder} has no {MANIFEST_FILE}.", "Run `tuneyard runs import` on it.") from exc
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{target} is not readable JSON: {exc}.") from exc
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ManifestError(f"{target}: field {field!r} {first['msg'].lower()}.") from exc
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_files(folder: Path) -> list[FileEntry]:
+    """Every regular file under ``folder`` except the manifest and temporary files."""
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or relative.as_posix() == MANIFEST_FILE:
+            continue
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        entries.append(FileEntry(path=relative.as_posix(), bytes=path.stat().st_size, sha256=sha256_of(path)))
+    return entries
+
+
+def export_json_schema(target: Path) -> None:
+    """Write the manifest's JSON Schema (``docs/manifest.schema.json``)."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    target.write_text(json.dumps(schema, indent=2) + "\n")
