@@ -37,6 +37,8 @@ def tiny_config(arch: str, num_labels: int, layers: int, tokenizer):  # type: ig
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.cls_token_id,
         eos_token_id=tokenizer.sep_token_id,
+        cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id,
         hidden_size=32,
         num_hidden_layers=layers,
         num_attention_heads=2,
