@@ -1,0 +1,1 @@
+"""Evaluation: task metrics, classification eval, generation graders, the transfer grid."""

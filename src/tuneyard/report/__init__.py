@@ -1,0 +1,1 @@
+"""Reports: training curves, weight spectra, grid heatmaps and run comparisons as PNGs."""
