@@ -90,3 +90,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 def minilm() -> Path:
     """Path of the real pretrained MiniLM (BERT, 6 layers, 384 hidden)."""
     return minilm_dir()
+
+
+@pytest.fixture(scope="session")
+def topics_data() -> Path:
+    """Real 6-class task: Debian package descriptions -> archive section (data/debian_topics)."""
+    return REPO_ROOT / "data" / "debian_topics"
+
+
+@pytest.fixture(scope="session")
+def second_task_data() -> Path:
+    """Real binary task, same source, other labels: graphical vs commandline (data/debian_interface)."""
+    return REPO_ROOT / "data" / "debian_interface"
