@@ -1,0 +1,363 @@
+"""``compress_model``: load a model, plan ranks, calibrate, factorise, file it in the yard.
+
+Every check that can refuse the request (method, rank, ratio, calibration data,
+labels) runs before anything is written; the folder is written through the yard's
+atomic writer, so a failure leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tuneyard.compress.adasvd import allocate_ranks
+from tuneyard.compress.calibration import CalibrationSet, fit_linear_probe, load_calibration
+from tuneyard.compress.factorize import weighted_svds
+from tuneyard.compress.method import CompressionMethod
+from tuneyard.compress.options import CompressOptions
+from tuneyard.compress.ranks import RankSpec, break_even_rank, check_rank, check_ratio, parse_rank, rank_for_ratio
+from tuneyard.compress.registry import build_method
+from tuneyard.compress.statistics import LayerStatistics, collect_fisher, collect_input_statistics
+from tuneyard.errors import CompressionError
+from tuneyard.models.compressed_folder import (
+    CalibrationInfo,
+    CompressionInfo,
+    LayerInfo,
+    ParamCounts,
+    is_compressed_folder,
+    write_compressed_folder,
+)
+from tuneyard.models.family import Family, family_for
+from tuneyard.models.lowrank import (
+    LowRankLinear,
+    compressible_modules,
+    linear_bias,
+    linear_weight,
+    replace_module,
+)
+from tuneyard.yard.manifest import Manifest, Parent
+from tuneyard.yard.root import Yard
+
+
+@dataclass
+class CompressionResult:
+    """What ``compress_model`` made and anything the user should be told."""
+
+    path: Path
+    info: CompressionInfo
+    seconds: float
+    renamed: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LayerPlan:
+    """One compressible layer: its shape, type and the rank it gets (None: stays dense)."""
+
+    name: str
+    shape: tuple[int, int]
+    module_type: str | None
+    rank: int | None = None
+    dense_reason: str | None = None
+
+
+def model_label(model: str) -> str:
+    """``{model}`` in folder names: the last component of a hub id or local path."""
+    return Path(model.rstrip("/\\")).name or model
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Stored weights of ``model``, shared tensors counted once."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def plan_layers(
+    modules: dict[str, nn.Module], family: Family, rank: RankSpec | None, ratio: float | None
+) -> list[LayerPlan]:
+    """Each layer's rank from ``--rank`` or ``--ratio``; layers at break-even stay dense."""
+    plans = []
+    for name, module in modules.items():
+        shape = tuple(linear_weight(module).shape)
+        plan = LayerPlan(name, (int(shape[0]), int(shape[1])), family.module_type(name))
+        requested = rank.for_type(plan.module_type) if rank is not None else rank_for_ratio(plan.shape, ratio or 0)
+        check_rank(name, plan.shape, requested)
+        if requested >= break_even_rank(plan.shape):
+            m, n = plan.shape
+            plan.dense_reason = (
+                f"rank {requested} >= break-even {break_even_rank(plan.shape)} for {m} x {n}: "
+                f"{requested * (m + n)} factor weights would not be fewer than {m * n} dense"
+            )
+        else:
+            plan.rank = requested
+        plans.append(plan)
+    return plans
+
+
+def budget_for(plans: list[LayerPlan], rank: RankSpec | None, ratio: float | None) -> int:
+    """adasvd's weight budget: ``ratio x`` the compressible weights, or what ``--rank`` would cost."""
+    if ratio is not None:
+        return int(ratio * sum(m * n for m, n in (plan.shape for plan in plans)))
+    return sum(
+        plan.rank * sum(plan.shape) if plan.rank is not None else plan.shape[0] * plan.shape[1] for plan in plans
+    )
+
+
+def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )
+
+
+@contextlib.contextmanager
+def _step(progress: Any, description: str, total: int) -> Iterator[Callable[[], None]]:
+    if progress is None:
+        yield lambda: None
+        return
+    task = progress.add_task(description, total=total)
+    yield lambda: progress.advance(task)
+    progress.remove_task(task)
+
+
+def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None) -> tuple[int, tuple[str, ...]] | None:
+    """Head size and label names the task asks for, or None without a task."""
+    if calibration is not None:
+        return calibration.num_labels, calibration.label_names
+    if options.task:
+        from tuneyard.data.tasks import glue_task
+
+        spec = glue_task(options.task)
+        return spec.num_labels, spec.label_names
+    if options.data:
+        from tuneyard.data.loading import load_task_data
+
+        spec = load_task_data(data_dir=options.data, require_labels=False, **_columns(options)).spec
+        return spec.num_labels, spec.label_names
+    return None
+
+
+def _columns(options: CompressOptions) -> dict[str, str | None]:
+    return {
+        "text_column": options.text_column,
+        "text_pair_column": options.text_pair_column,
+        "label_column": options.label_column,
+    }
+
+
+def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, seed: int) -> tuple[Any, Any, str]:
+    """The model to compress, its tokenizer, and the state of its head.
+
+    A classifier folder loads as a classifier. A bare encoder (e.g. all-MiniLM-L6-v2)
+    loads as ``...ForSequenceClassification`` with a head sized for the task when one is
+    given (head ``untrained``: seeded random init), else as its own class (head ``none``).
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from tuneyard.models.loading import _model_class_for
+
+    if Path(model_id).is_dir() and is_compressed_folder(Path(model_id)):
+        raise CompressionError(
+            f"{model_id} is already a compressed model.", "Compress the original (dense) model instead."
+        )
+    config = AutoConfig.from_pretrained(model_id)
+    family_for(config.model_type)
+    has_head = any(name.endswith("ForSequenceClassification") for name in config.architectures or ())
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if has_head:
+        if head is not None and head[0] != config.num_labels:
+            raise CompressionError(
+                f"{model_id} classifies into {config.num_labels} labels, the task data has {head[0]}.",
+                "Calibrate with data of the model's own task, or compress the base encoder.",
+            )
+        model = AutoModelForSequenceClassification.from_pretrained(model_id)
+        state = "trained"
+    elif head is not None:
+        torch.manual_seed(seed)
+        labels = {index: name for index, name in enumerate(head[1])} if head[1] else None
+        extra: dict[str, Any] = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}} if labels else {}
+        model = AutoModelForSequenceClassification.from_pretrained(model_id, num_labels=head[0], **extra)
+        state = "untrained"
+    else:
+        model = _model_class_for(config).from_pretrained(model_id)
+        state = "none"
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval(), tokenizer, state
+
+
+def _statistics(
+    method: CompressionMethod, model: nn.Module, modules: dict[str, nn.Module], calibration: CalibrationSet,
+    progress: Any,
+) -> dict[str, LayerStatistics]:
+    stats: dict[str, LayerStatistics] = {name: LayerStatistics() for name in modules}
+    wants = method.statistics
+    if wants & {"gram", "abs_mean"}:
+        with _step(progress, "calibration batches", len(calibration.batches)) as advance:
+            stats = collect_input_statistics(
+                model, modules, calibration.batches, gram="gram" in wants, abs_mean="abs_mean" in wants,
+                on_batch=advance,
+            )
+    if "fisher" in wants:
+        with _step(progress, "fisher batches", len(calibration.batches)) as advance:
+            fisher = collect_fisher(model, modules, calibration.batches, on_batch=advance)
+        for name, values in fisher.items():
+            stats[name].fisher = values
+    return stats
+
+
+def compress_model(options: CompressOptions, yard: Yard, progress: bool = False) -> CompressionResult:
+    """Compress ``options.model`` and write it to the yard; see the module docstring."""
+    started = time.perf_counter()
+    method = build_method(options.method, alpha=options.alpha)
+    if (options.rank is None) == (options.ratio is None):
+        raise CompressionError("give exactly one of --rank N (or attn=..,ffn=..) and --ratio R.")
+    rank = parse_rank(options.rank) if options.rank is not None else None
+    if options.ratio is not None:
+        check_ratio(options.ratio)
+    has_data = bool(options.task or options.data)
+    if method.needs_calibration and not has_data:
+        raise CompressionError(
+            f"method {method.name!r} needs calibration data, and none was given.",
+            "Pass --task NAME (e.g. sst2) or --data DIR with a train file.",
+        )
+    notes: list[str] = []
+    with _progress(progress) as bar:
+        calibration = None
+        if method.needs_calibration:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(options.model)
+            if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+                tokenizer.pad_token = tokenizer.eos_token
+            calibration = load_calibration(
+                tokenizer, options.task, options.data, options.calib_samples, options.batch_size,
+                options.max_length, options.seed, _columns(options),
+            )
+            if method.needs_labels and not calibration.labelled:
+                raise CompressionError(
+                    f"method {method.name!r} needs labelled calibration data; {calibration.source} has no "
+                    f"{options.label_column!r} labels.",
+                    "Add a label column (or name it with --label-column), or use whiten / asvd.",
+                )
+            if calibration.samples < options.calib_samples:
+                notes.append(f"the train split has only {calibration.samples} rows; all of them were used.")
+        model, tokenizer, head = load_base_model(options.model, _task_spec_size(options, calibration), options.seed)
+        family = family_for(model.config.model_type)
+        modules = compressible_modules(model, family)
+        if not modules:
+            raise CompressionError(f"{options.model} has no compressible layers for family {family.arch!r}.")
+        plans = plan_layers(modules, family, rank, options.ratio)
+        params_before = count_parameters(model)
+        if head == "untrained" and method.needs_labels and calibration is not None:
+            probe = fit_linear_probe(model, calibration)
+            head = "linear_probe"
+            notes.append(f"the base has no trained head: fitted {probe} as a linear probe on the calibration data.")
+        elif head == "untrained":
+            notes.append("the base has no trained head: the classifier is randomly initialised (fine-tune it).")
+        targets = {plan.name: modules[plan.name] for plan in plans if plan.rank is not None or method.allocates_ranks}
+        stats = _statistics(method, model, targets, calibration, bar) if calibration is not None else {}
+        weights = {name: linear_weight(module).detach() for name, module in targets.items()}
+        with _step(bar, "SVD", len(weights)) as advance:
+            svds = weighted_svds(method, weights, stats, on_layer=advance)
+        if method.allocates_ranks:
+            chosen = allocate_ranks(
+                {name: svd.sigma for name, svd in svds.items()},
+                {plan.name: plan.shape for plan in plans}, budget_for(plans, rank, options.ratio),
+            )
+            for plan in plans:
+                plan.rank, plan.dense_reason = chosen[plan.name], None
+        layers: dict[str, LayerInfo] = {}
+        for plan in plans:
+            if plan.rank is None:
+                notes.append(f"{plan.name} stays dense: {plan.dense_reason}.")
+                continue
+            module = modules[plan.name]
+            left, right = svds[plan.name].factors(plan.rank)
+            dtype = linear_weight(module).dtype
+            bias = linear_bias(module)
+            replace_module(model, plan.name, LowRankLinear.from_factors(left.to(dtype), right.to(dtype), bias))
+            m, n = plan.shape
+            layers[plan.name] = LayerInfo(
+                rank=plan.rank, shape=plan.shape, module_type=plan.module_type,
+                params_before=m * n, params_after=plan.rank * (m + n),
+            )
+        compressible_before = sum(plan.shape[0] * plan.shape[1] for plan in plans)
+        dense_kept = sum(plan.shape[0] * plan.shape[1] for plan in plans if plan.rank is None)
+        info = CompressionInfo(
+            arch=family.arch,
+            model_type=model.config.model_type,
+            model_class=type(model).__name__,
+            method=method.name,
+            rank=rank.uniform if rank is not None else None,
+            ranks_by_type=dict(rank.by_type) if rank is not None and rank.by_type else None,
+            ratio=options.ratio,
+            base_model=options.model,
+            task=options.task,
+            calibration=None if calibration is None else CalibrationInfo(
+                source=calibration.source, samples=calibration.samples, max_length=options.max_length,
+                seed=options.seed, labelled=calibration.labelled,
+            ),
+            head=head,
+            layers=layers,
+            dense_layers={plan.name: plan.dense_reason or "" for plan in plans if plan.rank is None},
+            params=ParamCounts(
+                total_before=params_before,
+                total_after=count_parameters(model),
+                compressible_before=compressible_before,
+                compressible_after=dense_kept + sum(layer.params_after for layer in layers.values()),
+            ),
+            method_options=method.options(),
+            seed=options.seed,
+        )
+        result_path, requested = _write(yard, options, info, rank, model, tokenizer)
+    renamed = result_path != requested
+    if renamed:
+        notes.append(f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix).")
+    return CompressionResult(result_path, info, time.perf_counter() - started, renamed, notes)
+
+
+def _write(
+    yard: Yard, options: CompressOptions, info: CompressionInfo, rank: RankSpec | None, model: Any, tokenizer: Any
+) -> tuple[Path, Path]:
+    """Write the folder atomically; returns (where it went, where it was asked to go)."""
+    label = model_label(options.model)
+    if rank is not None:
+        target = yard.target_path("compressed", output_dir=options.output_dir, model=label, method=info.method,
+                                  rank=rank.label)
+    else:
+        target = yard.target_path("compressed_ratio", output_dir=options.output_dir, model=label,
+                                  method=info.method, ratio=options.ratio)
+    manifest = Manifest(
+        kind="compressed",
+        name=target.name,
+        arch=info.arch,
+        method=info.method,
+        rank=info.rank,
+        task=options.task,
+        dataset=info.calibration.source if info.calibration else None,
+        parents=[Parent(path=options.model, role="base")],
+        config=options.model_dump(),
+        metrics={
+            "params_before": info.params.total_before,
+            "params_after": info.params.total_after,
+            "compressible_ratio": round(info.params.ratio, 6),
+            "layers_compressed": len(info.layers),
+        },
+    )
+    with yard.create(manifest, target) as writer:
+        write_compressed_folder(model, tokenizer, info, writer.path)
+    return writer.final_path, writer.requested_path

@@ -1,0 +1,151 @@
+"""Calibration statistics of each layer's inputs, collected with hooks, memory-bounded.
+
+One forward pass per batch; a forward pre-hook on every layer to compress adds the
+batch's contribution to running sums, so memory is ``O(n^2)`` per layer (the Gram
+matrix ``X^T X``) whatever the number of tokens, never ``X`` itself. Padding tokens
+are left out (the attention mask selects the real ones). Layers that read the same
+input tensor (BERT's query / key / value) share one Gram product per batch.
+
+Fisher statistics need the task loss's gradients, so they take a forward and a
+backward pass per labelled batch, with gradients enabled only on the layers' weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tuneyard.models.lowrank import is_conv1d
+
+
+@dataclass
+class LayerStatistics:
+    """What the methods know about one layer's inputs ``x`` (rows are tokens)."""
+
+    gram: torch.Tensor | None = None  # sum_t x_t x_t^T, float64 (n, n)
+    abs_sum: torch.Tensor | None = None  # sum_t |x_t|, float64 (n,)
+    tokens: int = 0
+    fisher: torch.Tensor | None = None  # sum over batches and output rows of grad^2, (n,)
+
+    @property
+    def abs_mean(self) -> torch.Tensor | None:
+        """``mean_t |x_t|`` per input feature."""
+        return None if self.abs_sum is None else self.abs_sum / max(self.tokens, 1)
+
+
+Batch = dict[str, torch.Tensor]
+
+
+class _InputRecorder:
+    """Forward pre-hooks that add each batch's inputs to the layers' statistics."""
+
+    def __init__(self, modules: dict[str, nn.Module], gram: bool, abs_mean: bool) -> None:
+        self.stats = {name: LayerStatistics() for name in modules}
+        self.want_gram = gram
+        self.want_abs = abs_mean
+        self.token_mask: torch.Tensor | None = None
+        # The last input seen and its sums: consecutive layers reading the same tensor
+        # object (query / key / value) reuse them. Holding the reference keeps the
+        # tensor alive, so its identity cannot be taken over by a new one.
+        self._last: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None, int]] | None = None
+        self._handles = [
+            module.register_forward_pre_hook(self._hook_for(name)) for name, module in modules.items()
+        ]
+
+    def new_batch(self, attention_mask: torch.Tensor | None) -> None:
+        self.token_mask = None if attention_mask is None else attention_mask.reshape(-1).bool()
+        self._last = None
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        if self.token_mask is not None and rows.shape[0] == self.token_mask.shape[0]:
+            rows = rows[self.token_mask]
+        return rows.to(torch.float32)
+
+    def _batch_sums(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        if self._last is not None and self._last[0] is x:
+            return self._last[1]
+        rows = self._rows(x.detach())
+        gram = rows.T @ rows if self.want_gram else torch.empty(0)
+        abs_sum = rows.abs().sum(0) if self.want_abs else None
+        self._last = (x, (gram, abs_sum, rows.shape[0]))
+        return self._last[1]
+
+    def _hook_for(self, name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            gram, abs_sum, count = self._batch_sums(inputs[0])
+            stats = self.stats[name]
+            if self.want_gram:
+                stats.gram = gram.double() if stats.gram is None else stats.gram.add_(gram.double())
+            if abs_sum is not None:
+                stats.abs_sum = abs_sum.double() if stats.abs_sum is None else stats.abs_sum.add_(abs_sum.double())
+            stats.tokens += count
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def collect_input_statistics(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    batches: Iterable[Batch],
+    gram: bool = True,
+    abs_mean: bool = False,
+    on_batch: Callable[[], None] | None = None,
+) -> dict[str, LayerStatistics]:
+    """Gram matrices and/or mean |x| of every listed layer's inputs over ``batches``."""
+    recorder = _InputRecorder(modules, gram=gram, abs_mean=abs_mean)
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                recorder.new_batch(batch.get("attention_mask"))
+                model(**{key: value for key, value in batch.items() if key != "labels"})
+                if on_batch:
+                    on_batch()
+    finally:
+        recorder.remove()
+    return recorder.stats
+
+
+def collect_fisher(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    batches: Iterable[Batch],
+    on_batch: Callable[[], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-input-feature Fisher sums: ``f_j = sum_batches sum_i (dL/dW_ij)^2`` for each layer."""
+    weights = {name: module.weight for name, module in modules.items()}
+    previous = {parameter: parameter.requires_grad for parameter in model.parameters()}
+    fisher = {name: torch.zeros(_in_features(modules[name]), dtype=torch.float64) for name in modules}
+    try:
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        for weight in weights.values():
+            weight.requires_grad_(True)
+        for batch in batches:
+            for weight in weights.values():
+                weight.grad = None
+            loss = model(**batch).loss
+            loss.backward()
+            for name, weight in weights.items():
+                assert weight.grad is not None
+                # Linear stores (out, in); Conv1D stores (in, out): sum over the output side.
+                out_dim = 1 if is_conv1d(modules[name]) else 0
+                fisher[name] += weight.grad.double().pow(2).sum(out_dim)
+            if on_batch:
+                on_batch()
+    finally:
+        for parameter, flag in previous.items():
+            parameter.requires_grad_(flag)
+            parameter.grad = None
+    return fisher
+
+
+def _in_features(module: nn.Module) -> int:
+    return int(module.weight.shape[0] if is_conv1d(module) else module.weight.shape[1])

@@ -1,0 +1,154 @@
+"""``tuneyard.load(path)``: one call for every model folder tuneyard writes or reads.
+
+What a folder is decides how it loads (first match wins):
+
+1. ``compression_info.json`` — a tuneyard compressed model: the HF class named in the
+   info file, built from ``config.json``, low-rank layers installed at the recorded ranks,
+   ``model.safetensors`` loaded strictly. Offline, without the original weights.
+2. ``adapter_config.json`` — a PEFT (LoRA) adapter. Its base is
+   ``base_model_name_or_path`` (a local path, tried as given and then relative to the
+   adapter folder, or a hub id), itself loaded with this function's rules when local.
+   For ``task_type: SEQ_CLS`` a base without a classification head gets one sized from
+   the adapter folder's ``config.json`` (``id2label``) or, failing that, from the saved
+   head weights in the adapter.
+3. ``config.json`` — a plain HF model, loaded as the class its ``architectures`` names
+   (``...ForSequenceClassification`` for a classifier; ``BertModel`` for a bare encoder
+   such as all-MiniLM-L6-v2); ``AutoModel`` when the config names none.
+4. A run folder with a ``best/`` (else ``last/``) subfolder: that subfolder.
+
+The model comes back in eval mode. :func:`load_tokenizer` finds the tokenizer for the
+same path (an adapter without tokenizer files uses its base's).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tuneyard.errors import ModelError
+from tuneyard.models.compressed_folder import is_compressed_folder, load_compressed_folder
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
+HEAD_WEIGHT_SUFFIXES = ("classifier.weight", "classifier.out_proj.weight", "score.weight")
+RUN_SUBFOLDERS = ("best", "last")
+
+
+def load(path: str | Path) -> Any:
+    """Load the model stored at ``path`` (see the module docstring for the rules), in eval mode."""
+    folder = resolve_model_folder(path)
+    if is_compressed_folder(folder):
+        return load_compressed_folder(folder)
+    if (folder / ADAPTER_CONFIG).is_file():
+        return _load_adapter(folder)
+    return _load_plain(folder)
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The tokenizer that belongs with :func:`load` ``(path)``."""
+    from transformers import AutoTokenizer
+
+    folder = resolve_model_folder(path)
+    if (folder / ADAPTER_CONFIG).is_file() and not (folder / "tokenizer_config.json").is_file():
+        base = _adapter_base(folder)
+        return load_tokenizer(base) if isinstance(base, Path) else AutoTokenizer.from_pretrained(base)
+    try:
+        return AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder} has no loadable tokenizer: {exc}") from exc
+
+
+def resolve_model_folder(path: str | Path) -> Path:
+    """The folder that holds the model: ``path`` itself, or a run's ``best/`` / ``last/``."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder} does not exist.", "Give the path of a model folder in the yard.")
+    markers = ("compression_info.json", ADAPTER_CONFIG, "config.json")
+    if any((folder / marker).is_file() for marker in markers):
+        return folder
+    for sub in RUN_SUBFOLDERS:
+        if any((folder / sub / marker).is_file() for marker in markers):
+            return folder / sub
+    raise ModelError(
+        f"{folder} is not a model folder: it has no config.json, adapter_config.json or compression_info.json.",
+        "Point at a model folder (or a run folder with best/ or last/ inside).",
+    )
+
+
+def _model_class_for(config: Any) -> Any:
+    import transformers
+
+    for name in getattr(config, "architectures", None) or ():
+        model_class = getattr(transformers, name, None)
+        if model_class is not None:
+            return model_class
+    return transformers.AutoModel
+
+
+def _load_plain(folder: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        return _model_class_for(config).from_pretrained(folder).eval()
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{folder} is not a loadable Hugging Face model: {exc}") from exc
+
+
+def _adapter_base(folder: Path) -> Path | str:
+    """The adapter's base: an existing local folder if one matches, else the hub id."""
+    config = json.loads((folder / ADAPTER_CONFIG).read_text())
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise ModelError(
+            f"{folder / ADAPTER_CONFIG} has no base_model_name_or_path.",
+            "Set it to the base model's folder or hub id.",
+        )
+    for candidate in (Path(base).expanduser(), folder / base):
+        if candidate.is_dir():
+            return candidate
+    return str(base)
+
+
+def _adapter_num_labels(folder: Path) -> tuple[int | None, dict[int, str] | None]:
+    """Head size for a SEQ_CLS adapter: from its config.json, else its saved head weights."""
+    config_file = folder / "config.json"
+    if config_file.is_file():
+        id2label = json.loads(config_file.read_text()).get("id2label")
+        if id2label:
+            return len(id2label), {int(key): value for key, value in id2label.items()}
+    from safetensors import safe_open
+
+    for name in ADAPTER_WEIGHTS:
+        if not (folder / name).is_file():
+            continue
+        with safe_open(str(folder / name), framework="pt") as handle:
+            for key in handle.keys():
+                if key.endswith(HEAD_WEIGHT_SUFFIXES):
+                    return int(handle.get_slice(key).get_shape()[0]), None
+    return None, None
+
+
+def _load_adapter(folder: Path) -> Any:
+    from peft import PeftConfig, PeftModel
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    peft_config = PeftConfig.from_pretrained(str(folder))
+    base = _adapter_base(folder)
+    if isinstance(base, Path) and is_compressed_folder(base):
+        base_model = load_compressed_folder(base)
+    elif str(getattr(peft_config, "task_type", "")) in ("SEQ_CLS", "TaskType.SEQ_CLS"):
+        num_labels, id2label = _adapter_num_labels(folder)
+        options: dict[str, Any] = {}
+        if num_labels is not None:
+            options["num_labels"] = num_labels
+        if id2label is not None:
+            options["id2label"] = id2label
+            options["label2id"] = {label: index for index, label in id2label.items()}
+        base_model = AutoModelForSequenceClassification.from_pretrained(base, **options)
+    elif isinstance(base, Path):
+        base_model = _load_plain(base)
+    else:
+        base_model = AutoModel.from_pretrained(base)
+    return PeftModel.from_pretrained(base_model, str(folder)).eval()
