@@ -199,6 +199,15 @@ def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, see
     return model.eval(), tokenizer, state
 
 
+def _quiet_library_bars() -> None:
+    """transformers' and datasets' own bars would interleave with ours (or break --quiet)."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def _statistics(
     method: CompressionMethod, model: nn.Module, modules: dict[str, nn.Module], calibration: CalibrationSet,
     progress: Any,
@@ -235,6 +244,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
             "Pass --task NAME (e.g. sst2) or --data DIR with a train file.",
         )
     notes: list[str] = []
+    _quiet_library_bars()
     with _progress(progress) as bar:
         calibration = None
         if method.needs_calibration:

@@ -1,0 +1,86 @@
+"""``tuneyard compress``: parse flags, call :func:`tuneyard.compress.pipeline.compress_model`, print a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from tuneyard.cli.console import note, out
+from tuneyard.cli.context import yard_from
+
+if TYPE_CHECKING:
+    from tuneyard.compress.pipeline import CompressionResult
+
+METHOD_NAMES = "standard, fwsvd, whiten, asvd, adasvd"
+
+
+def compress(
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="HF hub id or local model folder.")] = None,
+    method: Annotated[Optional[str], typer.Option(help=f"One of: {METHOD_NAMES}.")] = None,
+    rank: Annotated[Optional[str], typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")] = None,
+    ratio: Annotated[Optional[float], typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Local data folder with train.csv/jsonl/parquet.")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="Text column of --data (default: text).")] = None,
+    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column for pair tasks.")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Label column of --data (default: label).")] = None,
+    calib_samples: Annotated[Optional[int], typer.Option(help="Calibration rows from train (default 256).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Calibration batch size (default 16).")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Token length of calibration rows (default 128).")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for sampling and head init (default 0).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Write here instead of the yard layout path.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with these options.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override an option: --set rank=32.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Factorise a model's linear layers with SVD and file it under compressed_models/.
+
+    Example: tuneyard compress --model ./bert-sst2 --method whiten --rank 64 --task sst2
+    """
+    from tuneyard.compress.options import CompressOptions
+    from tuneyard.compress.pipeline import compress_model
+    from tuneyard.config import resolve_options
+
+    flags = {
+        "model": model, "method": method, "rank": rank, "ratio": ratio, "task": task,
+        "data": str(data) if data else None, "text_column": text_column, "text_pair_column": text_pair_column,
+        "label_column": label_column, "calib_samples": calib_samples, "batch_size": batch_size,
+        "max_length": max_length, "alpha": alpha, "seed": seed,
+        "output_dir": str(output_dir) if output_dir else None,
+    }
+    options = resolve_options(CompressOptions, flags, config, overrides or [])
+    result = compress_model(options, yard_from(ctx), progress=not quiet)
+    for line in result.notes:
+        note(f"note: {line}")
+    print_summary(result)
+
+
+def print_summary(result: CompressionResult) -> None:
+    """The table users read: layers compressed, weights before/after, ratio, time."""
+    from rich.table import Table
+
+    info = result.info
+    params = info.params
+    ranks = sorted({layer.rank for layer in info.layers.values()})
+    rank_text = str(ranks[0]) if len(ranks) == 1 else f"{ranks[0]}-{ranks[-1]} (per layer)"
+    table = Table(title=f"{info.method} compression of {info.base_model}", show_header=False)
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_row("layers compressed", f"{len(info.layers)} of {len(info.layers) + len(info.dense_layers)}")
+    table.add_row("rank", rank_text if ranks else "-")
+    table.add_row("params before", f"{params.total_before:,}")
+    table.add_row("params after", f"{params.total_after:,}")
+    table.add_row("compressible kept", f"{params.ratio:.3f}")
+    table.add_row("whole model kept", f"{params.total_after / max(params.total_before, 1):.3f}")
+    table.add_row("time", f"{result.seconds:.1f} s")
+    out.print(table)
+    out.print(f"saved {result.path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``compress`` to the root app."""
+    app.command("compress")(compress)
