@@ -1,12 +1,301 @@
-"""``tuneyard runs``: list, show, find, compare and aggregate artifacts in the yard."""
+"""``tuneyard runs``: list, show, compare and aggregate artifacts; reindex, import, gc.
+
+Parsing and printing only: every command is one call into :mod:`tuneyard.yard`.
+Nothing here imports torch, transformers or pydantic-heavy code at module level.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
 import typer
 
-runs_app = typer.Typer(help="Query the yard: ls, show, compare, aggregate, reindex, import.", no_args_is_help=True)
+from tuneyard.cli.console import err, note, out
+from tuneyard.cli.context import yard_from
+from tuneyard.cli.output import OutputFormat, format_rows
+from tuneyard.errors import ConfigError
+
+runs_app = typer.Typer(
+    help="Query the yard: ls, show, compare, aggregate, reindex, import, gc.", no_args_is_help=True
+)
+
+LIST_FIELDS = ("name", "path", "kind", "arch", "method", "rank", "task", "dataset", "strategy", "project",
+               "status", "created")
+TABLE_FIELDS = ("name", "kind", "arch", "method", "rank", "task", "status", "created")
+SUMMARY_METRICS = 3
+
+KindOpt = Annotated[Optional[str], typer.Option("--kind", help="compressed, finetuned, run, model, ...")]
+ArchOpt = Annotated[Optional[str], typer.Option("--arch", help="Architecture, e.g. bert.")]
+MethodOpt = Annotated[Optional[str], typer.Option("--method", help="Compression method or strategy.")]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Task, e.g. sst2.")]
+ProjectOpt = Annotated[Optional[str], typer.Option("--project", help="Project (outputs/{project}/...).")]
+StatusOpt = Annotated[Optional[str], typer.Option("--status", help="running, complete or failed.")]
+WhereOpt = Annotated[
+    Optional[str],
+    typer.Option("--where", "-w", help="Filter, e.g. \"metrics.accuracy >= 0.8 and (rank <= 64 or name ~ 'bert*')\"."),
+]
+SortOpt = Annotated[
+    Optional[str], typer.Option("--sort", help="Sort keys, '-' for descending: -metrics.accuracy,name.")
+]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")]
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``runs`` group to the root app."""
     app.add_typer(runs_app, name="runs")
+
+
+def metric_keys(where: str | None, sort: str | None) -> list[str]:
+    """Metric keys a ``--where`` / ``--sort`` mentions: the table shows them as columns."""
+    from tuneyard.yard.query import compile_sort, compile_where
+
+    keys = compile_where(where).metric_keys if where else []
+    keys += compile_sort(sort).metric_keys if sort else []
+    return list(dict.fromkeys(keys))
+
+
+def metrics_summary(metrics: dict[str, float]) -> str:
+    """A few metrics as ``key=value`` for the ``metrics`` table column."""
+    shown = [f"{key}={value:.4g}" for key, value in list(metrics.items())[:SUMMARY_METRICS]]
+    extra = len(metrics) - SUMMARY_METRICS
+    return " ".join(shown) + (f" (+{extra})" if extra > 0 else "")
+
+
+def print_listing(rows: list[dict[str, Any]], fmt: OutputFormat, shown_metrics: list[str]) -> None:
+    """Print ``runs ls`` rows in the chosen format."""
+    if fmt is OutputFormat.json:
+        objects = [{**{name: row[name] for name in (*LIST_FIELDS, "id", "updated")}, "metrics": row["metrics"]}
+                   for row in rows]
+        out.out(format_rows(fmt, [], [], objects), end="")
+        return
+    if fmt is OutputFormat.csv:
+        keys = sorted({key for row in rows for key in row["metrics"]})
+        columns = [*LIST_FIELDS, *(f"metrics.{key}" for key in keys)]
+        table = [[*(row[name] for name in LIST_FIELDS), *(row["metrics"].get(key) for key in keys)] for row in rows]
+        out.out(format_rows(fmt, columns, table), end="")
+        return
+    metric_columns = [f"metrics.{key}" for key in shown_metrics] or ["metrics"]
+    columns = [*TABLE_FIELDS, *metric_columns, "path"]
+    table = []
+    for row in rows:
+        values = {**row, "created": row["created"][:16].replace("T", " ")}
+        metrics = ([row["metrics"].get(key) for key in shown_metrics] if shown_metrics
+                   else [metrics_summary(row["metrics"])])
+        table.append([*(values[name] for name in TABLE_FIELDS), *metrics, row["path"]])
+    out.out(format_rows(fmt, columns, table), end="")
+
+
+@runs_app.command("ls")
+def ls(
+    ctx: typer.Context,
+    kind: KindOpt = None,
+    arch: ArchOpt = None,
+    method: MethodOpt = None,
+    task: TaskOpt = None,
+    project: ProjectOpt = None,
+    status: StatusOpt = None,
+    where: WhereOpt = None,
+    sort: SortOpt = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Show at most N.")] = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """List artifacts, newest first.
+
+    Example: tuneyard runs ls --arch bert --where "metrics.accuracy >= 0.8 and rank <= 64" --sort -metrics.accuracy
+    """
+    yard = yard_from(ctx)
+    rows = yard.query(where=where, sort=sort, limit=limit, kind=kind, arch=arch, method=method, task=task,
+                      project=project, status=status)
+    if not yard.has_index:
+        note(f"no index in {yard.root} yet: the yard is empty, or run `tuneyard runs reindex`.")
+    print_listing(rows, fmt, metric_keys(where, sort))
+
+
+def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
+    """``runs show`` as readable sections: fields, lineage, metrics, config, files."""
+    from tuneyard.yard.index import flatten_metrics
+    from tuneyard.yard.summary import flatten_config
+
+    lines = []
+    for name in ("name", "path", "id", "kind", "status", "arch", "method", "rank", "strategy", "task",
+                 "dataset", "project", "created", "updated", "host"):
+        if record.get(name) is not None:
+            lines.append(f"{name:<9} {record[name]}")
+    if record.get("inferred"):
+        lines.append(f"inferred  {', '.join(record['inferred'])} (guessed from config.json or the path)")
+    if record.get("versions"):
+        lines.append("versions  " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
+    sections: list[tuple[str, list[str]]] = [
+        ("parents", [f"{p.get('role', 'base')}  {p['path']}" + (f"  ({p['id']})" if p.get("id") else "")
+                     for p in record.get("parents") or []]),
+        ("children", [f"{child['kind']}  {child['path']}" for child in children]),
+        ("metrics", [f"{key}  {value:.6g}" for key, value in flatten_metrics(record.get("metrics") or {}).items()]),
+        ("config", [f"{key}  {value}" for key, value in flatten_config(record.get("config") or {}).items()]),
+    ]
+    files = record.get("files") or []
+    total = sum(entry["bytes"] for entry in files)
+    file_lines = [f"{entry['path']}  {entry['bytes']}  {(entry.get('sha256') or 'not hashed')[:16]}"
+                  for entry in files[:20]]
+    if len(files) > 20:
+        file_lines.append(f"... {len(files) - 20} more")
+    sections.append((f"files ({len(files)}, {total} bytes)", file_lines))
+    for title, items in sections:
+        if items:
+            lines.append(f"{title}:")
+            lines.extend(f"  {item}" for item in items)
+    return "\n".join(lines) + "\n"
+
+
+@runs_app.command("show")
+def show(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(metavar="NAME_OR_PATH", help="A name, folder, or id (prefix).")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="table (readable text) or json.")] = (
+        OutputFormat.table
+    ),
+) -> None:
+    """Show one artifact: fields, lineage (parents and children), metrics, config, files.
+
+    Example: tuneyard runs show compressed_models/bert-base-uncased_fwsvd_r64
+    """
+    import json
+
+    yard = yard_from(ctx)
+    record = yard.find(reference)
+    children = yard.index.children(record["id"], record["path"]) if yard.has_index else []
+    if fmt is OutputFormat.json:
+        payload = {**record, "children": [{"id": c["id"], "path": c["path"], "kind": c["kind"]} for c in children]}
+        out.out(json.dumps(payload, indent=2))
+    elif fmt is OutputFormat.csv:
+        raise ConfigError("runs show prints one artifact: --format table or json.", "Use runs ls -f csv for tables.")
+    else:
+        out.out(show_text(record, children), end="")
+
+
+@runs_app.command("compare")
+def compare(
+    ctx: typer.Context,
+    references: Annotated[list[str], typer.Argument(metavar="A B [C...]", help="Two or more artifacts.")],
+    every_field: Annotated[bool, typer.Option("--all", help="Show equal fields too.")] = False,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Config and metric differences of two or more artifacts, side by side.
+
+    Example: tuneyard runs compare bert_r64 bert_r128 --format csv
+    """
+    from tuneyard.yard.summary import compare_table
+
+    if len(references) < 2:
+        raise ConfigError(f"runs compare needs two or more artifacts, got {len(references)}.",
+                          "Example: tuneyard runs compare run-a run-b")
+    yard = yard_from(ctx)
+    records = [yard.find(reference) for reference in references]
+    columns = ["field", *(record["path"] for record in records)]
+    rows = compare_table(records, every_field)
+    if not rows and fmt is OutputFormat.table:
+        note("no differences (--all shows every field).")
+    out.out(format_rows(fmt, columns, rows), end="")
+
+
+@runs_app.command("aggregate")
+def aggregate(
+    ctx: typer.Context,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: stdout).")]
+    = None,
+    kind: KindOpt = None,
+    arch: ArchOpt = None,
+    method: MethodOpt = None,
+    task: TaskOpt = None,
+    project: ProjectOpt = None,
+    status: StatusOpt = None,
+    where: WhereOpt = None,
+    sort: SortOpt = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="csv (default), json or table.")] = (
+        OutputFormat.csv
+    ),
+) -> None:
+    """One row per run: key fields, the config fields that vary, one column per metric.
+
+    Example: tuneyard runs aggregate --project clic_2025 -o outputs/clic_2025/metrics.csv
+    """
+    from tuneyard.yard.summary import aggregate_table
+
+    yard = yard_from(ctx)
+    rows = yard.query(where=where, sort=sort or "created", with_manifest=True, kind=kind, arch=arch,
+                      method=method, task=task, project=project, status=status)
+    columns, table = aggregate_table([row["manifest"] for row in rows])
+    text = format_rows(fmt, columns, table)
+    if output is None:
+        out.out(text, end="")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # A derived table, replaced as a whole: written aside, then renamed over the old one.
+    temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    temp.write_text(text)
+    os.replace(temp, output)
+    note(f"wrote {len(table)} rows x {len(columns)} columns to {output}")
+
+
+@runs_app.command("reindex")
+def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
+    """Rebuild the index from the manifest.json files alone.
+
+    Example: tuneyard --yard ~/yard runs reindex
+    """
+    yard = yard_from(ctx)
+    start = time.perf_counter()
+    with err.status("reindexing: reading every manifest.json ...", spinner="dots") if not quiet else nullcontext():
+        report = yard.reindex()
+    for problem in report.problems:
+        note(f"warning: {problem.path}: {problem.message}")
+    out.out(f"indexed {report.indexed} artifacts in {time.perf_counter() - start:.2f} s")
+
+
+@runs_app.command("import")
+def import_(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Model folders, or folders to search.")],
+    hash_files: Annotated[bool, typer.Option("--hash", help="Record sha256 of every file (slow for big weights).")]
+    = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Index foreign model folders in place: writes a manifest.json into each, touches nothing else.
+
+    Example: tuneyard runs import ~/old_checkpoints/compressed_models
+    """
+    yard = yard_from(ctx)
+    start = time.perf_counter()
+    with err.status("importing: looking for model folders ...", spinner="dots") if not quiet else nullcontext():
+        report = yard.import_paths(paths, hash_files)
+    for problem in report.problems:
+        note(f"warning: {problem.path}: {problem.message}")
+    known = report.indexed - len(report.imported)
+    out.out(f"imported {len(report.imported)} model folders ({known} already had a manifest) "
+            f"in {time.perf_counter() - start:.2f} s")
+
+
+@runs_app.command("gc")
+def gc(
+    ctx: typer.Context,
+    older_than: Annotated[float, typer.Option("--older-than", min=0, help="Grace period in minutes.")] = 60.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only list what would be removed.")] = False,
+) -> None:
+    """Remove leftovers of interrupted writes (.tmp-* folders, empty claimed folders) and stale index entries.
+
+    Example: tuneyard runs gc --dry-run --older-than 10
+    """
+    from tuneyard.yard.cleanup import find_leftovers, remove_leftovers
+
+    yard = yard_from(ctx)
+    leftovers = find_leftovers(yard, older_than * 60)
+    for leftover in leftovers:
+        out.out(f"{'would remove' if dry_run else 'removed'}  {leftover.path}  ({leftover.reason})")
+    if not dry_run:
+        remove_leftovers(yard, leftovers)
+    if not leftovers:
+        note("nothing to remove.")

@@ -3,17 +3,25 @@
 WAL mode lets readers run while a writer commits; a busy timeout makes concurrent
 writers wait instead of failing. The schema evolves through numbered migrations
 recorded in ``PRAGMA user_version``. The files stay the truth: ``reindex`` rebuilds
-this database from the manifests alone.
+this database from the manifests alone (:mod:`tuneyard.yard.scan`).
+
+This module reads rows with plain SQL (no pydantic per row), so listing thousands of
+artifacts stays fast.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tuneyard.yard.manifest import Manifest
+from tuneyard.yard.query import Condition, Ordering
+
+if TYPE_CHECKING:
+    from tuneyard.yard.manifest import Manifest
 
 MIGRATIONS: list[str] = [
     # 1: artifacts and their flattened numeric metrics.
@@ -39,10 +47,37 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX metrics_key_value ON metrics(key, value);
     """,
+    # 2: indexes for the filters `runs ls` offers, and lineage as a table (backfilled
+    # from the stored manifests) so `runs show` finds an artifact's children.
+    """
+    CREATE INDEX artifacts_arch ON artifacts(arch);
+    CREATE INDEX artifacts_method ON artifacts(method);
+    CREATE INDEX artifacts_task ON artifacts(task);
+    CREATE INDEX artifacts_project ON artifacts(project);
+    CREATE INDEX artifacts_status ON artifacts(status);
+    CREATE INDEX artifacts_created ON artifacts(created);
+    CREATE TABLE parents (
+        artifact_id TEXT NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,
+        parent_id TEXT,
+        parent_path TEXT NOT NULL,
+        role TEXT NOT NULL
+    );
+    CREATE INDEX parents_artifact ON parents(artifact_id);
+    CREATE INDEX parents_parent_id ON parents(parent_id);
+    CREATE INDEX parents_parent_path ON parents(parent_path);
+    INSERT INTO parents (artifact_id, parent_id, parent_path, role)
+        SELECT a.id, json_extract(p.value, '$.id'), json_extract(p.value, '$.path'),
+               COALESCE(json_extract(p.value, '$.role'), 'base')
+        FROM artifacts AS a, json_each(a.manifest, '$.parents') AS p;
+    """,
 ]
 
 COLUMNS = ("id", "path", "name", "kind", "status", "arch", "method", "rank", "strategy",
            "task", "dataset", "project", "created", "updated")
+_SELECT_ROW = (
+    ", ".join(f"a.{column}" for column in COLUMNS)
+    + ", (SELECT json_group_object(key, value) FROM metrics WHERE artifact_id = a.id) AS metrics"
+)
 
 
 def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -55,6 +90,15 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[name] = float(value)
     return flat
+
+
+def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+    row = {description[0]: value for description, value in zip(cursor.description, values)}
+    if "metrics" in row:
+        row["metrics"] = json.loads(row["metrics"]) if row["metrics"] else {}
+    if "manifest" in row:
+        row["manifest"] = json.loads(row["manifest"])
+    return row
 
 
 class Index:
@@ -75,43 +119,133 @@ class Index:
         index.migrate()
         return index
 
+    @property
+    def version(self) -> int:
+        """The schema version (number of migrations applied)."""
+        return int(self.connection.execute("PRAGMA user_version").fetchone()[0])
+
     def migrate(self) -> None:
         """Apply migrations newer than the database's ``user_version``."""
-        current = self.connection.execute("PRAGMA user_version").fetchone()[0]
-        if current >= len(MIGRATIONS):
+        if self.version >= len(MIGRATIONS):
             return
-        self.connection.execute("BEGIN IMMEDIATE")
-        try:
-            current = self.connection.execute("PRAGMA user_version").fetchone()[0]
+        with self.transaction():
+            current = self.version
             for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
                 for statement in script.split(";"):
                     if statement.strip():
                         self.connection.execute(statement)
                 self.connection.execute(f"PRAGMA user_version = {number}")
-            self.connection.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (taken immediately, so concurrent writers queue)."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
         except BaseException:
             self.connection.execute("ROLLBACK")
             raise
+        self.connection.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------
 
     def upsert(self, manifest: Manifest) -> None:
         """Insert or replace one artifact and its metrics in a single transaction."""
-        self.connection.execute("BEGIN IMMEDIATE")
-        try:
-            self._write(manifest)
-            self.connection.execute("COMMIT")
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
+        self.upsert_many([manifest.to_data()])
 
-    def _write(self, manifest: Manifest) -> None:
-        data = manifest.model_dump(by_alias=True, mode="json")
-        self.connection.execute("DELETE FROM artifacts WHERE path = ? OR id = ?", (manifest.path, manifest.id))
-        values = [data[column] for column in COLUMNS]
+    def upsert_many(self, records: Iterable[dict[str, Any]]) -> int:
+        """Insert or replace many manifests (as written to disk) in one transaction."""
+        count = 0
+        with self.transaction():
+            for data in records:
+                self.connection.execute("DELETE FROM artifacts WHERE path = ? OR id = ?", (data["path"], data["id"]))
+                self._insert(data)
+                count += 1
+        return count
+
+    def rebuild(self, records: Iterable[dict[str, Any]]) -> int:
+        """Replace the whole index with ``records`` (unique ids and paths) in one transaction.
+
+        Readers see either the old index or the new one, never a half-built one.
+        """
+        count = 0
+        with self.transaction():
+            for table in ("metrics", "parents", "artifacts"):
+                self.connection.execute(f"DELETE FROM {table}")
+            for data in records:
+                self._insert(data)
+                count += 1
+        return count
+
+    def remove(self, paths: Iterable[str]) -> None:
+        """Forget the artifacts at ``paths`` (their folders are gone)."""
+        with self.transaction():
+            self.connection.executemany("DELETE FROM artifacts WHERE path = ?", [(path,) for path in paths])
+
+    def _insert(self, data: dict[str, Any]) -> None:
         self.connection.execute(
             f"INSERT INTO artifacts ({', '.join(COLUMNS)}, manifest) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
-            [*values, json.dumps(data)],
+            [*(data.get(column) for column in COLUMNS), json.dumps(data, separators=(",", ":"))],
         )
         self.connection.executemany(
             "INSERT INTO metrics (artifact_id, key, value) VALUES (?, ?, ?)",
-            [(manifest.id, key, value) for key, value in flatten_metrics(manifest.metrics).items()],
+            [(data["id"], key, value) for key, value in flatten_metrics(data.get("metrics") or {}).items()],
         )
+        self.connection.executemany(
+            "INSERT INTO parents (artifact_id, parent_id, parent_path, role) VALUES (?, ?, ?, ?)",
+            [(data["id"], parent.get("id"), parent["path"], parent.get("role", "base"))
+             for parent in data.get("parents") or []],
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    def select(
+        self,
+        where: Condition,
+        order: Ordering | None = None,
+        limit: int | None = None,
+        with_manifest: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Rows matching ``where``: the index columns, flattened ``metrics`` and optionally the manifest."""
+        order = order or Ordering("a.created DESC, a.path ASC")
+        columns = _SELECT_ROW + (", a.manifest" if with_manifest else "")
+        sql = f"SELECT {columns} FROM artifacts AS a WHERE {where.sql} ORDER BY {order.sql}, a.path ASC"
+        params = [*where.params, *order.params]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cursor = self.connection.execute(sql, params)
+        return [_row(cursor, values) for values in cursor.fetchall()]
+
+    def count(self) -> int:
+        """How many artifacts the index holds."""
+        return int(self.connection.execute("SELECT count(*) FROM artifacts").fetchone()[0])
+
+    def find(self, reference: str) -> list[dict[str, Any]]:
+        """Artifacts whose path, id, id prefix (6+ characters) or name is ``reference``."""
+        for sql, param in (
+            ("a.path = ?", reference.rstrip("/")),
+            ("a.id = ?", reference.upper()),
+            ("a.id LIKE ?", f"{reference.upper()}%" if len(reference) >= 6 else None),
+            ("a.name = ?", reference),
+        ):
+            if param is None:
+                continue
+            rows = self.select(Condition(sql, [param]), Ordering("a.path ASC"), with_manifest=True)
+            if rows:
+                return rows
+        return []
+
+    def children(self, artifact_id: str, path: str) -> list[dict[str, Any]]:
+        """Artifacts that list this one (by id or path) among their parents."""
+        condition = Condition(
+            "a.id IN (SELECT artifact_id FROM parents WHERE parent_id = ? OR parent_path = ?)", [artifact_id, path]
+        )
+        return self.select(condition, Ordering("a.created ASC"))
+
+    def paths(self) -> list[str]:
+        """Every indexed artifact path (relative to the root, or absolute when outside it)."""
+        return [row[0] for row in self.connection.execute("SELECT path FROM artifacts ORDER BY path")]
+
+    def close(self) -> None:
+        self.connection.close()

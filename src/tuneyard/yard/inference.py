@@ -37,6 +37,7 @@ METHOD_TOKENS: list[tuple[str, tuple[str, ...]]] = [
 MODEL_TYPE_ALIASES = {"idefics3": "smolvlm", "smolvlm": "smolvlm"}
 
 _TOKEN_SPLIT = re.compile(r"[_\-./\\]+")
+_RANK_TOKEN = re.compile(r"r\d+")
 
 
 def path_tokens(path: str | Path) -> list[str]:
@@ -76,26 +77,59 @@ def arch_from_config(folder: Path) -> str | None:
     return MODEL_TYPE_ALIASES.get(model_type, model_type)
 
 
-def infer_metadata(folder: Path) -> tuple[dict[str, str], list[str]]:
-    """Infer ``arch`` and ``method`` for ``folder``; returns the values and which were inferred.
+def rank_from_path(path: str | Path) -> int | None:
+    """The rank named by an ``r64`` token (the ``{model}_{method}_r{rank}`` layout), if any."""
+    ranks = [int(token[1:]) for token in path_tokens(path) if _RANK_TOKEN.fullmatch(token)]
+    return ranks[-1] if ranks else None
 
-    ``compression_info.json``, when present, is read rather than guessed.
+
+def read_compression_info(folder: Path) -> dict[str, object]:
+    """The fields of ``compression_info.json`` tuneyard reads (missing or unreadable: none)."""
+    try:
+        info = json.loads((folder / "compression_info.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    fields: dict[str, object] = {key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)}
+    if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
+        fields["rank"] = info["rank"]
+    return fields
+
+
+def infer_metadata(folder: Path, relative_to: Path | None = None) -> tuple[dict[str, object], list[str]]:
+    """``arch``, ``method`` (and ``rank``, ``task`` when known) for a folder without a manifest.
+
+    ``compression_info.json`` is read, not guessed. Otherwise arch comes from
+    ``config.json``'s ``model_type``, then from the path; method and rank from the path.
+    The path used is relative to ``relative_to`` (the yard root) when the folder is
+    inside it, so the names of unrelated parent folders do not count. Returns the
+    values and the names of the fields that were inferred rather than read.
     """
-    values: dict[str, str] = {}
-    info_file = folder / "compression_info.json"
-    if info_file.is_file():
-        try:
-            info = json.loads(info_file.read_text())
-        except (OSError, ValueError):
-            info = {}
-        for key in ("arch", "method"):
-            if isinstance(info.get(key), str):
-                values[key] = info[key]
+    values = read_compression_info(folder)
+    resolved = folder.resolve()
+    path: Path = resolved
+    if relative_to is not None and resolved.is_relative_to(relative_to.resolve()):
+        path = resolved.relative_to(relative_to.resolve())
     inferred: list[str] = []
     if "arch" not in values:
-        values["arch"] = arch_from_config(folder) or arch_from_path(folder.resolve())
+        values["arch"] = arch_from_config(folder) or arch_from_path(path)
         inferred.append("arch")
     if "method" not in values:
-        values["method"] = method_from_path(folder.resolve())
+        values["method"] = method_from_path(path)
         inferred.append("method")
+    if "rank" not in values:
+        rank = rank_from_path(path)
+        if rank is not None:
+            values["rank"] = rank
+            inferred.append("rank")
     return values, inferred
+
+
+MODEL_FILES = ("config.json", "compression_info.json", "adapter_config.json")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
+
+
+def is_model_folder(names: list[str]) -> bool:
+    """Whether a folder with these file names holds a model (config or weights)."""
+    return any(name in MODEL_FILES or name.endswith(WEIGHT_SUFFIXES) for name in names)

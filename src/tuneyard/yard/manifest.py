@@ -6,6 +6,7 @@ manifests alone. The JSON Schema is exported to ``docs/manifest.schema.json``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -54,15 +55,22 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def library_versions() -> dict[str, str]:
-    """tuneyard's version and those of the libraries that shape its results."""
-    versions = {"tuneyard": __version__}
+@functools.cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    # Looked up once per process: reading package metadata costs milliseconds, and
+    # importing thousands of folders would pay it per manifest.
+    versions = [("tuneyard", __version__)]
     for name in TRACKED_LIBRARIES:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions)
+
+
+def library_versions() -> dict[str, str]:
+    """tuneyard's version and those of the libraries that shape its results."""
+    return dict(_installed_versions())
 
 
 def redact_secrets(value: Any) -> Any:
@@ -86,11 +94,15 @@ class Parent(BaseModel):
 
 
 class FileEntry(BaseModel):
-    """One file of the artifact, relative to its folder."""
+    """One file of the artifact, relative to its folder.
+
+    ``sha256`` is None only for folders imported without ``--hash`` (hashing every
+    weight file of thousands of foreign checkpoints would make import take hours).
+    """
 
     path: str
     bytes: int
-    sha256: str
+    sha256: str | None
 
 
 class Manifest(BaseModel):
@@ -121,11 +133,15 @@ class Manifest(BaseModel):
     host: str = Field(default_factory=socket.gethostname)
     versions: dict[str, str] = Field(default_factory=library_versions)
 
-    def to_json(self) -> str:
-        """Serialised with ``schema`` as the key name, secrets redacted."""
+    def to_data(self) -> dict[str, Any]:
+        """The manifest as written to disk: JSON types, ``schema`` as the key, secrets redacted."""
         data = self.model_dump(by_alias=True, mode="json")
         data["config"] = redact_secrets(data["config"])
-        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+        return data
+
+    def to_json(self) -> str:
+        """The text of ``manifest.json``."""
+        return json.dumps(self.to_data(), indent=2, sort_keys=False) + "\n"
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -163,8 +179,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_files(folder: Path) -> list[FileEntry]:
-    """Every regular file under ``folder`` except the manifest and temporary files."""
+def list_files(folder: Path, hash_files: bool = True) -> list[FileEntry]:
+    """Every regular file under ``folder`` except the manifest and hidden/temporary files."""
     entries = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
@@ -172,7 +188,8 @@ def list_files(folder: Path) -> list[FileEntry]:
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue
-        entries.append(FileEntry(path=relative.as_posix(), bytes=path.stat().st_size, sha256=sha256_of(path)))
+        digest = sha256_of(path) if hash_files else None
+        entries.append(FileEntry(path=relative.as_posix(), bytes=path.stat().st_size, sha256=digest))
     return entries
 
 

@@ -7,19 +7,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from tuneyard.errors import ConfigError, LayoutError
-from tuneyard.yard.layout import Layout
-from tuneyard.yard.manifest import Manifest
-from tuneyard.yard.writer import ArtifactWriter, RunWriter
+from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
 
 if TYPE_CHECKING:
     from tuneyard.yard.index import Index
+    from tuneyard.yard.layout import Layout
+    from tuneyard.yard.manifest import Manifest
+    from tuneyard.yard.scan import ScanReport
+    from tuneyard.yard.writer import ArtifactWriter, RunWriter
 
 CONFIG_FILE = "tuneyard.yaml"
 STATE_DIR = ".tuneyard"
+INDEX_FILE = "index.db"
+# Artifacts written or imported outside the root (--output-dir, runs import): one
+# absolute path a line. A file, not an index table, so reindex can find them again.
+EXTERNAL_FILE = "external.txt"
 HOME_ENV = "TUNEYARD_HOME"
+FILTER_FIELDS = ("kind", "arch", "method", "task", "project", "status", "dataset", "strategy")
 
 
 def resolve_root(root: str | Path | None = None) -> Path:
@@ -30,6 +34,8 @@ def resolve_root(root: str | Path | None = None) -> Path:
 
 def read_yard_config(root: Path) -> dict[str, Any]:
     """The yard's ``tuneyard.yaml`` as a mapping (empty when there is none)."""
+    import yaml
+
     config_file = root / CONFIG_FILE
     if not config_file.is_file():
         return {}
@@ -55,7 +61,6 @@ class Yard:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.layout = Layout(read_yard_config(root).get("layout"))
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Yard:
@@ -63,11 +68,28 @@ class Yard:
         return cls(resolve_root(root))
 
     @cached_property
+    def layout(self) -> Layout:
+        """Layout templates: the defaults, overridden by ``tuneyard.yaml``."""
+        from tuneyard.yard.layout import Layout
+
+        return Layout(read_yard_config(self.root).get("layout"))
+
+    @property
+    def state_dir(self) -> Path:
+        """``.tuneyard/``: the index and the list of external artifacts."""
+        return self.root / STATE_DIR
+
+    @property
+    def has_index(self) -> bool:
+        """Whether the index exists (read-only commands do not create one)."""
+        return (self.state_dir / INDEX_FILE).is_file()
+
+    @cached_property
     def index(self) -> Index:
         """The SQLite index (created on first use)."""
         from tuneyard.yard.index import Index
 
-        return Index.open(self.root / STATE_DIR / "index.db")
+        return Index.open(self.state_dir / INDEX_FILE)
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the root in POSIX form, or absolute when outside."""
@@ -91,16 +113,105 @@ class Yard:
 
     def create(self, manifest: Manifest, target: Path) -> ArtifactWriter:
         """Begin a one-shot artifact at ``target`` (or ``target-N`` if taken)."""
+        from tuneyard.yard.writer import ArtifactWriter
+
         return ArtifactWriter(self, manifest, target)
 
     def start_run(self, manifest: Manifest, target: Path) -> RunWriter:
         """Begin a long run at ``target`` (or ``target-N`` if taken)."""
+        from tuneyard.yard.writer import RunWriter
+
         return RunWriter.start(self, manifest, target)
 
     def resume_run(self, folder: Path) -> RunWriter:
         """Continue an existing run folder (``--resume``)."""
+        from tuneyard.yard.writer import RunWriter
+
         return RunWriter.resume(self, folder)
 
     def register(self, manifest: Manifest) -> None:
         """Record ``manifest`` in the index (the files stay the truth)."""
+        if Path(manifest.path).is_absolute():
+            self.remember_external([Path(manifest.path)])
         self.index.upsert(manifest)
+
+    def external_folders(self) -> list[Path]:
+        """Artifact folders outside the root that this yard wrote or imported (still existing)."""
+        try:
+            lines = (self.state_dir / EXTERNAL_FILE).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [Path(line) for line in dict.fromkeys(lines) if line and Path(line).is_dir()]
+
+    def remember_external(self, folders: list[Path]) -> None:
+        """Add folders outside the root to ``.tuneyard/external.txt`` (once each)."""
+        if not folders:
+            return
+        known = {str(folder) for folder in self.external_folders()}
+        new = [str(folder) for folder in dict.fromkeys(folders) if str(folder) not in known]
+        if new:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with (self.state_dir / EXTERNAL_FILE).open("a") as handle:
+                handle.write("".join(f"{line}\n" for line in new))
+
+    def query(
+        self,
+        where: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        with_manifest: bool = False,
+        **filters: str | None,
+    ) -> list[dict[str, Any]]:
+        """Artifacts matching ``--where`` and plain field filters (``arch="bert"``), as index rows.
+
+        Each row holds the manifest's columns and ``metrics`` flattened to dotted keys;
+        ``with_manifest`` adds the whole stored manifest.
+        """
+        from tuneyard.yard.query import all_of, compile_sort, compile_where, equals
+
+        unknown = set(filters) - set(FILTER_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown filter {sorted(unknown)[0]!r}.", f"Filters: {', '.join(FILTER_FIELDS)}.")
+        conditions = [equals(name, value) for name, value in filters.items() if value is not None]
+        if where:
+            conditions.append(compile_where(where))
+        if not self.has_index:
+            return []
+        order = compile_sort(sort) if sort else None
+        return self.index.select(all_of(conditions), order, limit, with_manifest)
+
+    def find(self, reference: str) -> dict[str, Any]:
+        """The manifest record of one artifact, by folder path, id (or prefix) or name."""
+        folder = Path(reference).expanduser()
+        for candidate in (folder, self.root / reference):
+            if (candidate / "manifest.json").is_file():
+                from tuneyard.yard.manifest import read_manifest
+
+                manifest = read_manifest(candidate)
+                manifest.path = self.relative(candidate)
+                return manifest.to_data()
+        rows = self.index.find(reference) if self.has_index else []
+        if not rows:
+            raise ArtifactNotFoundError(
+                f"no artifact named {reference!r} in the yard at {self.root}.",
+                "List them with `tuneyard runs ls`; give a name, a path or an id.",
+            )
+        if len(rows) > 1:
+            paths = "\n".join(f"  {row['path']}" for row in rows[:10])
+            raise ArtifactNotFoundError(
+                f"{len(rows)} artifacts are named {reference!r}.", f"Give one of their paths:\n{paths}"
+            )
+        record: dict[str, Any] = rows[0]["manifest"]
+        return record
+
+    def reindex(self) -> ScanReport:
+        """Rebuild the index from the manifests alone."""
+        from tuneyard.yard.scan import reindex
+
+        return reindex(self)
+
+    def import_paths(self, paths: list[Path], hash_files: bool = False) -> ScanReport:
+        """Index foreign model folders in place (see :func:`tuneyard.yard.scan.import_paths`)."""
+        from tuneyard.yard.scan import import_paths
+
+        return import_paths(self, paths, hash_files)

@@ -1,0 +1,205 @@
+"""Finding artifacts on disk: rebuild the index from manifests, import foreign folders.
+
+Both walk folder trees the same way: hidden entries (``.tuneyard``, ``.tmp-*``
+temporary folders of writers still at work or killed) are skipped, symlinks are not
+followed, and the walk stops at an artifact folder, because folders nested inside an
+artifact (``run/best/``, ``run/checkpoint-2-1500/``) are parts of it, not artifacts
+of their own. The one exception is an experiment workspace, which holds artifacts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from tuneyard.errors import ArtifactNotFoundError
+from tuneyard.yard.inference import infer_metadata, is_model_folder
+from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, list_files, write_manifest
+
+if TYPE_CHECKING:
+    from tuneyard.yard.root import Yard
+
+# Artifact kinds whose folders hold other artifacts (the walk continues inside them).
+CONTAINER_KINDS = frozenset({"experiment"})
+
+
+@dataclass
+class Problem:
+    """A folder that could not be indexed or imported, and why."""
+
+    path: Path
+    message: str
+
+
+@dataclass
+class ScanReport:
+    """What a reindex or import found."""
+
+    indexed: int = 0
+    imported: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """Visible sub-folders of ``folder`` in name order (symlinks not followed)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(
+                Path(entry.path) for entry in entries
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            )
+    except OSError:
+        return []
+
+
+def read_manifest_text(folder: Path) -> bytes | None:
+    """The raw ``manifest.json`` of ``folder``, or None when it has none."""
+    try:
+        return (folder / MANIFEST_FILE).read_bytes()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def walk_manifests(top: Path, problems: list[Problem]) -> Iterator[tuple[Path, Manifest]]:
+    """Every artifact folder at or under ``top`` with its parsed manifest, in path order.
+
+    Unreadable manifests are reported in ``problems`` and skipped; the walk does
+    not descend into them either (they still mark an artifact folder).
+    """
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        text = read_manifest_text(folder)
+        if text is not None:
+            try:
+                manifest = Manifest.model_validate_json(text)
+            except ValidationError as exc:
+                problems.append(Problem(folder / MANIFEST_FILE, _first_error(exc)))
+                continue
+            yield folder, manifest
+            if manifest.kind not in CONTAINER_KINDS:
+                continue
+        stack.extend(reversed(subfolders(folder)))
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(manifest)"
+    return f"not a valid manifest: {location}: {first['msg']}"
+
+
+def collect_records(yard: Yard, problems: list[Problem]) -> Iterator[dict[str, Any]]:
+    """Manifest records (as written to disk) of every artifact of the yard.
+
+    The folder's actual location is recorded as its path, so a folder moved by hand
+    is found where it now is. A copied folder shares its original's id; the copy is
+    reported and skipped.
+    """
+    seen: dict[str, Path] = {}
+    for top in [yard.root, *yard.external_folders()]:
+        for folder, manifest in walk_manifests(top, problems):
+            if manifest.id in seen:
+                problems.append(Problem(folder, f"has the same manifest id as {seen[manifest.id]} (a copy?); skipped"))
+                continue
+            seen[manifest.id] = folder
+            manifest.path = folder.relative_to(yard.root).as_posix() if top == yard.root else folder.as_posix()
+            yield manifest.to_data()
+
+
+def reindex(yard: Yard) -> ScanReport:
+    """Rebuild the index from the manifests alone (the yard and its external folders)."""
+    report = ScanReport()
+    report.indexed = yard.index.rebuild(collect_records(yard, report.problems))
+    return report
+
+
+def find_model_folders(top: Path) -> Iterator[tuple[Path, bool]]:
+    """Model folders at or under ``top``: ``(folder, has_manifest)``.
+
+    A folder counts when it holds ``config.json``, ``compression_info.json``,
+    ``adapter_config.json`` or a weight file; one with a ``manifest.json`` is an
+    artifact already. The walk does not descend into either.
+    """
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                listing = [(entry.name, entry.is_dir(follow_symlinks=False), entry.path) for entry in entries]
+        except OSError:
+            continue
+        files = [name for name, is_dir, _ in listing if not is_dir]
+        if MANIFEST_FILE in files:
+            yield folder, True
+            continue
+        if is_model_folder(files):
+            yield folder, False
+            continue
+        stack.extend(sorted((Path(path) for name, is_dir, path in listing
+                             if is_dir and not name.startswith(".")), reverse=True))
+
+
+def folder_created(folder: Path) -> str:
+    """The folder's modification time as the manifest's ``created`` (best guess for old folders)."""
+    moment = datetime.fromtimestamp(folder.stat().st_mtime, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest:
+    """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
+    values, inferred = infer_metadata(folder, relative_to=yard.root)
+    return Manifest(
+        kind="model",
+        name=folder.name,
+        path=yard.relative(folder),
+        status="complete",
+        inferred=inferred,
+        files=list_files(folder, hash_files=hash_files),
+        created=folder_created(folder),
+        **values,
+    )
+
+
+def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> ScanReport:
+    """Index model folders in place: write a ``manifest.json`` into each (no other file is touched).
+
+    A path that is not itself a model folder is searched recursively. Folders that
+    already have a manifest are indexed as they are.
+    """
+    missing = [path for path in paths if not path.is_dir()]
+    if missing:
+        raise ArtifactNotFoundError(
+            f"cannot import {missing[0]}: no such folder.", "Give folders that hold models (config.json, weights)."
+        )
+    report = ScanReport()
+    records: list[dict[str, Any]] = []
+    for top in paths:
+        for folder, has_manifest in find_model_folders(top.resolve()):
+            if has_manifest:
+                records.extend(_existing_records(yard, folder, report.problems))
+                continue
+            try:
+                manifest = manifest_for_foreign(yard, folder, hash_files)
+                write_manifest(folder, manifest)
+            except OSError as exc:
+                report.problems.append(Problem(folder, f"cannot write {MANIFEST_FILE}: {exc.strerror or exc}"))
+                continue
+            records.append(manifest.to_data())
+            report.imported.append(folder)
+    yard.remember_external([Path(data["path"]) for data in records if Path(data["path"]).is_absolute()])
+    report.indexed = yard.index.upsert_many(records)
+    return report
+
+
+def _existing_records(yard: Yard, folder: Path, problems: list[Problem]) -> list[dict[str, Any]]:
+    records = []
+    for found, manifest in walk_manifests(folder, problems):
+        manifest.path = yard.relative(found)
+        records.append(manifest.to_data())
+    return records
