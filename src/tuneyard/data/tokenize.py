@@ -1,0 +1,47 @@
+"""Turn a task's text splits into model inputs for one tokenizer.
+
+Tokenization truncates to ``max_length`` but does not pad: the data collator pads
+each batch to its longest row, which is faster than padding every row to the limit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.data.loading import TaskData
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+    from transformers import PreTrainedTokenizerBase
+
+TEXT_COLUMNS = ("text", "text_pair", "id")
+
+
+def ensure_padding_token(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give decoder tokenizers (GPT-2, LLaMA) a pad token so batches can be padded.
+
+    They have none by default; reusing the end-of-sequence token is the usual choice
+    and leaves the vocabulary (and the embedding matrix) unchanged.
+    """
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def tokenize_task(
+    data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int, splits: tuple[str, ...] = ("train", "validation")
+) -> DatasetDict:
+    """``train`` and ``validation`` as ``input_ids`` / ``attention_mask`` / ... / ``labels``."""
+    from datasets import DatasetDict
+
+    ensure_padding_token(tokenizer)
+    pair = data.spec.text_pair_column is not None
+
+    def encode(batch: dict[str, list[Any]]) -> Any:
+        return tokenizer(batch["text"], batch["text_pair"] if pair else None, truncation=True, max_length=max_length)
+
+    encoded = {}
+    for name in splits:
+        split = data.split(name)
+        drop = [column for column in TEXT_COLUMNS if column in split.column_names]
+        encoded[name] = split.map(encode, batched=True, remove_columns=drop).rename_column("label", "labels")
+    return DatasetDict(encoded)

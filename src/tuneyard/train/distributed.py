@@ -1,0 +1,61 @@
+"""The few cross-process facts a run needs under torchrun / accelerate.
+
+Only the main process (global rank 0) touches the yard: it reserves the run folder,
+writes manifests, logs and best/last, and updates the index. The others train and
+learn the run folder's path from rank 0.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def world_size() -> int:
+    """Number of training processes (1 without torchrun / accelerate launch)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_process_group() -> None:
+    """Join the process group early (before the Trainer does) so ranks can agree on paths."""
+    if world_size() > 1:
+        from accelerate import PartialState
+
+        PartialState()
+
+
+def is_main_process() -> bool:
+    """True on global rank 0, or when not distributed."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def share_from_main(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (identity when not distributed)."""
+    if world_size() <= 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op when not distributed)."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+
+
+def any_rank(flag: bool, device: Any = None) -> bool:
+    """True when ``flag`` is true on at least one rank (so all ranks act together)."""
+    if world_size() <= 1:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)

@@ -1,0 +1,22 @@
+"""``frozen``: a linear probe. The base model is fixed; only the classification head trains."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tuneyard.train.strategies.heads import head_parameter_names, train_only
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from tuneyard.models.family import Family
+    from tuneyard.train.options import FinetuneOptions
+
+NAME = "frozen"
+DEFAULT_LEARNING_RATE = 1e-3  # a fresh head on fixed features wants a large step
+
+
+def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Module:
+    """Freeze the base model, train the head."""
+    train_only(model, head_parameter_names(model))
+    return model

@@ -1,0 +1,64 @@
+"""``lora``: PEFT LoRA adapters on chosen modules of chosen layers; the head trains in full.
+
+``--lora-targets`` default to the family table's ``lora_targets``; ``--lora-layers``
+(``0,1,2``, ``7-12``) becomes PEFT's ``layers_to_transform`` with the family's
+``layers_pattern``, so only those transformer blocks get adapters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tuneyard.errors import TrainingError
+from tuneyard.models.lowrank import lowrank_layers
+from tuneyard.train.layers import check_layers, parse_layers
+from tuneyard.train.strategies.heads import head_module_names
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from tuneyard.models.family import Family
+    from tuneyard.train.options import FinetuneOptions
+
+NAME = "lora"
+DEFAULT_LEARNING_RATE = 2e-4
+
+
+def selected_layers(model: nn.Module, options: FinetuneOptions) -> list[int] | None:
+    """The ``--lora-layers`` as numbers, checked against the model's depth (None: all)."""
+    spec = options.lora.layers
+    if spec is None:
+        return None
+    layers = parse_layers(spec)
+    check_layers(spec, layers, int(model.config.num_hidden_layers))
+    return layers
+
+
+def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Module:
+    """Wrap ``model`` in a PEFT model with LoRA adapters and a fully trained head."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    if any(True for _ in lowrank_layers(model)):
+        raise TrainingError(
+            "--strategy lora does not apply to a compressed model: its layers are low-rank already.",
+            "Use --strategy lowrank to train the factors (the default for compressed models).",
+        )
+    layers = selected_layers(model, options)
+    targets = list(options.lora.targets or family.lora_targets)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=options.lora.r,
+        lora_alpha=options.lora.alpha,
+        lora_dropout=options.lora.dropout,
+        target_modules=targets,
+        layers_to_transform=layers,
+        layers_pattern=family.layers_pattern if layers is not None else None,
+        modules_to_save=head_module_names(model),
+    )
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise TrainingError(
+            f"LoRA could not be applied with targets {targets}: {exc}",
+            f"Choose --lora-targets among the model's linear layers, e.g. {', '.join(family.lora_targets)}.",
+        ) from exc
