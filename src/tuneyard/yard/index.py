@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneyard.errors import TuneyardError
 from tuneyard.yard.query import Condition, Ordering
 
 if TYPE_CHECKING:
@@ -80,6 +81,10 @@ _SELECT_ROW = (
 )
 
 
+class IndexCorruptError(TuneyardError):
+    """``index.db`` is not a readable SQLite database (a cache: rebuild it)."""
+
+
 def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """``{"sst2": {"accuracy": 0.9}}`` -> ``{"sst2.accuracy": 0.9}`` (numbers only)."""
     flat: dict[str, float] = {}
@@ -112,11 +117,19 @@ class Index:
         """Open (creating and migrating if needed) the index at ``database``."""
         database.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(database, timeout=60.0, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        index = cls(connection)
-        index.migrate()
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            index = cls(connection)
+            index.migrate()
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise IndexCorruptError(
+                f"the yard index {database} is unreadable ({exc}).",
+                f"It is only a cache: delete it and rebuild it from the manifests with "
+                f"`rm {database} && tuneyard runs reindex`.",
+            ) from exc
         return index
 
     @property

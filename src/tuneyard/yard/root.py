@@ -130,10 +130,35 @@ class Yard:
         return RunWriter.resume(self, folder)
 
     def register(self, manifest: Manifest) -> None:
-        """Record ``manifest`` in the index (the files stay the truth)."""
+        """Record ``manifest`` in the index (the files stay the truth).
+
+        A manifest nested inside another artifact (``run/best/manifest.json``)
+        describes a part of that artifact and is not indexed on its own, exactly as
+        ``reindex`` would skip it.
+        """
+        folder = self.absolute(manifest.path)
+        if self.enclosing_artifact(folder) is not None:
+            return
         if Path(manifest.path).is_absolute():
-            self.remember_external([Path(manifest.path)])
+            self.remember_external([folder])
         self.index.upsert(manifest)
+
+    def enclosing_artifact(self, folder: Path) -> Path | None:
+        """The artifact folder (not an experiment workspace) that ``folder`` lies inside, if any."""
+        import json
+
+        from tuneyard.yard.scan import CONTAINER_KINDS
+
+        for ancestor in folder.parents:
+            if ancestor == self.root:
+                return None
+            try:
+                kind = json.loads((ancestor / "manifest.json").read_bytes()).get("kind")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if kind not in CONTAINER_KINDS:
+                return ancestor
+        return None
 
     def external_folders(self) -> list[Path]:
         """Artifact folders outside the root that this yard wrote or imported (still existing)."""

@@ -94,22 +94,44 @@ def _first_error(error: ValidationError) -> str:
     return f"not a valid manifest: {location}: {first['msg']}"
 
 
-def collect_records(yard: Yard, problems: list[Problem]) -> Iterator[dict[str, Any]]:
+@dataclass
+class Found:
+    """An artifact folder found on disk, where it is, and its manifest."""
+
+    folder: Path
+    location: str  # relative to the root, or absolute outside it
+    manifest: Manifest
+
+    @property
+    def in_place(self) -> bool:
+        """Whether the folder is where its manifest says it was written."""
+        return self.location == self.manifest.path
+
+
+def collect_records(yard: Yard, problems: list[Problem]) -> list[dict[str, Any]]:
     """Manifest records (as written to disk) of every artifact of the yard.
 
     The folder's actual location is recorded as its path, so a folder moved by hand
-    is found where it now is. A copied folder shares its original's id; the copy is
-    reported and skipped.
+    is found where it now is. A copied folder shares its original's id: the folder
+    at the path its manifest records is the original, the other is reported and skipped.
     """
-    seen: dict[str, Path] = {}
+    chosen: dict[str, Found] = {}
     for top in [yard.root, *yard.external_folders()]:
         for folder, manifest in walk_manifests(top, problems):
-            if manifest.id in seen:
-                problems.append(Problem(folder, f"has the same manifest id as {seen[manifest.id]} (a copy?); skipped"))
+            location = folder.relative_to(yard.root).as_posix() if top == yard.root else folder.as_posix()
+            found = Found(folder, location, manifest)
+            earlier = chosen.get(manifest.id)
+            if earlier is None:
+                chosen[manifest.id] = found
                 continue
-            seen[manifest.id] = folder
-            manifest.path = folder.relative_to(yard.root).as_posix() if top == yard.root else folder.as_posix()
-            yield manifest.to_data()
+            original, copy = (found, earlier) if found.in_place and not earlier.in_place else (earlier, found)
+            problems.append(Problem(copy.folder, f"has the same manifest id as {original.folder} (a copy?); skipped"))
+            chosen[manifest.id] = original
+    records = []
+    for found in chosen.values():
+        found.manifest.path = found.location
+        records.append(found.manifest.to_data())
+    return records
 
 
 def reindex(yard: Yard) -> ScanReport:

@@ -1,0 +1,141 @@
+"""The SQLite index: WAL, numbered migrations, and reindex rebuilding it exactly from files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tuneyard.yard import Manifest, Parent, Yard, write_manifest
+from tuneyard.yard.index import MIGRATIONS, Index, IndexCorruptError
+
+
+def table_rows(yard: Yard) -> dict[str, list[tuple[object, ...]]]:
+    connection = yard.index.connection
+    return {
+        "artifacts": connection.execute("SELECT * FROM artifacts ORDER BY path").fetchall(),
+        "metrics": connection.execute("SELECT * FROM metrics ORDER BY artifact_id, key").fetchall(),
+        "parents": connection.execute("SELECT * FROM parents ORDER BY artifact_id, parent_path").fetchall(),
+    }
+
+
+@pytest.fixture
+def filled_yard(yard: Yard, make_artifact: Callable[..., Path], tmp_path: Path) -> Yard:
+    base = make_artifact("compressed", layout={"model": "bert-base", "method": "fwsvd", "rank": 64},
+                         arch="bert", method="fwsvd", rank=64, task="sst2",
+                         config={"hf_token": "hf_secret", "ratio": None},
+                         metrics={"sst2": {"validation": {"accuracy": 0.91, "f1": 0.9}}, "note": "text"})
+    base_manifest = json.loads((base / "manifest.json").read_text())
+    run = yard.start_run(
+        Manifest(kind="finetuned", name="x", arch="bert", method="fwsvd", rank=64, strategy="lowrank",
+                 parents=[Parent(id=base_manifest["id"], path=base_manifest["path"], role="init")]),
+        yard.target_path("finetuned", arch="bert", method="fwsvd", name=base.name),
+    )
+    # A nested manifest (a run's best/ model) is part of the run, never an artifact of its own.
+    with run.subfolder("best") as best:
+        write_manifest(best, Manifest(kind="model", name="best", path=yard.relative(run.path / "best")))
+    yard.register(Manifest(kind="model", name="best", path=yard.relative(run.path / "best")))
+    run.manifest.metrics = {"accuracy": 0.88}
+    run.complete()
+    # Written outside the yard with --output-dir: still the yard's artifact.
+    outside = yard.target_path("export", output_dir=tmp_path / "elsewhere" / "export-1")
+    with yard.create(Manifest(kind="export", name="e", parents=[Parent(path=run.manifest.path)]), outside) as w:
+        (w.path / "model.gguf").write_bytes(b"GGUF")
+    return yard
+
+
+def test_index_uses_wal_and_the_latest_migration(filled_yard: Yard) -> None:
+    connection = filled_yard.index.connection
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert filled_yard.index.version == len(MIGRATIONS) == 2
+
+
+def test_indexed_rows_hold_columns_metrics_and_lineage(filled_yard: Yard, tmp_path: Path) -> None:
+    rows = {row["kind"]: row for row in filled_yard.query()}
+    assert set(rows) == {"compressed", "finetuned", "export"}  # best/ is not an artifact of its own
+    assert rows["compressed"]["metrics"] == {"sst2.validation.accuracy": 0.91, "sst2.validation.f1": 0.9}
+    assert rows["export"]["path"] == (tmp_path / "elsewhere" / "export-1").as_posix()
+    stored = filled_yard.query(kind="compressed", with_manifest=True)[0]["manifest"]
+    assert stored["config"]["hf_token"] == "***redacted***"
+    children = filled_yard.index.children(rows["compressed"]["id"], rows["compressed"]["path"])
+    assert [child["kind"] for child in children] == ["finetuned"]
+    by_path = filled_yard.index.children(rows["finetuned"]["id"], rows["finetuned"]["path"])
+    assert [child["kind"] for child in by_path] == ["export"]
+
+
+def test_reindex_rebuilds_exactly_the_same_rows_from_files_alone(filled_yard: Yard) -> None:
+    before = table_rows(filled_yard)
+    filled_yard.index.close()
+    (filled_yard.root / ".tuneyard" / "index.db").unlink()
+    for leftover in (filled_yard.root / ".tuneyard").glob("index.db-*"):
+        leftover.unlink()
+    rebuilt = Yard.open(filled_yard.root)
+    report = rebuilt.reindex()
+    assert report.indexed == 3 and report.problems == []
+    assert table_rows(rebuilt) == before
+
+
+def test_reindex_skips_temp_folders_and_reports_bad_or_copied_manifests(
+    filled_yard: Yard, make_artifact: Callable[..., Path]
+) -> None:
+    root = filled_yard.root
+    temp = root / "exports" / ".tmp-half-123-deadbeef"
+    temp.mkdir(parents=True)
+    write_manifest(temp, Manifest(kind="export", name="half"))
+    broken = root / "exports" / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text('{"kind": "run"}')
+    copied = make_artifact("export", layout={"name": "orig"})
+    shutil.copytree(copied, root / "exports" / "copy-of-orig")
+    report = filled_yard.reindex()
+    assert report.indexed == 4
+    messages = sorted(f"{problem.path.relative_to(root)}: {problem.message}" for problem in report.problems)
+    assert messages == [
+        "exports/broken/manifest.json: not a valid manifest: name: Field required",
+        f"exports/copy-of-orig: has the same manifest id as {root / 'exports/orig'} (a copy?); skipped",
+    ]
+
+
+def test_a_folder_moved_by_hand_is_found_where_it_is(filled_yard: Yard) -> None:
+    root = filled_yard.root
+    (root / "archive").mkdir()
+    (root / "compressed_models" / "bert-base_fwsvd_r64").rename(root / "archive" / "old-bert")
+    filled_yard.reindex()
+    assert filled_yard.query(kind="compressed")[0]["path"] == "archive/old-bert"
+
+
+def test_a_version_1_index_migrates_and_backfills_lineage(filled_yard: Yard, tmp_path: Path) -> None:
+    database = tmp_path / "v1.db"
+    old = sqlite3.connect(database, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 1")
+    for row in filled_yard.index.connection.execute("SELECT * FROM artifacts"):
+        old.execute(f"INSERT INTO artifacts VALUES ({', '.join('?' * len(row))})", row)
+    old.close()
+    migrated = Index.open(database)
+    assert migrated.version == 2
+    assert sorted(migrated.connection.execute("SELECT parent_path, role FROM parents").fetchall()) == sorted(
+        filled_yard.index.connection.execute("SELECT parent_path, role FROM parents").fetchall()
+    )
+
+
+def test_a_corrupt_index_says_how_to_rebuild_it(yard: Yard) -> None:
+    (yard.root / ".tuneyard").mkdir()
+    (yard.root / ".tuneyard" / "index.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(IndexCorruptError) as caught:
+        yard.index  # noqa: B018
+    assert "tuneyard runs reindex" in (caught.value.hint or "")
+
+
+def test_concurrent_registrations_from_two_connections(yard: Yard, make_artifact: Callable[..., Path]) -> None:
+    other = Yard.open(yard.root)
+    make_artifact("export", layout={"name": "a"})
+    with other.create(Manifest(kind="export", name="b"), other.target_path("export", name="b")) as writer:
+        (writer.path / "f").write_text("x")
+    assert sorted(row["name"] for row in yard.query()) == ["a", "b"]

@@ -1,0 +1,78 @@
+"""The manifest schema: fields, secrets redaction, round trip, the committed JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tuneyard import __version__
+from tuneyard.errors import ManifestError
+from tuneyard.yard import Manifest, Parent, read_manifest, write_manifest
+from tuneyard.yard.manifest import REDACTED, export_json_schema
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "manifest.schema.json"
+
+
+def test_manifest_round_trips_with_every_field(tmp_path: Path) -> None:
+    manifest = Manifest(
+        kind="finetuned", name="bert-base-uncased-SST-2_fwsvd_r64", arch="bert", method="fwsvd", rank=64,
+        strategy="lowrank", task="sst2", dataset="glue/sst2",
+        parents=[Parent(id="01JD7H", path="compressed_models/bert-base-uncased-SST-2_fwsvd_r64", role="init")],
+        metrics={"sst2": {"validation": {"accuracy": 0.912}}},
+    )
+    write_manifest(tmp_path, manifest)
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    assert data["schema"] == 1
+    assert len(data["id"]) == 26
+    assert data["versions"]["tuneyard"] == __version__ and "torch" in data["versions"]
+    assert data["created"].endswith("Z") and data["host"]
+    assert read_manifest(tmp_path) == manifest
+
+
+def test_ids_sort_by_creation_and_never_repeat() -> None:
+    ids = [Manifest(kind="run", name="r").id for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+
+
+def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
+    config = {
+        "teacher": {"api_key": "sk-123", "base_url": "http://x", "headers": [{"Authorization-Token": "t0k"}]},
+        "hf_token": "hf_abc", "password": "hunter2", "db": {"Secret": "s"}, "lr": 3e-4, "token_budget": None,
+    }
+    write_manifest(tmp_path, Manifest(kind="run", name="r", config=config))
+    text = (tmp_path / "manifest.json").read_text()
+    for secret in ("sk-123", "t0k", "hf_abc", "hunter2", '"s"'):
+        assert secret not in text
+    saved = read_manifest(tmp_path).config
+    assert saved["teacher"]["api_key"] == REDACTED and saved["teacher"]["base_url"] == "http://x"
+    assert saved["lr"] == 3e-4
+    assert saved["token_budget"] is None  # an unset value reveals nothing and stays as it is
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "has no manifest.json"),
+        ("{not json", "is not readable JSON"),
+        ('{"kind": "spaceship", "name": "x"}', "field 'kind'"),
+        ('{"kind": "run"}', "field 'name'"),
+    ],
+)
+def test_bad_manifests_are_named_with_the_field(tmp_path: Path, text: str | None, message: str) -> None:
+    if text is not None:
+        (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(tmp_path)
+
+
+def test_committed_json_schema_matches_the_model(tmp_path: Path) -> None:
+    export_json_schema(tmp_path / "schema.json")
+    assert json.loads(SCHEMA_FILE.read_text()) == json.loads((tmp_path / "schema.json").read_text()), (
+        "docs/manifest.schema.json is stale: regenerate it with "
+        "python -c 'from pathlib import Path; from tuneyard.yard.manifest import export_json_schema; "
+        "export_json_schema(Path(\"docs/manifest.schema.json\"))'"
+    )
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert {"schema", "kind", "name", "parents", "config", "metrics", "files", "status"} <= set(schema["properties"])
