@@ -1,0 +1,150 @@
+"""Where an eval's files go, and how its scores reach the model's manifest and the index.
+
+Rules (see docs/evaluate.md):
+
+* A model inside the yard belongs to the **outermost** folder above it (or itself)
+  that has a ``manifest.json`` — ``run/best`` belongs to ``run``. Results go to
+  ``<artifact>/evaluation_results/<name>/`` with ``<name> = {task}_{split}``; a model
+  in another subfolder than ``best`` gets it as prefix (``last_sst2_validation``).
+* A results folder is never overwritten: a second eval of the same cell gets the
+  yard's ``-2``, ``-3`` suffix. Files are written into a hidden temporary folder
+  that is renamed into place when complete.
+* The artifact's manifest gets the scores under ``metrics[{prefix}{task}]`` for the
+  validation split, ``metrics[{prefix}{task}_{split}]`` for others, written atomically
+  under a lock and re-registered in the index.
+* ``--output-dir DIR`` replaces ``<artifact>/evaluation_results``. A model outside the
+  yard (or without a manifest) needs it, and then nothing else is written anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneyard.errors import EvaluationError
+from tuneyard.yard.manifest import MANIFEST_FILE, FileEntry, list_files, read_manifest, write_manifest
+from tuneyard.yard.root import Yard
+from tuneyard.yard.writer import reserve_folder, temp_sibling
+
+RESULTS_FOLDER = "evaluation_results"
+DEFAULT_SUBFOLDER = "best"
+LOCK_FILE = ".manifest.lock"
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The folder that will hold the results, and the manifest entry they update."""
+
+    results_root: Path  # the folder that receives <name>/
+    name: str  # e.g. "sst2_validation" or "last_sst2_test"
+    artifact: Path | None  # the artifact whose manifest gets the scores
+    metrics_key: str  # key under manifest.metrics
+
+
+def key_part(text: str) -> str:
+    """A name usable inside ``--where metrics.KEY.metric`` (no dots or spaces)."""
+    return _KEY_UNSAFE.sub("-", text).strip("-") or "data"
+
+
+def owning_artifact(model_folder: Path, yard: Yard) -> Path | None:
+    """The outermost folder from the yard root down to ``model_folder`` with a manifest."""
+    folder = model_folder.resolve()
+    if not folder.is_relative_to(yard.root):
+        return None
+    relative = folder.relative_to(yard.root)
+    for depth in range(1, len(relative.parts) + 1):
+        candidate = yard.root.joinpath(*relative.parts[:depth])
+        if (candidate / MANIFEST_FILE).is_file():
+            return candidate
+    return None
+
+
+def subfolder_prefix(model_folder: Path, artifact: Path | None) -> str:
+    """``""`` for the artifact itself or its ``best/``, else e.g. ``"last_"``."""
+    if artifact is None:
+        return ""
+    relative = model_folder.resolve().relative_to(artifact)
+    if relative.parts in ((), (DEFAULT_SUBFOLDER,)):
+        return ""
+    return key_part("_".join(relative.parts)) + "_"
+
+
+def plan_placement(model_folder: Path, task: str, split: str, yard: Yard, output_dir: Path | None) -> Placement:
+    """Apply the rules in the module docstring, or explain why no place fits."""
+    artifact = owning_artifact(model_folder, yard)
+    if artifact is None and output_dir is None:
+        where = "outside the yard" if not model_folder.resolve().is_relative_to(yard.root) else "without a manifest"
+        raise EvaluationError(
+            f"{model_folder} is {where} ({yard.root}), so tuneyard has no artifact folder to put the results in.",
+            "Pass --output-dir DIR to choose where the results go "
+            "(or `tuneyard runs import` the model into the yard first).",
+        )
+    prefix = subfolder_prefix(model_folder, artifact)
+    task_key = key_part(task)
+    name = f"{prefix}{task_key}_{key_part(split)}"
+    metrics_key = f"{prefix}{task_key}" if split == "validation" else name
+    root = output_dir.expanduser().resolve() if output_dir is not None else artifact / RESULTS_FOLDER  # type: ignore[operator]
+    return Placement(results_root=root, name=name, artifact=artifact, metrics_key=metrics_key)
+
+
+@contextlib.contextmanager
+def results_folder(placement: Placement) -> Iterator[tuple[Path, Path]]:
+    """Yield ``(temporary, final)``: write into the first, renamed to the second on success.
+
+    ``final`` is ``<results_root>/<name>`` or, when taken, ``<name>-N``.
+
+    The final name is reserved first, so concurrent evals of one cell get distinct
+    folders; on failure both the temporary folder and the reservation are removed.
+    """
+    final = reserve_folder(placement.results_root / placement.name)
+    temp = temp_sibling(final)
+    try:
+        yield temp, final
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            final.rmdir()
+        raise
+    os.rename(temp, final)
+
+
+@contextlib.contextmanager
+def manifest_lock(artifact: Path) -> Iterator[None]:
+    """Serialise read-modify-write of one manifest across processes."""
+    with (artifact / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record_in_manifest(
+    yard: Yard, placement: Placement, scores: dict[str, float | None], results: Path
+) -> None:
+    """Merge ``scores`` into the artifact's manifest metrics and list the new files.
+
+    Other keys (training's own metrics, other tasks) are kept; the same key from an
+    earlier eval is replaced by the newest scores, while its files stay on disk.
+    """
+    if placement.artifact is None:
+        return
+    with manifest_lock(placement.artifact):
+        manifest = read_manifest(placement.artifact)
+        manifest.metrics[placement.metrics_key] = {**manifest.metrics.get(placement.metrics_key, {}), **scores}
+        if results.is_relative_to(placement.artifact):
+            prefix = results.relative_to(placement.artifact).as_posix()
+            added = [
+                FileEntry(path=f"{prefix}/{entry.path}", bytes=entry.bytes, sha256=entry.sha256)
+                for entry in list_files(results)
+            ]
+            manifest.files = [*manifest.files, *added]
+        write_manifest(placement.artifact, manifest)
+        yard.register(manifest)
