@@ -59,13 +59,18 @@ def main(argv: list[str] | None = None) -> None:
     except TuneyardError as exc:
         print_error(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         print_error(TuneyardError("aborted."))
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except (typer.TyperException, click.ClickException) as exc:
+        # typer 0.29 raises its vendored click's exceptions (usage errors, bad options).
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            print_error(TuneyardError(exc.format_message()))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print_error(TuneyardError("interrupted."))
