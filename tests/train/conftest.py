@@ -1,0 +1,92 @@
+"""Fixtures for fine-tuning tests: small labelled CSV datasets and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CUES = {
+    "sports": "goal match team score player league coach ball".split(),
+    "cooking": "oven recipe salt bake flour sugar pan spice".split(),
+    "travel": "train hotel ticket beach map flight passport luggage".split(),
+}
+FILLER = "the a today very some with and of".split()
+
+
+def write_topic_csvs(folder: Path, labels: tuple[str, ...], rows: dict[str, int], seed: int = 0) -> Path:
+    """``train.csv`` / ``validation.csv`` with string labels whose cue words are in the text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    for split, count in rows.items():
+        with open(folder / f"{split}.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for index in range(count):
+                label = labels[index % len(labels)]
+                words = rng.choices(FILLER, k=4) + rng.choices(CUES[label], k=4)
+                rng.shuffle(words)
+                writer.writerow([" ".join(words), label])
+    return folder
+
+
+@pytest.fixture(scope="session")
+def topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two string labels (cooking, sports): 64 train rows, 32 validation rows."""
+    return write_topic_csvs(tmp_path_factory.mktemp("data") / "topics", ("sports", "cooking"),
+                            {"train": 64, "validation": 32})
+
+
+@pytest.fixture(scope="session")
+def three_topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three labels, train only (validation must be carved): 48 rows."""
+    return write_topic_csvs(tmp_path_factory.mktemp("data") / "three_topics", ("sports", "cooking", "travel"),
+                            {"train": 48})
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``tuneyard ARGS`` in this process; returns exit code, stdout and stderr."""
+    from tuneyard.cli import main
+
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(arg) for arg in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def tuneyard_process(*args: object, **popen: object) -> subprocess.Popen[str]:
+    """Start ``python -m tuneyard ARGS`` as a separate process (for signal tests)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuneyard", *map(str, args)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,  # type: ignore[call-overload]
+    )
+
+
+def copy_model(source: Path, target: Path) -> Path:
+    """A private copy of a session-shared tiny model folder."""
+    shutil.copytree(source, target)
+    return target

@@ -1,0 +1,159 @@
+"""``tuneyard finetune`` end to end on tiny models: what lands in the run folder, and where."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from tuneyard.yard.root import Yard
+
+CLASSIFICATION_COLUMNS = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro",
+                          "precision_weighted", "recall_weighted", "matthews_correlation"]
+QUICK = ("--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3")
+
+
+def read_log(run: Path) -> list[dict[str, str]]:
+    with open(run / "training_log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def validation_loss(model_folder: Path, data: Path) -> float:
+    """Evaluate a saved model independently of the run (load with tuneyard.load, HF Trainer.evaluate)."""
+    import tempfile
+
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    import tuneyard
+    from tuneyard.data.loading import load_task_data
+    from tuneyard.data.tokenize import tokenize_task
+    from tuneyard.models.loading import load_tokenizer
+
+    model, tokenizer = tuneyard.load(model_folder), load_tokenizer(model_folder)
+    splits = tokenize_task(load_task_data(data_dir=data), tokenizer, 128, splits=("validation",))
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(output_dir=scratch, report_to="none", per_device_eval_batch_size=8,
+                                 dataloader_pin_memory=False)
+        trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
+        return trainer.evaluate(splits["validation"])["eval_loss"]
+
+
+@pytest.mark.parametrize(("arch", "strategy"), [("bert", "full"), ("roberta", "frozen"), ("modernbert", "lora"),
+                                                ("gpt2", "lora"), ("llama", "full")])
+def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path, arch, strategy) -> None:
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model(arch), "--data", topics,
+                 "--strategy", strategy, "--project", "demo", *QUICK)
+    assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    assert run == tmp_path / "outputs" / "demo" / "topics" / f"{arch}_tiny_{strategy}"
+    assert f"strategy {strategy}: trainable parameters" in result.stderr
+
+    names = {path.name for path in run.iterdir()}
+    assert names == {"manifest.json", "config.yaml", "training_log.csv", "trainer_state.json", "tensorboard",
+                     "best", "last", "checkpoint-1-8", "checkpoint-2-16"}
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"} <= {
+        path.name for path in (run / "checkpoint-2-16").iterdir()}
+
+    rows = read_log(run)
+    assert list(rows[0]) == ["epoch", "step", "train_loss", "val_loss", *CLASSIFICATION_COLUMNS, "lr"]
+    assert [(row["epoch"], row["step"]) for row in rows] == [("1.0", "8"), ("2.0", "16")]
+    assert all(float(row["train_loss"]) > 0 and float(row["lr"]) > 0 for row in rows)
+
+    run_manifest = manifest(run)
+    assert run_manifest["status"] == "complete" and run_manifest["kind"] == "run"
+    assert (run_manifest["arch"], run_manifest["strategy"], run_manifest["project"]) == (arch, strategy, "demo")
+    assert run_manifest["parents"][0]["path"] == str(tiny_model(arch)) and run_manifest["parents"][0]["role"] == "init"
+    best_accuracy = max(float(row["accuracy"]) for row in rows)
+    assert run_manifest["metrics"]["topics"]["validation"]["accuracy"] == pytest.approx(best_accuracy)
+    for sub in ("best", "last"):
+        model_manifest = manifest(run / sub)
+        assert model_manifest["kind"] == "model" and model_manifest["status"] == "complete"
+        assert model_manifest["parents"][0] == {"id": run_manifest["id"], "path": run_manifest["path"], "role": "run"}
+        files = {path.name for path in (run / sub).iterdir()}
+        assert {"tokenizer.json", "config.json"} <= files
+        if strategy == "lora":
+            assert {"adapter_config.json", "adapter_model.safetensors"} <= files
+            base = json.loads((run / sub / "adapter_config.json").read_text())["base_model_name_or_path"]
+            assert base == str(tiny_model(arch)) and Path(base).is_absolute()
+        else:
+            assert "model.safetensors" in files
+
+    with Yard.open(tmp_path).index.connection as connection:
+        status = connection.execute("SELECT status FROM artifacts WHERE path = ?", (run_manifest["path"],)).fetchone()
+    assert status == ("complete",)
+
+    if strategy == "frozen":  # the base model's weights are exactly the parent's
+        before = load_file(str(tiny_model(arch) / "model.safetensors"))
+        after = load_file(str(run / "last" / "model.safetensors"))
+        changed = {key for key in before if not before[key].equal(after[key])}
+        assert changed and all(key.startswith("classifier.") for key in changed)
+
+
+def test_best_and_last_are_the_models_of_their_log_rows(cli, tiny_model, topics, tmp_path) -> None:
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
+                 "--strategy", "full", "--epochs", "4", "--batch-size", "8", "--learning-rate", "2e-2",
+                 "--metric-for-best", "loss", "--project", "demo")
+    assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    losses = [float(row["val_loss"]) for row in read_log(run)]
+    best_row = losses.index(min(losses))
+    assert best_row != len(losses) - 1, f"this seed should make the best epoch differ from the last: {losses}"
+    assert manifest(run / "best")["metrics"]["topics"]["validation"]["loss"] == pytest.approx(losses[best_row])
+    assert validation_loss(run / "best", topics) == pytest.approx(losses[best_row], abs=1e-5)
+    assert validation_loss(run / "last", topics) == pytest.approx(losses[-1], abs=1e-5)
+
+
+def test_default_layout_and_name_collisions(cli, tiny_model, topics, tmp_path) -> None:
+    base = ("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
+            "--strategy", "frozen", "--epochs", "1", "--batch-size", "16", "-q")
+    first, second = cli(*base), cli(*base)
+    expected = tmp_path / "models" / "finetuned" / "bert" / "frozen" / "tiny-bert-l2-c2"
+    assert Path(first.stdout.strip()) == expected
+    assert Path(second.stdout.strip()) == expected.with_name("tiny-bert-l2-c2-2")
+    assert "this run is tiny-bert-l2-c2-2 instead" in second.stderr
+    assert manifest(expected)["kind"] == "finetuned"
+
+    named = cli(*base, "--name", "probe")
+    assert Path(named.stdout.strip()) == expected.with_name("probe")
+    custom = cli(*base, "--output-dir", tmp_path / "elsewhere" / "mine")
+    assert Path(custom.stdout.strip()) == tmp_path / "elsewhere" / "mine"
+    assert manifest(tmp_path / "elsewhere" / "mine")["status"] == "complete"
+
+
+def test_keep_n_checkpoints_named_by_epoch_and_step(cli, tiny_model, topics, tmp_path) -> None:
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
+                 "--strategy", "frozen", *QUICK, "--save-steps", "3", "--keep", "2", "--project", "p", "-q")
+    assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    assert sorted(path.name for path in run.glob("checkpoint-*")) == ["checkpoint-2-15", "checkpoint-2-16"]
+    assert [row["step"] for row in read_log(run)] == ["3", "6", "9", "12", "15", "16"]
+    assert not list(run.glob(".*"))  # no staging or temporary folders left
+
+
+def test_string_labels_carved_validation_and_label_names_saved(cli, tiny_model, three_topics, tmp_path) -> None:
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert", num_labels=3),
+                 "--data", three_topics, "--strategy", "frozen", "--epochs", "1", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert "has no validation split; using 10% of train (seed 42) as validation" in result.stderr
+    config = json.loads((Path(result.stdout.strip()) / "best" / "config.json").read_text())
+    assert config["id2label"] == {"0": "cooking", "1": "sports", "2": "travel"}
+
+
+def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
+    from tuneyard.train.parent import describe_checkpoint
+
+    assert describe_checkpoint(str(minilm)).name_parts() == ("minilm", "l6")  # folder "model": read the config
+    for name, parts in [("all-MiniLM-L6-v2", ("minilm", "l6")), ("bert-base-uncased-SST-2_fwsvd_r64", ("bert", "base")),
+                        ("whisper-small", ("whisper", "small")), ("gpt2", ("gpt2", "l6"))]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": "bert", "num_hidden_layers": 6}))
+        assert describe_checkpoint(str(folder)).name_parts() == parts
