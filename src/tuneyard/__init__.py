@@ -12,13 +12,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from tuneyard.models.loading import load as load
+    from tuneyard.models.loading import load_tokenizer as load_tokenizer
 
-__all__ = ["__version__", "load"]
+__all__ = ["__version__", "load", "load_tokenizer"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load":
-        from tuneyard.models.loading import load
+    if name in ("load", "load_tokenizer"):
+        from tuneyard.models import loading
 
-        return load
+        return getattr(loading, name)
     raise AttributeError(f"module 'tuneyard' has no attribute {name!r}")

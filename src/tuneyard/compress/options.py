@@ -12,7 +12,7 @@ class CompressOptions(StrictModel):
 
     model: str = Field(description="HF hub id or local model folder")
     method: str = "standard"
-    rank: str | None = Field(default=None, description="64, or per type: attn=40,ffn=240")
+    rank: int | str | None = Field(default=None, description="64, or per type: attn=40,ffn=240")
     ratio: float | None = Field(default=None, description="fraction of compressible weights kept")
     task: str | None = None
     data: str | None = None

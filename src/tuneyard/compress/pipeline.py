@@ -54,6 +54,7 @@ class CompressionResult:
     info: CompressionInfo
     seconds: float
     renamed: bool
+    model: Any = None  # the compressed model, in memory (eval mode)
     notes: list[str] = field(default_factory=list)
 
 
@@ -132,9 +133,9 @@ def _step(progress: Any, description: str, total: int) -> Iterator[Callable[[], 
 
 
 def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None) -> tuple[int, tuple[str, ...]] | None:
-    """Head size and label names the task asks for, or None without a task."""
+    """Head size and label names the task asks for, or None without a task (or labels)."""
     if calibration is not None:
-        return calibration.num_labels, calibration.label_names
+        return (calibration.num_labels, calibration.label_names) if calibration.num_labels else None
     if options.task:
         from tuneyard.data.tasks import glue_task
 
@@ -144,7 +145,7 @@ def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None
         from tuneyard.data.loading import load_task_data
 
         spec = load_task_data(data_dir=options.data, require_labels=False, **_columns(options)).spec
-        return spec.num_labels, spec.label_names
+        return (spec.num_labels, spec.label_names) if spec.num_labels else None
     return None
 
 
@@ -305,6 +306,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
                 rank=plan.rank, shape=plan.shape, module_type=plan.module_type,
                 params_before=m * n, params_after=plan.rank * (m + n),
             )
+        model.eval()
         compressible_before = sum(plan.shape[0] * plan.shape[1] for plan in plans)
         dense_kept = sum(plan.shape[0] * plan.shape[1] for plan in plans if plan.rank is None)
         info = CompressionInfo(
@@ -337,7 +339,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
     renamed = result_path != requested
     if renamed:
         notes.append(f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix).")
-    return CompressionResult(result_path, info, time.perf_counter() - started, renamed, notes)
+    return CompressionResult(result_path, info, time.perf_counter() - started, renamed, model, notes)
 
 
 def _write(

@@ -86,9 +86,32 @@ def _model_class_for(config: Any) -> Any:
     return transformers.AutoModel
 
 
+def _refuse_lowrank_without_info(folder: Path) -> None:
+    """A folder with low-rank tensors but no ``compression_info.json`` must not load as dense.
+
+    transformers would skip the unknown ``.left`` / ``.right`` tensors and randomly
+    initialise the dense weights they replaced: a model that runs and is wrong.
+    """
+    from safetensors import safe_open
+
+    from tuneyard.models.compressed_folder import COMPRESSION_INFO_FILE, WEIGHTS_FILE
+
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        return
+    with safe_open(str(weights), framework="pt") as handle:
+        lowrank = any(key.endswith(".left") for key in handle.keys())
+    if lowrank:
+        raise ModelError(
+            f"{folder} holds low-rank factors but no {COMPRESSION_INFO_FILE}, so its layers cannot be rebuilt.",
+            "Restore compression_info.json from the original folder, or re-run `tuneyard compress`.",
+        )
+
+
 def _load_plain(folder: Path) -> Any:
     from transformers import AutoConfig
 
+    _refuse_lowrank_without_info(folder)
     try:
         config = AutoConfig.from_pretrained(folder)
         return _model_class_for(config).from_pretrained(folder).eval()

@@ -1,0 +1,77 @@
+"""LowRankLinear: what it computes, that every factor trains, and GPT-2 Conv1D replacement."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tuneyard.models.family import family_for
+from tuneyard.models.lowrank import (
+    LowRankLinear,
+    compressible_modules,
+    install_empty_lowrank,
+    linear_weight,
+    replace_module,
+)
+
+
+def test_forward_is_x_times_the_product_of_the_factors_plus_bias():
+    torch.manual_seed(0)
+    left, right, bias = torch.randn(5, 3), torch.randn(3, 7), torch.randn(5)
+    layer = LowRankLinear.from_factors(left, right, bias)
+    x = torch.randn(2, 4, 7)
+    assert torch.allclose(layer(x), x @ (left @ right).T + bias, atol=1e-5)
+    assert layer.num_weights() == 5 * 3 + 3 * 7 + 5
+    assert torch.equal(layer.dense_weight(), left @ right)
+
+
+def test_every_factor_gets_a_gradient():
+    layer = LowRankLinear(8, 6, rank=2)
+    loss = layer(torch.randn(4, 8)).pow(2).sum()
+    loss.backward()
+    for name, parameter in layer.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    assert {name for name, _ in layer.named_parameters()} == {"left", "right", "bias"}
+
+
+def test_no_bias_layer_has_no_bias_parameter():
+    layer = LowRankLinear(8, 6, rank=2, bias=False)
+    assert layer.bias is None and layer(torch.randn(1, 8)).shape == (1, 6)
+
+
+def test_gpt2_conv1d_is_found_read_as_out_by_in_and_replaced(tiny_model):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model("gpt2")).eval()
+    modules = compressible_modules(model, family_for("gpt2"))
+    assert set(modules) == {
+        f"transformer.h.{i}.{suffix}" for i in range(2) for suffix in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    }
+    name = "transformer.h.0.attn.c_attn"
+    conv = modules[name]
+    weight = linear_weight(conv)
+    assert weight.shape == (96, 32)  # Conv1D stores (in, out) = (32, 96)
+    x = torch.randn(3, 32)
+    # A full-rank factorisation reproduces the Conv1D exactly (up to float rounding).
+    u, s, vh = torch.linalg.svd(weight.detach(), full_matrices=False)
+    layer = LowRankLinear.from_factors(u * s, vh, conv.bias)
+    assert torch.allclose(layer(x), conv(x), atol=1e-5)
+    replace_module(model, name, layer)
+    assert model.get_submodule(name) is layer
+
+
+def test_classifier_heads_and_embeddings_stay_out_of_the_compressible_set(tiny_model):
+    from transformers import AutoModelForSequenceClassification
+
+    for arch, head in (("bert", "classifier"), ("roberta", "classifier.dense"), ("modernbert", "head.dense")):
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_model(arch))
+        names = compressible_modules(model, family_for(arch))
+        assert head not in names and "bert.pooler.dense" not in names
+        assert len(names) == 2 * len(family_for(arch).compressible), arch
+
+
+def test_install_empty_lowrank_keeps_shapes_and_bias():
+    model = nn.Sequential(nn.Linear(10, 6), nn.ReLU(), nn.Linear(6, 4, bias=False))
+    install_empty_lowrank(model, {"0": 3, "2": 2})
+    assert isinstance(model[0], LowRankLinear) and model[0].left.shape == (6, 3) and model[0].bias is not None
+    assert isinstance(model[2], LowRankLinear) and model[2].right.shape == (2, 6) and model[2].bias is None
