@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import os
 import random
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,16 +76,22 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
-def tuneyard_process(*args: object, **popen: object) -> subprocess.Popen[str]:
-    """Start ``python -m tuneyard ARGS`` as a separate process (for signal tests)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuneyard", *map(str, args)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen,  # type: ignore[call-overload]
-    )
+@pytest.fixture
+def tuneyard_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``python -m tuneyard ARGS`` as a separate process (for signal tests); killed at teardown."""
+    started: list[subprocess.Popen[str]] = []
 
+    def start(*args: object) -> subprocess.Popen[str]:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tuneyard", *map(str, args)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        started.append(process)
+        return process
 
-def copy_model(source: Path, target: Path) -> Path:
-    """A private copy of a session-shared tiny model folder."""
-    shutil.copytree(source, target)
-    return target
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,91 @@
+"""Bad requests end with ``error: ...``, exit code 2 and no run folder that looks like a result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def yard_artifacts(root: Path) -> list[Path]:
+    return [path for top in ("outputs", "models") for path in (root / top).rglob("manifest.json")]
+
+
+@pytest.fixture
+def finetune(cli, tiny_model, topics, tmp_path):  # type: ignore[no-untyped-def]
+    def run(*args: object, checkpoint: object = None, data: object = None):  # type: ignore[no-untyped-def]
+        source = ("--data", data or topics) if not any(a == "--task" for a in args) else ()
+        return cli("--yard", tmp_path, "finetune", "--checkpoint", checkpoint or tiny_model("bert"), *source,
+                   "--epochs", "1", *args)
+
+    return run
+
+
+def assert_user_error(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def test_missing_column(finetune, tmp_path) -> None:
+    result = finetune("--text-column", "sentence")
+    assert_user_error(result, "has no column 'sentence'", "Its columns are: text, label")
+    assert not yard_artifacts(tmp_path)
+
+
+def test_unknown_task(finetune, tmp_path) -> None:
+    assert_user_error(finetune("--task", "sst3"), "unknown task 'sst3'", "Known tasks: cola, mnli")
+    assert not yard_artifacts(tmp_path)
+
+
+def test_label_count_mismatch(finetune, three_topics, tmp_path) -> None:
+    result = finetune(data=three_topics)
+    assert_user_error(result, "has a classifier head with 2 labels, but task 'three_topics' has 3",
+                      "cooking, sports, travel", "--reset-head")
+    assert not yard_artifacts(tmp_path)
+
+
+def test_reset_head_replaces_a_head_of_the_wrong_size(finetune, three_topics) -> None:
+    result = finetune("--reset-head", "--strategy", "frozen", "-q", data=three_topics)
+    assert result.exit_code == 0, result.stderr
+
+
+def test_checkpoint_that_is_not_a_model(finetune, tmp_path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "README.md").write_text("not a model")
+    assert_user_error(finetune(checkpoint=folder), f"checkpoint {folder} is not a model folder: it has no config.json")
+    assert_user_error(finetune(checkpoint=tmp_path / "missing"), "does not exist")
+    assert not yard_artifacts(tmp_path)
+
+
+def test_lora_layer_the_model_does_not_have(finetune, tmp_path) -> None:
+    result = finetune("--strategy", "lora", "--lora-layers", "40")
+    assert_user_error(result, "--lora-layers '40' names layer 40, but the model has 2 layers", "Use layers 0-1.")
+    assert not yard_artifacts(tmp_path)
+
+
+def test_metric_for_best_must_be_a_task_metric(finetune) -> None:
+    assert_user_error(finetune("--metric-for-best", "bleu"), "--metric-for-best 'bleu' is not a metric",
+                      "accuracy", "f1_macro")
+
+
+def test_freeze_factors_needs_a_compressed_model(finetune) -> None:
+    assert_user_error(finetune("--freeze-factors"), "--freeze-factors applies to --strategy lowrank")
+
+
+def test_task_and_data_together(finetune, topics) -> None:
+    assert_user_error(finetune("--task", "sst2", "--data", topics), "give exactly one of --task NAME or --data DIR")
+
+
+def test_resume_of_a_complete_run_is_refused(cli, finetune, tmp_path) -> None:
+    done = finetune("--strategy", "frozen", "-q")
+    assert done.exit_code == 0, done.stderr
+    result = cli("--yard", tmp_path, "finetune", "--resume", done.stdout.strip())
+    assert_user_error(result, "is complete; there is nothing to resume")
+
+
+def test_resume_of_a_folder_that_is_no_run(cli, tmp_path) -> None:
+    assert_user_error(cli("finetune", "--resume", tmp_path / "nothing"), "no such run folder")

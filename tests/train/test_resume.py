@@ -1,0 +1,98 @@
+"""Runs killed with SIGKILL resume to the same result; Ctrl-C stops cleanly after a checkpoint.
+
+The interrupted runs are real ``python -m tuneyard finetune`` processes, signalled
+while they train.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tuneyard.train.checkpoints import checkpoint_step, list_checkpoints
+
+# 64 rows / batch 4 = 16 steps per epoch; 6 epochs; evaluate + checkpoint every 8 steps.
+TRAINING = ("--strategy", "full", "--epochs", "6", "--batch-size", "4", "--save-steps", "8", "--keep", "2",
+            "--learning-rate", "5e-3", "--project", "p", "--quiet")
+TOTAL_STEPS = 96
+
+
+def read_log(run: Path) -> list[dict[str, str]]:
+    with open(run / "training_log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def wait_for_checkpoint(run: Path, process, min_step: int, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(checkpoint_step(path) >= min_step for path in list_checkpoints(run)):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training ended before step {min_step}: {process.communicate()[1][-2000:]}")
+        time.sleep(0.01)
+    process.kill()
+    raise AssertionError(f"no checkpoint at step >= {min_step} within {timeout} s")
+
+
+def status(run: Path) -> str:
+    return json.loads((run / "manifest.json").read_text())["status"]
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(cli, tuneyard_process, tiny_model, topics, tmp_path) -> None:
+    model = tiny_model("bert")
+    common = ("--yard", tmp_path, "finetune", "--checkpoint", model, "--data", topics, *TRAINING)
+    reference = cli(*common, "--name", "reference")
+    assert reference.exit_code == 0, reference.stderr
+
+    killed_run = tmp_path / "outputs" / "p" / "topics" / "killed"
+    process = tuneyard_process(*common, "--name", "killed")
+    wait_for_checkpoint(killed_run, process, min_step=24)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert status(killed_run) == "running"
+    steps_before = [int(row["step"]) for row in read_log(killed_run)]
+    assert steps_before[-1] < TOTAL_STEPS, "the kill came after training had finished"
+
+    resumed = cli("--yard", tmp_path, "finetune", "--resume", killed_run)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "resuming" in resumed.stderr and "from checkpoint-" in resumed.stderr
+    assert status(killed_run) == "complete"
+
+    expected, got = read_log(Path(reference.stdout.strip())), read_log(killed_run)
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    for want, have in zip(expected, got):
+        for column in ("train_loss", "val_loss", "accuracy", "f1_macro"):
+            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
+    best = json.loads((killed_run / "best" / "manifest.json").read_text())["metrics"]
+    reference_best = json.loads((Path(reference.stdout.strip()) / "best" / "manifest.json").read_text())["metrics"]
+    for name, value in reference_best["topics"]["validation"].items():
+        assert best["topics"]["validation"][name] == pytest.approx(value, abs=1e-4)
+
+
+def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(cli, tuneyard_process, tiny_model, topics, tmp_path) -> None:
+    run = tmp_path / "outputs" / "p" / "topics" / "stopped"
+    process = tuneyard_process("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
+                               *TRAINING, "--name", "stopped")
+    wait_for_checkpoint(run, process, min_step=8)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    stopped_at = int(stderr.split("stopped at step ")[1].split()[0])
+    assert stopped_at < TOTAL_STEPS
+    assert f"resume with: tuneyard finetune --resume {run}" in stderr
+    assert checkpoint_step(list_checkpoints(run)[-1]) == stopped_at
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["stop_reason"] == f"interrupted at step {stopped_at}"
+    assert not (run / "last").exists()
+
+    resumed = cli("--yard", tmp_path, "finetune", "--resume", run)
+    assert resumed.exit_code == 0, resumed.stderr
+    steps = [int(row["step"]) for row in read_log(run)]
+    assert steps == sorted(set(steps)) and steps[-1] == TOTAL_STEPS
+    assert status(run) == "complete" and (run / "last" / "model.safetensors").is_file()
