@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -64,7 +65,8 @@ def test_show_prints_fields_lineage_metrics_and_files(tuneyard: Run, cli_yard: Y
     # Children in the order they were made.
     assert "children:\n  run  outputs/demo/sst2/bert_base_lora\n  run  outputs/demo/sst2/bert_base_full\n" in result.out
     assert "metrics:\n  params  2e+07" in result.out
-    assert "files (1, 7 bytes):\n  model.safetensors  7" in result.out
+    files = result.out.split("files (1, 7 bytes):\n")[1].splitlines()
+    assert [line.split() for line in files] == [["model.safetensors", "7", hashlib.sha256(b"weights").hexdigest()[:16]]]
     run = json.loads(tuneyard("runs", "show", "outputs/demo/sst2/bert_base_lora", "-f", "json").out)
     assert run["parents"][0]["path"] == "compressed_models/bert-base_fwsvd_r64"
     assert run["metrics"] == {"sst2": {"accuracy": 0.91}}

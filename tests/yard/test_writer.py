@@ -59,10 +59,9 @@ def test_taken_names_get_numbered_suffixes_and_say_so(yard: Yard, make_artifact:
 
 def test_an_exception_while_writing_leaves_nothing_behind(yard: Yard) -> None:
     target = yard.target_path("export", name="broken")
-    with pytest.raises(RuntimeError, match="disk full"):
-        with yard.create(Manifest(kind="export", name="broken"), target) as writer:
-            (writer.path / "half.bin").write_bytes(b"x" * 100)
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"), yard.create(Manifest(kind="export", name="broken"), target) as w:
+        (w.path / "half.bin").write_bytes(b"x" * 100)
+        raise RuntimeError("disk full")
     assert list(target.parent.iterdir()) == []
     assert yard.query() == []
 
@@ -152,10 +151,9 @@ def test_run_writer_lifecycle_resume_and_atomic_subfolders(yard: Yard) -> None:
     assert read_manifest(target).status == "running"
     with run.subfolder("best") as best:
         (best / "model.safetensors").write_bytes(b"epoch1")
-    with pytest.raises(KeyboardInterrupt):
-        with run.subfolder("best") as best:
-            (best / "model.safetensors").write_bytes(b"half")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), run.subfolder("best") as best:
+        (best / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
     # The interrupted replacement left the previous best/ intact and no temp folder.
     assert (target / "best/model.safetensors").read_bytes() == b"epoch1"
     assert visible_entries(target) == ["best", "manifest.json"] and not list(target.glob(".tmp-*"))

@@ -10,7 +10,7 @@ import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -26,20 +26,20 @@ runs_app = typer.Typer(
 LIST_FIELDS = ("name", "path", "kind", "arch", "method", "rank", "task", "dataset", "strategy", "project",
                "status", "created")
 TABLE_FIELDS = ("name", "kind", "arch", "method", "rank", "task", "status", "created")
-SUMMARY_METRICS = 3
+SUMMARY_METRICS = 2
 
-KindOpt = Annotated[Optional[str], typer.Option("--kind", help="compressed, finetuned, run, model, ...")]
-ArchOpt = Annotated[Optional[str], typer.Option("--arch", help="Architecture, e.g. bert.")]
-MethodOpt = Annotated[Optional[str], typer.Option("--method", help="Compression method or strategy.")]
-TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Task, e.g. sst2.")]
-ProjectOpt = Annotated[Optional[str], typer.Option("--project", help="Project (outputs/{project}/...).")]
-StatusOpt = Annotated[Optional[str], typer.Option("--status", help="running, complete or failed.")]
+KindOpt = Annotated[str | None, typer.Option("--kind", help="compressed, finetuned, run, model, ...")]
+ArchOpt = Annotated[str | None, typer.Option("--arch", help="Architecture, e.g. bert.")]
+MethodOpt = Annotated[str | None, typer.Option("--method", help="Compression method or strategy.")]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="Task, e.g. sst2.")]
+ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project (outputs/{project}/...).")]
+StatusOpt = Annotated[str | None, typer.Option("--status", help="running, complete or failed.")]
 WhereOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--where", "-w", help="Filter, e.g. \"metrics.accuracy >= 0.8 and (rank <= 64 or name ~ 'bert*')\"."),
 ]
 SortOpt = Annotated[
-    Optional[str], typer.Option("--sort", help="Sort keys, '-' for descending: -metrics.accuracy,name.")
+    str | None, typer.Option("--sort", help="Sort keys, '-' for descending: -metrics.accuracy,name.")
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")]
@@ -101,7 +101,7 @@ def ls(
     status: StatusOpt = None,
     where: WhereOpt = None,
     sort: SortOpt = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, help="Show at most N.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show at most N.")] = None,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
     """List artifacts, newest first.
@@ -116,38 +116,41 @@ def ls(
     print_listing(rows, fmt, metric_keys(where, sort))
 
 
+def aligned(pairs: list[tuple[str, Any]], indent: str = "  ") -> list[str]:
+    """``key  value`` lines with the values in one column; None shows as ``-``."""
+    width = max((len(key) for key, _ in pairs), default=0)
+    return [f"{indent}{key.ljust(width)}  {'-' if value is None else value}".rstrip() for key, value in pairs]
+
+
 def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
     """``runs show`` as readable sections: fields, lineage, metrics, config, files."""
     from tuneyard.yard.index import flatten_metrics
     from tuneyard.yard.summary import flatten_config
 
-    lines = []
-    for name in ("name", "path", "id", "kind", "status", "arch", "method", "rank", "strategy", "task",
-                 "dataset", "project", "created", "updated", "host"):
-        if record.get(name) is not None:
-            lines.append(f"{name:<9} {record[name]}")
+    fields = [(name, record[name]) for name in (
+        "name", "path", "id", "kind", "status", "arch", "method", "rank", "strategy", "task", "dataset", "project",
+        "created", "updated", "host") if record.get(name) is not None]
     if record.get("inferred"):
-        lines.append(f"inferred  {', '.join(record['inferred'])} (guessed from config.json or the path)")
+        fields.append(("inferred", f"{', '.join(record['inferred'])} (guessed from config.json or the path)"))
     if record.get("versions"):
-        lines.append("versions  " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
-    sections: list[tuple[str, list[str]]] = [
-        ("parents", [f"{p.get('role', 'base')}  {p['path']}" + (f"  ({p['id']})" if p.get("id") else "")
-                     for p in record.get("parents") or []]),
-        ("children", [f"{child['kind']}  {child['path']}" for child in children]),
-        ("metrics", [f"{key}  {value:.6g}" for key, value in flatten_metrics(record.get("metrics") or {}).items()]),
-        ("config", [f"{key}  {value}" for key, value in flatten_config(record.get("config") or {}).items()]),
-    ]
+        fields.append(("versions", ", ".join(f"{k} {v}" for k, v in record["versions"].items())))
+    lines = aligned(fields, indent="")
     files = record.get("files") or []
-    total = sum(entry["bytes"] for entry in files)
-    file_lines = [f"{entry['path']}  {entry['bytes']}  {(entry.get('sha256') or 'not hashed')[:16]}"
-                  for entry in files[:20]]
-    if len(files) > 20:
-        file_lines.append(f"... {len(files) - 20} more")
-    sections.append((f"files ({len(files)}, {total} bytes)", file_lines))
-    for title, items in sections:
-        if items:
+    sections: list[tuple[str, list[tuple[str, Any]]]] = [
+        ("parents", [(p.get("role", "base"), p["path"] + (f"  ({p['id']})" if p.get("id") else ""))
+                     for p in record.get("parents") or []]),
+        ("children", [(child["kind"], child["path"]) for child in children]),
+        ("metrics", [(key, f"{value:.6g}") for key, value in flatten_metrics(record.get("metrics") or {}).items()]),
+        ("config", list(flatten_config(record.get("config") or {}).items())),
+        (f"files ({len(files)}, {sum(entry['bytes'] for entry in files):,} bytes)",
+         [(entry["path"], f"{entry['bytes']:>12,}  {(entry.get('sha256') or 'not hashed')[:16]}")
+          for entry in files[:20]]
+         + ([(f"... {len(files) - 20} more", None)] if len(files) > 20 else [])),
+    ]
+    for title, pairs in sections:
+        if pairs:
             lines.append(f"{title}:")
-            lines.extend(f"  {item}" for item in items)
+            lines.extend(aligned(pairs))
     return "\n".join(lines) + "\n"
 
 
@@ -205,7 +208,7 @@ def compare(
 @runs_app.command("aggregate")
 def aggregate(
     ctx: typer.Context,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: stdout).")]
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")]
     = None,
     kind: KindOpt = None,
     arch: ArchOpt = None,

@@ -26,7 +26,10 @@ _HOMES = {
     "infer_metadata": "inference", "Yard": "root",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "Layout", "Manifest", "Parent", "Yard", "format_layers", "infer_metadata", "read_manifest", "run_name",
+    "write_manifest",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from typing import Union
 
 from tuneyard.errors import QueryError
 
@@ -39,7 +38,7 @@ PREFIXES = ("metrics", "config")
 COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 KEYWORDS = {"and", "or", "not", "like", "in", "is", "null"}
 
-Literal = Union[str, float, int, None]
+Literal = str | float | int | None
 
 _TOKEN = re.compile(
     r"""

@@ -196,7 +196,7 @@ class Yard:
 
         unknown = set(filters) - set(FILTER_FIELDS)
         if unknown:
-            raise ConfigError(f"unknown filter {sorted(unknown)[0]!r}.", f"Filters: {', '.join(FILTER_FIELDS)}.")
+            raise ConfigError(f"unknown filter {min(unknown)!r}.", f"Filters: {', '.join(FILTER_FIELDS)}.")
         conditions = [equals(name, value) for name, value in filters.items() if value is not None]
         if where:
             conditions.append(compile_where(where))

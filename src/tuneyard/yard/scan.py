@@ -176,16 +176,16 @@ def folder_created(folder: Path) -> str:
 def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest:
     """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
     values, inferred = infer_metadata(folder, relative_to=yard.root)
-    return Manifest(
-        kind="model",
-        name=folder.name,
-        path=yard.relative(folder),
-        status="complete",
-        inferred=inferred,
-        files=list_files(folder, hash_files=hash_files),
-        created=folder_created(folder),
+    return Manifest.model_validate({
         **values,
-    )
+        "kind": "model",
+        "name": folder.name,
+        "path": yard.relative(folder),
+        "status": "complete",
+        "inferred": inferred,
+        "files": list_files(folder, hash_files=hash_files),
+        "created": folder_created(folder),
+    })
 
 
 def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> ScanReport:
