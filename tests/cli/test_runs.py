@@ -121,3 +121,11 @@ def test_reindex_import_and_gc_commands(tuneyard: Run, cli_yard: Yard, tmp_path:
     assert leftover.exists()
     tuneyard("runs", "gc")
     assert not leftover.exists()
+
+
+def test_a_metric_no_artifact_has_gets_a_did_you_mean_note(tuneyard: Run, cli_yard: Yard) -> None:
+    result = tuneyard("runs", "ls", "--where", "metrics.sst2.acuracy > 0.5")
+    assert result.code == 0
+    assert result.out.count("\n") == 1  # only the header
+    assert result.err == "note: no artifact in the yard has metrics.sst2.acuracy; did you mean metrics.sst2.accuracy?\n"
+    assert tuneyard("runs", "ls", "--where", "metrics.sst2.accuracy > 0.99").err == ""

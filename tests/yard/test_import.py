@@ -65,7 +65,7 @@ def test_import_finds_model_folders_and_writes_only_a_manifest(yard: Yard, old_c
     assert read_manifest(Path(bert["path"])).inferred == ["arch", "method", "rank"]
     modern = read_manifest(Path(rows["modernbert-base_whiten_r32"]["path"]))
     assert (modern.arch, modern.method, modern.rank, modern.inferred) == ("modernbert", "whiten", 32, [])
-    whisper = rows["checkpoint-7752"]
+    whisper = rows["whisper_base_lora_012/checkpoint-7752"]
     assert (whisper["arch"], whisper["method"]) == ("whisper", "unknown")
     files = read_manifest(Path(whisper["path"])).files
     assert [(f.path, f.bytes, f.sha256) for f in files] == [("model.safetensors", 2, None),

@@ -111,9 +111,19 @@ def ls(
     yard = yard_from(ctx)
     rows = yard.query(where=where, sort=sort, limit=limit, kind=kind, arch=arch, method=method, task=task,
                       project=project, status=status)
+    shown_metrics = metric_keys(where, sort)
     if not yard.has_index:
         note(f"no index in {yard.root} yet: the yard is empty, or run `tuneyard runs reindex`.")
-    print_listing(rows, fmt, metric_keys(where, sort))
+    elif shown_metrics:
+        warn_unknown_metrics(yard.index.unknown_metric_keys(shown_metrics))
+    print_listing(rows, fmt, shown_metrics)
+
+
+def warn_unknown_metrics(unknown: dict[str, list[str]]) -> None:
+    """A note (not an error: the yard may simply not have such runs yet) per metric no artifact has."""
+    for key, similar in unknown.items():
+        suggestion = f"; did you mean {' or '.join(f'metrics.{name}' for name in similar)}?" if similar else "."
+        note(f"note: no artifact in the yard has metrics.{key}{suggestion}")
 
 
 def aligned(pairs: list[tuple[str, Any]], indent: str = "  ") -> list[str]:

@@ -256,6 +256,17 @@ class Index:
         )
         return self.select(condition, Ordering("a.created ASC"))
 
+    def unknown_metric_keys(self, keys: list[str]) -> dict[str, list[str]]:
+        """Of ``keys``, those no artifact has, each with the most similar key that exists (if any)."""
+        import difflib
+
+        missing = [key for key in keys if self.connection.execute(
+            "SELECT 1 FROM metrics WHERE key = ? LIMIT 1", (key,)).fetchone() is None]
+        if not missing:
+            return {}
+        known = [row[0] for row in self.connection.execute("SELECT DISTINCT key FROM metrics")]
+        return {key: difflib.get_close_matches(key, known, n=1, cutoff=0.6) for key in missing}
+
     def paths(self) -> list[str]:
         """Every indexed artifact path (relative to the root, or absolute when outside it)."""
         return [row[0] for row in self.connection.execute("SELECT path FROM artifacts ORDER BY path")]

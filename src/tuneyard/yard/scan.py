@@ -10,6 +10,7 @@ of their own. The one exception is an experiment workspace, which holds artifact
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +25,9 @@ from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, list_files, write_ma
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
+
+# Folder names that say nothing alone: an imported one is named with its parent too.
+GENERIC_NAME = re.compile(r"checkpoint-[\d-]+|best|last|final|model")
 
 # Artifact kinds whose folders hold other artifacts (the walk continues inside them).
 CONTAINER_KINDS = frozenset({"experiment"})
@@ -173,13 +177,20 @@ def folder_created(folder: Path) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def foreign_name(folder: Path) -> str:
+    """A folder's name, with its parent's for generic names (``run/checkpoint-7752``, ``run/best``)."""
+    if GENERIC_NAME.fullmatch(folder.name):
+        return f"{folder.parent.name}/{folder.name}"
+    return folder.name
+
+
 def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest:
     """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
     values, inferred = infer_metadata(folder, relative_to=yard.root)
     return Manifest.model_validate({
         **values,
         "kind": "model",
-        "name": folder.name,
+        "name": foreign_name(folder),
         "path": yard.relative(folder),
         "status": "complete",
         "inferred": inferred,
