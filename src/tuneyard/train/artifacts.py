@@ -58,7 +58,11 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
 def write_model_folder(
     run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: ParentModel, metrics: dict[str, Any]
 ) -> Path:
-    """Atomically (re)write ``run/<subfolder>`` as a model artifact and index it."""
+    """Atomically (re)write ``run/<subfolder>`` as a model artifact.
+
+    Its manifest describes it for ``tuneyard.load`` and lineage; the index lists the
+    run, not its parts (the yard indexes no manifest nested inside another artifact).
+    """
     run_manifest = run.manifest
     target = run.path / subfolder
     manifest = Manifest(
@@ -81,5 +85,4 @@ def write_model_folder(
         save_model(model, tokenizer, temp, parent)
         manifest.files = list_files(temp)
         write_manifest(temp, manifest)
-    run.yard.register(manifest)
     return target

@@ -16,12 +16,21 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def cpu_processes() -> bool:
+    """True for a multi-process run without GPUs: accelerate then needs ``cpu=True`` (gloo)."""
+    if world_size() <= 1:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def init_process_group() -> None:
     """Join the process group early (before the Trainer does) so ranks can agree on paths."""
     if world_size() > 1:
         from accelerate import PartialState
 
-        PartialState()
+        PartialState(cpu=cpu_processes())
 
 
 def is_main_process() -> bool:

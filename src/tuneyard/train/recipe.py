@@ -174,6 +174,10 @@ class PreparedFinetune:
             report_to=[target for target in options.report_to if target != "tensorboard"] or "none",
             disable_tqdm=True,
             dataloader_pin_memory=torch_has_accelerator(),
+            use_cpu=distributed.cpu_processes(),
+            # Classification losses are per-example means; the token-count rescaling meant for
+            # language modelling would multiply them (and the gradients) by the process count.
+            average_tokens_across_devices=False,
         )
         if options.save_steps:
             arguments.update(eval_steps=options.save_steps, save_steps=options.save_steps)
@@ -232,7 +236,7 @@ def main_process_first() -> Any:
         return
     from accelerate import PartialState
 
-    with PartialState().main_process_first():
+    with PartialState(cpu=distributed.cpu_processes()).main_process_first():
         yield
 
 
