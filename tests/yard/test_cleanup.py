@@ -31,9 +31,9 @@ def test_gc_removes_abandoned_leftovers_only(yard: Yard, make_artifact: Callable
     (exports / f".tmp-in-progress-{os.getpid()}-12345678").mkdir()
     running = yard.start_run(Manifest(kind="run", name="r"), exports / "running-run")
     leftovers = find_leftovers(yard, older_than_s=0)
-    assert [(leftover.path, leftover.reason.split(" (")[0]) for leftover in leftovers] == [
+    assert [(leftover.path, leftover.reason) for leftover in leftovers] == [
         ("exports/.tmp-crashed-" + str(pid) + "-0badc0de", "temporary folder of an interrupted write"),
-        ("exports/crashed", "empty folder"),
+        ("exports/crashed", "empty folder claimed by a writer that stopped"),
         (f"exports/keep/.manifest.json.{pid}.0badc0de.tmp", "temporary manifest of an interrupted write"),
     ]
     remove_leftovers(yard, leftovers)

@@ -155,7 +155,7 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
         (f"files ({len(files)}, {sum(entry['bytes'] for entry in files):,} bytes)",
          [(entry["path"], f"{entry['bytes']:>12,}  {(entry.get('sha256') or 'not hashed')[:16]}")
           for entry in files[:20]]
-         + ([(f"... {len(files) - 20} more", None)] if len(files) > 20 else [])),
+         + ([(f"... {len(files) - 20} more", "")] if len(files) > 20 else [])),
     ]
     for title, pairs in sections:
         if pairs:

@@ -75,7 +75,7 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
         except OSError:
             continue
         if not entries and not protected and is_abandoned(folder, older_than_s, now):
-            leftovers.append(Leftover(yard.relative(folder), "empty folder (claimed by a writer that stopped)"))
+            leftovers.append(Leftover(yard.relative(folder), "empty folder claimed by a writer that stopped"))
         active_temps = []
         for entry in entries:
             path = Path(entry.path)
