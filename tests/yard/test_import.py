@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,13 @@ def test_import_of_many_folders(yard: Yard, tmp_path: Path) -> None:
     report = yard.import_paths([top])
     assert len(report.imported) == 500
     assert len(yard.query(where="method = standard and arch = gpt2 and rank >= 250")) == 250
+
+
+def test_imported_folders_are_dated_by_their_files(yard: Yard, tmp_path: Path) -> None:
+    folder = tmp_path / "old" / "gpt2_fw_r4"
+    folder.mkdir(parents=True)
+    for name, moment in (("model.safetensors", 1_700_000_000), ("config.json", 1_600_000_000)):
+        (folder / name).write_text("{}")
+        os.utime(folder / name, (moment, moment))
+    yard.import_paths([folder])
+    assert read_manifest(folder).created == "2023-11-14T22:13:20.000000Z"  # the newest file, not today

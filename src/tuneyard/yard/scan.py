@@ -171,9 +171,13 @@ def find_model_folders(top: Path) -> Iterator[tuple[Path, bool]]:
                              if is_dir and not name.startswith(".")), reverse=True))
 
 
-def folder_created(folder: Path) -> str:
-    """The folder's modification time as the manifest's ``created`` (best guess for old folders)."""
-    moment = datetime.fromtimestamp(folder.stat().st_mtime, tz=timezone.utc)
+def folder_created(folder: Path, files: list[str]) -> str:
+    """When the folder's files were last written: the best guess of ``created`` for old folders.
+
+    The files' times, not the folder's: writing ``manifest.json`` into it changes the latter.
+    """
+    times = [(folder / name).stat().st_mtime for name in files] or [folder.stat().st_mtime]
+    moment = datetime.fromtimestamp(max(times), tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -187,6 +191,7 @@ def foreign_name(folder: Path) -> str:
 def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest:
     """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
     values, inferred = infer_metadata(folder, relative_to=yard.root)
+    files = list_files(folder, hash_files=hash_files)
     return Manifest.model_validate({
         **values,
         "kind": "model",
@@ -194,8 +199,8 @@ def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest
         "path": yard.relative(folder),
         "status": "complete",
         "inferred": inferred,
-        "files": list_files(folder, hash_files=hash_files),
-        "created": folder_created(folder),
+        "files": files,
+        "created": folder_created(folder, [entry.path for entry in files]),
     })
 
 
