@@ -1,0 +1,108 @@
+"""``tuneyard eval``, ``tuneyard grade`` and ``tuneyard eval-grid``: parse flags, call :mod:`tuneyard.evaluate`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from tuneyard.cli.console import err, note, out
+from tuneyard.cli.context import yard_from
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML file with any of these options.")]
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a field: --set batch_size=64.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def _quiet_libraries() -> None:
+    """Keep stderr for tuneyard's own progress: no per-library bars or info logs."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+@contextmanager
+def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)`` (a no-op with ``--quiet``)."""
+    if quiet:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _print_scores(metrics: dict[str, Any], main_metric: str) -> None:
+    from tuneyard.cli.output import format_table
+
+    rows = [[name + (" *" if name == main_metric else ""), value] for name, value in metrics.items()]
+    out.print(format_table(["metric", "value"], rows), end="", markup=False)
+
+
+def eval_command(
+    ctx: typer.Context,
+    checkpoint: Annotated[Optional[str], typer.Option(
+        "--checkpoint", "--model", help="Model folder: plain, compressed, LoRA adapter, or a run folder.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Local folder with train/validation/test files.")] = None,
+    split: Annotated[Optional[str], typer.Option(help="Split to score: validation (default) or test.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass (default 32).")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Truncate inputs to this many tokens (default 512).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="Text column of --data files.")] = None,
+    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column (sentence pairs).")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="Label column of --data files.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(
+        help="Folder for the results (required for a model outside the yard).")] = None,
+    quiet: QuietOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Evaluate a classifier on a task split and file the results next to the model.
+
+    Example: tuneyard eval --checkpoint outputs/demo/topics/bert_full/best --data ./topics --split test
+    """
+    from tuneyard.config import resolve_options
+    from tuneyard.errors import DataError
+    from tuneyard.evaluate.options import EvalOptions, load_eval_data
+
+    flags = dict(checkpoint=checkpoint, task=task, data=str(data) if data else None, split=split,
+                 batch_size=batch_size, max_length=max_length, device=device, text_column=text_column,
+                 text_pair_column=text_pair_column, label_column=label_column,
+                 output_dir=str(output_dir) if output_dir else None)
+    options = resolve_options(EvalOptions, flags, config, set_ or ())
+    if (options.task is None) == (options.data is None):
+        raise DataError("give exactly one of --task NAME or --data DIR.", "Example: --task sst2, or --data ./topics")
+    yard = yard_from(ctx)
+    _quiet_libraries()
+    from tuneyard.evaluate.model_eval import evaluate_model
+
+    task_data = load_eval_data(options.data or options.task, options, is_folder=options.data is not None)  # type: ignore[arg-type]
+    total = len(task_data.split(options.split))
+    with progress_bar(f"eval {task_data.spec.name}/{options.split}", total, quiet) as advance:
+        outcome = evaluate_model(options.checkpoint, task_data, yard, split=options.split,
+                                 output_dir=options.output_dir, batch_size=options.batch_size,
+                                 max_length=options.max_length, device=options.device, progress=advance)
+    result = outcome.result
+    _print_scores(result.metrics, task_data.spec.main_metric)
+    speed = result.throughput
+    note(f"{speed.samples} examples in {speed.seconds:.2f} s ({speed.samples_per_second:.1f} samples/s) "
+         f"on {speed.device}, peak memory {speed.peak_memory_mb:.0f} MiB")
+    note(f"results: {outcome.folder}")
+    if outcome.artifact is not None:
+        note(f"manifest: {outcome.artifact / 'manifest.json'} (metrics.{outcome.metrics_key})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval``, ``grade`` and ``eval-grid`` to the root app."""
+    app.command("eval", help=eval_command.__doc__)(eval_command)
