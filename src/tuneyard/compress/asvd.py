@@ -22,6 +22,7 @@ class ActivationAwareSVD(CompressionMethod):
     name: ClassVar[str] = "asvd"
     summary: ClassVar[str] = "activation-aware SVD, scales input channels by mean|x|^alpha"
     statistics: ClassVar[frozenset[str]] = frozenset({"abs_mean"})
+    weighting_from_inputs: ClassVar[bool] = True
 
     def __init__(self, alpha: float = 0.5) -> None:
         self.alpha = alpha
@@ -29,7 +30,7 @@ class ActivationAwareSVD(CompressionMethod):
     def weighting(self, weight: torch.Tensor, stats: LayerStatistics | None) -> Weighting:
         assert stats is not None and stats.abs_mean is not None, "asvd needs mean |x|"
         scale = positive_floor(stats.abs_mean.to(torch.float64)).pow(self.alpha)
-        return Weighting(scale=scale, inverse=1.0 / scale)
+        return Weighting(scale=scale)
 
     def options(self) -> dict[str, object]:
         return {"alpha": self.alpha}

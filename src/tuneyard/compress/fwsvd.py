@@ -36,4 +36,4 @@ class FisherWeightedSVD(CompressionMethod):
     def weighting(self, weight: torch.Tensor, stats: LayerStatistics | None) -> Weighting:
         assert stats is not None and stats.fisher is not None, "fwsvd needs Fisher statistics"
         scale = positive_floor(stats.fisher.to(torch.float64)).sqrt()
-        return Weighting(scale=scale, inverse=1.0 / scale)
+        return Weighting(scale=scale)

@@ -26,10 +26,13 @@ from tuneyard.compress.statistics import LayerStatistics
 
 @dataclass
 class Weighting:
-    """``S`` and ``S^{-1}`` as a diagonal (a vector) or a full matrix; None is the identity."""
+    """``S``: None (the identity), a vector (a diagonal) or a lower-triangular matrix.
+
+    ``S^{-1}`` is never formed: a diagonal divides, a triangular ``S`` is solved
+    against (``k n^2`` work for a rank-``k`` factor instead of ``n^3`` for an inverse).
+    """
 
     scale: torch.Tensor | None = None
-    inverse: torch.Tensor | None = None
 
     def apply(self, weight: torch.Tensor) -> torch.Tensor:
         """``W S`` for a ``(out, in)`` weight."""
@@ -39,9 +42,15 @@ class Weighting:
 
     def undo(self, right: torch.Tensor) -> torch.Tensor:
         """``R S^{-1}``: the right factor back in the layer's input space."""
-        if self.inverse is None:
+        if self.scale is None:
             return right
-        return right * self.inverse if self.inverse.dim() == 1 else right @ self.inverse
+        if self.scale.dim() == 1:
+            return right / self.scale
+        return torch.linalg.solve_triangular(self.scale, right, upper=False, left=False)
+
+    def to(self, dtype: torch.dtype) -> Weighting:
+        """The same weighting in ``dtype``."""
+        return Weighting(None if self.scale is None else self.scale.to(dtype))
 
 
 class CompressionMethod:
@@ -54,6 +63,9 @@ class CompressionMethod:
     needs_labels: ClassVar[bool] = False
     # True when the method picks per-layer ranks itself under a global budget.
     allocates_ranks: ClassVar[bool] = False
+    # True when S depends on the layer's input statistics only, so layers reading the
+    # same input (query / key / value) share one S.
+    weighting_from_inputs: ClassVar[bool] = False
 
     def weighting(self, weight: torch.Tensor, stats: LayerStatistics | None) -> Weighting:
         """``S`` for this layer (float64 tensors on the weight's device)."""

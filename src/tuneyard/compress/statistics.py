@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tuneyard.errors import InternalError
 from tuneyard.models.lowrank import is_conv1d
 
 
@@ -40,17 +41,25 @@ Batch = dict[str, torch.Tensor]
 
 
 class _InputRecorder:
-    """Forward pre-hooks that add each batch's inputs to the layers' statistics."""
+    """Forward pre-hooks that add each batch's inputs to the layers' statistics.
+
+    Sums accumulate in float32 with ``addmm`` (one fused multiply-add per batch, no
+    copies) and become float64 at the end. Layers that receive the same input tensor
+    object in a forward pass share one :class:`LayerStatistics` (found on the first
+    batch), so query / key / value cost one Gram product, not three.
+    """
 
     def __init__(self, modules: dict[str, nn.Module], gram: bool, abs_mean: bool) -> None:
-        self.stats = {name: LayerStatistics() for name in modules}
+        self.names = list(modules)
         self.want_gram = gram
         self.want_abs = abs_mean
         self.token_mask: torch.Tensor | None = None
-        # The last input seen and its sums: consecutive layers reading the same tensor
-        # object (query / key / value) reuse them. Holding the reference keeps the
-        # tensor alive, so its identity cannot be taken over by a new one.
-        self._last: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None, int]] | None = None
+        self.sums: dict[str, list[torch.Tensor | None]] = {}  # owner -> [gram, abs_sum]
+        self.tokens: dict[str, int] = {}
+        self.owner: dict[str, str] = {}
+        # The last input tensor seen and the layer that owns its sums. Holding the
+        # reference keeps the tensor alive, so its identity cannot pass to a new one.
+        self._last: tuple[torch.Tensor, str] | None = None
         self._handles = [
             module.register_forward_pre_hook(self._hook_for(name)) for name, module in modules.items()
         ]
@@ -65,26 +74,43 @@ class _InputRecorder:
             rows = rows[self.token_mask]
         return rows.to(torch.float32)
 
-    def _batch_sums(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        if self._last is not None and self._last[0] is x:
-            return self._last[1]
+    def _add(self, owner: str, x: torch.Tensor) -> None:
         rows = self._rows(x.detach())
-        gram = rows.T @ rows if self.want_gram else torch.empty(0)
-        abs_sum = rows.abs().sum(0) if self.want_abs else None
-        self._last = (x, (gram, abs_sum, rows.shape[0]))
-        return self._last[1]
+        gram, abs_sum = self.sums.setdefault(owner, [None, None])
+        if self.want_gram:
+            gram = rows.T @ rows if gram is None else gram.addmm_(rows.T, rows)
+        if self.want_abs:
+            batch_abs = rows.abs().sum(0)
+            abs_sum = batch_abs if abs_sum is None else abs_sum.add_(batch_abs)
+        self.sums[owner] = [gram, abs_sum]
+        self.tokens[owner] = self.tokens.get(owner, 0) + rows.shape[0]
 
     def _hook_for(self, name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            gram, abs_sum, count = self._batch_sums(inputs[0])
-            stats = self.stats[name]
-            if self.want_gram:
-                stats.gram = gram.double() if stats.gram is None else stats.gram.add_(gram.double())
-            if abs_sum is not None:
-                stats.abs_sum = abs_sum.double() if stats.abs_sum is None else stats.abs_sum.add_(abs_sum.double())
-            stats.tokens += count
+            x = inputs[0]
+            if self._last is not None and self._last[0] is x:
+                self.owner.setdefault(name, self._last[1])
+                if self.owner[name] == self._last[1]:
+                    return
+            owner = self.owner.setdefault(name, name)
+            if owner != name:
+                raise InternalError(f"{name} shared {owner}'s input on the first batch but not on a later one.")
+            self._add(owner, x)
+            self._last = (x, owner)
 
         return hook
+
+    def statistics(self) -> dict[str, LayerStatistics]:
+        """Per layer name; layers sharing an input share the object."""
+        by_owner = {
+            owner: LayerStatistics(
+                gram=None if gram is None else gram.double(),
+                abs_sum=None if abs_sum is None else abs_sum.double(),
+                tokens=self.tokens[owner],
+            )
+            for owner, (gram, abs_sum) in self.sums.items()
+        }
+        return {name: by_owner[self.owner[name]] for name in self.names if name in self.owner}
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -110,7 +136,7 @@ def collect_input_statistics(
                     on_batch()
     finally:
         recorder.remove()
-    return recorder.stats
+    return recorder.statistics()
 
 
 def collect_fisher(

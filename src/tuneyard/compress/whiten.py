@@ -52,10 +52,9 @@ class WhitenedSVD(CompressionMethod):
     name: ClassVar[str] = "whiten"
     summary: ClassVar[str] = "data-whitened SVD, DRONE / SVD-LLM (needs calibration data)"
     statistics: ClassVar[frozenset[str]] = frozenset({"gram"})
+    weighting_from_inputs: ClassVar[bool] = True
 
     def weighting(self, weight: torch.Tensor, stats: LayerStatistics | None) -> Weighting:
         assert stats is not None and stats.gram is not None, "whiten needs the Gram matrix"
         factor, _ = cholesky_with_jitter(stats.gram)
-        identity = torch.eye(factor.shape[0], dtype=factor.dtype, device=factor.device)
-        inverse = torch.linalg.solve_triangular(factor, identity, upper=False)
-        return Weighting(scale=factor, inverse=inverse)
+        return Weighting(scale=factor)
