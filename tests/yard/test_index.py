@@ -137,3 +137,11 @@ def test_concurrent_registrations_from_two_connections(yard: Yard, make_artifact
     with other.create(Manifest(kind="export", name="b"), other.target_path("export", name="b")) as writer:
         (writer.path / "f").write_text("x")
     assert sorted(row["name"] for row in yard.query()) == ["a", "b"]
+
+
+def test_an_index_from_a_newer_tuneyard_is_refused_not_misread(yard: Yard) -> None:
+    yard.index.connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    yard.index.close()
+    with pytest.raises(IndexCorruptError, match="schema version 3 is newer than this tuneyard's") as caught:
+        Yard.open(yard.root).index  # noqa: B018
+    assert "upgrade tuneyard" in (caught.value.hint or "")

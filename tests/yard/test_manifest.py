@@ -58,6 +58,7 @@ def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
         ("{not json", "is not readable JSON"),
         ('{"kind": "spaceship", "name": "x"}', "field 'kind'"),
         ('{"kind": "run"}', "field 'name'"),
+        ('{"schema": 2, "kind": "run", "name": "x"}', "field 'schema' input should be less than or equal to 1"),
     ],
 )
 def test_bad_manifests_are_named_with_the_field(tmp_path: Path, text: str | None, message: str) -> None:

@@ -126,9 +126,9 @@ class Index:
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise IndexCorruptError(
-                f"the yard index {database} is unreadable ({exc}).",
-                f"It is only a cache: delete it and rebuild it from the manifests with "
-                f"`rm {database} && tuneyard runs reindex`.",
+                f"the yard index {database} is unusable: {exc}.",
+                f"It is only a cache: upgrade tuneyard, or delete it and rebuild it from the manifests "
+                f"with `rm {database} && tuneyard runs reindex`.",
             ) from exc
         return index
 
@@ -139,7 +139,11 @@ class Index:
 
     def migrate(self) -> None:
         """Apply migrations newer than the database's ``user_version``."""
-        if self.version >= len(MIGRATIONS):
+        if self.version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"its schema version {self.version} is newer than this tuneyard's ({len(MIGRATIONS)})"
+            )
+        if self.version == len(MIGRATIONS):
             return
         with self.transaction():
             current = self.version

@@ -110,7 +110,8 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 
-    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
+    # A manifest written by a newer tuneyard may hold fields this one cannot honour.
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema", ge=1, le=SCHEMA_VERSION)
     id: str = Field(default_factory=new_id)
     kind: ArtifactKind
     name: str
