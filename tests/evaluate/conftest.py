@@ -58,3 +58,18 @@ def run_in_yard(yard: Yard, tiny_model: Callable[..., Path]) -> Callable[..., Pa
         return target
 
     return make
+
+
+@pytest.fixture
+def run_cli() -> Callable[[list[str]], int]:
+    """Run ``tuneyard ARGS`` in this process and return its exit code."""
+    from tuneyard.cli import main
+
+    def run(args: list[str]) -> int:
+        try:
+            main(args)
+        except SystemExit as exit_info:
+            return int(exit_info.code or 0)
+        return 0
+
+    return run

@@ -103,6 +103,47 @@ def eval_command(
         note(f"manifest: {outcome.artifact / 'manifest.json'} (metrics.{outcome.metrics_key})")
 
 
+def _split_list(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def grade_command(
+    predictions: Annotated[Path, typer.Option(help="JSONL or CSV with id, prediction, reference.")],
+    grader: Annotated[str, typer.Option(help="exact | contains | regex | json | choice.")],
+    fields: Annotated[Optional[str], typer.Option(help="json: comma-separated fields to compare (default: all).")] = None,
+    pattern: Annotated[Optional[str], typer.Option(help="regex: pattern whose first group is the answer.")] = None,
+    choices: Annotated[Optional[str], typer.Option(
+        help="choice: comma-separated labels (default: the distinct references).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(
+        help="Where grader_logs/ goes (default: next to the predictions file).")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
+) -> None:
+    """Grade generated answers against references; print a summary, log every sample.
+
+    Example: tuneyard grade --predictions answers.jsonl --grader json --fields name,year
+    """
+    from tuneyard.cli.output import format_table
+    from tuneyard.errors import EvaluationError
+    from tuneyard.evaluate.grading import grade_file
+
+    if format_ not in ("table", "json"):
+        raise EvaluationError(f"--format {format_!r} is not known.", "Use --format table or --format json.")
+    summary, folder = grade_file(predictions, grader, _split_list(fields), pattern, _split_list(choices), output_dir)
+    if format_ == "json":
+        import json
+        from dataclasses import asdict
+
+        out.print(json.dumps({**asdict(summary), "logs": str(folder)}, indent=2), markup=False)
+    else:
+        rows: list[list[Any]] = [["grader", summary.grader], ["samples", summary.samples],
+                                 ["score", summary.score], ["unparsable", summary.unparsable],
+                                 ["score (parsable only)", summary.score_parsed]]
+        rows += [[f"field {name}", accuracy] for name, accuracy in summary.field_accuracy.items()]
+        out.print(format_table(["", "value"], rows), end="", markup=False)
+    note(f"per-sample logs: {folder}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``eval``, ``grade`` and ``eval-grid`` to the root app."""
     app.command("eval", help=eval_command.__doc__)(eval_command)
+    app.command("grade", help=grade_command.__doc__)(grade_command)

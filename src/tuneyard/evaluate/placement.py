@@ -95,15 +95,14 @@ def plan_placement(model_folder: Path, task: str, split: str, yard: Yard, output
 
 
 @contextlib.contextmanager
-def results_folder(placement: Placement) -> Iterator[tuple[Path, Path]]:
+def fresh_folder(target: Path) -> Iterator[tuple[Path, Path]]:
     """Yield ``(temporary, final)``: write into the first, renamed to the second on success.
 
-    ``final`` is ``<results_root>/<name>`` or, when taken, ``<name>-N``.
-
-    The final name is reserved first, so concurrent evals of one cell get distinct
-    folders; on failure both the temporary folder and the reservation are removed.
+    ``final`` is ``target`` or, when taken, ``target-N``; it is reserved first, so
+    concurrent writers get distinct folders. On failure both the temporary folder and
+    the reservation are removed: nothing half-written is left looking complete.
     """
-    final = reserve_folder(placement.results_root / placement.name)
+    final = reserve_folder(target)
     temp = temp_sibling(final)
     try:
         yield temp, final
@@ -113,6 +112,11 @@ def results_folder(placement: Placement) -> Iterator[tuple[Path, Path]]:
             final.rmdir()
         raise
     os.rename(temp, final)
+
+
+def results_folder(placement: Placement) -> contextlib.AbstractContextManager[tuple[Path, Path]]:
+    """:func:`fresh_folder` for ``<results_root>/<name>``."""
+    return fresh_folder(placement.results_root / placement.name)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,110 @@
+"""``tuneyard grade``: grade a file of generated answers and log every sample.
+
+Input is JSONL or CSV with ``prediction`` and ``reference`` (and ``id``; the row
+number stands in when it is absent). Output is ``grader_logs/{file}_{grader}/``:
+``samples.jsonl`` (one line per sample: id, prediction, reference, score, what was
+parsed, per-field verdicts, error) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneyard.errors import EvaluationError
+from tuneyard.evaluate.graders import make_grader
+from tuneyard.evaluate.placement import fresh_folder
+from tuneyard.yard.manifest import utc_now
+
+LOGS_FOLDER = "grader_logs"
+REQUIRED_COLUMNS = ("prediction", "reference")
+
+
+@dataclass
+class GradeSummary:
+    """What a person wants first: the score, per-field accuracy, how many did not parse."""
+
+    grader: str
+    samples: int
+    score: float  # mean over all samples (unparsable ones score 0)
+    unparsable: int
+    score_parsed: float | None  # mean over the parsable ones; None when there are none
+    field_accuracy: dict[str, float] = field(default_factory=dict)
+
+
+def read_prediction_records(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL or CSV predictions file, each with ``id``, ``prediction``, ``reference``."""
+    if not path.is_file():
+        raise EvaluationError(f"predictions file {path} does not exist.")
+    if path.suffix == ".csv":
+        with path.open(newline="") as handle:
+            records: list[dict[str, Any]] = list(csv.DictReader(handle))
+    elif path.suffix in (".jsonl", ".json"):
+        records = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise EvaluationError(f"{path} line {number} is not valid JSON: {exc}.") from exc
+    else:
+        raise EvaluationError(f"{path} is neither .jsonl nor .csv.", "Write predictions as JSONL or CSV.")
+    if not records:
+        raise EvaluationError(f"{path} holds no predictions.")
+    for number, record in enumerate(records, start=1):
+        missing = [column for column in REQUIRED_COLUMNS if column not in record]
+        if missing:
+            raise EvaluationError(
+                f"{path} record {number} has no {missing[0]!r} field.",
+                f"Each record needs: id, {', '.join(REQUIRED_COLUMNS)}; it has: {', '.join(record)}.",
+            )
+        record.setdefault("id", number - 1)
+    return records
+
+
+def grade_records(records: list[dict[str, Any]], grader: Any) -> tuple[list[dict[str, Any]], GradeSummary]:
+    """Grade every record; return the per-sample log lines and the summary."""
+    logs = []
+    for record in records:
+        grade = grader.grade(record["prediction"], record["reference"])
+        logs.append({"id": record["id"], "prediction": record["prediction"], "reference": record["reference"],
+                     **asdict(grade)})
+    parsed = [log for log in logs if log["parsed"]]
+    field_names = list(logs[0]["fields"]) if logs else []
+    summary = GradeSummary(
+        grader=grader.name,
+        samples=len(logs),
+        score=sum(log["score"] for log in logs) / len(logs),
+        unparsable=len(logs) - len(parsed),
+        score_parsed=sum(log["score"] for log in parsed) / len(parsed) if parsed else None,
+        field_accuracy={name: sum(bool(log["fields"].get(name)) for log in logs) / len(logs) for name in field_names},
+    )
+    return logs, summary
+
+
+def grade_file(
+    predictions: Path,
+    grader_name: str,
+    fields: list[str] | None = None,
+    pattern: str | None = None,
+    choices: list[str] | None = None,
+    output_dir: Path | None = None,
+) -> tuple[GradeSummary, Path]:
+    """Grade ``predictions`` and write logs under ``output_dir`` (default: the file's folder)."""
+    records = read_prediction_records(predictions)
+    grader = make_grader(grader_name, fields or (), pattern, choices or (),
+                         references=[record["reference"] for record in records])
+    logs, summary = grade_records(records, grader)
+    root = (output_dir or predictions.parent).expanduser().resolve() / LOGS_FOLDER
+    with fresh_folder(root / f"{predictions.stem}_{grader.name}") as (temp, final):
+        with (temp / "samples.jsonl").open("w") as handle:
+            for log in logs:
+                handle.write(json.dumps(log, default=str) + "\n")
+        document = {**asdict(summary), "predictions": str(predictions.resolve()), "fields": fields or [],
+                    "pattern": pattern, "choices": getattr(grader, "choices", None), "created": utc_now()}
+        (temp / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
+    return summary, final
