@@ -76,8 +76,9 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(cli, tuneyard_process
 
 def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(cli, tuneyard_process, tiny_model, topics, tmp_path) -> None:
     run = tmp_path / "outputs" / "p" / "topics" / "stopped"
-    process = tuneyard_process("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
-                               *TRAINING, "--name", "stopped")
+    flags = ("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics, *TRAINING,
+             "--name", "stopped")
+    process = tuneyard_process(*flags)
     wait_for_checkpoint(run, process, min_step=8)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -91,8 +92,9 @@ def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(cli, tuneyard_proces
     assert manifest["status"] == "failed" and manifest["stop_reason"] == f"interrupted at step {stopped_at}"
     assert not (run / "last").exists()
 
-    resumed = cli("--yard", tmp_path, "finetune", "--resume", run)
+    resumed = cli(*flags, "--resume")  # the same flags find the same run
     assert resumed.exit_code == 0, resumed.stderr
+    assert f"resuming {run} from checkpoint-" in resumed.stderr
     steps = [int(row["step"]) for row in read_log(run)]
     assert steps == sorted(set(steps)) and steps[-1] == TOTAL_STEPS
     assert status(run) == "complete" and (run / "last" / "model.safetensors").is_file()
