@@ -7,13 +7,15 @@ claimed folder, temp sibling, manifest, rename, index registration), then times:
 * a filtered ``runs ls`` (p50 of 20 calls): in-process through the index, against the
   baseline a user would otherwise run in the same process (walk the yard, read every
   ``manifest.json``, filter in Python), and as a real ``tuneyard`` CLI process;
-* ``runs aggregate`` (one row per run, every metric and varying config field, as CSV).
+* ``runs aggregate`` (one row per run, every metric and varying config field, as CSV);
+* ``runs import`` of 10,000 foreign model folders (config.json + weights each).
 
 Targets (issue 2): filtered ls over 100,000 runs < 50 ms in-process, < 0.5 s as a CLI
 process. Prints the figures and appends them to ``bench/RESULTS.md``.
 
     python bench/yard_index.py                 # 10,000 runs
     python bench/yard_index.py --sizes 10000,100000
+    python bench/yard_index.py --sizes "" --import-folders 10000   # import only
 """
 
 from __future__ import annotations
@@ -135,7 +137,24 @@ def measure(count: int, workdir: Path, cli_repeats: int) -> dict[str, float]:
     return figures
 
 
-def report(all_figures: list[dict[str, float]]) -> str:
+def measure_import(workdir: Path, count: int) -> dict[str, float]:
+    """Time ``Yard.import_paths`` over ``count`` foreign checkpoint folders outside the yard."""
+    foreign = workdir / "old_checkpoints"
+    print(f"making {count} foreign model folders in {foreign} ...", file=sys.stderr)
+    for number in range(count):
+        folder = foreign / f"group{number % 100}" / f"{ARCHS[number % 4]}_{METHODS[number % 5]}_r{RANKS[number % 5]}_{number}"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"model_type": ARCHS[number % 4]}))
+        (folder / "model.safetensors").write_bytes(b"\0" * 1024)
+    yard = Yard.open(workdir / "import-yard")
+    start = time.perf_counter()
+    imported = len(yard.import_paths([foreign]).imported)
+    seconds = time.perf_counter() - start
+    assert imported == count, (imported, count)
+    return {"folders": count, "import_s": seconds}
+
+
+def report(all_figures: list[dict[str, float]], imports: dict[str, float] | None) -> str:
     header = (
         "| runs | build (writer) | reindex | ls rows | ls in-process (index) | ls by scanning manifests | speed-up "
         "| ls CLI process | aggregate (CSV) |"
@@ -155,6 +174,9 @@ def report(all_figures: list[dict[str, float]]) -> str:
             f"{f['ls_scan_s'] / f['ls_index_s']:.0f}x", f"{f['ls_cli_s'] * 1000:.0f} ms", f"{f['aggregate_s']:.2f} s",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if imports:
+        lines.append(f"\n`runs import` of {imports['folders']:,} foreign model folders (config.json + weights, "
+                     f"writes a manifest into each): {imports['import_s']:.1f} s.")
     lines.append("\nTargets: ls over 100,000 runs < 50 ms in-process, < 500 ms as a CLI process.\n")
     return "\n".join(lines)
 
@@ -162,6 +184,7 @@ def report(all_figures: list[dict[str, float]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000", help="Comma-separated yard sizes (default 10000).")
+    parser.add_argument("--import-folders", type=int, default=10_000, help="Folders to import (0: skip).")
     parser.add_argument("--cli-repeats", type=int, default=REPEATS, help="CLI processes to time per size.")
     parser.add_argument("--workdir", type=Path, default=None, help="Where to build the yards (default: a temp dir).")
     parser.add_argument("--keep", action="store_true", help="Keep the yards afterwards.")
@@ -169,11 +192,12 @@ def main() -> None:
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tuneyard-bench-"))
     try:
-        figures = [measure(int(size), workdir, args.cli_repeats) for size in args.sizes.split(",")]
+        figures = [measure(int(size), workdir, args.cli_repeats) for size in args.sizes.split(",") if size]
+        imports = measure_import(workdir, args.import_folders) if args.import_folders else None
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = report(figures)
+    text = report(figures, imports)
     print(text)
     if not args.no_results:
         with RESULTS.open("a") as handle:

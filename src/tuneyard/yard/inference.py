@@ -107,10 +107,10 @@ def infer_metadata(folder: Path, relative_to: Path | None = None) -> tuple[dict[
     values and the names of the fields that were inferred rather than read.
     """
     values = read_compression_info(folder)
-    resolved = folder.resolve()
-    path: Path = resolved
-    if relative_to is not None and resolved.is_relative_to(relative_to.resolve()):
-        path = resolved.relative_to(relative_to.resolve())
+    path = folder.resolve()
+    base = relative_to.resolve() if relative_to is not None else None
+    if base is not None and path.is_relative_to(base):
+        path = path.relative_to(base)
     inferred: list[str] = []
     if "arch" not in values:
         values["arch"] = arch_from_config(folder) or arch_from_path(path)

@@ -141,8 +141,9 @@ class Manifest(BaseModel):
         return data
 
     def to_json(self) -> str:
-        """The text of ``manifest.json``."""
-        return json.dumps(self.to_data(), indent=2, sort_keys=False) + "\n"
+        """The text of ``manifest.json`` (serialised by pydantic-core: fast for bulk imports)."""
+        redacted = self.model_copy(update={"config": redact_secrets(self.config)})
+        return redacted.model_dump_json(by_alias=True, indent=2) + "\n"
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -182,16 +183,20 @@ def sha256_of(path: Path) -> str:
 
 def list_files(folder: Path, hash_files: bool = True) -> list[FileEntry]:
     """Every regular file under ``folder`` except the manifest and hidden/temporary files."""
-    entries = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or relative.as_posix() == MANIFEST_FILE:
-            continue
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        digest = sha256_of(path) if hash_files else None
-        entries.append(FileEntry(path=relative.as_posix(), bytes=path.stat().st_size, sha256=digest))
-    return entries
+    found: list[tuple[str, Path]] = []
+    for directory, subfolders, files in os.walk(folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        base = Path(directory)
+        prefix = base.relative_to(folder).as_posix()
+        for name in files:
+            relative = name if prefix == "." else f"{prefix}/{name}"
+            if name.startswith(".") or relative == MANIFEST_FILE or not (base / name).is_file():
+                continue
+            found.append((relative, base / name))
+    return [
+        FileEntry(path=relative, bytes=path.stat().st_size, sha256=sha256_of(path) if hash_files else None)
+        for relative, path in sorted(found)
+    ]
 
 
 def export_json_schema(target: Path) -> None:

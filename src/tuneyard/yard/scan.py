@@ -196,7 +196,8 @@ def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest
         **values,
         "kind": "model",
         "name": foreign_name(folder),
-        "path": yard.relative(folder),
+        # The walk yields resolved paths already: no need for yard.relative's resolve().
+        "path": folder.relative_to(yard.root).as_posix() if folder.is_relative_to(yard.root) else folder.as_posix(),
         "status": "complete",
         "inferred": inferred,
         "files": files,
