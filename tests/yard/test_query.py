@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import random
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,8 @@ def test_user_text_never_becomes_sql(query_yard: Yard) -> None:
         ("rank ~ '1*'", "pattern matching needs a text field", "~"),
         ("metrics > 1", "metrics needs a key", "metrics"),
         ("rank = null", "compare with null using 'is null'", "null"),
+        ("method in (fwsvd, null)", "null cannot be in a list", "null"),
+        ("method in ()", "expected a value, found ')'", ")"),
         ("", "empty expression", ""),
     ],
 )
@@ -118,3 +121,45 @@ def test_bad_sort_key_names_the_allowed_fields(query_yard: Yard) -> None:
     with pytest.raises(QueryError, match="unknown field 'acc'") as caught:
         query_yard.query(sort="-acc")
     assert "metrics.<key>" in (caught.value.hint or "")
+
+
+def random_expression(rng: random.Random, depth: int = 0) -> list[str]:
+    """Tokens of a valid expression, built from the grammar."""
+    roll = rng.random()
+    if depth < 3 and roll < 0.3:
+        return [*random_expression(rng, depth + 1), rng.choice(["and", "or"]), *random_expression(rng, depth + 1)]
+    if depth < 3 and roll < 0.4:
+        return ["not", *random_expression(rng, depth + 1)]
+    if depth < 3 and roll < 0.5:
+        return ["(", *random_expression(rng, depth + 1), ")"]
+    field, values = rng.choice([("rank", ["64", "-1", "8"]), ("metrics.accuracy", ["0.5", "1e-3"]),
+                                ("config.lora.r", ["8", "'x'"]), ("arch", ["bert", "'it''s'"]),
+                                ("config.`lr-peak`", ["0.1"])])
+    form = rng.randint(0, 4)
+    if form == 0:
+        return [field, rng.choice(["=", "!=", "<", "<=", ">", ">="]), rng.choice(values)]
+    if form == 1:
+        return [field, "is", *rng.choice([["null"], ["not", "null"]])]
+    if form == 2:
+        return [field, "in", "(", rng.choice(values), ",", rng.choice(values), ")"]
+    if field in ("rank", "metrics.accuracy"):
+        return [field, ">", rng.choice(values)]
+    return [field, rng.choice(["~", "!~", "like"]), "'b*%'"]
+
+
+def test_any_expression_either_runs_or_is_a_query_error(query_yard: Yard) -> None:
+    """Valid expressions run; broken ones (a token dropped or added) run or raise QueryError, never an SQL error."""
+    rng = random.Random(7)
+    extra = ["(", ")", "and", "not", "=", ",", "null", "in", "'x'", "5"]
+    for _ in range(300):
+        tokens = random_expression(rng)
+        query_yard.query(where=" ".join(tokens))
+        broken = list(tokens)
+        if rng.random() < 0.5:
+            del broken[rng.randrange(len(broken))]
+        else:
+            broken.insert(rng.randrange(len(broken) + 1), rng.choice(extra))
+        try:
+            query_yard.query(where=" ".join(broken))
+        except QueryError:
+            pass

@@ -38,7 +38,7 @@ PREFIXES = ("metrics", "config")
 COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 KEYWORDS = {"and", "or", "not", "like", "in", "is", "null"}
 
-Literal = str | float | int | None
+Value = str | float | int | None
 
 _TOKEN = re.compile(
     r"""
@@ -270,13 +270,19 @@ class Parser:
 
     def parse_in(self, ref: FieldRef) -> Condition:
         self.expect_op("(")
-        values = [self.parse_value(ref)]
+        parts = [self.parse_list_item(ref)]
         while self.current.kind == "op" and self.current.text == ",":
             self.advance()
-            values.append(self.parse_value(ref))
+            parts.append(self.parse_list_item(ref))
         self.expect_op(")")
-        parts = [compare(ref, "=", value) for value in values if value is not None]
         return Condition(f"({' OR '.join(part.sql for part in parts)})", [p for part in parts for p in part.params])
+
+    def parse_list_item(self, ref: FieldRef) -> Condition:
+        token = self.current
+        value = self.parse_value(ref)
+        if value is None:
+            raise self.error(token, "null cannot be in a list", f"Use: {ref.label} is null")
+        return compare(ref, "=", value)
 
     def parse_pattern(self, ref: FieldRef, operator: Token) -> Condition:
         if ref.numeric:
@@ -295,7 +301,7 @@ class Parser:
             match_sql = f"NOT ({match_sql})"
         return Condition(f"COALESCE({match_sql}, 0)", [*params, pattern])
 
-    def parse_value(self, ref: FieldRef) -> Literal:
+    def parse_value(self, ref: FieldRef) -> Value:
         token = self.current
         if token.keyword == "null":
             self.advance()
