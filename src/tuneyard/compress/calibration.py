@@ -30,6 +30,35 @@ class CalibrationSet:
     regression: bool
 
 
+def quiet_datasets_bars() -> None:
+    """datasets' "Generating train split" bars would interleave with tuneyard's own."""
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+def tokenized_batches(
+    tokenizer: Any, rows: dict[str, list[Any]], batch_size: int, max_length: int, regression: bool, labelled: bool
+) -> list[Batch]:
+    """Rows tokenised, sorted by length and padded per batch, so little compute goes to padding.
+
+    The statistics skip padding tokens anyway; sorting only saves the forward passes' work.
+    """
+    pair = rows.get("text_pair")
+    encoded = tokenizer(rows["text"], pair, truncation=True, max_length=max_length)
+    order = sorted(range(len(rows["text"])), key=lambda index: len(encoded["input_ids"][index]))
+    batches = []
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        features = [{key: values[index] for key, values in encoded.items()} for index in chosen]
+        batch: Batch = dict(tokenizer.pad(features, return_tensors="pt"))
+        if labelled:
+            labels = [rows["label"][index] for index in chosen]
+            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if regression else torch.long)
+        batches.append(batch)
+    return batches
+
+
 def load_calibration(
     tokenizer: Any,
     task: str | None,
@@ -43,9 +72,13 @@ def load_calibration(
     """``samples`` seeded rows of the train split of ``task`` or ``data_dir``, tokenised in batches."""
     from tuneyard.data.loading import load_task_data
 
+    quiet_datasets_bars()
     if samples < 1:
         raise CompressionError(f"--calib-samples {samples} is below 1.", "Use e.g. --calib-samples 256.")
-    data = load_task_data(task=task, data_dir=data_dir, seed=seed, require_labels=False, **(columns or {}))
+    # load_task_data's own seed carves a validation split off train when a folder has
+    # none; keeping its default carves the same split evaluation does, so calibration
+    # rows can never be evaluation rows. ``seed`` only picks the calibration sample.
+    data = load_task_data(task=task, data_dir=data_dir, require_labels=False, **(columns or {}))
     if "train" not in data.splits:
         raise DataError(
             f"{data.source} has no train split to draw calibration samples from.",
@@ -56,17 +89,7 @@ def load_calibration(
     labels = list(chosen["label"])
     labelled = bool(labels) and all(label is not None and label != -1 for label in labels)
     regression = data.spec.problem == "regression"
-    batches = []
-    for start in range(0, len(chosen), batch_size):
-        rows = chosen[start : start + batch_size]
-        pair = rows.get("text_pair") if "text_pair" in rows else None
-        encoded = tokenizer(
-            rows["text"], pair, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
-        )
-        batch: Batch = dict(encoded)
-        if labelled:
-            batch["labels"] = torch.tensor(rows["label"], dtype=torch.float32 if regression else torch.long)
-        batches.append(batch)
+    batches = tokenized_batches(tokenizer, chosen[:], batch_size, max_length, regression, labelled)
     return CalibrationSet(
         batches=batches,
         source=data.source,

