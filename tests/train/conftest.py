@@ -95,3 +95,36 @@ def tuneyard_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def evaluate_saved_model(model_folder: Path, data: Path, max_length: int = 128) -> dict[str, float]:
+    """Validation metrics of a saved model, independent of the run that made it.
+
+    Loads with ``tuneyard.load`` and evaluates with a plain HF Trainer and the task metrics.
+    """
+    import tempfile
+
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    import tuneyard
+    from tuneyard.data.loading import load_task_data
+    from tuneyard.data.tokenize import tokenize_task
+    from tuneyard.evaluate.metrics import trainer_metrics
+    from tuneyard.models.loading import load_tokenizer
+
+    model, tokenizer = tuneyard.load(model_folder), load_tokenizer(model_folder)
+    task = load_task_data(data_dir=data)
+    splits = tokenize_task(task, tokenizer, max_length, splits=("validation",))
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(output_dir=scratch, report_to="none", per_device_eval_batch_size=32,
+                                 dataloader_pin_memory=False)
+        trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
+                          compute_metrics=trainer_metrics(task.spec))
+        metrics = trainer.evaluate(splits["validation"])
+    return {key.removeprefix("eval_"): value for key, value in metrics.items()}
+
+
+@pytest.fixture(scope="session")
+def evaluate_folder() -> Callable[..., dict[str, float]]:
+    """``evaluate_folder(model_folder, data_dir)`` -> validation metrics (``loss``, ``accuracy`` ...)."""
+    return evaluate_saved_model

@@ -89,3 +89,16 @@ def test_resume_of_a_complete_run_is_refused(cli, finetune, tmp_path) -> None:
 
 def test_resume_of_a_folder_that_is_no_run(cli, tmp_path) -> None:
     assert_user_error(cli("finetune", "--resume", tmp_path / "nothing"), "no such run folder")
+
+
+def test_trainer_fields_tuneyard_manages_cannot_be_set(finetune, tmp_path) -> None:
+    assert_user_error(finetune("--set", "trainer.output_dir=/tmp/x"), "trainer.output_dir is managed by tuneyard")
+    assert_user_error(finetune("--set", "trainer.no_such_field=1"), "the Trainer refused these settings")
+    assert not yard_artifacts(tmp_path)
+
+
+def test_trainer_extras_pass_through(finetune) -> None:
+    result = finetune("--strategy", "frozen", "--set", "trainer.lr_scheduler_type=constant", "-q")
+    assert result.exit_code == 0, result.stderr
+    rows = (Path(result.stdout.strip()) / "training_log.csv").read_text().splitlines()
+    assert rows[1].endswith(",0.001")  # frozen's default rate, held constant

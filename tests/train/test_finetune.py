@@ -25,26 +25,6 @@ def manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())
 
 
-def validation_loss(model_folder: Path, data: Path) -> float:
-    """Evaluate a saved model independently of the run (load with tuneyard.load, HF Trainer.evaluate)."""
-    import tempfile
-
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
-    import tuneyard
-    from tuneyard.data.loading import load_task_data
-    from tuneyard.data.tokenize import tokenize_task
-    from tuneyard.models.loading import load_tokenizer
-
-    model, tokenizer = tuneyard.load(model_folder), load_tokenizer(model_folder)
-    splits = tokenize_task(load_task_data(data_dir=data), tokenizer, 128, splits=("validation",))
-    with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(output_dir=scratch, report_to="none", per_device_eval_batch_size=8,
-                                 dataloader_pin_memory=False)
-        trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer))
-        return trainer.evaluate(splits["validation"])["eval_loss"]
-
-
 @pytest.mark.parametrize(("arch", "strategy"), [("bert", "full"), ("roberta", "frozen"), ("modernbert", "lora"),
                                                 ("gpt2", "lora"), ("llama", "full")])
 def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path, arch, strategy) -> None:
@@ -97,7 +77,7 @@ def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path,
         assert changed and all(key.startswith("classifier.") for key in changed)
 
 
-def test_best_and_last_are_the_models_of_their_log_rows(cli, tiny_model, topics, tmp_path) -> None:
+def test_best_and_last_are_the_models_of_their_log_rows(cli, evaluate_folder, tiny_model, topics, tmp_path) -> None:
     result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
                  "--strategy", "full", "--epochs", "4", "--batch-size", "8", "--learning-rate", "2e-2",
                  "--metric-for-best", "loss", "--project", "demo")
@@ -107,8 +87,8 @@ def test_best_and_last_are_the_models_of_their_log_rows(cli, tiny_model, topics,
     best_row = losses.index(min(losses))
     assert best_row != len(losses) - 1, f"this seed should make the best epoch differ from the last: {losses}"
     assert manifest(run / "best")["metrics"]["topics"]["validation"]["loss"] == pytest.approx(losses[best_row])
-    assert validation_loss(run / "best", topics) == pytest.approx(losses[best_row], abs=1e-5)
-    assert validation_loss(run / "last", topics) == pytest.approx(losses[-1], abs=1e-5)
+    assert evaluate_folder(run / "best", topics)["loss"] == pytest.approx(losses[best_row], abs=1e-5)
+    assert evaluate_folder(run / "last", topics)["loss"] == pytest.approx(losses[-1], abs=1e-5)
 
 
 def test_default_layout_and_name_collisions(cli, tiny_model, topics, tmp_path) -> None:

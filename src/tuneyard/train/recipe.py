@@ -33,6 +33,11 @@ CONFIG_FILE = "config.yaml"
 LOG_FILE = "training_log.csv"
 TENSORBOARD_DIR = "tensorboard"
 LOWER_IS_BETTER = ("loss", "mse", "mae")
+# TrainingArguments fields that decide the run's layout, checkpoints and best/: tuneyard sets them.
+OWNED_TRAINER_FIELDS = frozenset({
+    "output_dir", "eval_strategy", "save_strategy", "eval_steps", "save_steps", "save_total_limit",
+    "metric_for_best_model", "greater_is_better", "load_best_model_at_end", "label_names", "disable_tqdm",
+})
 
 
 @dataclass
@@ -74,6 +79,7 @@ class PreparedFinetune:
 
     @property
     def learning_rate(self) -> float:
+        """``--learning-rate``, or the strategy's usual rate."""
         return self.options.learning_rate or self.strategy.DEFAULT_LEARNING_RATE
 
     def train(self, callbacks: list[Any] | None = None) -> FinetuneResult:
@@ -82,14 +88,13 @@ class PreparedFinetune:
 
         from tuneyard.train.callbacks import StopOnInterrupt
 
-        trainer = self._trainer()
-        for default in (PrinterCallback, ProgressCallback):
-            trainer.remove_callback(default)
         stopper = StopOnInterrupt()
-        trainer.add_callback(stopper)
-        for callback in callbacks or ():
-            trainer.add_callback(callback)
         try:
+            trainer = self._trainer()
+            for default in (PrinterCallback, ProgressCallback):
+                trainer.remove_callback(default)
+            for callback in (stopper, *(callbacks or ())):
+                trainer.add_callback(callback)
             trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         except BaseException:
             if self.run is not None:
@@ -134,7 +139,8 @@ class PreparedFinetune:
             callbacks.append(TensorBoardCallback(SummaryWriter(str(self.run_dir / TENSORBOARD_DIR))))
         return Trainer(
             model=self.model,
-            args=self._training_arguments(len(tokenized["train"])),
+            args=training_arguments(self.options, self.run_dir, self.learning_rate, self.metric,
+                                    self.greater_is_better, len(tokenized["train"])),
             train_dataset=tokenized["train"],
             eval_dataset=tokenized["validation"],
             data_collator=DataCollatorWithPadding(self.tokenizer),
@@ -142,53 +148,6 @@ class PreparedFinetune:
             compute_metrics=trainer_metrics(self.data.spec),
             callbacks=callbacks,
         )
-
-    def _training_arguments(self, train_rows: int) -> Any:
-        from transformers import TrainingArguments
-
-        options = self.options
-        per_step = options.batch_size * options.grad_accum * distributed.world_size()
-        interval = options.save_steps or max(1, math.ceil(train_rows / per_step))
-        schedule = "steps" if options.save_steps else "epoch"
-        arguments: dict[str, Any] = dict(
-            output_dir=str(self.run_dir / checkpoints.STAGING),
-            num_train_epochs=options.epochs,
-            learning_rate=self.learning_rate,
-            per_device_train_batch_size=options.batch_size,
-            per_device_eval_batch_size=options.eval_batch_size or options.batch_size,
-            gradient_accumulation_steps=options.grad_accum,
-            weight_decay=options.weight_decay,
-            warmup_steps=options.warmup_ratio,
-            fp16=options.precision == "fp16",
-            bf16=options.precision == "bf16",
-            seed=options.seed,
-            eval_strategy=schedule,
-            save_strategy=schedule,
-            logging_strategy="steps",
-            logging_steps=max(1, min(interval, 50)),
-            save_total_limit=None,
-            metric_for_best_model=self.metric,
-            greater_is_better=self.greater_is_better,
-            load_best_model_at_end=False,
-            label_names=["labels"],
-            report_to=[target for target in options.report_to if target != "tensorboard"] or "none",
-            disable_tqdm=True,
-            dataloader_pin_memory=torch_has_accelerator(),
-            use_cpu=distributed.cpu_processes(),
-            # Classification losses are per-example means; the token-count rescaling meant for
-            # language modelling would multiply them (and the gradients) by the process count.
-            average_tokens_across_devices=False,
-        )
-        if options.save_steps:
-            arguments.update(eval_steps=options.save_steps, save_steps=options.save_steps)
-        arguments.update(options.trainer)
-        try:
-            return TrainingArguments(**arguments)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"the Trainer refused these settings: {exc}",
-                "Check --set trainer.<field> names against transformers.TrainingArguments.",
-            ) from exc
 
     def _on_best(self, model: Any, scores: dict[str, float]) -> None:
         self.best_metrics = scores
@@ -279,6 +238,67 @@ def run_target(options: FinetuneOptions, parent: ParentModel, strategy: str, yar
     )
 
 
+def training_arguments(
+    options: FinetuneOptions, run_dir: Path, learning_rate: float, metric: str, greater_is_better: bool,
+    train_rows: int,
+) -> Any:
+    """The Trainer's arguments: tuneyard's schedule and layout, then ``--set trainer.*`` extras."""
+    from transformers import TrainingArguments
+
+    per_step = options.batch_size * options.grad_accum * distributed.world_size()
+    interval = options.save_steps or max(1, math.ceil(train_rows / per_step))
+    schedule = "steps" if options.save_steps else "epoch"
+    arguments: dict[str, Any] = dict(
+        output_dir=str(run_dir / checkpoints.STAGING),
+        num_train_epochs=options.epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.eval_batch_size or options.batch_size,
+        gradient_accumulation_steps=options.grad_accum,
+        weight_decay=options.weight_decay,
+        warmup_steps=options.warmup_ratio,
+        fp16=options.precision == "fp16",
+        bf16=options.precision == "bf16",
+        seed=options.seed,
+        eval_strategy=schedule,
+        save_strategy=schedule,
+        logging_strategy="steps",
+        logging_steps=max(1, min(interval, 50)),
+        save_total_limit=None,
+        metric_for_best_model=metric,
+        greater_is_better=greater_is_better,
+        load_best_model_at_end=False,
+        label_names=["labels"],
+        report_to=[target for target in options.report_to if target != "tensorboard"] or "none",
+        disable_tqdm=True,
+        dataloader_pin_memory=torch_has_accelerator(),
+        use_cpu=distributed.cpu_processes(),
+        # Classification losses are per-example means; the token-count rescaling meant for
+        # language modelling would multiply them (and the gradients) by the process count.
+        average_tokens_across_devices=False,
+    )
+    if options.save_steps:
+        arguments.update(eval_steps=options.save_steps, save_steps=options.save_steps)
+    arguments.update(options.trainer)
+    try:
+        return TrainingArguments(**arguments)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"the Trainer refused these settings: {exc}",
+            "Check --set trainer.<field> names against transformers.TrainingArguments.",
+        ) from exc
+
+
+def check_trainer_overrides(options: FinetuneOptions) -> None:
+    """Refuse ``--set trainer.X`` for the fields that decide the run's layout and best/."""
+    owned = sorted(OWNED_TRAINER_FIELDS.intersection(options.trainer))
+    if owned:
+        raise ConfigError(
+            f"--set trainer.{owned[0]} is managed by tuneyard and cannot be overridden.",
+            "Use --save-steps, --keep, --metric-for-best or --output-dir instead.",
+        )
+
+
 def read_saved_options(run_dir: Path) -> FinetuneOptions:
     """The resolved options a run was started with (its ``config.yaml``)."""
     config_file = run_dir / CONFIG_FILE
@@ -324,6 +344,7 @@ def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool |
         options = read_saved_options(resume)
     if options is None:
         raise TrainingError("no options given and no run folder to resume.")
+    check_trainer_overrides(options)
     distributed.init_process_group()
     with main_process_first():
         data = load_task_data(
@@ -345,6 +366,9 @@ def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool |
         )
     family = family_for(parent.arch)
     metric, greater_is_better = best_metric(options, data)
+    learning_rate = options.learning_rate or strategy.DEFAULT_LEARNING_RATE
+    # Built once here only to refuse bad --set trainer.* values before a run folder exists.
+    training_arguments(options, Path("unused"), learning_rate, metric, greater_is_better, len(data.split("train")))
 
     from tuneyard.train.model import load_classifier, load_tokenizer
 
