@@ -143,7 +143,92 @@ def grade_command(
     note(f"per-sample logs: {folder}")
 
 
+MULTI_VALUE_FLAGS = ("--models", "--tasks")
+
+
+def multi_value_flags(args: list[str]) -> dict[str, list[str]]:
+    """``--models A B C --tasks t1 t2`` -> lists; click options take one value each, so parse here."""
+    from tuneyard.errors import ConfigError
+
+    values: dict[str, list[str]] = {}
+    current: str | None = None
+    for token in args:
+        if token.startswith("--"):
+            flag, _, inline = token.partition("=")
+            if flag not in MULTI_VALUE_FLAGS:
+                raise ConfigError(f"unknown option {flag!r}.", "See tuneyard eval-grid --help.")
+            current = flag
+            values.setdefault(flag.lstrip("-"), [])
+            if inline:
+                values[flag.lstrip("-")].append(inline)
+        elif current is None:
+            raise ConfigError(f"unexpected argument {token!r}.", "Give models after --models and tasks after --tasks.")
+        else:
+            values[current.lstrip("-")].append(token)
+    return values
+
+
+def eval_grid_command(
+    ctx: typer.Context,
+    split: Annotated[Optional[str], typer.Option(help="Split to score (default validation).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass (default 32).")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Truncate inputs to this many tokens.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: a GPU if present).")] = None,
+    experiment: Annotated[Optional[str], typer.Option(
+        help="Grid folder name under experiments/ (default eval_grid).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(help="Grid folder instead of experiments/{experiment}.")] = None,
+    quiet: QuietOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Evaluate every model on every task; resumable, with a results JSON and a heatmap.
+
+    --models A B C and --tasks t1 t2 (GLUE names or data folders) take several values each,
+    or come from --config grid.yaml (keys models:, tasks:). Cells already done are skipped.
+
+    Example: tuneyard eval-grid --models runs/a runs/b --tasks ./topics ./interface --experiment transfer
+    """
+    from tuneyard.cli.output import format_table
+    from tuneyard.config import resolve_options
+    from tuneyard.evaluate.options import GridOptions
+
+    flags: dict[str, Any] = dict(split=split, batch_size=batch_size, max_length=max_length, device=device,
+                                 experiment=experiment, output_dir=str(output_dir) if output_dir else None)
+    flags.update(multi_value_flags(list(ctx.args)))
+    options = resolve_options(GridOptions, flags, config, set_ or ())
+    yard = yard_from(ctx)
+    _quiet_libraries()
+    from tuneyard.evaluate.grid import run_grid
+
+    with progress_bar("grid cells", len(options.models) * len(options.tasks), quiet) as advance:
+        def on_cell(number: int, total: int, model: str, task: str, state: str) -> None:
+            words = {"skipped": "done earlier, skipped", "complete": "evaluated", "failed": "failed"}
+            note(f"[{number}/{total}] {model} x {task}: {words[state]}")
+            advance(1)
+
+        result = run_grid(options, yard, on_cell)
+    rows = []
+    for model in result.models:
+        row: list[Any] = [model.label]
+        for task in result.tasks:
+            cell = result.cells.get((model.key, task.key))
+            row.append(None if cell is None or cell.status != "complete" else cell.metrics.get(cell.main_metric or ""))
+        rows.append(row)
+    out.print(format_table(["model", *(task.label for task in result.tasks)], rows), end="", markup=False)
+    failed = [cell for cell in result.cells.values() if cell.status == "failed"]
+    for cell in failed:
+        note(f"failed: {cell.model} x {cell.task}: {cell.error}")
+    note(f"computed {result.computed} cell(s); results: {result.folder / 'eval_grid_results.json'}")
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``eval``, ``grade`` and ``eval-grid`` to the root app."""
     app.command("eval", help=eval_command.__doc__)(eval_command)
     app.command("grade", help=grade_command.__doc__)(grade_command)
+    app.command(
+        "eval-grid",
+        help=eval_grid_command.__doc__,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(eval_grid_command)

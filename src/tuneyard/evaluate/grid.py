@@ -1,0 +1,227 @@
+"""The transfer grid: every model on every task, resumable cell by cell.
+
+The grid folder (``experiments/{experiment}/`` or ``--output-dir``) holds
+``eval_grid_results.json``, rewritten atomically after every cell, and
+``eval_grid_heatmap.png``. Running the same grid again skips the cells already
+complete, so an interrupted grid (Ctrl-C, a lost machine) only computes what is
+missing. Each cell is an ordinary ``tuneyard eval``: a model in the yard gets its
+results and manifest metrics as usual; a model outside it gets them under
+``<grid>/evaluation_results/<model>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.errors import TuneyardError
+from tuneyard.evaluate.model_eval import evaluate_model
+from tuneyard.evaluate.options import GridOptions, load_eval_data
+from tuneyard.evaluate.placement import owning_artifact
+from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest, utc_now, write_manifest
+from tuneyard.yard.root import Yard
+
+if TYPE_CHECKING:
+    from tuneyard.data.loading import TaskData
+
+RESULTS_FILE = "eval_grid_results.json"
+HEATMAP_FILE = "eval_grid_heatmap.png"
+
+# Called after each cell: (cell number from 1, number of cells, model label, task label, state),
+# state being "skipped" (done earlier), "complete" or "failed".
+CellProgress = Callable[[int, int, str, str, str], None]
+
+
+@dataclass
+class GridCell:
+    """One model x task result (or failure) with where its files are."""
+
+    model: str
+    task: str
+    split: str
+    status: str  # "complete" or "failed"
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    main_metric: str | None = None
+    results: str | None = None
+    error: str | None = None
+    created: str = field(default_factory=utc_now)
+
+
+@dataclass
+class GridAxis:
+    """A model or task of the grid: the key that identifies it and a short label."""
+
+    key: str
+    label: str
+
+
+def model_label(folder: Path) -> str:
+    """A short name: the folder, or its parent for ``best`` / ``last`` subfolders."""
+    return folder.parent.name if folder.name in ("best", "last") else folder.name
+
+
+def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
+    """Append ``#2``, ``#3`` to labels that repeat, so heatmap rows stay distinct."""
+    seen: dict[str, int] = {}
+    result = []
+    for axis in axes:
+        seen[axis.label] = seen.get(axis.label, 0) + 1
+        label = axis.label if seen[axis.label] == 1 else f"{axis.label}#{seen[axis.label]}"
+        result.append(GridAxis(axis.key, label))
+    return result
+
+
+def model_axes(models: list[str], yard: Yard) -> list[GridAxis]:
+    from tuneyard.models.loading import resolve_model_folder
+
+    axes = []
+    for model in models:
+        folder = resolve_model_folder(model).resolve()
+        axes.append(GridAxis(key=yard.relative(folder), label=model_label(folder)))
+    return unique_labels(axes)
+
+
+def task_key(task: str, yard: Yard) -> str:
+    """A GLUE name as given (lower case), a data folder relative to the yard."""
+    folder = Path(task).expanduser()
+    return yard.relative(folder) if folder.is_dir() else task.lower()
+
+
+def grid_folder(options: GridOptions, yard: Yard) -> Path:
+    return yard.target_path("experiment", output_dir=options.output_dir, experiment=options.experiment)
+
+
+def write_json_atomic(target: Path, document: dict[str, Any]) -> None:
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(temp, target)
+
+
+def read_done_cells(folder: Path, split: str) -> dict[tuple[str, str], GridCell]:
+    """Complete cells of an earlier run of this grid (same split), by (model, task)."""
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        return {}
+    document = json.loads(path.read_text())
+    cells = [GridCell(**cell) for cell in document.get("cells", [])]
+    return {(c.model, c.task): c for c in cells if c.status == "complete" and c.split == split}
+
+
+@dataclass
+class GridResult:
+    folder: Path
+    models: list[GridAxis]
+    tasks: list[GridAxis]
+    cells: dict[tuple[str, str], GridCell]
+    computed: int
+    heatmap: Path | None
+
+    def document(self, options: GridOptions) -> dict[str, Any]:
+        """The content of ``eval_grid_results.json``."""
+        return {
+            "split": options.split,
+            "models": [asdict(axis) for axis in self.models],
+            "tasks": [asdict(axis) for axis in self.tasks],
+            "cells": [asdict(cell) for cell in self.cells.values()],
+            "heatmap": HEATMAP_FILE if self.heatmap else None,
+            "updated": utc_now(),
+        }
+
+
+def _register_experiment(folder: Path, yard: Yard, options: GridOptions, status: str) -> None:
+    """Give a grid folder inside the yard its manifest (kind ``experiment``) and index entry."""
+    if not folder.resolve().is_relative_to(yard.root):
+        return
+    if (folder / MANIFEST_FILE).is_file():
+        manifest = read_manifest(folder)
+    else:
+        manifest = Manifest(kind="experiment", name=folder.name, path=yard.relative(folder))
+    manifest.status = status  # type: ignore[assignment]
+    manifest.config = options.model_dump(mode="json")
+    write_manifest(folder, manifest)
+    yard.register(manifest)
+
+
+def run_grid(
+    options: GridOptions, yard: Yard, progress: CellProgress | None = None
+) -> GridResult:
+    """Evaluate every model on every task, skipping cells already complete."""
+    models = model_axes(options.models, yard)
+    tasks_given = {task_key(task, yard): task for task in options.tasks}
+    folder = grid_folder(options, yard)
+    folder.mkdir(parents=True, exist_ok=True)
+    _register_experiment(folder, yard, options, "running")
+    cells = read_done_cells(folder, options.split)
+    task_data: dict[str, TaskData] = {}
+    tasks = unique_labels([GridAxis(key, Path(key).name) for key in tasks_given])
+    result = GridResult(folder, models, tasks, cells, computed=0, heatmap=None)
+    total = len(models) * len(tasks)
+    number = 0
+    for model, model_path in zip(models, options.models):
+        for task in tasks:
+            number += 1
+            state = "skipped"
+            if (model.key, task.key) not in cells:
+                cell = _evaluate_cell(model, model_path, task.key, tasks_given[task.key], options, yard, folder,
+                                      task_data)
+                cells[(model.key, task.key)] = cell
+                state = cell.status
+                result.computed += 1
+                write_json_atomic(folder / RESULTS_FILE, result.document(options))
+            if progress is not None:
+                progress(number, total, model.label, task.label, state)
+    result.heatmap = _draw_heatmap(result, options)
+    write_json_atomic(folder / RESULTS_FILE, result.document(options))
+    failed = any(cell.status != "complete" for cell in cells.values())
+    _register_experiment(folder, yard, options, "failed" if failed else "complete")
+    return result
+
+
+def _evaluate_cell(
+    model: GridAxis, model_path: str, key: str, task: str, options: GridOptions, yard: Yard, folder: Path,
+    task_data: dict[str, TaskData],
+) -> GridCell:
+    """One cell; a user-fixable problem is recorded as a failed cell, not fatal to the grid."""
+    try:
+        if key not in task_data:
+            task_data[key] = load_eval_data(task, options)
+        data = task_data[key]
+        model_folder = yard.absolute(model.key)
+        output_dir = None if owning_artifact(model_folder, yard) else folder / "evaluation_results" / model.label
+        outcome = evaluate_model(model_path, data, yard, split=options.split, output_dir=output_dir,
+                                 batch_size=options.batch_size, max_length=options.max_length,
+                                 device=options.device)
+    except TuneyardError as exc:
+        return GridCell(model=model.key, task=key, split=options.split, status="failed", error=exc.message)
+    metrics = {name: (None if value != value else value) for name, value in outcome.result.metrics.items()}
+    return GridCell(model=model.key, task=key, split=options.split, status="complete", metrics=metrics,
+                    main_metric=data.spec.main_metric, results=yard.relative(outcome.folder))
+
+
+def _draw_heatmap(result: GridResult, options: GridOptions) -> Path | None:
+    from tuneyard.report.heatmap import plot_grid_heatmap
+
+    complete = [cell for cell in result.cells.values() if cell.status == "complete"]
+    if not complete:
+        return None
+    rows = [axis.label for axis in result.models]
+    columns = []
+    values = []
+    for task in result.tasks:
+        metric = next((c.main_metric for c in complete if c.task == task.key), None) or "accuracy"
+        columns.append(f"{task.label}\n({metric})")
+        values.append([result.cells.get((m.key, task.key)) for m in result.models])
+    matrix = [[_main_value(values[t][m]) for t in range(len(columns))] for m in range(len(rows))]
+    return plot_grid_heatmap(matrix, rows, columns, result.folder / HEATMAP_FILE,
+                             f"Transfer grid ({options.split} split)")
+
+
+def _main_value(cell: GridCell | None) -> float | None:
+    if cell is None or cell.status != "complete" or cell.main_metric is None:
+        return None
+    return cell.metrics.get(cell.main_metric)
