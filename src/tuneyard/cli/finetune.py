@@ -26,9 +26,13 @@ def _lora_flags(r: int | None, alpha: float | None, dropout: float | None, targe
 
 def _quiet_libraries() -> None:
     """Keep stderr for tuneyard's own progress: no per-library progress bars or info logs."""
+    import warnings
+
     import datasets
     import transformers
 
+    # Raised by PEFT calling a deprecated transformers helper; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

@@ -63,7 +63,7 @@ class ParentModel:
         tokens = [t for t in path_tokens(self.naming_source) if t not in GENERIC_TOKENS]
         size = next((t for t in tokens if t in SIZE_WORDS or _SIZE_TOKEN.match(t)), None)
         kind = next(
-            (t for t in tokens if t != size and t[0].isalpha() and not _VERSION_TOKEN.match(t)),
+            (t for t in tokens if t != size and len(t) > 1 and t[0].isalpha() and not _VERSION_TOKEN.match(t)),
             self.model_type,
         )
         if size is None and self.num_layers:
