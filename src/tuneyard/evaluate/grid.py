@@ -204,24 +204,27 @@ def _evaluate_cell(
 
 
 def _draw_heatmap(result: GridResult, options: GridOptions) -> Path | None:
+    return draw_grid_heatmap(result.document(options), result.folder / HEATMAP_FILE)
+
+
+def draw_grid_heatmap(document: dict[str, Any], target: Path) -> Path | None:
+    """The heatmap of an ``eval_grid_results.json`` document (None when no cell is complete).
+
+    Each column shows its task's main metric; a missing or failed cell is ``n/a``.
+    """
     from tuneyard.report.heatmap import plot_grid_heatmap
 
-    complete = [cell for cell in result.cells.values() if cell.status == "complete"]
-    if not complete:
+    cells = {(c["model"], c["task"]): c for c in document["cells"] if c["status"] == "complete"}
+    if not cells:
         return None
-    rows = [axis.label for axis in result.models]
-    columns = []
-    values = []
-    for task in result.tasks:
-        metric = next((c.main_metric for c in complete if c.task == task.key), None) or "accuracy"
-        columns.append(f"{task.label}\n({metric})")
-        values.append([result.cells.get((m.key, task.key)) for m in result.models])
-    matrix = [[_main_value(values[t][m]) for t in range(len(columns))] for m in range(len(rows))]
-    return plot_grid_heatmap(matrix, rows, columns, result.folder / HEATMAP_FILE,
-                             f"Transfer grid ({options.split} split)")
-
-
-def _main_value(cell: GridCell | None) -> float | None:
-    if cell is None or cell.status != "complete" or cell.main_metric is None:
-        return None
-    return cell.metrics.get(cell.main_metric)
+    columns, matrix_columns = [], []
+    for task in document["tasks"]:
+        metric = next((c["main_metric"] for (_, t), c in cells.items() if t == task["key"]), None) or "accuracy"
+        columns.append(f"{task['label']}\n({metric})")
+        matrix_columns.append([
+            cells[(m["key"], task["key"])]["metrics"].get(metric) if (m["key"], task["key"]) in cells else None
+            for m in document["models"]
+        ])
+    matrix = [list(row) for row in zip(*matrix_columns)]
+    return plot_grid_heatmap(matrix, [m["label"] for m in document["models"]], columns, target,
+                             f"Transfer grid ({document['split']} split)")
