@@ -57,24 +57,35 @@ def subset(data_dir: Path, rows: int, target: Path) -> Path:
     return target
 
 
-def plain_trainer_run(model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace) -> tuple[float, int]:
+def plain_trainer_run(
+    model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace
+) -> tuple[float, int]:
     """What a user writes by hand: load, tokenize, Trainer, train. Returns (seconds, samples)."""
     import torch
     from datasets import load_dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.evaluate.metrics import trainer_metrics
 
-    raw = load_dataset("csv", data_files={"train": str(data_dir / "train.csv"),
-                                          "validation": str(data_dir / "validation.csv")})
+    raw = load_dataset(
+        "csv",
+        data_files={"train": str(data_dir / "train.csv"), "validation": str(data_dir / "validation.csv")},
+    )
     labels = sorted(set(raw["train"]["label"]) | set(raw["validation"]["label"]))
     label_ids = {label: index for index, label in enumerate(labels)}
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     set_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids)
+        model_dir, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids
+    )
 
     started = time.perf_counter()
 
@@ -85,29 +96,53 @@ def plain_trainer_run(model_dir: str, data_dir: Path, output: Path, args: argpar
 
     tokenized = raw.map(encode, batched=True, remove_columns=raw["train"].column_names)
     training_args = TrainingArguments(
-        output_dir=str(output), num_train_epochs=args.epochs, learning_rate=args.learning_rate,
-        per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size, seed=args.seed,
-        eval_strategy="epoch", save_strategy="epoch", logging_strategy="steps", logging_steps=50,
-        report_to="none", disable_tqdm=True, dataloader_pin_memory=torch.cuda.is_available(),
+        output_dir=str(output),
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        seed=args.seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=50,
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     spec = TaskSpec(name="bench", label_names=tuple(labels))
-    trainer = Trainer(model=model, args=training_args, train_dataset=tokenized["train"],
-                      eval_dataset=tokenized["validation"], data_collator=DataCollatorWithPadding(tokenizer),
-                      processing_class=tokenizer, compute_metrics=trainer_metrics(spec))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=trainer_metrics(spec),
+    )
     trainer.train()
     return time.perf_counter() - started, len(tokenized["train"]) * int(args.epochs)
 
 
-def tuneyard_run(model_dir: str, data_dir: Path, yard_root: Path, args: argparse.Namespace) -> tuple[float, int]:
+def tuneyard_run(
+    model_dir: str, data_dir: Path, yard_root: Path, args: argparse.Namespace
+) -> tuple[float, int]:
     """The same training through tuneyard's recipe. Returns (seconds, samples)."""
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import prepare_finetune
     from tuneyard.yard.root import Yard
 
     options = FinetuneOptions(
-        checkpoint=model_dir, data=str(data_dir), strategy="full", epochs=args.epochs,
-        learning_rate=args.learning_rate, batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-        keep=1, project="bench",
+        checkpoint=model_dir,
+        data=str(data_dir),
+        strategy="full",
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        keep=1,
+        project="bench",
     )
     prepared = prepare_finetune(options, Yard.open(yard_root))
     started = time.perf_counter()
@@ -116,7 +151,9 @@ def tuneyard_run(model_dir: str, data_dir: Path, yard_root: Path, args: argparse
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help="model folder (default: all-MiniLM-L6-v2)")
     parser.add_argument("--data", type=Path, default=REPO / "data" / "debian_topics")
     parser.add_argument("--rows", type=int, default=512)
@@ -140,29 +177,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = subset(args.data, args.rows, Path(scratch) / "data")
         for round_number in range(args.rounds):
-            seconds, samples = plain_trainer_run(model_dir, data_dir, Path(scratch) / f"plain{round_number}", args)
+            seconds, samples = plain_trainer_run(
+                model_dir, data_dir, Path(scratch) / f"plain{round_number}", args
+            )
             plain_rates.append(samples / seconds)
             seconds, samples = tuneyard_run(model_dir, data_dir, Path(scratch) / f"yard{round_number}", args)
             tuneyard_rates.append(samples / seconds)
-            print(f"round {round_number + 1}: plain {plain_rates[-1]:.2f} samples/s, "
-                  f"tuneyard {tuneyard_rates[-1]:.2f} samples/s", flush=True)
+            print(
+                f"round {round_number + 1}: plain {plain_rates[-1]:.2f} samples/s, "
+                f"tuneyard {tuneyard_rates[-1]:.2f} samples/s",
+                flush=True,
+            )
     plain, tuned = statistics.median(plain_rates), statistics.median(tuneyard_rates)
     ratio = tuned / plain
-    summary = (f"plain Trainer {plain:.2f} samples/s, tuneyard finetune {tuned:.2f} samples/s (medians of "
-               f"{args.rounds}); ratio {ratio:.3f} (overhead {100 * (1 - ratio):.1f}%, target <= 3%)")
+    summary = (
+        f"plain Trainer {plain:.2f} samples/s, tuneyard finetune {tuned:.2f} samples/s (medians of "
+        f"{args.rounds}); ratio {ratio:.3f} (overhead {100 * (1 - ratio):.1f}%, target <= 3%)"
+    )
     print(summary)
     if args.no_append:
         return
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, " \
-              f"transformers {transformers.__version__}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
     block = (
         f"\n## finetune\n\n"
         f"{stamp}; {machine}; `python bench/finetune.py --rows {args.rows} --epochs {args.epochs:g} "
         f"--batch-size {args.batch_size} --max-length {args.max_length} --rounds {args.rounds}` "
         f"(model {Path(model_dir).name}, full fine-tuning, eval + checkpoint each epoch).\n\n"
         f"| round | plain Trainer (samples/s) | tuneyard finetune (samples/s) |\n|---|---|---|\n"
-        + "".join(f"| {i + 1} | {p:.2f} | {t:.2f} |\n" for i, (p, t) in enumerate(zip(plain_rates, tuneyard_rates)))
+        + "".join(
+            f"| {i + 1} | {p:.2f} | {t:.2f} |\n" for i, (p, t) in enumerate(zip(plain_rates, tuneyard_rates))
+        )
         + f"\n{summary}\n"
     )
     with open(RESULTS, "a") as handle:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 CUES = {
-    "sports": "goal match team score player league coach ball".split(),
-    "cooking": "oven recipe salt bake flour sugar pan spice".split(),
-    "travel": "train hotel ticket beach map flight passport luggage".split(),
+    "sports": ["goal", "match", "team", "score", "player", "league", "coach", "ball"],
+    "cooking": ["oven", "recipe", "salt", "bake", "flour", "sugar", "pan", "spice"],
+    "travel": ["train", "hotel", "ticket", "beach", "map", "flight", "passport", "luggage"],
 }
-FILLER = "the a today very some with and of".split()
+FILLER = ["the", "a", "today", "very", "some", "with", "and", "of"]
 
 
 def write_topic_csvs(folder: Path, labels: tuple[str, ...], rows: dict[str, int], seed: int = 0) -> Path:
@@ -40,15 +40,17 @@ def write_topic_csvs(folder: Path, labels: tuple[str, ...], rows: dict[str, int]
 @pytest.fixture(scope="session")
 def topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two string labels (cooking, sports): 64 train rows, 32 validation rows."""
-    return write_topic_csvs(tmp_path_factory.mktemp("data") / "topics", ("sports", "cooking"),
-                            {"train": 64, "validation": 32})
+    return write_topic_csvs(
+        tmp_path_factory.mktemp("data") / "topics", ("sports", "cooking"), {"train": 64, "validation": 32}
+    )
 
 
 @pytest.fixture(scope="session")
 def three_topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three labels, train only (validation must be carved): 48 rows."""
-    return write_topic_csvs(tmp_path_factory.mktemp("data") / "three_topics", ("sports", "cooking", "travel"),
-                            {"train": 48})
+    return write_topic_csvs(
+        tmp_path_factory.mktemp("data") / "three_topics", ("sports", "cooking", "travel"), {"train": 48}
+    )
 
 
 @dataclass
@@ -85,7 +87,10 @@ def tuneyard_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         process = subprocess.Popen(
             [sys.executable, "-m", "tuneyard", *map(str, args)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started.append(process)
         return process
@@ -116,10 +121,15 @@ def evaluate_saved_model(model_folder: Path, data: Path, max_length: int = 128) 
     task = load_task_data(data_dir=data)
     splits = tokenize_task(task, tokenizer, max_length, splits=("validation",))
     with tempfile.TemporaryDirectory() as scratch:
-        args = TrainingArguments(output_dir=scratch, report_to="none", per_device_eval_batch_size=32,
-                                 dataloader_pin_memory=False)
-        trainer = Trainer(model=model, args=args, data_collator=DataCollatorWithPadding(tokenizer),
-                          compute_metrics=trainer_metrics(task.spec))
+        args = TrainingArguments(
+            output_dir=scratch, report_to="none", per_device_eval_batch_size=32, dataloader_pin_memory=False
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=trainer_metrics(task.spec),
+        )
         metrics = trainer.evaluate(splits["validation"])
     return {key.removeprefix("eval_"): value for key, value in metrics.items()}
 

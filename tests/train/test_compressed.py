@@ -66,7 +66,9 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     options = FinetuneOptions(checkpoint=parent.source, data=str(topics))
     model = STRATEGIES["lowrank"].apply(model, options, family_for(arch))
     tokenizer = load_tokenizer(parent)
-    batch = DataCollatorWithPadding(tokenizer)(list(tokenize_task(data, tokenizer, 32)["train"].select(range(8))))
+    batch = DataCollatorWithPadding(tokenizer)(
+        list(tokenize_task(data, tokenizer, 32)["train"].select(range(8)))
+    )
     model.train()
     model(**batch).loss.backward()
 
@@ -77,7 +79,9 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
             grad = getattr(layer, factor).grad
             assert grad is not None and grad.abs().sum() > 0, f"{name}.{factor} got no gradient"
     frozen = [name for name, parameter in model.named_parameters() if not parameter.requires_grad]
-    assert frozen and all(parameter.grad is None for name, parameter in model.named_parameters() if name in frozen)
+    assert frozen and all(
+        parameter.grad is None for name, parameter in model.named_parameters() if name in frozen
+    )
 
 
 def test_fine_tuning_changes_every_factor_and_files_by_method(cli, compressed, topics, tmp_path) -> None:
@@ -85,14 +89,31 @@ def test_fine_tuning_changes_every_factor_and_files_by_method(cli, compressed, t
     from tuneyard.models.lowrank import LowRankLinear
 
     parent = compressed("bert")
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", parent, "--data", topics, "--epochs", "1",
-                 "--batch-size", "8", "--learning-rate", "1e-2", "-q")
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        parent,
+        "--data",
+        topics,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "1e-2",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     run = Path(result.stdout.strip())
     assert run == tmp_path / "models" / "finetuned" / "bert" / "standard" / parent.name
     assert "strategy lowrank" in result.stderr
 
-    before, after = load_file(str(parent / "model.safetensors")), load_file(str(run / "last" / "model.safetensors"))
+    before, after = (
+        load_file(str(parent / "model.safetensors")),
+        load_file(str(run / "last" / "model.safetensors")),
+    )
     assert set(before) == set(after)
     factors = factor_keys(before)
     assert len(factors) == 24
@@ -103,7 +124,11 @@ def test_fine_tuning_changes_every_factor_and_files_by_method(cli, compressed, t
 
     manifest = json.loads((run / "manifest.json").read_text())
     assert (manifest["kind"], manifest["method"], manifest["rank"], manifest["strategy"]) == (
-        "finetuned", "standard", 4, "lowrank")
+        "finetuned",
+        "standard",
+        4,
+        "lowrank",
+    )
     parent_id = json.loads((parent / "manifest.json").read_text())["id"]
     assert manifest["parents"] == [{"id": parent_id, "path": str(parent), "role": "init"}]
     reloaded = tuneyard.load(run / "best")
@@ -114,8 +139,23 @@ def test_fine_tuning_changes_every_factor_and_files_by_method(cli, compressed, t
 
 def test_freeze_factors_trains_everything_but_the_factors(cli, compressed, topics, tmp_path) -> None:
     parent = compressed("bert")
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", parent, "--data", topics, "--epochs", "1",
-                 "--batch-size", "8", "--learning-rate", "1e-2", "--freeze-factors", "-q")
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        parent,
+        "--data",
+        topics,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "1e-2",
+        "--freeze-factors",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     before = load_file(str(parent / "model.safetensors"))
     after = load_file(str(Path(result.stdout.strip()) / "last" / "model.safetensors"))
@@ -130,8 +170,20 @@ def test_compressed_encoder_without_head_gets_one(cli, compressed, topics, tmp_p
     import tuneyard
 
     parent = compressed("bert", bare=True)
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", parent, "--data", topics, "--epochs", "1",
-                 "--batch-size", "16", "-q")
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        parent,
+        "--data",
+        topics,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     best = Path(result.stdout.strip()) / "best"
     model = tuneyard.load(best)
@@ -140,7 +192,16 @@ def test_compressed_encoder_without_head_gets_one(cli, compressed, topics, tmp_p
 
 
 def test_lora_on_a_compressed_model_is_refused(cli, compressed, topics, tmp_path) -> None:
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", compressed("bert"), "--data", topics,
-                 "--strategy", "lora")
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        compressed("bert"),
+        "--data",
+        topics,
+        "--strategy",
+        "lora",
+    )
     assert result.exit_code == 2
     assert "--strategy lora does not apply to a compressed model" in result.stderr

@@ -7,17 +7,41 @@ import os
 import sqlite3
 import subprocess
 import sys
+
 import pytest
 
 
 @pytest.mark.slow  # two processes start torch and train: about 30-50 s on 2 shared cores
 def test_two_processes_train_and_only_rank_zero_files_the_run(tiny_model, topics, tmp_path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-               "-m", "tuneyard", "--yard", str(tmp_path), "finetune", "--checkpoint", str(tiny_model("bert")),
-               "--data", str(topics), "--strategy", "full", "--epochs", "2", "--batch-size", "8",
-               "--project", "dist", "--quiet"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "tuneyard",
+        "--yard",
+        str(tmp_path),
+        "finetune",
+        "--checkpoint",
+        str(tiny_model("bert")),
+        "--data",
+        str(topics),
+        "--strategy",
+        "full",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--project",
+        "dist",
+        "--quiet",
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
     runs = list((tmp_path / "outputs" / "dist" / "topics").iterdir())
@@ -31,7 +55,9 @@ def test_two_processes_train_and_only_rank_zero_files_the_run(tiny_model, topics
 
     # 64 rows, batch 8 per process, 2 processes: 4 optimizer steps per epoch, and each rank's RNG state saved.
     assert sorted(path.name for path in run.glob("checkpoint-*")) == ["checkpoint-1-4", "checkpoint-2-8"]
-    assert {"rng_state_0.pth", "rng_state_1.pth"} <= {path.name for path in (run / "checkpoint-2-8").iterdir()}
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= {
+        path.name for path in (run / "checkpoint-2-8").iterdir()
+    }
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["global_step"] == 8
     # The classification loss is not scaled by the process count (a per-example mean stays ~ln 2 at the start).

@@ -15,8 +15,17 @@ def yard_artifacts(root: Path) -> list[Path]:
 def finetune(cli, tiny_model, topics, tmp_path):  # type: ignore[no-untyped-def]
     def run(*args: object, checkpoint: object = None, data: object = None):  # type: ignore[no-untyped-def]
         source = ("--data", data or topics) if not any(a == "--task" for a in args) else ()
-        return cli("--yard", tmp_path, "finetune", "--checkpoint", checkpoint or tiny_model("bert"), *source,
-                   "--epochs", "1", *args)
+        return cli(
+            "--yard",
+            tmp_path,
+            "finetune",
+            "--checkpoint",
+            checkpoint or tiny_model("bert"),
+            *source,
+            "--epochs",
+            "1",
+            *args,
+        )
 
     return run
 
@@ -42,8 +51,12 @@ def test_unknown_task(finetune, tmp_path) -> None:
 
 def test_label_count_mismatch(finetune, three_topics, tmp_path) -> None:
     result = finetune(data=three_topics)
-    assert_user_error(result, "has a classifier head with 2 labels, but task 'three_topics' has 3",
-                      "cooking, sports, travel", "--reset-head")
+    assert_user_error(
+        result,
+        "has a classifier head with 2 labels, but task 'three_topics' has 3",
+        "cooking, sports, travel",
+        "--reset-head",
+    )
     assert not yard_artifacts(tmp_path)
 
 
@@ -56,20 +69,28 @@ def test_checkpoint_that_is_not_a_model(finetune, tmp_path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "README.md").write_text("not a model")
-    assert_user_error(finetune(checkpoint=folder), f"checkpoint {folder} is not a model folder: it has no config.json")
+    assert_user_error(
+        finetune(checkpoint=folder), f"checkpoint {folder} is not a model folder: it has no config.json"
+    )
     assert_user_error(finetune(checkpoint=tmp_path / "missing"), "does not exist")
     assert not yard_artifacts(tmp_path)
 
 
 def test_lora_layer_the_model_does_not_have(finetune, tmp_path) -> None:
     result = finetune("--strategy", "lora", "--lora-layers", "40")
-    assert_user_error(result, "--lora-layers '40' names layer 40, but the model has 2 layers", "Use layers 0-1.")
+    assert_user_error(
+        result, "--lora-layers '40' names layer 40, but the model has 2 layers", "Use layers 0-1."
+    )
     assert not yard_artifacts(tmp_path)
 
 
 def test_metric_for_best_must_be_a_task_metric(finetune) -> None:
-    assert_user_error(finetune("--metric-for-best", "bleu"), "--metric-for-best 'bleu' is not a metric",
-                      "accuracy", "f1_macro")
+    assert_user_error(
+        finetune("--metric-for-best", "bleu"),
+        "--metric-for-best 'bleu' is not a metric",
+        "accuracy",
+        "f1_macro",
+    )
 
 
 def test_freeze_factors_needs_a_compressed_model(finetune) -> None:
@@ -77,7 +98,9 @@ def test_freeze_factors_needs_a_compressed_model(finetune) -> None:
 
 
 def test_task_and_data_together(finetune, topics) -> None:
-    assert_user_error(finetune("--task", "sst2", "--data", topics), "give exactly one of --task NAME or --data DIR")
+    assert_user_error(
+        finetune("--task", "sst2", "--data", topics), "give exactly one of --task NAME or --data DIR"
+    )
 
 
 def test_resume_of_a_complete_run_is_refused(cli, finetune, tmp_path) -> None:
@@ -92,7 +115,9 @@ def test_resume_of_a_folder_that_is_no_run(cli, tmp_path) -> None:
 
 
 def test_trainer_fields_tuneyard_manages_cannot_be_set(finetune, tmp_path) -> None:
-    assert_user_error(finetune("--set", "trainer.output_dir=/tmp/x"), "trainer.output_dir is managed by tuneyard")
+    assert_user_error(
+        finetune("--set", "trainer.output_dir=/tmp/x"), "trainer.output_dir is managed by tuneyard"
+    )
     assert_user_error(finetune("--set", "trainer.no_such_field=1"), "the Trainer refused these settings")
     assert not yard_artifacts(tmp_path)
 

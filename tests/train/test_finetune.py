@@ -11,8 +11,17 @@ from safetensors.torch import load_file
 
 from tuneyard.yard.root import Yard
 
-CLASSIFICATION_COLUMNS = ["accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro",
-                          "precision_weighted", "recall_weighted", "matthews_correlation"]
+CLASSIFICATION_COLUMNS = [
+    "accuracy",
+    "f1_macro",
+    "f1_micro",
+    "f1_weighted",
+    "precision_macro",
+    "recall_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "matthews_correlation",
+]
 QUICK = ("--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3")
 
 
@@ -25,22 +34,46 @@ def manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize(("arch", "strategy"), [("bert", "full"), ("roberta", "frozen"), ("modernbert", "lora"),
-                                                ("gpt2", "lora"), ("llama", "full")])
+@pytest.mark.parametrize(
+    ("arch", "strategy"),
+    [("bert", "full"), ("roberta", "frozen"), ("modernbert", "lora"), ("gpt2", "lora"), ("llama", "full")],
+)
 def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path, arch, strategy) -> None:
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model(arch), "--data", topics,
-                 "--strategy", strategy, "--project", "demo", *QUICK)
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model(arch),
+        "--data",
+        topics,
+        "--strategy",
+        strategy,
+        "--project",
+        "demo",
+        *QUICK,
+    )
     assert result.exit_code == 0, result.stderr
     run = Path(result.stdout.strip())
     assert run == tmp_path / "outputs" / "demo" / "topics" / f"{arch}_tiny_{strategy}"
     assert f"strategy {strategy}: trainable parameters" in result.stderr
 
     names = {path.name for path in run.iterdir()}
-    assert names == {"manifest.json", "config.yaml", "training_log.csv", "trainer_state.json", "tensorboard",
-                     "best", "last", "checkpoint-1-8", "checkpoint-2-16"}
+    assert names == {
+        "manifest.json",
+        "config.yaml",
+        "training_log.csv",
+        "trainer_state.json",
+        "tensorboard",
+        "best",
+        "last",
+        "checkpoint-1-8",
+        "checkpoint-2-16",
+    }
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"} <= {
-        path.name for path in (run / "checkpoint-2-16").iterdir()}
+        path.name for path in (run / "checkpoint-2-16").iterdir()
+    }
 
     rows = read_log(run)
     assert list(rows[0]) == ["epoch", "step", "train_loss", "val_loss", *CLASSIFICATION_COLUMNS, "lr"]
@@ -49,14 +82,25 @@ def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path,
 
     run_manifest = manifest(run)
     assert run_manifest["status"] == "complete" and run_manifest["kind"] == "run"
-    assert (run_manifest["arch"], run_manifest["strategy"], run_manifest["project"]) == (arch, strategy, "demo")
-    assert run_manifest["parents"][0]["path"] == str(tiny_model(arch)) and run_manifest["parents"][0]["role"] == "init"
+    assert (run_manifest["arch"], run_manifest["strategy"], run_manifest["project"]) == (
+        arch,
+        strategy,
+        "demo",
+    )
+    assert (
+        run_manifest["parents"][0]["path"] == str(tiny_model(arch))
+        and run_manifest["parents"][0]["role"] == "init"
+    )
     best_accuracy = max(float(row["accuracy"]) for row in rows)
     assert run_manifest["metrics"]["topics"]["validation"]["accuracy"] == pytest.approx(best_accuracy)
     for sub in ("best", "last"):
         model_manifest = manifest(run / sub)
         assert model_manifest["kind"] == "model" and model_manifest["status"] == "complete"
-        assert model_manifest["parents"][0] == {"id": run_manifest["id"], "path": run_manifest["path"], "role": "run"}
+        assert model_manifest["parents"][0] == {
+            "id": run_manifest["id"],
+            "path": run_manifest["path"],
+            "role": "run",
+        }
         files = {path.name for path in (run / sub).iterdir()}
         assert {"tokenizer.json", "config.json"} <= files
         if strategy == "lora":
@@ -67,7 +111,9 @@ def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path,
             assert "model.safetensors" in files
 
     with Yard.open(tmp_path).index.connection as connection:
-        status = connection.execute("SELECT status FROM artifacts WHERE path = ?", (run_manifest["path"],)).fetchone()
+        status = connection.execute(
+            "SELECT status FROM artifacts WHERE path = ?", (run_manifest["path"],)
+        ).fetchone()
     assert status == ("complete",)
 
     if strategy == "frozen":  # the base model's weights are exactly the parent's
@@ -77,23 +123,59 @@ def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path,
         assert changed and all(key.startswith("classifier.") for key in changed)
 
 
-def test_best_and_last_are_the_models_of_their_log_rows(cli, evaluate_folder, tiny_model, topics, tmp_path) -> None:
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
-                 "--strategy", "full", "--epochs", "4", "--batch-size", "8", "--learning-rate", "2e-2",
-                 "--metric-for-best", "loss", "--project", "demo")
+def test_best_and_last_are_the_models_of_their_log_rows(
+    cli, evaluate_folder, tiny_model, topics, tmp_path
+) -> None:
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model("bert"),
+        "--data",
+        topics,
+        "--strategy",
+        "full",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "2e-2",
+        "--metric-for-best",
+        "loss",
+        "--project",
+        "demo",
+    )
     assert result.exit_code == 0, result.stderr
     run = Path(result.stdout.strip())
     losses = [float(row["val_loss"]) for row in read_log(run)]
     best_row = losses.index(min(losses))
     assert best_row != len(losses) - 1, f"this seed should make the best epoch differ from the last: {losses}"
-    assert manifest(run / "best")["metrics"]["topics"]["validation"]["loss"] == pytest.approx(losses[best_row])
+    assert manifest(run / "best")["metrics"]["topics"]["validation"]["loss"] == pytest.approx(
+        losses[best_row]
+    )
     assert evaluate_folder(run / "best", topics)["loss"] == pytest.approx(losses[best_row], abs=1e-5)
     assert evaluate_folder(run / "last", topics)["loss"] == pytest.approx(losses[-1], abs=1e-5)
 
 
 def test_default_layout_and_name_collisions(cli, tiny_model, topics, tmp_path) -> None:
-    base = ("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
-            "--strategy", "frozen", "--epochs", "1", "--batch-size", "16", "-q")
+    base = (
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model("bert"),
+        "--data",
+        topics,
+        "--strategy",
+        "frozen",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "-q",
+    )
     first, second = cli(*base), cli(*base)
     expected = tmp_path / "models" / "finetuned" / "bert" / "frozen" / "tiny-bert-l2-c2"
     assert Path(first.stdout.strip()) == expected
@@ -109,8 +191,25 @@ def test_default_layout_and_name_collisions(cli, tiny_model, topics, tmp_path) -
 
 
 def test_keep_n_checkpoints_named_by_epoch_and_step(cli, tiny_model, topics, tmp_path) -> None:
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
-                 "--strategy", "frozen", *QUICK, "--save-steps", "3", "--keep", "2", "--project", "p", "-q")
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model("bert"),
+        "--data",
+        topics,
+        "--strategy",
+        "frozen",
+        *QUICK,
+        "--save-steps",
+        "3",
+        "--keep",
+        "2",
+        "--project",
+        "p",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     run = Path(result.stdout.strip())
     assert sorted(path.name for path in run.glob("checkpoint-*")) == ["checkpoint-2-15", "checkpoint-2-16"]
@@ -118,9 +217,23 @@ def test_keep_n_checkpoints_named_by_epoch_and_step(cli, tiny_model, topics, tmp
     assert not list(run.glob(".*"))  # no staging or temporary folders left
 
 
-def test_string_labels_carved_validation_and_label_names_saved(cli, tiny_model, three_topics, tmp_path) -> None:
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert", num_labels=3),
-                 "--data", three_topics, "--strategy", "frozen", "--epochs", "1", "-q")
+def test_string_labels_carved_validation_and_label_names_saved(
+    cli, tiny_model, three_topics, tmp_path
+) -> None:
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model("bert", num_labels=3),
+        "--data",
+        three_topics,
+        "--strategy",
+        "frozen",
+        "--epochs",
+        "1",
+        "-q",
+    )
     assert result.exit_code == 0, result.stderr
     assert "has no validation split; using 10% of train (seed 42) as validation" in result.stderr
     config = json.loads((Path(result.stdout.strip()) / "best" / "config.json").read_text())
@@ -130,9 +243,16 @@ def test_string_labels_carved_validation_and_label_names_saved(cli, tiny_model, 
 def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
     from tuneyard.train.parent import describe_checkpoint
 
-    assert describe_checkpoint(str(minilm)).name_parts() == ("minilm", "l6")  # folder "model": read the config
-    for name, parts in [("all-MiniLM-L6-v2", ("minilm", "l6")), ("bert-base-uncased-SST-2_fwsvd_r64", ("bert", "base")),
-                        ("whisper-small", ("whisper", "small")), ("gpt2", ("gpt2", "l6"))]:
+    assert describe_checkpoint(str(minilm)).name_parts() == (
+        "minilm",
+        "l6",
+    )  # folder "model": read the config
+    for name, parts in [
+        ("all-MiniLM-L6-v2", ("minilm", "l6")),
+        ("bert-base-uncased-SST-2_fwsvd_r64", ("bert", "base")),
+        ("whisper-small", ("whisper", "small")),
+        ("gpt2", ("gpt2", "l6")),
+    ]:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"model_type": "bert", "num_hidden_layers": 6}))

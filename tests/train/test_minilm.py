@@ -18,7 +18,7 @@ from tuneyard.yard.root import Yard
 pytestmark = pytest.mark.slow
 
 MAJORITY = 1 / 6
-COMMON = dict(max_length=64, batch_size=32, seed=0)
+COMMON = {"max_length": 64, "batch_size": 32, "seed": 0}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,15 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Yard:
 
 @pytest.fixture(scope="module")
 def full_run(minilm: Path, topics_data: Path, yard: Yard):  # type: ignore[no-untyped-def]
-    options = FinetuneOptions(checkpoint=str(minilm), data=str(topics_data), strategy="full", epochs=2,
-                              learning_rate=1e-4, project="minilm", **COMMON)
+    options = FinetuneOptions(
+        checkpoint=str(minilm),
+        data=str(topics_data),
+        strategy="full",
+        epochs=2,
+        learning_rate=1e-4,
+        project="minilm",
+        **COMMON,
+    )
     return finetune(options, yard)
 
 
@@ -39,28 +46,50 @@ def test_full_fine_tuning_learns(full_run) -> None:  # type: ignore[no-untyped-d
 
 
 def test_lora_on_chosen_layers_learns(minilm: Path, topics_data: Path, yard: Yard) -> None:
-    options = FinetuneOptions(checkpoint=str(minilm), data=str(topics_data), strategy="lora", epochs=2,
-                              learning_rate=1e-3, lora={"r": 8, "layers": "2-5"}, project="minilm", **COMMON)
+    options = FinetuneOptions(
+        checkpoint=str(minilm),
+        data=str(topics_data),
+        strategy="lora",
+        epochs=2,
+        learning_rate=1e-3,
+        lora={"r": 8, "layers": "2-5"},
+        project="minilm",
+        **COMMON,
+    )
     result = finetune(options, yard)
     assert result.path.name == "minilm_l6_lora_2-5"
     assert result.best_metrics["accuracy"] > MAJORITY + 0.4, result.best_metrics
 
 
-def test_fine_tuning_a_compressed_minilm_recovers_accuracy(full_run, topics_data, yard, evaluate_folder) -> None:  # type: ignore[no-untyped-def]
+def test_fine_tuning_a_compressed_minilm_recovers_accuracy(
+    full_run, topics_data, yard, evaluate_folder
+) -> None:  # type: ignore[no-untyped-def]
     from tuneyard.compress.options import CompressOptions
     from tuneyard.compress.pipeline import compress_model
 
     dense = full_run.best_metrics["accuracy"]
     compressed = compress_model(
-        CompressOptions(model=str(full_run.path / "best"), method="whiten", rank="attn=24,ffn=48",
-                        data=str(topics_data), calib_samples=128, max_length=64), yard,
+        CompressOptions(
+            model=str(full_run.path / "best"),
+            method="whiten",
+            rank="attn=24,ffn=48",
+            data=str(topics_data),
+            calib_samples=128,
+            max_length=64,
+        ),
+        yard,
     ).path
     after_compression = evaluate_folder(compressed, topics_data, 64)["accuracy"]
     assert after_compression < dense - 0.05, "the rank should be low enough to cost accuracy"
 
-    options = FinetuneOptions(checkpoint=str(compressed), data=str(topics_data), epochs=1, learning_rate=1e-4,
-                              **COMMON)
+    options = FinetuneOptions(
+        checkpoint=str(compressed), data=str(topics_data), epochs=1, learning_rate=1e-4, **COMMON
+    )
     result = finetune(options, yard)
     assert result.path.parent.name == "whiten"  # models/finetuned/bert/whiten/<compressed name>
     recovered = result.best_metrics["accuracy"]
-    assert recovered > after_compression + 0.5 * (dense - after_compression), (dense, after_compression, recovered)
+    assert recovered > after_compression + 0.5 * (dense - after_compression), (
+        dense,
+        after_compression,
+        recovered,
+    )

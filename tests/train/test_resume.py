@@ -17,8 +17,23 @@ import pytest
 from tuneyard.train.checkpoints import checkpoint_step, list_checkpoints
 
 # 64 rows / batch 4 = 16 steps per epoch; 6 epochs; evaluate + checkpoint every 8 steps.
-TRAINING = ("--strategy", "full", "--epochs", "6", "--batch-size", "4", "--save-steps", "8", "--keep", "2",
-            "--learning-rate", "5e-3", "--project", "p", "--quiet")
+TRAINING = (
+    "--strategy",
+    "full",
+    "--epochs",
+    "6",
+    "--batch-size",
+    "4",
+    "--save-steps",
+    "8",
+    "--keep",
+    "2",
+    "--learning-rate",
+    "5e-3",
+    "--project",
+    "p",
+    "--quiet",
+)
 TOTAL_STEPS = 96
 
 
@@ -43,7 +58,9 @@ def status(run: Path) -> str:
     return json.loads((run / "manifest.json").read_text())["status"]
 
 
-def test_sigkilled_run_resumes_to_the_uninterrupted_result(cli, tuneyard_process, tiny_model, topics, tmp_path) -> None:
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(
+    cli, tuneyard_process, tiny_model, topics, tmp_path
+) -> None:
     model = tiny_model("bert")
     common = ("--yard", tmp_path, "finetune", "--checkpoint", model, "--data", topics, *TRAINING)
     reference = cli(*common, "--name", "reference")
@@ -69,15 +86,29 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(cli, tuneyard_process
         for column in ("train_loss", "val_loss", "accuracy", "f1_macro"):
             assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
     best = json.loads((killed_run / "best" / "manifest.json").read_text())["metrics"]
-    reference_best = json.loads((Path(reference.stdout.strip()) / "best" / "manifest.json").read_text())["metrics"]
+    reference_best = json.loads((Path(reference.stdout.strip()) / "best" / "manifest.json").read_text())[
+        "metrics"
+    ]
     for name, value in reference_best["topics"]["validation"].items():
         assert best["topics"]["validation"][name] == pytest.approx(value, abs=1e-4)
 
 
-def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(cli, tuneyard_process, tiny_model, topics, tmp_path) -> None:
+def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(
+    cli, tuneyard_process, tiny_model, topics, tmp_path
+) -> None:
     run = tmp_path / "outputs" / "p" / "topics" / "stopped"
-    flags = ("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics, *TRAINING,
-             "--name", "stopped")
+    flags = (
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model("bert"),
+        "--data",
+        topics,
+        *TRAINING,
+        "--name",
+        "stopped",
+    )
     process = tuneyard_process(*flags)
     wait_for_checkpoint(run, process, min_step=8)
     process.send_signal(signal.SIGINT)

@@ -17,23 +17,45 @@ ARCHS = ("bert", "roberta", "modernbert", "gpt2", "llama")
 # What a user of each family expects: the head's parameters, the blocks' path, the linear layers.
 HEAD_PARAMETERS = {
     "bert": {"classifier.weight", "classifier.bias"},
-    "roberta": {"classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
-                "classifier.out_proj.bias"},
+    "roberta": {
+        "classifier.dense.weight",
+        "classifier.dense.bias",
+        "classifier.out_proj.weight",
+        "classifier.out_proj.bias",
+    },
     "modernbert": {"head.dense.weight", "head.norm.weight", "classifier.weight", "classifier.bias"},
     "gpt2": {"score.weight"},
     "llama": {"score.weight"},
 }
-BLOCKS = {"bert": "bert.encoder.layer", "roberta": "roberta.encoder.layer", "modernbert": "model.layers",
-          "gpt2": "transformer.h", "llama": "model.layers"}
-_BERT_LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                 "intermediate.dense", "output.dense")
+BLOCKS = {
+    "bert": "bert.encoder.layer",
+    "roberta": "roberta.encoder.layer",
+    "modernbert": "model.layers",
+    "gpt2": "transformer.h",
+    "llama": "model.layers",
+}
+_BERT_LINEARS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
 LINEARS = {
     "bert": _BERT_LINEARS,
     "roberta": _BERT_LINEARS,
     "modernbert": ("attn.Wqkv", "attn.Wo", "mlp.Wi", "mlp.Wo"),
     "gpt2": ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"),
-    "llama": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-              "mlp.up_proj", "mlp.down_proj"),
+    "llama": (
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ),
 }
 
 
@@ -71,45 +93,64 @@ def test_frozen_trains_only_the_head(tiny_model, arch: str) -> None:
 @pytest.mark.parametrize("arch", ARCHS)
 def test_lora_on_chosen_layers_trains_adapters_there_and_the_head(tiny_model, arch: str) -> None:
     model = load(tiny_model(arch, layers=3))
-    peft_model = STRATEGIES["lora"].apply(model, options(strategy="lora", lora={"layers": "0,2"}), family_for(arch))
+    peft_model = STRATEGIES["lora"].apply(
+        model, options(strategy="lora", lora={"layers": "0,2"}), family_for(arch)
+    )
     adapters = {
         f"base_model.model.{BLOCKS[arch]}.{layer}.{linear}.lora_{side}.default.weight"
-        for layer in (0, 2) for linear in LINEARS[arch] for side in "AB"
+        for layer in (0, 2)
+        for linear in LINEARS[arch]
+        for side in "AB"
     }
     head = set()
     for name in HEAD_PARAMETERS[arch]:
         module, _, leaf = name.partition(".")
         head.add(f"base_model.model.{module}.modules_to_save.default.{leaf}")
     assert trainable(peft_model) == adapters | head
-    assert not any(f"{BLOCKS[arch]}.1." in name and "lora" in name for name, _ in peft_model.named_parameters())
+    assert not any(
+        f"{BLOCKS[arch]}.1." in name and "lora" in name for name, _ in peft_model.named_parameters()
+    )
 
 
 def test_lora_custom_targets_limit_the_adapted_modules(tiny_model) -> None:
     peft_model = STRATEGIES["lora"].apply(
-        load(tiny_model("bert")), options(strategy="lora", lora={"targets": ["query", "value"], "layers": "1"}),
+        load(tiny_model("bert")),
+        options(strategy="lora", lora={"targets": ["query", "value"], "layers": "1"}),
         family_for("bert"),
     )
     adapted = {name.split(".lora_")[0] for name in trainable(peft_model) if ".lora_" in name}
-    assert adapted == {"base_model.model.bert.encoder.layer.1.attention.self.query",
-                       "base_model.model.bert.encoder.layer.1.attention.self.value"}
+    assert adapted == {
+        "base_model.model.bert.encoder.layer.1.attention.self.query",
+        "base_model.model.bert.encoder.layer.1.attention.self.value",
+    }
 
 
 def test_lora_layer_beyond_the_model_is_refused(tiny_model) -> None:
     with pytest.raises(TrainingError) as caught:
-        STRATEGIES["lora"].apply(load(tiny_model("bert")), options(strategy="lora", lora={"layers": "40"}),
-                                 family_for("bert"))
+        STRATEGIES["lora"].apply(
+            load(tiny_model("bert")), options(strategy="lora", lora={"layers": "40"}), family_for("bert")
+        )
     assert "names layer 40, but the model has 2 layers" in caught.value.message
     assert caught.value.hint == "Use layers 0-1."
 
 
-@pytest.mark.parametrize(("spec", "layers"), [("0,1,2", [0, 1, 2]), ("7-12", [7, 8, 9, 10, 11, 12]),
-                                              ("0,4-6", [0, 4, 5, 6]), (" 3 , 1 ", [1, 3])])
+@pytest.mark.parametrize(
+    ("spec", "layers"),
+    [("0,1,2", [0, 1, 2]), ("7-12", [7, 8, 9, 10, 11, 12]), ("0,4-6", [0, 4, 5, 6]), (" 3 , 1 ", [1, 3])],
+)
 def test_layer_specs(spec: str, layers: list[int]) -> None:
     assert parse_layers(spec) == layers
 
 
-@pytest.mark.parametrize(("spec", "message"), [("a", "'a' is not a layer number"), ("5-2", "runs backwards"),
-                                               (",", "names no layer"), ("1-x", "'1-x' is not")])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("a", "'a' is not a layer number"),
+        ("5-2", "runs backwards"),
+        (",", "names no layer"),
+        ("1-x", "'1-x' is not"),
+    ],
+)
 def test_bad_layer_specs(spec: str, message: str) -> None:
     with pytest.raises(TrainingError, match=message):
         parse_layers(spec)

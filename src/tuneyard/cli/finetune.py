@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -17,10 +17,16 @@ Example: tuneyard finetune --checkpoint ./minilm --data ./my_topics --strategy l
 """
 
 
-def _lora_flags(r: int | None, alpha: float | None, dropout: float | None, targets: str | None,
-                layers: str | None) -> dict[str, Any]:
-    values = {"r": r, "alpha": alpha, "dropout": dropout, "layers": layers,
-              "targets": [t.strip() for t in targets.split(",") if t.strip()] if targets else None}
+def _lora_flags(
+    r: int | None, alpha: int | None, dropout: float | None, targets: str | None, layers: str | None
+) -> dict[str, Any]:
+    values = {
+        "r": r,
+        "alpha": alpha,
+        "dropout": dropout,
+        "layers": layers,
+        "targets": [t.strip() for t in targets.split(",") if t.strip()] if targets else None,
+    }
     return {key: value for key, value in values.items() if value is not None}
 
 
@@ -41,49 +47,98 @@ def _quiet_libraries() -> None:
 
 def finetune(
     ctx: typer.Context,
-    run_path: Annotated[Optional[Path], typer.Argument(help="With --resume: the run folder to continue.")] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(help="Model folder (plain, compressed) or hub id.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="GLUE task: sst2, mnli, qqp, qnli, mrpc, rte, cola, stsb.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Folder with train/validation/test CSV, JSONL or Parquet.")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Text column of --data files.")] = None,
-    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column (sentence pairs).")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column of --data files.")] = None,
-    strategy: Annotated[Optional[str], typer.Option(
-        help="full | frozen | lora | lowrank (default: lowrank for compressed models, else full).")] = None,
-    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank.")] = None,
-    lora_alpha: Annotated[Optional[float], typer.Option(help="LoRA alpha (scaling).")] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.")] = None,
-    lora_targets: Annotated[Optional[str], typer.Option(
-        help="Comma-separated module names (default: the family table's).")] = None,
-    lora_layers: Annotated[Optional[str], typer.Option(help="Layers that get adapters: 0,1,2 or 7-12 or a mix.")] = None,
-    freeze_factors: Annotated[Optional[bool], typer.Option(
-        "--freeze-factors", help="Compressed models: keep the low-rank factors fixed, train the rest.")] = None,
-    reset_head: Annotated[Optional[bool], typer.Option(
-        "--reset-head", help="Replace a classifier head whose label count does not match the task.")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Training epochs (default 3).")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(
-        help="Peak learning rate (default per strategy: full 2e-5, frozen 1e-3, lora 2e-4, lowrank 3e-5).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Per-device batch size (default 16).")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Truncate inputs to this many tokens (default 128).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for the head, data order and dropout (default 42).")] = None,
-    save_steps: Annotated[Optional[int], typer.Option(
-        help="Evaluate and checkpoint every N steps (default: every epoch).")] = None,
-    keep: Annotated[Optional[int], typer.Option(help="Checkpoints to keep (default 2).")] = None,
-    metric_for_best: Annotated[Optional[str], typer.Option(
-        help="Metric that picks best/ (default: the task's main metric).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="Mixed precision: no | fp16 | bf16.")] = None,
-    report_to: Annotated[Optional[str], typer.Option(
-        help="Also log to: wandb, mlflow (comma-separated; tensorboard/ is always written).")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Exact run folder instead of the yard layout.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Run name (the last folder of the layout).")] = None,
-    project: Annotated[Optional[str], typer.Option(help="File under outputs/{project}/{dataset}/{name}.")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue RUN_PATH (or the run these flags lead to) from its newest checkpoint.")] = False,
+    run_path: Annotated[
+        Path | None, typer.Argument(help="With --resume: the run folder to continue.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Model folder (plain, compressed) or hub id.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="GLUE task: sst2, mnli, qqp, qnli, mrpc, rte, cola, stsb.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Folder with train/validation/test CSV, JSONL or Parquet.")
+    ] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="full | frozen | lora | lowrank (default: lowrank for compressed models, else full)."
+        ),
+    ] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+    lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha (scaling).")] = None,
+    lora_dropout: Annotated[float | None, typer.Option(help="LoRA dropout.")] = None,
+    lora_targets: Annotated[
+        str | None, typer.Option(help="Comma-separated module names (default: the family table's).")
+    ] = None,
+    lora_layers: Annotated[
+        str | None, typer.Option(help="Layers that get adapters: 0,1,2 or 7-12 or a mix.")
+    ] = None,
+    freeze_factors: Annotated[
+        bool | None,
+        typer.Option(
+            "--freeze-factors", help="Compressed models: keep the low-rank factors fixed, train the rest."
+        ),
+    ] = None,
+    reset_head: Annotated[
+        bool | None,
+        typer.Option(
+            "--reset-head", help="Replace a classifier head whose label count does not match the task."
+        ),
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Training epochs (default 3).")] = None,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Peak learning rate (default per strategy: full 2e-5, frozen 1e-3, lora 2e-4, lowrank 3e-5)."
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Per-device batch size (default 16).")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Truncate inputs to this many tokens (default 128).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for the head, data order and dropout (default 42).")
+    ] = None,
+    save_steps: Annotated[
+        int | None, typer.Option(help="Evaluate and checkpoint every N steps (default: every epoch).")
+    ] = None,
+    keep: Annotated[int | None, typer.Option(help="Checkpoints to keep (default 2).")] = None,
+    metric_for_best: Annotated[
+        str | None, typer.Option(help="Metric that picks best/ (default: the task's main metric).")
+    ] = None,
+    precision: Annotated[str | None, typer.Option(help="Mixed precision: no | fp16 | bf16.")] = None,
+    report_to: Annotated[
+        str | None,
+        typer.Option(help="Also log to: wandb, mlflow (comma-separated; tensorboard/ is always written)."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Exact run folder instead of the yard layout.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (the last folder of the layout).")] = None,
+    project: Annotated[
+        str | None, typer.Option(help="File under outputs/{project}/{dataset}/{name}.")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue RUN_PATH (or the run these flags lead to) from its newest checkpoint."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; log lines only.")] = False,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with any of these options.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Override a field: --set lora.r=16, --set trainer.lr_scheduler_type=cosine.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML file with any of these options.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a field: --set lora.r=16, --set trainer.lr_scheduler_type=cosine."
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune a model and file the run in the yard.
 
@@ -94,18 +149,36 @@ def finetune(
     from tuneyard.train.options import FinetuneOptions
 
     if run_path is not None and not resume:
-        raise TrainingError(f"unexpected argument {str(run_path)!r}.", "To continue a run: --resume RUN_PATH.")
+        raise TrainingError(
+            f"unexpected argument {str(run_path)!r}.", "To continue a run: --resume RUN_PATH."
+        )
     yard = yard_from(ctx)
-    flags = dict(
-        checkpoint=checkpoint, task=task, data=str(data) if data else None, text_column=text_column,
-        text_pair_column=text_pair_column, label_column=label_column, strategy=strategy,
-        lora=_lora_flags(lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers) or None,
-        freeze_factors=freeze_factors, reset_head=reset_head, epochs=epochs, learning_rate=learning_rate,
-        batch_size=batch_size, grad_accum=grad_accum, max_length=max_length, seed=seed, save_steps=save_steps,
-        keep=keep, metric_for_best=metric_for_best, precision=precision,
-        report_to=[t.strip() for t in report_to.split(",") if t.strip()] if report_to else None,
-        output_dir=str(output_dir) if output_dir else None, name=name, project=project,
-    )
+    flags = {
+        "checkpoint": checkpoint,
+        "task": task,
+        "data": str(data) if data else None,
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+        "strategy": strategy,
+        "lora": _lora_flags(lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers) or None,
+        "freeze_factors": freeze_factors,
+        "reset_head": reset_head,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "max_length": max_length,
+        "seed": seed,
+        "save_steps": save_steps,
+        "keep": keep,
+        "metric_for_best": metric_for_best,
+        "precision": precision,
+        "report_to": [t.strip() for t in report_to.split(",") if t.strip()] if report_to else None,
+        "output_dir": str(output_dir) if output_dir else None,
+        "name": name,
+        "project": project,
+    }
     _quiet_libraries()
     from tuneyard.train.progress import RichProgress
     from tuneyard.train.recipe import prepare_finetune
@@ -114,7 +187,7 @@ def finetune(
         given = [key for key, value in flags.items() if value is not None] + (["--config"] if config else [])
         if given:
             note(f"note: resuming with the run's saved config.yaml; ignoring {', '.join(given)}.")
-        prepared = prepare_finetune(None, yard, resume=run_path.expanduser().resolve())  # type: ignore[arg-type]
+        prepared = prepare_finetune(None, yard, resume=run_path.expanduser().resolve())
     else:
         options = resolve_options(FinetuneOptions, flags, config, set_ or ())
         prepared = prepare_finetune(options, yard, resume=resume)
@@ -135,16 +208,20 @@ def _report_plan(prepared: Any) -> None:
     data = prepared.data
     if data.carved_validation:
         fraction = prepared.options.validation_fraction
-        note(f"note: {data.source} has no validation split; using {fraction:.0%} of train "
-             f"(seed {prepared.options.seed}) as validation.")
+        note(
+            f"note: {data.source} has no validation split; using {fraction:.0%} of train "
+            f"(seed {prepared.options.seed}) as validation."
+        )
     if prepared.renamed:
         note(f"note: {prepared.run.requested_path} exists; this run is {prepared.run_dir.name} instead.")
     if prepared.resumed:
         start = prepared.resume_from.name if prepared.resume_from else "the start (no complete checkpoint)"
         note(f"resuming {prepared.run_dir} from {start}")
     trainable, total = prepared.parameter_counts
-    note(f"strategy {prepared.strategy.NAME}: trainable parameters {trainable:,} / {total:,} "
-         f"({100 * trainable / max(total, 1):.2f}%)")
+    note(
+        f"strategy {prepared.strategy.NAME}: trainable parameters {trainable:,} / {total:,} "
+        f"({100 * trainable / max(total, 1):.2f}%)"
+    )
     note(f"run: {prepared.run_dir}")
 
 
@@ -153,7 +230,9 @@ def _report_result(prepared: Any, result: Any) -> None:
     best = result.best_metrics.get(metric)
     last = result.last_metrics.get(metric)
     if best is not None:
-        note(f"best {metric} {best:.4f}, last {last:.4f}" if last is not None else f"best {metric} {best:.4f}")
+        note(
+            f"best {metric} {best:.4f}, last {last:.4f}" if last is not None else f"best {metric} {best:.4f}"
+        )
     note(f"best: {result.path / 'best'}")
     note(f"last: {result.path / 'last'}")
     out.print(str(result.path))

@@ -28,7 +28,10 @@ def ensure_padding_token(tokenizer: PreTrainedTokenizerBase) -> None:
 
 
 def tokenize_task(
-    data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int, splits: tuple[str, ...] = ("train", "validation")
+    data: TaskData,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    splits: tuple[str, ...] = ("train", "validation"),
 ) -> DatasetDict:
     """``train`` and ``validation`` as ``input_ids`` / ``attention_mask`` / ... / ``labels``."""
     from datasets import DatasetDict
@@ -37,7 +40,9 @@ def tokenize_task(
     pair = data.spec.text_pair_column is not None
 
     def encode(batch: dict[str, list[Any]]) -> Any:
-        return tokenizer(batch["text"], batch["text_pair"] if pair else None, truncation=True, max_length=max_length)
+        return tokenizer(
+            batch["text"], batch["text_pair"] if pair else None, truncation=True, max_length=max_length
+        )
 
     encoded = {}
     for name in splits:

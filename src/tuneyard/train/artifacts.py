@@ -44,8 +44,8 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
 
     if isinstance(model, PeftModel):
         model.peft_config["default"].base_model_name_or_path = parent.source
-        model.save_pretrained(folder)
-        model.get_base_model().config.save_pretrained(folder)
+        model.save_pretrained(str(folder))
+        model.get_base_model().config.save_pretrained(str(folder))
     elif parent.compressed:
         from tuneyard.models.compressed_folder import write_compressed_folder
 

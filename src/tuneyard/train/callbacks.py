@@ -43,7 +43,9 @@ class CheckpointLayout(TrainerCallback):
         self.run_dir = run_dir
         self.keep = keep
 
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         distributed.barrier()  # every rank has written its RNG state into the staged checkpoint
         if state.is_world_process_zero:
             checkpoints.promote(self.run_dir, state.global_step, state.epoch)
@@ -66,7 +68,9 @@ class TrainingLog(TrainerCallback):
         self.last_logged_step: int | None = None
         self.learning_rate: float | None = None
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self.last_logged_step = state.global_step
 
     def _log_with_evaluation(self, control: TrainerControl) -> None:
@@ -74,15 +78,23 @@ class TrainingLog(TrainerCallback):
         if control.should_evaluate:
             control.should_log = True
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._log_with_evaluation(control)
 
-    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._log_with_evaluation(control)
 
     def on_log(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-        logs: dict[str, float] | None = None, **kwargs: Any,
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
     ) -> None:
         if logs and "loss" in logs:
             steps = state.global_step - (self.last_logged_step or 0)
@@ -92,8 +104,12 @@ class TrainingLog(TrainerCallback):
             self.learning_rate = logs.get("learning_rate", self.learning_rate)
 
     def on_evaluate(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-        metrics: dict[str, float] | None = None, **kwargs: Any,
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
     ) -> None:
         if not state.is_world_process_zero or not metrics:
             return
@@ -168,8 +184,13 @@ class BestModel(TrainerCallback):
         return bool(compare(value, best))
 
     def on_evaluate(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-        metrics: dict[str, float] | None = None, model: Any = None, **kwargs: Any,
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        model: Any = None,
+        **kwargs: Any,
     ) -> None:
         if not state.is_world_process_zero or not metrics:
             return
@@ -192,19 +213,25 @@ class StopOnInterrupt(TrainerCallback):
         self.requested = True
         signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         try:
             self._previous = signal.signal(signal.SIGINT, self._handle)
         except ValueError:  # not the main thread: leave signals alone
             self._previous = None
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if distributed.any_rank(self.requested, device=args.device):
             self.requested = True
             self.stopped_at = state.global_step
             control.should_save = True
             control.should_training_stop = True
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self._previous is not None and not self.requested:
             signal.signal(signal.SIGINT, self._previous)

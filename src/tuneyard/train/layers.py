@@ -15,10 +15,14 @@ def parse_layers(spec: str) -> list[int]:
             continue
         low, dash, high = part.partition("-")
         if not low.isdigit() or (dash and not high.isdigit()):
-            raise TrainingError(f"--lora-layers {spec!r}: {part!r} is not a layer number or a range.", EXAMPLES)
+            raise TrainingError(
+                f"--lora-layers {spec!r}: {part!r} is not a layer number or a range.", EXAMPLES
+            )
         first, last = int(low), int(high) if dash else int(low)
         if last < first:
-            raise TrainingError(f"--lora-layers {spec!r}: range {part!r} runs backwards.", f"Write {last}-{first}.")
+            raise TrainingError(
+                f"--lora-layers {spec!r}: range {part!r} runs backwards.", f"Write {last}-{first}."
+            )
         layers.update(range(first, last + 1))
     if not layers:
         raise TrainingError(f"--lora-layers {spec!r} names no layer.", EXAMPLES)

@@ -21,7 +21,7 @@ class LoraOptions(StrictModel):
     """PEFT LoRA settings; ``targets`` default to the family table's ``lora_targets``."""
 
     r: PositiveInt = 8
-    alpha: float = 16.0
+    alpha: PositiveInt = 16
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     targets: list[str] | None = None
     layers: str | None = None

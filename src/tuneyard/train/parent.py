@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.yard.inference import infer_metadata, path_tokens
@@ -20,8 +21,23 @@ COMPRESSION_INFO = "compression_info.json"
 
 # Name tokens that say nothing about the model (folder names like ``model`` or ``best``).
 GENERIC_TOKENS = frozenset(
-    {"all", "sentence", "transformers", "hf", "model", "models", "best", "last", "checkpoint", "final",
-     "pretrained", "uncased", "cased", "finetuned", "compressed"}
+    {
+        "all",
+        "sentence",
+        "transformers",
+        "hf",
+        "model",
+        "models",
+        "best",
+        "last",
+        "checkpoint",
+        "final",
+        "pretrained",
+        "uncased",
+        "cased",
+        "finetuned",
+        "compressed",
+    }
 )
 SIZE_WORDS = ("tiny", "mini", "small", "base", "medium", "large", "xl", "xxl")
 _SIZE_TOKEN = re.compile(r"^(l\d+|\d+(\.\d+)?[mb])$")
@@ -63,7 +79,11 @@ class ParentModel:
         tokens = [t for t in path_tokens(self.naming_source) if t not in GENERIC_TOKENS]
         size = next((t for t in tokens if t in SIZE_WORDS or _SIZE_TOKEN.match(t)), None)
         kind = next(
-            (t for t in tokens if t != size and len(t) > 1 and t[0].isalpha() and not _VERSION_TOKEN.match(t)),
+            (
+                t
+                for t in tokens
+                if t != size and len(t) > 1 and t[0].isalpha() and not _VERSION_TOKEN.match(t)
+            ),
             self.model_type,
         )
         if size is None and self.num_layers:
@@ -71,7 +91,7 @@ class ParentModel:
         return kind, size
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -82,7 +102,9 @@ def _read_json(path: Path) -> dict:
 def describe_local(folder: Path) -> ParentModel:
     """Describe a model folder on disk; refuse folders that hold no model."""
     if not folder.exists():
-        raise ModelError(f"checkpoint {folder} does not exist.", "Give a model folder or a Hugging Face hub id.")
+        raise ModelError(
+            f"checkpoint {folder} does not exist.", "Give a model folder or a Hugging Face hub id."
+        )
     if (folder / "adapter_config.json").is_file():
         raise ModelError(
             f"checkpoint {folder} is a LoRA adapter, not a full model.",
@@ -108,11 +130,11 @@ def describe_local(folder: Path) -> ParentModel:
     method = None
     rank = None
     if compressed:
-        method = (manifest.method if manifest and manifest.method else None) or values["method"]
+        method = str((manifest.method if manifest and manifest.method else None) or values["method"])
         rank = (manifest.rank if manifest else None) or (info or {}).get("rank")
     else:
         inferred = [item for item in inferred if item != "method"]
-    arch = (manifest.arch if manifest and manifest.arch else None) or values["arch"]
+    arch = str((manifest.arch if manifest and manifest.arch else None) or values["arch"])
     naming = folder.name
     if not [t for t in path_tokens(naming) if t not in GENERIC_TOKENS]:
         naming = str(config.get("_name_or_path") or model_type).rstrip("/").rsplit("/", 1)[-1]
@@ -158,7 +180,9 @@ def describe_hub(model_id: str) -> ParentModel:
 def describe_checkpoint(checkpoint: str) -> ParentModel:
     """A local folder if one exists at ``checkpoint``, else a hub id (``org/name``)."""
     path = Path(checkpoint).expanduser()
-    looks_like_hub_id = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", checkpoint) is not None and not checkpoint.startswith(".")
+    looks_like_hub_id = re.fullmatch(
+        r"[\w.-]+(/[\w.-]+)?", checkpoint
+    ) is not None and not checkpoint.startswith(".")
     if path.exists() or not looks_like_hub_id:
         return describe_local(path.resolve())
     return describe_hub(checkpoint)

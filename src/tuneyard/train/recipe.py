@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -34,10 +34,21 @@ LOG_FILE = "training_log.csv"
 TENSORBOARD_DIR = "tensorboard"
 LOWER_IS_BETTER = ("loss", "mse", "mae")
 # TrainingArguments fields that decide the run's layout, checkpoints and best/: tuneyard sets them.
-OWNED_TRAINER_FIELDS = frozenset({
-    "output_dir", "eval_strategy", "save_strategy", "eval_steps", "save_steps", "save_total_limit",
-    "metric_for_best_model", "greater_is_better", "load_best_model_at_end", "label_names", "disable_tqdm",
-})
+OWNED_TRAINER_FIELDS = frozenset(
+    {
+        "output_dir",
+        "eval_strategy",
+        "save_strategy",
+        "eval_steps",
+        "save_steps",
+        "save_total_limit",
+        "metric_for_best_model",
+        "greater_is_better",
+        "load_best_model_at_end",
+        "label_names",
+        "disable_tqdm",
+    }
+)
 
 
 @dataclass
@@ -120,7 +131,7 @@ class PreparedFinetune:
 
     def _trainer(self) -> Any:
         from transformers import DataCollatorWithPadding, Trainer
-        from transformers.integrations import TensorBoardCallback
+        from transformers.integrations.integration_utils import TensorBoardCallback
 
         from tuneyard.data.tokenize import tokenize_task
         from tuneyard.evaluate.metrics import trainer_metrics
@@ -139,8 +150,14 @@ class PreparedFinetune:
             callbacks.append(TensorBoardCallback(SummaryWriter(str(self.run_dir / TENSORBOARD_DIR))))
         return Trainer(
             model=self.model,
-            args=training_arguments(self.options, self.run_dir, self.learning_rate, self.metric,
-                                    self.greater_is_better, len(tokenized["train"])),
+            args=training_arguments(
+                self.options,
+                self.run_dir,
+                self.learning_rate,
+                self.metric,
+                self.greater_is_better,
+                len(tokenized["train"]),
+            ),
             train_dataset=tokenized["train"],
             eval_dataset=tokenized["validation"],
             data_collator=DataCollatorWithPadding(self.tokenizer),
@@ -166,7 +183,9 @@ class PreparedFinetune:
             "step": state.global_step,
             "max_steps": state.max_steps,
             "metric_for_best": self.metric,
-            "best_step": state.global_step if improved else (getattr(manifest, "training", None) or {}).get("best_step"),
+            "best_step": state.global_step
+            if improved
+            else (getattr(manifest, "training", None) or {}).get("best_step"),
             "last": scores,
         }
         self.run.save()
@@ -221,7 +240,9 @@ def best_metric(options: FinetuneOptions, data: TaskData) -> tuple[str, bool]:
     return metric, metric not in LOWER_IS_BETTER
 
 
-def run_target(options: FinetuneOptions, parent: ParentModel, strategy: str, yard: Yard) -> tuple[str, Path]:
+def run_target(
+    options: FinetuneOptions, parent: ParentModel, strategy: str, yard: Yard
+) -> tuple[Literal["run", "finetuned"], Path]:
     """``(kind, folder)``: ``outputs/{project}/{dataset}/{name}`` with --project, else
     ``models/finetuned/{arch}/{method}/{name}``; ``--output-dir`` replaces the whole path."""
     if options.project:
@@ -229,7 +250,11 @@ def run_target(options: FinetuneOptions, parent: ParentModel, strategy: str, yar
         layers = options.lora.layers if strategy == "lora" else None
         name = options.name or run_name(model_type, model_size, strategy, layers)
         return "run", yard.target_path(
-            "run", output_dir=options.output_dir, project=options.project, dataset=options.dataset_name(), name=name
+            "run",
+            output_dir=options.output_dir,
+            project=options.project,
+            dataset=options.dataset_name(),
+            name=name,
         )
     method = parent.method or strategy
     name = options.name or parent.folder_name
@@ -239,7 +264,11 @@ def run_target(options: FinetuneOptions, parent: ParentModel, strategy: str, yar
 
 
 def training_arguments(
-    options: FinetuneOptions, run_dir: Path, learning_rate: float, metric: str, greater_is_better: bool,
+    options: FinetuneOptions,
+    run_dir: Path,
+    learning_rate: float,
+    metric: str,
+    greater_is_better: bool,
     train_rows: int,
 ) -> Any:
     """The Trainer's arguments: tuneyard's schedule and layout, then ``--set trainer.*`` extras."""
@@ -248,35 +277,35 @@ def training_arguments(
     per_step = options.batch_size * options.grad_accum * distributed.world_size()
     interval = options.save_steps or max(1, math.ceil(train_rows / per_step))
     schedule = "steps" if options.save_steps else "epoch"
-    arguments: dict[str, Any] = dict(
-        output_dir=str(run_dir / checkpoints.STAGING),
-        num_train_epochs=options.epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.eval_batch_size or options.batch_size,
-        gradient_accumulation_steps=options.grad_accum,
-        weight_decay=options.weight_decay,
-        warmup_steps=options.warmup_ratio,
-        fp16=options.precision == "fp16",
-        bf16=options.precision == "bf16",
-        seed=options.seed,
-        eval_strategy=schedule,
-        save_strategy=schedule,
-        logging_strategy="steps",
-        logging_steps=max(1, min(interval, 50)),
-        save_total_limit=None,
-        metric_for_best_model=metric,
-        greater_is_better=greater_is_better,
-        load_best_model_at_end=False,
-        label_names=["labels"],
-        report_to=[target for target in options.report_to if target != "tensorboard"] or "none",
-        disable_tqdm=True,
-        dataloader_pin_memory=torch_has_accelerator(),
-        use_cpu=distributed.cpu_processes(),
+    arguments: dict[str, Any] = {
+        "output_dir": str(run_dir / checkpoints.STAGING),
+        "num_train_epochs": options.epochs,
+        "learning_rate": learning_rate,
+        "per_device_train_batch_size": options.batch_size,
+        "per_device_eval_batch_size": options.eval_batch_size or options.batch_size,
+        "gradient_accumulation_steps": options.grad_accum,
+        "weight_decay": options.weight_decay,
+        "warmup_steps": options.warmup_ratio,
+        "fp16": options.precision == "fp16",
+        "bf16": options.precision == "bf16",
+        "seed": options.seed,
+        "eval_strategy": schedule,
+        "save_strategy": schedule,
+        "logging_strategy": "steps",
+        "logging_steps": max(1, min(interval, 50)),
+        "save_total_limit": None,
+        "metric_for_best_model": metric,
+        "greater_is_better": greater_is_better,
+        "load_best_model_at_end": False,
+        "label_names": ["labels"],
+        "report_to": [target for target in options.report_to if target != "tensorboard"] or "none",
+        "disable_tqdm": True,
+        "dataloader_pin_memory": torch_has_accelerator(),
+        "use_cpu": distributed.cpu_processes(),
         # Classification losses are per-example means; the token-count rescaling meant for
         # language modelling would multiply them (and the gradients) by the process count.
-        average_tokens_across_devices=False,
-    )
+        "average_tokens_across_devices": False,
+    }
     if options.save_steps:
         arguments.update(eval_steps=options.save_steps, save_steps=options.save_steps)
     arguments.update(options.trainer)
@@ -333,7 +362,9 @@ def check_resumable(run_dir: Path) -> Manifest:
     return manifest
 
 
-def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool | Path = False) -> PreparedFinetune:
+def prepare_finetune(
+    options: FinetuneOptions | None, yard: Yard, resume: bool | Path = False
+) -> PreparedFinetune:
     """Everything before the first step: data, model + strategy, run folder (new or resumed).
 
     ``resume``: a run folder to continue with its saved options, or True to continue
@@ -348,9 +379,13 @@ def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool |
     distributed.init_process_group()
     with main_process_first():
         data = load_task_data(
-            task=options.task, data_dir=options.data, text_column=options.text_column,
-            text_pair_column=options.text_pair_column, label_column=options.label_column,
-            seed=options.seed, validation_fraction=options.validation_fraction,
+            task=options.task,
+            data_dir=options.data,
+            text_column=options.text_column,
+            text_pair_column=options.text_pair_column,
+            label_column=options.label_column,
+            seed=options.seed,
+            validation_fraction=options.validation_fraction,
         )
     if data.spec.problem == "classification" and data.spec.num_labels < 2:
         raise DataError(
@@ -368,7 +403,9 @@ def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool |
     metric, greater_is_better = best_metric(options, data)
     learning_rate = options.learning_rate or strategy.DEFAULT_LEARNING_RATE
     # Built once here only to refuse bad --set trainer.* values before a run folder exists.
-    training_arguments(options, Path("unused"), learning_rate, metric, greater_is_better, len(data.split("train")))
+    training_arguments(
+        options, Path("unused"), learning_rate, metric, greater_is_better, len(data.split("train"))
+    )
 
     from tuneyard.train.model import load_classifier, load_tokenizer
 
@@ -396,18 +433,37 @@ def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool |
     else:
         if distributed.is_main_process():
             manifest = Manifest(
-                kind=kind, name=target.name, arch=parent.arch, method=parent.method, rank=parent.rank,
-                strategy=strategy.NAME, task=data.spec.name, dataset=options.dataset_name(),
-                project=options.project, parents=[parent.lineage()], inferred=parent.inferred,
+                kind=kind,
+                name=target.name,
+                arch=parent.arch,
+                method=parent.method,
+                rank=parent.rank,
+                strategy=strategy.NAME,
+                task=data.spec.name,
+                dataset=options.dataset_name(),
+                project=options.project,
+                parents=[parent.lineage()],
+                inferred=parent.inferred,
                 config=options.model_dump(mode="json"),
             )
             run = yard.start_run(manifest, target)
             write_saved_options(run.path, options)
         run_dir = Path(distributed.share_from_main(str(run.path) if run else None))
     prepared = PreparedFinetune(
-        options=options, yard=yard, data=data, parent=parent, strategy=strategy, model=model,
-        tokenizer=tokenizer, run_dir=run_dir, run=run, metric=metric, greater_is_better=greater_is_better,
-        resume_from=resume_from, resumed=bool(resume), renamed=bool(run and run.renamed),
+        options=options,
+        yard=yard,
+        data=data,
+        parent=parent,
+        strategy=strategy,
+        model=model,
+        tokenizer=tokenizer,
+        run_dir=run_dir,
+        run=run,
+        metric=metric,
+        greater_is_better=greater_is_better,
+        resume_from=resume_from,
+        resumed=bool(resume),
+        renamed=bool(run and run.renamed),
     )
     if run is not None and resume:
         prepared.best_metrics = run.manifest.metrics.get(options.dataset_name(), {}).get("validation", {})
@@ -415,7 +471,10 @@ def prepare_finetune(options: FinetuneOptions | None, yard: Yard, resume: bool |
 
 
 def finetune(
-    options: FinetuneOptions, yard: Yard | None = None, resume: bool | Path = False, callbacks: list[Any] | None = None
+    options: FinetuneOptions,
+    yard: Yard | None = None,
+    resume: bool | Path = False,
+    callbacks: list[Any] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``options.checkpoint`` and file the run in ``yard`` (default: the working directory's)."""
     prepared = prepare_finetune(options, yard or Yard.open(), resume)
