@@ -54,15 +54,15 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     from tuneyard.data.tokenize import tokenize_task
     from tuneyard.models.family import family_for
     from tuneyard.models.lowrank import lowrank_layers
-    from tuneyard.train.model import load_classifier, load_tokenizer
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import describe_checkpoint
     from tuneyard.train.strategies import STRATEGIES
+    from tuneyard.train.tasks.sequence_classification import load_model, load_tokenizer
 
     parent = describe_checkpoint(str(compressed(arch)))
     assert parent.compressed and parent.method == "standard"
     data = load_task_data(data_dir=topics)
-    model = load_classifier(parent, data.spec, reset_head=False, seed=0)
+    model = load_model(parent, data.spec, reset_head=False, seed=0)
     options = FinetuneOptions(checkpoint=parent.source, data=str(topics))
     model = STRATEGIES["lowrank"].apply(model, options, family_for(arch))
     tokenizer = load_tokenizer(parent)

@@ -24,6 +24,7 @@ from tuneyard.train import checkpoints, distributed
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.train.parent import ParentModel, describe_checkpoint
 from tuneyard.train.strategies import parameter_counts, strategy_for
+from tuneyard.train.tasks import task_type_for
 from tuneyard.yard.layout import run_name
 from tuneyard.yard.manifest import Manifest, read_manifest
 from tuneyard.yard.root import Yard
@@ -69,6 +70,7 @@ class PreparedFinetune:
     options: FinetuneOptions
     yard: Yard
     data: TaskData
+    task: ModuleType
     parent: ParentModel
     strategy: ModuleType
     model: Any
@@ -130,15 +132,13 @@ class PreparedFinetune:
         )
 
     def _trainer(self) -> Any:
-        from transformers import DataCollatorWithPadding, Trainer
+        from transformers import Trainer
         from transformers.integrations.integration_utils import TensorBoardCallback
 
-        from tuneyard.data.tokenize import tokenize_task
-        from tuneyard.evaluate.metrics import trainer_metrics
         from tuneyard.train.callbacks import BestModel, CheckpointLayout, TrainingLog
 
         with main_process_first():
-            tokenized = tokenize_task(self.data, self.tokenizer, self.options.max_length)
+            tokenized = self.task.encode(self.data, self.tokenizer, self.options.max_length)
         callbacks = [
             CheckpointLayout(self.run_dir, self.options.keep),
             TrainingLog(self.run_dir / LOG_FILE),
@@ -160,9 +160,9 @@ class PreparedFinetune:
             ),
             train_dataset=tokenized["train"],
             eval_dataset=tokenized["validation"],
-            data_collator=DataCollatorWithPadding(self.tokenizer),
+            data_collator=self.task.collator(self.tokenizer),
             processing_class=self.tokenizer,
-            compute_metrics=trainer_metrics(self.data.spec),
+            compute_metrics=self.task.compute_metrics(self.data.spec),
             callbacks=callbacks,
         )
 
@@ -218,20 +218,10 @@ def main_process_first() -> Any:
         yield
 
 
-def metric_names(data: TaskData) -> list[str]:
-    """Metrics an evaluation of this task reports (what ``--metric-for-best`` may name)."""
-    from tuneyard.data.tasks import TaskSpec
-    from tuneyard.evaluate.metrics import classification_metrics
-
-    spec: TaskSpec = data.spec
-    sample = ([0.0, 1.0, 0.5], [0.1, 0.9, 0.4]) if spec.problem == "regression" else ([0, 1, 0], [0, 1, 1])
-    return ["loss", *classification_metrics(sample[0], sample[1], spec)]
-
-
-def best_metric(options: FinetuneOptions, data: TaskData) -> tuple[str, bool]:
+def best_metric(options: FinetuneOptions, data: TaskData, task: ModuleType) -> tuple[str, bool]:
     """``(metric, greater_is_better)`` for best/: ``--metric-for-best`` or the task's main metric."""
     metric = (options.metric_for_best or data.spec.main_metric).removeprefix("eval_")
-    known = metric_names(data)
+    known = task.metric_names(data.spec)
     if metric not in known:
         raise ConfigError(
             f"--metric-for-best {metric!r} is not a metric of task {data.spec.name!r}.",
@@ -400,17 +390,16 @@ def prepare_finetune(
             "Drop --freeze-factors, or fine-tune a compressed checkpoint.",
         )
     family = family_for(parent.arch)
-    metric, greater_is_better = best_metric(options, data)
+    task = task_type_for(data.spec)
+    metric, greater_is_better = best_metric(options, data, task)
     learning_rate = options.learning_rate or strategy.DEFAULT_LEARNING_RATE
     # Built once here only to refuse bad --set trainer.* values before a run folder exists.
     training_arguments(
         options, Path("unused"), learning_rate, metric, greater_is_better, len(data.split("train"))
     )
 
-    from tuneyard.train.model import load_classifier, load_tokenizer
-
-    tokenizer = load_tokenizer(parent)
-    model = load_classifier(parent, data.spec, options.reset_head, options.seed)
+    tokenizer = task.load_tokenizer(parent)
+    model = task.load_model(parent, data.spec, options.reset_head, options.seed)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, family)
@@ -453,6 +442,7 @@ def prepare_finetune(
         options=options,
         yard=yard,
         data=data,
+        task=task,
         parent=parent,
         strategy=strategy,
         model=model,

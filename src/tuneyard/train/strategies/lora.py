@@ -30,7 +30,7 @@ def selected_layers(model: nn.Module, options: FinetuneOptions) -> list[int] | N
     if spec is None:
         return None
     layers = parse_layers(spec)
-    check_layers(spec, layers, int(getattr(model, "config").num_hidden_layers))
+    check_layers(spec, layers, int(model.config.num_hidden_layers))  # type: ignore[union-attr]
     return layers
 
 

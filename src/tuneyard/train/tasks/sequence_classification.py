@@ -1,6 +1,10 @@
-"""Load the ``--checkpoint`` as a sequence classifier sized for the task.
+"""Sequence classification (single texts and sentence pairs; regression for STS-B).
 
-A bare encoder (all-MiniLM-L6-v2 is a ``BertModel``) gets a fresh head; a classifier
+A task type is one module with the same small interface, used by the recipe:
+``load_tokenizer``, ``load_model``, ``encode``, ``collator``, ``compute_metrics`` and
+``metric_names``. Audio classification or causal-LM tuning add a sibling module.
+
+Loading: a bare encoder (all-MiniLM-L6-v2 is a ``BertModel``) gets a fresh head; a classifier
 whose head has a different number of labels is refused unless ``--reset-head``; a
 compressed model keeps its low-rank layers and gets the same treatment.
 """
@@ -13,8 +17,12 @@ from tuneyard.data.tokenize import ensure_padding_token
 from tuneyard.errors import ModelError, TrainingError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from datasets import DatasetDict
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from tuneyard.data.loading import TaskData
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.train.parent import ParentModel
 
@@ -115,7 +123,7 @@ def load_compressed_classifier(parent: ParentModel, spec: TaskSpec, reset_head: 
     return classifier
 
 
-def load_classifier(parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> PreTrainedModel:
+def load_model(parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> PreTrainedModel:
     """The checkpoint as a sequence classifier for ``spec``; a new head is seeded."""
     from transformers import set_seed
 
@@ -123,3 +131,35 @@ def load_classifier(parent: ParentModel, spec: TaskSpec, reset_head: bool, seed:
     if parent.compressed:
         return load_compressed_classifier(parent, spec, reset_head)
     return load_plain_classifier(parent, spec, reset_head)
+
+
+def encode(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
+    """``train`` and ``validation`` as model inputs with ``labels``."""
+    from tuneyard.data.tokenize import tokenize_task
+
+    return tokenize_task(data, tokenizer, max_length)
+
+
+def collator(tokenizer: PreTrainedTokenizerBase) -> Any:
+    """Pads each batch to its longest row."""
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(tokenizer)
+
+
+def compute_metrics(spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
+    """The Trainer's ``compute_metrics``: the same metrics ``tuneyard eval`` reports."""
+    from tuneyard.evaluate.metrics import trainer_metrics
+
+    return trainer_metrics(spec)
+
+
+def metric_names(spec: TaskSpec) -> list[str]:
+    """Metrics an evaluation reports for ``spec`` (what ``--metric-for-best`` may name)."""
+    from tuneyard.evaluate.metrics import classification_metrics
+
+    if spec.problem == "regression":
+        sample: tuple[list[float], list[float]] = ([0.0, 1.0, 0.5], [0.1, 0.9, 0.4])
+    else:
+        sample = ([0, 1, 0], [0, 1, 1])
+    return ["loss", *classification_metrics(sample[0], sample[1], spec)]
