@@ -1,0 +1,60 @@
+"""`tuneyard eval` as a user runs it: exit codes, printed scores, and `runs ls --where` finding the model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tuneyard.yard import Yard
+
+
+def test_eval_cli_in_yard_then_runs_ls_where_finds_the_run(
+    yard: Yard, run_in_yard: Callable[..., Path], data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = run_in_yard("bert", name="scored")
+    run_in_yard("bert", name="unscored")
+    data = data_folder(rows=10)
+    assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(run / "best"), "--data", str(data),
+                    "--batch-size", "4", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    table = dict(line.rsplit(None, 1) for line in captured.out.splitlines()[1:])
+    accuracy = float(table["accuracy *"])
+    assert f"results: {run / 'evaluation_results' / 'toy_validation'}" in captured.err
+    assert "samples/s" in captured.err and "metrics.toy" in captured.err
+
+    assert run_cli(["--yard", str(yard.root), "runs", "ls", "--where", f"metrics.toy.accuracy>={accuracy - 1e-6}",
+                    "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in found] == ["scored"]
+
+
+def test_eval_cli_outside_yard_without_output_dir_exits_2(
+    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert")),
+                    "--data", str(data_folder(rows=4)), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "outside the yard" in err and "--output-dir" in err
+
+
+def test_eval_cli_needs_exactly_one_of_task_or_data(
+    yard: Yard, tiny_model: Callable[..., Path], run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert"))]) == 2
+    assert "exactly one of --task NAME or --data DIR" in capsys.readouterr().err
+
+
+def test_eval_cli_bad_batch_size_names_the_field(
+    yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert")),
+                    "--data", str(data_folder(rows=4)), "--batch-size", "0"]) == 2
+    assert "batch_size" in capsys.readouterr().err
