@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-POSITIVE = "good great fine fun lovely superb bright warm clever".split()
-NEGATIVE = "bad awful boring sad dull weak grim cold clumsy".split()
-NEUTRAL = "the a movie film plot actor scene story music ending".split()
+POSITIVE = ["good", "great", "fine", "fun", "lovely", "superb", "bright", "warm", "clever"]
+NEGATIVE = ["bad", "awful", "boring", "sad", "dull", "weak", "grim", "cold", "clumsy"]
+NEUTRAL = ["the", "a", "movie", "film", "plot", "actor", "scene", "story", "music", "ending"]
 
 
 def write_sentiment_csvs(folder: Path, rows: dict[str, int], seed: int = 0, labelled: bool = True) -> Path:

@@ -5,6 +5,7 @@ The "Must show" list of issue 3, (a) to (e), on config-built models (fast).
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -23,7 +24,10 @@ from tuneyard.models.family import family_for
 from tuneyard.models.lowrank import LowRankLinear, compressible_modules, linear_weight
 from tuneyard.yard.root import Yard
 
-ARCHS = ("bert", "roberta", "modernbert", "gpt2", "llama")
+TINY = ("bert", "roberta", "modernbert", "gpt2", "llama")
+# The real all-MiniLM-L6-v2 (a bare BERT encoder) on the real Debian topics data: slow.
+ARCHS = (*TINY, pytest.param("minilm", marks=pytest.mark.slow))
+DEBIAN_TOPICS = Path(__file__).resolve().parents[2] / "data" / "debian_topics"
 SENTENCES = ["the movie was great fun", "a dull and boring plot", "the actor was clever", "cold grim ending"]
 
 
@@ -34,16 +38,38 @@ def _inputs(model_dir: Path) -> dict[str, torch.Tensor]:
     return dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))
 
 
-def _compress(tmp_path: Path, model_dir: Path, method: str, data: Path, **options: object):  # type: ignore[no-untyped-def]
-    opts = CompressOptions(model=str(model_dir), method=method, data=str(data), calib_samples=64, **options)
+@pytest.fixture
+def model_and_data(tiny_model, sentiment_data, minilm):  # type: ignore[no-untyped-def]
+    """``get(arch)`` -> (model folder, calibration data folder)."""
+
+    def get(arch: str) -> tuple[Path, Path]:
+        if arch == "minilm":
+            return minilm, DEBIAN_TOPICS
+        return tiny_model(arch), sentiment_data
+
+    return get
+
+
+def _compress(tmp_path: Path, model_dir: Path, data: Path, **options: object):  # type: ignore[no-untyped-def]
+    opts = CompressOptions(model=str(model_dir), data=str(data), calib_samples=64, **options)
     return compress_model(opts, Yard.open(tmp_path))
+
+
+def _base_and_calibration(model_dir: Path, data: Path, samples: int = 64) -> tuple[torch.nn.Module, object]:
+    """The dense model as compress loads it (a classifier sized for the data), and calibration batches."""
+    from tuneyard.compress.pipeline import load_base_model
+    from tuneyard.models.loading import load_tokenizer
+
+    calibration = load_calibration(load_tokenizer(model_dir), None, data, samples, 16, 128, seed=0)
+    model, _, _ = load_base_model(str(model_dir), (calibration.num_labels, calibration.label_names), seed=0)
+    return model, calibration
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("rank", [3, 10])
-def test_reload_is_bit_identical_and_counts_match_tensors(tmp_path, tiny_model, sentiment_data, arch, method, rank):
-    result = _compress(tmp_path, tiny_model(arch), method, sentiment_data, rank=str(rank))
+def test_reload_is_bit_identical_and_counts_match_tensors(tmp_path, model_and_data, arch, method, rank):
+    result = _compress(tmp_path, *model_and_data(arch), rank=str(rank), method=method)
 
     # (a) the folder alone rebuilds the model: same logits, bit for bit.
     reloaded = tuneyard.load(result.path)
@@ -53,7 +79,7 @@ def test_reload_is_bit_identical_and_counts_match_tensors(tmp_path, tiny_model, 
     assert not reloaded.training
 
     info = json.loads((result.path / "compression_info.json").read_text())
-    lowrank = dict((name, module) for name, module in reloaded.named_modules() if isinstance(module, LowRankLinear))
+    lowrank = {name: module for name, module in reloaded.named_modules() if isinstance(module, LowRankLinear)}
     assert set(lowrank) == set(info["layers"]) and len(lowrank) > 0
     assert {name: module.rank for name, module in lowrank.items()} == {
         name: layer["rank"] for name, layer in info["layers"].items()
@@ -63,7 +89,7 @@ def test_reload_is_bit_identical_and_counts_match_tensors(tmp_path, tiny_model, 
 
     # (e) the parameter counts in compression_info.json are those of the saved tensors.
     with safe_open(str(result.path / "model.safetensors"), framework="pt") as handle:
-        shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+        shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}  # noqa: SIM118
     saved = sum(torch.Size(shape).numel() for shape in shapes.values())
     assert info["params"]["total_after"] == saved
     for name, layer in info["layers"].items():
@@ -72,33 +98,30 @@ def test_reload_is_bit_identical_and_counts_match_tensors(tmp_path, tiny_model, 
     assert info["params"]["total_before"] - info["params"]["total_after"] == sum(
         layer["params_before"] - layer["params_after"] for layer in info["layers"].values()
     )
-    assert info["method"] == method and info["arch"] == arch
+    assert info["method"] == method and info["arch"] == ("bert" if arch == "minilm" else arch)
 
 
 class _LayerData:
-    """A tiny model's compressible weights and its calibration statistics, for layer-level checks."""
+    """A model's compressible weights and its calibration statistics, for layer-level checks."""
 
     def __init__(self, model_dir: Path, data: Path) -> None:
-        from tuneyard.models.loading import load, load_tokenizer
-
-        self.model = load(model_dir)
-        self.family = family_for(self.model.config.model_type)
-        self.modules = compressible_modules(self.model, self.family)
+        self.model, calibration = _base_and_calibration(model_dir, data, samples=32)
+        self.modules = compressible_modules(self.model, family_for(self.model.config.model_type))
         self.weights = {name: linear_weight(module).detach() for name, module in self.modules.items()}
-        calibration = load_calibration(load_tokenizer(model_dir), None, data, 64, 16, 64, seed=0)
-        self.calibration = calibration
-        self.stats = collect_input_statistics(self.model, self.modules, calibration.batches, gram=True, abs_mean=True)
-        for name, fisher in collect_fisher(self.model, self.modules, calibration.batches).items():
+        batches = calibration.batches  # type: ignore[attr-defined]
+        self.stats = collect_input_statistics(self.model, self.modules, batches, gram=True, abs_mean=True)
+        for name, fisher in collect_fisher(self.model, self.modules, batches).items():
             self.stats[name].fisher = fisher
 
 
 @pytest.fixture(scope="module")
-def layer_data(tiny_model, sentiment_data):  # type: ignore[no-untyped-def]
+def layer_data(tiny_model, sentiment_data, minilm):  # type: ignore[no-untyped-def]
     cache: dict[str, _LayerData] = {}
 
     def get(arch: str) -> _LayerData:
         if arch not in cache:
-            cache[arch] = _LayerData(tiny_model(arch), sentiment_data)
+            model_dir, data = (minilm, DEBIAN_TOPICS) if arch == "minilm" else (tiny_model(arch), sentiment_data)
+            cache[arch] = _LayerData(model_dir, data)
         return cache[arch]
 
     return get
@@ -120,7 +143,7 @@ def test_error_falls_with_rank_and_vanishes_at_full_rank(layer_data, arch, metho
             delta = weight.to(left.dtype) - left @ right
             errors.append(float(torch.linalg.matrix_norm(svd.weighting.apply(delta))))
         scale = float(torch.linalg.matrix_norm(svd.weighting.apply(weight.to(left.dtype))))
-        assert all(later < earlier for earlier, later in zip(errors, errors[1:])), (name, errors)
+        assert all(later < earlier for earlier, later in itertools.pairwise(errors)), (name, errors)
         assert errors[-1] <= 1e-5 * scale, (name, errors[-1], scale)
         plain = torch.linalg.matrix_norm(weight.double() - (left @ right).double()) / torch.linalg.matrix_norm(
             weight.double()
@@ -152,16 +175,13 @@ def _layer_inputs(model: torch.nn.Module, modules: dict, batches: list) -> dict[
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("rank", [2, 6, 12])
-def test_whiten_output_error_is_the_discarded_singular_energy(tmp_path, tiny_model, sentiment_data, arch, rank):
+def test_whiten_output_error_is_the_discarded_singular_energy(tmp_path, model_and_data, arch, rank):
     """(c) on the calibration inputs, ||(W - W')X||_F^2 = sum of discarded sigma_i(W S)^2."""
-    from tuneyard.models.loading import load, load_tokenizer
-
-    model_dir = tiny_model(arch)
-    result = _compress(tmp_path, model_dir, "whiten", sentiment_data, rank=str(rank))
-    base = load(model_dir)
+    model_dir, data = model_and_data(arch)
+    result = _compress(tmp_path, model_dir, data, method="whiten", rank=str(rank))
+    base, calibration = _base_and_calibration(model_dir, data)
     modules = compressible_modules(base, family_for(base.config.model_type))
-    calibration = load_calibration(load_tokenizer(model_dir), None, sentiment_data, 64, 16, 128, seed=0)
-    inputs = _layer_inputs(base, modules, calibration.batches)
+    inputs = _layer_inputs(base, modules, calibration.batches)  # type: ignore[attr-defined]
     compressed = dict(result.model.named_modules())
     for name, x in inputs.items():
         weight = linear_weight(modules[name]).detach().double()
@@ -177,24 +197,25 @@ def test_whiten_output_error_is_the_discarded_singular_energy(tmp_path, tiny_mod
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_data_aware_methods_beat_standard_on_their_objective(tmp_path, tiny_model, sentiment_data, arch):
+def test_data_aware_methods_beat_standard_on_their_objective(tmp_path, model_and_data, arch):
     """(d) held-out output error: whiten < standard; Fisher-weighted error: fwsvd < standard."""
-    from tuneyard.models.loading import load, load_tokenizer
+    from tuneyard.models.loading import load_tokenizer
 
-    model_dir = tiny_model(arch)
-    rank = "4"
-    made = {m: _compress(tmp_path, model_dir, m, sentiment_data, rank=rank).model for m in ("standard", "whiten", "fwsvd")}
-    base = load(model_dir)
+    model_dir, data = model_and_data(arch)
+    made = {m: _compress(tmp_path, model_dir, data, method=m, rank="4").model for m in ("standard", "whiten", "fwsvd")}
+    base, calibration = _base_and_calibration(model_dir, data)
+    # A headless base got a linear-probe head before fwsvd measured Fisher: give the dense
+    # model that same head (every tensor fwsvd did not factorise is the dense model's).
+    dense_state = base.state_dict()
+    base.load_state_dict({key: value for key, value in made["fwsvd"].state_dict().items() if key in dense_state},
+                         strict=False)
     modules = compressible_modules(base, family_for(base.config.model_type))
-    # Held-out: the validation split, which calibration never reads.
+    # Held-out: rows of the validation split, which calibration never reads.
     tokenizer = load_tokenizer(model_dir)
-    validation = [
-        dict(tokenizer(rows, padding=True, return_tensors="pt"))
-        for rows in _validation_texts(sentiment_data)
-    ]
+    validation = [dict(tokenizer(rows, padding=True, truncation=True, max_length=128, return_tensors="pt"))
+                  for rows in _validation_texts(data)]
     inputs = _layer_inputs(base, modules, validation)
-    calibration = load_calibration(tokenizer, None, sentiment_data, 64, 16, 128, seed=0)
-    fisher = collect_fisher(base, modules, calibration.batches)
+    fisher = collect_fisher(base, modules, calibration.batches)  # type: ignore[attr-defined]
 
     def delta(method: str, name: str) -> torch.Tensor:
         approx = dict(made[method].named_modules())[name].dense_weight()
@@ -211,9 +232,9 @@ def test_data_aware_methods_beat_standard_on_their_objective(tmp_path, tiny_mode
         assert fisher_error("fwsvd", name) < fisher_error("standard", name), name
 
 
-def _validation_texts(data: Path) -> list[list[str]]:
+def _validation_texts(data: Path, rows: int = 64) -> list[list[str]]:
     import csv
 
     with open(data / "validation.csv") as handle:
-        texts = [row["text"] for row in csv.DictReader(handle)]
+        texts = [row["text"] for row in csv.DictReader(handle)][:rows]
     return [texts[start : start + 16] for start in range(0, len(texts), 16)]

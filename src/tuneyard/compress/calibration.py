@@ -17,6 +17,15 @@ from tuneyard.compress.statistics import Batch
 from tuneyard.errors import CompressionError, DataError
 
 
+@dataclass(frozen=True)
+class Columns:
+    """Column names of a local data folder (``--text-column`` ...)."""
+
+    text: str = "text"
+    text_pair: str | None = None
+    label: str = "label"
+
+
 @dataclass
 class CalibrationSet:
     """Tokenised calibration batches and where they came from."""
@@ -67,7 +76,7 @@ def load_calibration(
     batch_size: int,
     max_length: int,
     seed: int,
-    columns: dict[str, str | None] | None = None,
+    columns: Columns | None = None,
 ) -> CalibrationSet:
     """``samples`` seeded rows of the train split of ``task`` or ``data_dir``, tokenised in batches."""
     from tuneyard.data.loading import load_task_data
@@ -78,7 +87,11 @@ def load_calibration(
     # load_task_data's own seed carves a validation split off train when a folder has
     # none; keeping its default carves the same split evaluation does, so calibration
     # rows can never be evaluation rows. ``seed`` only picks the calibration sample.
-    data = load_task_data(task=task, data_dir=data_dir, require_labels=False, **(columns or {}))
+    columns = columns or Columns()
+    data = load_task_data(
+        task=task, data_dir=data_dir, require_labels=False, text_column=columns.text,
+        text_pair_column=columns.text_pair, label_column=columns.label,
+    )
     if "train" not in data.splits:
         raise DataError(
             f"{data.source} has no train split to draw calibration samples from.",

@@ -18,11 +18,18 @@ import torch
 from torch import nn
 
 from tuneyard.compress.adasvd import allocate_ranks
-from tuneyard.compress.calibration import CalibrationSet, fit_linear_probe, load_calibration
+from tuneyard.compress.calibration import CalibrationSet, Columns, fit_linear_probe, load_calibration
 from tuneyard.compress.factorize import weighted_svds
 from tuneyard.compress.method import CompressionMethod
 from tuneyard.compress.options import CompressOptions
-from tuneyard.compress.ranks import RankSpec, break_even_rank, check_rank, check_ratio, parse_rank, rank_for_ratio
+from tuneyard.compress.ranks import (
+    RankSpec,
+    break_even_rank,
+    check_rank,
+    check_ratio,
+    parse_rank,
+    rank_for_ratio,
+)
 from tuneyard.compress.registry import build_method
 from tuneyard.compress.statistics import LayerStatistics, collect_fisher, collect_input_statistics
 from tuneyard.errors import CompressionError
@@ -156,17 +163,29 @@ def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None
         from tuneyard.data.loading import load_task_data
 
         quiet_datasets_bars()
-        spec = load_task_data(data_dir=options.data, require_labels=False, **_columns(options)).spec
+        columns = _columns(options)
+        spec = load_task_data(
+            data_dir=options.data, require_labels=False, text_column=columns.text,
+            text_pair_column=columns.text_pair, label_column=columns.label,
+        ).spec
         return (spec.num_labels, spec.label_names) if spec.num_labels else None
     return None
 
 
-def _columns(options: CompressOptions) -> dict[str, str | None]:
-    return {
-        "text_column": options.text_column,
-        "text_pair_column": options.text_pair_column,
-        "label_column": options.label_column,
-    }
+def _columns(options: CompressOptions) -> Columns:
+    return Columns(options.text_column, options.text_pair_column, options.label_column)
+
+
+@contextlib.contextmanager
+def _transformers_errors_only() -> Iterator[None]:
+    from transformers.utils import logging
+
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
 
 
 def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, seed: int) -> tuple[Any, Any, str]:
@@ -202,7 +221,9 @@ def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, see
         torch.manual_seed(seed)
         labels = {index: name for index, name in enumerate(head[1])} if head[1] else None
         extra: dict[str, Any] = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}} if labels else {}
-        model = AutoModelForSequenceClassification.from_pretrained(model_id, num_labels=head[0], **extra)
+        # transformers warns that the head is newly initialised; compress_model says it in its notes.
+        with _transformers_errors_only():
+            model = AutoModelForSequenceClassification.from_pretrained(model_id, num_labels=head[0], **extra)
         state = "untrained"
     else:
         model = _model_class_for(config).from_pretrained(model_id)
@@ -243,39 +264,11 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
     """Compress ``options.model`` and write it to the yard; see the module docstring."""
     started = time.perf_counter()
     method = build_method(options.method, alpha=options.alpha)
-    if (options.rank is None) == (options.ratio is None):
-        raise CompressionError("give exactly one of --rank N (or attn=..,ffn=..) and --ratio R.")
-    rank = parse_rank(options.rank) if options.rank is not None else None
-    if options.ratio is not None:
-        check_ratio(options.ratio)
-    has_data = bool(options.task or options.data)
-    if method.needs_calibration and not has_data:
-        raise CompressionError(
-            f"method {method.name!r} needs calibration data, and none was given.",
-            "Pass --task NAME (e.g. sst2) or --data DIR with a train file.",
-        )
+    rank = _check_request(options, method)
     notes: list[str] = []
     _quiet_transformers_bars()
     with _progress(progress) as bar:
-        calibration = None
-        if method.needs_calibration:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(options.model)
-            if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-                tokenizer.pad_token = tokenizer.eos_token
-            calibration = load_calibration(
-                tokenizer, options.task, options.data, options.calib_samples, options.batch_size,
-                options.max_length, options.seed, _columns(options),
-            )
-            if method.needs_labels and not calibration.labelled:
-                raise CompressionError(
-                    f"method {method.name!r} needs labelled calibration data; {calibration.source} has no "
-                    f"{options.label_column!r} labels.",
-                    "Add a label column (or name it with --label-column), or use whiten / asvd.",
-                )
-            if calibration.samples < options.calib_samples:
-                notes.append(f"the train split has only {calibration.samples} rows; all of them were used.")
+        calibration = _calibration_for(method, options, notes)
         model, tokenizer, head = load_base_model(options.model, _task_spec_size(options, calibration), options.seed)
         family = family_for(model.config.model_type)
         modules = compressible_modules(model, family)
@@ -283,73 +276,151 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
             raise CompressionError(f"{options.model} has no compressible layers for family {family.arch!r}.")
         plans = plan_layers(modules, family, rank, options.ratio)
         params_before = count_parameters(model)
-        if head == "untrained" and method.needs_labels and calibration is not None:
-            probe = fit_linear_probe(model, calibration)
-            head = "linear_probe"
-            notes.append(f"the base has no trained head: fitted {probe} as a linear probe on the calibration data.")
-        elif head == "untrained":
-            notes.append("the base has no trained head: the classifier is randomly initialised (fine-tune it).")
-        targets = {plan.name: modules[plan.name] for plan in plans if plan.rank is not None or method.allocates_ranks}
-        stats = _statistics(method, model, targets, calibration, bar) if calibration is not None else {}
-        weights = {name: linear_weight(module).detach() for name, module in targets.items()}
-        with _step(bar, "SVD", len(weights)) as advance:
-            svds = weighted_svds(method, weights, stats, on_layer=advance)
-        if method.allocates_ranks:
-            chosen = allocate_ranks(
-                {name: svd.sigma for name, svd in svds.items()},
-                {plan.name: plan.shape for plan in plans}, budget_for(plans, rank, options.ratio),
-            )
-            for plan in plans:
-                plan.rank, plan.dense_reason = chosen[plan.name], None
-        layers: dict[str, LayerInfo] = {}
-        for plan in plans:
-            if plan.rank is None:
-                notes.append(f"{plan.name} stays dense: {plan.dense_reason}.")
-                continue
-            module = modules[plan.name]
-            left, right = svds[plan.name].factors(plan.rank)
-            dtype = linear_weight(module).dtype
-            bias = linear_bias(module)
-            replace_module(model, plan.name, LowRankLinear.from_factors(left.to(dtype), right.to(dtype), bias))
-            m, n = plan.shape
-            layers[plan.name] = LayerInfo(
-                rank=plan.rank, shape=plan.shape, module_type=plan.module_type,
-                params_before=m * n, params_after=plan.rank * (m + n),
-            )
-        model.eval()
-        compressible_before = sum(plan.shape[0] * plan.shape[1] for plan in plans)
-        dense_kept = sum(plan.shape[0] * plan.shape[1] for plan in plans if plan.rank is None)
-        info = CompressionInfo(
-            arch=family.arch,
-            model_type=model.config.model_type,
-            model_class=type(model).__name__,
-            method=method.name,
-            rank=rank.uniform if rank is not None else None,
-            ranks_by_type=dict(rank.by_type) if rank is not None and rank.by_type else None,
-            ratio=options.ratio,
-            base_model=options.model,
-            task=options.task,
-            calibration=None if calibration is None else CalibrationInfo(
-                source=calibration.source, samples=calibration.samples, max_length=options.max_length,
-                seed=options.seed, labelled=calibration.labelled,
-            ),
-            head=head,
-            layers=layers,
-            dense_layers={plan.name: plan.dense_reason or "" for plan in plans if plan.rank is None},
-            params=ParamCounts(
-                total_before=params_before,
-                total_after=count_parameters(model),
-                compressible_before=compressible_before,
-                compressible_after=dense_kept + sum(layer.params_after for layer in layers.values()),
-            ),
-            method_options=method.options(),
-            seed=options.seed,
-        )
+        head = _prepare_head(model, head, method, calibration, notes)
+        layers = _factorise(model, modules, plans, method, calibration, rank, options.ratio, bar)
+        notes += [f"{plan.name} stays dense: {plan.dense_reason}." for plan in plans if plan.rank is None]
+        info = _compression_info(options, method, rank, model, family, plans, layers, head, calibration, params_before)
         result_path, requested = _write(yard, options, info, rank, model, tokenizer)
     renamed = result_path != requested
     if renamed:
         notes.append(f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix).")
     return CompressionResult(result_path, info, time.perf_counter() - started, renamed, model, notes)
+
+
+def _check_request(options: CompressOptions, method: CompressionMethod) -> RankSpec | None:
+    """Refuse impossible requests before any loading; the parsed rank (None with --ratio)."""
+    if (options.rank is None) == (options.ratio is None):
+        raise CompressionError("give exactly one of --rank N (or attn=..,ffn=..) and --ratio R.")
+    if options.ratio is not None:
+        check_ratio(options.ratio)
+    if method.needs_calibration and not (options.task or options.data):
+        raise CompressionError(
+            f"method {method.name!r} needs calibration data, and none was given.",
+            "Pass --task NAME (e.g. sst2) or --data DIR with a train file.",
+        )
+    return parse_rank(options.rank) if options.rank is not None else None
+
+
+def _calibration_for(method: CompressionMethod, options: CompressOptions, notes: list[str]) -> CalibrationSet | None:
+    """Calibration batches when the method reads data; refuses unlabelled data for fwsvd."""
+    if not method.needs_calibration:
+        return None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(options.model)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    calibration = load_calibration(
+        tokenizer, options.task, options.data, options.calib_samples, options.batch_size,
+        options.max_length, options.seed, _columns(options),
+    )
+    if method.needs_labels and not calibration.labelled:
+        raise CompressionError(
+            f"method {method.name!r} needs labelled calibration data; {calibration.source} has no "
+            f"{options.label_column!r} labels.",
+            "Add a label column (or name it with --label-column), or use whiten / asvd.",
+        )
+    if calibration.samples < options.calib_samples:
+        notes.append(f"the train split has only {calibration.samples} rows; all of them were used.")
+    return calibration
+
+
+def _prepare_head(
+    model: nn.Module, head: str, method: CompressionMethod, calibration: CalibrationSet | None, notes: list[str]
+) -> str:
+    """Fit a linear probe where Fisher weights need a trained head; the head state to record."""
+    if head != "untrained":
+        return head
+    if method.needs_labels and calibration is not None:
+        probe = fit_linear_probe(model, calibration)
+        notes.append(f"the base has no trained head: fitted {probe} as a linear probe on the calibration data.")
+        return "linear_probe"
+    notes.append("the base has no trained head: the classifier is randomly initialised (fine-tune it).")
+    return head
+
+
+def _factorise(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    plans: list[LayerPlan],
+    method: CompressionMethod,
+    calibration: CalibrationSet | None,
+    rank: RankSpec | None,
+    ratio: float | None,
+    bar: Any,
+) -> dict[str, LayerInfo]:
+    """Statistics, SVDs, (adasvd) rank allocation, and the swap to LowRankLinear, in place."""
+    targets = {plan.name: modules[plan.name] for plan in plans if plan.rank is not None or method.allocates_ranks}
+    stats = _statistics(method, model, targets, calibration, bar) if calibration is not None else {}
+    weights = {name: linear_weight(module).detach() for name, module in targets.items()}
+    with _step(bar, "SVD", len(weights)) as advance:
+        svds = weighted_svds(method, weights, stats, on_layer=advance)
+    if method.allocates_ranks:
+        chosen = allocate_ranks(
+            {name: svd.sigma for name, svd in svds.items()},
+            {plan.name: plan.shape for plan in plans}, budget_for(plans, rank, ratio),
+        )
+        for plan in plans:
+            plan.rank, plan.dense_reason = chosen[plan.name], None
+    layers: dict[str, LayerInfo] = {}
+    for plan in plans:
+        if plan.rank is None:
+            continue
+        module = modules[plan.name]
+        left, right = svds[plan.name].factors(plan.rank)
+        dtype = linear_weight(module).dtype
+        replace_module(
+            model, plan.name, LowRankLinear.from_factors(left.to(dtype), right.to(dtype), linear_bias(module))
+        )
+        m, n = plan.shape
+        layers[plan.name] = LayerInfo(
+            rank=plan.rank, shape=plan.shape, module_type=plan.module_type,
+            params_before=m * n, params_after=plan.rank * (m + n),
+        )
+    model.eval()
+    return layers
+
+
+def _compression_info(
+    options: CompressOptions,
+    method: CompressionMethod,
+    rank: RankSpec | None,
+    model: Any,
+    family: Family,
+    plans: list[LayerPlan],
+    layers: dict[str, LayerInfo],
+    head: str,
+    calibration: CalibrationSet | None,
+    params_before: int,
+) -> CompressionInfo:
+    compressible_before = sum(plan.shape[0] * plan.shape[1] for plan in plans)
+    dense_kept = sum(plan.shape[0] * plan.shape[1] for plan in plans if plan.rank is None)
+    return CompressionInfo(
+        arch=family.arch,
+        model_type=model.config.model_type,
+        model_class=type(model).__name__,
+        method=method.name,
+        rank=rank.uniform if rank is not None else None,
+        ranks_by_type=dict(rank.by_type) if rank is not None and rank.by_type else None,
+        ratio=options.ratio,
+        base_model=options.model,
+        task=options.task,
+        calibration=None if calibration is None else CalibrationInfo(
+            source=calibration.source, samples=calibration.samples, max_length=options.max_length,
+            seed=options.seed, labelled=calibration.labelled,
+        ),
+        head=head,
+        layers=layers,
+        dense_layers={plan.name: plan.dense_reason or "" for plan in plans if plan.rank is None},
+        params=ParamCounts(
+            total_before=params_before,
+            total_after=count_parameters(model),
+            compressible_before=compressible_before,
+            compressible_after=dense_kept + sum(layer.params_after for layer in layers.values()),
+        ),
+        method_options=method.options(),
+        seed=options.seed,
+    )
 
 
 def _write(

@@ -146,7 +146,7 @@ def collect_fisher(
     on_batch: Callable[[], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-input-feature Fisher sums: ``f_j = sum_batches sum_i (dL/dW_ij)^2`` for each layer."""
-    weights = {name: module.weight for name, module in modules.items()}
+    weights: dict[str, torch.Tensor] = {name: module.weight for name, module in modules.items()}
     previous = {parameter: parameter.requires_grad for parameter in model.parameters()}
     fisher = {name: torch.zeros(_in_features(modules[name]), dtype=torch.float64) for name in modules}
     try:
@@ -174,4 +174,5 @@ def collect_fisher(
 
 
 def _in_features(module: nn.Module) -> int:
-    return int(module.weight.shape[0] if is_conv1d(module) else module.weight.shape[1])
+    weight: torch.Tensor = module.weight
+    return int(weight.shape[0] if is_conv1d(module) else weight.shape[1])

@@ -100,7 +100,7 @@ def _refuse_lowrank_without_info(folder: Path) -> None:
     if not weights.is_file():
         return
     with safe_open(str(weights), framework="pt") as handle:
-        lowrank = any(key.endswith(".left") for key in handle.keys())
+        lowrank = any(key.endswith(".left") for key in handle.keys())  # noqa: SIM118 (not a dict)
     if lowrank:
         raise ModelError(
             f"{folder} holds low-rank factors but no {COMPRESSION_INFO_FILE}, so its layers cannot be rebuilt.",
@@ -147,7 +147,7 @@ def _adapter_num_labels(folder: Path) -> tuple[int | None, dict[int, str] | None
         if not (folder / name).is_file():
             continue
         with safe_open(str(folder / name), framework="pt") as handle:
-            for key in handle.keys():
+            for key in handle.keys():  # noqa: SIM118 (not a dict)
                 if key.endswith(HEAD_WEIGHT_SUFFIXES):
                     return int(handle.get_slice(key).get_shape()[0]), None
     return None, None

@@ -87,7 +87,8 @@ def linear_weight(module: nn.Module) -> torch.Tensor:
     if isinstance(module, LowRankLinear):
         return module.dense_weight()
     if is_conv1d(module):
-        return module.weight.t()
+        weight: torch.Tensor = module.weight
+        return weight.t()
     if isinstance(module, nn.Linear):
         return module.weight
     raise TypeError(f"{type(module).__name__} is not a linear layer.")
