@@ -175,3 +175,37 @@ def test_missing_split_is_a_clear_error(
     with pytest.raises(DataError, match="has no 'test' split"):
         evaluate_model(tiny_model("bert"), load_task_data(data_dir=folder), yard, split="test",
                        output_dir=tmp_path / "out")
+
+
+def test_regression_task_scores_pearson_and_writes_no_confusion_matrix(
+    tmp_path: Path, tiny_model: Callable[..., Path]
+) -> None:
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tuneyard.data.tasks import TaskSpec
+    from tuneyard.evaluate.artifacts import write_eval_files
+    from tuneyard.evaluate.classification import evaluate_classifier
+
+    spec = TaskSpec(name="similarity", problem="regression", main_metric="pearson", extra_metrics=("spearmanr",))
+    texts = ["a cat", "a dog sat on the mat", "rain", "the quick brown fox jumps", "blue sky", "one two three four"]
+    dataset = Dataset.from_dict({"text": texts, "text_pair": texts[::-1], "label": [0.5, 2.0, 4.5, 1.0, 3.0, 5.0],
+                                 "id": list(range(6))})
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model("bert", num_labels=1))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model("bert", num_labels=1))
+    result = evaluate_classifier(model, tokenizer, dataset, spec, "validation", batch_size=4)
+    assert set(result.metrics) == {"pearson", "spearmanr", "mse", "mae"}
+    assert result.probabilities is None and result.per_class == []
+    written = write_eval_files(result, tmp_path, "tiny")
+    assert sorted(written) == ["metrics.json", "predictions.csv", "summary_metrics.csv"]
+    rows = read_csv(tmp_path / "predictions.csv")
+    assert list(rows[0]) == ["id", "text", "text_pair", "gold", "predicted"]
+    assert [float(r["gold"]) for r in rows] == [0.5, 2.0, 4.5, 1.0, 3.0, 5.0]
+
+
+def test_regression_data_on_a_classifier_is_a_clear_error(tiny_model: Callable[..., Path]) -> None:
+    from tuneyard.data.tasks import GLUE_TASKS
+    from tuneyard.evaluate.classification import label_columns
+
+    with pytest.raises(EvaluationError, match="'stsb' is a regression task .one output., but the model has 2"):
+        label_columns({0: "LABEL_0", 1: "LABEL_1"}, GLUE_TASKS["stsb"])
