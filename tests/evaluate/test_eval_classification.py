@@ -209,3 +209,30 @@ def test_regression_data_on_a_classifier_is_a_clear_error(tiny_model: Callable[.
 
     with pytest.raises(EvaluationError, match="'stsb' is a regression task .one output., but the model has 2"):
         label_columns({0: "LABEL_0", 1: "LABEL_1"}, GLUE_TASKS["stsb"])
+
+
+def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
+    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model("bert"), base)
+    peft_model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(base),
+                                LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    compressed = tmp_path / "compressed"
+    assert run_cli(["--yard", str(tmp_path), "compress", "--model", str(base), "--method", "standard",
+                    "--rank", "8", "--output-dir", str(compressed)]) == 0
+
+    data = load_task_data(data_dir=data_folder(rows=8))
+    plain = evaluate_model(base, data, yard, output_dir=tmp_path / "out-plain")
+    lora = evaluate_model(adapter, data, yard, output_dir=tmp_path / "out-lora")
+    low_rank = evaluate_model(compressed, data, yard, output_dir=tmp_path / "out-compressed")
+    # a fresh LoRA adapter starts as a no-op (B = 0): same probabilities as its base
+    assert np.allclose(lora.result.probabilities, plain.result.probabilities, atol=1e-5)  # type: ignore[arg-type]
+    assert low_rank.result.probabilities.shape == (8, 2)  # type: ignore[union-attr]
+    assert {p.name for p in low_rank.folder.iterdir()} == EXPECTED_FILES

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
 from tuneyard.cli.console import err, note, out
 from tuneyard.cli.context import yard_from
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML file with any of these options.")]
-SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="Override a field: --set batch_size=64.")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
@@ -51,18 +51,18 @@ def _print_scores(metrics: dict[str, Any], main_metric: str) -> None:
 
 def eval_command(
     ctx: typer.Context,
-    checkpoint: Annotated[Optional[str], typer.Option(
+    checkpoint: Annotated[str | None, typer.Option(
         "--checkpoint", "--model", help="Model folder: plain, compressed, LoRA adapter, or a run folder.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Local folder with train/validation/test files.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split to score: validation (default) or test.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass (default 32).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Truncate inputs to this many tokens (default 512).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Text column of --data files.")] = None,
-    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column (sentence pairs).")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column of --data files.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(
+    task: Annotated[str | None, typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Local folder with train/validation/test files.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to score: validation (default) or test.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Truncate inputs to this many tokens (default 512).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(
         help="Folder for the results (required for a model outside the yard).")] = None,
     quiet: QuietOption = False,
     config: ConfigOption = None,
@@ -76,10 +76,10 @@ def eval_command(
     from tuneyard.errors import DataError
     from tuneyard.evaluate.options import EvalOptions, load_eval_data
 
-    flags = dict(checkpoint=checkpoint, task=task, data=str(data) if data else None, split=split,
-                 batch_size=batch_size, max_length=max_length, device=device, text_column=text_column,
-                 text_pair_column=text_pair_column, label_column=label_column,
-                 output_dir=str(output_dir) if output_dir else None)
+    flags = {"checkpoint": checkpoint, "task": task, "data": str(data) if data else None, "split": split,
+             "batch_size": batch_size, "max_length": max_length, "device": device, "text_column": text_column,
+             "text_pair_column": text_pair_column, "label_column": label_column,
+             "output_dir": str(output_dir) if output_dir else None}
     options = resolve_options(EvalOptions, flags, config, set_ or ())
     if (options.task is None) == (options.data is None):
         raise DataError("give exactly one of --task NAME or --data DIR.", "Example: --task sst2, or --data ./topics")
@@ -110,11 +110,11 @@ def _split_list(text: str | None) -> list[str] | None:
 def grade_command(
     predictions: Annotated[Path, typer.Option(help="JSONL or CSV with id, prediction, reference.")],
     grader: Annotated[str, typer.Option(help="exact | contains | regex | json | choice.")],
-    fields: Annotated[Optional[str], typer.Option(help="json: comma-separated fields to compare (default: all).")] = None,
-    pattern: Annotated[Optional[str], typer.Option(help="regex: pattern whose first group is the answer.")] = None,
-    choices: Annotated[Optional[str], typer.Option(
+    fields: Annotated[str | None, typer.Option(help="json: comma-separated fields to compare (default: all).")] = None,
+    pattern: Annotated[str | None, typer.Option(help="regex: pattern whose first group is the answer.")] = None,
+    choices: Annotated[str | None, typer.Option(
         help="choice: comma-separated labels (default: the distinct references).")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(
+    output_dir: Annotated[Path | None, typer.Option(
         help="Where grader_logs/ goes (default: next to the predictions file).")] = None,
     format_: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
 ) -> None:
@@ -170,13 +170,13 @@ def multi_value_flags(args: list[str]) -> dict[str, list[str]]:
 
 def eval_grid_command(
     ctx: typer.Context,
-    split: Annotated[Optional[str], typer.Option(help="Split to score (default validation).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Examples per forward pass (default 32).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Truncate inputs to this many tokens.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: a GPU if present).")] = None,
-    experiment: Annotated[Optional[str], typer.Option(
+    split: Annotated[str | None, typer.Option(help="Split to score (default validation).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Truncate inputs to this many tokens.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: a GPU if present).")] = None,
+    experiment: Annotated[str | None, typer.Option(
         help="Grid folder name under experiments/ (default eval_grid).")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Grid folder instead of experiments/{experiment}.")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Grid folder instead of experiments/{experiment}.")] = None,
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -192,8 +192,8 @@ def eval_grid_command(
     from tuneyard.config import resolve_options
     from tuneyard.evaluate.options import GridOptions
 
-    flags: dict[str, Any] = dict(split=split, batch_size=batch_size, max_length=max_length, device=device,
-                                 experiment=experiment, output_dir=str(output_dir) if output_dir else None)
+    flags: dict[str, Any] = {"split": split, "batch_size": batch_size, "max_length": max_length, "device": device,
+                             "experiment": experiment, "output_dir": str(output_dir) if output_dir else None}
     flags.update(multi_value_flags(list(ctx.args)))
     options = resolve_options(GridOptions, flags, config, set_ or ())
     yard = yard_from(ctx)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,10 +12,10 @@ from tuneyard.cli.console import note, out
 
 def report_command(
     path: Annotated[Path, typer.Argument(help="A run, model, compressed model, eval grid or project folder.")],
-    output_dir: Annotated[Optional[Path], typer.Option(help="Folder for the PNGs (default PATH/report).")] = None,
-    metric: Annotated[Optional[str], typer.Option(
+    output_dir: Annotated[Path | None, typer.Option(help="Folder for the PNGs (default PATH/report).")] = None,
+    metric: Annotated[str | None, typer.Option(
         help="Metric for the comparison chart, as in --where: sst2.accuracy (default: the most common).")] = None,
-    base: Annotated[Optional[Path], typer.Option(
+    base: Annotated[Path | None, typer.Option(
         help="Original model of a compressed one, for the energy-kept plot (default: from compression_info).")] = None,
 ) -> None:
     """Draw training curves, weight spectra and norms, grid heatmaps and run comparisons as PNGs.

@@ -139,7 +139,7 @@ def tokenize_split(
     texts = [str(text) for text in dataset["text"]]
     pairs = [str(text) for text in dataset["text_pair"]] if "text_pair" in dataset.column_names else None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)
-    return {key: encoded[key] for key in encoded.keys()}
+    return dict(encoded)
 
 
 def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:

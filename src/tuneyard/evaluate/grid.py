@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import TuneyardError
+from tuneyard.evaluate.artifacts import json_number
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
 from tuneyard.evaluate.placement import owning_artifact
@@ -198,7 +199,7 @@ def _evaluate_cell(
                                  device=options.device)
     except TuneyardError as exc:
         return GridCell(model=model.key, task=key, split=options.split, status="failed", error=exc.message)
-    metrics = {name: (None if value != value else value) for name, value in outcome.result.metrics.items()}
+    metrics = {name: json_number(value) for name, value in outcome.result.metrics.items()}
     return GridCell(model=model.key, task=key, split=options.split, status="complete", metrics=metrics,
                     main_metric=data.spec.main_metric, results=yard.relative(outcome.folder))
 

@@ -23,14 +23,14 @@ def read_training_log(path: Path) -> dict[str, list[float]]:
         rows = list(csv.DictReader(handle))
     if not rows or "step" not in rows[0]:
         raise DataError(f"{path} has no rows with a 'step' column.", "Has the run evaluated at least once?")
-    columns: dict[str, list[float]] = {name: [] for name in rows[0]}
-    for row in rows:
-        for name in columns:
-            try:
-                columns[name].append(float(row.get(name) or "nan"))
-            except ValueError:
-                columns[name].append(math.nan)
-    return columns
+    return {name: [_number(row.get(name)) for row in rows] for name in rows[0]}
+
+
+def _number(cell: str | None) -> float:
+    try:
+        return float(cell or "nan")
+    except ValueError:
+        return math.nan
 
 
 def metric_columns(columns: dict[str, list[float]]) -> list[str]:
