@@ -124,3 +124,18 @@ def test_lora_adapter_on_a_headless_encoder_gets_a_head_of_the_trained_size(tmp_
     assert torch.equal(_logits(loaded, adapter), _logits(peft_model, encoder))
     if with_config:
         assert loaded.config.id2label == labels
+
+
+def test_hub_ids_are_told_apart_from_local_paths(tmp_path):
+    from tuneyard.models.loading import is_hub_id
+
+    assert is_hub_id("textattack/bert-base-uncased-SST-2")
+    assert not is_hub_id(str(tmp_path))
+    assert not is_hub_id("./compressed_models/x")
+    assert not is_hub_id("a/b/c")
+
+
+def test_missing_relative_path_that_looks_like_a_hub_id_says_both(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="no local folder of that name either"):
+        tuneyard.load("compressed_models/not-there")

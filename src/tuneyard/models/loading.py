@@ -15,6 +15,8 @@ What a folder is decides how it loads (first match wins):
    (``...ForSequenceClassification`` for a classifier; ``BertModel`` for a bare encoder
    such as all-MiniLM-L6-v2); ``AutoModel`` when the config names none.
 4. A run folder with a ``best/`` (else ``last/``) subfolder: that subfolder.
+5. No such local path, but a hub id (``org/name``): a plain HF model from the hub
+   (or the local HF cache), by rule 3.
 
 The model comes back in eval mode. :func:`load_tokenizer` finds the tokenizer for the
 same path (an adapter without tokenizer files uses its base's).
@@ -23,6 +25,7 @@ same path (an adapter without tokenizer files uses its base's).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,13 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
 HEAD_WEIGHT_SUFFIXES = ("classifier.weight", "classifier.out_proj.weight", "score.weight")
 RUN_SUBFOLDERS = ("best", "last")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 def load(path: str | Path) -> Any:
     """Load the model stored at ``path`` (see the module docstring for the rules), in eval mode."""
+    if is_hub_id(path):
+        return _load_plain(str(path))
     folder = resolve_model_folder(path)
     if is_compressed_folder(folder):
         return load_compressed_folder(folder)
@@ -49,6 +55,8 @@ def load_tokenizer(path: str | Path) -> Any:
     """The tokenizer that belongs with :func:`load` ``(path)``."""
     from transformers import AutoTokenizer
 
+    if is_hub_id(path):
+        return AutoTokenizer.from_pretrained(str(path))
     folder = resolve_model_folder(path)
     if (folder / ADAPTER_CONFIG).is_file() and not (folder / "tokenizer_config.json").is_file():
         base = _adapter_base(folder)
@@ -57,6 +65,12 @@ def load_tokenizer(path: str | Path) -> Any:
         return AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{folder} has no loadable tokenizer: {exc}") from exc
+
+
+def is_hub_id(path: str | Path) -> bool:
+    """True for ``org/name`` (or ``name``) that is not a local path."""
+    text = str(path)
+    return not Path(text).expanduser().exists() and bool(HUB_ID.fullmatch(text))
 
 
 def resolve_model_folder(path: str | Path) -> Path:
@@ -108,15 +122,17 @@ def _refuse_lowrank_without_info(folder: Path) -> None:
         )
 
 
-def _load_plain(folder: Path) -> Any:
+def _load_plain(folder: Path | str) -> Any:
     from transformers import AutoConfig
 
-    _refuse_lowrank_without_info(folder)
+    if isinstance(folder, Path):
+        _refuse_lowrank_without_info(folder)
     try:
         config = AutoConfig.from_pretrained(folder)
         return _model_class_for(config).from_pretrained(folder).eval()
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder} is not a loadable Hugging Face model: {exc}") from exc
+        hint = None if isinstance(folder, Path) else "There is no local folder of that name either; check the path."
+        raise ModelError(f"{folder} is not a loadable Hugging Face model: {exc}", hint) from exc
 
 
 def _adapter_base(folder: Path) -> Path | str:
