@@ -257,3 +257,23 @@ def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"model_type": "bert", "num_hidden_layers": 6}))
         assert describe_checkpoint(str(folder)).name_parts() == parts
+
+
+@pytest.mark.parametrize(
+    ("layers", "name"),
+    [("0,1,2", "minilm_l6_lora_012"), ("0-2", "minilm_l6_lora_0-2"), (None, "minilm_l6_lora")],
+)
+def test_project_run_names_carry_the_lora_layers(minilm, tmp_path, layers, name) -> None:
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.parent import describe_checkpoint
+    from tuneyard.train.recipe import run_target
+
+    options = FinetuneOptions(
+        checkpoint=str(minilm),
+        data=str(tmp_path / "my_topics"),
+        strategy="lora",
+        lora={"layers": layers},
+        project="demo",
+    )
+    kind, target = run_target(options, describe_checkpoint(str(minilm)), "lora", Yard.open(tmp_path))
+    assert (kind, target) == ("run", tmp_path / "outputs" / "demo" / "my_topics" / name)
