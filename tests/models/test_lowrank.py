@@ -63,11 +63,21 @@ def test_gpt2_conv1d_is_found_read_as_out_by_in_and_replaced(tiny_model):
 def test_classifier_heads_and_embeddings_stay_out_of_the_compressible_set(tiny_model):
     from transformers import AutoModelForSequenceClassification
 
-    for arch, head in (("bert", "classifier"), ("roberta", "classifier.dense"), ("modernbert", "head.dense")):
+    heads = {"bert": "classifier", "roberta": "classifier.dense", "modernbert": "head.dense", "gpt2": "score",
+             "llama": "score"}
+    for arch, head in heads.items():
         model = AutoModelForSequenceClassification.from_pretrained(tiny_model(arch))
-        names = compressible_modules(model, family_for(arch))
+        family = family_for(arch)
+        names = compressible_modules(model, family)
         assert head not in names and "bert.pooler.dense" not in names
-        assert len(names) == 2 * len(family_for(arch).compressible), arch
+        # Every suffix in the family table names a real module in each of the 2 layers
+        # (BERT's FFN "output.dense" also ends "attention.output.dense", hence >= 2).
+        for suffix in family.compressible:
+            assert sum(name.endswith("." + suffix) for name in names) >= 2, (arch, suffix)
+        types = [family.module_type(name) for name in names]
+        assert types.count("attn") == 2 * len(family.attention) and types.count("ffn") == 2 * len(family.ffn)
+        assert len(names) == 2 * len(family.compressible), arch
+        assert {family.layer_number(name) for name in names} == {0, 1}
 
 
 def test_install_empty_lowrank_keeps_shapes_and_bias():
