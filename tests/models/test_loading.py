@@ -139,3 +139,16 @@ def test_missing_relative_path_that_looks_like_a_hub_id_says_both(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="no local folder of that name either"):
         tuneyard.load("compressed_models/not-there")
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_compressed_model_saved_by_save_pretrained_plus_info_loads_back(tmp_path, tiny_model, arch):
+    """What fine-tuning does: the Trainer's save_pretrained, then compression_info.json copied next to it."""
+    result = compress_model(CompressOptions(model=str(tiny_model(arch)), rank="4"), Yard.open(tmp_path))
+    saved = tmp_path / "finetuned" / "best"
+    result.model.save_pretrained(saved)
+    shutil.copy(result.path / "compression_info.json", saved)
+    reloaded = tuneyard.load(saved.parent)
+    ids = torch.randint(0, 1000, (2, 8))
+    with torch.no_grad():
+        assert torch.equal(reloaded(input_ids=ids).logits, result.model(input_ids=ids).logits)
