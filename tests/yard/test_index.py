@@ -20,6 +20,7 @@ def table_rows(yard: Yard) -> dict[str, list[tuple[object, ...]]]:
         "artifacts": connection.execute("SELECT * FROM artifacts ORDER BY path").fetchall(),
         "metrics": connection.execute("SELECT * FROM metrics ORDER BY artifact_id, key").fetchall(),
         "parents": connection.execute("SELECT * FROM parents ORDER BY artifact_id, parent_path").fetchall(),
+        "manifests": connection.execute("SELECT * FROM manifests ORDER BY artifact_id").fetchall(),
     }
 
 
@@ -51,7 +52,7 @@ def filled_yard(yard: Yard, make_artifact: Callable[..., Path], tmp_path: Path) 
 def test_index_uses_wal_and_the_latest_migration(filled_yard: Yard) -> None:
     connection = filled_yard.index.connection
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert filled_yard.index.version == len(MIGRATIONS) == 2
+    assert filled_yard.index.version == len(MIGRATIONS) == 3
 
 
 def test_indexed_rows_hold_columns_metrics_and_lineage(filled_yard: Yard, tmp_path: Path) -> None:
@@ -106,20 +107,25 @@ def test_a_folder_moved_by_hand_is_found_where_it_is(filled_yard: Yard) -> None:
     assert filled_yard.query(kind="compressed")[0]["path"] == "archive/old-bert"
 
 
-def test_a_version_1_index_migrates_and_backfills_lineage(filled_yard: Yard, tmp_path: Path) -> None:
+def test_a_version_1_index_migrates_to_the_latest_schema_with_its_data(filled_yard: Yard, tmp_path: Path) -> None:
     database = tmp_path / "v1.db"
     old = sqlite3.connect(database, isolation_level=None)
     for statement in MIGRATIONS[0].split(";"):
         if statement.strip():
             old.execute(statement)
     old.execute("PRAGMA user_version = 1")
-    for row in filled_yard.index.connection.execute("SELECT * FROM artifacts"):
+    current = filled_yard.index.connection
+    # Version 1 kept the manifest as the artifacts table's last column.
+    for row in current.execute("SELECT a.*, m.json FROM artifacts AS a JOIN manifests AS m ON m.artifact_id = a.id"):
         old.execute(f"INSERT INTO artifacts VALUES ({', '.join('?' * len(row))})", row)
     old.close()
     migrated = Index.open(database)
-    assert migrated.version == 2
+    assert migrated.version == 3
+    for table in ("artifacts", "manifests"):
+        assert sorted(migrated.connection.execute(f"SELECT * FROM {table}")) == sorted(
+            current.execute(f"SELECT * FROM {table}"))
     assert sorted(migrated.connection.execute("SELECT parent_path, role FROM parents").fetchall()) == sorted(
-        filled_yard.index.connection.execute("SELECT parent_path, role FROM parents").fetchall()
+        current.execute("SELECT parent_path, role FROM parents").fetchall()
     )
 
 
@@ -142,6 +148,6 @@ def test_concurrent_registrations_from_two_connections(yard: Yard, make_artifact
 def test_an_index_from_a_newer_tuneyard_is_refused_not_misread(yard: Yard) -> None:
     yard.index.connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     yard.index.close()
-    with pytest.raises(IndexCorruptError, match="schema version 3 is newer than this tuneyard's") as caught:
+    with pytest.raises(IndexCorruptError, match="schema version 4 is newer than this tuneyard's") as caught:
         Yard.open(yard.root).index  # noqa: B018
     assert "upgrade tuneyard" in (caught.value.hint or "")

@@ -144,7 +144,8 @@ class FieldRef:
             return f"a.{self.name}", []
         if self.source == "metrics":
             return "(SELECT value FROM metrics WHERE artifact_id = a.id AND key = ?)", [self.name]
-        return "json_extract(a.manifest, ?)", [json_path(["config", *self.parts])]
+        return ("json_extract((SELECT json FROM manifests WHERE artifact_id = a.id), ?)",
+                [json_path(["config", *self.parts])])
 
 
 def json_path(parts: list[str]) -> str:
