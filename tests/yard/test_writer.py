@@ -116,6 +116,7 @@ from pathlib import Path
 from tuneyard.yard import Manifest, Yard
 yard = Yard.open(sys.argv[1])
 go = Path(sys.argv[2])
+(go.parent / f"ready-{sys.argv[3]}").write_text("")
 while not go.exists():
     time.sleep(0.001)
 target = yard.target_path("export", name="same-name")
@@ -133,7 +134,10 @@ def test_two_processes_racing_for_one_name_both_succeed(yard: Yard, tmp_path: Pa
                          stdout=subprocess.PIPE, text=True, env=env)
         for who in ("a", "b")
     ]
-    time.sleep(1.0)  # both processes import tuneyard and wait on the start line
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{who}").exists() for who in ("a", "b")):  # both on the start line
+        assert time.monotonic() < deadline and all(racer.poll() is None for racer in racers)
+        time.sleep(0.01)
     go.write_text("go")
     outputs = [racer.communicate(timeout=120)[0].strip() for racer in racers]
     assert [racer.returncode for racer in racers] == [0, 0]
