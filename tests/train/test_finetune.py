@@ -110,6 +110,12 @@ def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path,
         else:
             assert "model.safetensors" in files
 
+    # last/ shares best/'s files exactly when the final evaluation was the best one.
+    training = run_manifest["training"]
+    shared = (run / "best" / "config.json").stat().st_ino == (run / "last" / "config.json").stat().st_ino
+    assert shared == (training["best_step"] == training["step"] == 16)
+    assert manifest(run / "last")["name"].endswith("/last") and training["train_samples_per_second"] > 0
+
     with Yard.open(tmp_path).index.connection as connection:
         status = connection.execute(
             "SELECT status FROM artifacts WHERE path = ?", (run_manifest["path"],)

@@ -15,10 +15,12 @@ place), holds the weights as safetensors, ``config.json``, the tokenizer and a
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.yard.manifest import Manifest, Parent, list_files, write_manifest
+from tuneyard.yard.manifest import Manifest, Parent, list_files, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     from tuneyard.train.parent import ParentModel
@@ -55,20 +57,17 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
     tokenizer.save_pretrained(folder)
 
 
-def write_model_folder(
-    run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: ParentModel, metrics: dict[str, Any]
-) -> Path:
-    """Atomically (re)write ``run/<subfolder>`` as a model artifact.
+def model_manifest(run: RunWriter, subfolder: str, parent: ParentModel, metrics: dict[str, Any]) -> Manifest:
+    """The ``kind: model`` manifest of ``run/<subfolder>``; its parents are the run and the base.
 
-    Its manifest describes it for ``tuneyard.load`` and lineage; the index lists the
-    run, not its parts (the yard indexes no manifest nested inside another artifact).
+    The index lists the run, not its parts (the yard indexes no manifest nested
+    inside another artifact), so this manifest serves ``tuneyard.load`` and lineage.
     """
     run_manifest = run.manifest
-    target = run.path / subfolder
-    manifest = Manifest(
+    return Manifest(
         kind="model",
         name=f"{run_manifest.name}/{subfolder}",
-        path=run.yard.relative(target),
+        path=run.yard.relative(run.path / subfolder),
         status="complete",
         arch=run_manifest.arch,
         method=run_manifest.method,
@@ -81,8 +80,39 @@ def write_model_folder(
         config=run_manifest.config,
         metrics=metrics,
     )
+
+
+def write_model_folder(
+    run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: ParentModel, metrics: dict[str, Any]
+) -> Path:
+    """Atomically (re)write ``run/<subfolder>`` from the live model."""
+    manifest = model_manifest(run, subfolder, parent, metrics)
     with run.subfolder(subfolder) as temp:
         save_model(model, tokenizer, temp, parent)
         manifest.files = list_files(temp)
         write_manifest(temp, manifest)
-    return target
+    return run.path / subfolder
+
+
+def link_model_folder(
+    run: RunWriter, source: str, subfolder: str, parent: ParentModel, metrics: dict[str, Any]
+) -> Path:
+    """``run/<subfolder>`` as hard links to ``run/<source>``'s files (same weights, no second write).
+
+    Used for ``last/`` when the final evaluation was also the best: the files of a
+    written folder are never modified in place (folders are replaced whole), so
+    sharing them is safe. Falls back to copying where hard links are not supported.
+    """
+    manifest = model_manifest(run, subfolder, parent, metrics)
+    origin = run.path / source
+    with run.subfolder(subfolder) as temp:
+        for entry in read_manifest(origin).files:
+            target = temp / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(origin / entry.path, target)
+            except OSError:
+                shutil.copy2(origin / entry.path, target)
+        manifest.files = list_files(temp)
+        write_manifest(temp, manifest)
+    return run.path / subfolder

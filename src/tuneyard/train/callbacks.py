@@ -161,7 +161,7 @@ class BestModel(TrainerCallback):
     The comparison mirrors the Trainer's own (``metric_for_best_model``,
     ``greater_is_better``, strict improvement), and uses the Trainer's
     ``state.best_metric``, which a resumed run restores from its checkpoint.
-    ``on_best(model, metrics)`` writes the folder; ``on_metrics(state, metrics, improved)``
+    ``on_best(model, metrics, step)`` writes the folder; ``on_metrics(state, metrics, improved)``
     updates the manifest and index (once per evaluation, i.e. per epoch by default).
     """
 
@@ -169,7 +169,7 @@ class BestModel(TrainerCallback):
         self,
         metric: str,
         greater_is_better: bool,
-        on_best: Callable[[Any, dict[str, float]], None],
+        on_best: Callable[[Any, dict[str, float], int], None],
         on_metrics: Callable[[TrainerState, dict[str, float], bool], None],
     ) -> None:
         self.metric = metric
@@ -197,7 +197,7 @@ class BestModel(TrainerCallback):
         scores = eval_metrics(metrics)
         improved = self.improved(scores[self.metric], state.best_metric)
         if improved:
-            self.on_best(model, scores)
+            self.on_best(model, scores, state.global_step)
         self.on_metrics(state, scores, improved)
 
 

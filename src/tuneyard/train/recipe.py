@@ -34,6 +34,7 @@ CONFIG_FILE = "config.yaml"
 LOG_FILE = "training_log.csv"
 TENSORBOARD_DIR = "tensorboard"
 LOWER_IS_BETTER = ("loss", "mse", "mae")
+THROUGHPUT_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
 # TrainingArguments fields that decide the run's layout, checkpoints and best/: tuneyard sets them.
 OWNED_TRAINER_FIELDS = frozenset(
     {
@@ -61,6 +62,7 @@ class FinetuneResult:
     last_metrics: dict[str, float]
     interrupted: bool = False
     stopped_at_step: int | None = None
+    throughput: dict[str, float] = field(default_factory=dict)  # the Trainer's train_runtime, samples/s
 
 
 @dataclass
@@ -83,6 +85,7 @@ class PreparedFinetune:
     resumed: bool = False
     renamed: bool = False
     best_metrics: dict[str, float] = field(default_factory=dict)
+    best_step: int | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -108,20 +111,25 @@ class PreparedFinetune:
                 trainer.remove_callback(default)
             for callback in (stopper, *(callbacks or ())):
                 trainer.add_callback(callback)
-            trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
+            output = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         except BaseException:
             if self.run is not None:
                 self.run.fail()
             raise
         distributed.barrier()
+        throughput = {key: float(output.metrics[key]) for key in THROUGHPUT_KEYS if key in output.metrics}
         if self.run is not None:
+            self.run.manifest.training = {  # type: ignore[attr-defined]
+                **(getattr(self.run.manifest, "training", None) or {}),
+                **throughput,
+            }
             trainer.state.save_to_json(str(self.run_dir / "trainer_state.json"))
             checkpoints.clear_staging(self.run_dir)
             if stopper.requested:
                 self.run.manifest.stop_reason = f"interrupted at step {stopper.stopped_at}"  # type: ignore[attr-defined]
                 self.run.fail()
             else:
-                self._write_model("last", self.last_metrics)
+                self._write_last(trainer.state.global_step)
                 self.run.complete()
         return FinetuneResult(
             path=self.run_dir,
@@ -129,6 +137,7 @@ class PreparedFinetune:
             last_metrics=self.last_metrics,
             interrupted=stopper.requested,
             stopped_at_step=stopper.stopped_at,
+            throughput=throughput,
         )
 
     def _trainer(self) -> Any:
@@ -166,9 +175,22 @@ class PreparedFinetune:
             callbacks=callbacks,
         )
 
-    def _on_best(self, model: Any, scores: dict[str, float]) -> None:
+    def _on_best(self, model: Any, scores: dict[str, float], step: int) -> None:
         self.best_metrics = scores
+        self.best_step = step
         self._write_model("best", scores)
+
+    def _write_last(self, final_step: int) -> None:
+        """``last/``: shares ``best/``'s files when nothing trained since best/ was written."""
+        from tuneyard.train.artifacts import link_model_folder
+
+        if self.run is not None and self.best_step == final_step:
+            metrics = (
+                {self.options.dataset_name(): {"validation": self.last_metrics}} if self.last_metrics else {}
+            )
+            link_model_folder(self.run, "best", "last", self.parent, metrics)
+        else:
+            self._write_model("last", self.last_metrics)
 
     def _on_metrics(self, state: Any, scores: dict[str, float], improved: bool) -> None:
         """After each evaluation: record the best metrics and progress in the manifest and index."""
