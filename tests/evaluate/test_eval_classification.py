@@ -236,3 +236,19 @@ def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
     assert np.allclose(lora.result.probabilities, plain.result.probabilities, atol=1e-5)  # type: ignore[arg-type]
     assert low_rank.result.probabilities.shape == (8, 2)  # type: ignore[union-attr]
     assert {p.name for p in low_rank.folder.iterdir()} == EXPECTED_FILES
+
+
+def test_eval_truncates_at_the_length_the_run_was_trained_with(
+    yard: Yard, run_in_yard: Callable[..., Path], data_folder: Callable[..., Path]
+) -> None:
+    from tuneyard.yard import write_manifest
+
+    run = run_in_yard("bert")
+    manifest = read_manifest(run)
+    manifest.config = {"max_length": 8}
+    write_manifest(run, manifest)
+    data = load_task_data(data_dir=data_folder(rows=6))
+    trained = evaluate_model(run, data, yard)
+    assert json.loads((trained.folder / "metrics.json").read_text())["throughput"]["max_length"] == 8
+    explicit = evaluate_model(run, data, yard, max_length=64)
+    assert explicit.result.throughput.max_length == 64

@@ -57,7 +57,8 @@ def eval_command(
     data: Annotated[Path | None, typer.Option(help="Local folder with train/validation/test files.")] = None,
     split: Annotated[str | None, typer.Option(help="Split to score: validation (default) or test.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Truncate inputs to this many tokens (default 512).")] = None,
+    max_length: Annotated[int | None, typer.Option(
+        help="Truncate inputs to this many tokens (default: the fine-tuning length, else 512).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
     text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
     text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,

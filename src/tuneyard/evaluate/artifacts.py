@@ -61,6 +61,7 @@ def metrics_document(result: ClassificationResult, model: str) -> dict[str, Any]
         "throughput": {
             **run_numbers(result),
             "batch_size": throughput.batch_size,
+            "max_length": throughput.max_length,
             "device": throughput.device,
             "memory_measure": throughput.memory_measure,
         },

@@ -42,6 +42,7 @@ class Throughput:
     samples: int
     seconds: float
     batch_size: int
+    max_length: int
     device: str
     peak_memory_mb: float
     memory_measure: str  # "cuda_max_allocated" or "process_max_rss"
@@ -224,7 +225,8 @@ def evaluate_classifier(
     device = next(model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    encoded = tokenize_split(dataset, tokenizer, max_length_for(model, tokenizer, max_length))
+    length = max_length_for(model, tokenizer, max_length)
+    encoded = tokenize_split(dataset, tokenizer, length)
     logits, seconds = run_forward(model, tokenizer, encoded, batch_size, device, progress)
     logits = logits[:, columns]
     predicted = predictions_from_logits(logits, spec)
@@ -245,6 +247,7 @@ def evaluate_classifier(
             samples=len(dataset),
             seconds=seconds,
             batch_size=batch_size,
+            max_length=length,
             device=str(device),
             peak_memory_mb=memory,
             memory_measure=measure,

@@ -14,6 +14,7 @@ from tuneyard.errors import ModelError
 from tuneyard.evaluate.artifacts import json_number, run_numbers, write_eval_files
 from tuneyard.evaluate.classification import ClassificationResult, ProgressCallback, evaluate_classifier
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
+from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
@@ -55,6 +56,19 @@ def load_classifier(folder: Path, device: torch.device) -> tuple[Any, Any]:
     return model.to(device), load_tokenizer(folder)
 
 
+def trained_max_length(folder: Path, artifact: Path | None) -> int | None:
+    """The ``max_length`` the model was fine-tuned with, from its manifest's config.
+
+    Scoring at the training length keeps eval numbers equal to those the run logged.
+    """
+    for candidate in (folder, artifact):
+        if candidate is not None and (candidate / MANIFEST_FILE).is_file():
+            length = read_manifest(candidate).config.get("max_length")
+            if isinstance(length, int) and length > 0:
+                return length
+    return None
+
+
 def evaluate_model(
     model_path: str | Path,
     data: TaskData,
@@ -69,7 +83,8 @@ def evaluate_model(
     """Evaluate the model at ``model_path`` on ``data``'s ``split`` and file the results.
 
     The placement is worked out before any compute, so a model with nowhere to put
-    its results fails at once.
+    its results fails at once. Without ``max_length``, inputs are truncated at the
+    length the model was fine-tuned with (its manifest's config), else at 512.
     """
     from tuneyard.models.loading import resolve_model_folder
 
@@ -79,6 +94,8 @@ def evaluate_model(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None
     )
     model, tokenizer = load_classifier(folder, choose_device(device))
+    if max_length is None:
+        max_length = trained_max_length(folder, placement.artifact)
     result = evaluate_classifier(model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress)
     with results_folder(placement) as (temp, final):
         write_eval_files(result, temp, yard.relative(folder))
