@@ -129,3 +129,14 @@ def test_eval_grid_cli_rejects_stray_arguments(
 ) -> None:
     assert run_cli(["--yard", str(yard.root), "eval-grid", "stray", "--models", "x"]) == 2
     assert "unexpected argument 'stray'" in capsys.readouterr().err
+
+
+def test_eval_grid_cli_exits_1_when_a_cell_failed(
+    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+) -> None:
+    three = str(data_folder(("a", "b", "c"), rows=5, name="three"))
+    args = ["--yard", str(yard.root), "eval-grid", "--models", str(tiny_model("bert")), "--tasks", three,
+            "--output-dir", str(tmp_path / "grid"), "--quiet"]
+    assert run_cli(args) == 1
+    assert "failed: " in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -187,6 +188,8 @@ def eval_grid_command(
     --models A B C and --tasks t1 t2 (GLUE names or data folders) take several values each,
     or come from --config grid.yaml (keys models:, tasks:). Cells already done are skipped.
 
+    Exits with 1 when a cell failed (its error is printed and kept in the results file).
+
     Example: tuneyard eval-grid --models runs/a runs/b --tasks ./topics ./interface --experiment transfer
     """
     from tuneyard.cli.output import format_table
@@ -221,7 +224,7 @@ def eval_grid_command(
         note(f"failed: {cell.model} x {cell.task}: {cell.error}")
     note(f"computed {result.computed} cell(s); results: {result.folder / 'eval_grid_results.json'}")
     if failed:
-        raise typer.Exit(1)
+        sys.exit(1)
 
 
 def register(app: typer.Typer) -> None:
