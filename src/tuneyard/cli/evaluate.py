@@ -18,7 +18,7 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a f
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep stderr for tuneyard's own progress: no per-library bars or info logs."""
     import datasets
     import transformers
@@ -86,7 +86,7 @@ def eval_command(
     if (options.task is None) == (options.data is None):
         raise DataError("give exactly one of --task NAME or --data DIR.", "Example: --task sst2, or --data ./topics")
     yard = yard_from(ctx)
-    _quiet_libraries()
+    quiet_libraries()
     from tuneyard.evaluate.model_eval import evaluate_model
 
     task_data = load_eval_data(options.data or options.task, options, is_folder=options.data is not None)  # type: ignore[arg-type]
@@ -201,7 +201,7 @@ def eval_grid_command(
     flags.update(multi_value_flags(list(ctx.args)))
     options = resolve_options(GridOptions, flags, config, set_ or ())
     yard = yard_from(ctx)
-    _quiet_libraries()
+    quiet_libraries()
     from tuneyard.evaluate.grid import run_grid
 
     with progress_bar("grid cells", len(options.models) * len(options.tasks), quiet) as advance:

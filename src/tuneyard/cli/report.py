@@ -22,8 +22,10 @@ def report_command(
 
     Example: tuneyard report outputs/demo/topics --metric debian_topics.accuracy
     """
+    from tuneyard.cli.evaluate import quiet_libraries
     from tuneyard.report.build import build_report
 
+    quiet_libraries()
     report = build_report(path, output_dir, metric, base)
     for plot in report.plots:
         out.print(str(plot), markup=False)

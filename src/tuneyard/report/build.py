@@ -41,13 +41,16 @@ class Report:
 
 
 def find_artifacts(top: Path) -> list[tuple[Path, Manifest]]:
-    """Artifact folders at or below ``top`` (by their manifests), outermost first."""
-    found = []
-    for manifest_file in sorted(top.rglob(MANIFEST_FILE)):
-        relative = manifest_file.parent.relative_to(top)
+    """Outermost artifact folders at or below ``top`` (a run's ``best/`` belongs to the run)."""
+    found: list[tuple[Path, Manifest]] = []
+    for manifest_file in sorted(top.rglob(MANIFEST_FILE), key=lambda path: (len(path.parts), path)):
+        folder = manifest_file.parent
+        relative = folder.relative_to(top)
         if any(part.startswith(".") or part in SKIPPED_FOLDERS for part in relative.parts):
             continue
-        found.append((manifest_file.parent, read_manifest(manifest_file.parent)))
+        if any(folder.is_relative_to(outer) for outer, _ in found):
+            continue
+        found.append((folder, read_manifest(folder)))
     return found
 
 
