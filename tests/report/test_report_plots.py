@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tuneyard.errors import TuneyardError
-from tuneyard.report.build import build_report
+from tuneyard.report.build import build_report, find_artifacts
 from tuneyard.report.confusion import plot_confusion_matrix
 from tuneyard.yard import Manifest, write_manifest
 
@@ -117,8 +117,11 @@ def test_compressed_model_weights_mark_rank_and_energy(
 
 def test_project_report_compares_runs_and_draws_grid_heatmap(tmp_path: Path) -> None:
     project = tmp_path / "project"
-    make_run(project, "run_a", 0.81)
+    run_a = make_run(project, "run_a", 0.81)
     make_run(project, "run_b", 0.67)
+    (run_a / "best").mkdir()
+    write_manifest(run_a / "best", Manifest(kind="finetuned", name="best", metrics={"toy": {"accuracy": 0.1}}))
+    assert [folder.name for folder, _ in find_artifacts(project)] == ["run_a", "run_b"]  # best/ belongs to run_a
     grid = project / "grid"
     grid.mkdir()
     cell = {"split": "validation", "status": "complete", "main_metric": "accuracy", "results": "x", "error": None,
