@@ -3,8 +3,8 @@
 Both train the same model (the real all-MiniLM-L6-v2 by default) on the same rows of
 the same data with the same hyper-parameters (full fine-tuning, learning rate, batch
 size, epochs, max length, seed), evaluating and checkpointing once per epoch, with the
-same ``compute_metrics``. They run alternately, ``--rounds`` times each, in this one
-process. What is timed is the training phase: tokenizing, building the Trainer and
+same ``compute_metrics``. They run alternately (ABBA order), ``--rounds`` times each,
+in this one process, after ``--warmup`` untimed rounds. What is timed is the training phase: tokenizing, building the Trainer and
 ``train()`` for the plain script; ``PreparedFinetune.train()`` for tuneyard (which also
 tokenizes, builds its Trainer, and writes ``best/``, ``last/``, ``training_log.csv``,
 tensorboard and the manifest). Loading the model is outside the timing for both.
@@ -28,6 +28,7 @@ import statistics
 import tempfile
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -193,12 +194,17 @@ def main() -> None:
             plain_trainer_run(model_dir, data_dir, Path(scratch) / f"warm-plain{warmup}", args)
             tuneyard_run(model_dir, data_dir, Path(scratch) / f"warm-yard{warmup}", args)
         for round_number in range(args.rounds):
-            rates["plain"].append(
-                plain_trainer_run(model_dir, data_dir, Path(scratch) / f"plain{round_number}", args)
+            plain_dir, yard_dir = (
+                Path(scratch) / f"plain{round_number}",
+                Path(scratch) / f"yard{round_number}",
             )
-            rates["tuneyard"].append(
-                tuneyard_run(model_dir, data_dir, Path(scratch) / f"yard{round_number}", args)
-            )
+            runs = [
+                ("plain", partial(plain_trainer_run, model_dir, data_dir, plain_dir, args)),
+                ("tuneyard", partial(tuneyard_run, model_dir, data_dir, yard_dir, args)),
+            ]
+            # ABBA order: neither side always runs first (after the other's garbage, on a warmer cache).
+            for side, run in runs if round_number % 2 == 0 else runs[::-1]:
+                rates[side].append(run())
             print(
                 f"round {round_number + 1}: end-to-end plain {rates['plain'][-1][0]:.2f} / tuneyard "
                 f"{rates['tuneyard'][-1][0]:.2f} samples/s; Trainer loop plain {rates['plain'][-1][1]:.2f} / "
@@ -230,7 +236,7 @@ def main() -> None:
         f"{stamp}; {machine}; load average {os.getloadavg()[0]:.1f}; `python bench/finetune.py --rows {args.rows} "
         f"--eval-rows {args.eval_rows} --epochs {args.epochs:g} --batch-size {args.batch_size} "
         f"--max-length {args.max_length} --rounds {args.rounds} --warmup {args.warmup}` "
-        f"(model {Path(model_dir).name}, full fine-tuning, eval + checkpoint each epoch).\n\n"
+        f"(model {args.model or 'all-MiniLM-L6-v2'}, full fine-tuning, eval + checkpoint each epoch).\n\n"
         "| round | plain end-to-end | tuneyard end-to-end | plain Trainer loop | tuneyard Trainer loop |\n"
         "|---|---|---|---|---|\n"
         + "".join(
