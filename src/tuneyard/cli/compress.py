@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,23 +18,23 @@ METHOD_NAMES = "standard, fwsvd, whiten, asvd, adasvd"
 
 def compress(
     ctx: typer.Context,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="HF hub id or local model folder.")] = None,
-    method: Annotated[Optional[str], typer.Option(help=f"One of: {METHOD_NAMES}.")] = None,
-    rank: Annotated[Optional[str], typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")] = None,
-    ratio: Annotated[Optional[float], typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Local data folder with train.csv/jsonl/parquet.")] = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Text column of --data (default: text).")] = None,
-    text_pair_column: Annotated[Optional[str], typer.Option(help="Second text column for pair tasks.")] = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column of --data (default: label).")] = None,
-    calib_samples: Annotated[Optional[int], typer.Option(help="Calibration rows from train (default 256).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Calibration batch size (default 16).")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Token length of calibration rows (default 128).")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for sampling and head init (default 0).")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(help="Write here instead of the yard layout path.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file with these options.")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override an option: --set rank=32.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="HF hub id or local model folder.")] = None,
+    method: Annotated[str | None, typer.Option(help=f"One of: {METHOD_NAMES}.")] = None,
+    rank: Annotated[str | None, typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")] = None,
+    ratio: Annotated[float | None, typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")] = None,
+    task: Annotated[str | None, typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Local data folder with train.csv/jsonl/parquet.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="Text column of --data (default: text).")] = None,
+    text_pair_column: Annotated[str | None, typer.Option(help="Second text column for pair tasks.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column of --data (default: label).")] = None,
+    calib_samples: Annotated[int | None, typer.Option(help="Calibration rows from train (default 256).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Calibration batch size (default 16).")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Token length of calibration rows (default 128).")] = None,
+    alpha: Annotated[float | None, typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling and head init (default 0).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Write here instead of the yard layout path.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override an option: --set rank=32.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Factorise a model's linear layers with SVD and file it under compressed_models/.
