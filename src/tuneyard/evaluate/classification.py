@@ -161,7 +161,7 @@ def run_forward(
     device: torch.device,
     progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Logits for every example in input order, and the seconds the loop took."""
+    """Logits for every example (at least one) in input order, and the seconds the loop took."""
     import torch
 
     if batch_size < 1:
@@ -184,7 +184,7 @@ def run_forward(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    return np.stack(outputs) if count else np.zeros((0, model.config.num_labels)), seconds  # type: ignore[arg-type]
+    return np.stack(outputs), seconds  # type: ignore[arg-type]
 
 
 def peak_memory(device: torch.device) -> tuple[float, str]:
