@@ -11,6 +11,8 @@ from tuneyard.report.figure import new_figure, save_png
 
 LOG_FILE = "training_log.csv"
 FIXED_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "lr")
+# Plotted when present: the headline metrics of every task (the rest only crowd the panel).
+HEADLINE_METRICS = ("accuracy", "f1_macro", "f1", "matthews_correlation", "pearson", "spearmanr")
 # Trainer bookkeeping that is not a quality metric.
 NOT_METRICS = ("runtime", "per_second", "steps_per", "samples_per")
 
@@ -34,12 +36,14 @@ def _number(cell: str | None) -> float:
 
 
 def metric_columns(columns: dict[str, list[float]]) -> list[str]:
-    """Quality metrics logged at evaluation (accuracy, f1_macro, ...)."""
-    return [
+    """Quality metrics logged at evaluation: the headline ones if any, else all of them."""
+    logged = [
         name for name in columns
         if name not in FIXED_COLUMNS and not any(part in name for part in NOT_METRICS)
         and any(math.isfinite(v) for v in columns[name])
     ]
+    headline = [name for name in logged if name in HEADLINE_METRICS]
+    return headline or logged
 
 
 def _plot_series(axes, steps: list[float], values: list[float], label: str) -> None:  # type: ignore[no-untyped-def]
