@@ -165,3 +165,14 @@ def test_report_cli_prints_the_plots(
     assert capsys.readouterr().out.strip() == str(run / "report" / "r_training_curves.png")
     assert run_cli(["report", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_training_curves_plot_headline_metrics_not_bookkeeping(tmp_path: Path) -> None:
+    from tuneyard.report.curves import metric_columns, read_training_log
+
+    log = tmp_path / "training_log.csv"
+    log.write_text("epoch,step,train_loss,val_loss,accuracy,precision_macro,runtime,samples_per_second,lr\n"
+                   "1,10,0.9,0.8,0.7,0.6,3.2,100,1e-5\n2,20,,0.7,0.75,0.65,3.1,101,\n")
+    columns = read_training_log(log)
+    assert metric_columns(columns) == ["accuracy"]
+    assert columns["train_loss"][0] == 0.9 and columns["train_loss"][1] != columns["train_loss"][1]  # NaN
