@@ -38,7 +38,9 @@ def manifest(folder: Path) -> dict:
     ("arch", "strategy"),
     [("bert", "full"), ("roberta", "frozen"), ("modernbert", "lora"), ("gpt2", "lora"), ("llama", "full")],
 )
-def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path, arch, strategy) -> None:
+def test_run_folder_holds_everything_promised(
+    cli, evaluate_folder, tiny_model, topics, tmp_path, arch, strategy
+) -> None:
     result = cli(
         "--yard",
         tmp_path,
@@ -109,6 +111,13 @@ def test_run_folder_holds_everything_promised(cli, tiny_model, topics, tmp_path,
             assert base == str(tiny_model(arch)) and Path(base).is_absolute()
         else:
             assert "model.safetensors" in files
+
+    # best/ reloads (tuneyard.load; a LoRA adapter onto its base) as the model of its log row.
+    accuracies = [float(row["accuracy"]) for row in rows]
+    best_row = rows[accuracies.index(max(accuracies))]
+    assert evaluate_folder(run / "best", topics)["loss"] == pytest.approx(
+        float(best_row["val_loss"]), abs=1e-5
+    )
 
     # last/ shares best/'s files exactly when the final evaluation was the best one.
     training = run_manifest["training"]

@@ -374,6 +374,37 @@ def check_resumable(run_dir: Path) -> Manifest:
     return manifest
 
 
+def open_run(
+    yard: Yard, manifest: Manifest, target: Path, options: FinetuneOptions
+) -> tuple[RunWriter | None, Path]:
+    """Rank 0 reserves the run folder (``-2`` if taken) and saves the options; all ranks learn its path."""
+    run = None
+    if distributed.is_main_process():
+        run = yard.start_run(manifest, target)
+        write_saved_options(run.path, options)
+    return run, Path(distributed.share_from_main(str(run.path) if run else None))
+
+
+def reopen_run(yard: Yard, run_dir: Path) -> tuple[RunWriter | None, Path, Path | None]:
+    """Continue ``run_dir``: rank 0 clears a killed run's debris and the log rows to replay.
+
+    Returns the writer (rank 0), the folder, and the newest complete checkpoint (None:
+    start from the first step).
+    """
+    from tuneyard.train.callbacks import truncate_log
+
+    run = None
+    if distributed.is_main_process():
+        check_resumable(run_dir)
+        run = yard.resume_run(run_dir)
+        checkpoints.clear_staging(run_dir)
+    distributed.barrier()
+    resume_from = checkpoints.newest_checkpoint(run_dir)
+    if run is not None:
+        truncate_log(run_dir / LOG_FILE, checkpoints.checkpoint_step(resume_from) if resume_from else 0)
+    return run, run_dir, resume_from
+
+
 def prepare_finetune(
     options: FinetuneOptions | None, yard: Yard, resume: bool | Path = False
 ) -> PreparedFinetune:
@@ -427,39 +458,25 @@ def prepare_finetune(
     model = strategy.apply(model, options, family)
 
     kind, target = run_target(options, parent, strategy.NAME, yard)
-    run: RunWriter | None = None
-    resume_from = None
     if resume:
-        run_dir = resume if isinstance(resume, Path) else target
-        if distributed.is_main_process():
-            check_resumable(run_dir)
-            run = yard.resume_run(run_dir)
-            checkpoints.clear_staging(run_dir)
-        distributed.barrier()
-        resume_from = checkpoints.newest_checkpoint(run_dir)
-        if run is not None:
-            from tuneyard.train.callbacks import truncate_log
-
-            truncate_log(run_dir / LOG_FILE, checkpoints.checkpoint_step(resume_from) if resume_from else 0)
+        run, run_dir, resume_from = reopen_run(yard, resume if isinstance(resume, Path) else target)
     else:
-        if distributed.is_main_process():
-            manifest = Manifest(
-                kind=kind,
-                name=target.name,
-                arch=parent.arch,
-                method=parent.method,
-                rank=parent.rank,
-                strategy=strategy.NAME,
-                task=data.spec.name,
-                dataset=options.dataset_name(),
-                project=options.project,
-                parents=[parent.lineage()],
-                inferred=parent.inferred,
-                config=options.model_dump(mode="json"),
-            )
-            run = yard.start_run(manifest, target)
-            write_saved_options(run.path, options)
-        run_dir = Path(distributed.share_from_main(str(run.path) if run else None))
+        manifest = Manifest(
+            kind=kind,
+            name=target.name,
+            arch=parent.arch,
+            method=parent.method,
+            rank=parent.rank,
+            strategy=strategy.NAME,
+            task=data.spec.name,
+            dataset=options.dataset_name(),
+            project=options.project,
+            parents=[parent.lineage()],
+            inferred=parent.inferred,
+            config=options.model_dump(mode="json"),
+        )
+        run, run_dir = open_run(yard, manifest, target, options)
+        resume_from = None
     prepared = PreparedFinetune(
         options=options,
         yard=yard,
