@@ -36,6 +36,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "RESULTS.md"
+SECTION = "## finetune"
 
 
 def default_model() -> str:
@@ -232,8 +233,8 @@ def main() -> None:
         f"transformers {transformers.__version__}"
     )
     block = (
-        f"\n## finetune\n\n"
-        f"{stamp}; {machine}; load average {os.getloadavg()[0]:.1f}; `python bench/finetune.py --rows {args.rows} "
+        f"### {stamp}\n\n"
+        f"{machine}; load average {os.getloadavg()[0]:.1f}; `python bench/finetune.py --rows {args.rows} "
         f"--eval-rows {args.eval_rows} --epochs {args.epochs:g} --batch-size {args.batch_size} "
         f"--max-length {args.max_length} --rounds {args.rounds} --warmup {args.warmup}` "
         f"(model {args.model or 'all-MiniLM-L6-v2'}, full fine-tuning, eval + checkpoint each epoch).\n\n"
@@ -246,8 +247,25 @@ def main() -> None:
         + "\n(samples/s)\n\n"
         + "".join(f"- {line}\n" for line in summary.splitlines())
     )
-    with open(RESULTS, "a") as handle:
-        handle.write(block)
+    record(block)
+
+
+def record(block: str) -> None:
+    """Add ``block`` at the end of the ``## finetune`` section (created at the end if missing).
+
+    Other benchmarks keep their own sections in the same file, so a new result goes
+    into this section rather than after whatever section happens to be last.
+    """
+    lines = RESULTS.read_text().splitlines(keepends=True) if RESULTS.is_file() else []
+    if SECTION not in (line.rstrip("\n") for line in lines):
+        lines += ["\n" if lines and lines[-1].strip() else "", f"{SECTION}\n\n"]
+        lines = [line for line in lines if line]
+        at = len(lines)
+    else:
+        start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION)
+        at = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    text = block if at == len(lines) else block + "\n"
+    RESULTS.write_text("".join(lines[:at]) + text + "".join(lines[at:]))
 
 
 if __name__ == "__main__":
