@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,3 +155,32 @@ def test_an_index_from_a_newer_tuneyard_is_refused_not_misread(yard: Yard) -> No
     with pytest.raises(IndexCorruptError, match="schema version 4 is newer than this tuneyard's") as caught:
         Yard.open(yard.root).index  # noqa: B018
     assert "upgrade tuneyard" in (caught.value.hint or "")
+
+
+OPENER = """
+import sys, time
+from pathlib import Path
+from tuneyard.yard.index import Index
+go = Path(sys.argv[2])
+(go.parent / f"ready-{sys.argv[3]}").write_text("")
+while not go.exists():
+    time.sleep(0.0005)
+print(Index.open(Path(sys.argv[1])).version)
+"""
+
+
+def test_processes_creating_a_fresh_index_at_once_all_open_it(tmp_path: Path) -> None:
+    """A brand-new database switched to WAL by several processes at once: none may fail."""
+    go, database = tmp_path / "go", tmp_path / ".tuneyard" / "index.db"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(database), str(go), str(number)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for number in range(8)]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < len(openers):
+        assert time.monotonic() < deadline and all(opener.poll() is None for opener in openers)
+        time.sleep(0.01)
+    go.write_text("go")
+    results = [opener.communicate(timeout=120) for opener in openers]
+    assert [error.strip().splitlines()[-1:] for _, error in results if error.strip()] == []
+    assert [output.strip() for output, _ in results] == [str(len(MIGRATIONS))] * len(openers)

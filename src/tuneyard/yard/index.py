@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,8 +102,24 @@ _SELECT_ROW = (
 _SELECT_MANIFEST = ", (SELECT json FROM manifests WHERE artifact_id = a.id) AS manifest"
 
 
+BUSY_TIMEOUT_S = 60.0
+
+
 class IndexCorruptError(TuneyardError):
     """``index.db`` is not a readable SQLite database (a cache: rebuild it)."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+def _unusable(database: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
+    return IndexCorruptError(
+        f"the yard index {database} is unusable: {exc}.",
+        f"It is only a cache: upgrade tuneyard, or delete it and rebuild it from the manifests "
+        f"with `rm {database} && tuneyard runs reindex`.",
+    )
 
 
 def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
@@ -134,22 +151,36 @@ class Index:
 
     @classmethod
     def open(cls, database: Path) -> Index:
-        """Open (creating and migrating if needed) the index at ``database``."""
+        """Open (creating and migrating if needed) the index at ``database``.
+
+        Switching a brand-new database to WAL can fail with "database is locked" without
+        SQLite's busy handler ever running (two processes creating the yard's first
+        artifacts at once), so that one step is retried until the busy timeout runs out.
+        """
         database.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(database, timeout=60.0, isolation_level=None)
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                return cls._open_once(database)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise _unusable(database, exc) from exc
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise _unusable(database, exc) from exc
+
+    @classmethod
+    def _open_once(cls, database: Path) -> Index:
+        connection = sqlite3.connect(database, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA synchronous=NORMAL")
             index = cls(connection)
             index.migrate()
-        except sqlite3.DatabaseError as exc:
+        except BaseException:
             connection.close()
-            raise IndexCorruptError(
-                f"the yard index {database} is unusable: {exc}.",
-                f"It is only a cache: upgrade tuneyard, or delete it and rebuild it from the manifests "
-                f"with `rm {database} && tuneyard runs reindex`.",
-            ) from exc
+            raise
         return index
 
     @property
