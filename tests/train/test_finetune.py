@@ -94,7 +94,7 @@ def test_run_folder_holds_everything_promised(
         and run_manifest["parents"][0]["role"] == "init"
     )
     best_accuracy = max(float(row["accuracy"]) for row in rows)
-    assert run_manifest["metrics"]["topics"]["validation"]["accuracy"] == pytest.approx(best_accuracy)
+    assert run_manifest["metrics"]["topics"]["accuracy"] == pytest.approx(best_accuracy)
     for sub in ("best", "last"):
         model_manifest = manifest(run / sub)
         assert model_manifest["kind"] == "model" and model_manifest["status"] == "complete"
@@ -167,7 +167,7 @@ def test_best_and_last_are_the_models_of_their_log_rows(
     losses = [float(row["val_loss"]) for row in read_log(run)]
     best_row = losses.index(min(losses))
     assert best_row != len(losses) - 1, f"this seed should make the best epoch differ from the last: {losses}"
-    assert manifest(run / "best")["metrics"]["topics"]["validation"]["loss"] == pytest.approx(
+    assert manifest(run / "best")["metrics"]["topics"]["loss"] == pytest.approx(
         losses[best_row]
     )
     assert evaluate_folder(run / "best", topics)["loss"] == pytest.approx(losses[best_row], abs=1e-5)

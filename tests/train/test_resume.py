@@ -89,8 +89,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(
     reference_best = json.loads((Path(reference.stdout.strip()) / "best" / "manifest.json").read_text())[
         "metrics"
     ]
-    for name, value in reference_best["topics"]["validation"].items():
-        assert best["topics"]["validation"][name] == pytest.approx(value, abs=1e-4)
+    for name, value in reference_best["topics"].items():
+        assert best["topics"][name] == pytest.approx(value, abs=1e-4)
 
 
 def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(

@@ -186,7 +186,7 @@ class PreparedFinetune:
 
         if self.run is not None and self.best_step == final_step:
             metrics = (
-                {self.options.dataset_name(): {"validation": self.last_metrics}} if self.last_metrics else {}
+                {self.options.dataset_name(): self.last_metrics} if self.last_metrics else {}
             )
             link_model_folder(self.run, "best", "last", self.parent, metrics)
         else:
@@ -198,8 +198,8 @@ class PreparedFinetune:
         if self.run is None:
             return
         manifest = self.run.manifest
-        if improved:
-            manifest.metrics = {self.options.dataset_name(): {"validation": scores}}
+        if improved:  # same key as `tuneyard eval` on the validation split; other keys stay
+            manifest.metrics = {**manifest.metrics, self.options.dataset_name(): scores}
         manifest.training = {  # type: ignore[attr-defined]
             "epoch": state.epoch,
             "step": state.global_step,
@@ -217,7 +217,7 @@ class PreparedFinetune:
 
         if self.run is None:
             return
-        metrics = {self.options.dataset_name(): {"validation": scores}} if scores else {}
+        metrics = {self.options.dataset_name(): scores} if scores else {}
         write_model_folder(self.run, subfolder, self.model, self.tokenizer, self.parent, metrics)
 
 
@@ -495,7 +495,7 @@ def prepare_finetune(
         renamed=bool(run and run.renamed),
     )
     if run is not None and resume:
-        prepared.best_metrics = run.manifest.metrics.get(options.dataset_name(), {}).get("validation", {})
+        prepared.best_metrics = run.manifest.metrics.get(options.dataset_name(), {})
     return prepared
 
 
