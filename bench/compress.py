@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -145,7 +145,7 @@ def main() -> None:
     model = minilm_dir()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (
-        f"### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC — {platform.processor() or platform.machine()}, "
+        f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
         f"load average {load:.1f} at start"
     )

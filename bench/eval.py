@@ -26,7 +26,7 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,7 +112,7 @@ def main() -> None:
         whole = time.perf_counter() - started
 
     lines = [
-        (f"### {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, {device}, "
+        (f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {device}, "
          f"torch {torch.__version__}, {torch.get_num_threads()} threads"),
         "",
         (f"all-MiniLM-L6-v2 + 6-class head, Debian topics validation+test ({rows} rows), "

@@ -27,7 +27,7 @@ import platform
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -227,7 +227,7 @@ def main() -> None:
     print(summary)
     if args.no_append:
         return
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"transformers {transformers.__version__}"

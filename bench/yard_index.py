@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tuneyard.cli.output import OutputFormat, format_rows
@@ -160,7 +160,7 @@ def report(all_figures: list[dict[str, float]], imports: dict[str, float] | None
         "| ls CLI process | aggregate (CSV) |"
     )
     lines = [
-        (f"\n## Yard index (bench/yard_index.py) — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        (f"\n## Yard index (bench/yard_index.py) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
          f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n"),
         (f"Filter: `--where \"{WHERE}\" --sort {SORT}`. ls: p50 of {REPEATS} calls; scan baseline and aggregate: "
          "p50 of 3; CLI: a fresh `python -m tuneyard` process.\n"),

@@ -31,25 +31,25 @@ def tiny_config(arch: str, num_labels: int, layers: int, tokenizer):  # type: ig
     """A transformers config of ``arch`` with 2 heads, hidden size 32, ``layers`` layers."""
     from transformers import AutoConfig
 
-    common = dict(
-        num_labels=num_labels,
-        vocab_size=tokenizer.vocab_size,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-        cls_token_id=tokenizer.cls_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-        hidden_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    common = {
+        "num_labels": num_labels,
+        "vocab_size": tokenizer.vocab_size,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.cls_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+        "cls_token_id": tokenizer.cls_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "hidden_size": 32,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
     extra: dict[str, object] = {
-        "bert": dict(max_position_embeddings=128),
-        "roberta": dict(max_position_embeddings=130),
-        "modernbert": dict(max_position_embeddings=128, global_attn_every_n_layers=2, local_attention=16),
-        "gpt2": dict(n_positions=128),
-        "llama": dict(num_key_value_heads=2, max_position_embeddings=128, head_dim=16),
+        "bert": {"max_position_embeddings": 128},
+        "roberta": {"max_position_embeddings": 130},
+        "modernbert": {"max_position_embeddings": 128, "global_attn_every_n_layers": 2, "local_attention": 16},
+        "gpt2": {"n_positions": 128},
+        "llama": {"num_key_value_heads": 2, "max_position_embeddings": 128, "head_dim": 16},
     }[arch]
     return AutoConfig.for_model(arch, **common, **extra)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -37,7 +37,7 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     yard: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--yard", envvar="TUNEYARD_HOME", help="Yard root (default: the working directory)."),
     ] = None,
     version: Annotated[
@@ -78,6 +78,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Verb modules import only typer and the light parts of tuneyard at this point.
-from tuneyard.cli import register as _register  # noqa: E402
+from tuneyard.cli import register as _register
 
 _register.add_all(app)

@@ -24,7 +24,6 @@ from tuneyard.compress.method import CompressionMethod, Weighting
 from tuneyard.compress.statistics import LayerStatistics
 
 
-
 def svd_dtype(method: CompressionMethod) -> torch.dtype:
     """float64 when ``S`` is a full matrix (whitening can be ill-conditioned), else float32."""
     return torch.float64 if "gram" in method.statistics else torch.float32

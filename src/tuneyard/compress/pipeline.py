@@ -49,7 +49,7 @@ from tuneyard.models.lowrank import (
     linear_weight,
     replace_module,
 )
-from tuneyard.yard.manifest import Manifest, Parent
+from tuneyard.yard.manifest import Manifest
 from tuneyard.yard.root import Yard
 
 
@@ -442,7 +442,7 @@ def _write(
         rank=info.rank,
         task=options.task,
         dataset=info.calibration.source if info.calibration else None,
-        parents=[Parent(path=options.model, role="base")],
+        parents=[yard.parent_link(options.model, "base")],
         config=options.model_dump(),
         metrics={
             "params_before": info.params.total_before,

@@ -76,7 +76,7 @@ def model_manifest(run: RunWriter, subfolder: str, parent: ParentModel, metrics:
         task=run_manifest.task,
         dataset=run_manifest.dataset,
         project=run_manifest.project,
-        parents=[Parent(id=run_manifest.id, path=run_manifest.path, role="run"), parent.lineage()],
+        parents=[Parent(id=run_manifest.id, path=run_manifest.path, role="run"), run.yard.parent_link(parent.source, "init")],
         config=run_manifest.config,
         metrics=metrics,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.yard.inference import infer_metadata, path_tokens
-from tuneyard.yard.manifest import MANIFEST_FILE, Parent, read_manifest
+from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 COMPRESSION_INFO = "compression_info.json"
 
@@ -56,17 +56,12 @@ class ParentModel:
     method: str | None = None  # compression method; None for a plain model
     rank: int | None = None
     num_layers: int | None = None
-    manifest_id: str | None = None
     inferred: list[str] = field(default_factory=list)
     naming_source: str = ""
 
     @property
     def compressed(self) -> bool:
         return self.method is not None
-
-    def lineage(self) -> Parent:
-        """The manifest's parent link (``role: init``)."""
-        return Parent(id=self.manifest_id, path=self.source, role="init")
 
     def name_parts(self) -> tuple[str, str | None]:
         """``(model_type, model_size)`` for run names such as ``minilm_l6_lora_012``.
@@ -147,7 +142,6 @@ def describe_local(folder: Path) -> ParentModel:
         method=method,
         rank=rank if isinstance(rank, int) else None,
         num_layers=config.get("num_hidden_layers") or config.get("n_layer"),
-        manifest_id=manifest.id if manifest else None,
         inferred=inferred if manifest is None else [],
         naming_source=naming,
     )

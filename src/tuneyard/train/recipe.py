@@ -471,7 +471,7 @@ def prepare_finetune(
             task=data.spec.name,
             dataset=options.dataset_name(),
             project=options.project,
-            parents=[parent.lineage()],
+            parents=[yard.parent_link(parent.source, "init")],
             inferred=parent.inferred,
             config=options.model_dump(mode="json"),
         )

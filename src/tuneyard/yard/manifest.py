@@ -14,7 +14,7 @@ import re
 import secrets
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +52,7 @@ def new_id() -> str:
 
 def utc_now() -> str:
     """Current time as an ISO-8601 UTC string with a ``Z`` suffix."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @functools.cache

@@ -12,7 +12,7 @@ from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
 if TYPE_CHECKING:
     from tuneyard.yard.index import Index
     from tuneyard.yard.layout import Layout
-    from tuneyard.yard.manifest import Manifest
+    from tuneyard.yard.manifest import Manifest, Parent
     from tuneyard.yard.scan import ScanReport
     from tuneyard.yard.writer import ArtifactWriter, RunWriter
 
@@ -97,6 +97,20 @@ class Yard:
         if resolved.is_relative_to(self.root):
             return resolved.relative_to(self.root).as_posix()
         return resolved.as_posix()
+
+    def parent_link(self, source: str | Path, role: str) -> Parent:
+        """The lineage entry for a model a new artifact starts from.
+
+        A local folder is recorded relative to the root (so the yard can move) with its
+        manifest id when it has one; anything else (a hub id) is kept as given.
+        """
+        from tuneyard.yard.manifest import MANIFEST_FILE, Parent, read_manifest
+
+        folder = Path(source)
+        if not folder.is_dir():
+            return Parent(path=str(source), role=role)
+        manifest_id = read_manifest(folder).id if (folder / MANIFEST_FILE).is_file() else None
+        return Parent(id=manifest_id, path=self.relative(folder), role=role)
 
     def absolute(self, relative: str) -> Path:
         """Inverse of :meth:`relative`."""

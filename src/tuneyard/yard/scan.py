@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,7 +177,7 @@ def folder_created(folder: Path, files: list[str]) -> str:
     The files' times, not the folder's: writing ``manifest.json`` into it changes the latter.
     """
     times = [(folder / name).stat().st_mtime for name in files] or [folder.stat().st_mtime]
-    moment = datetime.fromtimestamp(max(times), tz=timezone.utc)
+    moment = datetime.fromtimestamp(max(times), tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

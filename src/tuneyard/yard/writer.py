@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from tuneyard.errors import ArtifactExistsError
 from tuneyard.yard.manifest import Manifest, list_files, read_manifest, write_manifest
@@ -98,7 +98,7 @@ class ArtifactWriter:
         """True when the requested name was taken and a ``-N`` suffix was added."""
         return self.final_path != self.requested_path
 
-    def __enter__(self) -> ArtifactWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
