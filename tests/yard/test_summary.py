@@ -25,11 +25,11 @@ def test_aggregate_has_one_row_per_run_and_a_column_per_metric_and_varying_confi
 
 def test_compare_lists_only_differences_unless_asked() -> None:
     assert compare_table(RECORDS) == [
-        ["rank", 8, 16],
-        ["config.lora.r", 8, 16],
-        ["metrics.accuracy", 0.8, 0.9],
-        ["metrics.test.f1", 0.7, None],
-        ["metrics.loss", None, 0.3],
+        ["rank", 8, 16, None],
+        ["config.lora.r", 8, 16, None],
+        ["metrics.accuracy", 0.8, 0.9, 0.1],
+        ["metrics.test.f1", 0.7, None, None],
+        ["metrics.loss", None, 0.3, None],
     ]
     every = {row[0]: row[1:] for row in compare_table(RECORDS, every_field=True)}
-    assert every["config.seed"] == [0, 0] and every["config.lora.layers"] == ["[0, 1, 2]", "[0, 1, 2]"]
+    assert every["config.seed"] == [0, 0, None] and every["config.lora.layers"] == ["[0, 1, 2]", "[0, 1, 2]", None]

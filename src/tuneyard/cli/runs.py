@@ -197,7 +197,9 @@ def compare(
     every_field: Annotated[bool, typer.Option("--all", help="Show equal fields too.")] = False,
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Config and metric differences of two or more artifacts, side by side.
+    """Config and metric differences of two or more artifacts, side by side, with metric deltas.
+
+    The last columns hold each metric's difference from the first artifact (B - A).
 
     Example: tuneyard runs compare bert_r64 bert_r128 --format csv
     """
@@ -208,7 +210,9 @@ def compare(
                           "Example: tuneyard runs compare run-a run-b")
     yard = yard_from(ctx)
     records = [yard.find(reference) for reference in references]
-    columns = ["field", *(record["path"] for record in records)]
+    first = records[0]["name"]
+    columns = ["field", *(record["path"] for record in records),
+               *(f"Δ {record['name']} - {first}" for record in records[1:])]
     rows = compare_table(records, every_field)
     if not rows and fmt is OutputFormat.table:
         note("no differences (--all shows every field).")

@@ -59,7 +59,12 @@ def aggregate_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list
 
 
 def compare_table(records: list[dict[str, Any]], every_field: bool = False) -> list[list[Scalar]]:
-    """Rows ``[field, value in A, value in B, ...]``: the fields that differ, or all of them."""
+    """Rows ``[field, value in A, value in B, ..., B - A, C - A, ...]``.
+
+    Only the fields that differ, unless ``every_field``. The trailing delta cells are
+    filled for numeric metrics present in both runs (what a reader subtracts by eye
+    otherwise) and empty for everything else.
+    """
     flats = [flat_record(record) for record in records]
     # name and path head the columns already.
     keys = list(dict.fromkeys(key for flat in flats for key in flat if key not in ("name", "path")))
@@ -67,5 +72,20 @@ def compare_table(records: list[dict[str, Any]], every_field: bool = False) -> l
     for key in keys:
         values = [flat.get(key) for flat in flats]
         if every_field or len({json.dumps(value) for value in values}) > 1:
-            rows.append([key, *values])
+            rows.append([key, *values, *metric_deltas(key, values)])
     return rows
+
+
+def metric_deltas(key: str, values: list[Scalar]) -> list[Scalar]:
+    """``value - first value`` for each value after the first, for numeric metrics only."""
+    first = values[0]
+    return [
+        round(value - first, 10)
+        if key.startswith("metrics.") and _is_number(first) and _is_number(value)
+        else None
+        for value in values[1:]
+    ]
+
+
+def _is_number(value: Scalar) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
