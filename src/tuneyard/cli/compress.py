@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tuneyard.cli.console import note, out
+from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def compress(
         "output_dir": str(output_dir) if output_dir else None,
     }
     options = resolve_options(CompressOptions, flags, config, overrides or [])
+    quiet_libraries()
     result = compress_model(options, yard_from(ctx), progress=not quiet)
     for line in result.notes:
         note(f"note: {line}")

@@ -21,3 +21,21 @@ def print_error(error: TuneyardError) -> None:
 def note(message: str) -> None:
     """A progress or status message on stderr (results go to stdout)."""
     err.print(message, markup=False)
+
+
+def quiet_libraries() -> None:
+    """Keep stderr for tuneyard's own progress: no per-library progress bars or info logs.
+
+    Called by the verbs that load models (not at import, so ``runs`` stays fast).
+    """
+    import warnings
+
+    import datasets
+    import transformers
+
+    # Raised by PEFT calling a deprecated transformers helper; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()

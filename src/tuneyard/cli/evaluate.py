@@ -10,23 +10,12 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneyard.cli.console import err, note, out
+from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-
-
-def quiet_libraries() -> None:
-    """Keep stderr for tuneyard's own progress: no per-library bars or info logs."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneyard.cli.console import err, note, out
+from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 
 HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
@@ -28,21 +28,6 @@ def _lora_flags(
         "targets": [t.strip() for t in targets.split(",") if t.strip()] if targets else None,
     }
     return {key: value for key, value in values.items() if value is not None}
-
-
-def _quiet_libraries() -> None:
-    """Keep stderr for tuneyard's own progress: no per-library progress bars or info logs."""
-    import warnings
-
-    import datasets
-    import transformers
-
-    # Raised by PEFT calling a deprecated transformers helper; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def finetune(
@@ -179,7 +164,7 @@ def finetune(
         "name": name,
         "project": project,
     }
-    _quiet_libraries()
+    quiet_libraries()
     from tuneyard.train.progress import RichProgress
     from tuneyard.train.recipe import prepare_finetune
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tuneyard.cli.console import note, out
+from tuneyard.cli.console import note, out, quiet_libraries
 
 
 def report_command(
@@ -22,7 +22,6 @@ def report_command(
 
     Example: tuneyard report outputs/demo/topics --metric debian_topics.accuracy
     """
-    from tuneyard.cli.evaluate import quiet_libraries
     from tuneyard.report.build import build_report
 
     quiet_libraries()
