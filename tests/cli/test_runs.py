@@ -84,7 +84,7 @@ def test_compare_shows_only_differences(tuneyard: Run, cli_yard: Yard) -> None:
     result = tuneyard("runs", "compare", "bert_base_lora", "bert_base_full", "-f", "csv")
     rows = {row[0]: row[1:] for row in csv.reader(io.StringIO(result.out))}
     assert rows["field"] == ["outputs/demo/sst2/bert_base_lora", "outputs/demo/sst2/bert_base_full",
-                             "Δ bert_base_full - bert_base_lora"]
+                             "Δ outputs/demo/sst2/bert_base_full"]
     assert rows["strategy"] == ["lora", "full", ""]
     assert rows["config.lr"] == ["0.0001", "3e-05", ""]
     assert rows["metrics.sst2.accuracy"] == ["0.91", "0.87", "-0.04"]

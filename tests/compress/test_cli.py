@@ -43,6 +43,7 @@ def test_cli_writes_a_complete_folder_and_prints_the_table(tmp_path, capsys, tin
     info = json.loads((folder / "compression_info.json").read_text())
     assert manifest["kind"] == "compressed" and manifest["status"] == "complete"
     assert manifest["method"] == "whiten" and manifest["rank"] == 8 and manifest["arch"] == "bert"
+    assert manifest["dataset"] == sentiment_data.name  # named as finetune names it, not a machine path
     assert manifest["parents"][0]["path"] == str(model) and manifest["parents"][0]["role"] == "base"
     assert manifest["metrics"]["params_after"] == info["params"]["total_after"]
     assert info["calibration"] == {

@@ -210,9 +210,8 @@ def compare(
                           "Example: tuneyard runs compare run-a run-b")
     yard = yard_from(ctx)
     records = [yard.find(reference) for reference in references]
-    first = records[0]["name"]
-    columns = ["field", *(record["path"] for record in records),
-               *(f"Δ {record['name']} - {first}" for record in records[1:])]
+    # Δ columns: each artifact after the first, minus the first (names can repeat; paths cannot).
+    columns = ["field", *(record["path"] for record in records), *(f"Δ {record['path']}" for record in records[1:])]
     rows = compare_table(records, every_field)
     if not rows and fmt is OutputFormat.table:
         note("no differences (--all shows every field).")

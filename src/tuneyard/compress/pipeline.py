@@ -176,6 +176,14 @@ def _columns(options: CompressOptions) -> Columns:
     return Columns(options.text_column, options.text_pair_column, options.label_column)
 
 
+
+def _dataset_name(options: CompressOptions) -> str | None:
+    """The calibration data as the yard names datasets: the task, or the data folder's name."""
+    if options.task is not None:
+        return options.task
+    return Path(str(options.data)).expanduser().resolve().name if options.data else None
+
+
 @contextlib.contextmanager
 def _transformers_errors_only() -> Iterator[None]:
     from transformers.utils import logging
@@ -441,7 +449,7 @@ def _write(
         method=info.method,
         rank=info.rank,
         task=options.task,
-        dataset=info.calibration.source if info.calibration else None,
+        dataset=_dataset_name(options) if info.calibration else None,
         parents=[yard.parent_link(options.model, "base")],
         config=options.model_dump(),
         metrics={
