@@ -184,18 +184,6 @@ def _dataset_name(options: CompressOptions) -> str | None:
     return Path(str(options.data)).expanduser().resolve().name if options.data else None
 
 
-@contextlib.contextmanager
-def _transformers_errors_only() -> Iterator[None]:
-    from transformers.utils import logging
-
-    previous = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(previous)
-
-
 def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, seed: int) -> tuple[Any, Any, str]:
     """The model to compress, its tokenizer, and the state of its head.
 
@@ -205,7 +193,7 @@ def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, see
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from tuneyard.models.loading import _model_class_for
+    from tuneyard.models.loading import _model_class_for, transformers_errors_only
 
     if Path(model_id).is_dir() and is_compressed_folder(Path(model_id)):
         raise CompressionError(
@@ -230,7 +218,7 @@ def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, see
         labels = {index: name for index, name in enumerate(head[1])} if head[1] else None
         extra: dict[str, Any] = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}} if labels else {}
         # transformers warns that the head is newly initialised; compress_model says it in its notes.
-        with _transformers_errors_only():
+        with transformers_errors_only():
             model = AutoModelForSequenceClassification.from_pretrained(model_id, num_labels=head[0], **extra)
         state = "untrained"
     else:

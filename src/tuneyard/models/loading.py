@@ -24,8 +24,10 @@ same path (an adapter without tokenizer files uses its base's).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +171,19 @@ def _adapter_num_labels(folder: Path) -> tuple[int | None, dict[int, str] | None
     return None, None
 
 
+@contextlib.contextmanager
+def transformers_errors_only() -> Iterator[None]:
+    """Silence transformers' warnings for a load whose "newly initialised" head is expected."""
+    from transformers.utils import logging
+
+    previous = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
+
+
 def _load_adapter(folder: Path) -> Any:
     from peft import PeftConfig, PeftModel
     from transformers import AutoModel, AutoModelForSequenceClassification
@@ -185,7 +200,9 @@ def _load_adapter(folder: Path) -> Any:
         if id2label is not None:
             options["id2label"] = id2label
             options["label2id"] = {label: index for index, label in id2label.items()}
-        base_model = AutoModelForSequenceClassification.from_pretrained(base, **options)
+        # The base has no trained head; the adapter's saved head replaces it just below.
+        with transformers_errors_only():
+            base_model = AutoModelForSequenceClassification.from_pretrained(base, **options)
     elif isinstance(base, Path):
         base_model = _load_plain(base)
     else:
