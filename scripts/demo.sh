@@ -9,7 +9,7 @@
 # PROVENANCE.md). The loop: fine-tune (full and LoRA), compress the fine-tuned model
 # with whitened SVD to half its compressible weights, evaluate, recover accuracy by
 # fine-tuning the factors, then query, compare and plot everything filed in the yard.
-# About 5 minutes on 2 CPU cores.
+# About 6 minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
