@@ -97,6 +97,17 @@ def test_bad_requests_exit_2_and_write_nothing(tmp_path, capsys, tiny_model, arg
     assert _nothing_written(tmp_path)
 
 
+@pytest.mark.parametrize("model", ["no-such-org/no-such-model", "a-folder-that-is-not-there"])
+def test_a_model_that_cannot_be_found_is_a_user_error(tmp_path, capsys, model):
+    """Offline (as in CI) or a typo: no transformers traceback, exit 2, nothing written."""
+    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "standard",
+                        "--rank", "4")
+    assert code == 2, err
+    assert f"{model!r} is neither a local model folder nor a loadable hub model" in " ".join(err.split())
+    assert "Traceback" not in err
+    assert _nothing_written(tmp_path)
+
+
 def test_missing_data_folder_and_unlabelled_data_for_fwsvd(tmp_path, capsys, tiny_model, unlabelled_data):
     model = str(tiny_model("bert"))
     code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "asvd",

@@ -58,3 +58,51 @@ def test_eval_cli_bad_batch_size_names_the_field(
     assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert")),
                     "--data", str(data_folder(rows=4)), "--batch-size", "0"]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache that huggingface_hub reads instead of the user's."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def cache_as_hub_model(model: Path, cache: Path, repo_id: str) -> None:
+    """Lay ``model`` out as the cache does after ``snapshot_download(repo_id)``."""
+    import shutil
+
+    storage = cache / f"models--{repo_id.replace('/', '--')}"
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text("0123456789abcdef")
+    shutil.copytree(model, storage / "snapshots" / "0123456789abcdef")
+
+
+def test_eval_cli_takes_a_hub_id_from_the_cache_with_output_dir(
+    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str], hub_cache: Path,
+) -> None:
+    cache_as_hub_model(tiny_model("bert"), hub_cache, "tuneyard-test/tiny-bert")
+    data = data_folder(rows=6)
+    base = ["--yard", str(yard.root), "eval", "--checkpoint", "tuneyard-test/tiny-bert", "--data", str(data), "--quiet"]
+    assert run_cli(base) == 2  # a hub model lies outside the yard: it needs --output-dir
+    assert "--output-dir" in capsys.readouterr().err
+
+    assert run_cli([*base, "--output-dir", str(tmp_path / "scores")]) == 0
+    assert (tmp_path / "scores" / "toy_validation" / "summary_metrics.csv").is_file()
+    assert not (yard.root / "evaluation_results").exists()
+
+
+def test_eval_cli_hub_id_not_in_the_cache_offline_is_a_user_error(
+    yard: Yard, data_folder: Callable[..., Path], run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str], hub_cache: Path, tmp_path: Path,
+) -> None:
+    code = run_cli(["--yard", str(yard.root), "eval", "--checkpoint", "tuneyard-test/not-cached",
+                    "--data", str(data_folder(rows=4)), "--output-dir", str(tmp_path / "scores"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "tuneyard-test/not-cached is not a local folder and could not be fetched from the hub" in " ".join(err.split())
+    assert not (tmp_path / "scores").exists()

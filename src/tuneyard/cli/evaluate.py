@@ -42,7 +42,7 @@ def _print_scores(metrics: dict[str, Any], main_metric: str) -> None:
 def eval_command(
     ctx: typer.Context,
     checkpoint: Annotated[str | None, typer.Option(
-        "--checkpoint", "--model", help="Model folder: plain, compressed, LoRA adapter, or a run folder.")] = None,
+        "--checkpoint", "--model", help="Model folder (plain, compressed, LoRA adapter, run folder) or a hub id (needs --output-dir).")] = None,
     task: Annotated[str | None, typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")] = None,
     data: Annotated[Path | None, typer.Option(help="Local folder with train/validation/test files.")] = None,
     split: Annotated[str | None, typer.Option(help="Split to score: validation (default) or test.")] = None,

@@ -191,15 +191,15 @@ def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, see
     loads as ``...ForSequenceClassification`` with a head sized for the task when one is
     given (head ``untrained``: seeded random init), else as its own class (head ``none``).
     """
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from tuneyard.models.loading import _model_class_for, transformers_errors_only
+    from tuneyard.models.loading import _model_class_for, load_config, transformers_errors_only
 
     if Path(model_id).is_dir() and is_compressed_folder(Path(model_id)):
         raise CompressionError(
             f"{model_id} is already a compressed model.", "Compress the original (dense) model instead."
         )
-    config = AutoConfig.from_pretrained(model_id)
+    config = load_config(model_id)
     family_for(config.model_type)
     has_head = any(name.endswith("ForSequenceClassification") for name in config.architectures or ())
     tokenizer = AutoTokenizer.from_pretrained(model_id)

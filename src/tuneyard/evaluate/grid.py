@@ -78,11 +78,11 @@ def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
 
 
 def model_axes(models: list[str], yard: Yard) -> list[GridAxis]:
-    from tuneyard.models.loading import resolve_model_folder
+    from tuneyard.models.loading import local_model_folder
 
     axes = []
     for model in models:
-        folder = resolve_model_folder(model).resolve()
+        folder = local_model_folder(model).resolve()
         axes.append(GridAxis(key=yard.relative(folder), label=model_label(folder)))
     return unique_labels(axes)
 

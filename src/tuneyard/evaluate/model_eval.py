@@ -86,10 +86,10 @@ def evaluate_model(
     its results fails at once. Without ``max_length``, inputs are truncated at the
     length the model was fine-tuned with (its manifest's config), else at 512.
     """
-    from tuneyard.models.loading import resolve_model_folder
+    from tuneyard.models.loading import local_model_folder
 
     dataset = data.split(split)
-    folder = resolve_model_folder(model_path)
+    folder = local_model_folder(model_path)
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None
     )

@@ -39,6 +39,8 @@ ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
 HEAD_WEIGHT_SUFFIXES = ("classifier.weight", "classifier.out_proj.weight", "score.weight")
 RUN_SUBFOLDERS = ("best", "last")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# What a hub snapshot needs for tuneyard: configs, tokenizer files, weights (no TF/Flax/ONNX copies).
+HUB_SNAPSHOT_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "pytorch_model*.bin")
 
 
 def load(path: str | Path) -> Any:
@@ -73,6 +75,28 @@ def is_hub_id(path: str | Path) -> bool:
     """True for ``org/name`` (or ``name``) that is not a local path."""
     text = str(path)
     return not Path(text).expanduser().exists() and bool(HUB_ID.fullmatch(text))
+
+
+def local_model_folder(path: str | Path) -> Path:
+    """A local folder holding the model at ``path``.
+
+    A local path resolves as :func:`resolve_model_folder`; a hub id (``org/name``) becomes
+    its snapshot in the Hugging Face cache, downloaded unless already there (offline, the
+    cache must hold it). Verbs that write next to a model (eval) then see a folder outside
+    the yard, and ask for ``--output-dir``.
+    """
+    if not is_hub_id(path):
+        return resolve_model_folder(path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(path), allow_patterns=list(HUB_SNAPSHOT_FILES)))
+    except OSError as exc:  # offline and not cached, no such repo, gated, network errors
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{path!s} is not a local folder and could not be fetched from the hub: {first_line}",
+            "Check the path, or the hub id and your network / HF_HUB_OFFLINE setting.",
+        ) from exc
 
 
 def resolve_model_folder(path: str | Path) -> Path:
@@ -169,6 +193,23 @@ def _adapter_num_labels(folder: Path) -> tuple[int | None, dict[int, str] | None
                 if key.endswith(HEAD_WEIGHT_SUFFIXES):
                     return int(handle.get_slice(key).get_shape()[0]), None
     return None, None
+
+
+def load_config(model_id: str | Path) -> Any:
+    """``AutoConfig`` of a local folder or hub id, or a :class:`ModelError` that says what to check.
+
+    Offline or mistyped hub ids otherwise surface as a transformers ``OSError`` traceback.
+    """
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(model_id))
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"{str(model_id)!r} is neither a local model folder nor a loadable hub model: {first_line}",
+            "Check the path, or the hub id and your network / HF_HUB_OFFLINE setting.",
+        ) from exc
 
 
 @contextlib.contextmanager

@@ -149,15 +149,9 @@ def describe_local(folder: Path) -> ParentModel:
 
 def describe_hub(model_id: str) -> ParentModel:
     """Describe a hub model by its config (downloaded or from the HF cache)."""
-    from transformers import AutoConfig
+    from tuneyard.models.loading import load_config
 
-    try:
-        config = AutoConfig.from_pretrained(model_id)
-    except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"checkpoint {model_id!r} is neither a local folder nor a loadable hub model: {exc}",
-            "Check the path, or the hub id and your network / HF_HUB_OFFLINE setting.",
-        ) from exc
+    config = load_config(model_id)
     from tuneyard.models.family import MODEL_TYPE_TO_ARCH
 
     return ParentModel(
