@@ -77,3 +77,39 @@ def test_committed_json_schema_matches_the_model(tmp_path: Path) -> None:
     )
     schema = json.loads(SCHEMA_FILE.read_text())
     assert {"schema", "kind", "name", "parents", "config", "metrics", "files", "status"} <= set(schema["properties"])
+
+
+def test_file_digests_are_real_and_follow_a_file_that_changed(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    from tuneyard.yard.manifest import list_files
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"first version")
+    os.link(weights, tmp_path / "same-file-hard-linked.safetensors")
+    first = {entry.path: entry.sha256 for entry in list_files(tmp_path)}
+    assert first == {name: hashlib.sha256(b"first version").hexdigest()
+                     for name in ("model.safetensors", "same-file-hard-linked.safetensors")}
+
+    weights.write_bytes(b"other version")  # same size, rewritten in place, later mtime
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert {entry.sha256 for entry in list_files(tmp_path)} == {hashlib.sha256(b"other version").hexdigest()}
+
+
+def test_a_completed_run_hashes_its_results_but_not_its_checkpoints(tmp_path: Path) -> None:
+    import hashlib
+
+    from tuneyard.yard import Yard
+
+    yard = Yard.open(tmp_path)
+    run = yard.start_run(Manifest(kind="run", name="r"), yard.target_path("export", name="r"))
+    for folder in ("best", "checkpoint-1-10"):
+        with run.subfolder(folder) as temp:
+            (temp / "model.safetensors").write_bytes(folder.encode())
+    run.complete()
+    files = {entry.path: entry for entry in read_manifest(run.path).files}
+    assert files["best/model.safetensors"].sha256 == hashlib.sha256(b"best").hexdigest()
+    assert files["checkpoint-1-10/model.safetensors"].sha256 is None
+    assert files["checkpoint-1-10/model.safetensors"].bytes == len("checkpoint-1-10")

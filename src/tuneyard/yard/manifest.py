@@ -14,6 +14,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -96,8 +97,10 @@ class Parent(BaseModel):
 class FileEntry(BaseModel):
     """One file of the artifact, relative to its folder.
 
-    ``sha256`` is None only for folders imported without ``--hash`` (hashing every
-    weight file of thousands of foreign checkpoints would make import take hours).
+    ``sha256`` is None for folders imported without ``--hash`` (hashing every weight
+    file of thousands of foreign checkpoints would make import take hours) and for a
+    run's ``checkpoint-*`` folders: working state that training prunes as it goes, whose
+    optimizer files would otherwise cost seconds of hashing at every epoch's end.
     """
 
     path: str
@@ -172,17 +175,32 @@ def read_manifest(folder: Path) -> Manifest:
         raise ManifestError(f"{target}: field {field!r} {first['msg'].lower()}.") from exc
 
 
+# Digests already computed in this process, by (device, inode, size, mtime): a run's
+# best/ is hashed when written and again when the run completes, and last/ is often
+# hard links to best/'s files. A file changed in place gets a new mtime and a new key.
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+
+
 def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file, read in 1 MiB blocks (once per file version per process)."""
+    status = path.stat()
+    key = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
-def list_files(folder: Path, hash_files: bool = True) -> list[FileEntry]:
-    """Every regular file under ``folder`` except the manifest and hidden/temporary files."""
+def list_files(
+    folder: Path, hash_files: bool = True, unhashed: Callable[[str], bool] | None = None
+) -> list[FileEntry]:
+    """Every regular file under ``folder`` except the manifest and hidden/temporary files.
+
+    ``unhashed(relative_path)`` names files listed with their size only.
+    """
     found: list[tuple[str, Path]] = []
     for directory, subfolders, files in os.walk(folder):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
@@ -194,7 +212,11 @@ def list_files(folder: Path, hash_files: bool = True) -> list[FileEntry]:
                 continue
             found.append((relative, base / name))
     return [
-        FileEntry(path=relative, bytes=path.stat().st_size, sha256=sha256_of(path) if hash_files else None)
+        FileEntry(
+            path=relative,
+            bytes=path.stat().st_size,
+            sha256=sha256_of(path) if hash_files and not (unhashed and unhashed(relative)) else None,
+        )
         for relative, path in sorted(found)
     ]
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 MAX_SUFFIX = 10_000
 TEMP_PREFIX = ".tmp-"
+CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer-style working-state folders of a run
 
 
 def reserve_folder(target: Path) -> Path:
@@ -121,6 +122,11 @@ class ArtifactWriter:
         self.yard.register(self.manifest)
 
 
+def is_checkpoint_file(relative: str) -> bool:
+    """A file inside a run's ``checkpoint-*`` folder: resumable working state, not a result."""
+    return relative.startswith(CHECKPOINT_PREFIX)
+
+
 class RunWriter:
     """A long run written in place: status ``running`` until :meth:`complete`."""
 
@@ -166,8 +172,8 @@ class RunWriter:
         return atomic_folder(self.path / name)
 
     def complete(self) -> None:
-        """Mark the run complete, listing its files with their checksums."""
-        self.manifest.files = list_files(self.path)
+        """Mark the run complete, listing its files with their checksums (not ``checkpoint-*``'s)."""
+        self.manifest.files = list_files(self.path, unhashed=is_checkpoint_file)
         self.manifest.status = "complete"
         self.save()
 
