@@ -32,6 +32,7 @@ from tuneyard.compress.ranks import (
 )
 from tuneyard.compress.registry import build_method
 from tuneyard.compress.statistics import LayerStatistics, collect_fisher, collect_input_statistics
+from tuneyard.data.loading import dataset_name
 from tuneyard.errors import CompressionError
 from tuneyard.models.compressed_folder import (
     CalibrationInfo,
@@ -174,14 +175,6 @@ def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None
 
 def _columns(options: CompressOptions) -> Columns:
     return Columns(options.text_column, options.text_pair_column, options.label_column)
-
-
-
-def _dataset_name(options: CompressOptions) -> str | None:
-    """The calibration data as the yard names datasets: the task, or the data folder's name."""
-    if options.task is not None:
-        return options.task
-    return Path(str(options.data)).expanduser().resolve().name if options.data else None
 
 
 def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, seed: int) -> tuple[Any, Any, str]:
@@ -437,7 +430,7 @@ def _write(
         method=info.method,
         rank=info.rank,
         task=options.task,
-        dataset=_dataset_name(options) if info.calibration else None,
+        dataset=dataset_name(options.task, options.data) if info.calibration else None,
         parents=[yard.parent_link(options.model, "base")],
         config=options.model_dump(),
         metrics={

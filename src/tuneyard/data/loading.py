@@ -21,6 +21,13 @@ SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "val", "dev",
 FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
+
+def dataset_name(task: str | None, data: str | Path | None) -> str | None:
+    """How the yard names a dataset: the GLUE task name, else the data folder's name."""
+    if task is not None:
+        return task
+    return Path(str(data)).expanduser().resolve().name if data is not None else None
+
 @dataclass
 class TaskData:
     """A task's splits in tuneyard's column shape, and what they are."""
@@ -124,7 +131,7 @@ def load_local_data(
             label_names = tuple(values)
             label_ids = {v: i for i, v in enumerate(values)}
     spec = TaskSpec(
-        name=data_dir.resolve().name,
+        name=str(dataset_name(None, data_dir)),
         text_column=text_column,
         text_pair_column=text_pair_column,
         label_column=label_column,

@@ -77,6 +77,12 @@ def is_hub_id(path: str | Path) -> bool:
     return not Path(text).expanduser().exists() and bool(HUB_ID.fullmatch(text))
 
 
+def _first_line(exc: Exception) -> str:
+    """The headline of a hub or transformers error (their messages run to several lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def local_model_folder(path: str | Path) -> Path:
     """A local folder holding the model at ``path``.
 
@@ -92,9 +98,8 @@ def local_model_folder(path: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(path), allow_patterns=list(HUB_SNAPSHOT_FILES)))
     except OSError as exc:  # offline and not cached, no such repo, gated, network errors
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"{path!s} is not a local folder and could not be fetched from the hub: {first_line}",
+            f"{path!s} is not a local folder and could not be fetched from the hub: {_first_line(exc)}",
             "Check the path, or the hub id and your network / HF_HUB_OFFLINE setting.",
         ) from exc
 
@@ -205,9 +210,8 @@ def load_config(model_id: str | Path) -> Any:
     try:
         return AutoConfig.from_pretrained(str(model_id))
     except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"{str(model_id)!r} is neither a local model folder nor a loadable hub model: {first_line}",
+            f"{str(model_id)!r} is neither a local model folder nor a loadable hub model: {_first_line(exc)}",
             "Check the path, or the hub id and your network / HF_HUB_OFFLINE setting.",
         ) from exc
 

@@ -57,8 +57,8 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
     tokenizer.save_pretrained(folder)
 
 
-def model_manifest(run: RunWriter, subfolder: str, parent: ParentModel, metrics: dict[str, Any]) -> Manifest:
-    """The ``kind: model`` manifest of ``run/<subfolder>``; its parents are the run and the base.
+def model_manifest(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> Manifest:
+    """The ``kind: model`` manifest of ``run/<subfolder>``; its parents are the run and the run's own.
 
     The index lists the run, not its parts (the yard indexes no manifest nested
     inside another artifact), so this manifest serves ``tuneyard.load`` and lineage.
@@ -76,7 +76,7 @@ def model_manifest(run: RunWriter, subfolder: str, parent: ParentModel, metrics:
         task=run_manifest.task,
         dataset=run_manifest.dataset,
         project=run_manifest.project,
-        parents=[Parent(id=run_manifest.id, path=run_manifest.path, role="run"), run.yard.parent_link(parent.source, "init")],
+        parents=[Parent(id=run_manifest.id, path=run_manifest.path, role="run"), *run_manifest.parents],
         config=run_manifest.config,
         metrics=metrics,
     )
@@ -86,7 +86,7 @@ def write_model_folder(
     run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: ParentModel, metrics: dict[str, Any]
 ) -> Path:
     """Atomically (re)write ``run/<subfolder>`` from the live model."""
-    manifest = model_manifest(run, subfolder, parent, metrics)
+    manifest = model_manifest(run, subfolder, metrics)
     with run.subfolder(subfolder) as temp:
         save_model(model, tokenizer, temp, parent)
         manifest.files = list_files(temp)
@@ -94,16 +94,14 @@ def write_model_folder(
     return run.path / subfolder
 
 
-def link_model_folder(
-    run: RunWriter, source: str, subfolder: str, parent: ParentModel, metrics: dict[str, Any]
-) -> Path:
+def link_model_folder(run: RunWriter, source: str, subfolder: str, metrics: dict[str, Any]) -> Path:
     """``run/<subfolder>`` as hard links to ``run/<source>``'s files (same weights, no second write).
 
     Used for ``last/`` when the final evaluation was also the best: the files of a
     written folder are never modified in place (folders are replaced whole), so
     sharing them is safe. Falls back to copying where hard links are not supported.
     """
-    manifest = model_manifest(run, subfolder, parent, metrics)
+    manifest = model_manifest(run, subfolder, metrics)
     origin = run.path / source
     with run.subfolder(subfolder) as temp:
         for entry in read_manifest(origin).files:

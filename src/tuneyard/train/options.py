@@ -79,6 +79,6 @@ class FinetuneOptions(StrictModel):
 
     def dataset_name(self) -> str:
         """The ``{dataset}`` of the run layout: the task name or the data folder's name."""
-        from pathlib import Path
+        from tuneyard.data.loading import dataset_name
 
-        return self.task if self.task is not None else Path(str(self.data)).expanduser().resolve().name
+        return str(dataset_name(self.task, self.data))

@@ -188,7 +188,7 @@ class PreparedFinetune:
             metrics = (
                 {self.options.dataset_name(): self.last_metrics} if self.last_metrics else {}
             )
-            link_model_folder(self.run, "best", "last", self.parent, metrics)
+            link_model_folder(self.run, "best", "last", metrics)
         else:
             self._write_model("last", self.last_metrics)
 

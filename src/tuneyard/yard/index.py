@@ -110,8 +110,8 @@ class IndexCorruptError(TuneyardError):
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    message = str(exc).lower()
-    return "locked" in message or "busy" in message
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (the low byte is the primary code)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _unusable(database: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
