@@ -7,8 +7,8 @@ import csv
 import pytest
 
 from tuneyard.compress.calibration import load_calibration
-from tuneyard.compress.pipeline import model_label
 from tuneyard.models.loading import load_tokenizer
+from tuneyard.yard.layout import model_display_name as model_label
 
 
 def _write(folder, split, texts):  # type: ignore[no-untyped-def]

@@ -15,9 +15,9 @@ from safetensors import safe_open
 
 import tuneyard
 from tuneyard.compress.calibration import load_calibration
+from tuneyard.compress.compressor import compress_model
 from tuneyard.compress.factorize import weighted_svds
 from tuneyard.compress.options import CompressOptions
-from tuneyard.compress.pipeline import compress_model
 from tuneyard.compress.registry import METHODS, build_method
 from tuneyard.compress.statistics import collect_fisher, collect_input_statistics
 from tuneyard.models.family import family_for
@@ -57,11 +57,11 @@ def _compress(tmp_path: Path, model_dir: Path, data: Path, **options: object):  
 
 def _base_and_calibration(model_dir: Path, data: Path, samples: int = 64) -> tuple[torch.nn.Module, object]:
     """The dense model as compress loads it (a classifier sized for the data), and calibration batches."""
-    from tuneyard.compress.pipeline import load_base_model
     from tuneyard.models.loading import load_tokenizer
+    from tuneyard.task_types import get_task_type
 
     calibration = load_calibration(load_tokenizer(model_dir), None, data, samples, 16, 128, seed=0)
-    model, _, _ = load_base_model(str(model_dir), (calibration.num_labels, calibration.label_names), seed=0)
+    model = get_task_type().load_for_compression(str(model_dir), calibration.spec, seed=0).model
     return model, calibration
 
 
@@ -108,10 +108,14 @@ class _LayerData:
         self.model, calibration = _base_and_calibration(model_dir, data, samples=32)
         self.modules = compressible_modules(self.model, family_for(self.model.config.model_type))
         self.weights = {name: linear_weight(module).detach() for name, module in self.modules.items()}
-        batches = calibration.batches  # type: ignore[attr-defined]
+        self.batches = batches = calibration.batches  # type: ignore[attr-defined]
         self.stats = collect_input_statistics(self.model, self.modules, batches, gram=True, abs_mean=True)
+        # Layers reading one input (query / key / value) share a LayerStatistics object: give
+        # each its own, or every sibling would end up with the last sibling's Fisher weights.
+        from dataclasses import replace
+
         for name, fisher in collect_fisher(self.model, self.modules, batches).items():
-            self.stats[name].fisher = fisher
+            self.stats[name] = replace(self.stats[name], fisher=fisher)
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +175,40 @@ def _layer_inputs(model: torch.nn.Module, modules: dict, batches: list) -> dict[
     for handle in handles:
         handle.remove()
     return {name: torch.cat(parts) for name, parts in rows.items()}
+
+
+def _fisher_by_autograd(model: torch.nn.Module, modules: dict, batches: list) -> dict[str, torch.Tensor]:
+    """Per input feature, sum over batches and output rows of (dL/dW)^2, with plain autograd."""
+    weights = [module.weight for module in modules.values()]
+    totals = {name: torch.zeros((), dtype=torch.float64) for name in modules}
+    for batch in batches:
+        gradients = torch.autograd.grad(model(**batch).loss, weights)
+        for (name, module), gradient in zip(modules.items(), gradients, strict=True):
+            # GPT-2's Conv1D stores its weight as (in, out): turn it to (out, in) first
+            out_by_in = gradient.T if type(module).__name__ == "Conv1D" else gradient
+            totals[name] = totals[name] + out_by_in.double().pow(2).sum(0)
+    return totals
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+def test_asvd_scales_and_fisher_weights_match_an_independent_computation(layer_data, arch):
+    """ASVD's S = diag(mean|x|^alpha) over real (unpadded) tokens; fwsvd's S = diag(sqrt(sum grad^2))."""
+    data = layer_data(arch)
+    inputs = _layer_inputs(data.model, data.modules, data.batches)
+    fisher = _fisher_by_autograd(data.model, data.modules, data.batches)
+    tokens = int(sum(batch["attention_mask"].sum() for batch in data.batches))
+    for name, weight in data.weights.items():
+        assert inputs[name].shape == (tokens, weight.shape[1]), name  # padding left out
+        for alpha in (0.5, 0.75):
+            expected = inputs[name].abs().mean(0).pow(alpha)
+            weighting = build_method("asvd", alpha=alpha).weighting(weight, data.stats[name])
+            torch.testing.assert_close(weighting.scale, expected, rtol=1e-5, atol=1e-8, msg=name)
+            torch.testing.assert_close(weighting.apply(weight.double()), weight.double() * expected,
+                                       rtol=1e-5, atol=1e-8)
+        expected = fisher[name].sqrt()
+        assert expected.shape == (weight.shape[1],) and float(expected.min()) > 0, name
+        scale = build_method("fwsvd").weighting(weight, data.stats[name]).scale
+        torch.testing.assert_close(scale, expected, rtol=1e-4, atol=0.0, msg=name)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from tuneyard.compress.compressor import compress_model
 from tuneyard.compress.options import CompressOptions
-from tuneyard.compress.pipeline import compress_model
 from tuneyard.compress.ranks import break_even_rank, parse_rank, rank_for_ratio
 from tuneyard.errors import CompressionError
 from tuneyard.models.lowrank import LowRankLinear

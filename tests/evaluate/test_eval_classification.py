@@ -13,8 +13,8 @@ import pytest
 
 from tuneyard.data.loading import load_task_data
 from tuneyard.errors import DataError, EvaluationError
-from tuneyard.evaluate.metrics import classification_metrics
 from tuneyard.evaluate.model_eval import evaluate_model
+from tuneyard.task_types.sequence_classification.metrics import classification_metrics
 from tuneyard.yard import Yard, read_manifest
 
 EXPECTED_FILES = {
@@ -184,8 +184,8 @@ def test_regression_task_scores_pearson_and_writes_no_confusion_matrix(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.evaluate.artifacts import write_eval_files
-    from tuneyard.evaluate.classification import evaluate_classifier
+    from tuneyard.task_types.sequence_classification.eval_files import write_eval_files
+    from tuneyard.task_types.sequence_classification.evaluation import evaluate_classifier
 
     spec = TaskSpec(name="similarity", problem="regression", main_metric="pearson", extra_metrics=("spearmanr",))
     texts = ["a cat", "a dog sat on the mat", "rain", "the quick brown fox jumps", "blue sky", "one two three four"]
@@ -205,7 +205,7 @@ def test_regression_task_scores_pearson_and_writes_no_confusion_matrix(
 
 def test_regression_data_on_a_classifier_is_a_clear_error(tiny_model: Callable[..., Path]) -> None:
     from tuneyard.data.tasks import GLUE_TASKS
-    from tuneyard.evaluate.classification import label_columns
+    from tuneyard.task_types.sequence_classification.evaluation import label_columns
 
     with pytest.raises(EvaluationError, match="'stsb' is a regression task .one output., but the model has 2"):
         label_columns({0: "LABEL_0", 1: "LABEL_1"}, GLUE_TASKS["stsb"])
@@ -215,13 +215,20 @@ def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
     tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
     run_cli: Callable[[list[str]], int],
 ) -> None:
+    import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     base = tmp_path / "base"
     shutil.copytree(tiny_model("bert"), base)
     peft_model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(base),
                                 LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
+    torch.manual_seed(0)
+    with torch.no_grad():  # PEFT starts B at 0 (a no-op): make the adapter change the model
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=1.0)
+    peft_model.eval()
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
     compressed = tmp_path / "compressed"
@@ -232,8 +239,20 @@ def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
     plain = evaluate_model(base, data, yard, output_dir=tmp_path / "out-plain")
     lora = evaluate_model(adapter, data, yard, output_dir=tmp_path / "out-lora")
     low_rank = evaluate_model(compressed, data, yard, output_dir=tmp_path / "out-compressed")
-    # a fresh LoRA adapter starts as a no-op (B = 0): same probabilities as its base
-    assert np.allclose(lora.result.probabilities, plain.result.probabilities, atol=1e-5)  # type: ignore[arg-type]
+    # the adapter's own forward, one text at a time (no padding), in data order
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    texts = [row["text"] for row in read_csv(lora.folder / "predictions.csv")]
+    with torch.no_grad():
+        expected = torch.cat([peft_model(**tokenizer(text, return_tensors="pt")).logits for text in texts])
+    expected_probabilities = expected.softmax(-1).numpy()
+    assert np.allclose(lora.result.probabilities, expected_probabilities, atol=1e-5)  # type: ignore[arg-type]
+    written = [[float(row["prob_neg"]), float(row["prob_pos"])]
+               for row in read_csv(lora.folder / "predictions.csv")]
+    assert np.allclose(written, expected_probabilities, atol=1e-4)
+    # and not those of the base: an ignored adapter fails here. The tiny random head keeps every
+    # probability near 0.5, so the adapter moves them by ~1e-3: a hundred times the tolerance above.
+    difference = np.abs(lora.result.probabilities - plain.result.probabilities).max()  # type: ignore[operator]
+    assert difference > 1e-4, difference
     assert low_rank.result.probabilities.shape == (8, 2)  # type: ignore[union-attr]
     assert {p.name for p in low_rank.folder.iterdir()} == EXPECTED_FILES
 

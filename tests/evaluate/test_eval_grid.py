@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-import tuneyard.evaluate.grid as grid_module
-from tuneyard.evaluate.grid import run_grid
+import tuneyard.evaluate.transfer_grid as grid_module
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions
+from tuneyard.evaluate.transfer_grid import run_grid
 from tuneyard.yard import Yard, read_manifest
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tuneyard.data.tasks import GLUE_TASKS, TaskSpec
 from tuneyard.errors import EvaluationError
-from tuneyard.evaluate.metrics import (
+from tuneyard.task_types.sequence_classification.metrics import (
     classification_metrics,
     per_class_metrics,
     regression_metrics,

@@ -45,8 +45,31 @@ def test_real_minilm_on_debian_topics_test_split(
     document = json.loads((folder / "metrics.json").read_text())
     assert sorted(document["label_names"]) == sorted({row["label"] for row in source})
     assert sum(row["support"] for row in document["per_class"]) == len(source)
-    assert all(0.0 <= document["metrics"][name] <= 1.0 for name in ("accuracy", "f1_macro", "recall_weighted"))
     assert document["throughput"]["samples_per_second"] > 0
+
+    # The scores are those of the predictions a user reads in predictions.csv (recomputed with sklearn).
+    from sklearn.metrics import f1_score, recall_score
+
+    names = document["label_names"]
+    gold = [row["gold"] for row in predictions]
+    predicted = [row["predicted"] for row in predictions]
+    assert [row["correct"] == "True" for row in predictions] == [g == p for g, p in zip(gold, predicted, strict=True)]
+    assert all(row["predicted"] == max(names, key=lambda name: float(row[f"prob_{name}"])) for row in predictions)
+    assert all(abs(sum(float(row[f"prob_{name}"]) for name in names) - 1) < 1e-4 for row in predictions)
+    expected = {
+        "accuracy": sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(source),
+        "f1_macro": f1_score(gold, predicted, labels=names, average="macro", zero_division=0),
+        "recall_weighted": recall_score(gold, predicted, labels=names, average="weighted", zero_division=0),
+    }
+    for name, value in expected.items():
+        assert document["metrics"][name] == pytest.approx(value, abs=1e-6), name
+    with (folder / "summary_metrics.csv").open(newline="") as handle:
+        summary = {row["metric"]: float(row["value"]) for row in csv.DictReader(handle)}
+    assert {name: summary[name] for name in document["metrics"]} == pytest.approx(document["metrics"])
+    assert summary["samples"] == len(source)
+    assert {row["label"]: row["support"] for row in document["per_class"]} == {
+        name: gold.count(name) for name in names
+    }
 
 
 def test_real_minilm_weights_report(tmp_path: Path, minilm: Path) -> None:

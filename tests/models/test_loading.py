@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import tuneyard
+from tuneyard.compress.compressor import compress_model
 from tuneyard.compress.options import CompressOptions
-from tuneyard.compress.pipeline import compress_model
 from tuneyard.errors import ModelError
 from tuneyard.yard.root import Yard
 

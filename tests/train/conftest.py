@@ -113,9 +113,9 @@ def evaluate_saved_model(model_folder: Path, data: Path, max_length: int = 128) 
 
     import tuneyard
     from tuneyard.data.loading import load_task_data
-    from tuneyard.data.tokenize import tokenize_task
-    from tuneyard.evaluate.metrics import trainer_metrics
     from tuneyard.models.loading import load_tokenizer
+    from tuneyard.task_types.sequence_classification.encoding import tokenize_task
+    from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
 
     model, tokenizer = tuneyard.load(model_folder), load_tokenizer(model_folder)
     task = load_task_data(data_dir=data)

@@ -21,8 +21,8 @@ def compressed(tiny_model, tmp_path_factory) -> Callable[..., Path]:  # type: ig
     """Factory: a tiny model of ``arch`` compressed with standard SVD at rank 4 (``bare``: no head)."""
     from transformers import AutoModel
 
+    from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
-    from tuneyard.compress.pipeline import compress_model
 
     yard = Yard.open(tmp_path_factory.mktemp("compressed_yard"))
     made: dict[tuple[str, bool], Path] = {}
@@ -51,20 +51,21 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     from transformers import DataCollatorWithPadding
 
     from tuneyard.data.loading import load_task_data
-    from tuneyard.data.tokenize import tokenize_task
     from tuneyard.models.family import family_for
     from tuneyard.models.lowrank import lowrank_layers
+    from tuneyard.task_types import get_task_type
+    from tuneyard.task_types.sequence_classification.encoding import tokenize_task
+    from tuneyard.task_types.sequence_classification.model import load_model, load_tokenizer
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import describe_checkpoint
     from tuneyard.train.strategies import STRATEGIES
-    from tuneyard.train.tasks.sequence_classification import load_model, load_tokenizer
 
     parent = describe_checkpoint(str(compressed(arch)))
     assert parent.compressed and parent.method == "standard"
     data = load_task_data(data_dir=topics)
     model = load_model(parent, data.spec, reset_head=False, seed=0)
     options = FinetuneOptions(checkpoint=parent.source, data=str(topics))
-    model = STRATEGIES["lowrank"].apply(model, options, family_for(arch))
+    model = STRATEGIES["lowrank"].apply(model, options, family_for(arch), get_task_type())
     tokenizer = load_tokenizer(parent)
     batch = DataCollatorWithPadding(tokenizer)(
         list(tokenize_task(data, tokenizer, 32)["train"].select(range(8)))

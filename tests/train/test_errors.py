@@ -60,9 +60,32 @@ def test_label_count_mismatch(finetune, three_topics, tmp_path) -> None:
     assert not yard_artifacts(tmp_path)
 
 
-def test_reset_head_replaces_a_head_of_the_wrong_size(finetune, three_topics) -> None:
+def test_reset_head_replaces_a_head_of_the_wrong_size(finetune, three_topics, tiny_model) -> None:
+    import csv
+    import json
+
+    from safetensors.torch import load_file
+
     result = finetune("--reset-head", "--strategy", "frozen", "-q", data=three_topics)
     assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    config = json.loads((run / "best" / "config.json").read_text())
+    assert config["id2label"] == {"0": "cooking", "1": "sports", "2": "travel"}
+    assert config["label2id"] == {"cooking": 0, "sports": 1, "travel": 2}
+    before = load_file(str(tiny_model("bert") / "model.safetensors"))
+    after = load_file(str(run / "best" / "model.safetensors"))
+    assert before["classifier.weight"].shape == (2, 32)
+    assert after["classifier.weight"].shape == (3, 32) and after["classifier.bias"].shape == (3,)
+    # frozen: only the new head trained; the encoder is the parent's, tensor for tensor
+    assert set(before) == set(after)
+    assert all(before[key].equal(after[key]) for key in before if not key.startswith("classifier."))
+
+    with open(run / "training_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1.0"] and float(rows[0]["train_loss"]) > 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["metrics"]["three_topics"]["accuracy"] == pytest.approx(float(rows[0]["accuracy"]))
 
 
 def test_checkpoint_that_is_not_a_model(finetune, tmp_path) -> None:

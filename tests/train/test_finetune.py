@@ -281,7 +281,7 @@ def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
 def test_project_run_names_carry_the_lora_layers(minilm, tmp_path, layers, name) -> None:
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import describe_checkpoint
-    from tuneyard.train.recipe import run_target
+    from tuneyard.train.plan import run_target
 
     options = FinetuneOptions(
         checkpoint=str(minilm),
@@ -292,3 +292,27 @@ def test_project_run_names_carry_the_lora_layers(minilm, tmp_path, layers, name)
     )
     kind, target = run_target(options, describe_checkpoint(str(minilm)), "lora", Yard.open(tmp_path))
     assert (kind, target) == ("run", tmp_path / "outputs" / "demo" / "my_topics" / name)
+
+
+def test_lora_layers_flags_land_in_the_saved_adapter_config(cli, tiny_model, topics, tmp_path) -> None:
+    from tuneyard.models.family import family_for
+
+    checkpoint = tiny_model("gpt2", layers=4)
+    result = cli(
+        "--yard", tmp_path, "finetune", "--checkpoint", checkpoint, "--data", topics, "--strategy", "lora",
+        "--lora-layers", "1-2", "--lora-r", "4", "--lora-alpha", "8", "--epochs", "1", "--batch-size", "16", "-q",
+    )
+    assert result.exit_code == 0, result.stderr
+    best = Path(result.stdout.strip()) / "best"
+    config = json.loads((best / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == [1, 2] and config["layers_pattern"] == "h"
+    assert sorted(config["target_modules"]) == sorted(family_for("gpt2").lora_targets)
+    assert (config["r"], config["lora_alpha"]) == (4, 8)
+    assert "score" in config["modules_to_save"]
+    assert config["base_model_name_or_path"] == str(checkpoint)
+
+    # the saved adapter holds LoRA weights on layers 1 and 2 only, and the trained head
+    tensors = load_file(str(best / "adapter_model.safetensors"))
+    adapted = {key.split(".h.")[1].split(".")[0] for key in tensors if "lora_" in key}
+    assert adapted == {"1", "2"}
+    assert any(key.endswith("score.weight") for key in tensors)

@@ -43,6 +43,20 @@ def full_run(minilm: Path, topics_data: Path, yard: Yard):  # type: ignore[no-un
 def test_full_fine_tuning_learns(full_run) -> None:  # type: ignore[no-untyped-def]
     assert full_run.path.name == "minilm_l6_full"
     assert full_run.best_metrics["accuracy"] > MAJORITY + 0.5, full_run.best_metrics
+    assert_files_report(full_run.path, full_run.best_metrics["accuracy"])
+
+
+def assert_files_report(run: Path, accuracy: float) -> None:
+    """What a user reads: the log's best accuracy and the manifest's are the run's."""
+    import csv
+    import json
+
+    with open(run / "training_log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and max(float(row["accuracy"]) for row in rows) == pytest.approx(accuracy)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["metrics"]["debian_topics"]["accuracy"] == pytest.approx(accuracy)
 
 
 def test_lora_on_chosen_layers_learns(minilm: Path, topics_data: Path, yard: Yard) -> None:
@@ -59,13 +73,18 @@ def test_lora_on_chosen_layers_learns(minilm: Path, topics_data: Path, yard: Yar
     result = finetune(options, yard)
     assert result.path.name == "minilm_l6_lora_2-5"
     assert result.best_metrics["accuracy"] > MAJORITY + 0.4, result.best_metrics
+    assert_files_report(result.path, result.best_metrics["accuracy"])
+    import json
+
+    adapter = json.loads((result.path / "best" / "adapter_config.json").read_text())
+    assert adapter["layers_to_transform"] == [2, 3, 4, 5] and adapter["r"] == 8
 
 
 def test_fine_tuning_a_compressed_minilm_recovers_accuracy(
     full_run, topics_data, yard, evaluate_folder
 ) -> None:  # type: ignore[no-untyped-def]
+    from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
-    from tuneyard.compress.pipeline import compress_model
 
     dense = full_run.best_metrics["accuracy"]
     compressed = compress_model(

@@ -8,6 +8,7 @@ import pytest
 
 from tuneyard.errors import TrainingError
 from tuneyard.models.family import family_for
+from tuneyard.task_types import get_task_type
 from tuneyard.train.layers import parse_layers
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.train.strategies import STRATEGIES, parameter_counts, strategy_for
@@ -78,13 +79,15 @@ def test_full_trains_every_parameter(tiny_model, arch: str) -> None:
     model = load(tiny_model(arch))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    model = STRATEGIES["full"].apply(model, options(strategy="full"), family_for(arch))
+    model = STRATEGIES["full"].apply(model, options(strategy="full"), family_for(arch), get_task_type())
     assert trainable(model) == {name for name, _ in model.named_parameters()}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_frozen_trains_only_the_head(tiny_model, arch: str) -> None:
-    model = STRATEGIES["frozen"].apply(load(tiny_model(arch)), options(strategy="frozen"), family_for(arch))
+    model = STRATEGIES["frozen"].apply(
+        load(tiny_model(arch)), options(strategy="frozen"), family_for(arch), get_task_type()
+    )
     assert trainable(model) == HEAD_PARAMETERS[arch]
     count, total = parameter_counts(model)
     assert 0 < count < total
@@ -94,7 +97,7 @@ def test_frozen_trains_only_the_head(tiny_model, arch: str) -> None:
 def test_lora_on_chosen_layers_trains_adapters_there_and_the_head(tiny_model, arch: str) -> None:
     model = load(tiny_model(arch, layers=3))
     peft_model = STRATEGIES["lora"].apply(
-        model, options(strategy="lora", lora={"layers": "0,2"}), family_for(arch)
+        model, options(strategy="lora", lora={"layers": "0,2"}), family_for(arch), get_task_type()
     )
     adapters = {
         f"base_model.model.{BLOCKS[arch]}.{layer}.{linear}.lora_{side}.default.weight"
@@ -117,6 +120,7 @@ def test_lora_custom_targets_limit_the_adapted_modules(tiny_model) -> None:
         load(tiny_model("bert")),
         options(strategy="lora", lora={"targets": ["query", "value"], "layers": "1"}),
         family_for("bert"),
+        get_task_type(),
     )
     adapted = {name.split(".lora_")[0] for name in trainable(peft_model) if ".lora_" in name}
     assert adapted == {
@@ -128,7 +132,8 @@ def test_lora_custom_targets_limit_the_adapted_modules(tiny_model) -> None:
 def test_lora_layer_beyond_the_model_is_refused(tiny_model) -> None:
     with pytest.raises(TrainingError) as caught:
         STRATEGIES["lora"].apply(
-            load(tiny_model("bert")), options(strategy="lora", lora={"layers": "40"}), family_for("bert")
+            load(tiny_model("bert")), options(strategy="lora", lora={"layers": "40"}), family_for("bert"),
+            get_task_type(),
         )
     assert "names layer 40, but the model has 2 layers" in caught.value.message
     assert caught.value.hint == "Use layers 0-1."
@@ -163,4 +168,6 @@ def test_default_strategy_depends_on_compression() -> None:
 
 def test_lowrank_on_a_plain_model_is_refused(tiny_model) -> None:
     with pytest.raises(TrainingError, match="needs a compressed model"):
-        STRATEGIES["lowrank"].apply(load(tiny_model("bert")), options(strategy="lowrank"), family_for("bert"))
+        STRATEGIES["lowrank"].apply(
+            load(tiny_model("bert")), options(strategy="lowrank"), family_for("bert"), get_task_type()
+        )

@@ -1,4 +1,4 @@
-"""``tuneyard compress``: parse flags, call :func:`tuneyard.compress.pipeline.compress_model`, print a table."""
+"""``tuneyard compress``: parse flags, call :func:`tuneyard.compress.compressor.compress_model`, print a table."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
+from tuneyard.compress.registry import METHODS
+from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
 
 if TYPE_CHECKING:
-    from tuneyard.compress.pipeline import CompressionResult
-
-METHOD_NAMES = "standard, fwsvd, whiten, asvd, adasvd"
+    from tuneyard.compress.compressor import CompressionResult
 
 
 def compress(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Option("--model", "-m", help="HF hub id or local model folder.")] = None,
-    method: Annotated[str | None, typer.Option(help=f"One of: {METHOD_NAMES}.")] = None,
+    method: Annotated[str | None, typer.Option(help=f"One of: {', '.join(METHODS)} (default standard).")] = None,
     rank: Annotated[str | None, typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")] = None,
     ratio: Annotated[float | None, typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")] = None,
     task: Annotated[str | None, typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")] = None,
@@ -27,6 +27,8 @@ def compress(
     text_column: Annotated[str | None, typer.Option(help="Text column of --data (default: text).")] = None,
     text_pair_column: Annotated[str | None, typer.Option(help="Second text column for pair tasks.")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column of --data (default: label).")] = None,
+    task_type: Annotated[str | None, typer.Option(
+        help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE}).")] = None,
     calib_samples: Annotated[int | None, typer.Option(help="Calibration rows from train (default 256).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Calibration batch size (default 16).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Token length of calibration rows (default 128).")] = None,
@@ -41,14 +43,14 @@ def compress(
 
     Example: tuneyard compress --model ./bert-sst2 --method whiten --rank 64 --task sst2
     """
+    from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
-    from tuneyard.compress.pipeline import compress_model
     from tuneyard.config import resolve_options
 
     flags = {
         "model": model, "method": method, "rank": rank, "ratio": ratio, "task": task,
         "data": str(data) if data else None, "text_column": text_column, "text_pair_column": text_pair_column,
-        "label_column": label_column, "calib_samples": calib_samples, "batch_size": batch_size,
+        "label_column": label_column, "task_type": task_type, "calib_samples": calib_samples, "batch_size": batch_size,
         "max_length": max_length, "alpha": alpha, "seed": seed,
         "output_dir": str(output_dir) if output_dir else None,
     }

@@ -12,6 +12,7 @@ import typer
 
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
+from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
@@ -53,6 +54,8 @@ def eval_command(
     text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
     text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
+    task_type: Annotated[str | None, typer.Option(
+        help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE}).")] = None,
     output_dir: Annotated[Path | None, typer.Option(
         help="Folder for the results (required for a model outside the yard).")] = None,
     quiet: QuietOption = False,
@@ -65,11 +68,11 @@ def eval_command(
     """
     from tuneyard.config import resolve_options
     from tuneyard.errors import DataError
-    from tuneyard.evaluate.options import EvalOptions, load_eval_data
+    from tuneyard.evaluate.options import EvalOptions
 
     flags = {"checkpoint": checkpoint, "task": task, "data": str(data) if data else None, "split": split,
              "batch_size": batch_size, "max_length": max_length, "device": device, "text_column": text_column,
-             "text_pair_column": text_pair_column, "label_column": label_column,
+             "text_pair_column": text_pair_column, "label_column": label_column, "task_type": task_type,
              "output_dir": str(output_dir) if output_dir else None}
     options = resolve_options(EvalOptions, flags, config, set_ or ())
     if (options.task is None) == (options.data is None):
@@ -78,14 +81,14 @@ def eval_command(
     quiet_libraries()
     from tuneyard.evaluate.model_eval import evaluate_model
 
-    task_data = load_eval_data(options.data or options.task, options, is_folder=options.data is not None)  # type: ignore[arg-type]
+    task_data = options.load()
     total = len(task_data.split(options.split))
     with progress_bar(f"eval {task_data.spec.name}/{options.split}", total, quiet) as advance:
         outcome = evaluate_model(options.checkpoint, task_data, yard, split=options.split,
                                  output_dir=options.output_dir, batch_size=options.batch_size,
                                  max_length=options.max_length, device=options.device, progress=advance)
     result = outcome.result
-    _print_scores(result.metrics, task_data.spec.main_metric)
+    _print_scores(result.metrics, result.main_metric)
     speed = result.throughput
     note(f"{speed.samples} examples in {speed.seconds:.2f} s ({speed.samples_per_second:.1f} samples/s) "
          f"on {speed.device}, peak memory {speed.peak_memory_mb:.0f} MiB")
@@ -191,7 +194,7 @@ def eval_grid_command(
     options = resolve_options(GridOptions, flags, config, set_ or ())
     yard = yard_from(ctx)
     quiet_libraries()
-    from tuneyard.evaluate.grid import run_grid
+    from tuneyard.evaluate.transfer_grid import run_grid
 
     with progress_bar("grid cells", len(options.models) * len(options.tasks), quiet) as advance:
         def on_cell(number: int, total: int, model: str, task: str, state: str) -> None:

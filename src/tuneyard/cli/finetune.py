@@ -10,6 +10,8 @@ import typer
 
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
+from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
+from tuneyard.train.strategies import STRATEGIES, default_rates
 
 HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
 
@@ -47,10 +49,14 @@ def finetune(
     text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
     text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
+    task_type: Annotated[
+        str | None,
+        typer.Option(help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE})."),
+    ] = None,
     strategy: Annotated[
         str | None,
         typer.Option(
-            help="full | frozen | lora | lowrank (default: lowrank for compressed models, else full)."
+            help=f"{' | '.join(STRATEGIES)} (default: lowrank for compressed models, else full)."
         ),
     ] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
@@ -77,9 +83,7 @@ def finetune(
     epochs: Annotated[float | None, typer.Option(help="Training epochs (default 3).")] = None,
     learning_rate: Annotated[
         float | None,
-        typer.Option(
-            help="Peak learning rate (default per strategy: full 2e-5, frozen 1e-3, lora 2e-4, lowrank 3e-5)."
-        ),
+        typer.Option(help=f"Peak learning rate (default per strategy: {default_rates()})."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Per-device batch size (default 16).")] = None,
     grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
@@ -145,6 +149,7 @@ def finetune(
         "text_column": text_column,
         "text_pair_column": text_pair_column,
         "label_column": label_column,
+        "task_type": task_type,
         "strategy": strategy,
         "lora": _lora_flags(lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers) or None,
         "freeze_factors": freeze_factors,

@@ -6,8 +6,10 @@ Nothing here imports torch, transformers or pydantic-heavy code at module level.
 
 from __future__ import annotations
 
-import os
+import functools
+import inspect
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,22 +20,14 @@ from tuneyard.cli.console import err, note, out
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.output import OutputFormat, format_rows
 from tuneyard.errors import ConfigError
+from tuneyard.yard.fields import BY_NAME, COLUMNS, FILTERS, LISTED, TABLE
 
 runs_app = typer.Typer(
     help="Query the yard: ls, show, compare, aggregate, reindex, import, gc.", no_args_is_help=True
 )
 
-LIST_FIELDS = ("name", "path", "kind", "arch", "method", "rank", "task", "dataset", "strategy", "project",
-               "status", "created")
-TABLE_FIELDS = ("name", "kind", "arch", "method", "rank", "task", "status", "created")
 SUMMARY_METRICS = 2
 
-KindOpt = Annotated[str | None, typer.Option("--kind", help="compressed, finetuned, run, model, ...")]
-ArchOpt = Annotated[str | None, typer.Option("--arch", help="Architecture, e.g. bert.")]
-MethodOpt = Annotated[str | None, typer.Option("--method", help="Compression method or strategy.")]
-TaskOpt = Annotated[str | None, typer.Option("--task", help="Task, e.g. sst2.")]
-ProjectOpt = Annotated[str | None, typer.Option("--project", help="Project (outputs/{project}/...).")]
-StatusOpt = Annotated[str | None, typer.Option("--status", help="running, complete or failed.")]
 WhereOpt = Annotated[
     str | None,
     typer.Option("--where", "-w", help="Filter, e.g. \"metrics.accuracy >= 0.8 and (rank <= 64 or name ~ 'bert*')\"."),
@@ -48,6 +42,29 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress messa
 def register(app: typer.Typer) -> None:
     """Add the ``runs`` group to the root app."""
     app.add_typer(runs_app, name="runs")
+
+
+def with_filter_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` one ``--FIELD VALUE`` option per filterable manifest field.
+
+    The options come from the field table (:mod:`tuneyard.yard.fields`); the command
+    receives their values together as its ``filters`` argument.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    flags = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=Annotated[str | None, typer.Option(f"--{name}", help=BY_NAME[name].help)])
+        for name in FILTERS
+    ]
+    kept = [parameter for parameter in signature.parameters.values() if parameter.name != "filters"]
+
+    @functools.wraps(command)
+    def with_filters(*args: Any, **kwargs: Any) -> None:
+        filters = {name: kwargs.pop(name) for name in FILTERS}
+        command(*args, filters=filters, **kwargs)
+
+    with_filters.__signature__ = signature.replace(parameters=[*kept, *flags])  # type: ignore[attr-defined]
+    return with_filters
 
 
 def metric_keys(where: str | None, sort: str | None) -> list[str]:
@@ -69,36 +86,31 @@ def metrics_summary(metrics: dict[str, float]) -> str:
 def print_listing(rows: list[dict[str, Any]], fmt: OutputFormat, shown_metrics: list[str]) -> None:
     """Print ``runs ls`` rows in the chosen format."""
     if fmt is OutputFormat.json:
-        objects = [{**{name: row[name] for name in (*LIST_FIELDS, "id", "updated")}, "metrics": row["metrics"]}
-                   for row in rows]
+        objects = [{**{name: row[name] for name in COLUMNS}, "metrics": row["metrics"]} for row in rows]
         out.out(format_rows(fmt, [], [], objects), end="")
         return
     if fmt is OutputFormat.csv:
         keys = sorted({key for row in rows for key in row["metrics"]})
-        columns = [*LIST_FIELDS, *(f"metrics.{key}" for key in keys)]
-        table = [[*(row[name] for name in LIST_FIELDS), *(row["metrics"].get(key) for key in keys)] for row in rows]
+        columns = [*LISTED, *(f"metrics.{key}" for key in keys)]
+        table = [[*(row[name] for name in LISTED), *(row["metrics"].get(key) for key in keys)] for row in rows]
         out.out(format_rows(fmt, columns, table), end="")
         return
     metric_columns = [f"metrics.{key}" for key in shown_metrics] or ["metrics"]
-    columns = [*TABLE_FIELDS, *metric_columns, "path"]
+    columns = [*TABLE, *metric_columns, "path"]
     table = []
     for row in rows:
         values = {**row, "created": row["created"][:16].replace("T", " ")}
         metrics = ([row["metrics"].get(key) for key in shown_metrics] if shown_metrics
                    else [metrics_summary(row["metrics"])])
-        table.append([*(values[name] for name in TABLE_FIELDS), *metrics, row["path"]])
+        table.append([*(values[name] for name in TABLE), *metrics, row["path"]])
     out.out(format_rows(fmt, columns, table), end="")
 
 
 @runs_app.command("ls")
+@with_filter_options
 def ls(
     ctx: typer.Context,
-    kind: KindOpt = None,
-    arch: ArchOpt = None,
-    method: MethodOpt = None,
-    task: TaskOpt = None,
-    project: ProjectOpt = None,
-    status: StatusOpt = None,
+    filters: dict[str, str | None],
     where: WhereOpt = None,
     sort: SortOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show at most N.")] = None,
@@ -109,8 +121,7 @@ def ls(
     Example: tuneyard runs ls --arch bert --where "metrics.accuracy >= 0.8 and rank <= 64" --sort -metrics.accuracy
     """
     yard = yard_from(ctx)
-    rows = yard.query(where=where, sort=sort, limit=limit, kind=kind, arch=arch, method=method, task=task,
-                      project=project, status=status)
+    rows = yard.query(where=where, sort=sort, limit=limit, **filters)
     shown_metrics = metric_keys(where, sort)
     if not yard.has_index:
         note(f"no index in {yard.root} yet: the yard is empty, or run `tuneyard runs reindex`.")
@@ -137,9 +148,7 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
     from tuneyard.yard.index import flatten_metrics
     from tuneyard.yard.summary import flatten_config
 
-    fields = [(name, record[name]) for name in (
-        "name", "path", "id", "kind", "status", "arch", "method", "rank", "strategy", "task", "dataset", "project",
-        "created", "updated", "host") if record.get(name) is not None]
+    fields = [(name, record[name]) for name in (*COLUMNS, "host") if record.get(name) is not None]
     if record.get("inferred"):
         fields.append(("inferred", f"{', '.join(record['inferred'])} (guessed from config.json or the path)"))
     if record.get("versions"):
@@ -219,16 +228,12 @@ def compare(
 
 
 @runs_app.command("aggregate")
+@with_filter_options
 def aggregate(
     ctx: typer.Context,
+    filters: dict[str, str | None],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")]
     = None,
-    kind: KindOpt = None,
-    arch: ArchOpt = None,
-    method: MethodOpt = None,
-    task: TaskOpt = None,
-    project: ProjectOpt = None,
-    status: StatusOpt = None,
     where: WhereOpt = None,
     sort: SortOpt = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="csv (default), json or table.")] = (
@@ -242,18 +247,14 @@ def aggregate(
     from tuneyard.yard.summary import aggregate_table
 
     yard = yard_from(ctx)
-    rows = yard.query(where=where, sort=sort or "created", with_manifest=True, kind=kind, arch=arch,
-                      method=method, task=task, project=project, status=status)
+    rows = yard.query(where=where, sort=sort or "created", with_manifest=True, **filters)
     columns, table = aggregate_table([row["manifest"] for row in rows])
     text = format_rows(fmt, columns, table)
     if output is None:
         out.out(text, end="")
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # A derived table, replaced as a whole: written aside, then renamed over the old one.
-    temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    temp.write_text(text)
-    os.replace(temp, output)
+    # A derived table, replaced as a whole.
+    yard.storage.write_text(output.expanduser().resolve(), text)
     note(f"wrote {len(table)} rows x {len(columns)} columns to {output}")
 
 

@@ -1,27 +1,43 @@
-"""The table of compression methods: one entry per method, read by the CLI and the library."""
+"""The table of compression methods: one entry per method, read by the CLI and the library.
+
+Entries name the class rather than import it, so the CLI lists the methods without
+loading torch; :func:`build_method` imports the one asked for.
+"""
 
 from __future__ import annotations
 
-from tuneyard.compress.adasvd import AdaptiveSVD
-from tuneyard.compress.asvd import ActivationAwareSVD
-from tuneyard.compress.fwsvd import FisherWeightedSVD
-from tuneyard.compress.method import CompressionMethod
-from tuneyard.compress.standard import StandardSVD
-from tuneyard.compress.whiten import WhitenedSVD
+import importlib
+import inspect
+from typing import TYPE_CHECKING
+
 from tuneyard.errors import CompressionError
 
-METHODS: dict[str, type[CompressionMethod]] = {
-    method.name: method
-    for method in (StandardSVD, FisherWeightedSVD, WhitenedSVD, ActivationAwareSVD, AdaptiveSVD)
+if TYPE_CHECKING:
+    from tuneyard.compress.method import CompressionMethod
+
+# name -> "module:Class"
+METHODS: dict[str, str] = {
+    "standard": "tuneyard.compress.standard:StandardSVD",
+    "fwsvd": "tuneyard.compress.fwsvd:FisherWeightedSVD",
+    "whiten": "tuneyard.compress.whiten:WhitenedSVD",
+    "asvd": "tuneyard.compress.asvd:ActivationAwareSVD",
+    "adasvd": "tuneyard.compress.adasvd:AdaptiveSVD",
 }
 
 
-def build_method(name: str, alpha: float = 0.5) -> CompressionMethod:
-    """The method called ``name``, configured; lists the supported ones if unknown."""
+def method_class(name: str) -> type[CompressionMethod]:
+    """The class of the method called ``name``; lists the supported ones if unknown."""
     if name not in METHODS:
         raise CompressionError(
             f"unknown compression method {name!r}.", f"Supported methods: {', '.join(METHODS)}."
         )
-    if name == ActivationAwareSVD.name:
-        return ActivationAwareSVD(alpha=alpha)
-    return METHODS[name]()
+    module, _, attribute = METHODS[name].partition(":")
+    found: type[CompressionMethod] = getattr(importlib.import_module(module), attribute)
+    return found
+
+
+def build_method(name: str, **settings: object) -> CompressionMethod:
+    """The method called ``name``, given the ``settings`` its constructor takes (the others are not its own)."""
+    chosen = method_class(name)
+    accepted = inspect.signature(chosen).parameters
+    return chosen(**{key: value for key, value in settings.items() if key in accepted})

@@ -1,8 +1,10 @@
 """Named tasks: GLUE names mapped to their hub datasets, columns, labels and metrics.
 
-One :class:`TaskSpec` per task is all the rest of tuneyard needs to know about a
-benchmark; a local data folder gets a spec built from its files (see
-:mod:`tuneyard.data.local`).
+A *task* here is a dataset with its columns, labels, splits and main metric (what
+``--task`` names); its *task type* (:mod:`tuneyard.task_types`) is the kind of problem
+it poses, which decides how a model is loaded, trained and scored on it. One
+:class:`TaskSpec` per task is all the rest of tuneyard needs to know about a
+benchmark; a local data folder gets a spec built from its files by its task type.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from tuneyard.errors import DataError
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a sequence-classification task looks like."""
+    """What a task looks like: its columns, labels, splits and metrics."""
 
     name: str
+    task_type: str = "sequence_classification"
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"

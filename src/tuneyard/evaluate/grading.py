@@ -16,8 +16,9 @@ from typing import Any
 
 from tuneyard.errors import EvaluationError
 from tuneyard.evaluate.graders import make_grader
-from tuneyard.evaluate.placement import fresh_folder
 from tuneyard.yard.manifest import utc_now
+from tuneyard.yard.storage import LOCAL
+from tuneyard.yard.writer import new_folder
 
 LOGS_FOLDER = "grader_logs"
 REQUIRED_COLUMNS = ("prediction", "reference")
@@ -100,7 +101,7 @@ def grade_file(
                          references=[record["reference"] for record in records])
     logs, summary = grade_records(records, grader)
     root = (output_dir or predictions.parent).expanduser().resolve() / LOGS_FOLDER
-    with fresh_folder(root / f"{predictions.stem}_{grader.name}") as (temp, final):
+    with new_folder(LOCAL, root / f"{predictions.stem}_{grader.name}") as (temp, final):
         with (temp / "samples.jsonl").open("w") as handle:
             for log in logs:
                 handle.write(json.dumps(log, default=str) + "\n")

@@ -1,25 +1,25 @@
 """``tuneyard eval`` as one call: load the model and data, score, file the results.
 
 Any model ``tuneyard.load`` reads works: plain Hugging Face folders, compressed
-models, LoRA adapters (with their base) and run folders (their ``best/``).
+models, LoRA adapters (with their base) and run folders (their ``best/``). How the
+model is loaded and scored is the data's task type's business; where the results go
+and how they reach the manifest is the same for every task type.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from tuneyard.errors import ModelError
-from tuneyard.evaluate.artifacts import json_number, run_numbers, write_eval_files
-from tuneyard.evaluate.classification import ClassificationResult, ProgressCallback, evaluate_classifier
+from tuneyard.evaluate.inference import choose_device, json_number
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
+from tuneyard.task_types import get_task_type
+from tuneyard.task_types.base import EvalResult, ProgressCallback
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
-    import torch
-
     from tuneyard.data.loading import TaskData
 
 
@@ -27,33 +27,10 @@ if TYPE_CHECKING:
 class EvalOutcome:
     """A finished eval: the result and where it was filed."""
 
-    result: ClassificationResult
+    result: EvalResult
     folder: Path
     artifact: Path | None
     metrics_key: str
-
-
-def choose_device(requested: str | None) -> torch.device:
-    """``--device`` if given, else the first CUDA GPU when there is one, else the CPU."""
-    import torch
-
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_classifier(folder: Path, device: torch.device) -> tuple[Any, Any]:
-    """Model (on ``device``) and tokenizer of a model folder; refuses headless encoders."""
-    from tuneyard.models.loading import load, load_tokenizer
-
-    model = load(folder)
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not type(inner).__name__.endswith("ForSequenceClassification"):
-        raise ModelError(
-            f"{folder} holds a {type(inner).__name__}, which has no classification head to evaluate.",
-            "Evaluate a fine-tuned classifier (tuneyard finetune ... produces one).",
-        )
-    return model.to(device), load_tokenizer(folder)
 
 
 def trained_max_length(folder: Path, artifact: Path | None) -> int | None:
@@ -88,19 +65,20 @@ def evaluate_model(
     """
     from tuneyard.models.loading import local_model_folder
 
+    task_type = get_task_type(data.spec.task_type)
     dataset = data.split(split)
     folder = local_model_folder(model_path)
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None
     )
-    model, tokenizer = load_classifier(folder, choose_device(device))
+    model, tokenizer = task_type.load_for_eval(folder, choose_device(device))
     if max_length is None:
         max_length = trained_max_length(folder, placement.artifact)
-    result = evaluate_classifier(model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress)
-    with results_folder(placement) as (temp, final):
-        write_eval_files(result, temp, yard.relative(folder))
+    result = task_type.evaluate(model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress)
+    with results_folder(yard, placement) as (temp, final):
+        result.write_files(temp, yard.relative(folder))
     scores = {name: json_number(value) for name, value in result.metrics.items()}
-    numbers = run_numbers(result)
+    numbers = result.throughput.numbers()
     scores.update(samples_per_second=numbers["samples_per_second"], peak_memory_mb=numbers["peak_memory_mb"])
     record_in_manifest(yard, placement, scores, final)
     return EvalOutcome(result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key)

@@ -8,17 +8,10 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from tuneyard.config import StrictModel
+from tuneyard.data.options import ColumnOptions, DataOptions
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
-
-
-class DataOptions(StrictModel):
-    """How to read a local data folder's columns (GLUE tasks know their own)."""
-
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
 
 
 class RunOptions(StrictModel):
@@ -34,13 +27,11 @@ class EvalOptions(DataOptions, RunOptions):
     """One model on one task or data folder."""
 
     checkpoint: str
-    task: str | None = None
-    data: str | None = None
     output_dir: str | None = None
 
 
-class GridOptions(DataOptions, RunOptions):
-    """Every model on every task; a task is a GLUE name or a local data folder."""
+class GridOptions(ColumnOptions, RunOptions):
+    """Every model on every task; a task is a named task or a local data folder."""
 
     models: list[str] = Field(min_length=1)
     tasks: list[str] = Field(min_length=1)
@@ -48,16 +39,9 @@ class GridOptions(DataOptions, RunOptions):
     experiment: str = "eval_grid"
 
 
-def load_eval_data(task_or_folder: str, columns: DataOptions, is_folder: bool | None = None) -> TaskData:
-    """A GLUE task by name, or a local folder (an existing directory wins over a name)."""
-    from tuneyard.data.loading import load_task_data
-
+def load_eval_data(task_or_folder: str, columns: ColumnOptions, is_folder: bool | None = None) -> TaskData:
+    """A named task, or a local folder (an existing directory wins over a name)."""
     folder = Path(task_or_folder).expanduser()
     if is_folder if is_folder is not None else folder.is_dir():
-        return load_task_data(
-            data_dir=folder,
-            text_column=columns.text_column,
-            text_pair_column=columns.text_pair_column,
-            label_column=columns.label_column,
-        )
-    return load_task_data(task=task_or_folder)
+        return DataOptions(data=str(folder), **columns.model_dump(include=set(ColumnOptions.model_fields))).load()
+    return DataOptions(task=task_or_folder).load()

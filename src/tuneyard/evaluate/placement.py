@@ -10,8 +10,9 @@ Rules (see docs/evaluate.md):
   yard's ``-2``, ``-3`` suffix. Files are written into a hidden temporary folder
   that is renamed into place when complete.
 * The artifact's manifest gets the scores under ``metrics[{prefix}{task}]`` for the
-  validation split, ``metrics[{prefix}{task}_{split}]`` for others, written atomically
-  under a lock and re-registered in the index.
+  validation split, ``metrics[{prefix}{task}_{split}]`` for others, through
+  :func:`~tuneyard.yard.manifest.update_manifest` (so a run still training keeps them),
+  and is re-registered in the index.
 * ``--output-dir DIR`` replaces ``<artifact>/evaluation_results``. A model outside the
   yard (or without a manifest) needs it, and then nothing else is written anywhere.
 """
@@ -19,22 +20,17 @@ Rules (see docs/evaluate.md):
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuneyard.errors import EvaluationError
-from tuneyard.yard.manifest import MANIFEST_FILE, FileEntry, list_files, read_manifest, write_manifest
+from tuneyard.yard.manifest import MANIFEST_FILE, FileEntry, Manifest, list_files, update_manifest
 from tuneyard.yard.root import Yard
-from tuneyard.yard.writer import reserve_folder, temp_sibling
+from tuneyard.yard.writer import new_folder
 
 RESULTS_FOLDER = "evaluation_results"
 DEFAULT_SUBFOLDER = "best"
-LOCK_FILE = ".manifest.lock"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -94,40 +90,9 @@ def plan_placement(model_folder: Path, task: str, split: str, yard: Yard, output
     return Placement(results_root=root, name=name, artifact=artifact, metrics_key=metrics_key)
 
 
-@contextlib.contextmanager
-def fresh_folder(target: Path) -> Iterator[tuple[Path, Path]]:
-    """Yield ``(temporary, final)``: write into the first, renamed to the second on success.
-
-    ``final`` is ``target`` or, when taken, ``target-N``; it is reserved first, so
-    concurrent writers get distinct folders. On failure both the temporary folder and
-    the reservation are removed: nothing half-written is left looking complete.
-    """
-    final = reserve_folder(target)
-    temp = temp_sibling(final)
-    try:
-        yield temp, final
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            final.rmdir()
-        raise
-    os.rename(temp, final)
-
-
-def results_folder(placement: Placement) -> contextlib.AbstractContextManager[tuple[Path, Path]]:
-    """:func:`fresh_folder` for ``<results_root>/<name>``."""
-    return fresh_folder(placement.results_root / placement.name)
-
-
-@contextlib.contextmanager
-def manifest_lock(artifact: Path) -> Iterator[None]:
-    """Serialise read-modify-write of one manifest across processes."""
-    with (artifact / LOCK_FILE).open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def results_folder(yard: Yard, placement: Placement) -> contextlib.AbstractContextManager[tuple[Path, Path]]:
+    """``(staging, final)`` for ``<results_root>/<name>`` (see :func:`~tuneyard.yard.writer.new_folder`)."""
+    return new_folder(yard.storage, placement.results_root / placement.name)
 
 
 def record_in_manifest(
@@ -138,17 +103,17 @@ def record_in_manifest(
     Other keys (training's own metrics, other tasks) are kept; the same key from an
     earlier eval is replaced by the newest scores, while its files stay on disk.
     """
-    if placement.artifact is None:
+    artifact = placement.artifact
+    if artifact is None:
         return
-    with manifest_lock(placement.artifact):
-        manifest = read_manifest(placement.artifact)
+    added = []
+    if results.is_relative_to(artifact):
+        prefix = results.relative_to(artifact).as_posix()
+        added = [FileEntry(path=f"{prefix}/{entry.path}", bytes=entry.bytes, sha256=entry.sha256)
+                 for entry in list_files(results)]
+
+    def add_scores(manifest: Manifest) -> None:
         manifest.metrics[placement.metrics_key] = {**manifest.metrics.get(placement.metrics_key, {}), **scores}
-        if results.is_relative_to(placement.artifact):
-            prefix = results.relative_to(placement.artifact).as_posix()
-            added = [
-                FileEntry(path=f"{prefix}/{entry.path}", bytes=entry.bytes, sha256=entry.sha256)
-                for entry in list_files(results)
-            ]
-            manifest.files = [*manifest.files, *added]
-        write_manifest(placement.artifact, manifest)
-        yard.register(manifest)
+        manifest.files = [*manifest.files, *added]
+
+    yard.register(update_manifest(artifact, add_scores, yard.storage))

@@ -99,12 +99,35 @@ def is_compressed_folder(folder: Path) -> bool:
     return (folder / COMPRESSION_INFO_FILE).exists()
 
 
+def _read_info_json(folder: Path) -> Any:
+    """The parsed ``compression_info.json`` (``FileNotFoundError`` / ``ValueError`` as raised)."""
+    return json.loads((folder / COMPRESSION_INFO_FILE).read_text())
+
+
+def read_compression_fields(folder: Path) -> dict[str, Any]:
+    """The fields users script against (arch, method, rank, task), from any tool's info file.
+
+    Lenient, for folders tuneyard did not write (FlashSVD's ``compression_info.json``
+    has these fields but not the layer table): a missing or unreadable file gives none.
+    """
+    try:
+        info = _read_info_json(folder)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    fields: dict[str, Any] = {key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)}
+    if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
+        fields["rank"] = info["rank"]
+    return fields
+
+
 def read_compression_info(folder: Path) -> CompressionInfo:
-    """Read and validate ``compression_info.json``; a clear error when missing or corrupt."""
+    """Read and validate a tuneyard ``compression_info.json``; a clear error when missing or corrupt."""
     target = folder / COMPRESSION_INFO_FILE
     hint = "Re-create the folder with `tuneyard compress`; the info file cannot be guessed from the weights."
     try:
-        data = json.loads(target.read_text())
+        data = _read_info_json(folder)
     except FileNotFoundError as exc:
         raise ModelError(f"{folder} has no {COMPRESSION_INFO_FILE}.", hint) from exc
     except (OSError, ValueError) as exc:

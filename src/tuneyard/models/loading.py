@@ -71,6 +71,16 @@ def load_tokenizer(path: str | Path) -> Any:
         raise ModelError(f"{folder} has no loadable tokenizer: {exc}") from exc
 
 
+def ensure_padding_token(tokenizer: Any) -> None:
+    """Give decoder tokenizers (GPT-2, LLaMA) a pad token so batches can be padded.
+
+    They have none by default; reusing the end-of-sequence token is the usual choice
+    and leaves the vocabulary (and the embedding matrix) unchanged.
+    """
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
 def is_hub_id(path: str | Path) -> bool:
     """True for ``org/name`` (or ``name``) that is not a local path."""
     text = str(path)
@@ -121,7 +131,7 @@ def resolve_model_folder(path: str | Path) -> Path:
     )
 
 
-def _model_class_for(config: Any) -> Any:
+def model_class_for(config: Any) -> Any:
     import transformers
 
     for name in getattr(config, "architectures", None) or ():
@@ -160,7 +170,7 @@ def _load_plain(folder: Path | str) -> Any:
         _refuse_lowrank_without_info(folder)
     try:
         config = AutoConfig.from_pretrained(folder)
-        return _model_class_for(config).from_pretrained(folder).eval()
+        return model_class_for(config).from_pretrained(folder).eval()
     except (OSError, ValueError) as exc:
         hint = None if isinstance(folder, Path) else "There is no local folder of that name either; check the path."
         raise ModelError(f"{folder} is not a loadable Hugging Face model: {exc}", hint) from exc

@@ -24,7 +24,8 @@ from tuneyard.errors import ModelError, TuneyardError
 from tuneyard.report.curves import LOG_FILE
 from tuneyard.yard.index import flatten_metrics
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest
-from tuneyard.yard.writer import atomic_folder
+from tuneyard.yard.storage import LOCAL
+from tuneyard.yard.writer import replace_folder
 
 REPORT_FOLDER = "report"
 GRID_FILE = "eval_grid_results.json"
@@ -94,7 +95,7 @@ def _weights_plot(model_path: Path, target: Path, base: Path | None, report: Rep
 
 
 def _grid_plot(grid_file: Path, target: Path, report: Report) -> None:
-    from tuneyard.evaluate.grid import draw_grid_heatmap
+    from tuneyard.evaluate.transfer_grid import draw_grid_heatmap
 
     drawn = draw_grid_heatmap(json.loads(grid_file.read_text()), target)
     if drawn is None:
@@ -140,7 +141,7 @@ def build_report(path: str | Path, output_dir: str | Path | None = None, metric:
     final = Path(output_dir).expanduser().resolve() if output_dir else top / REPORT_FOLDER
     refuse_foreign_folder(final)
     name = top.parent.name if top.name in ("best", "last") else top.name
-    with atomic_folder(final) as temp:
+    with replace_folder(LOCAL, final) as temp:
         report = Report(folder=final)
         runs = [folder for folder, _ in artifacts] or [top]
         for run in runs:

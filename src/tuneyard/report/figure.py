@@ -7,11 +7,12 @@ a headless server or inside a test.
 
 from __future__ import annotations
 
-import os
-import secrets
+import io
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from tuneyard.yard.storage import LOCAL
 
 DPI = 120
 
@@ -22,9 +23,8 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_png(figure: Figure, target: Path) -> Path:
-    """Write ``figure`` to ``target`` as PNG atomically (temp file + rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp.png")
-    figure.savefig(temp, format="png")
-    os.replace(temp, target)
+    """Write ``figure`` to ``target`` as PNG, atomically."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    LOCAL.write_bytes(target, image.getvalue())
     return target

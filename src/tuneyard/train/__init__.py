@@ -1,17 +1,28 @@
-"""Fine-tuning on the Hugging Face Trainer: strategies, run layout and callbacks.
+"""Fine-tuning on the Hugging Face Trainer: plans, strategies, the run's recorder and callbacks.
 
-:func:`tuneyard.train.recipe.prepare_finetune` loads the data and the model, applies
-a strategy and opens the run folder; :meth:`PreparedFinetune.train` hands everything
-to the Trainer. :func:`finetune` does both.
+:func:`tuneyard.train.recipe.finetune` is the one call; :mod:`tuneyard.train.plan`
+decides what a run is, :mod:`tuneyard.train.recipe` loads and trains it, and
+:mod:`tuneyard.train.recorder` files it in the yard as it trains. Names load lazily,
+so the CLI can read the strategy table without pydantic or torch.
 """
 
-from tuneyard.train.options import FinetuneOptions, LoraOptions
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuneyard.train.options import FinetuneOptions as FinetuneOptions
+    from tuneyard.train.options import LoraOptions as LoraOptions
+    from tuneyard.train.recipe import finetune as finetune
+
+_HOMES = {"FinetuneOptions": "options", "LoraOptions": "options", "finetune": "recipe"}
 
 __all__ = ["FinetuneOptions", "LoraOptions", "finetune"]
 
 
-def finetune(*args, **kwargs):  # type: ignore[no-untyped-def]
-    """See :func:`tuneyard.train.recipe.finetune` (imported lazily: it pulls in torch)."""
-    from tuneyard.train.recipe import finetune as run_finetune
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        import importlib
 
-    return run_finetune(*args, **kwargs)
+        return getattr(importlib.import_module(f"tuneyard.train.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'tuneyard.train' has no attribute {name!r}")

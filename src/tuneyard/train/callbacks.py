@@ -1,23 +1,24 @@
-"""Trainer callbacks that file a run in the yard while it trains.
+"""Trainer callbacks: they notice what happens in training and tell the run's recorder.
 
 The Trainer owns the loop, checkpoint contents, resume and distribution; these
-callbacks only add what tuneyard promises on top: the checkpoint names and keep-N,
-``training_log.csv``, ``best/`` and ``last/``, the manifest and index kept current,
-and a clean stop on Ctrl-C. All file writes happen on the main process only.
+callbacks pick out the moments tuneyard files something (a checkpoint saved, an
+evaluation, its log row) and call :class:`~tuneyard.train.recorder.RunRecorder`
+directly, plus a clean stop on Ctrl-C. Only the main process has a recorder (None on
+the others), so all file writes happen there.
 """
 
 from __future__ import annotations
 
-import csv
 import signal
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from tuneyard.train import checkpoints, distributed
+from tuneyard.train import distributed
+
+if TYPE_CHECKING:
+    from tuneyard.train.recorder import RunRecorder
 
 TIMING_KEYS = ("runtime", "samples_per_second", "steps_per_second")
 
@@ -33,24 +34,17 @@ def eval_metrics(metrics: dict[str, float]) -> dict[str, float]:
 
 
 class CheckpointLayout(TrainerCallback):
-    """Promote each finished checkpoint to ``checkpoint-{epoch}-{step}``, keep the newest N.
+    """Each finished checkpoint goes to the recorder, which publishes it as ``checkpoint-{epoch}-{step}``."""
 
-    Also copies ``trainer_state.json`` to the run root, so the run's progress is
-    readable without opening a checkpoint.
-    """
-
-    def __init__(self, run_dir: Path, keep: int) -> None:
-        self.run_dir = run_dir
-        self.keep = keep
+    def __init__(self, recorder: RunRecorder | None) -> None:
+        self.recorder = recorder
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         distributed.barrier()  # every rank has written its RNG state into the staged checkpoint
-        if state.is_world_process_zero:
-            checkpoints.promote(self.run_dir, state.global_step, state.epoch)
-            checkpoints.prune(self.run_dir, self.keep)
-            state.save_to_json(str(self.run_dir / "trainer_state.json"))
+        if self.recorder is not None:
+            self.recorder.checkpoint_saved(state)
         distributed.barrier()
 
 
@@ -61,8 +55,8 @@ class TrainingLog(TrainerCallback):
     (the Trainer's logged losses, weighted by how many steps each covers).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, recorder: RunRecorder | None) -> None:
+        self.recorder = recorder
         self.loss_sum = 0.0
         self.loss_steps = 0
         self.last_logged_step: int | None = None
@@ -111,7 +105,7 @@ class TrainingLog(TrainerCallback):
         metrics: dict[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not state.is_world_process_zero or not metrics:
+        if self.recorder is None or not metrics:
             return
         scores = eval_metrics(metrics)
         row: dict[str, Any] = {
@@ -123,59 +117,21 @@ class TrainingLog(TrainerCallback):
         row.update(scores)
         row["lr"] = self.learning_rate if self.learning_rate is not None else ""
         self.loss_sum, self.loss_steps = 0.0, 0
-        append_row(self.path, row)
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Append ``row`` under the file's existing header (written from ``row`` if new)."""
-    exists = path.is_file() and path.stat().st_size > 0
-    if exists:
-        with path.open(newline="") as handle:
-            header = next(csv.reader(handle))
-    else:
-        header = list(row)
-    with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-        if not exists:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def truncate_log(path: Path, after_step: int) -> None:
-    """Drop rows logged after ``after_step`` (they are replayed when a run resumes)."""
-    if not path.is_file():
-        return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return
-    step_column = rows[0].index("step")
-    kept = [rows[0]] + [row for row in rows[1:] if int(row[step_column]) <= after_step]
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
+        self.recorder.log_row(row)
 
 
 class BestModel(TrainerCallback):
-    """Write ``best/`` when the chosen metric improves, and keep the manifest current.
+    """Tell the recorder each evaluation's scores and whether the chosen metric improved.
 
     The comparison mirrors the Trainer's own (``metric_for_best_model``,
     ``greater_is_better``, strict improvement), and uses the Trainer's
     ``state.best_metric``, which a resumed run restores from its checkpoint.
-    ``on_best(model, metrics, step)`` writes the folder; ``on_metrics(state, metrics, improved)``
-    updates the manifest and index (once per evaluation, i.e. per epoch by default).
     """
 
-    def __init__(
-        self,
-        metric: str,
-        greater_is_better: bool,
-        on_best: Callable[[Any, dict[str, float], int], None],
-        on_metrics: Callable[[TrainerState, dict[str, float], bool], None],
-    ) -> None:
+    def __init__(self, metric: str, greater_is_better: bool, recorder: RunRecorder | None) -> None:
         self.metric = metric
         self.greater_is_better = greater_is_better
-        self.on_best = on_best
-        self.on_metrics = on_metrics
+        self.recorder = recorder
 
     def improved(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -189,16 +145,12 @@ class BestModel(TrainerCallback):
         state: TrainerState,
         control: TrainerControl,
         metrics: dict[str, float] | None = None,
-        model: Any = None,
         **kwargs: Any,
     ) -> None:
-        if not state.is_world_process_zero or not metrics:
+        if self.recorder is None or not metrics:
             return
         scores = eval_metrics(metrics)
-        improved = self.improved(scores[self.metric], state.best_metric)
-        if improved:
-            self.on_best(model, scores, state.global_step)
-        self.on_metrics(state, scores, improved)
+        self.recorder.evaluated(state, scores, self.improved(scores[self.metric], state.best_metric))
 
 
 class StopOnInterrupt(TrainerCallback):

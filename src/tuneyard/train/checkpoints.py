@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from pathlib import Path
+
+from tuneyard.yard.storage import TEMP_PREFIX, Storage
 
 STAGING = ".trainer"
 _NAME = re.compile(r"^checkpoint-(\d+)-(\d+)$")
-TEMP_PREFIX = ".tmp-"
 
 
 def epoch_number(epoch: float | None) -> int:
@@ -52,26 +52,27 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def promote(run_dir: Path, step: int, epoch: float | None) -> Path:
-    """Rename the Trainer's finished ``.trainer/checkpoint-{step}`` into the run."""
-    staged = run_dir / STAGING / f"checkpoint-{step}"
+def promote(storage: Storage, run_dir: Path, step: int, epoch: float | None) -> Path:
+    """Publish the Trainer's finished ``.trainer/checkpoint-{step}`` into the run.
+
+    The same step saved again after a resume replaces the older copy.
+    """
     target = run_dir / checkpoint_name(epoch, step)
-    if target.exists():  # the same step saved again after a resume: keep the newer one
-        shutil.rmtree(target)
-    staged.rename(target)
+    storage.publish(run_dir / STAGING / f"checkpoint-{step}", target)
     return target
 
 
-def prune(run_dir: Path, keep: int) -> list[Path]:
+def prune(storage: Storage, run_dir: Path, keep: int) -> list[Path]:
     """Delete all but the newest ``keep`` checkpoints; returns what was deleted."""
     old = list_checkpoints(run_dir)[:-keep] if keep > 0 else []
     for path in old:
-        shutil.rmtree(path)
+        storage.delete(path)
     return old
 
 
-def clear_staging(run_dir: Path) -> None:
-    """Remove half-written leftovers of a killed run (staging and temp folders)."""
-    shutil.rmtree(run_dir / STAGING, ignore_errors=True)
-    for child in run_dir.glob(f"{TEMP_PREFIX}*"):
-        shutil.rmtree(child, ignore_errors=True)
+def clear_staging(storage: Storage, run_dir: Path) -> None:
+    """Remove half-written leftovers of a killed run (staging and temporary files and folders)."""
+    storage.delete(run_dir / STAGING)
+    for entry in storage.list(run_dir):
+        if entry.name.startswith(TEMP_PREFIX):
+            storage.delete(run_dir / entry.name)

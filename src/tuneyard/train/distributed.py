@@ -16,6 +16,13 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def has_gpu() -> bool:
+    """Whether a CUDA GPU is visible (pinned host memory only helps when batches go to one)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def cpu_processes() -> bool:
     """True for a multi-process run without GPUs: accelerate then needs ``cpu=True`` (gloo)."""
     if world_size() <= 1:

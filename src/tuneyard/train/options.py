@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from tuneyard.config import StrictModel
+from tuneyard.data.options import DataOptions
 
 StrategyName = Literal["full", "frozen", "lora", "lowrank"]
 Precision = Literal["no", "fp16", "bf16"]
@@ -27,15 +28,10 @@ class LoraOptions(StrictModel):
     layers: str | None = None
 
 
-class FinetuneOptions(StrictModel):
+class FinetuneOptions(DataOptions):
     """One fine-tuning run: what to train, on what, how, and where to file it."""
 
     checkpoint: str
-    task: str | None = None
-    data: str | None = None
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
 
     strategy: StrategyName | None = None
@@ -76,9 +72,3 @@ class FinetuneOptions(StrictModel):
                 "Example: --task sst2, or --data ./my_topics (train/validation/test CSV, JSONL or Parquet).",
             )
         return self
-
-    def dataset_name(self) -> str:
-        """The ``{dataset}`` of the run layout: the task name or the data folder's name."""
-        from tuneyard.data.loading import dataset_name
-
-        return str(dataset_name(self.task, self.data))

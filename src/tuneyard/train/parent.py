@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import ManifestError, ModelError
+from tuneyard.models.compressed_folder import is_compressed_folder
 from tuneyard.yard.inference import infer_metadata, path_tokens
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
-
-COMPRESSION_INFO = "compression_info.json"
 
 # Name tokens that say nothing about the model (folder names like ``model`` or ``best``).
 GENERIC_TOKENS = frozenset(
@@ -119,14 +118,13 @@ def describe_local(folder: Path) -> ParentModel:
             manifest = read_manifest(folder)
         except ManifestError:
             manifest = None
-    info = _read_json(folder / COMPRESSION_INFO) if (folder / COMPRESSION_INFO).is_file() else None
     values, inferred = infer_metadata(folder)
-    compressed = info is not None or (manifest is not None and manifest.kind == "compressed")
+    compressed = is_compressed_folder(folder) or (manifest is not None and manifest.kind == "compressed")
     method = None
     rank = None
     if compressed:
         method = str((manifest.method if manifest and manifest.method else None) or values["method"])
-        rank = (manifest.rank if manifest else None) or (info or {}).get("rank")
+        rank = (manifest.rank if manifest else None) or values.get("rank")
     else:
         inferred = [item for item in inferred if item != "method"]
     arch = str((manifest.arch if manifest and manifest.arch else None) or values["arch"])

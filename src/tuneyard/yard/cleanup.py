@@ -1,37 +1,46 @@
 """``runs gc``: remove what interrupted writers left behind, and stale index entries.
 
-A killed :class:`~tuneyard.yard.writer.ArtifactWriter` leaves a hidden
-``.tmp-{name}-{pid}-{hex}`` folder and the empty folder it had claimed; a killed
-manifest write leaves ``.manifest.json.{pid}.{hex}.tmp``. None of these look like
-results (hidden, or empty), and gc removes them once they are older than a grace
-period and the process that made them is no longer running on this host, so a write
-still in progress is never touched. Run folders with ``status: running`` are left
-alone: ``--resume`` continues them.
+Every writer works under a temporary name, ``.tmp-{name}-{pid}-{hex}``
+(:mod:`tuneyard.yard.storage`), file or folder, and a killed one-shot write also leaves
+the empty folder it had claimed. None of these look like results (hidden, or empty),
+and gc removes them once they are older than a grace period and the process that
+made them is no longer running on this host, so a write still in progress is never
+touched. A folder that a killed replace had moved aside (``.tmp-old-best-...``) is put
+back when nothing replaced it. Run folders with ``status: running`` are left alone:
+``--resume`` continues them. Temporary files of tuneyard 0.1 (``.manifest.json.{pid}.{hex}.tmp``,
+``.config.yaml.{pid}.tmp`` ...) are recognised too.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneyard.yard.manifest import MANIFEST_FILE
-from tuneyard.yard.writer import TEMP_PREFIX
+from tuneyard.yard.storage import REPLACED_PREFIX, TEMP_PREFIX, Entry
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
-# ".tmp-name-1234-9f3a01bc" (temp folder) and ".manifest.json.1234.9f3a01bc.tmp".
-_WRITER_PID = re.compile(r"[-.](\d+)[-.][0-9a-f]{8}(\.tmp)?$")
+# ".tmp-{name}-{pid}-{hex}" (every writer now) and 0.1's ".{name}.{pid}[.{hex}].tmp[.png]".
+_TEMP_NAME = re.compile(r"^\.tmp-.+-(?P<pid>\d+)-[0-9a-f]{8}$")
+_LEGACY_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(\.[0-9a-f]{8})?\.tmp(\.png)?$")
+
+FOLDER_REASON = "temporary folder of an interrupted write"
+FILE_REASON = "temporary file of an interrupted write"
+MANIFEST_REASON = "temporary manifest of an interrupted write"
+CLAIM_REASON = "empty folder claimed by a writer that stopped"
+RESTORE_REASON = "older version moved aside by an interrupted replace: put back"
+INDEX_REASON = "index entry whose folder or manifest is gone"
 
 
 @dataclass
 class Leftover:
-    """One thing gc removes: a path (or an index entry) and why."""
+    """One thing gc removes (or puts back): a path (or an index entry) and why."""
 
     path: str
     reason: str
@@ -48,6 +57,12 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def writer_pid(name: str) -> int | None:
+    """The pid a temporary name carries, or None when ``name`` is not a temporary name."""
+    match = _TEMP_NAME.match(name) or _LEGACY_TEMP_NAME.match(name)
+    return int(match.group("pid")) if match else None
+
+
 def is_abandoned(path: Path, older_than_s: float, now: float) -> bool:
     """Older than the grace period, and its writer (named in the file name) is gone."""
     try:
@@ -56,12 +71,25 @@ def is_abandoned(path: Path, older_than_s: float, now: float) -> bool:
         return False
     if age < older_than_s:
         return False
-    match = _WRITER_PID.search(path.name)
-    return match is None or not process_alive(int(match.group(1)))
+    pid = writer_pid(path.name)
+    return pid is None or not process_alive(pid)
+
+
+def temp_reason(entry: Entry, names: set[str]) -> str | None:
+    """Why ``entry`` is a writer's leftover, or None when it is not one."""
+    if entry.name.startswith(REPLACED_PREFIX) and entry.is_dir:
+        replaced = entry.name.removeprefix(REPLACED_PREFIX).rsplit("-", 2)[0]
+        return FOLDER_REASON if replaced in names else RESTORE_REASON
+    if _TEMP_NAME.match(entry.name):
+        return FOLDER_REASON if entry.is_dir else FILE_REASON
+    legacy = _LEGACY_TEMP_NAME.match(entry.name)
+    if legacy and not entry.is_dir:
+        return MANIFEST_REASON if legacy.group("name") == MANIFEST_FILE else FILE_REASON
+    return None
 
 
 def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
-    """Everything gc would remove, without removing anything."""
+    """Everything gc would remove or put back, without changing anything."""
     now = time.time()
     leftovers: list[Leftover] = []
     # (folder, protected): a claimed folder whose writer still works next to it in
@@ -69,46 +97,39 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
     stack: list[tuple[Path, bool]] = [(yard.root, True)]
     while stack:
         folder, protected = stack.pop()
-        try:
-            with os.scandir(folder) as scan:
-                entries = sorted(scan, key=lambda entry: entry.name)
-        except OSError:
-            continue
+        entries = yard.storage.list(folder)
         if not entries and not protected and is_abandoned(folder, older_than_s, now):
-            leftovers.append(Leftover(yard.relative(folder), "empty folder claimed by a writer that stopped"))
+            leftovers.append(Leftover(yard.relative(folder), CLAIM_REASON))
+        names = {entry.name for entry in entries}
         active_temps = []
         for entry in entries:
-            path = Path(entry.path)
-            if entry.name.startswith(TEMP_PREFIX):
+            path = folder / entry.name
+            reason = temp_reason(entry, names)
+            if reason is not None:
                 if is_abandoned(path, older_than_s, now):
-                    leftovers.append(Leftover(yard.relative(path), "temporary folder of an interrupted write"))
-                else:
+                    leftovers.append(Leftover(yard.relative(path), reason))
+                elif entry.name.startswith(TEMP_PREFIX):
                     active_temps.append(entry.name)
-            elif entry.name.startswith(f".{MANIFEST_FILE}.") and entry.name.endswith(".tmp"):
-                if is_abandoned(path, older_than_s, now):
-                    leftovers.append(Leftover(yard.relative(path), "temporary manifest of an interrupted write"))
-            elif not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            elif not entry.name.startswith(".") and entry.is_dir:
                 claimed = any(name.startswith(f"{TEMP_PREFIX}{entry.name}-") for name in active_temps)
                 stack.append((path, claimed))
     if yard.has_index:
         for indexed in yard.index.paths():
             if not (yard.root / indexed / MANIFEST_FILE).is_file():
-                leftovers.append(Leftover(indexed, "index entry whose folder or manifest is gone"))
+                leftovers.append(Leftover(indexed, INDEX_REASON))
     leftovers.sort(key=lambda leftover: leftover.path)
     return leftovers
 
 
 def remove_leftovers(yard: Yard, leftovers: list[Leftover]) -> None:
-    """Delete the leftovers gc found (folders, files, then index entries)."""
+    """Delete the leftovers gc found (folders, files, then index entries); put back moved-aside versions."""
     stale_entries = []
     for leftover in leftovers:
-        if leftover.reason.startswith("index entry"):
+        if leftover.reason == INDEX_REASON:
             stale_entries.append(leftover.path)
-            continue
-        path = yard.root / leftover.path
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
+        elif leftover.reason == RESTORE_REASON:
+            yard.storage.restore_replaced((yard.root / leftover.path).parent)
         else:
-            path.unlink(missing_ok=True)
+            yard.storage.delete(yard.root / leftover.path)
     if stale_entries:
         yard.index.remove(stale_entries)

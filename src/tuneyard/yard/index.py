@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import TuneyardError
+from tuneyard.yard.fields import COLUMNS
 from tuneyard.yard.query import Condition, Ordering
 
 if TYPE_CHECKING:
@@ -93,8 +94,6 @@ MIGRATIONS: list[str] = [
 STATISTICS_GROWTH = 2
 STATISTICS_MIN_ROWS = 100
 
-COLUMNS = ("id", "path", "name", "kind", "status", "arch", "method", "rank", "strategy",
-           "task", "dataset", "project", "created", "updated")
 _SELECT_ROW = (
     ", ".join(f"a.{column}" for column in COLUMNS)
     + ", (SELECT json_group_object(key, value) FROM metrics WHERE artifact_id = a.id) AS metrics"

@@ -83,20 +83,6 @@ def rank_from_path(path: str | Path) -> int | None:
     return ranks[-1] if ranks else None
 
 
-def read_compression_info(folder: Path) -> dict[str, object]:
-    """The fields of ``compression_info.json`` tuneyard reads (missing or unreadable: none)."""
-    try:
-        info = json.loads((folder / "compression_info.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(info, dict):
-        return {}
-    fields: dict[str, object] = {key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)}
-    if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
-        fields["rank"] = info["rank"]
-    return fields
-
-
 def infer_metadata(folder: Path, relative_to: Path | None = None) -> tuple[dict[str, object], list[str]]:
     """``arch``, ``method`` (and ``rank``, ``task`` when known) for a folder without a manifest.
 
@@ -106,7 +92,9 @@ def infer_metadata(folder: Path, relative_to: Path | None = None) -> tuple[dict[
     inside it, so the names of unrelated parent folders do not count. Returns the
     values and the names of the fields that were inferred rather than read.
     """
-    values = read_compression_info(folder)
+    from tuneyard.models.compressed_folder import read_compression_fields
+
+    values: dict[str, object] = read_compression_fields(folder)
     path = folder.resolve()
     base = relative_to.resolve() if relative_to is not None else None
     if base is not None and path.is_relative_to(base):

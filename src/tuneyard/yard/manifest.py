@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tuneyard import __version__
 from tuneyard.errors import ManifestError
+from tuneyard.yard.storage import LOCAL, Storage
 
 SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -108,6 +109,20 @@ class FileEntry(BaseModel):
     sha256: str | None
 
 
+class TrainingProgress(BaseModel):
+    """Where a fine-tuning run stands: written after each evaluation, and its speed at the end."""
+
+    epoch: float | None = None
+    step: int = 0
+    max_steps: int | None = None
+    metric_for_best: str | None = None
+    best_step: int | None = None
+    last: dict[str, float] = Field(default_factory=dict, description="Scores of the latest evaluation.")
+    train_runtime: float | None = Field(default=None, description="Seconds of the Trainer's train() loop.")
+    train_samples_per_second: float | None = None
+    train_steps_per_second: float | None = None
+
+
 class Manifest(BaseModel):
     """Everything a person or a program needs to know about one artifact."""
 
@@ -132,6 +147,8 @@ class Manifest(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     files: list[FileEntry] = Field(default_factory=list)
+    training: TrainingProgress | None = Field(default=None, description="Fine-tuning runs only.")
+    stop_reason: str | None = Field(default=None, description="Why a run stopped before its end.")
     created: str = Field(default_factory=utc_now)
     updated: str = Field(default_factory=utc_now)
     host: str = Field(default_factory=socket.gethostname)
@@ -149,20 +166,36 @@ class Manifest(BaseModel):
         return redacted.model_dump_json(by_alias=True, indent=2) + "\n"
 
 
-def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Write ``folder/manifest.json`` atomically (temp file + rename)."""
+def write_manifest(folder: Path, manifest: Manifest, storage: Storage = LOCAL) -> None:
+    """Write ``folder/manifest.json`` atomically.
+
+    For a manifest nobody else can be writing yet (a folder being built, a foreign
+    folder being imported); an existing artifact's manifest changes through
+    :func:`update_manifest`.
+    """
     manifest.updated = utc_now()
-    target = folder / MANIFEST_FILE
-    temp = folder / f".{MANIFEST_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    temp.write_text(manifest.to_json())
-    os.replace(temp, target)
+    storage.write_text(folder / MANIFEST_FILE, manifest.to_json())
 
 
-def read_manifest(folder: Path) -> Manifest:
+def update_manifest(folder: Path, change: Callable[[Manifest], None], storage: Storage = LOCAL) -> Manifest:
+    """Read ``folder``'s manifest, apply ``change`` to it and write it back, under one lock.
+
+    The only way a verb changes an existing artifact's manifest: two processes adding
+    metrics to one artifact (a run still training and an eval of its ``best/``) each see
+    the other's keys, so no update is lost. Returns the manifest as written.
+    """
+    with storage.lock(folder):
+        manifest = read_manifest(folder, storage)
+        change(manifest)
+        write_manifest(folder, manifest, storage)
+    return manifest
+
+
+def read_manifest(folder: Path, storage: Storage = LOCAL) -> Manifest:
     """Read and validate ``folder/manifest.json``."""
     target = folder / MANIFEST_FILE
     try:
-        data = json.loads(target.read_text())
+        data = json.loads(storage.read_text(target))
     except FileNotFoundError as exc:
         raise ManifestError(f"{folder} has no {MANIFEST_FILE}.", "Run `tuneyard runs import` on it.") from exc
     except (OSError, ValueError) as exc:
@@ -224,4 +257,4 @@ def list_files(
 def export_json_schema(target: Path) -> None:
     """Write the manifest's JSON Schema (``docs/manifest.schema.json``)."""
     schema = Manifest.model_json_schema(by_alias=True)
-    target.write_text(json.dumps(schema, indent=2) + "\n")
+    LOCAL.write_text(target, json.dumps(schema, indent=2) + "\n")

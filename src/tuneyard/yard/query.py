@@ -27,13 +27,8 @@ import re
 from dataclasses import dataclass, field
 
 from tuneyard.errors import QueryError
+from tuneyard.yard.fields import BY_NAME, COLUMNS
 
-# Manifest fields stored as index columns, and whether they hold numbers.
-COLUMNS: dict[str, bool] = {
-    "name": False, "kind": False, "arch": False, "method": False, "rank": True, "task": False,
-    "dataset": False, "strategy": False, "project": False, "status": False, "created": False,
-    "updated": False, "path": False, "id": False,
-}
 PREFIXES = ("metrics", "config")
 COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 KEYWORDS = {"and", "or", "not", "like", "in", "is", "null"}
@@ -135,7 +130,7 @@ class FieldRef:
     def numeric(self) -> bool | None:
         """True for numbers, False for text, None when unknown until run time (config)."""
         if self.source == "column":
-            return COLUMNS[self.name]
+            return BY_NAME[self.name].numeric
         return True if self.source == "metrics" else None
 
     def value_sql(self) -> tuple[str, list[object]]:

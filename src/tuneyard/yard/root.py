@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
+from tuneyard.yard.fields import FILTERS
+from tuneyard.yard.storage import LOCAL, Storage
 
 if TYPE_CHECKING:
     from tuneyard.yard.index import Index
@@ -23,7 +25,6 @@ INDEX_FILE = "index.db"
 # absolute path a line. A file, not an index table, so reindex can find them again.
 EXTERNAL_FILE = "external.txt"
 HOME_ENV = "TUNEYARD_HOME"
-FILTER_FIELDS = ("kind", "arch", "method", "task", "project", "status", "dataset", "strategy")
 
 
 def resolve_root(root: str | Path | None = None) -> Path:
@@ -40,7 +41,7 @@ def read_yard_config(root: Path) -> dict[str, Any]:
     if not config_file.is_file():
         return {}
     try:
-        data = yaml.safe_load(config_file.read_text()) or {}
+        data = yaml.safe_load(LOCAL.read_text(config_file)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_file} is not valid YAML: {exc}.") from exc
     if not isinstance(data, dict):
@@ -59,8 +60,9 @@ def read_yard_config(root: Path) -> dict[str, Any]:
 class Yard:
     """One yard root: where artifacts go (layout), how they are written, and the index."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, storage: Storage = LOCAL) -> None:
         self.root = root
+        self.storage = storage
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Yard:
@@ -109,7 +111,7 @@ class Yard:
         folder = Path(source)
         if not folder.is_dir():
             return Parent(path=str(source), role=role)
-        manifest_id = read_manifest(folder).id if (folder / MANIFEST_FILE).is_file() else None
+        manifest_id = read_manifest(folder, self.storage).id if (folder / MANIFEST_FILE).is_file() else None
         return Parent(id=manifest_id, path=self.relative(folder), role=role)
 
     def absolute(self, relative: str) -> Path:
@@ -131,11 +133,17 @@ class Yard:
 
         return ArtifactWriter(self, manifest, target)
 
-    def start_run(self, manifest: Manifest, target: Path) -> RunWriter:
-        """Begin a long run at ``target`` (or ``target-N`` if taken)."""
+    def claim(self, target: Path) -> Path:
+        """Claim an empty folder at ``target`` (or ``target-N`` if taken) for a run about to start."""
+        from tuneyard.yard.writer import claim_folder
+
+        return claim_folder(self.storage, target)
+
+    def start_run(self, manifest: Manifest, target: Path, claimed: Path | None = None) -> RunWriter:
+        """Begin a long run at ``target`` (or ``target-N`` if taken), or in the folder already ``claimed`` for it."""
         from tuneyard.yard.writer import RunWriter
 
-        return RunWriter.start(self, manifest, target)
+        return RunWriter.start(self, manifest, claimed or self.claim(target), requested_path=target)
 
     def resume_run(self, folder: Path) -> RunWriter:
         """Continue an existing run folder (``--resume``)."""
@@ -167,7 +175,7 @@ class Yard:
             if ancestor == self.root:
                 return None
             try:
-                kind = json.loads((ancestor / "manifest.json").read_bytes()).get("kind")
+                kind = json.loads(self.storage.read_bytes(ancestor / "manifest.json")).get("kind")
             except (OSError, ValueError, AttributeError):
                 continue
             if kind not in CONTAINER_KINDS:
@@ -177,7 +185,7 @@ class Yard:
     def external_folders(self) -> list[Path]:
         """Artifact folders outside the root that this yard wrote or imported (still existing)."""
         try:
-            lines = (self.state_dir / EXTERNAL_FILE).read_text().splitlines()
+            lines = self.storage.read_text(self.state_dir / EXTERNAL_FILE).splitlines()
         except FileNotFoundError:
             return []
         return [Path(line) for line in dict.fromkeys(lines) if line and Path(line).is_dir()]
@@ -189,9 +197,7 @@ class Yard:
         known = {str(folder) for folder in self.external_folders()}
         new = [str(folder) for folder in dict.fromkeys(folders) if str(folder) not in known]
         if new:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            with (self.state_dir / EXTERNAL_FILE).open("a") as handle:
-                handle.write("".join(f"{line}\n" for line in new))
+            self.storage.append_text(self.state_dir / EXTERNAL_FILE, "".join(f"{line}\n" for line in new))
 
     def query(
         self,
@@ -208,9 +214,9 @@ class Yard:
         """
         from tuneyard.yard.query import all_of, compile_sort, compile_where, equals
 
-        unknown = set(filters) - set(FILTER_FIELDS)
+        unknown = set(filters) - set(FILTERS)
         if unknown:
-            raise ConfigError(f"unknown filter {min(unknown)!r}.", f"Filters: {', '.join(FILTER_FIELDS)}.")
+            raise ConfigError(f"unknown filter {min(unknown)!r}.", f"Filters: {', '.join(FILTERS)}.")
         conditions = [equals(name, value) for name, value in filters.items() if value is not None]
         if where:
             conditions.append(compile_where(where))
@@ -226,7 +232,7 @@ class Yard:
             if (candidate / "manifest.json").is_file():
                 from tuneyard.yard.manifest import read_manifest
 
-                manifest = read_manifest(candidate)
+                manifest = read_manifest(candidate, self.storage)
                 manifest.path = self.relative(candidate)
                 return manifest.to_data()
         rows = self.index.find(reference) if self.has_index else []

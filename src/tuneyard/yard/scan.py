@@ -9,8 +9,6 @@ of their own. The one exception is an experiment workspace, which holds artifact
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,13 +19,12 @@ from pydantic import ValidationError
 
 from tuneyard.errors import ArtifactNotFoundError
 from tuneyard.yard.inference import infer_metadata, is_model_folder
+from tuneyard.yard.layout import is_generic_name
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, list_files, write_manifest
+from tuneyard.yard.storage import Storage
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
-
-# Folder names that say nothing alone: an imported one is named with its parent too.
-GENERIC_NAME = re.compile(r"checkpoint-[\d-]+|best|last|final|model")
 
 # Artifact kinds whose folders hold other artifacts (the walk continues inside them).
 CONTAINER_KINDS = frozenset({"experiment"})
@@ -50,27 +47,20 @@ class ScanReport:
     problems: list[Problem] = field(default_factory=list)
 
 
-def subfolders(folder: Path) -> list[Path]:
+def subfolders(storage: Storage, folder: Path) -> list[Path]:
     """Visible sub-folders of ``folder`` in name order (symlinks not followed)."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(
-                Path(entry.path) for entry in entries
-                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
-            )
-    except OSError:
-        return []
+    return [folder / entry.name for entry in storage.list(folder) if entry.is_dir and not entry.name.startswith(".")]
 
 
-def read_manifest_text(folder: Path) -> bytes | None:
+def read_manifest_text(storage: Storage, folder: Path) -> bytes | None:
     """The raw ``manifest.json`` of ``folder``, or None when it has none."""
     try:
-        return (folder / MANIFEST_FILE).read_bytes()
+        return storage.read_bytes(folder / MANIFEST_FILE)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
 
 
-def walk_manifests(top: Path, problems: list[Problem]) -> Iterator[tuple[Path, Manifest]]:
+def walk_manifests(storage: Storage, top: Path, problems: list[Problem]) -> Iterator[tuple[Path, Manifest]]:
     """Every artifact folder at or under ``top`` with its parsed manifest, in path order.
 
     Unreadable manifests are reported in ``problems`` and skipped; the walk does
@@ -79,7 +69,7 @@ def walk_manifests(top: Path, problems: list[Problem]) -> Iterator[tuple[Path, M
     stack = [top]
     while stack:
         folder = stack.pop()
-        text = read_manifest_text(folder)
+        text = read_manifest_text(storage, folder)
         if text is not None:
             try:
                 manifest = Manifest.model_validate_json(text)
@@ -89,7 +79,7 @@ def walk_manifests(top: Path, problems: list[Problem]) -> Iterator[tuple[Path, M
             yield folder, manifest
             if manifest.kind not in CONTAINER_KINDS:
                 continue
-        stack.extend(reversed(subfolders(folder)))
+        stack.extend(reversed(subfolders(storage, folder)))
 
 
 def _first_error(error: ValidationError) -> str:
@@ -121,7 +111,7 @@ def collect_records(yard: Yard, problems: list[Problem]) -> list[dict[str, Any]]
     """
     chosen: dict[str, Found] = {}
     for top in [yard.root, *yard.external_folders()]:
-        for folder, manifest in walk_manifests(top, problems):
+        for folder, manifest in walk_manifests(yard.storage, top, problems):
             location = folder.relative_to(yard.root).as_posix() if top == yard.root else folder.as_posix()
             found = Found(folder, location, manifest)
             earlier = chosen.get(manifest.id)
@@ -145,7 +135,7 @@ def reindex(yard: Yard) -> ScanReport:
     return report
 
 
-def find_model_folders(top: Path) -> Iterator[tuple[Path, bool]]:
+def find_model_folders(storage: Storage, top: Path) -> Iterator[tuple[Path, bool]]:
     """Model folders at or under ``top``: ``(folder, has_manifest)``.
 
     A folder counts when it holds ``config.json``, ``compression_info.json``,
@@ -155,20 +145,16 @@ def find_model_folders(top: Path) -> Iterator[tuple[Path, bool]]:
     stack = [top]
     while stack:
         folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                listing = [(entry.name, entry.is_dir(follow_symlinks=False), entry.path) for entry in entries]
-        except OSError:
-            continue
-        files = [name for name, is_dir, _ in listing if not is_dir]
+        listing = storage.list(folder)
+        files = [entry.name for entry in listing if not entry.is_dir]
         if MANIFEST_FILE in files:
             yield folder, True
             continue
         if is_model_folder(files):
             yield folder, False
             continue
-        stack.extend(sorted((Path(path) for name, is_dir, path in listing
-                             if is_dir and not name.startswith(".")), reverse=True))
+        stack.extend(sorted((folder / entry.name for entry in listing
+                             if entry.is_dir and not entry.name.startswith(".")), reverse=True))
 
 
 def folder_created(folder: Path, files: list[str]) -> str:
@@ -183,7 +169,7 @@ def folder_created(folder: Path, files: list[str]) -> str:
 
 def foreign_name(folder: Path) -> str:
     """A folder's name, with its parent's for generic names (``run/checkpoint-7752``, ``run/best``)."""
-    if GENERIC_NAME.fullmatch(folder.name):
+    if is_generic_name(folder.name):
         return f"{folder.parent.name}/{folder.name}"
     return folder.name
 
@@ -219,13 +205,13 @@ def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> Sca
     report = ScanReport()
     records: list[dict[str, Any]] = []
     for top in paths:
-        for folder, has_manifest in find_model_folders(top.resolve()):
+        for folder, has_manifest in find_model_folders(yard.storage, top.resolve()):
             if has_manifest:
                 records.extend(_existing_records(yard, folder, report.problems))
                 continue
             try:
                 manifest = manifest_for_foreign(yard, folder, hash_files)
-                write_manifest(folder, manifest)
+                write_manifest(folder, manifest, yard.storage)
             except OSError as exc:
                 report.problems.append(Problem(folder, f"cannot write {MANIFEST_FILE}: {exc.strerror or exc}"))
                 continue
@@ -238,7 +224,7 @@ def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> Sca
 
 def _existing_records(yard: Yard, folder: Path, problems: list[Problem]) -> list[dict[str, Any]]:
     records = []
-    for found, manifest in walk_manifests(folder, problems):
+    for found, manifest in walk_manifests(yard.storage, folder, problems):
         manifest.path = yard.relative(found)
         records.append(manifest.to_data())
     return records

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tuneyard.yard.fields import LISTED
 from tuneyard.yard.index import flatten_metrics
 
-KEY_FIELDS = ("name", "path", "kind", "arch", "method", "rank", "strategy", "task", "dataset", "project",
-              "status", "created")
+KEY_FIELDS = LISTED
 
 Scalar = str | int | float | bool | None
 

@@ -1,83 +1,83 @@
 """Writing artifacts into the yard without ever overwriting or half-writing one.
 
-Two shapes of write:
+Two shapes of write, both on top of the yard's :class:`~tuneyard.yard.storage.Storage`:
 
 * :class:`ArtifactWriter` for artifacts made in one go (a compressed model, an
-  export): files go into a hidden temporary sibling, which is renamed onto the
-  reserved final name only when complete. An interrupted write leaves no folder that
-  looks complete.
+  export): files go into a staging folder, which is published onto the claimed final
+  name only when complete. An interrupted write leaves no folder that looks complete.
+  :func:`new_folder` is the same without a manifest, for results filed inside another
+  artifact (an eval's ``evaluation_results/<name>/``, grader logs).
 * :class:`RunWriter` for long runs (fine-tuning) that users watch while they grow:
   the run folder exists from the start with ``status: running`` in its manifest, each
-  checkpoint / ``best`` / ``last`` inside it is itself written atomically, and the
-  status becomes ``complete`` (or ``failed``) at the end.
+  ``checkpoint-*`` / ``best`` / ``last`` inside it is itself published whole
+  (:func:`replace_folder`), and the status becomes ``complete`` (or ``failed``) at the end.
 
-Names are reserved with ``mkdir``, which is atomic across processes: if ``name``
-exists the artifact gets ``name-2``, ``name-3``, ... so two writers racing for one
-name both succeed with distinct folders.
+Names are claimed with an exclusive create: if ``name`` exists the artifact gets
+``name-2``, ``name-3``, ... so two writers racing for one name both succeed with
+distinct folders.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import secrets
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from tuneyard.errors import ArtifactExistsError
-from tuneyard.yard.manifest import Manifest, list_files, read_manifest, write_manifest
+from tuneyard.yard.manifest import Manifest, list_files, read_manifest, update_manifest, write_manifest
+from tuneyard.yard.storage import Storage
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 MAX_SUFFIX = 10_000
-TEMP_PREFIX = ".tmp-"
 CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer-style working-state folders of a run
 
 
-def reserve_folder(target: Path) -> Path:
-    """Atomically claim ``target`` (or the first free ``target-N``) as an empty folder."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+def claim_folder(storage: Storage, target: Path) -> Path:
+    """Claim ``target`` (or the first free ``target-N``) as an empty folder, atomically."""
     for number in range(1, MAX_SUFFIX):
         candidate = target if number == 1 else target.with_name(f"{target.name}-{number}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
+        if storage.create_exclusive(candidate):
+            return candidate
     raise ArtifactExistsError(f"{target} and {MAX_SUFFIX} numbered variants already exist.")
 
 
-def temp_sibling(target: Path) -> Path:
-    """A fresh hidden folder next to ``target``, on the same file system for rename."""
-    temp = target.with_name(f"{TEMP_PREFIX}{target.name}-{os.getpid()}-{secrets.token_hex(4)}")
-    temp.mkdir(parents=True)
-    return temp
+@contextlib.contextmanager
+def new_folder(storage: Storage, target: Path) -> Iterator[tuple[Path, Path]]:
+    """Yield ``(staging, final)``: write into the first; it is published as the second on success.
+
+    ``final`` is ``target`` or, when taken, ``target-N``, claimed first so concurrent
+    writers get distinct folders. On failure the staging folder and the claim are
+    removed: nothing half-written is left looking complete.
+    """
+    final = claim_folder(storage, target)
+    staged = storage.staging_folder(final)
+    try:
+        yield staged, final
+    except BaseException:
+        storage.delete(staged)
+        storage.delete(final)
+        raise
+    storage.publish(staged, final)
 
 
 @contextlib.contextmanager
-def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``target`` when the block succeeds.
+def replace_folder(storage: Storage, target: Path) -> Iterator[Path]:
+    """Yield a staging folder that replaces ``target`` as a whole when the block succeeds.
 
-    For folders inside a run that are meant to be replaced (``best/``, ``last/``):
-    the old one is moved aside, the new one renamed in, then the old one removed.
+    For folders meant to be replaced (a run's ``best/`` and ``last/``, a report): the
+    old version stays in place until the new one is complete.
     """
-    temp = temp_sibling(target)
+    staged = storage.staging_folder(target)
     try:
-        yield temp
+        yield staged
     except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
+        storage.delete(staged)
         raise
-    old = None
-    if target.exists():
-        old = target.with_name(f"{TEMP_PREFIX}old-{target.name}-{secrets.token_hex(4)}")
-        os.rename(target, old)
-    os.rename(temp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    storage.publish(staged, target)
 
 
 class ArtifactWriter:
@@ -87,12 +87,12 @@ class ArtifactWriter:
         self.yard = yard
         self.manifest = manifest
         self.requested_path = target
-        self.final_path = reserve_folder(target)
-        self.path = temp_sibling(self.final_path)
+        self.final_path = claim_folder(yard.storage, target)
+        self.path = yard.storage.staging_folder(self.final_path)
         manifest.name = self.final_path.name
         manifest.path = yard.relative(self.final_path)
         manifest.status = "running"
-        write_manifest(self.path, manifest)
+        write_manifest(self.path, manifest, yard.storage)
 
     @property
     def renamed(self) -> bool:
@@ -108,18 +108,32 @@ class ArtifactWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        storage = self.yard.storage
         if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                self.final_path.rmdir()
+            storage.delete(self.path)
+            storage.delete(self.final_path)
             return
         self.manifest.files = list_files(self.path)
         self.manifest.status = "complete"
-        write_manifest(self.path, self.manifest)
-        # Renaming a folder onto the empty reserved one is atomic on POSIX.
-        os.rename(self.path, self.final_path)
+        write_manifest(self.path, self.manifest, storage)
+        storage.publish(self.path, self.final_path)
         self.path = self.final_path
         self.yard.register(self.manifest)
+
+
+def merge_view(on_disk: Manifest, own: Manifest, folder: Path) -> None:
+    """Set ``on_disk`` to a writer's own view ``own``, keeping what other processes added.
+
+    Others add metric keys (their own key wins only where the writer has none) and file
+    entries (kept while the file exists); every other field is the writer's.
+    """
+    metrics = {**on_disk.metrics, **own.metrics}
+    listed = {entry.path for entry in own.files}
+    added = [entry for entry in on_disk.files if entry.path not in listed and (folder / entry.path).is_file()]
+    for name in type(own).model_fields:
+        setattr(on_disk, name, getattr(own, name))
+    on_disk.metrics = metrics
+    on_disk.files = [*own.files, *added]
 
 
 def is_checkpoint_file(relative: str) -> bool:
@@ -128,32 +142,36 @@ def is_checkpoint_file(relative: str) -> bool:
 
 
 class RunWriter:
-    """A long run written in place: status ``running`` until :meth:`complete`."""
+    """A long run written in place: status ``running`` until :meth:`complete`.
 
-    def __init__(self, yard: Yard, manifest: Manifest, path: Path) -> None:
+    :attr:`manifest` is the run's own view. Every write goes through
+    :func:`~tuneyard.yard.manifest.update_manifest`, so metric keys that another
+    process added meanwhile (``tuneyard eval`` of the run's ``best/``) are kept.
+    """
+
+    def __init__(self, yard: Yard, manifest: Manifest, path: Path, requested_path: Path | None = None) -> None:
         self.yard = yard
         self.manifest = manifest
         self.path = path
-        self.requested_path = path
+        self.requested_path = requested_path or path
 
     @classmethod
-    def start(cls, yard: Yard, manifest: Manifest, target: Path) -> RunWriter:
-        """Reserve a fresh folder for a new run and write its first manifest."""
-        folder = reserve_folder(target)
+    def start(cls, yard: Yard, manifest: Manifest, folder: Path, requested_path: Path | None = None) -> RunWriter:
+        """Write the first manifest of a new run into ``folder``, claimed already (:func:`claim_folder`)."""
         manifest.name = folder.name
         manifest.path = yard.relative(folder)
         manifest.status = "running"
-        writer = cls(yard, manifest, folder)
-        writer.requested_path = target
-        writer.save()
-        return writer
+        write_manifest(folder, manifest, yard.storage)
+        yard.register(manifest)
+        return cls(yard, manifest, folder, requested_path)
 
     @classmethod
     def resume(cls, yard: Yard, folder: Path) -> RunWriter:
         """Continue writing an existing run (the only way to write into one)."""
-        manifest = read_manifest(folder)
-        manifest.status = "running"
-        writer = cls(yard, manifest, folder)
+        writer = cls(yard, read_manifest(folder, yard.storage), folder)
+        yard.storage.restore_replaced(folder)
+        writer.manifest.stop_reason = None
+        writer.manifest.status = "running"
         writer.save()
         return writer
 
@@ -162,14 +180,19 @@ class RunWriter:
         """True when the requested name was taken and a ``-N`` suffix was added."""
         return self.path != self.requested_path
 
-    def save(self) -> None:
-        """Write the manifest atomically and refresh the index entry."""
-        write_manifest(self.path, self.manifest)
+    def update(self, change: Callable[[Manifest], None]) -> None:
+        """Apply ``change`` to the manifest on disk (under its lock), keep the result, refresh the index."""
+        self.manifest = update_manifest(self.path, change, self.yard.storage)
         self.yard.register(self.manifest)
 
+    def save(self) -> None:
+        """Write this writer's view of the manifest, keeping what others added (see :func:`merge_view`)."""
+        own = self.manifest
+        self.update(lambda on_disk: merge_view(on_disk, own, self.path))
+
     def subfolder(self, name: str) -> contextlib.AbstractContextManager[Path]:
-        """An atomically replaced subfolder, e.g. ``best`` or ``checkpoint-2-1500``."""
-        return atomic_folder(self.path / name)
+        """A subfolder replaced as a whole, e.g. ``best`` or ``checkpoint-2-1500``."""
+        return replace_folder(self.yard.storage, self.path / name)
 
     def complete(self) -> None:
         """Mark the run complete, listing its files with their checksums (not ``checkpoint-*``'s)."""
@@ -177,7 +200,8 @@ class RunWriter:
         self.manifest.status = "complete"
         self.save()
 
-    def fail(self) -> None:
-        """Mark the run failed; its folder stays for inspection or ``--resume``."""
+    def fail(self, reason: str | None = None) -> None:
+        """Mark the run failed (``reason`` says why); its folder stays for inspection or ``--resume``."""
         self.manifest.status = "failed"
+        self.manifest.stop_reason = reason
         self.save()

@@ -2,8 +2,9 @@
 
 Every strategy module has the same shape: ``NAME``, ``DEFAULT_LEARNING_RATE`` (the
 rate that strategy usually wants; ``--learning-rate`` overrides it) and
-``apply(model, options, family) -> model``, which freezes / wraps the model and
-returns what the Trainer should train.
+``apply(model, options, family, task_type) -> model``, which freezes / wraps the model
+and returns what the Trainer should train. The modules import torch only inside
+``apply``, so the CLI reads this table (names, default rates) without loading it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 STRATEGIES: dict[str, ModuleType] = {module.NAME: module for module in (full, frozen, lora, lowrank)}
+
+
+def default_rates() -> str:
+    """``full 2e-05, frozen 0.001, ...``: each strategy's default learning rate, for help texts."""
+    return ", ".join(f"{name} {module.DEFAULT_LEARNING_RATE:g}" for name, module in STRATEGIES.items())
 
 
 def strategy_for(name: str | None, compressed: bool) -> ModuleType:

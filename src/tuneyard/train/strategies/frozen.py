@@ -10,13 +10,14 @@ if TYPE_CHECKING:
     from torch import nn
 
     from tuneyard.models.family import Family
+    from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
 NAME = "frozen"
 DEFAULT_LEARNING_RATE = 1e-3  # a fresh head on fixed features wants a large step
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Module:
+def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
     """Freeze the base model, train the head."""
     train_only(model, head_parameter_names(model))
     return model

@@ -8,13 +8,14 @@ if TYPE_CHECKING:
     from torch import nn
 
     from tuneyard.models.family import Family
+    from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
 NAME = "full"
 DEFAULT_LEARNING_RATE = 2e-5
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Module:
+def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
     """Unfreeze everything."""
     for parameter in model.parameters():
         parameter.requires_grad_(True)

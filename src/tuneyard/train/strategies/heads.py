@@ -8,7 +8,10 @@ except the base model (``model.base_model_prefix``: ``bert``, ``transformer``,
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def head_module_names(model: nn.Module) -> list[str]:

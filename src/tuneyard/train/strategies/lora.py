@@ -1,4 +1,4 @@
-"""``lora``: PEFT LoRA adapters on chosen modules of chosen layers; the head trains in full.
+"""``lora``: PEFT LoRA adapters on chosen modules of chosen layers; the task's head trains in full.
 
 ``--lora-targets`` default to the family table's ``lora_targets``; ``--lora-layers``
 (``0,1,2``, ``7-12``) becomes PEFT's ``layers_to_transform`` with the family's
@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.models.lowrank import lowrank_layers
 from tuneyard.train.layers import check_layers, parse_layers
-from tuneyard.train.strategies.heads import head_module_names
 
 if TYPE_CHECKING:
     from torch import nn
 
     from tuneyard.models.family import Family
+    from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
 NAME = "lora"
@@ -34,9 +33,11 @@ def selected_layers(model: nn.Module, options: FinetuneOptions) -> list[int] | N
     return layers
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Module:
-    """Wrap ``model`` in a PEFT model with LoRA adapters and a fully trained head."""
-    from peft import LoraConfig, TaskType, get_peft_model
+def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
+    """Wrap ``model`` in a PEFT model with LoRA adapters; the task type's head trains in full."""
+    from peft import LoraConfig, get_peft_model
+
+    from tuneyard.models.lowrank import lowrank_layers
 
     if any(True for _ in lowrank_layers(model)):
         raise TrainingError(
@@ -46,14 +47,14 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Modu
     layers = selected_layers(model, options)
     targets = list(options.lora.targets or family.lora_targets)
     config = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=task_type.peft_task_type,
         r=options.lora.r,
         lora_alpha=options.lora.alpha,
         lora_dropout=options.lora.dropout,
         target_modules=targets,
         layers_to_transform=layers,
         layers_pattern=family.layers_pattern if layers is not None else None,
-        modules_to_save=head_module_names(model),
+        modules_to_save=task_type.modules_to_save(model),
     )
     try:
         return get_peft_model(model, config)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.models.lowrank import lowrank_layers
 from tuneyard.train.strategies.heads import head_parameter_names, train_only
 
 if TYPE_CHECKING:
     from torch import nn
 
     from tuneyard.models.family import Family
+    from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
 NAME = "lowrank"
@@ -26,10 +26,12 @@ DEFAULT_LEARNING_RATE = 3e-5
 
 def factor_parameter_names(model: nn.Module) -> set[str]:
     """Full names of every low-rank factor (``<layer>.left`` / ``<layer>.right``)."""
+    from tuneyard.models.lowrank import lowrank_layers
+
     return {f"{name}.{factor}" for name, _ in lowrank_layers(model) for factor in ("left", "right")}
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family) -> nn.Module:
+def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
     """Train the factors and the head, or (``--freeze-factors``) all but the factors."""
     factors = factor_parameter_names(model)
     if not factors:

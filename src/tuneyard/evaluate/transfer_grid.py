@@ -12,19 +12,18 @@ results and manifest metrics as usual; a model outside it gets them under
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import TuneyardError
-from tuneyard.evaluate.artifacts import json_number
+from tuneyard.evaluate.inference import json_number
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
 from tuneyard.evaluate.placement import owning_artifact
-from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest, utc_now, write_manifest
+from tuneyard.yard.layout import model_display_name
+from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, Status, update_manifest, utc_now, write_manifest
 from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
@@ -61,11 +60,6 @@ class GridAxis:
     label: str
 
 
-def model_label(folder: Path) -> str:
-    """A short name: the folder, or its parent for ``best`` / ``last`` subfolders."""
-    return folder.parent.name if folder.name in ("best", "last") else folder.name
-
-
 def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
     """Append ``#2``, ``#3`` to labels that repeat, so heatmap rows stay distinct."""
     seen: dict[str, int] = {}
@@ -83,7 +77,7 @@ def model_axes(models: list[str], yard: Yard) -> list[GridAxis]:
     axes = []
     for model in models:
         folder = local_model_folder(model).resolve()
-        axes.append(GridAxis(key=yard.relative(folder), label=model_label(folder)))
+        axes.append(GridAxis(key=yard.relative(folder), label=model_display_name(folder)))
     return unique_labels(axes)
 
 
@@ -95,12 +89,6 @@ def task_key(task: str, yard: Yard) -> str:
 
 def grid_folder(options: GridOptions, yard: Yard) -> Path:
     return yard.target_path("experiment", output_dir=options.output_dir, experiment=options.experiment)
-
-
-def write_json_atomic(target: Path, document: dict[str, Any]) -> None:
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    temp.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(temp, target)
 
 
 def read_done_cells(folder: Path, split: str) -> dict[tuple[str, str], GridCell]:
@@ -134,17 +122,21 @@ class GridResult:
         }
 
 
-def _register_experiment(folder: Path, yard: Yard, options: GridOptions, status: str) -> None:
+def _register_experiment(folder: Path, yard: Yard, options: GridOptions, status: Status) -> None:
     """Give a grid folder inside the yard its manifest (kind ``experiment``) and index entry."""
     if not folder.resolve().is_relative_to(yard.root):
         return
+
+    def record(manifest: Manifest) -> None:
+        manifest.status = status
+        manifest.config = options.model_dump(mode="json")
+
     if (folder / MANIFEST_FILE).is_file():
-        manifest = read_manifest(folder)
+        manifest = update_manifest(folder, record, yard.storage)
     else:
         manifest = Manifest(kind="experiment", name=folder.name, path=yard.relative(folder))
-    manifest.status = status  # type: ignore[assignment]
-    manifest.config = options.model_dump(mode="json")
-    write_manifest(folder, manifest)
+        record(manifest)
+        write_manifest(folder, manifest, yard.storage)
     yard.register(manifest)
 
 
@@ -155,7 +147,6 @@ def run_grid(
     models = model_axes(options.models, yard)
     tasks_given = {task_key(task, yard): task for task in options.tasks}
     folder = grid_folder(options, yard)
-    folder.mkdir(parents=True, exist_ok=True)
     _register_experiment(folder, yard, options, "running")
     cells = read_done_cells(folder, options.split)
     task_data: dict[str, TaskData] = {}
@@ -173,11 +164,11 @@ def run_grid(
                 cells[(model.key, task.key)] = cell
                 state = cell.status
                 result.computed += 1
-                write_json_atomic(folder / RESULTS_FILE, result.document(options))
+                yard.storage.write_text(folder / RESULTS_FILE, json.dumps(result.document(options), indent=2) + "\n")
             if progress is not None:
                 progress(number, total, model.label, task.label, state)
     result.heatmap = _draw_heatmap(result, options)
-    write_json_atomic(folder / RESULTS_FILE, result.document(options))
+    yard.storage.write_text(folder / RESULTS_FILE, json.dumps(result.document(options), indent=2) + "\n")
     failed = any(cell.status != "complete" for cell in cells.values())
     _register_experiment(folder, yard, options, "failed" if failed else "complete")
     return result
@@ -201,7 +192,7 @@ def _evaluate_cell(
         return GridCell(model=model.key, task=key, split=options.split, status="failed", error=exc.message)
     metrics = {name: json_number(value) for name, value in outcome.result.metrics.items()}
     return GridCell(model=model.key, task=key, split=options.split, status="complete", metrics=metrics,
-                    main_metric=data.spec.main_metric, results=yard.relative(outcome.folder))
+                    main_metric=outcome.result.main_metric, results=yard.relative(outcome.folder))
 
 
 def _draw_heatmap(result: GridResult, options: GridOptions) -> Path | None:

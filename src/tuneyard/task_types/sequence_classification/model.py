@@ -1,28 +1,26 @@
-"""Sequence classification (single texts and sentence pairs; regression for STS-B).
+"""Sequence classifiers for training, evaluation and compression.
 
-A task type is one module with the same small interface, used by the recipe:
-``load_tokenizer``, ``load_model``, ``encode``, ``collator``, ``compute_metrics`` and
-``metric_names``. Audio classification or causal-LM tuning add a sibling module.
-
-Loading: a bare encoder (all-MiniLM-L6-v2 is a ``BertModel``) gets a fresh head; a classifier
-whose head has a different number of labels is refused unless ``--reset-head``; a
-compressed model keeps its low-rank layers and gets the same treatment.
+Training: a bare encoder (all-MiniLM-L6-v2 is a ``BertModel``) gets a fresh head; a
+classifier whose head has a different number of labels is refused unless
+``--reset-head``; a compressed model keeps its low-rank layers and gets the same
+treatment. Evaluation needs a trained head. Compression loads a classifier as one, and
+a bare encoder under a head sized for the calibration task (or as itself without one).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.data.tokenize import ensure_padding_token
-from tuneyard.errors import ModelError, TrainingError
+from tuneyard.errors import CompressionError, ModelError, TrainingError
+from tuneyard.models.loading import ensure_padding_token
+from tuneyard.task_types.base import CompressionSubject
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from pathlib import Path
 
-    from datasets import DatasetDict
+    import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from tuneyard.data.loading import TaskData
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.train.parent import ParentModel
 
@@ -133,33 +131,55 @@ def load_model(parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int)
     return load_plain_classifier(parent, spec, reset_head)
 
 
-def encode(data: TaskData, tokenizer: PreTrainedTokenizerBase, max_length: int) -> DatasetDict:
-    """``train`` and ``validation`` as model inputs with ``labels``."""
-    from tuneyard.data.tokenize import tokenize_task
+def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:
+    """Model (on ``device``) and tokenizer of a model folder; refuses headless encoders."""
+    from tuneyard.models.loading import load, load_tokenizer
 
-    return tokenize_task(data, tokenizer, max_length)
-
-
-def collator(tokenizer: PreTrainedTokenizerBase) -> Any:
-    """Pads each batch to its longest row."""
-    from transformers import DataCollatorWithPadding
-
-    return DataCollatorWithPadding(tokenizer)
-
-
-def compute_metrics(spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
-    """The Trainer's ``compute_metrics``: the same metrics ``tuneyard eval`` reports."""
-    from tuneyard.evaluate.metrics import trainer_metrics
-
-    return trainer_metrics(spec)
+    model = load(folder)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not type(inner).__name__.endswith(CLASSIFIER_SUFFIX):
+        raise ModelError(
+            f"{folder} holds a {type(inner).__name__}, which has no classification head to evaluate.",
+            "Evaluate a fine-tuned classifier (tuneyard finetune ... produces one).",
+        )
+    return model.to(device), load_tokenizer(folder)
 
 
-def metric_names(spec: TaskSpec) -> list[str]:
-    """Metrics an evaluation reports for ``spec`` (what ``--metric-for-best`` may name)."""
-    from tuneyard.evaluate.metrics import classification_metrics
+def load_for_compression(model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
+    """The model to compress, its tokenizer, and the state of its head.
 
-    if spec.problem == "regression":
-        sample: tuple[list[float], list[float]] = ([0.0, 1.0, 0.5], [0.1, 0.9, 0.4])
+    A classifier folder loads as a classifier. A bare encoder (e.g. all-MiniLM-L6-v2)
+    loads as ``...ForSequenceClassification`` with a head sized for the task when one is
+    given (head ``untrained``: seeded random init), else as its own class (head ``none``).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from tuneyard.models.family import family_for
+    from tuneyard.models.loading import load_config, model_class_for, transformers_errors_only
+
+    config = load_config(model_id)
+    family_for(config.model_type)
+    labels = spec.num_labels if spec is not None else 0
+    tokenizer = AutoTokenizer.from_pretrained(model_id)
+    ensure_padding_token(tokenizer)
+    if has_classifier_head(config):
+        if labels and labels != config.num_labels:
+            raise CompressionError(
+                f"{model_id} classifies into {config.num_labels} labels, the task data has {labels}.",
+                "Calibrate with data of the model's own task, or compress the base encoder.",
+            )
+        model = AutoModelForSequenceClassification.from_pretrained(model_id)
+        head = "trained"
+    elif labels and spec is not None:
+        torch.manual_seed(seed)
+        # transformers warns that the head is newly initialised; compress says it in its notes.
+        with transformers_errors_only():
+            model = AutoModelForSequenceClassification.from_pretrained(model_id, **label_options(spec))
+        head = "untrained"
     else:
-        sample = ([0, 1, 0], [0, 1, 1])
-    return ["loss", *classification_metrics(sample[0], sample[1], spec)]
+        model = model_class_for(config).from_pretrained(model_id)
+        head = "none"
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return CompressionSubject(model.eval(), tokenizer, head)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-from tuneyard.evaluate.classification import ClassificationResult
+from tuneyard.evaluate.inference import json_number
 from tuneyard.report.confusion import confusion_counts, plot_confusion_matrix
+from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
 from tuneyard.yard.manifest import utc_now
 
 SUMMARY_FILE = "summary_metrics.csv"
@@ -25,25 +25,9 @@ CONFUSION_FILE = "confusion_matrix.png"
 METRICS_FILE = "metrics.json"
 
 
-def json_number(value: float) -> float | None:
-    """NaN / infinity become null: strict JSON has no spelling for them."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
-def run_numbers(result: ClassificationResult) -> dict[str, float]:
-    """Throughput and memory figures recorded next to the scores."""
-    throughput = result.throughput
-    return {
-        "samples": throughput.samples,
-        "seconds": round(throughput.seconds, 4),
-        "samples_per_second": round(throughput.samples_per_second, 2),
-        "peak_memory_mb": round(throughput.peak_memory_mb, 1),
-    }
-
-
 def summary_rows(result: ClassificationResult) -> list[tuple[str, float]]:
     """``(metric, value)`` rows: scores first, then throughput and memory."""
-    return [*result.metrics.items(), *run_numbers(result).items()]
+    return [*result.metrics.items(), *result.throughput.numbers().items()]
 
 
 def metrics_document(result: ClassificationResult, model: str) -> dict[str, Any]:
@@ -59,7 +43,7 @@ def metrics_document(result: ClassificationResult, model: str) -> dict[str, Any]
         "metrics": {name: json_number(value) for name, value in result.metrics.items()},
         "per_class": result.per_class,
         "throughput": {
-            **run_numbers(result),
+            **throughput.numbers(),
             "batch_size": throughput.batch_size,
             "max_length": throughput.max_length,
             "device": throughput.device,

@@ -1,0 +1,152 @@
+"""What a task type provides: the one interface finetune, eval, eval-grid and compress call.
+
+A task type owns everything that depends on the kind of problem: which columns its
+data has and how rows are formatted, the model class and tokenizer or processor, how
+rows become a batch, the PEFT task type, the metrics training reports, the evaluation
+loop and the files it writes, and the calibration batches compression reads. The verbs
+hold no task-specific code: they load a dataset, look up its ``spec.task_type`` in
+:data:`tuneyard.task_types.TASK_TYPES` and call these methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from datasets import Dataset, DatasetDict
+
+    from tuneyard.compress.calibration import CalibrationSet
+    from tuneyard.compress.method import CompressionMethod
+    from tuneyard.data.loading import TaskData
+    from tuneyard.data.options import ColumnOptions
+    from tuneyard.data.tasks import TaskSpec
+    from tuneyard.evaluate.inference import Throughput
+    from tuneyard.train.parent import ParentModel
+
+# Called after every batch with the number of examples just scored.
+ProgressCallback = Callable[[int], None]
+
+
+class EvalResult(Protocol):
+    """What a task type's evaluation returns: scores, speed, and the files that show them."""
+
+    metrics: dict[str, float]
+    throughput: Throughput
+
+    @property
+    def main_metric(self) -> str:
+        """The metric a grid cell or a summary leads with."""
+
+    def write_files(self, folder: Path, model: str) -> list[str]:
+        """Write the evaluation's files into ``folder``; returns their names."""
+
+
+@dataclass
+class CompressionSubject:
+    """The model ``compress`` factorises, its tokenizer, and the state of its task head."""
+
+    model: Any
+    tokenizer: Any
+    head: str  # "trained", "untrained", "none" or how a head was fitted ("linear_probe")
+
+
+class TaskType(ABC):
+    """One kind of problem (sequence classification, causal LM, ...) end to end."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    # PEFT's ``TaskType`` for LoRA adapters of this kind of model, e.g. "SEQ_CLS".
+    peft_task_type: ClassVar[str]
+
+    # -- data ------------------------------------------------------------------
+
+    @abstractmethod
+    def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
+        """A named task's splits (from the hub or its cache) in this task type's columns."""
+
+    @abstractmethod
+    def load_folder(
+        self, folder: Path, columns: ColumnOptions, require_labels: bool
+    ) -> tuple[TaskSpec, dict[str, Dataset]]:
+        """A local folder's split files in this task type's columns, and the spec they make."""
+
+    @abstractmethod
+    def check_trainable(self, data: TaskData) -> None:
+        """Refuse data that cannot train a model (a single class, no targets)."""
+
+    # -- training --------------------------------------------------------------
+
+    @abstractmethod
+    def load_tokenizer(self, parent: ParentModel) -> Any:
+        """The checkpoint's tokenizer (or processor), ready to batch (a pad token set)."""
+
+    @abstractmethod
+    def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+        """The checkpoint as the model class this task trains (a fresh head seeded by ``seed``)."""
+
+    @abstractmethod
+    def encode(self, data: TaskData, tokenizer: Any, max_length: int) -> DatasetDict:
+        """``train`` and ``validation`` as model inputs with ``labels``."""
+
+    @abstractmethod
+    def collator(self, tokenizer: Any) -> Any:
+        """The Trainer's data collator: rows of :meth:`encode` to one padded batch."""
+
+    @abstractmethod
+    def compute_metrics(self, spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
+        """The Trainer's ``compute_metrics``: the same scores ``tuneyard eval`` reports."""
+
+    @abstractmethod
+    def metric_names(self, spec: TaskSpec) -> list[str]:
+        """Every metric an evaluation reports for ``spec`` (what ``--metric-for-best`` may name)."""
+
+    def trainer_settings(self) -> dict[str, Any]:
+        """``TrainingArguments`` fields this kind of training needs beyond tuneyard's own."""
+        return {}
+
+    @abstractmethod
+    def modules_to_save(self, model: Any) -> list[str]:
+        """Modules a LoRA run trains and saves in full next to the adapters (a task head)."""
+
+    # -- evaluation ------------------------------------------------------------
+
+    @abstractmethod
+    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
+        """Model (on ``device``) and tokenizer of a model folder; refuses a model this task cannot score."""
+
+    @abstractmethod
+    def evaluate(
+        self,
+        model: Any,
+        tokenizer: Any,
+        dataset: Dataset,
+        spec: TaskSpec,
+        split: str,
+        batch_size: int,
+        max_length: int | None,
+        progress: ProgressCallback | None = None,
+    ) -> EvalResult:
+        """Score ``model`` on one split."""
+
+    # -- compression -----------------------------------------------------------
+
+    @abstractmethod
+    def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
+        """The model to compress; with ``spec``, shaped for that task (a head sized for its labels)."""
+
+    @abstractmethod
+    def calibration_batches(
+        self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
+    ) -> list[dict[str, torch.Tensor]]:
+        """Calibration rows as model inputs, with ``labels`` when the rows have targets."""
+
+    def prepare_head(
+        self, subject: CompressionSubject, method: CompressionMethod, calibration: CalibrationSet | None
+    ) -> str | None:
+        """Make the head fit for ``method``'s statistics; returns a note for the user, if any."""
+        return None

@@ -1,0 +1,245 @@
+"""The plan of a fine-tuning run: everything decided before any weight loads.
+
+:func:`plan_finetune` turns options (and the data they name) into a
+:class:`FinetunePlan`: which task type, strategy and metric, the learning rate, where
+the run is filed and whether it continues an earlier one. A plan is immutable and
+serialisable (:meth:`FinetunePlan.to_json`), so a grid worker on another machine can
+run it with :func:`tuneyard.train.recipe.prepare_from_plan`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tuneyard.errors import ConfigError
+from tuneyard.train import distributed
+from tuneyard.train.checkpoints import STAGING
+from tuneyard.train.options import FinetuneOptions
+from tuneyard.train.parent import ParentModel
+from tuneyard.yard.layout import run_name
+from tuneyard.yard.manifest import Manifest
+
+if TYPE_CHECKING:
+    from tuneyard.data.loading import TaskData
+    from tuneyard.task_types.base import TaskType
+    from tuneyard.yard.root import Yard
+
+LOWER_IS_BETTER = ("loss", "mse", "mae")
+# TrainingArguments fields that decide the run's layout, checkpoints and best/: tuneyard sets them.
+OWNED_TRAINER_FIELDS = frozenset(
+    {
+        "output_dir",
+        "eval_strategy",
+        "save_strategy",
+        "eval_steps",
+        "save_steps",
+        "save_total_limit",
+        "metric_for_best_model",
+        "greater_is_better",
+        "load_best_model_at_end",
+        "label_names",
+        "disable_tqdm",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """What a run trains, on what, how, and where it is filed."""
+
+    options: FinetuneOptions
+    parent: ParentModel
+    task: str  # the task's name (its spec's), recorded in the manifest
+    task_type: str
+    strategy: str
+    metric: str  # picks best/
+    greater_is_better: bool
+    learning_rate: float
+    train_rows: int
+    kind: Literal["run", "finetuned"]
+    target: Path  # where a new run is filed: the layout's folder or --output-dir
+    resume: Path | None = None  # the run folder this plan continues
+
+    @property
+    def dataset(self) -> str:
+        """The ``{dataset}`` of the layout and the key of the run's validation metrics."""
+        return str(self.options.dataset_name())
+
+    def training_arguments(self, run_dir: Path, task_type: TaskType) -> Any:
+        """The Trainer's arguments: tuneyard's schedule and layout, then ``--set trainer.*`` extras."""
+        from transformers import TrainingArguments
+
+        try:
+            return TrainingArguments(**self.trainer_fields(run_dir, task_type))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"the Trainer refused these settings: {exc}",
+                "Check --set trainer.<field> names against transformers.TrainingArguments.",
+            ) from exc
+
+    def trainer_fields(self, run_dir: Path, task_type: TaskType) -> dict[str, Any]:
+        """The keyword arguments of :meth:`training_arguments`."""
+        options = self.options
+        per_step = options.batch_size * options.grad_accum * distributed.world_size()
+        interval = options.save_steps or max(1, math.ceil(self.train_rows / per_step))
+        schedule = "steps" if options.save_steps else "epoch"
+        fields: dict[str, Any] = {
+            "output_dir": str(run_dir / STAGING),
+            "num_train_epochs": options.epochs,
+            "learning_rate": self.learning_rate,
+            "per_device_train_batch_size": options.batch_size,
+            "per_device_eval_batch_size": options.eval_batch_size or options.batch_size,
+            "gradient_accumulation_steps": options.grad_accum,
+            "weight_decay": options.weight_decay,
+            "warmup_steps": options.warmup_ratio,
+            "fp16": options.precision == "fp16",
+            "bf16": options.precision == "bf16",
+            "seed": options.seed,
+            "eval_strategy": schedule,
+            "save_strategy": schedule,
+            "logging_strategy": "steps",
+            "logging_steps": max(1, min(interval, 50)),
+            "save_total_limit": None,
+            "metric_for_best_model": self.metric,
+            "greater_is_better": self.greater_is_better,
+            "load_best_model_at_end": False,
+            "label_names": ["labels"],
+            "report_to": [target for target in options.report_to if target != "tensorboard"] or "none",
+            "disable_tqdm": True,
+            "dataloader_pin_memory": distributed.has_gpu(),
+            "use_cpu": distributed.cpu_processes(),
+            **task_type.trainer_settings(),
+        }
+        if options.save_steps:
+            fields.update(eval_steps=options.save_steps, save_steps=options.save_steps)
+        fields.update(options.trainer)
+        return fields
+
+    def manifest(self, yard: Yard) -> Manifest:
+        """The first manifest of a new run of this plan."""
+        return Manifest(
+            kind=self.kind,
+            name=self.target.name,
+            arch=self.parent.arch,
+            method=self.parent.method,
+            rank=self.parent.rank,
+            strategy=self.strategy,
+            task=self.task,
+            dataset=self.dataset,
+            project=self.options.project,
+            parents=[yard.parent_link(self.parent.source, "init")],
+            inferred=self.parent.inferred,
+            config=self.options.model_dump(mode="json"),
+        )
+
+    def to_json(self) -> str:
+        """The plan as JSON text (what a worker on another machine needs)."""
+        data = dataclasses.asdict(self)
+        data["options"] = self.options.model_dump(mode="json")
+        data["target"] = str(self.target)
+        data["resume"] = str(self.resume) if self.resume else None
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> FinetunePlan:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        data["options"] = FinetuneOptions.model_validate(data["options"])
+        data["parent"] = ParentModel(**data["parent"])
+        data["target"] = Path(data["target"])
+        data["resume"] = Path(data["resume"]) if data["resume"] else None
+        return cls(**data)
+
+
+def best_metric(options: FinetuneOptions, data: TaskData, task_type: TaskType) -> tuple[str, bool]:
+    """``(metric, greater_is_better)`` for best/: ``--metric-for-best`` or the task's main metric."""
+    metric = (options.metric_for_best or data.spec.main_metric).removeprefix("eval_")
+    known = task_type.metric_names(data.spec)
+    if metric not in known:
+        raise ConfigError(
+            f"--metric-for-best {metric!r} is not a metric of task {data.spec.name!r}.",
+            f"Choose one of: {', '.join(known)}.",
+        )
+    return metric, metric not in LOWER_IS_BETTER
+
+
+def run_target(
+    options: FinetuneOptions, parent: ParentModel, strategy: str, yard: Yard
+) -> tuple[Literal["run", "finetuned"], Path]:
+    """``(kind, folder)``: ``outputs/{project}/{dataset}/{name}`` with --project, else
+    ``models/finetuned/{arch}/{method}/{name}``; ``--output-dir`` replaces the whole path."""
+    if options.project:
+        model_type, model_size = parent.name_parts()
+        layers = options.lora.layers if strategy == "lora" else None
+        name = options.name or run_name(model_type, model_size, strategy, layers)
+        return "run", yard.target_path(
+            "run",
+            output_dir=options.output_dir,
+            project=options.project,
+            dataset=options.dataset_name(),
+            name=name,
+        )
+    method = parent.method or strategy
+    name = options.name or parent.folder_name
+    return "finetuned", yard.target_path(
+        "finetuned", output_dir=options.output_dir, arch=parent.arch, method=method, name=name
+    )
+
+
+def check_trainer_overrides(options: FinetuneOptions) -> None:
+    """Refuse ``--set trainer.X`` for the fields that decide the run's layout and best/."""
+    owned = sorted(OWNED_TRAINER_FIELDS.intersection(options.trainer))
+    if owned:
+        raise ConfigError(
+            f"--set trainer.{owned[0]} is managed by tuneyard and cannot be overridden.",
+            "Use --save-steps, --keep, --metric-for-best or --output-dir instead.",
+        )
+
+
+def plan_finetune(
+    options: FinetuneOptions, yard: Yard, data: TaskData, resume: bool | Path = False
+) -> FinetunePlan:
+    """Decide the run: refuses bad strategies, metrics and trainer fields before anything loads.
+
+    ``resume``: the run folder to continue, or True for the one these options lead to.
+    """
+    from tuneyard.models.family import family_for
+    from tuneyard.task_types import get_task_type
+    from tuneyard.train.parent import describe_checkpoint
+    from tuneyard.train.strategies import strategy_for
+
+    check_trainer_overrides(options)
+    task_type = get_task_type(data.spec.task_type)
+    task_type.check_trainable(data)
+    parent = describe_checkpoint(options.checkpoint)
+    family_for(parent.arch)
+    strategy = strategy_for(options.strategy, parent.compressed)
+    if options.freeze_factors and strategy.NAME != "lowrank":
+        from tuneyard.errors import TrainingError
+
+        raise TrainingError(
+            f"--freeze-factors applies to --strategy lowrank (compressed models), not {strategy.NAME!r}.",
+            "Drop --freeze-factors, or fine-tune a compressed checkpoint.",
+        )
+    metric, greater_is_better = best_metric(options, data, task_type)
+    kind, target = run_target(options, parent, strategy.NAME, yard)
+    resume_dir = resume if isinstance(resume, Path) else (target if resume else None)
+    return FinetunePlan(
+        options=options,
+        parent=parent,
+        task=data.spec.name,
+        task_type=task_type.name,
+        strategy=strategy.NAME,
+        metric=metric,
+        greater_is_better=greater_is_better,
+        learning_rate=options.learning_rate or strategy.DEFAULT_LEARNING_RATE,
+        train_rows=len(data.split("train")),
+        kind=kind,
+        target=resume_dir or target,
+        resume=resume_dir,
+    )

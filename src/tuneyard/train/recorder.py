@@ -1,0 +1,142 @@
+"""The run's recorder: what the Trainer's callbacks report, filed in the yard as it happens.
+
+The Trainer owns the loop, checkpoint contents, resume and distribution; the callbacks
+(:mod:`tuneyard.train.callbacks`) notice events and call this recorder directly, which
+writes through the yard: ``training_log.csv`` rows, checkpoints published as
+``checkpoint-{epoch}-{step}`` (keep-N), ``best/`` when the metric improves, the
+manifest's metrics and progress after each evaluation, and at the end ``last/`` and
+the final status. Only the main process has a recorder.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.train import checkpoints
+from tuneyard.train.resume import LOG_FILE
+from tuneyard.yard.manifest import Manifest, TrainingProgress
+
+if TYPE_CHECKING:
+    from transformers import TrainerState
+
+    from tuneyard.train.plan import FinetunePlan
+    from tuneyard.yard.writer import RunWriter
+
+TENSORBOARD_DIR = "tensorboard"
+STATE_FILE = "trainer_state.json"
+
+
+def state_json(state: TrainerState) -> str:
+    """``trainer_state.json`` as the Trainer writes it (``TrainerState.save_to_json``'s format)."""
+    return json.dumps(dataclasses.asdict(state), indent=2, sort_keys=True) + "\n"
+
+
+@dataclass
+class RunRecorder:
+    """Files one run while it trains; see the module docstring."""
+
+    run: RunWriter
+    plan: FinetunePlan
+    model: Any
+    tokenizer: Any
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    best_step: int | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    def log_row(self, row: dict[str, Any]) -> None:
+        """Append one row to ``training_log.csv`` under its header (written from ``row`` when new)."""
+        target = self.path / LOG_FILE
+        storage = self.run.yard.storage
+        try:
+            header = next(csv.reader(io.StringIO(storage.read_text(target))), None)
+        except FileNotFoundError:
+            header = None
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=header or list(row), extrasaction="ignore")
+        if header is None:
+            writer.writeheader()
+        writer.writerow(row)
+        storage.append_text(target, text.getvalue())
+
+    def checkpoint_saved(self, state: TrainerState) -> None:
+        """Publish the checkpoint the Trainer just staged, prune old ones, copy its state to the run root."""
+        storage = self.run.yard.storage
+        checkpoints.promote(storage, self.path, state.global_step, state.epoch)
+        checkpoints.prune(storage, self.path, self.plan.options.keep)
+        storage.write_text(self.path / STATE_FILE, state_json(state))
+
+    def evaluated(self, state: TrainerState, scores: dict[str, float], improved: bool) -> None:
+        """After each evaluation: ``best/`` if the metric improved, then the manifest's metrics and progress."""
+        self.last_metrics = scores
+        if improved:
+            self.best_metrics, self.best_step = scores, state.global_step
+            self._write_model("best", scores)
+        dataset = self.plan.dataset
+
+        def record(manifest: Manifest) -> None:
+            if improved:  # same key as `tuneyard eval` on the validation split; other keys stay
+                manifest.metrics[dataset] = scores
+            previous = manifest.training or TrainingProgress()
+            manifest.training = previous.model_copy(update={
+                "epoch": state.epoch,
+                "step": state.global_step,
+                "max_steps": state.max_steps,
+                "metric_for_best": self.plan.metric,
+                "best_step": state.global_step if improved else previous.best_step,
+                "last": scores,
+            })
+
+        self.run.update(record)
+
+    def finished(self, state: TrainerState, throughput: dict[str, float]) -> None:
+        """Training ran to its end: write ``last/``, the speed, and mark the run complete."""
+        storage = self.run.yard.storage
+        storage.write_text(self.path / STATE_FILE, state_json(state))
+        checkpoints.clear_staging(storage, self.path)
+        self._write_last(state.global_step)
+        self._record_speed(throughput)
+        self.run.complete()
+
+    def interrupted(self, state: TrainerState, throughput: dict[str, float]) -> None:
+        """Ctrl-C stopped training after a checkpoint: the run stays resumable, marked failed."""
+        storage = self.run.yard.storage
+        storage.write_text(self.path / STATE_FILE, state_json(state))
+        checkpoints.clear_staging(storage, self.path)
+        self._record_speed(throughput)
+        self.run.fail(f"interrupted at step {state.global_step}")
+
+    def failed(self) -> None:
+        """Training raised: mark the run failed (its folder stays for inspection or ``--resume``)."""
+        self.run.fail()
+
+    def _record_speed(self, throughput: dict[str, float]) -> None:
+        def record(manifest: Manifest) -> None:
+            manifest.training = (manifest.training or TrainingProgress()).model_copy(update=throughput)
+
+        self.run.update(record)
+
+    def _write_last(self, final_step: int) -> None:
+        """``last/``: shares ``best/``'s files when nothing trained since best/ was written."""
+        from tuneyard.train.artifacts import link_model_folder
+
+        if self.best_step == final_step:
+            metrics = {self.plan.dataset: self.last_metrics} if self.last_metrics else {}
+            link_model_folder(self.run, "best", "last", metrics)
+        else:
+            self._write_model("last", self.last_metrics)
+
+    def _write_model(self, subfolder: str, scores: dict[str, float]) -> None:
+        from tuneyard.train.artifacts import write_model_folder
+
+        metrics = {self.plan.dataset: scores} if scores else {}
+        write_model_folder(self.run, subfolder, self.model, self.tokenizer, self.plan.parent, metrics)

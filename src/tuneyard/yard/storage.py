@@ -1,0 +1,230 @@
+"""The file operations the yard needs, behind one small interface.
+
+Every write into a yard goes through a :class:`Storage`: whole files are written
+atomically, folders are built in a staging place and published in one step, names are
+claimed exclusively, and read-modify-write of one file is serialised by a lock. The
+rest of tuneyard never calls ``os.replace`` or ``shutil.rmtree`` on yard paths, so a
+yard on object storage is a second implementation of this class, not a change to
+every verb (the mlflow artifact-repository shape: build locally, then publish).
+
+Temporary names are one convention for files and folders alike,
+``.tmp-{name}-{pid}-{hex}``: hidden, never taken for a result, and carrying the pid of
+the process that wrote them, which is how ``tuneyard runs gc`` tells an abandoned write
+from one still in progress.
+
+:class:`LocalStorage` is durable: a file (or every file of a staged folder) and its
+folder are flushed to disk (``fsync``) before the rename that publishes them, and the
+parent folder after it, so a name that has appeared survives a power loss with its
+content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+# A folder replaced by a newer one is moved aside under this prefix until the new one is in.
+REPLACED_PREFIX = f"{TEMP_PREFIX}old-"
+
+
+def temp_name(name: str) -> str:
+    """``.tmp-{name}-{pid}-{hex}``: the hidden sibling a write of ``name`` works in."""
+    return f"{TEMP_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One name in a folder listing."""
+
+    name: str
+    is_dir: bool
+
+
+class Storage(ABC):
+    """What the yard does with files; one implementation per kind of place (local disk, object store)."""
+
+    @abstractmethod
+    def read_bytes(self, path: Path) -> bytes:
+        """The whole content of a file (``FileNotFoundError`` when there is none)."""
+
+    def read_text(self, path: Path) -> str:
+        """:meth:`read_bytes` decoded as UTF-8."""
+        return self.read_bytes(path).decode()
+
+    @abstractmethod
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never a part."""
+
+    def write_text(self, path: Path, text: str) -> None:
+        """:meth:`write_bytes` of UTF-8 text."""
+        self.write_bytes(path, text.encode())
+
+    @abstractmethod
+    def append_text(self, path: Path, text: str) -> None:
+        """Append ``text`` to a log file (created when missing), flushed to disk on return."""
+
+    @abstractmethod
+    def create_exclusive(self, path: Path) -> bool:
+        """Create the empty folder ``path``; False when the name exists already (someone else has it)."""
+
+    @abstractmethod
+    def list(self, folder: Path) -> list[Entry]:
+        """The entries of ``folder`` in name order (empty when it does not exist)."""
+
+    @abstractmethod
+    def staging_folder(self, target: Path) -> Path:
+        """A fresh, empty local folder to build ``target`` in, then :meth:`publish` it."""
+
+    @abstractmethod
+    def publish(self, staged: Path, target: Path) -> None:
+        """Make the finished ``staged`` folder visible as ``target`` in one step.
+
+        ``target`` may be missing, an empty claimed folder, or an older version, which
+        is replaced (and deleted) only once the new one is in place.
+        """
+
+    @abstractmethod
+    def delete(self, path: Path) -> None:
+        """Remove a file or a folder tree; a missing path is not an error."""
+
+    @abstractmethod
+    def lock(self, path: Path) -> contextlib.AbstractContextManager[None]:
+        """Hold an exclusive lock on the folder ``path`` across processes for the ``with`` block."""
+
+    @abstractmethod
+    def restore_replaced(self, folder: Path) -> list[str]:
+        """Put back versions that a killed :meth:`publish` had moved aside; returns their names."""
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's data and metadata to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` (the folder itself last)."""
+    for directory, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = Path(directory) / name
+            if not path.is_symlink():
+                _fsync(path)
+        _fsync(Path(directory))
+
+
+class LocalStorage(Storage):
+    """A yard on a local (or network-mounted POSIX) file system."""
+
+    def read_bytes(self, path: Path) -> bytes:
+        return path.read_bytes()
+
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(temp_name(path.name))
+        try:
+            with temp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync(path.parent)
+
+    def append_text(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        with path.open("a", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if created:
+            _fsync(path.parent)
+
+    def create_exclusive(self, path: Path) -> bool:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            return False
+        _fsync(path.parent)
+        return True
+
+    def list(self, folder: Path) -> list[Entry]:
+        try:
+            with os.scandir(folder) as scan:
+                return sorted((Entry(entry.name, entry.is_dir(follow_symlinks=False)) for entry in scan),
+                              key=lambda entry: entry.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def staging_folder(self, target: Path) -> Path:
+        # A sibling: on the same file system as the target, so publishing is a rename.
+        staged = target.with_name(temp_name(target.name))
+        staged.mkdir(parents=True)
+        return staged
+
+    def publish(self, staged: Path, target: Path) -> None:
+        _fsync_tree(staged)
+        try:
+            os.rename(staged, target)  # onto nothing or onto an empty claimed folder: atomic
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            old = target.with_name(f"{REPLACED_PREFIX}{target.name}-{os.getpid()}-{secrets.token_hex(4)}")
+            os.rename(target, old)
+            os.rename(staged, target)
+            _fsync(target.parent)
+            self.delete(old)
+        _fsync(target.parent)
+
+    def delete(self, path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self, path: Path) -> Iterator[None]:
+        # flock on the folder itself: no lock file to list or clean up, and a folder's
+        # inode stays the same while the files in it are replaced by renames.
+        descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # releases the lock
+
+    def restore_replaced(self, folder: Path) -> list[str]:
+        restored = []
+        for entry in self.list(folder):
+            if not (entry.is_dir and entry.name.startswith(REPLACED_PREFIX)):
+                continue
+            # ".tmp-old-{name}-{pid}-{hex}": the name is what lies between prefix and the last two fields.
+            name = entry.name.removeprefix(REPLACED_PREFIX).rsplit("-", 2)[0]
+            target = folder / name
+            if target.exists():
+                self.delete(folder / entry.name)
+            else:
+                os.rename(folder / entry.name, target)
+                restored.append(name)
+        if restored:
+            _fsync(folder)
+        return restored
+
+
+# The storage of local paths: every yard today, and files tuneyard writes outside one.
+LOCAL = LocalStorage()
