@@ -8,6 +8,8 @@ package), so nothing is downloaded.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,3 +104,44 @@ def topics_data() -> Path:
 def second_task_data() -> Path:
     """Real binary task, same source, other labels: graphical vs commandline (data/debian_interface)."""
     return REPO_ROOT / "data" / "debian_interface"
+
+
+# Runs `tuneyard ARGS` in a fresh interpreter that dies (os._exit, as SIGKILL would: no
+# cleanup, no finally) at the moment it renames something onto a path named NAME
+# ("publish"), or opens a file named NAME for writing ("open"): the instant a write
+# would become visible, or begins.
+KILL_AT = """
+import builtins, io, os, sys
+name, event = sys.argv[1], sys.argv[2]
+
+def dying(real):
+    def call(*args, **kwargs):
+        path = args[1] if event == "publish" else args[0]
+        mode = "w" if event == "publish" else str(args[1] if len(args) > 1 else kwargs.get("mode", "r"))
+        if isinstance(path, (str, os.PathLike)) and os.path.basename(path) == name and set(mode) & set("wax"):
+            os._exit(9)
+        return real(*args, **kwargs)
+    return call
+
+if event == "publish":
+    os.replace, os.rename = dying(os.replace), dying(os.rename)
+else:
+    builtins.open = io.open = dying(builtins.open)
+from tuneyard.cli import main
+main(sys.argv[3:])
+"""
+
+
+@pytest.fixture
+def run_killed_at() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_killed_at(name, *args, event="publish")``: run the CLI until it publishes (or opens) ``name``.
+
+    Returns the finished process; its exit code is 9 when it died at that moment (``os._exit(9)``).
+    """
+
+    def run(name: str, *args: object, event: str = "publish") -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        return subprocess.run([sys.executable, "-c", KILL_AT, name, event, *map(str, args)],
+                              env=env, capture_output=True, text=True, timeout=600)
+
+    return run

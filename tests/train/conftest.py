@@ -46,6 +46,16 @@ def topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def topics_with_test(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two string labels (cooking, sports): 64 train, 32 validation and 16 test rows."""
+    return write_topic_csvs(
+        tmp_path_factory.mktemp("data") / "topics",
+        ("sports", "cooking"),
+        {"train": 64, "validation": 32, "test": 16},
+    )
+
+
+@pytest.fixture(scope="session")
 def three_topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three labels, train only (validation must be carved): 48 rows."""
     return write_topic_csvs(
