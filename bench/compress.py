@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 import tuneyard
+from tuneyard.compress.compressor import compress_model
 from tuneyard.compress.options import CompressOptions
-from tuneyard.compress.pipeline import compress_model
 from tuneyard.compress.registry import METHODS
 from tuneyard.yard.root import Yard
 
@@ -77,7 +77,9 @@ def method_times(yard: Yard, model: Path) -> tuple[list[str], dict[str, Path]]:
     folders: dict[str, Path] = {}
     for budget in ({"rank": "64"}, {"ratio": 0.5}):
         for method in METHODS:
-            options = CompressOptions(model=str(model), method=method, data=str(DATA), calib_samples=SAMPLES, **budget)
+            options = CompressOptions(
+                model=str(model), method=method, data=str(DATA), calib_samples=SAMPLES, **budget
+            )
             if method == "standard":  # standard reads no data; keep the headless encoder's own class
                 options = CompressOptions(model=str(model), method=method, **budget)
             result = compress_model(options, yard)
@@ -109,7 +111,9 @@ def forward_rows(model: Path, folders: dict[str, Path]) -> list[str]:
     ]
     for name, loaded in models.items():
         params = sum(parameter.numel() for parameter in loaded.parameters())
-        rows.append(f"| {name} | {seconds[name] * 1000:.1f} ms | {seconds[name] / dense_time:.2f}x | {params:,} |")
+        rows.append(
+            f"| {name} | {seconds[name] * 1000:.1f} ms | {seconds[name] / dense_time:.2f}x | {params:,} |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -122,8 +126,23 @@ def cli_rows(model: Path, workdir: Path) -> list[str]:
     ]
     for method, reference in REFERENCE_SECONDS.items():
         command = [
-            sys.executable, "-m", "tuneyard", "--yard", str(workdir), "compress", "--model", str(model),
-            "--method", method, "--rank", "64", "--data", str(DATA), "--calib-samples", str(SAMPLES), "--quiet",
+            sys.executable,
+            "-m",
+            "tuneyard",
+            "--yard",
+            str(workdir),
+            "compress",
+            "--model",
+            str(model),
+            "--method",
+            method,
+            "--rank",
+            "64",
+            "--data",
+            str(DATA),
+            "--calib-samples",
+            str(SAMPLES),
+            "--quiet",
         ]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -137,7 +156,9 @@ def cli_rows(model: Path, workdir: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-process CLI runs")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch bench/RESULTS.md")
     args = parser.parse_args()

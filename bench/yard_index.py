@@ -57,13 +57,24 @@ def build_yard(root: Path, count: int, seed: int = 0) -> float:
         arch, method, rank = rng.choice(ARCHS), rng.choice(METHODS), rng.choice(RANKS)
         project, dataset = f"project{number % 10}", rng.choice(("sst2", "mnli", "qnli"))
         manifest = Manifest(
-            kind="run", name="run", arch=arch, method=method, rank=rank, task=dataset, dataset=dataset,
-            project=project, strategy="lowrank",
+            kind="run",
+            name="run",
+            arch=arch,
+            method=method,
+            rank=rank,
+            task=dataset,
+            dataset=dataset,
+            project=project,
+            strategy="lowrank",
             config={"lr": rng.choice((1e-4, 3e-5)), "epochs": 3, "seed": number, "lora": {"r": rank}},
-            metrics={dataset: {"accuracy": round(rng.random(), 4), "f1": round(rng.random(), 4)},
-                     "train": {"loss": round(rng.uniform(0.1, 2.0), 4)}},
+            metrics={
+                dataset: {"accuracy": round(rng.random(), 4), "f1": round(rng.random(), 4)},
+                "train": {"loss": round(rng.uniform(0.1, 2.0), 4)},
+            },
         )
-        target = yard.target_path("run", project=project, dataset=dataset, name=f"{arch}_{method}_r{rank}_{number}")
+        target = yard.target_path(
+            "run", project=project, dataset=dataset, name=f"{arch}_{method}_r{rank}_{number}"
+        )
         with yard.create(manifest, target) as writer:
             (writer.path / "training_log.csv").write_text("epoch,step,train_loss\n1,10,0.5\n")
         if number and number % 10_000 == 0:
@@ -85,10 +96,33 @@ def p50(function: Callable[[], object], repeats: int = REPEATS) -> tuple[float, 
 def ls_through_index(root: Path) -> str:
     """What ``tuneyard runs ls --where ... --sort ...`` does in-process, up to the printed text."""
     rows = Yard.open(root).query(where=WHERE, sort=SORT)
-    columns = ["name", "kind", "arch", "method", "rank", "task", "status", "created", "metrics.sst2.accuracy",
-               "path"]
-    table = [[row["name"], row["kind"], row["arch"], row["method"], row["rank"], row["task"], row["status"],
-              row["created"], row["metrics"].get("sst2.accuracy"), row["path"]] for row in rows]
+    columns = [
+        "name",
+        "kind",
+        "arch",
+        "method",
+        "rank",
+        "task",
+        "status",
+        "created",
+        "metrics.sst2.accuracy",
+        "path",
+    ]
+    table = [
+        [
+            row["name"],
+            row["kind"],
+            row["arch"],
+            row["method"],
+            row["rank"],
+            row["task"],
+            row["status"],
+            row["created"],
+            row["metrics"].get("sst2.accuracy"),
+            row["path"],
+        ]
+        for row in rows
+    ]
     return format_rows(OutputFormat.table, columns, table)
 
 
@@ -108,8 +142,23 @@ def ls_by_scanning(root: Path) -> list[str]:
 
 
 def ls_as_cli_process(root: Path) -> None:
-    subprocess.run([sys.executable, "-m", "tuneyard", "--yard", str(root), "runs", "ls", "--where", WHERE,
-                    "--sort", SORT], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuneyard",
+            "--yard",
+            str(root),
+            "runs",
+            "ls",
+            "--where",
+            WHERE,
+            "--sort",
+            SORT,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def aggregate(root: Path) -> int:
@@ -142,7 +191,11 @@ def measure_import(workdir: Path, count: int) -> dict[str, float]:
     foreign = workdir / "old_checkpoints"
     print(f"making {count} foreign model folders in {foreign} ...", file=sys.stderr)
     for number in range(count):
-        folder = foreign / f"group{number % 100}" / f"{ARCHS[number % 4]}_{METHODS[number % 5]}_r{RANKS[number % 5]}_{number}"
+        folder = (
+            foreign
+            / f"group{number % 100}"
+            / f"{ARCHS[number % 4]}_{METHODS[number % 5]}_r{RANKS[number % 5]}_{number}"
+        )
         folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps({"model_type": ARCHS[number % 4]}))
         (folder / "model.safetensors").write_bytes(b"\0" * 1024)
@@ -156,37 +209,55 @@ def measure_import(workdir: Path, count: int) -> dict[str, float]:
 
 def report(all_figures: list[dict[str, float]], imports: dict[str, float] | None) -> str:
     header = (
-        "| runs | build (writer) | reindex | ls rows | ls in-process (index) | ls by scanning manifests | speed-up "
+        "| runs | build (writer) | reindex | ls rows | ls in-process (index) "
+        "| ls by scanning manifests | speed-up "
         "| ls CLI process | aggregate (CSV) |"
     )
     lines = [
-        (f"\n## Yard index (bench/yard_index.py) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-         f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n"),
-        (f"Filter: `--where \"{WHERE}\" --sort {SORT}`. ls: p50 of {REPEATS} calls; scan baseline and aggregate: "
-         "p50 of 3; CLI: a fresh `python -m tuneyard` process.\n"),
+        (
+            f"\n## Yard index (bench/yard_index.py) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+            f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}\n"
+        ),
+        (
+            f'Filter: `--where "{WHERE}" --sort {SORT}`. ls: p50 of {REPEATS} calls; '
+            "scan baseline and aggregate: "
+            "p50 of 3; CLI: a fresh `python -m tuneyard` process.\n"
+        ),
         header,
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in all_figures:
         cells = [
-            f"{f['runs']:,}", f"{f['build_s']:.1f} s", f"{f['reindex_s']:.2f} s", f"{f['ls_rows']}",
-            f"{f['ls_index_s'] * 1000:.1f} ms", f"{f['ls_scan_s'] * 1000:.0f} ms",
-            f"{f['ls_scan_s'] / f['ls_index_s']:.0f}x", f"{f['ls_cli_s'] * 1000:.0f} ms", f"{f['aggregate_s']:.2f} s",
+            f"{f['runs']:,}",
+            f"{f['build_s']:.1f} s",
+            f"{f['reindex_s']:.2f} s",
+            f"{f['ls_rows']}",
+            f"{f['ls_index_s'] * 1000:.1f} ms",
+            f"{f['ls_scan_s'] * 1000:.0f} ms",
+            f"{f['ls_scan_s'] / f['ls_index_s']:.0f}x",
+            f"{f['ls_cli_s'] * 1000:.0f} ms",
+            f"{f['aggregate_s']:.2f} s",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if imports:
-        lines.append(f"\n`runs import` of {imports['folders']:,} foreign model folders (config.json + weights, "
-                     f"writes a manifest into each): {imports['import_s']:.1f} s.")
+        lines.append(
+            f"\n`runs import` of {imports['folders']:,} foreign model folders (config.json + weights, "
+            f"writes a manifest into each): {imports['import_s']:.1f} s."
+        )
     lines.append("\nTargets: ls over 100,000 runs < 50 ms in-process, < 500 ms as a CLI process.\n")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="10000", help="Comma-separated yard sizes (default 10000).")
     parser.add_argument("--import-folders", type=int, default=10_000, help="Folders to import (0: skip).")
     parser.add_argument("--cli-repeats", type=int, default=REPEATS, help="CLI processes to time per size.")
-    parser.add_argument("--workdir", type=Path, default=None, help="Where to build the yards (default: a temp dir).")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Where to build the yards (default: a temp dir)."
+    )
     parser.add_argument("--keep", action="store_true", help="Keep the yards afterwards.")
     parser.add_argument("--no-results", action="store_true", help="Do not append to bench/RESULTS.md.")
     args = parser.parse_args()

@@ -115,7 +115,9 @@ def load_packages(packages_path: Path, translation_path: Path) -> list[Package]:
                 name=s["Package"],
                 source=s.get("Source", s["Package"]).split(" ")[0],
                 section=s["Section"].split("/")[-1],  # contrib/games -> games
-                tags=frozenset(t.strip() for t in s.get("Tag", "").replace("\n", " ").split(",") if t.strip()),
+                tags=frozenset(
+                    t.strip() for t in s.get("Tag", "").replace("\n", " ").split(",") if t.strip()
+                ),
                 text=clean_description(full),
             )
         )
@@ -233,18 +235,24 @@ def report(name: str, counts: dict[str, Counter[str]]) -> None:
     print(f"== {name}")
     for split, counter in counts.items():
         total = sum(counter.values())
-        print(f"{split}: n={total} majority={max(counter.values()) / total:.4f} {dict(sorted(counter.items()))}")
+        print(
+            f"{split}: n={total} majority={max(counter.values()) / total:.4f} {dict(sorted(counter.items()))}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lists-dir", type=Path, default=LISTS_DIR)
-    parser.add_argument("--prefix", default=DEFAULT_SUITE_PREFIX, help="apt list file prefix (suite/component)")
+    parser.add_argument(
+        "--prefix", default=DEFAULT_SUITE_PREFIX, help="apt list file prefix (suite/component)"
+    )
     parser.add_argument("--out", type=Path, default=Path("data"))
     parser.add_argument("--topics-per-class", type=int, default=400)
     parser.add_argument("--interface-per-class", type=int, default=300)
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--baseline", action="store_true", help="also print a TF-IDF + logistic regression baseline")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also print a TF-IDF + logistic regression baseline"
+    )
     args = parser.parse_args()
 
     packages_files = sorted(args.lists_dir.glob(f"{args.prefix}_binary-*_Packages*"))
@@ -257,7 +265,9 @@ def main() -> None:
     print(f"reading {packages_files[0].name} + {translation_files[0].name}")
     packages = load_packages(packages_files[0], translation_files[0])
 
-    topics = balanced_splits(distinct(topic_examples(packages, TOPIC_SECTIONS)), args.topics_per_class, args.seed)
+    topics = balanced_splits(
+        distinct(topic_examples(packages, TOPIC_SECTIONS)), args.topics_per_class, args.seed
+    )
     interface = balanced_splits(distinct(interface_examples(packages)), args.interface_per_class, args.seed)
     for name, splits in (("debian_topics", topics), ("debian_interface", interface)):
         report(name, write_splits(args.out / name, splits))

@@ -49,7 +49,11 @@ def tiny_config(arch: str, num_labels: int, layers: int, tokenizer):  # type: ig
     extra: dict[str, object] = {
         "bert": {"max_position_embeddings": 128},
         "roberta": {"max_position_embeddings": 130},
-        "modernbert": {"max_position_embeddings": 128, "global_attn_every_n_layers": 2, "local_attention": 16},
+        "modernbert": {
+            "max_position_embeddings": 128,
+            "global_attn_every_n_layers": 2,
+            "local_attention": 16,
+        },
         "gpt2": {"n_positions": 128},
         "llama": {"num_key_value_heads": 2, "max_position_embeddings": 128, "head_dim": 16},
     }[arch]
@@ -107,19 +111,24 @@ def second_task_data() -> Path:
 
 
 # Runs `tuneyard ARGS` in a fresh interpreter that dies (os._exit, as SIGKILL would: no
-# cleanup, no finally) at the moment it renames something onto a path named NAME
-# ("publish"), or opens a file named NAME for writing ("open"): the instant a write
-# would become visible, or begins.
+# cleanup, no finally) at the NTH moment it renames something onto a path ending in TAIL
+# ("publish"), or opens a file whose path ends in TAIL for writing ("open"): the
+# instant a write would become visible, or begins.
 KILL_AT = """
 import builtins, io, os, sys
-name, event = sys.argv[1], sys.argv[2]
+tail, event, nth = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = 0
 
 def dying(real):
     def call(*args, **kwargs):
+        global seen
         path = args[1] if event == "publish" else args[0]
         mode = "w" if event == "publish" else str(args[1] if len(args) > 1 else kwargs.get("mode", "r"))
-        if isinstance(path, (str, os.PathLike)) and os.path.basename(path) == name and set(mode) & set("wax"):
-            os._exit(9)
+        if isinstance(path, (str, os.PathLike)) and set(mode) & set("wax"):
+            if ("/" + os.fspath(path)).endswith("/" + tail):
+                seen += 1
+                if seen == nth:
+                    os._exit(9)
         return real(*args, **kwargs)
     return call
 
@@ -128,20 +137,28 @@ if event == "publish":
 else:
     builtins.open = io.open = dying(builtins.open)
 from tuneyard.cli import main
-main(sys.argv[3:])
+main(sys.argv[4:])
 """
 
 
 @pytest.fixture
 def run_killed_at() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``run_killed_at(name, *args, event="publish")``: run the CLI until it publishes (or opens) ``name``.
+    """``run_killed_at(tail, *args, event="publish", nth=1)``: the CLI, killed as it publishes ``tail``.
 
-    Returns the finished process; its exit code is 9 when it died at that moment (``os._exit(9)``).
+    ``tail`` is the end of a path (``best``, ``run/manifest.json``); the process dies at
+    the ``nth`` such rename (or open for writing) and exits with 9 (``os._exit(9)``).
     """
 
-    def run(name: str, *args: object, event: str = "publish") -> subprocess.CompletedProcess[str]:
+    def run(
+        tail: str, *args: object, event: str = "publish", nth: int = 1
+    ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-        return subprocess.run([sys.executable, "-c", KILL_AT, name, event, *map(str, args)],
-                              env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-c", KILL_AT, tail, event, str(nth), *map(str, args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     return run

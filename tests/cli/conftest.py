@@ -38,20 +38,40 @@ def tuneyard(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 
 @pytest.fixture
 def cli_yard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Yard:
-    """A yard (selected through TUNEYARD_HOME) with a compressed model, a run made from it, and a second run."""
+    """A yard (selected through TUNEYARD_HOME): a compressed model, a run made from it, a second run."""
     root = tmp_path / "yard"
     root.mkdir()
     monkeypatch.setenv("TUNEYARD_HOME", str(root))
     yard = Yard.open(root)
-    base = Manifest(kind="compressed", name="x", arch="bert", method="fwsvd", rank=64, task="sst2",
-                    config={"calibration": {"samples": 128}}, metrics={"params": 20_000_000})
-    with yard.create(base, yard.target_path("compressed", model="bert-base", method="fwsvd", rank=64)) as writer:
+    base = Manifest(
+        kind="compressed",
+        name="x",
+        arch="bert",
+        method="fwsvd",
+        rank=64,
+        task="sst2",
+        config={"calibration": {"samples": 128}},
+        metrics={"params": 20_000_000},
+    )
+    with yard.create(
+        base, yard.target_path("compressed", model="bert-base", method="fwsvd", rank=64)
+    ) as writer:
         (writer.path / "model.safetensors").write_bytes(b"weights")
     for name, accuracy, lr in (("bert_base_lora", 0.91, 1e-4), ("bert_base_full", 0.87, 3e-5)):
         run = yard.start_run(
-            Manifest(kind="run", name="x", arch="bert", method="fwsvd", rank=64, task="sst2", project="demo",
-                     dataset="sst2", strategy=name.rsplit("_", 1)[1], config={"lr": lr, "epochs": 3},
-                     parents=[Parent(id=base.id, path=base.path, role="init")]),
+            Manifest(
+                kind="run",
+                name="x",
+                arch="bert",
+                method="fwsvd",
+                rank=64,
+                task="sst2",
+                project="demo",
+                dataset="sst2",
+                strategy=name.rsplit("_", 1)[1],
+                config={"lr": lr, "epochs": 3},
+                parents=[Parent(id=base.id, path=base.path, role="init")],
+            ),
             yard.target_path("run", project="demo", dataset="sst2", name=name),
         )
         run.manifest.metrics = {"sst2": {"accuracy": accuracy}}

@@ -87,10 +87,18 @@ main(sys.argv[1:])
 """
 
 
-@pytest.mark.parametrize(("kind", "stderr_start"), [("internal", "error: index schema 9"), ("bug", "Traceback")])
+@pytest.mark.parametrize(
+    ("kind", "stderr_start"), [("internal", "error: index schema 9"), ("bug", "Traceback")]
+)
 def test_internal_errors_exit_1(kind: str, stderr_start: str) -> None:
-    process = subprocess.run([sys.executable, "-c", BROKEN_COMMAND, "boom", kind], capture_output=True, text=True, check=False,
-                             env={**os.environ, "PYTHONPATH": str(REPO_SRC)}, timeout=120)
+    process = subprocess.run(
+        [sys.executable, "-c", BROKEN_COMMAND, "boom", kind],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_SRC)},
+        timeout=120,
+    )
     assert process.returncode == 1
     assert process.stderr.startswith(stderr_start)
 
@@ -105,11 +113,17 @@ def test_read_only_commands_do_not_load_heavy_libraries(tmp_path: Path) -> None:
         "        main(['--yard', sys.argv[1], *argv])\n"
         "    except SystemExit as exc:\n"
         "        assert not exc.code, exc.code\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'datasets', 'pandas',"
-        " 'peft', 'accelerate', 'sklearn', 'matplotlib', 'numpy'})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'datasets',"
+        " 'pandas', 'peft', 'accelerate', 'sklearn', 'matplotlib', 'numpy'})\n"
         "print('HEAVY', heavy)\n"
     )
-    process = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=False,
-                             env={**os.environ, "PYTHONPATH": str(REPO_SRC)}, timeout=120)
+    process = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_SRC)},
+        timeout=120,
+    )
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip().splitlines()[-1] == "HEAVY []"

@@ -33,7 +33,9 @@ def write_sentiment_csvs(folder: Path, rows: dict[str, int], seed: int = 0, labe
 @pytest.fixture(scope="session")
 def sentiment_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A labelled two-class dataset: 96 train rows, 32 validation rows."""
-    return write_sentiment_csvs(tmp_path_factory.mktemp("data") / "sentiment", {"train": 96, "validation": 32})
+    return write_sentiment_csvs(
+        tmp_path_factory.mktemp("data") / "sentiment", {"train": 96, "validation": 32}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,9 @@ def test_calibration_never_reads_the_validation_split(tmp_path, tiny_model):
     tokenizer = load_tokenizer(tiny_model("bert"))
     _write(tmp_path, "train", [f"train row {i}" for i in range(20)])
     _write(tmp_path, "validation", [f"validation row {i}" for i in range(20)])
-    calibration = load_calibration(tokenizer, None, tmp_path, samples=100, batch_size=6, max_length=32, seed=0)
+    calibration = load_calibration(
+        tokenizer, None, tmp_path, samples=100, batch_size=6, max_length=32, seed=0
+    )
     texts = _texts(tokenizer, calibration)
     assert calibration.samples == 20 and len(texts) == 20
     assert all(text.startswith("train row") for text in texts)
@@ -45,7 +47,9 @@ def test_a_folder_without_validation_keeps_the_carved_validation_out(tmp_path, t
     tokenizer = load_tokenizer(tiny_model("bert"))
     _write(tmp_path, "train", [f"row {i} text" for i in range(50)])
     carved = set(load_task_data(data_dir=tmp_path).split("validation")["text"])
-    calibration = load_calibration(tokenizer, None, tmp_path, samples=100, batch_size=8, max_length=32, seed=3)
+    calibration = load_calibration(
+        tokenizer, None, tmp_path, samples=100, batch_size=8, max_length=32, seed=3
+    )
     assert calibration.samples == 45 and not carved & set(_texts(tokenizer, calibration))
 
 

@@ -28,12 +28,31 @@ def _nothing_written(yard: Path) -> bool:
 def test_cli_writes_a_complete_folder_and_prints_the_table(tmp_path, capsys, tiny_model, sentiment_data):
     model = tiny_model("bert")
     code, out, err = _cli(
-        capsys, "--yard", str(tmp_path), "compress", "--model", str(model), "--method", "whiten",
-        "--rank", "8", "--data", str(sentiment_data), "--calib-samples", "40", "--quiet",
+        capsys,
+        "--yard",
+        str(tmp_path),
+        "compress",
+        "--model",
+        str(model),
+        "--method",
+        "whiten",
+        "--rank",
+        "8",
+        "--data",
+        str(sentiment_data),
+        "--calib-samples",
+        "40",
+        "--quiet",
     )
     assert code == 0, err
     folder = tmp_path / "compressed_models" / "tiny-bert-l2-c2_whiten_r8"
-    for name in ("model.safetensors", "config.json", "tokenizer.json", "compression_info.json", "manifest.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "compression_info.json",
+        "manifest.json",
+    ):
         assert (folder / name).is_file(), name
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
     assert "layers compressed" in out and "12 of 12" in out and "params before" in out and "time" in out
@@ -47,15 +66,32 @@ def test_cli_writes_a_complete_folder_and_prints_the_table(tmp_path, capsys, tin
     assert manifest["parents"][0]["path"] == str(model) and manifest["parents"][0]["role"] == "base"
     assert manifest["metrics"]["params_after"] == info["params"]["total_after"]
     assert info["calibration"] == {
-        "source": str(sentiment_data), "split": "train", "samples": 40, "max_length": 128, "seed": 0,
+        "source": str(sentiment_data),
+        "split": "train",
+        "samples": 40,
+        "max_length": 128,
+        "seed": 0,
         "labelled": True,
     }
     assert info["base_model"] == str(model) and info["tuneyard_version"] == tuneyard.__version__
 
     # Same request again: a new folder with -2, and the CLI says so.
     code, out, err = _cli(
-        capsys, "--yard", str(tmp_path), "compress", "--model", str(model), "--method", "whiten",
-        "--rank", "8", "--data", str(sentiment_data), "--calib-samples", "40", "--quiet",
+        capsys,
+        "--yard",
+        str(tmp_path),
+        "compress",
+        "--model",
+        str(model),
+        "--method",
+        "whiten",
+        "--rank",
+        "8",
+        "--data",
+        str(sentiment_data),
+        "--calib-samples",
+        "40",
+        "--quiet",
     )
     assert code == 0
     assert (tmp_path / "compressed_models" / "tiny-bert-l2-c2_whiten_r8-2" / "model.safetensors").is_file()
@@ -67,7 +103,9 @@ def test_compressed_folder_loads_without_the_base_model(tmp_path, capsys, tiny_m
 
     base = tmp_path / "base-copy"
     shutil.copytree(tiny_model("llama"), base)
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", str(base), "--rank", "5", "-q")
+    code, _, err = _cli(
+        capsys, "--yard", str(tmp_path), "compress", "--model", str(base), "--rank", "5", "-q"
+    )
     assert code == 0, err
     shutil.rmtree(base)
     model = tuneyard.load(tmp_path / "compressed_models" / "base-copy_standard_r5")
@@ -82,7 +120,10 @@ def test_compressed_folder_loads_without_the_base_model(tmp_path, capsys, tiny_m
         (["--method", "svdx", "--rank", "4"], "unknown compression method 'svdx'"),
         (["--method", "svdx", "--rank", "4"], "Supported methods: standard, fwsvd, whiten, asvd, adasvd"),
         (["--rank", "0"], "--rank 0 is below 1"),
-        (["--rank", "33"], "larger than the smallest side of bert.encoder.layer.0.attention.self.query (32 x 32)"),
+        (
+            ["--rank", "33"],
+            "larger than the smallest side of bert.encoder.layer.0.attention.self.query (32 x 32)",
+        ),
         (["--rank", "4", "--ratio", "0.5"], "exactly one of --rank"),
         (["--ratio", "1.5"], "--ratio 1.5 is not between 0 and 1"),
         (["--method", "whiten", "--rank", "4"], "needs calibration data"),
@@ -90,7 +131,9 @@ def test_compressed_folder_loads_without_the_base_model(tmp_path, capsys, tiny_m
     ],
 )
 def test_bad_requests_exit_2_and_write_nothing(tmp_path, capsys, tiny_model, args, message):
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", str(tiny_model("bert")), *args)
+    code, _, err = _cli(
+        capsys, "--yard", str(tmp_path), "compress", "--model", str(tiny_model("bert")), *args
+    )
     assert code == 2
     assert message in " ".join(err.split())
     assert "Traceback" not in err
@@ -100,8 +143,9 @@ def test_bad_requests_exit_2_and_write_nothing(tmp_path, capsys, tiny_model, arg
 @pytest.mark.parametrize("model", ["no-such-org/no-such-model", "a-folder-that-is-not-there"])
 def test_a_model_that_cannot_be_found_is_a_user_error(tmp_path, capsys, model):
     """Offline (as in CI) or a typo: no transformers traceback, exit 2, nothing written."""
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "standard",
-                        "--rank", "4")
+    code, _, err = _cli(
+        capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "standard", "--rank", "4"
+    )
     assert code == 2, err
     assert f"{model!r} is neither a local model folder nor a loadable hub model" in " ".join(err.split())
     assert "Traceback" not in err
@@ -110,15 +154,52 @@ def test_a_model_that_cannot_be_found_is_a_user_error(tmp_path, capsys, model):
 
 def test_missing_data_folder_and_unlabelled_data_for_fwsvd(tmp_path, capsys, tiny_model, unlabelled_data):
     model = str(tiny_model("bert"))
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "asvd",
-                        "--rank", "4", "--data", str(tmp_path / "nowhere"))
+    code, _, err = _cli(
+        capsys,
+        "--yard",
+        str(tmp_path),
+        "compress",
+        "--model",
+        model,
+        "--method",
+        "asvd",
+        "--rank",
+        "4",
+        "--data",
+        str(tmp_path / "nowhere"),
+    )
     assert code == 2 and "does not exist" in err
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "fwsvd",
-                        "--rank", "4", "--data", str(unlabelled_data))
+    code, _, err = _cli(
+        capsys,
+        "--yard",
+        str(tmp_path),
+        "compress",
+        "--model",
+        model,
+        "--method",
+        "fwsvd",
+        "--rank",
+        "4",
+        "--data",
+        str(unlabelled_data),
+    )
     assert code == 2 and "needs labelled calibration data" in " ".join(err.split())
     # The same unlabelled data is fine for a method that reads only activations.
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", model, "--method", "asvd",
-                        "--rank", "4", "--data", str(unlabelled_data), "-q")
+    code, _, err = _cli(
+        capsys,
+        "--yard",
+        str(tmp_path),
+        "compress",
+        "--model",
+        model,
+        "--method",
+        "asvd",
+        "--rank",
+        "4",
+        "--data",
+        str(unlabelled_data),
+        "-q",
+    )
     assert code == 0, err
 
 
@@ -126,7 +207,9 @@ def test_unknown_architecture_lists_the_supported_ones(tmp_path, capsys, tiny_mo
     from transformers import AutoConfig, AutoTokenizer, DistilBertForSequenceClassification
 
     folder = tmp_path / "tiny-distilbert"
-    config = AutoConfig.for_model("distilbert", dim=32, hidden_dim=64, n_layers=1, n_heads=2, vocab_size=30522)
+    config = AutoConfig.for_model(
+        "distilbert", dim=32, hidden_dim=64, n_layers=1, n_heads=2, vocab_size=30522
+    )
     DistilBertForSequenceClassification(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_model("bert")).save_pretrained(folder)
     code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", str(folder), "--rank", "4")
@@ -139,10 +222,13 @@ def test_unknown_architecture_lists_the_supported_ones(tmp_path, capsys, tiny_mo
 def test_config_file_and_set_override(tmp_path, capsys, tiny_model):
     config = tmp_path / "compress.yaml"
     config.write_text(f"model: {tiny_model('gpt2')}\nmethod: standard\nrank: '12'\n")
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--config", str(config), "--set", "rank=6", "-q")
+    code, _, err = _cli(
+        capsys, "--yard", str(tmp_path), "compress", "--config", str(config), "--set", "rank=6", "-q"
+    )
     assert code == 0, err
-    info = json.loads((tmp_path / "compressed_models" / "tiny-gpt2-l2-c2_standard_r6" / "compression_info.json")
-                      .read_text())
+    info = json.loads(
+        (tmp_path / "compressed_models" / "tiny-gpt2-l2-c2_standard_r6" / "compression_info.json").read_text()
+    )
     assert {layer["rank"] for layer in info["layers"].values()} == {6}
 
 

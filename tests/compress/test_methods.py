@@ -124,7 +124,9 @@ def layer_data(tiny_model, sentiment_data, minilm):  # type: ignore[no-untyped-d
 
     def get(arch: str) -> _LayerData:
         if arch not in cache:
-            model_dir, data = (minilm, DEBIAN_TOPICS) if arch == "minilm" else (tiny_model(arch), sentiment_data)
+            model_dir, data = (
+                (minilm, DEBIAN_TOPICS) if arch == "minilm" else (tiny_model(arch), sentiment_data)
+            )
             cache[arch] = _LayerData(model_dir, data)
         return cache[arch]
 
@@ -149,9 +151,9 @@ def test_error_falls_with_rank_and_vanishes_at_full_rank(layer_data, arch, metho
         scale = float(torch.linalg.matrix_norm(svd.weighting.apply(weight.to(left.dtype))))
         assert all(later < earlier for earlier, later in itertools.pairwise(errors)), (name, errors)
         assert errors[-1] <= 1e-5 * scale, (name, errors[-1], scale)
-        plain = torch.linalg.matrix_norm(weight.double() - (left @ right).double()) / torch.linalg.matrix_norm(
-            weight.double()
-        )
+        plain = torch.linalg.matrix_norm(
+            weight.double() - (left @ right).double()
+        ) / torch.linalg.matrix_norm(weight.double())
         assert plain < 1e-4, (name, float(plain))
 
 
@@ -203,8 +205,9 @@ def test_asvd_scales_and_fisher_weights_match_an_independent_computation(layer_d
             expected = inputs[name].abs().mean(0).pow(alpha)
             weighting = build_method("asvd", alpha=alpha).weighting(weight, data.stats[name])
             torch.testing.assert_close(weighting.scale, expected, rtol=1e-5, atol=1e-8, msg=name)
-            torch.testing.assert_close(weighting.apply(weight.double()), weight.double() * expected,
-                                       rtol=1e-5, atol=1e-8)
+            torch.testing.assert_close(
+                weighting.apply(weight.double()), weight.double() * expected, rtol=1e-5, atol=1e-8
+            )
         expected = fisher[name].sqrt()
         assert expected.shape == (weight.shape[1],) and float(expected.min()) > 0, name
         scale = build_method("fwsvd").weighting(weight, data.stats[name]).scale
@@ -240,18 +243,24 @@ def test_data_aware_methods_beat_standard_on_their_objective(tmp_path, model_and
     from tuneyard.models.loading import load_tokenizer
 
     model_dir, data = model_and_data(arch)
-    made = {m: _compress(tmp_path, model_dir, data, method=m, rank="4").model for m in ("standard", "whiten", "fwsvd")}
+    made = {
+        m: _compress(tmp_path, model_dir, data, method=m, rank="4").model
+        for m in ("standard", "whiten", "fwsvd")
+    }
     base, calibration = _base_and_calibration(model_dir, data)
     # A headless base got a linear-probe head before fwsvd measured Fisher: give the dense
     # model that same head (every tensor fwsvd did not factorise is the dense model's).
     dense_state = base.state_dict()
-    base.load_state_dict({key: value for key, value in made["fwsvd"].state_dict().items() if key in dense_state},
-                         strict=False)
+    base.load_state_dict(
+        {key: value for key, value in made["fwsvd"].state_dict().items() if key in dense_state}, strict=False
+    )
     modules = compressible_modules(base, family_for(base.config.model_type))
     # Held-out: rows of the validation split, which calibration never reads.
     tokenizer = load_tokenizer(model_dir)
-    validation = [dict(tokenizer(rows, padding=True, truncation=True, max_length=128, return_tensors="pt"))
-                  for rows in _validation_texts(data)]
+    validation = [
+        dict(tokenizer(rows, padding=True, truncation=True, max_length=128, return_tensors="pt"))
+        for rows in _validation_texts(data)
+    ]
     inputs = _layer_inputs(base, modules, validation)
     fisher = collect_fisher(base, modules, calibration.batches)  # type: ignore[attr-defined]
 

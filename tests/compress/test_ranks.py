@@ -51,9 +51,17 @@ def test_ratio_keeps_about_that_fraction_of_compressible_weights(tmp_path, tiny_
 
 
 @pytest.mark.parametrize("budget_option", [{"ratio": 0.4}, {"rank": "6"}])
-def test_adasvd_spends_the_global_budget_with_varied_ranks(tmp_path, tiny_model, sentiment_data, budget_option):
-    result = _run(tmp_path, tiny_model("bert", layers=2), method="adasvd", data=str(sentiment_data),
-                  calib_samples=64, **budget_option)
+def test_adasvd_spends_the_global_budget_with_varied_ranks(
+    tmp_path, tiny_model, sentiment_data, budget_option
+):
+    result = _run(
+        tmp_path,
+        tiny_model("bert", layers=2),
+        method="adasvd",
+        data=str(sentiment_data),
+        calib_samples=64,
+        **budget_option,
+    )
     layers = result.info.layers
     spent = sum(layer.params_after for layer in layers.values())
     budget = (
@@ -66,7 +74,9 @@ def test_adasvd_spends_the_global_budget_with_varied_ranks(tmp_path, tiny_model,
     assert len({layer.rank for layer in layers.values()}) > 1
     assert all(1 <= layer.rank < break_even_rank(tuple(layer.shape)) for layer in layers.values())
     saved = json.loads((result.path / "compression_info.json").read_text())["layers"]
-    assert {name: layer["rank"] for name, layer in saved.items()} == {n: l.rank for n, l in layers.items()}
+    assert {name: layer["rank"] for name, layer in saved.items()} == {
+        n: info.rank for n, info in layers.items()
+    }
 
 
 def test_fwsvd_on_a_headless_encoder_fits_a_linear_probe_first(tmp_path, tiny_model, sentiment_data):
@@ -96,7 +106,12 @@ def test_headless_encoder_with_standard_and_no_task_keeps_its_class(tmp_path, ti
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("0", "below 1"), ("-3", "below 1"), ("x", "not a whole number"), ("attn=4,mlp=8", "unknown module type")],
+    [
+        ("0", "below 1"),
+        ("-3", "below 1"),
+        ("x", "not a whole number"),
+        ("attn=4,mlp=8", "unknown module type"),
+    ],
 )
 def test_bad_rank_text_is_refused(text, message):
     with pytest.raises(CompressionError, match=message):

@@ -27,8 +27,11 @@ def documented_table(folder: Path) -> list[dict[str, str]]:
     """Rows of the markdown table under '## Class counts' in PROVENANCE.md, keyed by header."""
     text = (folder / "PROVENANCE.md").read_text(encoding="utf-8")
     table = text.split("## Class counts", 1)[1].split("\n## ", 1)[0]
-    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
-            for line in table.splitlines() if line.strip().startswith("|")]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in table.splitlines()
+        if line.strip().startswith("|")
+    ]
     return [dict(zip(rows[0], row)) for row in rows[2:]]
 
 

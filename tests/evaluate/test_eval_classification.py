@@ -18,7 +18,11 @@ from tuneyard.task_types.sequence_classification.metrics import classification_m
 from tuneyard.yard import Yard, read_manifest
 
 EXPECTED_FILES = {
-    "summary_metrics.csv", "per_class_metrics.csv", "predictions.csv", "confusion_matrix.png", "metrics.json",
+    "summary_metrics.csv",
+    "per_class_metrics.csv",
+    "predictions.csv",
+    "confusion_matrix.png",
+    "metrics.json",
 }
 
 
@@ -65,7 +69,8 @@ def test_eval_in_yard_writes_files_next_to_the_run_and_updates_manifest_and_inde
     assert manifest.metrics["toy"]["accuracy"] == pytest.approx(recomputed["accuracy"])
     assert "evaluation_results/toy_validation/predictions.csv" in {f.path for f in manifest.files}
     rows = yard.index.connection.execute(
-        "SELECT a.path, m.value FROM metrics m JOIN artifacts a ON a.id = m.artifact_id WHERE m.key = 'toy.accuracy'"
+        "SELECT a.path, m.value FROM metrics m JOIN artifacts a ON a.id = m.artifact_id "
+        "WHERE m.key = 'toy.accuracy'"
     ).fetchall()
     assert rows == [(yard.relative(run), pytest.approx(recomputed["accuracy"]))]
 
@@ -80,7 +85,9 @@ def test_second_eval_of_the_same_cell_never_overwrites_the_first(
     assert first.folder.name == "toy_test" and second.folder.name == "toy_test-2"
     assert (first.folder / "predictions.csv").is_file() and (second.folder / "predictions.csv").is_file()
     assert first.metrics_key == "toy_test"
-    assert read_manifest(run).metrics["toy_test"]["accuracy"] == pytest.approx(second.result.metrics["accuracy"])
+    assert read_manifest(run).metrics["toy_test"]["accuracy"] == pytest.approx(
+        second.result.metrics["accuracy"]
+    )
 
 
 def test_non_best_subfolder_gets_a_prefixed_folder_and_key(
@@ -115,7 +122,9 @@ def test_every_family_evaluates_with_three_classes(
     arch: str, tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path]
 ) -> None:
     data = load_task_data(data_dir=data_folder(("a", "b", "c"), rows=9))
-    outcome = evaluate_model(tiny_model(arch, num_labels=3), data, yard, output_dir=tmp_path / "out", batch_size=4)
+    outcome = evaluate_model(
+        tiny_model(arch, num_labels=3), data, yard, output_dir=tmp_path / "out", batch_size=4
+    )
     assert outcome.result.probabilities.shape == (9, 3)  # type: ignore[union-attr]
     assert np.allclose(outcome.result.probabilities.sum(axis=1), 1.0, atol=1e-5)  # type: ignore[union-attr]
 
@@ -148,7 +157,9 @@ def test_named_label_set_mismatch_is_a_clear_error(
     config["id2label"], config["label2id"] = {"0": "cat", "1": "neg"}, {"cat": 0, "neg": 1}
     (model / "config.json").write_text(json.dumps(config))
     data = load_task_data(data_dir=data_folder(("neg", "pos"), rows=6))
-    with pytest.raises(EvaluationError, match="data labels not in the model: pos; model labels not in the data: cat"):
+    with pytest.raises(
+        EvaluationError, match="data labels not in the model: pos; model labels not in the data: cat"
+    ):
         evaluate_model(model, data, yard, output_dir=tmp_path / "out")
 
 
@@ -173,8 +184,13 @@ def test_missing_split_is_a_clear_error(
     folder = data_folder(rows=6)
     (folder / "test.csv").unlink()
     with pytest.raises(DataError, match="has no 'test' split"):
-        evaluate_model(tiny_model("bert"), load_task_data(data_dir=folder), yard, split="test",
-                       output_dir=tmp_path / "out")
+        evaluate_model(
+            tiny_model("bert"),
+            load_task_data(data_dir=folder),
+            yard,
+            split="test",
+            output_dir=tmp_path / "out",
+        )
 
 
 def test_regression_task_scores_pearson_and_writes_no_confusion_matrix(
@@ -187,10 +203,25 @@ def test_regression_task_scores_pearson_and_writes_no_confusion_matrix(
     from tuneyard.task_types.sequence_classification.eval_files import write_eval_files
     from tuneyard.task_types.sequence_classification.evaluation import evaluate_classifier
 
-    spec = TaskSpec(name="similarity", problem="regression", main_metric="pearson", extra_metrics=("spearmanr",))
-    texts = ["a cat", "a dog sat on the mat", "rain", "the quick brown fox jumps", "blue sky", "one two three four"]
-    dataset = Dataset.from_dict({"text": texts, "text_pair": texts[::-1], "label": [0.5, 2.0, 4.5, 1.0, 3.0, 5.0],
-                                 "id": list(range(6))})
+    spec = TaskSpec(
+        name="similarity", problem="regression", main_metric="pearson", extra_metrics=("spearmanr",)
+    )
+    texts = [
+        "a cat",
+        "a dog sat on the mat",
+        "rain",
+        "the quick brown fox jumps",
+        "blue sky",
+        "one two three four",
+    ]
+    dataset = Dataset.from_dict(
+        {
+            "text": texts,
+            "text_pair": texts[::-1],
+            "label": [0.5, 2.0, 4.5, 1.0, 3.0, 5.0],
+            "id": list(range(6)),
+        }
+    )
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model("bert", num_labels=1))
     tokenizer = AutoTokenizer.from_pretrained(tiny_model("bert", num_labels=1))
     result = evaluate_classifier(model, tokenizer, dataset, spec, "validation", batch_size=4)
@@ -207,12 +238,17 @@ def test_regression_data_on_a_classifier_is_a_clear_error(tiny_model: Callable[.
     from tuneyard.data.tasks import GLUE_TASKS
     from tuneyard.task_types.sequence_classification.evaluation import label_columns
 
-    with pytest.raises(EvaluationError, match="'stsb' is a regression task .one output., but the model has 2"):
+    with pytest.raises(
+        EvaluationError, match="'stsb' is a regression task .one output., but the model has 2"
+    ):
         label_columns({0: "LABEL_0", 1: "LABEL_1"}, GLUE_TASKS["stsb"])
 
 
 def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
-    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
     run_cli: Callable[[list[str]], int],
 ) -> None:
     import torch
@@ -221,8 +257,10 @@ def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
 
     base = tmp_path / "base"
     shutil.copytree(tiny_model("bert"), base)
-    peft_model = get_peft_model(AutoModelForSequenceClassification.from_pretrained(base),
-                                LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
+    peft_model = get_peft_model(
+        AutoModelForSequenceClassification.from_pretrained(base),
+        LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]),
+    )
     torch.manual_seed(0)
     with torch.no_grad():  # PEFT starts B at 0 (a no-op): make the adapter change the model
         for name, parameter in peft_model.named_parameters():
@@ -232,8 +270,24 @@ def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
     compressed = tmp_path / "compressed"
-    assert run_cli(["--yard", str(tmp_path), "compress", "--model", str(base), "--method", "standard",
-                    "--rank", "8", "--output-dir", str(compressed)]) == 0
+    assert (
+        run_cli(
+            [
+                "--yard",
+                str(tmp_path),
+                "compress",
+                "--model",
+                str(base),
+                "--method",
+                "standard",
+                "--rank",
+                "8",
+                "--output-dir",
+                str(compressed),
+            ]
+        )
+        == 0
+    )
 
     data = load_task_data(data_dir=data_folder(rows=8))
     plain = evaluate_model(base, data, yard, output_dir=tmp_path / "out-plain")
@@ -246,8 +300,9 @@ def test_lora_adapter_and_compressed_model_evaluate_like_plain_ones(
         expected = torch.cat([peft_model(**tokenizer(text, return_tensors="pt")).logits for text in texts])
     expected_probabilities = expected.softmax(-1).numpy()
     assert np.allclose(lora.result.probabilities, expected_probabilities, atol=1e-5)  # type: ignore[arg-type]
-    written = [[float(row["prob_neg"]), float(row["prob_pos"])]
-               for row in read_csv(lora.folder / "predictions.csv")]
+    written = [
+        [float(row["prob_neg"]), float(row["prob_pos"])] for row in read_csv(lora.folder / "predictions.csv")
+    ]
     assert np.allclose(written, expected_probabilities, atol=1e-4)
     # and not those of the base: an ignored adapter fails here. The tiny random head keeps every
     # probability near 0.5, so the adapter moves them by ~1e-3: a hundred times the tolerance above.

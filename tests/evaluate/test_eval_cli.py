@@ -12,39 +12,86 @@ from tuneyard.yard import Yard
 
 
 def test_eval_cli_in_yard_then_runs_ls_where_finds_the_run(
-    yard: Yard, run_in_yard: Callable[..., Path], data_folder: Callable[..., Path],
-    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+    yard: Yard,
+    run_in_yard: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     run = run_in_yard("bert", name="scored")
     run_in_yard("bert", name="unscored")
     data = data_folder(rows=10)
-    assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(run / "best"), "--data", str(data),
-                    "--batch-size", "4", "--quiet"]) == 0
+    assert (
+        run_cli(
+            [
+                "--yard",
+                str(yard.root),
+                "eval",
+                "--checkpoint",
+                str(run / "best"),
+                "--data",
+                str(data),
+                "--batch-size",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     table = dict(line.rsplit(None, 1) for line in captured.out.splitlines()[1:])
     accuracy = float(table["accuracy *"])
     assert f"results: {run / 'evaluation_results' / 'toy_validation'}" in captured.err
     assert "samples/s" in captured.err and "metrics.toy" in captured.err
 
-    assert run_cli(["--yard", str(yard.root), "runs", "ls", "--where", f"metrics.toy.accuracy>={accuracy - 1e-6}",
-                    "--format", "json"]) == 0
+    assert (
+        run_cli(
+            [
+                "--yard",
+                str(yard.root),
+                "runs",
+                "ls",
+                "--where",
+                f"metrics.toy.accuracy>={accuracy - 1e-6}",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     found = json.loads(capsys.readouterr().out)
     assert [row["name"] for row in found] == ["scored"]
 
 
 def test_eval_cli_outside_yard_without_output_dir_exits_2(
-    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
-    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert")),
-                    "--data", str(data_folder(rows=4)), "--quiet"])
+    code = run_cli(
+        [
+            "--yard",
+            str(yard.root),
+            "eval",
+            "--checkpoint",
+            str(tiny_model("bert")),
+            "--data",
+            str(data_folder(rows=4)),
+            "--quiet",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "outside the yard" in err and "--output-dir" in err
 
 
 def test_eval_cli_needs_exactly_one_of_task_or_data(
-    yard: Yard, tiny_model: Callable[..., Path], run_cli: Callable[[list[str]], int],
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert"))]) == 2
@@ -52,11 +99,28 @@ def test_eval_cli_needs_exactly_one_of_task_or_data(
 
 
 def test_eval_cli_bad_batch_size_names_the_field(
-    yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
-    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert run_cli(["--yard", str(yard.root), "eval", "--checkpoint", str(tiny_model("bert")),
-                    "--data", str(data_folder(rows=4)), "--batch-size", "0"]) == 2
+    assert (
+        run_cli(
+            [
+                "--yard",
+                str(yard.root),
+                "eval",
+                "--checkpoint",
+                str(tiny_model("bert")),
+                "--data",
+                str(data_folder(rows=4)),
+                "--batch-size",
+                "0",
+            ]
+        )
+        == 2
+    )
     assert "batch_size" in capsys.readouterr().err
 
 
@@ -82,12 +146,26 @@ def cache_as_hub_model(model: Path, cache: Path, repo_id: str) -> None:
 
 
 def test_eval_cli_takes_a_hub_id_from_the_cache_with_output_dir(
-    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
-    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str], hub_cache: Path,
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
+    hub_cache: Path,
 ) -> None:
     cache_as_hub_model(tiny_model("bert"), hub_cache, "tuneyard-test/tiny-bert")
     data = data_folder(rows=6)
-    base = ["--yard", str(yard.root), "eval", "--checkpoint", "tuneyard-test/tiny-bert", "--data", str(data), "--quiet"]
+    base = [
+        "--yard",
+        str(yard.root),
+        "eval",
+        "--checkpoint",
+        "tuneyard-test/tiny-bert",
+        "--data",
+        str(data),
+        "--quiet",
+    ]
     assert run_cli(base) == 2  # a hub model lies outside the yard: it needs --output-dir
     assert "--output-dir" in capsys.readouterr().err
 
@@ -97,12 +175,30 @@ def test_eval_cli_takes_a_hub_id_from_the_cache_with_output_dir(
 
 
 def test_eval_cli_hub_id_not_in_the_cache_offline_is_a_user_error(
-    yard: Yard, data_folder: Callable[..., Path], run_cli: Callable[[list[str]], int],
-    capsys: pytest.CaptureFixture[str], hub_cache: Path, tmp_path: Path,
+    yard: Yard,
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
+    hub_cache: Path,
+    tmp_path: Path,
 ) -> None:
-    code = run_cli(["--yard", str(yard.root), "eval", "--checkpoint", "tuneyard-test/not-cached",
-                    "--data", str(data_folder(rows=4)), "--output-dir", str(tmp_path / "scores"), "--quiet"])
+    code = run_cli(
+        [
+            "--yard",
+            str(yard.root),
+            "eval",
+            "--checkpoint",
+            "tuneyard-test/not-cached",
+            "--data",
+            str(data_folder(rows=4)),
+            "--output-dir",
+            str(tmp_path / "scores"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
-    assert "tuneyard-test/not-cached is not a local folder and could not be fetched from the hub" in " ".join(err.split())
+    assert "tuneyard-test/not-cached is not a local folder and could not be fetched from the hub" in " ".join(
+        err.split()
+    )
     assert not (tmp_path / "scores").exists()

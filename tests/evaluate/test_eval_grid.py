@@ -43,8 +43,12 @@ class CountingEval:
 
 
 def test_interrupted_grid_resumes_computing_only_the_missing_cells(
-    tmp_path: Path, yard: Yard, run_in_yard: Callable[..., Path], tiny_model: Callable[..., Path],
-    data_folder: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    yard: Yard,
+    run_in_yard: Callable[..., Path],
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run = run_in_yard("bert")
     outside = tiny_model("roberta")
@@ -57,8 +61,10 @@ def test_interrupted_grid_resumes_computing_only_the_missing_cells(
         run_grid(options, yard)
     folder = yard.root / "experiments" / "transfer"
     saved = json.loads((folder / "eval_grid_results.json").read_text())
-    assert [(c["task"].split("/")[-1], c["status"]) for c in saved["cells"]] == [("alpha", "complete"),
-                                                                                ("beta", "complete")]
+    assert [(c["task"].split("/")[-1], c["status"]) for c in saved["cells"]] == [
+        ("alpha", "complete"),
+        ("beta", "complete"),
+    ]
 
     second = CountingEval()
     monkeypatch.setattr(grid_module, "evaluate_model", second)
@@ -97,13 +103,28 @@ def test_failed_cell_is_recorded_and_retried_not_fatal(
 
 
 def test_eval_grid_cli_takes_several_values_per_flag_and_resumes(
-    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
-    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     a, b = str(tiny_model("bert")), str(tiny_model("gpt2"))
     tasks = [str(data_folder(rows=5, name="t1")), str(data_folder(rows=5, name="t2"))]
-    args = ["--yard", str(yard.root), "eval-grid", "--models", a, b, "--tasks", *tasks, "--output-dir",
-            str(tmp_path / "grid"), "--quiet"]
+    args = [
+        "--yard",
+        str(yard.root),
+        "eval-grid",
+        "--models",
+        a,
+        b,
+        "--tasks",
+        *tasks,
+        "--output-dir",
+        str(tmp_path / "grid"),
+        "--quiet",
+    ]
     assert run_cli(args) == 0
     captured = capsys.readouterr()
     assert captured.out.splitlines()[0].split() == ["model", "t1", "t2"]
@@ -114,11 +135,16 @@ def test_eval_grid_cli_takes_several_values_per_flag_and_resumes(
 
 
 def test_eval_grid_cli_reads_a_yaml_config(
-    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
     run_cli: Callable[[list[str]], int],
 ) -> None:
     config = tmp_path / "grid.yaml"
-    config.write_text(f"models: [{tiny_model('bert')}]\ntasks: [{data_folder(rows=5, name='t1')}]\nbatch_size: 2\n")
+    config.write_text(
+        f"models: [{tiny_model('bert')}]\ntasks: [{data_folder(rows=5, name='t1')}]\nbatch_size: 2\n"
+    )
     assert run_cli(["--yard", str(yard.root), "eval-grid", "--config", str(config), "--quiet"]) == 0
     saved = json.loads((yard.root / "experiments" / "eval_grid" / "eval_grid_results.json").read_text())
     assert len(saved["cells"]) == 1
@@ -132,11 +158,25 @@ def test_eval_grid_cli_rejects_stray_arguments(
 
 
 def test_eval_grid_cli_exits_1_when_a_cell_failed(
-    tmp_path: Path, yard: Yard, tiny_model: Callable[..., Path], data_folder: Callable[..., Path],
-    run_cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     three = str(data_folder(("a", "b", "c"), rows=5, name="three"))
-    args = ["--yard", str(yard.root), "eval-grid", "--models", str(tiny_model("bert")), "--tasks", three,
-            "--output-dir", str(tmp_path / "grid"), "--quiet"]
+    args = [
+        "--yard",
+        str(yard.root),
+        "eval-grid",
+        "--models",
+        str(tiny_model("bert")),
+        "--tasks",
+        three,
+        "--output-dir",
+        str(tmp_path / "grid"),
+        "--quiet",
+    ]
     assert run_cli(args) == 1
     assert "failed: " in capsys.readouterr().err

@@ -23,7 +23,9 @@ from tuneyard.evaluate.graders import ChoiceGrader, JsonGrader, RegexGrader, mak
         ("", "Paris", 0.0),
     ],
 )
-def test_exact_ignores_case_whitespace_quotes_and_final_period(prediction: str, reference: str, score: float) -> None:
+def test_exact_ignores_case_whitespace_quotes_and_final_period(
+    prediction: str, reference: str, score: float
+) -> None:
     assert make_grader("exact").grade(prediction, reference).score == score
 
 
@@ -53,7 +55,9 @@ def test_invalid_regex_is_a_clear_error() -> None:
 
 
 def test_json_answer_in_code_fence_with_trailing_text_and_extra_fields_gets_full_credit() -> None:
-    prediction = 'Sure!\n```json\n{"name": " Ada Lovelace ", "year": 1815.0, "note": "extra"}\n```\nHope this helps.'
+    prediction = (
+        'Sure!\n```json\n{"name": " Ada Lovelace ", "year": 1815.0, "note": "extra"}\n```\nHope this helps.'
+    )
     grade = JsonGrader(["name", "year"]).grade(prediction, '{"name": "ada lovelace", "year": 1815}')
     assert (grade.score, grade.parsed, grade.fields) == (1.0, True, {"name": True, "year": True})
 
@@ -108,20 +112,53 @@ def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
 def test_grade_cli_json_grader_prints_summary_and_writes_per_sample_logs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], run_cli: Callable[[list[str]], int]
 ) -> None:
-    predictions = write_jsonl(tmp_path / "answers.jsonl", [
-        {"id": "q1", "prediction": '{"name": "Ada", "year": 1815}', "reference": {"name": "ada", "year": 1815}},
-        {"id": "q2", "prediction": '```json\n{"name": "Alan", "year": 1900}\n``` done', "reference": '{"name": "Alan", "year": 1912}'},
-        {"id": "q3", "prediction": "I cannot answer", "reference": {"name": "Grace", "year": 1906}},
-    ])
-    assert run_cli(["grade", "--predictions", str(predictions), "--grader", "json", "--fields", "name,year",
-              "--output-dir", str(tmp_path / "out"), "--format", "json"]) == 0
+    predictions = write_jsonl(
+        tmp_path / "answers.jsonl",
+        [
+            {
+                "id": "q1",
+                "prediction": '{"name": "Ada", "year": 1815}',
+                "reference": {"name": "ada", "year": 1815},
+            },
+            {
+                "id": "q2",
+                "prediction": '```json\n{"name": "Alan", "year": 1900}\n``` done',
+                "reference": '{"name": "Alan", "year": 1912}',
+            },
+            {"id": "q3", "prediction": "I cannot answer", "reference": {"name": "Grace", "year": 1906}},
+        ],
+    )
+    assert (
+        run_cli(
+            [
+                "grade",
+                "--predictions",
+                str(predictions),
+                "--grader",
+                "json",
+                "--fields",
+                "name,year",
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["score"] == pytest.approx((1 + 0.5 + 0) / 3)
     assert summary["unparsable"] == 1 and summary["score_parsed"] == pytest.approx(0.75)
     assert summary["field_accuracy"] == pytest.approx({"name": 2 / 3, "year": 1 / 3})
-    logs = [json.loads(line) for line in (tmp_path / "out" / "grader_logs" / "answers_json" / "samples.jsonl").open()]
-    assert [(log["id"], log["score"], log["parsed"]) for log in logs] == [("q1", 1.0, True), ("q2", 0.5, True),
-                                                                           ("q3", 0.0, False)]
+    logs = [
+        json.loads(line)
+        for line in (tmp_path / "out" / "grader_logs" / "answers_json" / "samples.jsonl").open()
+    ]
+    assert [(log["id"], log["score"], log["parsed"]) for log in logs] == [
+        ("q1", 1.0, True),
+        ("q2", 0.5, True),
+        ("q3", 0.0, False),
+    ]
 
 
 def test_grade_cli_csv_choice_grader_and_second_run_keeps_first_logs(
@@ -130,13 +167,22 @@ def test_grade_cli_csv_choice_grader_and_second_run_keeps_first_logs(
     predictions = tmp_path / "labels.csv"
     with predictions.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerows([["id", "prediction", "reference"], [1, "Positive", "positive"],
-                          [2, "negative!", "positive"], [3, "no idea", "negative"]])
+        writer.writerows(
+            [
+                ["id", "prediction", "reference"],
+                [1, "Positive", "positive"],
+                [2, "negative!", "positive"],
+                [3, "no idea", "negative"],
+            ]
+        )
     for _ in range(2):
         assert run_cli(["grade", "--predictions", str(predictions), "--grader", "choice"]) == 0
     text = capsys.readouterr().out
     assert "score" in text and "0.3333" in text and "unparsable" in text
-    assert sorted(p.name for p in (tmp_path / "grader_logs").iterdir()) == ["labels_choice", "labels_choice-2"]
+    assert sorted(p.name for p in (tmp_path / "grader_logs").iterdir()) == [
+        "labels_choice",
+        "labels_choice-2",
+    ]
 
 
 def test_grade_cli_missing_field_exits_2_with_message(

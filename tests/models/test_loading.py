@@ -104,7 +104,9 @@ def test_lora_adapter_folder_loads_on_its_base(tmp_path, tiny_model, compressed,
 
 
 @pytest.mark.parametrize("with_config", [False, True])
-def test_lora_adapter_on_a_headless_encoder_gets_a_head_of_the_trained_size(tmp_path, tiny_model, with_config):
+def test_lora_adapter_on_a_headless_encoder_gets_a_head_of_the_trained_size(
+    tmp_path, tiny_model, with_config
+):
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -113,7 +115,9 @@ def test_lora_adapter_on_a_headless_encoder_gets_a_head_of_the_trained_size(tmp_
     AutoTokenizer.from_pretrained(tiny_model("bert")).save_pretrained(encoder)
     labels = {0: "admin", 1: "games", 2: "science"}
     base = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=3, id2label=labels)
-    peft_model = get_peft_model(base, LoraConfig(task_type=TaskType.SEQ_CLS, r=2, target_modules=["query"])).eval()
+    peft_model = get_peft_model(
+        base, LoraConfig(task_type=TaskType.SEQ_CLS, r=2, target_modules=["query"])
+    ).eval()
     adapter = tmp_path / "adapter"
     peft_model.save_pretrained(adapter)
     if with_config:

@@ -45,7 +45,9 @@ def test_gpt2_conv1d_is_found_read_as_out_by_in_and_replaced(tiny_model):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model("gpt2")).eval()
     modules = compressible_modules(model, family_for("gpt2"))
     assert set(modules) == {
-        f"transformer.h.{i}.{suffix}" for i in range(2) for suffix in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        f"transformer.h.{i}.{suffix}"
+        for i in range(2)
+        for suffix in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
     }
     name = "transformer.h.0.attn.c_attn"
     conv = modules[name]
@@ -63,8 +65,13 @@ def test_gpt2_conv1d_is_found_read_as_out_by_in_and_replaced(tiny_model):
 def test_classifier_heads_and_embeddings_stay_out_of_the_compressible_set(tiny_model):
     from transformers import AutoModelForSequenceClassification
 
-    heads = {"bert": "classifier", "roberta": "classifier.dense", "modernbert": "head.dense", "gpt2": "score",
-             "llama": "score"}
+    heads = {
+        "bert": "classifier",
+        "roberta": "classifier.dense",
+        "modernbert": "head.dense",
+        "gpt2": "score",
+        "llama": "score",
+    }
     for arch, head in heads.items():
         model = AutoModelForSequenceClassification.from_pretrained(tiny_model(arch))
         family = family_for(arch)

@@ -39,15 +39,25 @@ def write_training_log(folder: Path, steps: int = 5) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["epoch", "step", "train_loss", "val_loss", "accuracy", "f1_macro", "lr"])
         for i in range(1, steps + 1):
-            writer.writerow([i / 2, i * 10, 1.2 / i, 1.0 / i + 0.1, 0.5 + 0.08 * i, 0.45 + 0.08 * i, 2e-5 * (1 - i / 6)])
+            writer.writerow(
+                [i / 2, i * 10, 1.2 / i, 1.0 / i + 0.1, 0.5 + 0.08 * i, 0.45 + 0.08 * i, 2e-5 * (1 - i / 6)]
+            )
     return path
 
 
 def make_run(root: Path, name: str, accuracy: float) -> Path:
     run = root / name
     write_training_log(run)
-    write_manifest(run, Manifest(kind="run", name=name, path=name, status="complete",
-                                 metrics={"toy": {"accuracy": accuracy, "f1_macro": accuracy - 0.05}}))
+    write_manifest(
+        run,
+        Manifest(
+            kind="run",
+            name=name,
+            path=name,
+            status="complete",
+            metrics={"toy": {"accuracy": accuracy, "f1_macro": accuracy - 0.05}},
+        ),
+    )
     return run
 
 
@@ -57,7 +67,9 @@ def test_confusion_matrix_png_is_real(tmp_path: Path) -> None:
     assert_real_png(target)
 
 
-def test_run_report_draws_training_curves_and_weights(tmp_path: Path, tiny_model: Callable[..., Path]) -> None:
+def test_run_report_draws_training_curves_and_weights(
+    tmp_path: Path, tiny_model: Callable[..., Path]
+) -> None:
     run = make_run(tmp_path, "bert_full", 0.8)
     shutil.copytree(tiny_model("bert", layers=3), run / "best")
     report = build_report(run)
@@ -98,8 +110,24 @@ def test_compressed_model_weights_mark_rank_and_energy(
     base = tmp_path / "base"
     shutil.copytree(tiny_model("bert", layers=2), base)
     compressed = tmp_path / "compressed"
-    assert run_cli(["--yard", str(tmp_path), "compress", "--model", str(base), "--method", "standard",
-                    "--rank", "8", "--output-dir", str(compressed)]) == 0
+    assert (
+        run_cli(
+            [
+                "--yard",
+                str(tmp_path),
+                "compress",
+                "--model",
+                str(base),
+                "--method",
+                "standard",
+                "--rank",
+                "8",
+                "--output-dir",
+                str(compressed),
+            ]
+        )
+        == 0
+    )
     assert {layer.rank for layer in read_compression_info(compressed).layers.values()} == {8}
 
     layers = analyse_weights(load(compressed), family_for("bert"))
@@ -120,22 +148,41 @@ def test_project_report_compares_runs_and_draws_grid_heatmap(tmp_path: Path) -> 
     run_a = make_run(project, "run_a", 0.81)
     make_run(project, "run_b", 0.67)
     (run_a / "best").mkdir()
-    write_manifest(run_a / "best", Manifest(kind="finetuned", name="best", metrics={"toy": {"accuracy": 0.1}}))
-    assert [folder.name for folder, _ in find_artifacts(project)] == ["run_a", "run_b"]  # best/ belongs to run_a
+    write_manifest(
+        run_a / "best", Manifest(kind="finetuned", name="best", metrics={"toy": {"accuracy": 0.1}})
+    )
+    assert [folder.name for folder, _ in find_artifacts(project)] == [
+        "run_a",
+        "run_b",
+    ]  # best/ belongs to run_a
     grid = project / "grid"
     grid.mkdir()
-    cell = {"split": "validation", "status": "complete", "main_metric": "accuracy", "results": "x", "error": None,
-            "created": "now"}
-    (grid / "eval_grid_results.json").write_text(json.dumps({
+    cell = {
         "split": "validation",
-        "models": [{"key": "m1", "label": "m1"}, {"key": "m2", "label": "m2"}],
-        "tasks": [{"key": "t1", "label": "t1"}, {"key": "t2", "label": "t2"}],
-        "cells": [{**cell, "model": m, "task": t, "metrics": {"accuracy": v}}
-                  for (m, t), v in {("m1", "t1"): 0.9, ("m1", "t2"): 0.4, ("m2", "t1"): 0.6}.items()],
-    }))
+        "status": "complete",
+        "main_metric": "accuracy",
+        "results": "x",
+        "error": None,
+        "created": "now",
+    }
+    (grid / "eval_grid_results.json").write_text(
+        json.dumps(
+            {
+                "split": "validation",
+                "models": [{"key": "m1", "label": "m1"}, {"key": "m2", "label": "m2"}],
+                "tasks": [{"key": "t1", "label": "t1"}, {"key": "t2", "label": "t2"}],
+                "cells": [
+                    {**cell, "model": m, "task": t, "metrics": {"accuracy": v}}
+                    for (m, t), v in {("m1", "t1"): 0.9, ("m1", "t2"): 0.4, ("m2", "t1"): 0.6}.items()
+                ],
+            }
+        )
+    )
     report = build_report(project)
     assert sorted(p.name for p in report.plots) == [
-        "comparison_toy.accuracy.png", "grid_eval_grid_heatmap.png", "run_a_training_curves.png",
+        "comparison_toy.accuracy.png",
+        "grid_eval_grid_heatmap.png",
+        "run_a_training_curves.png",
         "run_b_training_curves.png",
     ]
     for plot in report.plots:
@@ -171,8 +218,10 @@ def test_training_curves_plot_headline_metrics_not_bookkeeping(tmp_path: Path) -
     from tuneyard.report.curves import metric_columns, read_training_log
 
     log = tmp_path / "training_log.csv"
-    log.write_text("epoch,step,train_loss,val_loss,accuracy,precision_macro,runtime,samples_per_second,lr\n"
-                   "1,10,0.9,0.8,0.7,0.6,3.2,100,1e-5\n2,20,,0.7,0.75,0.65,3.1,101,\n")
+    log.write_text(
+        "epoch,step,train_loss,val_loss,accuracy,precision_macro,runtime,samples_per_second,lr\n"
+        "1,10,0.9,0.8,0.7,0.6,3.2,100,1e-5\n2,20,,0.7,0.75,0.65,3.1,101,\n"
+    )
     columns = read_training_log(log)
     assert metric_columns(columns) == ["accuracy"]
     assert columns["train_loss"][0] == 0.9 and columns["train_loss"][1] != columns["train_loss"][1]  # NaN

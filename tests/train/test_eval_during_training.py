@@ -18,8 +18,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 # 64 rows / batch 8 = 8 steps per epoch; 4 epochs; evaluate (and maybe write best/) every 2 steps.
-TRAINING = ("--strategy", "full", "--epochs", "4", "--batch-size", "8", "--save-steps", "2",
-            "--learning-rate", "5e-3", "--project", "p", "--quiet")
+TRAINING = (
+    "--strategy",
+    "full",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "8",
+    "--save-steps",
+    "2",
+    "--learning-rate",
+    "5e-3",
+    "--project",
+    "p",
+    "--quiet",
+)
 
 
 def manifest(run: Path) -> dict:  # type: ignore[type-arg]
@@ -41,23 +54,44 @@ def wait_for_best(root: Path, process: subprocess.Popen[str], timeout: float = 1
 
 
 def test_an_eval_of_best_made_while_the_run_trains_keeps_its_metrics(
-    tiny_model: Callable[..., Path], topics_with_test: Path, tuneyard_process: Callable[..., subprocess.Popen[str]],
+    tiny_model: Callable[..., Path],
+    topics_with_test: Path,
+    tuneyard_process: Callable[..., subprocess.Popen[str]],
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "yard"
-    training = tuneyard_process("--yard", root, "finetune", "--checkpoint", tiny_model("bert"),
-                                "--data", topics_with_test, *TRAINING)
+    training = tuneyard_process(
+        "--yard", root, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics_with_test, *TRAINING
+    )
     run = wait_for_best(root, training)
     os.kill(training.pid, signal.SIGSTOP)
     try:
         paused_at = manifest(run)["training"]["step"]
         evaluated = subprocess.run(
-            [sys.executable, "-m", "tuneyard", "--yard", str(root), "eval", "--checkpoint", str(run / "best"),
-             "--data", str(topics_with_test), "--split", "test", "-q"],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            [
+                sys.executable,
+                "-m",
+                "tuneyard",
+                "--yard",
+                str(root),
+                "eval",
+                "--checkpoint",
+                str(run / "best"),
+                "--data",
+                str(topics_with_test),
+                "--split",
+                "test",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )
         assert evaluated.returncode == 0, evaluated.stderr
-        scores = json.loads((run / "evaluation_results" / "topics_test" / "metrics.json").read_text())["metrics"]
+        scores = json.loads((run / "evaluation_results" / "topics_test" / "metrics.json").read_text())[
+            "metrics"
+        ]
         assert manifest(run)["metrics"]["topics_test"]["accuracy"] == scores["accuracy"]
     finally:
         os.kill(training.pid, signal.SIGCONT)

@@ -167,9 +167,7 @@ def test_best_and_last_are_the_models_of_their_log_rows(
     losses = [float(row["val_loss"]) for row in read_log(run)]
     best_row = losses.index(min(losses))
     assert best_row != len(losses) - 1, f"this seed should make the best epoch differ from the last: {losses}"
-    assert manifest(run / "best")["metrics"]["topics"]["loss"] == pytest.approx(
-        losses[best_row]
-    )
+    assert manifest(run / "best")["metrics"]["topics"]["loss"] == pytest.approx(losses[best_row])
     assert evaluate_folder(run / "best", topics)["loss"] == pytest.approx(losses[best_row], abs=1e-5)
     assert evaluate_folder(run / "last", topics)["loss"] == pytest.approx(losses[-1], abs=1e-5)
 
@@ -299,8 +297,26 @@ def test_lora_layers_flags_land_in_the_saved_adapter_config(cli, tiny_model, top
 
     checkpoint = tiny_model("gpt2", layers=4)
     result = cli(
-        "--yard", tmp_path, "finetune", "--checkpoint", checkpoint, "--data", topics, "--strategy", "lora",
-        "--lora-layers", "1-2", "--lora-r", "4", "--lora-alpha", "8", "--epochs", "1", "--batch-size", "16", "-q",
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        checkpoint,
+        "--data",
+        topics,
+        "--strategy",
+        "lora",
+        "--lora-layers",
+        "1-2",
+        "--lora-r",
+        "4",
+        "--lora-alpha",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "-q",
     )
     assert result.exit_code == 0, result.stderr
     best = Path(result.stdout.strip()) / "best"

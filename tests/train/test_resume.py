@@ -129,3 +129,89 @@ def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(
     steps = [int(row["step"]) for row in read_log(run)]
     assert steps == sorted(set(steps)) and steps[-1] == TOTAL_STEPS
     assert status(run) == "complete" and (run / "last" / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def reference_run(tiny_model, topics, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """The uninterrupted run every killed run must resume to."""
+    from tuneyard.cli import main
+
+    root = tmp_path_factory.mktemp("reference")
+    try:
+        main(
+            [
+                "--yard",
+                str(root),
+                "finetune",
+                "--checkpoint",
+                str(tiny_model("bert")),
+                "--data",
+                str(topics),
+                *TRAINING,
+                "--name",
+                "reference",
+            ]
+        )
+    except SystemExit as exc:
+        assert not exc.code
+    return root / "outputs" / "p" / "topics" / "reference"
+
+
+# (what the process was doing when killed, the path tail it was writing, how, which occurrence)
+KILL_WINDOWS = [
+    # the Trainer staging checkpoint-16: its weights written, its tokenizer and state not yet
+    ("staging a checkpoint", "checkpoint-16/tokenizer_config.json", "open", 1),
+    # step 16's log row appended, its manifest update and checkpoint not yet
+    ("between a log row and its checkpoint", "killed/manifest.json", "publish", 3),
+    # the second replacement of best/: the old one moved aside, the new one not yet in
+    ("promoting best/", "killed/best", "publish", 3),
+    # the final manifest (status complete): 1 at the start + 12 evaluations + this one
+    ("writing the final manifest", "killed/manifest.json", "publish", 14),
+]
+
+
+@pytest.mark.parametrize(("window", "tail", "event", "nth"), KILL_WINDOWS, ids=[w[0] for w in KILL_WINDOWS])
+def test_a_run_killed_in_any_window_resumes_to_the_uninterrupted_result(
+    window: str,
+    tail: str,
+    event: str,
+    nth: int,
+    reference_run: Path,
+    cli,
+    run_killed_at,
+    tiny_model,
+    topics,
+    tmp_path,
+) -> None:
+    flags = (
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        tiny_model("bert"),
+        "--data",
+        topics,
+        *TRAINING,
+        "--name",
+        "killed",
+    )
+    run = tmp_path / "outputs" / "p" / "topics" / "killed"
+    killed = run_killed_at(tail, *flags, event=event, nth=nth)
+    assert killed.returncode == 9, f"not killed while {window}: {killed.stderr[-2000:]}"
+    assert status(run) == "running"
+    if window == "promoting best/":
+        assert not (run / "best").exists() and list(run.glob(".tmp-old-best-*"))
+
+    resumed = cli("--yard", tmp_path, "finetune", "--resume", run)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert status(run) == "complete"
+    expected, got = read_log(reference_run), read_log(run)
+    assert [row["step"] for row in got] == [row["step"] for row in expected]  # none missing, none twice
+    for want, have in zip(expected, got):
+        for column in ("train_loss", "val_loss", "accuracy", "f1_macro"):
+            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
+    for subfolder in ("best", "last"):
+        reference = json.loads((reference_run / subfolder / "manifest.json").read_text())["metrics"]["topics"]
+        resumed_scores = json.loads((run / subfolder / "manifest.json").read_text())["metrics"]["topics"]
+        assert resumed_scores == pytest.approx(reference, abs=1e-4), subfolder
+    assert not [path.name for path in run.iterdir() if path.name.startswith(".tmp-")]

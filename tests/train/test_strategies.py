@@ -132,7 +132,9 @@ def test_lora_custom_targets_limit_the_adapted_modules(tiny_model) -> None:
 def test_lora_layer_beyond_the_model_is_refused(tiny_model) -> None:
     with pytest.raises(TrainingError) as caught:
         STRATEGIES["lora"].apply(
-            load(tiny_model("bert")), options(strategy="lora", lora={"layers": "40"}), family_for("bert"),
+            load(tiny_model("bert")),
+            options(strategy="lora", lora={"layers": "40"}),
+            family_for("bert"),
             get_task_type(),
         )
     assert "names layer 40, but the model has 2 layers" in caught.value.message

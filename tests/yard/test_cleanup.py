@@ -38,7 +38,10 @@ def test_gc_removes_abandoned_leftovers_only(yard: Yard, make_artifact: Callable
     ]
     remove_leftovers(yard, leftovers)
     assert sorted(path.name for path in exports.iterdir()) == [
-        f".tmp-in-progress-{os.getpid()}-12345678", "in-progress", "keep", "running-run",
+        f".tmp-in-progress-{os.getpid()}-12345678",
+        "in-progress",
+        "keep",
+        "running-run",
     ]
     assert sorted(path.name for path in result.iterdir()) == ["manifest.json", "model.safetensors"]
     assert running.path.is_dir()
@@ -49,7 +52,9 @@ def test_gc_waits_for_the_grace_period(yard: Yard) -> None:
     assert find_leftovers(yard, older_than_s=3600) == []
 
 
-def test_gc_forgets_index_entries_whose_folder_is_gone(yard: Yard, make_artifact: Callable[..., Path]) -> None:
+def test_gc_forgets_index_entries_whose_folder_is_gone(
+    yard: Yard, make_artifact: Callable[..., Path]
+) -> None:
     gone = make_artifact("export", layout={"name": "gone"})
     make_artifact("export", layout={"name": "stays"})
     for path in gone.iterdir():

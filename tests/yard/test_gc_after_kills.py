@@ -24,15 +24,19 @@ def topics(folder: Path) -> Path:
         with (folder / f"{split}.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["text", "label"])
-            writer.writerows([f"{'goal match team' if i % 2 else 'oven recipe salt'} {i}", i % 2]
-                             for i in range(rows))
+            writer.writerows(
+                [f"{'goal match team' if i % 2 else 'oven recipe salt'} {i}", i % 2] for i in range(rows)
+            )
     return folder
 
 
 def hidden_leftovers(root: Path) -> list[str]:
     """Temporary names anywhere under the yard (what an interrupted write leaves)."""
-    return sorted(path.relative_to(root).as_posix() for path in root.rglob(".*")
-                  if path.name.startswith(".tmp-") or ".tmp" in path.suffixes or path.name.endswith(".tmp"))
+    return sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob(".*")
+        if path.name.startswith(".tmp-") or ".tmp" in path.suffixes or path.name.endswith(".tmp")
+    )
 
 
 def gc(root: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -51,8 +55,12 @@ def gc(root: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
     ],
 )
 def test_gc_removes_the_temporary_file_of_any_killed_writer(
-    published: str, verb: str, tiny_model: Callable[..., Path], tmp_path: Path,
-    run_killed_at: Callable[..., object], capsys: pytest.CaptureFixture[str],
+    published: str,
+    verb: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    run_killed_at: Callable[..., object],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = tmp_path / "yard"
     data = topics(tmp_path / "topics")

@@ -17,7 +17,8 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every file (but manifests) under ``folder`` with its content hash."""
     return {
         path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*")) if path.is_file() and path.name != "manifest.json"
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "manifest.json"
     }
 
 
@@ -31,7 +32,9 @@ def old_checkpoints(tmp_path: Path) -> Path:
     (bert / "flashsvd_state_dict.pt").write_bytes(b"pickle")
     modern = top / "compressed_models" / "modernbert-base_whiten_r32"
     modern.mkdir(parents=True)
-    (modern / "compression_info.json").write_text(json.dumps({"arch": "modernbert", "method": "whiten", "rank": 32}))
+    (modern / "compression_info.json").write_text(
+        json.dumps({"arch": "modernbert", "method": "whiten", "rank": 32})
+    )
     audio = top / "outputs" / "clic_2025" / "recanvo" / "whisper_base_lora_012"
     (audio / "checkpoint-7752").mkdir(parents=True)
     (audio / "checkpoint-7752" / "model.safetensors").write_bytes(b"st")
@@ -54,7 +57,9 @@ def test_import_finds_model_folders_and_writes_only_a_manifest(yard: Yard, old_c
         "outputs/clic_2025/recanvo/whisper_base_lora_012/checkpoint-7752",
     ]
     assert snapshot(old_checkpoints) == before
-    assert sorted(p.relative_to(old_checkpoints).as_posix() for p in old_checkpoints.rglob("manifest.json")) == [
+    assert sorted(
+        p.relative_to(old_checkpoints).as_posix() for p in old_checkpoints.rglob("manifest.json")
+    ) == [
         "compressed_models/bert-base-uncased-SST-2_fwsvd_r64/manifest.json",
         "compressed_models/modernbert-base_whiten_r32/manifest.json",
         "outputs/clic_2025/recanvo/whisper_base_lora_012/checkpoint-7752/manifest.json",
@@ -62,15 +67,22 @@ def test_import_finds_model_folders_and_writes_only_a_manifest(yard: Yard, old_c
     rows = {row["name"]: row for row in yard.query()}
     bert = rows["bert-base-uncased-SST-2_fwsvd_r64"]
     assert (bert["kind"], bert["arch"], bert["method"], bert["rank"], bert["status"]) == (
-        "model", "bert", "fwsvd", 64, "complete")
+        "model",
+        "bert",
+        "fwsvd",
+        64,
+        "complete",
+    )
     assert read_manifest(Path(bert["path"])).inferred == ["arch", "method", "rank"]
     modern = read_manifest(Path(rows["modernbert-base_whiten_r32"]["path"]))
     assert (modern.arch, modern.method, modern.rank, modern.inferred) == ("modernbert", "whiten", 32, [])
     whisper = rows["whisper_base_lora_012/checkpoint-7752"]
     assert (whisper["arch"], whisper["method"]) == ("whisper", "unknown")
     files = read_manifest(Path(whisper["path"])).files
-    assert [(f.path, f.bytes, f.sha256) for f in files] == [("model.safetensors", 2, None),
-                                                          ("nested/adapter_config.json", 2, None)]
+    assert [(f.path, f.bytes, f.sha256) for f in files] == [
+        ("model.safetensors", 2, None),
+        ("nested/adapter_config.json", 2, None),
+    ]
 
 
 def test_import_again_keeps_ids_and_survives_reindex(yard: Yard, old_checkpoints: Path) -> None:
@@ -97,7 +109,12 @@ def test_import_inside_the_yard_infers_from_the_yard_relative_path(yard: Yard) -
     (folder / "pytorch_model.bin").write_bytes(b"w")
     yard.import_paths([yard.root / "legacy"])
     row = yard.query()[0]
-    assert (row["path"], row["arch"], row["method"], row["rank"]) == ("legacy/roberta_ada_r8", "roberta", "adasvd", 8)
+    assert (row["path"], row["arch"], row["method"], row["rank"]) == (
+        "legacy/roberta_ada_r8",
+        "roberta",
+        "adasvd",
+        8,
+    )
 
 
 def test_import_of_a_missing_folder_is_refused(yard: Yard, tmp_path: Path) -> None:

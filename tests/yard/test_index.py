@@ -30,14 +30,27 @@ def table_rows(yard: Yard) -> dict[str, list[tuple[object, ...]]]:
 
 @pytest.fixture
 def filled_yard(yard: Yard, make_artifact: Callable[..., Path], tmp_path: Path) -> Yard:
-    base = make_artifact("compressed", layout={"model": "bert-base", "method": "fwsvd", "rank": 64},
-                         arch="bert", method="fwsvd", rank=64, task="sst2",
-                         config={"hf_token": "hf_secret", "ratio": None},
-                         metrics={"sst2": {"validation": {"accuracy": 0.91, "f1": 0.9}}, "note": "text"})
+    base = make_artifact(
+        "compressed",
+        layout={"model": "bert-base", "method": "fwsvd", "rank": 64},
+        arch="bert",
+        method="fwsvd",
+        rank=64,
+        task="sst2",
+        config={"hf_token": "hf_secret", "ratio": None},
+        metrics={"sst2": {"validation": {"accuracy": 0.91, "f1": 0.9}}, "note": "text"},
+    )
     base_manifest = json.loads((base / "manifest.json").read_text())
     run = yard.start_run(
-        Manifest(kind="finetuned", name="x", arch="bert", method="fwsvd", rank=64, strategy="lowrank",
-                 parents=[Parent(id=base_manifest["id"], path=base_manifest["path"], role="init")]),
+        Manifest(
+            kind="finetuned",
+            name="x",
+            arch="bert",
+            method="fwsvd",
+            rank=64,
+            strategy="lowrank",
+            parents=[Parent(id=base_manifest["id"], path=base_manifest["path"], role="init")],
+        ),
         yard.target_path("finetuned", arch="bert", method="fwsvd", name=base.name),
     )
     # A nested manifest (a run's best/ model) is part of the run, never an artifact of its own.
@@ -48,7 +61,9 @@ def filled_yard(yard: Yard, make_artifact: Callable[..., Path], tmp_path: Path) 
     run.complete()
     # Written outside the yard with --output-dir: still the yard's artifact.
     outside = yard.target_path("export", output_dir=tmp_path / "elsewhere" / "export-1")
-    with yard.create(Manifest(kind="export", name="e", parents=[Parent(path=run.manifest.path)]), outside) as w:
+    with yard.create(
+        Manifest(kind="export", name="e", parents=[Parent(path=run.manifest.path)]), outside
+    ) as w:
         (w.path / "model.gguf").write_bytes(b"GGUF")
     return yard
 
@@ -111,7 +126,9 @@ def test_a_folder_moved_by_hand_is_found_where_it_is(filled_yard: Yard) -> None:
     assert filled_yard.query(kind="compressed")[0]["path"] == "archive/old-bert"
 
 
-def test_a_version_1_index_migrates_to_the_latest_schema_with_its_data(filled_yard: Yard, tmp_path: Path) -> None:
+def test_a_version_1_index_migrates_to_the_latest_schema_with_its_data(
+    filled_yard: Yard, tmp_path: Path
+) -> None:
     database = tmp_path / "v1.db"
     old = sqlite3.connect(database, isolation_level=None)
     for statement in MIGRATIONS[0].split(";"):
@@ -120,14 +137,17 @@ def test_a_version_1_index_migrates_to_the_latest_schema_with_its_data(filled_ya
     old.execute("PRAGMA user_version = 1")
     current = filled_yard.index.connection
     # Version 1 kept the manifest as the artifacts table's last column.
-    for row in current.execute("SELECT a.*, m.json FROM artifacts AS a JOIN manifests AS m ON m.artifact_id = a.id"):
+    for row in current.execute(
+        "SELECT a.*, m.json FROM artifacts AS a JOIN manifests AS m ON m.artifact_id = a.id"
+    ):
         old.execute(f"INSERT INTO artifacts VALUES ({', '.join('?' * len(row))})", row)
     old.close()
     migrated = Index.open(database)
     assert migrated.version == 3
     for table in ("artifacts", "manifests"):
         assert sorted(migrated.connection.execute(f"SELECT * FROM {table}")) == sorted(
-            current.execute(f"SELECT * FROM {table}"))
+            current.execute(f"SELECT * FROM {table}")
+        )
     assert sorted(migrated.connection.execute("SELECT parent_path, role FROM parents").fetchall()) == sorted(
         current.execute("SELECT parent_path, role FROM parents").fetchall()
     )
@@ -139,14 +159,6 @@ def test_a_corrupt_index_says_how_to_rebuild_it(yard: Yard) -> None:
     with pytest.raises(IndexCorruptError) as caught:
         yard.index  # noqa: B018
     assert "tuneyard runs reindex" in (caught.value.hint or "")
-
-
-def test_concurrent_registrations_from_two_connections(yard: Yard, make_artifact: Callable[..., Path]) -> None:
-    other = Yard.open(yard.root)
-    make_artifact("export", layout={"name": "a"})
-    with other.create(Manifest(kind="export", name="b"), other.target_path("export", name="b")) as writer:
-        (writer.path / "f").write_text("x")
-    assert sorted(row["name"] for row in yard.query()) == ["a", "b"]
 
 
 def test_an_index_from_a_newer_tuneyard_is_refused_not_misread(yard: Yard) -> None:
@@ -173,9 +185,16 @@ def test_processes_creating_a_fresh_index_at_once_all_open_it(tmp_path: Path) ->
     """A brand-new database switched to WAL by several processes at once: none may fail."""
     go, database = tmp_path / "go", tmp_path / ".tuneyard" / "index.db"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(database), str(go), str(number)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-               for number in range(8)]
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, str(database), str(go), str(number)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for number in range(8)
+    ]
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("ready-*"))) < len(openers):
         assert time.monotonic() < deadline and all(opener.poll() is None for opener in openers)
@@ -184,3 +203,14 @@ def test_processes_creating_a_fresh_index_at_once_all_open_it(tmp_path: Path) ->
     results = [opener.communicate(timeout=120) for opener in openers]
     assert [error.strip().splitlines()[-1:] for _, error in results if error.strip()] == []
     assert [output.strip() for output, _ in results] == [str(len(MIGRATIONS))] * len(openers)
+
+
+def test_the_field_table_names_exactly_the_index_columns_and_manifest_fields(tmp_path: Path) -> None:
+    from tuneyard.yard.fields import COLUMNS, FILTERS, TABLE
+    from tuneyard.yard.manifest import Manifest
+
+    index = Index.open(tmp_path / "index.db")
+    stored = {row[1] for row in index.connection.execute("PRAGMA table_info(artifacts)")}
+    assert stored == set(COLUMNS)
+    assert set(COLUMNS) <= set(Manifest.model_fields)
+    assert set(FILTERS) <= set(COLUMNS) and set(TABLE) <= set(COLUMNS)

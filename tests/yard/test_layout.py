@@ -15,9 +15,10 @@ def test_default_templates_match_the_field_conventions(yard: Yard) -> None:
     assert yard.target_path("compressed", model="bert-base-uncased-SST-2", method="fwsvd", rank=64) == (
         root / "compressed_models/bert-base-uncased-SST-2_fwsvd_r64"
     )
-    assert yard.target_path(
-        "finetuned", arch="bert", method="fwsvd", name="bert-base-uncased-SST-2_fwsvd_r64"
-    ) == root / "models/finetuned/bert/fwsvd/bert-base-uncased-SST-2_fwsvd_r64"
+    assert (
+        yard.target_path("finetuned", arch="bert", method="fwsvd", name="bert-base-uncased-SST-2_fwsvd_r64")
+        == root / "models/finetuned/bert/fwsvd/bert-base-uncased-SST-2_fwsvd_r64"
+    )
     assert yard.target_path("run", project="clic_2025", dataset="recanvo", name="whisper_base_lora_012") == (
         root / "outputs/clic_2025/recanvo/whisper_base_lora_012"
     )

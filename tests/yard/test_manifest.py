@@ -17,9 +17,17 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "manifest.schema.js
 
 def test_manifest_round_trips_with_every_field(tmp_path: Path) -> None:
     manifest = Manifest(
-        kind="finetuned", name="bert-base-uncased-SST-2_fwsvd_r64", arch="bert", method="fwsvd", rank=64,
-        strategy="lowrank", task="sst2", dataset="glue/sst2",
-        parents=[Parent(id="01JD7H", path="compressed_models/bert-base-uncased-SST-2_fwsvd_r64", role="init")],
+        kind="finetuned",
+        name="bert-base-uncased-SST-2_fwsvd_r64",
+        arch="bert",
+        method="fwsvd",
+        rank=64,
+        strategy="lowrank",
+        task="sst2",
+        dataset="glue/sst2",
+        parents=[
+            Parent(id="01JD7H", path="compressed_models/bert-base-uncased-SST-2_fwsvd_r64", role="init")
+        ],
         metrics={"sst2": {"validation": {"accuracy": 0.912}}},
     )
     write_manifest(tmp_path, manifest)
@@ -39,7 +47,11 @@ def test_ids_sort_by_creation_and_never_repeat() -> None:
 def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
     config = {
         "teacher": {"api_key": "sk-123", "base_url": "http://x", "headers": [{"Authorization-Token": "t0k"}]},
-        "hf_token": "hf_abc", "password": "hunter2", "db": {"Secret": "s"}, "lr": 3e-4, "token_budget": None,
+        "hf_token": "hf_abc",
+        "password": "hunter2",
+        "db": {"Secret": "s"},
+        "lr": 3e-4,
+        "token_budget": None,
     }
     write_manifest(tmp_path, Manifest(kind="run", name="r", config=config))
     text = (tmp_path / "manifest.json").read_text()
@@ -58,7 +70,10 @@ def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
         ("{not json", "is not readable JSON"),
         ('{"kind": "spaceship", "name": "x"}', "field 'kind'"),
         ('{"kind": "run"}', "field 'name'"),
-        ('{"schema": 2, "kind": "run", "name": "x"}', "field 'schema' input should be less than or equal to 1"),
+        (
+            '{"schema": 2, "kind": "run", "name": "x"}',
+            "field 'schema' input should be less than or equal to 1",
+        ),
     ],
 )
 def test_bad_manifests_are_named_with_the_field(tmp_path: Path, text: str | None, message: str) -> None:
@@ -73,10 +88,12 @@ def test_committed_json_schema_matches_the_model(tmp_path: Path) -> None:
     assert json.loads(SCHEMA_FILE.read_text()) == json.loads((tmp_path / "schema.json").read_text()), (
         "docs/manifest.schema.json is stale: regenerate it with "
         "python -c 'from pathlib import Path; from tuneyard.yard.manifest import export_json_schema; "
-        "export_json_schema(Path(\"docs/manifest.schema.json\"))'"
+        'export_json_schema(Path("docs/manifest.schema.json"))\''
     )
     schema = json.loads(SCHEMA_FILE.read_text())
-    assert {"schema", "kind", "name", "parents", "config", "metrics", "files", "status"} <= set(schema["properties"])
+    assert {"schema", "kind", "name", "parents", "config", "metrics", "files", "status"} <= set(
+        schema["properties"]
+    )
 
 
 def test_file_digests_are_real_and_follow_a_file_that_changed(tmp_path: Path) -> None:
@@ -89,8 +106,10 @@ def test_file_digests_are_real_and_follow_a_file_that_changed(tmp_path: Path) ->
     weights.write_bytes(b"first version")
     os.link(weights, tmp_path / "same-file-hard-linked.safetensors")
     first = {entry.path: entry.sha256 for entry in list_files(tmp_path)}
-    assert first == {name: hashlib.sha256(b"first version").hexdigest()
-                     for name in ("model.safetensors", "same-file-hard-linked.safetensors")}
+    assert first == {
+        name: hashlib.sha256(b"first version").hexdigest()
+        for name in ("model.safetensors", "same-file-hard-linked.safetensors")
+    }
 
     weights.write_bytes(b"other version")  # same size, rewritten in place, later mtime
     stat = weights.stat()

@@ -6,13 +6,22 @@ from tuneyard.yard.summary import KEY_FIELDS, aggregate_table, compare_table
 
 
 def record(name: str, rank: int, lr: float, metrics: dict[str, object]) -> dict[str, object]:
-    return {"name": name, "path": f"outputs/p/d/{name}", "kind": "run", "arch": "whisper", "rank": rank,
-            "config": {"lora": {"r": rank, "layers": [0, 1, 2]}, "lr": lr, "seed": 0}, "metrics": metrics}
+    return {
+        "name": name,
+        "path": f"outputs/p/d/{name}",
+        "kind": "run",
+        "arch": "whisper",
+        "rank": rank,
+        "config": {"lora": {"r": rank, "layers": [0, 1, 2]}, "lr": lr, "seed": 0},
+        "metrics": metrics,
+    }
 
 
 RECORDS = [
     record("whisper_base_lora_012", 8, 1e-4, {"accuracy": 0.8, "test": {"f1": 0.7}}),
-    record("whisper_base_lora_7-12", 16, 1e-4, {"accuracy": 0.9, "loss": 0.3, "label": "text is not a metric"}),
+    record(
+        "whisper_base_lora_7-12", 16, 1e-4, {"accuracy": 0.9, "loss": 0.3, "label": "text is not a metric"}
+    ),
 ]
 
 
@@ -32,4 +41,8 @@ def test_compare_lists_only_differences_unless_asked() -> None:
         ["metrics.loss", None, 0.3, None],
     ]
     every = {row[0]: row[1:] for row in compare_table(RECORDS, every_field=True)}
-    assert every["config.seed"] == [0, 0, None] and every["config.lora.layers"] == ["[0, 1, 2]", "[0, 1, 2]", None]
+    assert every["config.seed"] == [0, 0, None] and every["config.lora.layers"] == [
+        "[0, 1, 2]",
+        "[0, 1, 2]",
+        None,
+    ]

@@ -59,7 +59,10 @@ def test_taken_names_get_numbered_suffixes_and_say_so(yard: Yard, make_artifact:
 
 def test_an_exception_while_writing_leaves_nothing_behind(yard: Yard) -> None:
     target = yard.target_path("export", name="broken")
-    with pytest.raises(RuntimeError, match="disk full"), yard.create(Manifest(kind="export", name="broken"), target) as w:
+    with (
+        pytest.raises(RuntimeError, match="disk full"),
+        yard.create(Manifest(kind="export", name="broken"), target) as w,
+    ):
         (w.path / "half.bin").write_bytes(b"x" * 100)
         raise RuntimeError("disk full")
     assert list(target.parent.iterdir()) == []
@@ -81,8 +84,10 @@ with yard.create(Manifest(kind="export", name="victim"), target) as writer:
 
 def test_a_sigkilled_writer_leaves_no_folder_that_looks_complete(yard: Yard, tmp_path: Path) -> None:
     ready = tmp_path / "ready"
-    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(yard.root), str(ready)],
-                               env={**os.environ, "PYTHONPATH": str(REPO_SRC)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(yard.root), str(ready)],
+        env={**os.environ, "PYTHONPATH": str(REPO_SRC)},
+    )
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -108,44 +113,6 @@ def test_a_sigkilled_writer_leaves_no_folder_that_looks_complete(yard: Yard, tmp
     assert {leftover.reason.split(" ")[0] for leftover in leftovers} == {"empty", "temporary"}
     remove_leftovers(yard, leftovers)
     assert list(exports.iterdir()) == []
-
-
-RACER = """
-import sys, time
-from pathlib import Path
-from tuneyard.yard import Manifest, Yard
-yard = Yard.open(sys.argv[1])
-go = Path(sys.argv[2])
-(go.parent / f"ready-{sys.argv[3]}").write_text("")
-while not go.exists():
-    time.sleep(0.001)
-target = yard.target_path("export", name="same-name")
-with yard.create(Manifest(kind="export", name="same-name"), target) as writer:
-    (writer.path / "who.txt").write_text(sys.argv[3])
-print(writer.final_path)
-"""
-
-
-def test_two_processes_racing_for_one_name_both_succeed(yard: Yard, tmp_path: Path) -> None:
-    go = tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": str(REPO_SRC)}
-    racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, str(yard.root), str(go), who],
-                         stdout=subprocess.PIPE, text=True, env=env)
-        for who in ("a", "b")
-    ]
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"ready-{who}").exists() for who in ("a", "b")):  # both on the start line
-        assert time.monotonic() < deadline and all(racer.poll() is None for racer in racers)
-        time.sleep(0.01)
-    go.write_text("go")
-    outputs = [racer.communicate(timeout=120)[0].strip() for racer in racers]
-    assert [racer.returncode for racer in racers] == [0, 0]
-    folders = sorted(Path(output) for output in outputs)
-    assert [folder.name for folder in folders] == ["same-name", "same-name-2"]
-    assert sorted((folder / "who.txt").read_text() for folder in folders) == ["a", "b"]
-    assert all(read_manifest(folder).status == "complete" for folder in folders)
-    assert sorted(row["name"] for row in yard.query()) == ["same-name", "same-name-2"]
 
 
 def test_run_writer_lifecycle_resume_and_atomic_subfolders(yard: Yard) -> None:

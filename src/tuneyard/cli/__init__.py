@@ -78,6 +78,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Verb modules import only typer and the light parts of tuneyard at this point.
-from tuneyard.cli import register as _register
+from tuneyard.cli import register as _register  # noqa: E402 (verbs attach to the app defined above)
 
 _register.add_all(app)

@@ -1,4 +1,4 @@
-"""``tuneyard compress``: parse flags, call :func:`tuneyard.compress.compressor.compress_model`, print a table."""
+"""``tuneyard compress``: parse flags, call :func:`~tuneyard.compress.compressor.compress_model`, print."""
 
 from __future__ import annotations
 
@@ -18,25 +18,45 @@ if TYPE_CHECKING:
 
 def compress(
     ctx: typer.Context,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="HF hub id or local model folder.")] = None,
-    method: Annotated[str | None, typer.Option(help=f"One of: {', '.join(METHODS)} (default standard).")] = None,
-    rank: Annotated[str | None, typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")] = None,
-    ratio: Annotated[float | None, typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")] = None,
-    task: Annotated[str | None, typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="HF hub id or local model folder.")
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help=f"One of: {', '.join(METHODS)} (default standard).")
+    ] = None,
+    rank: Annotated[
+        str | None, typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")
+    ] = None,
+    ratio: Annotated[
+        float | None, typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="Local data folder with train.csv/jsonl/parquet.")] = None,
     text_column: Annotated[str | None, typer.Option(help="Text column of --data (default: text).")] = None,
     text_pair_column: Annotated[str | None, typer.Option(help="Second text column for pair tasks.")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column of --data (default: label).")] = None,
-    task_type: Annotated[str | None, typer.Option(
-        help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE}).")] = None,
-    calib_samples: Annotated[int | None, typer.Option(help="Calibration rows from train (default 256).")] = None,
+    task_type: Annotated[
+        str | None,
+        typer.Option(help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE})."),
+    ] = None,
+    calib_samples: Annotated[
+        int | None, typer.Option(help="Calibration rows from train (default 256).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Calibration batch size (default 16).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Token length of calibration rows (default 128).")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Token length of calibration rows (default 128).")
+    ] = None,
     alpha: Annotated[float | None, typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling and head init (default 0).")] = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Write here instead of the yard layout path.")] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Write here instead of the yard layout path.")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override an option: --set rank=32.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override an option: --set rank=32.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Factorise a model's linear layers with SVD and file it under compressed_models/.
@@ -48,10 +68,21 @@ def compress(
     from tuneyard.config import resolve_options
 
     flags = {
-        "model": model, "method": method, "rank": rank, "ratio": ratio, "task": task,
-        "data": str(data) if data else None, "text_column": text_column, "text_pair_column": text_pair_column,
-        "label_column": label_column, "task_type": task_type, "calib_samples": calib_samples, "batch_size": batch_size,
-        "max_length": max_length, "alpha": alpha, "seed": seed,
+        "model": model,
+        "method": method,
+        "rank": rank,
+        "ratio": ratio,
+        "task": task,
+        "data": str(data) if data else None,
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+        "task_type": task_type,
+        "calib_samples": calib_samples,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "alpha": alpha,
+        "seed": seed,
         "output_dir": str(output_dir) if output_dir else None,
     }
     options = resolve_options(CompressOptions, flags, config, overrides or [])

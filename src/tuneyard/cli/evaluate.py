@@ -1,4 +1,4 @@
-"""``tuneyard eval``, ``tuneyard grade`` and ``tuneyard eval-grid``: parse flags, call :mod:`tuneyard.evaluate`."""
+"""``tuneyard eval``, ``grade`` and ``eval-grid``: parse flags, call :mod:`tuneyard.evaluate`."""
 
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Callable
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
 
@@ -42,27 +48,43 @@ def _print_scores(metrics: dict[str, Any], main_metric: str) -> None:
 
 def eval_command(
     ctx: typer.Context,
-    checkpoint: Annotated[str | None, typer.Option(
-        "--checkpoint", "--model", help="Model folder (plain, compressed, LoRA adapter, run folder) or a hub id (needs --output-dir).")] = None,
-    task: Annotated[str | None, typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            "--model",
+            help="Model folder (plain, compressed, LoRA adapter, run folder) or a hub id "
+            "(needs --output-dir).",
+        ),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="Local folder with train/validation/test files.")] = None,
     split: Annotated[str | None, typer.Option(help="Split to score: validation (default) or test.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
-    max_length: Annotated[int | None, typer.Option(
-        help="Truncate inputs to this many tokens (default: the fine-tuning length, else 512).")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="Truncate inputs to this many tokens (default: the fine-tuning length, else 512)."),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
+    ] = None,
     text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
     text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
     label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
-    task_type: Annotated[str | None, typer.Option(
-        help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE}).")] = None,
-    output_dir: Annotated[Path | None, typer.Option(
-        help="Folder for the results (required for a model outside the yard).")] = None,
+    task_type: Annotated[
+        str | None,
+        typer.Option(help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE})."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the results (required for a model outside the yard).")
+    ] = None,
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
 ) -> None:
-    """Evaluate a classifier on a task split and file the results next to the model.
+    """Evaluate a model on a task split and file the results next to the model.
 
     Example: tuneyard eval --checkpoint outputs/demo/topics/bert_full/best --data ./topics --split test
     """
@@ -70,13 +92,25 @@ def eval_command(
     from tuneyard.errors import DataError
     from tuneyard.evaluate.options import EvalOptions
 
-    flags = {"checkpoint": checkpoint, "task": task, "data": str(data) if data else None, "split": split,
-             "batch_size": batch_size, "max_length": max_length, "device": device, "text_column": text_column,
-             "text_pair_column": text_pair_column, "label_column": label_column, "task_type": task_type,
-             "output_dir": str(output_dir) if output_dir else None}
+    flags = {
+        "checkpoint": checkpoint,
+        "task": task,
+        "data": str(data) if data else None,
+        "split": split,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "device": device,
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "label_column": label_column,
+        "task_type": task_type,
+        "output_dir": str(output_dir) if output_dir else None,
+    }
     options = resolve_options(EvalOptions, flags, config, set_ or ())
     if (options.task is None) == (options.data is None):
-        raise DataError("give exactly one of --task NAME or --data DIR.", "Example: --task sst2, or --data ./topics")
+        raise DataError(
+            "give exactly one of --task NAME or --data DIR.", "Example: --task sst2, or --data ./topics"
+        )
     yard = yard_from(ctx)
     quiet_libraries()
     from tuneyard.evaluate.model_eval import evaluate_model
@@ -84,14 +118,24 @@ def eval_command(
     task_data = options.load()
     total = len(task_data.split(options.split))
     with progress_bar(f"eval {task_data.spec.name}/{options.split}", total, quiet) as advance:
-        outcome = evaluate_model(options.checkpoint, task_data, yard, split=options.split,
-                                 output_dir=options.output_dir, batch_size=options.batch_size,
-                                 max_length=options.max_length, device=options.device, progress=advance)
+        outcome = evaluate_model(
+            options.checkpoint,
+            task_data,
+            yard,
+            split=options.split,
+            output_dir=options.output_dir,
+            batch_size=options.batch_size,
+            max_length=options.max_length,
+            device=options.device,
+            progress=advance,
+        )
     result = outcome.result
     _print_scores(result.metrics, result.main_metric)
     speed = result.throughput
-    note(f"{speed.samples} examples in {speed.seconds:.2f} s ({speed.samples_per_second:.1f} samples/s) "
-         f"on {speed.device}, peak memory {speed.peak_memory_mb:.0f} MiB")
+    note(
+        f"{speed.samples} examples in {speed.seconds:.2f} s ({speed.samples_per_second:.1f} samples/s) "
+        f"on {speed.device}, peak memory {speed.peak_memory_mb:.0f} MiB"
+    )
     note(f"results: {outcome.folder}")
     if outcome.artifact is not None:
         note(f"manifest: {outcome.artifact / 'manifest.json'} (metrics.{outcome.metrics_key})")
@@ -104,12 +148,18 @@ def _split_list(text: str | None) -> list[str] | None:
 def grade_command(
     predictions: Annotated[Path, typer.Option(help="JSONL or CSV with id, prediction, reference.")],
     grader: Annotated[str, typer.Option(help="exact | contains | regex | json | choice.")],
-    fields: Annotated[str | None, typer.Option(help="json: comma-separated fields to compare (default: all).")] = None,
-    pattern: Annotated[str | None, typer.Option(help="regex: pattern whose first group is the answer.")] = None,
-    choices: Annotated[str | None, typer.Option(
-        help="choice: comma-separated labels (default: the distinct references).")] = None,
-    output_dir: Annotated[Path | None, typer.Option(
-        help="Where grader_logs/ goes (default: next to the predictions file).")] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="json: comma-separated fields to compare (default: all).")
+    ] = None,
+    pattern: Annotated[
+        str | None, typer.Option(help="regex: pattern whose first group is the answer.")
+    ] = None,
+    choices: Annotated[
+        str | None, typer.Option(help="choice: comma-separated labels (default: the distinct references).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Where grader_logs/ goes (default: next to the predictions file).")
+    ] = None,
     format_: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
 ) -> None:
     """Grade generated answers against references; print a summary, log every sample.
@@ -122,16 +172,22 @@ def grade_command(
 
     if format_ not in ("table", "json"):
         raise EvaluationError(f"--format {format_!r} is not known.", "Use --format table or --format json.")
-    summary, folder = grade_file(predictions, grader, _split_list(fields), pattern, _split_list(choices), output_dir)
+    summary, folder = grade_file(
+        predictions, grader, _split_list(fields), pattern, _split_list(choices), output_dir
+    )
     if format_ == "json":
         import json
         from dataclasses import asdict
 
         out.print(json.dumps({**asdict(summary), "logs": str(folder)}, indent=2), markup=False)
     else:
-        rows: list[list[Any]] = [["grader", summary.grader], ["samples", summary.samples],
-                                 ["score", summary.score], ["unparsable", summary.unparsable],
-                                 ["score (parsable only)", summary.score_parsed]]
+        rows: list[list[Any]] = [
+            ["grader", summary.grader],
+            ["samples", summary.samples],
+            ["score", summary.score],
+            ["unparsable", summary.unparsable],
+            ["score (parsable only)", summary.score_parsed],
+        ]
         rows += [[f"field {name}", accuracy] for name, accuracy in summary.field_accuracy.items()]
         out.print(format_table(["", "value"], rows), end="", markup=False)
     note(f"per-sample logs: {folder}")
@@ -156,7 +212,9 @@ def multi_value_flags(args: list[str]) -> dict[str, list[str]]:
             if inline:
                 values[flag.lstrip("-")].append(inline)
         elif current is None:
-            raise ConfigError(f"unexpected argument {token!r}.", "Give models after --models and tasks after --tasks.")
+            raise ConfigError(
+                f"unexpected argument {token!r}.", "Give models after --models and tasks after --tasks."
+            )
         else:
             values[current.lstrip("-")].append(token)
     return values
@@ -168,9 +226,12 @@ def eval_grid_command(
     batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
     max_length: Annotated[int | None, typer.Option(help="Truncate inputs to this many tokens.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: a GPU if present).")] = None,
-    experiment: Annotated[str | None, typer.Option(
-        help="Grid folder name under experiments/ (default eval_grid).")] = None,
-    output_dir: Annotated[Path | None, typer.Option(help="Grid folder instead of experiments/{experiment}.")] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Grid folder name under experiments/ (default eval_grid).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Grid folder instead of experiments/{experiment}.")
+    ] = None,
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -188,8 +249,14 @@ def eval_grid_command(
     from tuneyard.config import resolve_options
     from tuneyard.evaluate.options import GridOptions
 
-    flags: dict[str, Any] = {"split": split, "batch_size": batch_size, "max_length": max_length, "device": device,
-                             "experiment": experiment, "output_dir": str(output_dir) if output_dir else None}
+    flags: dict[str, Any] = {
+        "split": split,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "device": device,
+        "experiment": experiment,
+        "output_dir": str(output_dir) if output_dir else None,
+    }
     flags.update(multi_value_flags(list(ctx.args)))
     options = resolve_options(GridOptions, flags, config, set_ or ())
     yard = yard_from(ctx)
@@ -197,6 +264,7 @@ def eval_grid_command(
     from tuneyard.evaluate.transfer_grid import run_grid
 
     with progress_bar("grid cells", len(options.models) * len(options.tasks), quiet) as advance:
+
         def on_cell(number: int, total: int, model: str, task: str, state: str) -> None:
             words = {"skipped": "done earlier, skipped", "complete": "evaluated", "failed": "failed"}
             note(f"[{number}/{total}] {model} x {task}: {words[state]}")
@@ -208,7 +276,11 @@ def eval_grid_command(
         row: list[Any] = [model.label]
         for task in result.tasks:
             cell = result.cells.get((model.key, task.key))
-            row.append(None if cell is None or cell.status != "complete" else cell.metrics.get(cell.main_metric or ""))
+            row.append(
+                None
+                if cell is None or cell.status != "complete"
+                else cell.metrics.get(cell.main_metric or "")
+            )
         rows.append(row)
     out.print(format_table(["model", *(task.label for task in result.tasks)], rows), end="", markup=False)
     failed = [cell for cell in result.cells.values() if cell.status == "failed"]

@@ -15,7 +15,7 @@ from tuneyard.train.strategies import STRATEGIES, default_rates
 
 HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
 
-Example: tuneyard finetune --checkpoint ./minilm --data ./my_topics --strategy lora --lora-layers 0-2 --project demo
+Example: tuneyard finetune --checkpoint ./minilm --data ./topics --strategy lora --lora-layers 0-2
 """
 
 
@@ -55,9 +55,7 @@ def finetune(
     ] = None,
     strategy: Annotated[
         str | None,
-        typer.Option(
-            help=f"{' | '.join(STRATEGIES)} (default: lowrank for compressed models, else full)."
-        ),
+        typer.Option(help=f"{' | '.join(STRATEGIES)} (default: lowrank for compressed models, else full)."),
     ] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
     lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha (scaling).")] = None,
@@ -131,7 +129,7 @@ def finetune(
 ) -> None:
     """Fine-tune a model and file the run in the yard.
 
-    Example: tuneyard finetune --checkpoint ./minilm --data ./my_topics --strategy lora --lora-layers 0-2 --project demo
+    Example: tuneyard finetune --checkpoint ./minilm --data ./topics --strategy lora --lora-layers 0-2
     """
     from tuneyard.config import resolve_options
     from tuneyard.errors import TrainingError

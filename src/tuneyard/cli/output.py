@@ -10,11 +10,11 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     """How a table command prints its result."""
 
     table = "table"
@@ -50,7 +50,10 @@ def format_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def format_rows(
-    fmt: OutputFormat, columns: Sequence[str], rows: Sequence[Sequence[Any]], objects: Sequence[Any] | None = None
+    fmt: OutputFormat,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    objects: Sequence[Any] | None = None,
 ) -> str:
     """The text to print: ``objects`` (or one object per row) as JSON, else table or CSV."""
     if fmt is OutputFormat.json:

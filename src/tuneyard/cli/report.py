@@ -11,12 +11,25 @@ from tuneyard.cli.console import note, out, quiet_libraries
 
 
 def report_command(
-    path: Annotated[Path, typer.Argument(help="A run, model, compressed model, eval grid or project folder.")],
-    output_dir: Annotated[Path | None, typer.Option(help="Folder for the PNGs (default PATH/report).")] = None,
-    metric: Annotated[str | None, typer.Option(
-        help="Metric for the comparison chart, as in --where: sst2.accuracy (default: the most common).")] = None,
-    base: Annotated[Path | None, typer.Option(
-        help="Original model of a compressed one, for the energy-kept plot (default: from compression_info).")] = None,
+    path: Annotated[
+        Path, typer.Argument(help="A run, model, compressed model, eval grid or project folder.")
+    ],
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the PNGs (default PATH/report).")
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="Metric for the comparison chart, as in --where: sst2.accuracy (default: the most common)."
+        ),
+    ] = None,
+    base: Annotated[
+        Path | None,
+        typer.Option(
+            help="Original model of a compressed one, for the energy-kept plot "
+            "(default: from compression_info)."
+        ),
+    ] = None,
 ) -> None:
     """Draw training curves, weight spectra and norms, grid heatmaps and run comparisons as PNGs.
 

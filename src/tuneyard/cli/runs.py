@@ -30,7 +30,9 @@ SUMMARY_METRICS = 2
 
 WhereOpt = Annotated[
     str | None,
-    typer.Option("--where", "-w", help="Filter, e.g. \"metrics.accuracy >= 0.8 and (rank <= 64 or name ~ 'bert*')\"."),
+    typer.Option(
+        "--where", "-w", help="Filter, e.g. \"metrics.accuracy >= 0.8 and (rank <= 64 or name ~ 'bert*')\"."
+    ),
 ]
 SortOpt = Annotated[
     str | None, typer.Option("--sort", help="Sort keys, '-' for descending: -metrics.accuracy,name.")
@@ -52,8 +54,12 @@ def with_filter_options(command: Callable[..., None]) -> Callable[..., None]:
     """
     signature = inspect.signature(command, eval_str=True)
     flags = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                          annotation=Annotated[str | None, typer.Option(f"--{name}", help=BY_NAME[name].help)])
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[str | None, typer.Option(f"--{name}", help=BY_NAME[name].help)],
+        )
         for name in FILTERS
     ]
     kept = [parameter for parameter in signature.parameters.values() if parameter.name != "filters"]
@@ -92,7 +98,9 @@ def print_listing(rows: list[dict[str, Any]], fmt: OutputFormat, shown_metrics: 
     if fmt is OutputFormat.csv:
         keys = sorted({key for row in rows for key in row["metrics"]})
         columns = [*LISTED, *(f"metrics.{key}" for key in keys)]
-        table = [[*(row[name] for name in LISTED), *(row["metrics"].get(key) for key in keys)] for row in rows]
+        table = [
+            [*(row[name] for name in LISTED), *(row["metrics"].get(key) for key in keys)] for row in rows
+        ]
         out.out(format_rows(fmt, columns, table), end="")
         return
     metric_columns = [f"metrics.{key}" for key in shown_metrics] or ["metrics"]
@@ -100,8 +108,11 @@ def print_listing(rows: list[dict[str, Any]], fmt: OutputFormat, shown_metrics: 
     table = []
     for row in rows:
         values = {**row, "created": row["created"][:16].replace("T", " ")}
-        metrics = ([row["metrics"].get(key) for key in shown_metrics] if shown_metrics
-                   else [metrics_summary(row["metrics"])])
+        metrics = (
+            [row["metrics"].get(key) for key in shown_metrics]
+            if shown_metrics
+            else [metrics_summary(row["metrics"])]
+        )
         table.append([*(values[name] for name in TABLE), *metrics, row["path"]])
     out.out(format_rows(fmt, columns, table), end="")
 
@@ -118,7 +129,7 @@ def ls(
 ) -> None:
     """List artifacts, newest first.
 
-    Example: tuneyard runs ls --arch bert --where "metrics.accuracy >= 0.8 and rank <= 64" --sort -metrics.accuracy
+    Example: tuneyard runs ls --arch bert --where "metrics.accuracy >= 0.8 and rank <= 64" --sort -rank
     """
     yard = yard_from(ctx)
     rows = yard.query(where=where, sort=sort, limit=limit, **filters)
@@ -133,7 +144,9 @@ def ls(
 def warn_unknown_metrics(unknown: dict[str, list[str]]) -> None:
     """A note (not an error: the yard may simply not have such runs yet) per metric no artifact has."""
     for key, similar in unknown.items():
-        suggestion = f"; did you mean {' or '.join(f'metrics.{name}' for name in similar)}?" if similar else "."
+        suggestion = (
+            f"; did you mean {' or '.join(f'metrics.{name}' for name in similar)}?" if similar else "."
+        )
         note(f"note: no artifact in the yard has metrics.{key}{suggestion}")
 
 
@@ -156,15 +169,27 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
     lines = aligned(fields, indent="")
     files = record.get("files") or []
     sections: list[tuple[str, list[tuple[str, Any]]]] = [
-        ("parents", [(p.get("role", "base"), p["path"] + (f"  ({p['id']})" if p.get("id") else ""))
-                     for p in record.get("parents") or []]),
+        (
+            "parents",
+            [
+                (p.get("role", "base"), p["path"] + (f"  ({p['id']})" if p.get("id") else ""))
+                for p in record.get("parents") or []
+            ],
+        ),
         ("children", [(child["kind"], child["path"]) for child in children]),
-        ("metrics", [(key, f"{value:.6g}") for key, value in flatten_metrics(record.get("metrics") or {}).items()]),
+        (
+            "metrics",
+            [(key, f"{value:.6g}") for key, value in flatten_metrics(record.get("metrics") or {}).items()],
+        ),
         ("config", list(flatten_config(record.get("config") or {}).items())),
-        (f"files ({len(files)}, {sum(entry['bytes'] for entry in files):,} bytes)",
-         [(entry["path"], f"{entry['bytes']:>12,}  {(entry.get('sha256') or 'not hashed')[:16]}")
-          for entry in files[:20]]
-         + ([(f"... {len(files) - 20} more", "")] if len(files) > 20 else [])),
+        (
+            f"files ({len(files)}, {sum(entry['bytes'] for entry in files):,} bytes)",
+            [
+                (entry["path"], f"{entry['bytes']:>12,}  {(entry.get('sha256') or 'not hashed')[:16]}")
+                for entry in files[:20]
+            ]
+            + ([(f"... {len(files) - 20} more", "")] if len(files) > 20 else []),
+        ),
     ]
     for title, pairs in sections:
         if pairs:
@@ -191,10 +216,15 @@ def show(
     record = yard.find(reference)
     children = yard.index.children(record["id"], record["path"]) if yard.has_index else []
     if fmt is OutputFormat.json:
-        payload = {**record, "children": [{"id": c["id"], "path": c["path"], "kind": c["kind"]} for c in children]}
+        payload = {
+            **record,
+            "children": [{"id": c["id"], "path": c["path"], "kind": c["kind"]} for c in children],
+        }
         out.out(json.dumps(payload, indent=2))
     elif fmt is OutputFormat.csv:
-        raise ConfigError("runs show prints one artifact: --format table or json.", "Use runs ls -f csv for tables.")
+        raise ConfigError(
+            "runs show prints one artifact: --format table or json.", "Use runs ls -f csv for tables."
+        )
     else:
         out.out(show_text(record, children), end="")
 
@@ -215,12 +245,18 @@ def compare(
     from tuneyard.yard.summary import compare_table
 
     if len(references) < 2:
-        raise ConfigError(f"runs compare needs two or more artifacts, got {len(references)}.",
-                          "Example: tuneyard runs compare run-a run-b")
+        raise ConfigError(
+            f"runs compare needs two or more artifacts, got {len(references)}.",
+            "Example: tuneyard runs compare run-a run-b",
+        )
     yard = yard_from(ctx)
     records = [yard.find(reference) for reference in references]
     # Δ columns: each artifact after the first, minus the first (names can repeat; paths cannot).
-    columns = ["field", *(record["path"] for record in records), *(f"Δ {record['path']}" for record in records[1:])]
+    columns = [
+        "field",
+        *(record["path"] for record in records),
+        *(f"Δ {record['path']}" for record in records[1:]),
+    ]
     rows = compare_table(records, every_field)
     if not rows and fmt is OutputFormat.table:
         note("no differences (--all shows every field).")
@@ -232,8 +268,9 @@ def compare(
 def aggregate(
     ctx: typer.Context,
     filters: dict[str, str | None],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")]
-    = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
     where: WhereOpt = None,
     sort: SortOpt = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="csv (default), json or table.")] = (
@@ -266,7 +303,11 @@ def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
     """
     yard = yard_from(ctx)
     start = time.perf_counter()
-    with err.status("reindexing: reading every manifest.json ...", spinner="dots") if not quiet else nullcontext():
+    with (
+        err.status("reindexing: reading every manifest.json ...", spinner="dots")
+        if not quiet
+        else nullcontext()
+    ):
         report = yard.reindex()
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
@@ -276,9 +317,12 @@ def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
 @runs_app.command("import")
 def import_(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Model folders, or folders to search.")],
-    hash_files: Annotated[bool, typer.Option("--hash", help="Record sha256 of every file (slow for big weights).")]
-    = False,
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH...", help="Model folders, or folders to search.")
+    ],
+    hash_files: Annotated[
+        bool, typer.Option("--hash", help="Record sha256 of every file (slow for big weights).")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Index foreign model folders in place: writes a manifest.json into each, touches nothing else.
@@ -287,20 +331,26 @@ def import_(
     """
     yard = yard_from(ctx)
     start = time.perf_counter()
-    with err.status("importing: looking for model folders ...", spinner="dots") if not quiet else nullcontext():
+    with (
+        err.status("importing: looking for model folders ...", spinner="dots") if not quiet else nullcontext()
+    ):
         report = yard.import_paths(paths, hash_files)
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
     known = report.indexed - len(report.imported)
-    out.out(f"imported {len(report.imported)} model folders ({known} already had a manifest) "
-            f"in {time.perf_counter() - start:.2f} s")
+    out.out(
+        f"imported {len(report.imported)} model folders ({known} already had a manifest) "
+        f"in {time.perf_counter() - start:.2f} s"
+    )
 
 
 @runs_app.command("gc")
 def gc(
     ctx: typer.Context,
     older_than: Annotated[float, typer.Option("--older-than", min=0, help="Grace period in minutes.")] = 60.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only list what would be removed.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only list what would be removed.")
+    ] = False,
 ) -> None:
     """Remove leftovers of interrupted writes (.tmp-* folders, empty claimed folders) and stale index entries.
 

@@ -57,8 +57,11 @@ def load_calibration(
     # The data's own seed carves a validation split off train when a folder has none;
     # keeping its default carves the same split evaluation does, so calibration rows can
     # never be evaluation rows. ``seed`` only picks the calibration sample.
-    source = DataOptions(task=task, data=None if data_dir is None else str(data_dir),
-                         **(columns.model_dump() if columns is not None else {}))
+    source = DataOptions(
+        task=task,
+        data=None if data_dir is None else str(data_dir),
+        **(columns.model_dump() if columns is not None else {}),
+    )
     data = source.load(require_labels=False)
     if "train" not in data.splits:
         raise DataError(

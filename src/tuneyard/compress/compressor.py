@@ -8,6 +8,7 @@ atomic writer, so a failure leaves nothing that looks complete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -92,7 +93,9 @@ def plan_layers(
     for name, module in modules.items():
         shape = tuple(linear_weight(module).shape)
         plan = LayerPlan(name, (int(shape[0]), int(shape[1])), family.module_type(name))
-        requested = rank.for_type(plan.module_type) if rank is not None else rank_for_ratio(plan.shape, ratio or 0)
+        requested = (
+            rank.for_type(plan.module_type) if rank is not None else rank_for_ratio(plan.shape, ratio or 0)
+        )
         check_rank(name, plan.shape, requested)
         if requested >= break_even_rank(plan.shape):
             m, n = plan.shape
@@ -111,7 +114,8 @@ def budget_for(plans: list[LayerPlan], rank: RankSpec | None, ratio: float | Non
     if ratio is not None:
         return int(ratio * sum(m * n for m, n in (plan.shape for plan in plans)))
     return sum(
-        plan.rank * sum(plan.shape) if plan.rank is not None else plan.shape[0] * plan.shape[1] for plan in plans
+        plan.rank * sum(plan.shape) if plan.rank is not None else plan.shape[0] * plan.shape[1]
+        for plan in plans
     )
 
 
@@ -122,8 +126,12 @@ def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
 
 
@@ -145,7 +153,10 @@ def _quiet_transformers_bars() -> None:
 
 
 def _statistics(
-    method: CompressionMethod, model: nn.Module, modules: dict[str, nn.Module], calibration: CalibrationSet,
+    method: CompressionMethod,
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    calibration: CalibrationSet,
     progress: Any,
 ) -> dict[str, LayerStatistics]:
     stats: dict[str, LayerStatistics] = {name: LayerStatistics() for name in modules}
@@ -153,14 +164,18 @@ def _statistics(
     if wants & {"gram", "abs_mean"}:
         with _step(progress, "calibration batches", len(calibration.batches)) as advance:
             stats = collect_input_statistics(
-                model, modules, calibration.batches, gram="gram" in wants, abs_mean="abs_mean" in wants,
+                model,
+                modules,
+                calibration.batches,
+                gram="gram" in wants,
+                abs_mean="abs_mean" in wants,
                 on_batch=advance,
             )
     if "fisher" in wants:
         with _step(progress, "fisher batches", len(calibration.batches)) as advance:
             fisher = collect_fisher(model, modules, calibration.batches, on_batch=advance)
-        for name, values in fisher.items():
-            stats[name].fisher = values
+        # Layers reading one input share a statistics object; each has Fisher weights of its own.
+        stats = {name: dataclasses.replace(stats[name], fisher=values) for name, values in fisher.items()}
     return stats
 
 
@@ -187,12 +202,15 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
         notes += [head_note] if head_note else []
         layers = _factorise(model, modules, plans, method, calibration, rank, options.ratio, bar)
         notes += [f"{plan.name} stays dense: {plan.dense_reason}." for plan in plans if plan.rank is None]
-        info = _compression_info(options, method, rank, model, family, plans, layers, subject.head, calibration,
-                                 params_before)
+        info = _compression_info(
+            options, method, rank, model, family, plans, layers, subject.head, calibration, params_before
+        )
         result_path, requested = _write(yard, options, info, rank, model, subject.tokenizer)
     renamed = result_path != requested
     if renamed:
-        notes.append(f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix).")
+        notes.append(
+            f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix)."
+        )
     return CompressionResult(result_path, info, time.perf_counter() - started, renamed, model, notes)
 
 
@@ -229,7 +247,9 @@ def _check_request(options: CompressOptions, method: CompressionMethod) -> RankS
     return parse_rank(options.rank) if options.rank is not None else None
 
 
-def _calibration_for(method: CompressionMethod, options: CompressOptions, notes: list[str]) -> CalibrationSet | None:
+def _calibration_for(
+    method: CompressionMethod, options: CompressOptions, notes: list[str]
+) -> CalibrationSet | None:
     """Calibration batches when the method reads data; refuses unlabelled data for fwsvd."""
     if not method.needs_calibration:
         return None
@@ -242,8 +262,14 @@ def _calibration_for(method: CompressionMethod, options: CompressOptions, notes:
     ensure_padding_token(tokenizer)
     columns = ColumnOptions.model_validate(options.model_dump(include=set(ColumnOptions.model_fields)))
     calibration = load_calibration(
-        tokenizer, options.task, options.data, options.calib_samples, options.batch_size,
-        options.max_length, options.seed, columns,
+        tokenizer,
+        options.task,
+        options.data,
+        options.calib_samples,
+        options.batch_size,
+        options.max_length,
+        options.seed,
+        columns,
     )
     if method.needs_labels and not calibration.labelled:
         raise CompressionError(
@@ -267,7 +293,9 @@ def _factorise(
     bar: Any,
 ) -> dict[str, LayerInfo]:
     """Statistics, SVDs, (adasvd) rank allocation, and the swap to LowRankLinear, in place."""
-    targets = {plan.name: modules[plan.name] for plan in plans if plan.rank is not None or method.allocates_ranks}
+    targets = {
+        plan.name: modules[plan.name] for plan in plans if plan.rank is not None or method.allocates_ranks
+    }
     stats = _statistics(method, model, targets, calibration, bar) if calibration is not None else {}
     weights = {name: linear_weight(module).detach() for name, module in targets.items()}
     with _step(bar, "SVD", len(weights)) as advance:
@@ -275,7 +303,8 @@ def _factorise(
     if method.allocates_ranks:
         chosen = allocate_ranks(
             {name: svd.sigma for name, svd in svds.items()},
-            {plan.name: plan.shape for plan in plans}, budget_for(plans, rank, ratio),
+            {plan.name: plan.shape for plan in plans},
+            budget_for(plans, rank, ratio),
         )
         for plan in plans:
             plan.rank, plan.dense_reason = chosen[plan.name], None
@@ -291,8 +320,11 @@ def _factorise(
         )
         m, n = plan.shape
         layers[plan.name] = LayerInfo(
-            rank=plan.rank, shape=plan.shape, module_type=plan.module_type,
-            params_before=m * n, params_after=plan.rank * (m + n),
+            rank=plan.rank,
+            shape=plan.shape,
+            module_type=plan.module_type,
+            params_before=m * n,
+            params_after=plan.rank * (m + n),
         )
     model.eval()
     return layers
@@ -322,9 +354,14 @@ def _compression_info(
         ratio=options.ratio,
         base_model=options.model,
         task=options.task,
-        calibration=None if calibration is None else CalibrationInfo(
-            source=calibration.source, samples=calibration.samples, max_length=options.max_length,
-            seed=options.seed, labelled=calibration.labelled,
+        calibration=None
+        if calibration is None
+        else CalibrationInfo(
+            source=calibration.source,
+            samples=calibration.samples,
+            max_length=options.max_length,
+            seed=options.seed,
+            labelled=calibration.labelled,
         ),
         head=head,
         layers=layers,
@@ -341,16 +378,27 @@ def _compression_info(
 
 
 def _write(
-    yard: Yard, options: CompressOptions, info: CompressionInfo, rank: RankSpec | None, model: Any, tokenizer: Any
+    yard: Yard,
+    options: CompressOptions,
+    info: CompressionInfo,
+    rank: RankSpec | None,
+    model: Any,
+    tokenizer: Any,
 ) -> tuple[Path, Path]:
     """Write the folder atomically; returns (where it went, where it was asked to go)."""
     label = model_display_name(options.model)
     if rank is not None:
-        target = yard.target_path("compressed", output_dir=options.output_dir, model=label, method=info.method,
-                                  rank=rank.label)
+        target = yard.target_path(
+            "compressed", output_dir=options.output_dir, model=label, method=info.method, rank=rank.label
+        )
     else:
-        target = yard.target_path("compressed_ratio", output_dir=options.output_dir, model=label,
-                                  method=info.method, ratio=options.ratio)
+        target = yard.target_path(
+            "compressed_ratio",
+            output_dir=options.output_dir,
+            model=label,
+            method=info.method,
+            ratio=options.ratio,
+        )
     manifest = Manifest(
         kind="compressed",
         name=target.name,

@@ -40,7 +40,9 @@ class WeightedSVD:
 
     def factors(self, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Balanced rank-``rank`` factors ``(U_k Sigma_k^1/2, Sigma_k^1/2 V_k^T S^-1)``."""
-        floor = self.sigma[0].clamp_min(torch.finfo(self.sigma.dtype).tiny) * torch.finfo(self.sigma.dtype).eps
+        floor = (
+            self.sigma[0].clamp_min(torch.finfo(self.sigma.dtype).tiny) * torch.finfo(self.sigma.dtype).eps
+        )
         root = self.sigma[:rank].clamp_min(floor).sqrt()
         basis = self.basis[:, :rank]
         if self.basis.shape[0] == self.weighted.shape[1]:  # basis is V

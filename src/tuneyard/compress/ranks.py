@@ -68,7 +68,9 @@ def _rank_value(value: str, whole: str) -> int:
             f"--rank {whole!r} is not a whole number or a list like attn=40,ffn=240."
         ) from None
     if rank < 1:
-        raise CompressionError(f"--rank {rank} is below 1.", "A rank is the number of singular values kept: 1 or more.")
+        raise CompressionError(
+            f"--rank {rank} is below 1.", "A rank is the number of singular values kept: 1 or more."
+        )
     return rank
 
 

@@ -37,7 +37,7 @@ def method_class(name: str) -> type[CompressionMethod]:
 
 
 def build_method(name: str, **settings: object) -> CompressionMethod:
-    """The method called ``name``, given the ``settings`` its constructor takes (the others are not its own)."""
+    """The method called ``name``, given those of ``settings`` its constructor takes."""
     chosen = method_class(name)
     accepted = inspect.signature(chosen).parameters
     return chosen(**{key: value for key, value in settings.items() if key in accepted})

@@ -94,7 +94,9 @@ class _InputRecorder:
                     return
             owner = self.owner.setdefault(name, name)
             if owner != name:
-                raise InternalError(f"{name} shared {owner}'s input on the first batch but not on a later one.")
+                raise InternalError(
+                    f"{name} shared {owner}'s input on the first batch but not on a later one."
+                )
             self._add(owner, x)
             self._last = (x, owner)
 

@@ -53,7 +53,9 @@ def find_split_files(data_dir: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for split, aliases in SPLIT_ALIASES.items():
         for alias in aliases:
-            matches = [data_dir / f"{alias}{ext}" for ext in FORMATS if (data_dir / f"{alias}{ext}").is_file()]
+            matches = [
+                data_dir / f"{alias}{ext}" for ext in FORMATS if (data_dir / f"{alias}{ext}").is_file()
+            ]
             if matches:
                 found[split] = matches[0]
                 break
@@ -118,8 +120,12 @@ def load_task_data(
     if (task is None) == (data_dir is None):
         raise DataError("give exactly one of --task NAME or --data DIR.")
     if data_dir is not None:
-        columns = ColumnOptions(text_column=text_column, text_pair_column=text_pair_column,
-                                label_column=label_column, task_type=task_type)
+        columns = ColumnOptions(
+            text_column=text_column,
+            text_pair_column=text_pair_column,
+            label_column=label_column,
+            task_type=task_type,
+        )
         spec, splits = get_task_type(task_type).load_folder(Path(data_dir), columns, require_labels)
         source = str(data_dir)
     else:

@@ -39,10 +39,19 @@ class TaskSpec:
         return 1 if self.problem == "regression" else len(self.label_names)
 
 
-def _glue(name: str, text: str, pair: str | None, labels: tuple[str, ...], metric: str = "accuracy",
-          **extra: object) -> TaskSpec:
-    return TaskSpec(name=name, text_column=text, text_pair_column=pair, label_names=labels,
-                    main_metric=metric, hub_id="nyu-mll/glue", hub_config=name, **extra)  # type: ignore[arg-type]
+def _glue(
+    name: str, text: str, pair: str | None, labels: tuple[str, ...], metric: str = "accuracy", **extra: object
+) -> TaskSpec:
+    return TaskSpec(
+        name=name,
+        text_column=text,
+        text_pair_column=pair,
+        label_names=labels,
+        main_metric=metric,
+        hub_id="nyu-mll/glue",
+        hub_config=name,
+        **extra,
+    )  # type: ignore[arg-type]
 
 
 GLUE_TASKS: dict[str, TaskSpec] = {
@@ -54,10 +63,23 @@ GLUE_TASKS: dict[str, TaskSpec] = {
         _glue("qqp", "question1", "question2", ("not_duplicate", "duplicate"), "f1"),
         _glue("qnli", "question", "sentence", ("entailment", "not_entailment")),
         _glue("rte", "sentence1", "sentence2", ("entailment", "not_entailment")),
-        _glue("mnli", "premise", "hypothesis", ("entailment", "neutral", "contradiction"),
-              eval_split="validation_matched", test_split="test_matched"),
-        _glue("stsb", "sentence1", "sentence2", (), "pearson", problem="regression",
-              extra_metrics=("spearmanr",)),
+        _glue(
+            "mnli",
+            "premise",
+            "hypothesis",
+            ("entailment", "neutral", "contradiction"),
+            eval_split="validation_matched",
+            test_split="test_matched",
+        ),
+        _glue(
+            "stsb",
+            "sentence1",
+            "sentence2",
+            (),
+            "pearson",
+            problem="regression",
+            extra_metrics=("spearmanr",),
+        ),
     )
 }
 

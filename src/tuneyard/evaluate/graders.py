@@ -98,7 +98,7 @@ def parse_json_answer(text: Any) -> Any:
     starts = [i for i in (body.find("{"), body.find("[")) if i >= 0]
     if not starts:
         raise ValueError("no JSON object in the answer")
-    value, _ = json.JSONDecoder().raw_decode(body[min(starts):])
+    value, _ = json.JSONDecoder().raw_decode(body[min(starts) :])
     return value
 
 
@@ -134,8 +134,13 @@ class JsonGrader:
         except ValueError as exc:
             return Grade(score=0.0, parsed=False, fields={name: False for name in names}, error=str(exc))
         if not isinstance(answer, dict):
-            return Grade(score=0.0, parsed=False, answer=answer, fields={name: False for name in names},
-                         error=f"answer is a JSON {type(answer).__name__}, not an object")
+            return Grade(
+                score=0.0,
+                parsed=False,
+                answer=answer,
+                fields={name: False for name in names},
+                error=f"answer is a JSON {type(answer).__name__}, not an object",
+            )
         verdicts = {name: name in answer and same_value(answer[name], expected[name]) for name in names}
         score = sum(verdicts.values()) / len(verdicts) if verdicts else 0.0
         return Grade(score=score, answer=answer, fields=verdicts)
@@ -148,8 +153,9 @@ class JsonGrader:
             value = None
         if not isinstance(value, dict):
             raise EvaluationError(
-                f"reference {str(reference)[:200]!r} is not a JSON object, so the json grader cannot compare fields.",
-                "Store each reference as a JSON object, e.g. {\"name\": \"...\", \"year\": 2020}.",
+                f"reference {str(reference)[:200]!r} is not a JSON object, "
+                "so the json grader cannot compare fields.",
+                'Store each reference as a JSON object, e.g. {"name": "...", "year": 2020}.',
             )
         return value
 

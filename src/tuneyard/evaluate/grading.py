@@ -72,8 +72,14 @@ def grade_records(records: list[dict[str, Any]], grader: Any) -> tuple[list[dict
     logs = []
     for record in records:
         grade = grader.grade(record["prediction"], record["reference"])
-        logs.append({"id": record["id"], "prediction": record["prediction"], "reference": record["reference"],
-                     **asdict(grade)})
+        logs.append(
+            {
+                "id": record["id"],
+                "prediction": record["prediction"],
+                "reference": record["reference"],
+                **asdict(grade),
+            }
+        )
     parsed = [log for log in logs if log["parsed"]]
     field_names = list(logs[0]["fields"]) if logs else []
     summary = GradeSummary(
@@ -82,7 +88,9 @@ def grade_records(records: list[dict[str, Any]], grader: Any) -> tuple[list[dict
         score=sum(log["score"] for log in logs) / len(logs),
         unparsable=len(logs) - len(parsed),
         score_parsed=sum(log["score"] for log in parsed) / len(parsed) if parsed else None,
-        field_accuracy={name: sum(bool(log["fields"].get(name)) for log in logs) / len(logs) for name in field_names},
+        field_accuracy={
+            name: sum(bool(log["fields"].get(name)) for log in logs) / len(logs) for name in field_names
+        },
     )
     return logs, summary
 
@@ -97,15 +105,26 @@ def grade_file(
 ) -> tuple[GradeSummary, Path]:
     """Grade ``predictions`` and write logs under ``output_dir`` (default: the file's folder)."""
     records = read_prediction_records(predictions)
-    grader = make_grader(grader_name, fields or (), pattern, choices or (),
-                         references=[record["reference"] for record in records])
+    grader = make_grader(
+        grader_name,
+        fields or (),
+        pattern,
+        choices or (),
+        references=[record["reference"] for record in records],
+    )
     logs, summary = grade_records(records, grader)
     root = (output_dir or predictions.parent).expanduser().resolve() / LOGS_FOLDER
     with new_folder(LOCAL, root / f"{predictions.stem}_{grader.name}") as (temp, final):
         with (temp / "samples.jsonl").open("w") as handle:
             for log in logs:
                 handle.write(json.dumps(log, default=str) + "\n")
-        document = {**asdict(summary), "predictions": str(predictions.resolve()), "fields": fields or [],
-                    "pattern": pattern, "choices": getattr(grader, "choices", None), "created": utc_now()}
+        document = {
+            **asdict(summary),
+            "predictions": str(predictions.resolve()),
+            "fields": fields or [],
+            "pattern": pattern,
+            "choices": getattr(grader, "choices", None),
+            "created": utc_now(),
+        }
         (temp / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
     return summary, final

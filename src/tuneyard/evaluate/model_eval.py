@@ -81,4 +81,6 @@ def evaluate_model(
     numbers = result.throughput.numbers()
     scores.update(samples_per_second=numbers["samples_per_second"], peak_memory_mb=numbers["peak_memory_mb"])
     record_in_manifest(yard, placement, scores, final)
-    return EvalOutcome(result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key)
+    return EvalOutcome(
+        result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key
+    )

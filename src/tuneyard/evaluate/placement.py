@@ -72,13 +72,20 @@ def subfolder_prefix(model_folder: Path, artifact: Path | None) -> str:
     return key_part("_".join(relative.parts)) + "_"
 
 
-def plan_placement(model_folder: Path, task: str, split: str, yard: Yard, output_dir: Path | None) -> Placement:
+def plan_placement(
+    model_folder: Path, task: str, split: str, yard: Yard, output_dir: Path | None
+) -> Placement:
     """Apply the rules in the module docstring, or explain why no place fits."""
     artifact = owning_artifact(model_folder, yard)
     if artifact is None and output_dir is None:
-        where = "outside the yard" if not model_folder.resolve().is_relative_to(yard.root) else "without a manifest"
+        where = (
+            "outside the yard"
+            if not model_folder.resolve().is_relative_to(yard.root)
+            else "without a manifest"
+        )
         raise EvaluationError(
-            f"{model_folder} is {where} ({yard.root}), so tuneyard has no artifact folder to put the results in.",
+            f"{model_folder} is {where} ({yard.root}), "
+            "so tuneyard has no artifact folder to put the results in.",
             "Pass --output-dir DIR to choose where the results go "
             "(or `tuneyard runs import` the model into the yard first).",
         )
@@ -109,11 +116,16 @@ def record_in_manifest(
     added = []
     if results.is_relative_to(artifact):
         prefix = results.relative_to(artifact).as_posix()
-        added = [FileEntry(path=f"{prefix}/{entry.path}", bytes=entry.bytes, sha256=entry.sha256)
-                 for entry in list_files(results)]
+        added = [
+            FileEntry(path=f"{prefix}/{entry.path}", bytes=entry.bytes, sha256=entry.sha256)
+            for entry in list_files(results)
+        ]
 
     def add_scores(manifest: Manifest) -> None:
-        manifest.metrics[placement.metrics_key] = {**manifest.metrics.get(placement.metrics_key, {}), **scores}
+        manifest.metrics[placement.metrics_key] = {
+            **manifest.metrics.get(placement.metrics_key, {}),
+            **scores,
+        }
         manifest.files = [*manifest.files, *added]
 
     yard.register(update_manifest(artifact, add_scores, yard.storage))

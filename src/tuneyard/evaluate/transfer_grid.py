@@ -140,9 +140,7 @@ def _register_experiment(folder: Path, yard: Yard, options: GridOptions, status:
     yard.register(manifest)
 
 
-def run_grid(
-    options: GridOptions, yard: Yard, progress: CellProgress | None = None
-) -> GridResult:
+def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = None) -> GridResult:
     """Evaluate every model on every task, skipping cells already complete."""
     models = model_axes(options.models, yard)
     tasks_given = {task_key(task, yard): task for task in options.tasks}
@@ -159,12 +157,15 @@ def run_grid(
             number += 1
             state = "skipped"
             if (model.key, task.key) not in cells:
-                cell = _evaluate_cell(model, model_path, task.key, tasks_given[task.key], options, yard, folder,
-                                      task_data)
+                cell = _evaluate_cell(
+                    model, model_path, task.key, tasks_given[task.key], options, yard, folder, task_data
+                )
                 cells[(model.key, task.key)] = cell
                 state = cell.status
                 result.computed += 1
-                yard.storage.write_text(folder / RESULTS_FILE, json.dumps(result.document(options), indent=2) + "\n")
+                yard.storage.write_text(
+                    folder / RESULTS_FILE, json.dumps(result.document(options), indent=2) + "\n"
+                )
             if progress is not None:
                 progress(number, total, model.label, task.label, state)
     result.heatmap = _draw_heatmap(result, options)
@@ -175,7 +176,13 @@ def run_grid(
 
 
 def _evaluate_cell(
-    model: GridAxis, model_path: str, key: str, task: str, options: GridOptions, yard: Yard, folder: Path,
+    model: GridAxis,
+    model_path: str,
+    key: str,
+    task: str,
+    options: GridOptions,
+    yard: Yard,
+    folder: Path,
     task_data: dict[str, TaskData],
 ) -> GridCell:
     """One cell; a user-fixable problem is recorded as a failed cell, not fatal to the grid."""
@@ -184,15 +191,31 @@ def _evaluate_cell(
             task_data[key] = load_eval_data(task, options)
         data = task_data[key]
         model_folder = yard.absolute(model.key)
-        output_dir = None if owning_artifact(model_folder, yard) else folder / "evaluation_results" / model.label
-        outcome = evaluate_model(model_path, data, yard, split=options.split, output_dir=output_dir,
-                                 batch_size=options.batch_size, max_length=options.max_length,
-                                 device=options.device)
+        output_dir = (
+            None if owning_artifact(model_folder, yard) else folder / "evaluation_results" / model.label
+        )
+        outcome = evaluate_model(
+            model_path,
+            data,
+            yard,
+            split=options.split,
+            output_dir=output_dir,
+            batch_size=options.batch_size,
+            max_length=options.max_length,
+            device=options.device,
+        )
     except TuneyardError as exc:
         return GridCell(model=model.key, task=key, split=options.split, status="failed", error=exc.message)
     metrics = {name: json_number(value) for name, value in outcome.result.metrics.items()}
-    return GridCell(model=model.key, task=key, split=options.split, status="complete", metrics=metrics,
-                    main_metric=outcome.result.main_metric, results=yard.relative(outcome.folder))
+    return GridCell(
+        model=model.key,
+        task=key,
+        split=options.split,
+        status="complete",
+        metrics=metrics,
+        main_metric=outcome.result.main_metric,
+        results=yard.relative(outcome.folder),
+    )
 
 
 def _draw_heatmap(result: GridResult, options: GridOptions) -> Path | None:
@@ -211,12 +234,23 @@ def draw_grid_heatmap(document: dict[str, Any], target: Path) -> Path | None:
         return None
     columns, matrix_columns = [], []
     for task in document["tasks"]:
-        metric = next((c["main_metric"] for (_, t), c in cells.items() if t == task["key"]), None) or "accuracy"
+        metric = (
+            next((c["main_metric"] for (_, t), c in cells.items() if t == task["key"]), None) or "accuracy"
+        )
         columns.append(f"{task['label']}\n({metric})")
-        matrix_columns.append([
-            cells[(m["key"], task["key"])]["metrics"].get(metric) if (m["key"], task["key"]) in cells else None
-            for m in document["models"]
-        ])
+        matrix_columns.append(
+            [
+                cells[(m["key"], task["key"])]["metrics"].get(metric)
+                if (m["key"], task["key"]) in cells
+                else None
+                for m in document["models"]
+            ]
+        )
     matrix = [list(row) for row in zip(*matrix_columns)]
-    return plot_grid_heatmap(matrix, [m["label"] for m in document["models"]], columns, target,
-                             f"Transfer grid ({document['split']} split)")
+    return plot_grid_heatmap(
+        matrix,
+        [m["label"] for m in document["models"]],
+        columns,
+        target,
+        f"Transfer grid ({document['split']} split)",
+    )

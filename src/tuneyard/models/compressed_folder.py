@@ -116,7 +116,9 @@ def read_compression_fields(folder: Path) -> dict[str, Any]:
         return {}
     if not isinstance(info, dict):
         return {}
-    fields: dict[str, Any] = {key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)}
+    fields: dict[str, Any] = {
+        key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)
+    }
     if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
         fields["rank"] = info["rank"]
     return fields
@@ -163,7 +165,9 @@ def load_compressed_folder(folder: Path) -> Any:
     info = read_compression_info(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
-        raise ModelError(f"{folder} has no {WEIGHTS_FILE}.", "The folder is incomplete; re-run `tuneyard compress`.")
+        raise ModelError(
+            f"{folder} has no {WEIGHTS_FILE}.", "The folder is incomplete; re-run `tuneyard compress`."
+        )
     config = AutoConfig.from_pretrained(folder)
     model_class = getattr(transformers, info.model_class, None)
     if model_class is None:

@@ -47,7 +47,12 @@ def _ends_with(module_name: str, suffix: str) -> bool:
     return module_name == suffix or module_name.endswith("." + suffix)
 
 
-_BERT_ATTENTION = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense")
+_BERT_ATTENTION = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+)
 _BERT_FFN = ("intermediate.dense", "output.dense")
 _LLAMA_ATTENTION = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 _LLAMA_FFN = ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -62,16 +67,40 @@ FAMILIES: dict[str, Family] = {
         Family("bert", "layer", _BERT_ATTENTION, _BERT_FFN, ("query", "key", "value", "dense")),
         Family("roberta", "layer", _BERT_ATTENTION, _BERT_FFN, ("query", "key", "value", "dense")),
         Family("modernbert", "layers", ("attn.Wqkv", "attn.Wo"), ("mlp.Wi", "mlp.Wo"), ("Wqkv", "Wo", "Wi")),
-        Family("gpt2", "h", ("attn.c_attn", "attn.c_proj"), ("mlp.c_fc", "mlp.c_proj"), ("c_attn", "c_proj", "c_fc")),
-        Family("llama", "layers", _LLAMA_ATTENTION, _LLAMA_FFN,
-               ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")),
-        Family("whisper", "layers",
-               ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"),
-               ("fc1", "fc2"), ("q_proj", "k_proj", "v_proj", "out_proj")),
-        Family("wav2vec2", "layers", _SPEECH_ATTENTION, _SPEECH_FFN, ("q_proj", "k_proj", "v_proj", "out_proj")),
-        Family("hubert", "layers", _SPEECH_ATTENTION, _SPEECH_FFN, ("q_proj", "k_proj", "v_proj", "out_proj")),
-        Family("smolvlm", "layers", _LLAMA_ATTENTION, _LLAMA_FFN,
-               ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")),
+        Family(
+            "gpt2",
+            "h",
+            ("attn.c_attn", "attn.c_proj"),
+            ("mlp.c_fc", "mlp.c_proj"),
+            ("c_attn", "c_proj", "c_fc"),
+        ),
+        Family(
+            "llama",
+            "layers",
+            _LLAMA_ATTENTION,
+            _LLAMA_FFN,
+            ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        ),
+        Family(
+            "whisper",
+            "layers",
+            ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"),
+            ("fc1", "fc2"),
+            ("q_proj", "k_proj", "v_proj", "out_proj"),
+        ),
+        Family(
+            "wav2vec2", "layers", _SPEECH_ATTENTION, _SPEECH_FFN, ("q_proj", "k_proj", "v_proj", "out_proj")
+        ),
+        Family(
+            "hubert", "layers", _SPEECH_ATTENTION, _SPEECH_FFN, ("q_proj", "k_proj", "v_proj", "out_proj")
+        ),
+        Family(
+            "smolvlm",
+            "layers",
+            _LLAMA_ATTENTION,
+            _LLAMA_FFN,
+            ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        ),
     )
 }
 

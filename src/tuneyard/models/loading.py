@@ -118,7 +118,9 @@ def resolve_model_folder(path: str | Path) -> Path:
     """The folder that holds the model: ``path`` itself, or a run's ``best/`` / ``last/``."""
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise ModelError(f"model folder {folder} does not exist.", "Give the path of a model folder in the yard.")
+        raise ModelError(
+            f"model folder {folder} does not exist.", "Give the path of a model folder in the yard."
+        )
     markers = ("compression_info.json", ADAPTER_CONFIG, "config.json")
     if any((folder / marker).is_file() for marker in markers):
         return folder
@@ -126,7 +128,8 @@ def resolve_model_folder(path: str | Path) -> Path:
         if any((folder / sub / marker).is_file() for marker in markers):
             return folder / sub
     raise ModelError(
-        f"{folder} is not a model folder: it has no config.json, adapter_config.json or compression_info.json.",
+        f"{folder} is not a model folder: "
+        "it has no config.json, adapter_config.json or compression_info.json.",
         "Point at a model folder (or a run folder with best/ or last/ inside).",
     )
 
@@ -158,7 +161,8 @@ def _refuse_lowrank_without_info(folder: Path) -> None:
         lowrank = any(key.endswith(".left") for key in handle.keys())  # noqa: SIM118 (not a dict)
     if lowrank:
         raise ModelError(
-            f"{folder} holds low-rank factors but no {COMPRESSION_INFO_FILE}, so its layers cannot be rebuilt.",
+            f"{folder} holds low-rank factors but no {COMPRESSION_INFO_FILE}, "
+            "so its layers cannot be rebuilt.",
             "Restore compression_info.json from the original folder, or re-run `tuneyard compress`.",
         )
 
@@ -172,7 +176,11 @@ def _load_plain(folder: Path | str) -> Any:
         config = AutoConfig.from_pretrained(folder)
         return model_class_for(config).from_pretrained(folder).eval()
     except (OSError, ValueError) as exc:
-        hint = None if isinstance(folder, Path) else "There is no local folder of that name either; check the path."
+        hint = (
+            None
+            if isinstance(folder, Path)
+            else "There is no local folder of that name either; check the path."
+        )
         raise ModelError(f"{folder} is not a loadable Hugging Face model: {exc}", hint) from exc
 
 

@@ -134,7 +134,9 @@ def install_empty_lowrank(model: nn.Module, ranks: dict[str, int]) -> None:
         try:
             module = model.get_submodule(name)
         except AttributeError as exc:
-            raise ModelError(f"compression_info.json lists layer {name!r}, which this model does not have.") from exc
+            raise ModelError(
+                f"compression_info.json lists layer {name!r}, which this model does not have."
+            ) from exc
         weight = linear_weight(module)
         out_features, in_features = weight.shape
         layer = LowRankLinear(in_features, out_features, rank, bias=linear_bias(module) is not None)

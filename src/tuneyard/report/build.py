@@ -88,8 +88,9 @@ def _weights_plot(model_path: Path, target: Path, base: Path | None, report: Rep
         if base_path.is_dir():
             base_layers = analyse_weights(load(base_path), family)
         else:
-            report.notes.append(f"base model {base_path} is not a local folder: energy kept not plotted "
-                                f"(pass --base DIR).")
+            report.notes.append(
+                f"base model {base_path} is not a local folder: energy kept not plotted (pass --base DIR)."
+            )
     title = f"{target.name.removesuffix('_weights.png')}: weights ({family.arch})"
     report.plots.append(plot_weights(layers, base_layers, target, title))
 
@@ -104,7 +105,9 @@ def _grid_plot(grid_file: Path, target: Path, report: Report) -> None:
         report.plots.append(drawn)
 
 
-def _comparison_plot(artifacts: list[tuple[Path, Manifest]], metric: str | None, folder: Path, report: Report) -> None:
+def _comparison_plot(
+    artifacts: list[tuple[Path, Manifest]], metric: str | None, folder: Path, report: Report
+) -> None:
     from tuneyard.report.comparison import plot_metric_comparison
 
     chosen = choose_metric(artifacts, metric)
@@ -128,15 +131,21 @@ def refuse_foreign_folder(folder: Path) -> None:
         )
 
 
-def build_report(path: str | Path, output_dir: str | Path | None = None, metric: str | None = None,
-                 base: str | Path | None = None) -> Report:
+def build_report(
+    path: str | Path,
+    output_dir: str | Path | None = None,
+    metric: str | None = None,
+    base: str | Path | None = None,
+) -> Report:
     """Draw every plot that fits ``path`` (see the module docstring)."""
     from tuneyard.models.loading import resolve_model_folder
     from tuneyard.report.curves import plot_training_curves
 
     top = Path(path).expanduser().resolve()
     if not top.is_dir():
-        raise TuneyardError(f"report path {top} is not a folder.", "Give a run, model, grid or project folder.")
+        raise TuneyardError(
+            f"report path {top} is not a folder.", "Give a run, model, grid or project folder."
+        )
     artifacts = find_artifacts(top)
     final = Path(output_dir).expanduser().resolve() if output_dir else top / REPORT_FOLDER
     refuse_foreign_folder(final)
@@ -147,14 +156,21 @@ def build_report(path: str | Path, output_dir: str | Path | None = None, metric:
         for run in runs:
             if (run / LOG_FILE).is_file():
                 run_name = run.name if run != top else name
-                report.plots.append(plot_training_curves(run / LOG_FILE, temp / f"{run_name}_training_curves.png",
-                                                         f"{run_name}: training curves"))
+                report.plots.append(
+                    plot_training_curves(
+                        run / LOG_FILE,
+                        temp / f"{run_name}_training_curves.png",
+                        f"{run_name}: training curves",
+                    )
+                )
         try:
             resolve_model_folder(top)
         except ModelError:
             pass
         else:
-            _weights_plot(top, temp / f"{name}_weights.png", Path(base).expanduser() if base else None, report)
+            _weights_plot(
+                top, temp / f"{name}_weights.png", Path(base).expanduser() if base else None, report
+            )
         for grid_file in sorted(top.rglob(GRID_FILE)):
             grid_name = grid_file.parent.name
             _grid_plot(grid_file, temp / f"{grid_name}_eval_grid_heatmap.png", report)

@@ -33,7 +33,9 @@ def plot_confusion_matrix(counts: np.ndarray, label_names: Sequence[str], target
     for position, (values, name, fmt) in enumerate(panels, start=1):
         axes = figure.add_subplot(1, 2, position)
         image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if fmt == ".2f" else None)
-        figure.colorbar(image, ax=axes, shrink=0.8, label="examples" if fmt == "d" else "fraction of gold row")
+        figure.colorbar(
+            image, ax=axes, shrink=0.8, label="examples" if fmt == "d" else "fraction of gold row"
+        )
         axes.set_title(name)
         axes.set_xlabel("Predicted label")
         axes.set_ylabel("Gold label")
@@ -44,6 +46,13 @@ def plot_confusion_matrix(counts: np.ndarray, label_names: Sequence[str], target
             for row in range(size):
                 for column in range(size):
                     value = values[row, column]
-                    axes.text(column, row, format(value, fmt), ha="center", va="center", fontsize=8,
-                              color="white" if value > threshold else "black")
+                    axes.text(
+                        column,
+                        row,
+                        format(value, fmt),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if value > threshold else "black",
+                    )
     return save_png(figure, target)

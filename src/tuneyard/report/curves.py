@@ -20,7 +20,9 @@ NOT_METRICS = ("runtime", "per_second", "steps_per", "samples_per")
 def read_training_log(path: Path) -> dict[str, list[float]]:
     """Columns of the log as floats (empty cells become NaN); refuses a log without rows."""
     if not path.is_file():
-        raise DataError(f"{path} does not exist.", "Training curves need a run folder written by tuneyard finetune.")
+        raise DataError(
+            f"{path} does not exist.", "Training curves need a run folder written by tuneyard finetune."
+        )
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "step" not in rows[0]:
@@ -38,8 +40,10 @@ def _number(cell: str | None) -> float:
 def metric_columns(columns: dict[str, list[float]]) -> list[str]:
     """Quality metrics logged at evaluation: the headline ones if any, else all of them."""
     logged = [
-        name for name in columns
-        if name not in FIXED_COLUMNS and not any(part in name for part in NOT_METRICS)
+        name
+        for name in columns
+        if name not in FIXED_COLUMNS
+        and not any(part in name for part in NOT_METRICS)
         and any(math.isfinite(v) for v in columns[name])
     ]
     headline = [name for name in logged if name in HEADLINE_METRICS]

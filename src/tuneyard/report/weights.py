@@ -59,7 +59,9 @@ def analyse_weights(model: Any, family: Any) -> dict[tuple[str, int], LayerWeigh
             weight = linear_weight(module).detach().to(torch.float32)
             spectrum = torch.linalg.svdvals(weight).cpu().numpy()
             found[(kind, number)] = LayerWeights(
-                layer_type=kind, layer=number, norm=float(torch.linalg.matrix_norm(weight)),
+                layer_type=kind,
+                layer=number,
+                norm=float(torch.linalg.matrix_norm(weight)),
                 spectrum=spectrum[: module.rank] if low_rank else spectrum,
                 rank=module.rank if low_rank else None,
             )
@@ -99,14 +101,20 @@ def plot_weights(
             if source is None or not source.spectrum.size or source.spectrum[0] <= 0:
                 continue
             values = source.spectrum / source.spectrum[0]
-            axes.semilogy(np.arange(1, len(values) + 1), np.clip(values, 1e-8, None), color=color,
-                          label=f"layer {number}")
+            axes.semilogy(
+                np.arange(1, len(values) + 1),
+                np.clip(values, 1e-8, None),
+                color=color,
+                label=f"layer {number}",
+            )
             kept = model_layers[(kind, number)].rank
             if kept is not None and kept <= len(values):
                 axes.plot([kept], [max(values[kept - 1], 1e-8)], marker="|", markersize=14, color="tab:red")
         ranks = {model_layers[(kind, n)].rank for n in layers if (kind, n) in model_layers} - {None}
         if len(ranks) == 1:
-            axes.axvline(next(iter(ranks)), color="tab:red", linestyle="--", label=f"kept rank {next(iter(ranks))}")
+            axes.axvline(
+                next(iter(ranks)), color="tab:red", linestyle="--", label=f"kept rank {next(iter(ranks))}"
+            )
         axes.set(title=f"{kind}", xlabel="Singular value index", ylabel="sigma_i / sigma_1 (log)")
         axes.grid(alpha=0.3)
         if position == 1:
@@ -132,8 +140,14 @@ def plot_weights(
             energy.set_ylim(0, 1.02)
             energy.legend(fontsize=7)
         else:
-            energy.text(0.5, 0.5, "base model not available:\npass --base to plot energy kept",
-                        ha="center", va="center", transform=energy.transAxes)
+            energy.text(
+                0.5,
+                0.5,
+                "base model not available:\npass --base to plot energy kept",
+                ha="center",
+                va="center",
+                transform=energy.transAxes,
+            )
         energy.set(title="Energy kept by the rank", xlabel="Layer", ylabel="Energy kept (fraction)")
         energy.xaxis.set_major_locator(MaxNLocator(integer=True))
         energy.grid(alpha=0.3)

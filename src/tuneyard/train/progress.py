@@ -86,7 +86,8 @@ class RichProgress(TrainerCallback):
     ) -> None:
         if not state.is_world_process_zero or not metrics:
             return
-        line = f"epoch {state.epoch or 0:.2f} step {state.global_step}: {format_scores(eval_metrics(metrics), self.metric)}"
+        scores = format_scores(eval_metrics(metrics), self.metric)
+        line = f"epoch {state.epoch or 0:.2f} step {state.global_step}: {scores}"
         (self.progress.console if self.progress is not None else self.console).print(line, markup=False)
 
     def on_train_end(

@@ -89,7 +89,7 @@ class PreparedFinetune:
         return parameter_counts(self.model)
 
     def train(self, callbacks: list[Any] | None = None) -> FinetuneResult:
-        """Train with the HF Trainer; the recorder files checkpoints, logs, best/ and last/ and closes the run."""
+        """Train with the HF Trainer; the recorder files checkpoints, logs, best/, last/ and the end."""
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
         from tuneyard.train.callbacks import StopOnInterrupt
@@ -216,8 +216,7 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
         run, run_dir, arguments = open_run(yard, plan, task_type)
     recorder = RunRecorder(run, plan, model, tokenizer) if run is not None else None
     if recorder is not None and plan.resume is not None:
-        recorder.best_metrics = run.manifest.metrics.get(plan.dataset, {}) if run else {}
-        recorder.best_step = run.manifest.training.best_step if run and run.manifest.training else None
+        recorder.resume_from_manifest()
     return PreparedFinetune(
         plan=plan,
         yard=yard,

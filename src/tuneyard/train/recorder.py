@@ -53,6 +53,14 @@ class RunRecorder:
     def path(self) -> Path:
         return self.run.path
 
+    def resume_from_manifest(self) -> None:
+        """The best and latest scores a resumed run had filed (replayed steps may not reach them)."""
+        manifest = self.run.manifest
+        self.best_metrics = manifest.metrics.get(self.plan.dataset, {})
+        if manifest.training is not None:
+            self.best_step = manifest.training.best_step
+            self.last_metrics = manifest.training.last
+
     def log_row(self, row: dict[str, Any]) -> None:
         """Append one row to ``training_log.csv`` under its header (written from ``row`` when new)."""
         target = self.path / LOG_FILE
@@ -76,7 +84,7 @@ class RunRecorder:
         storage.write_text(self.path / STATE_FILE, state_json(state))
 
     def evaluated(self, state: TrainerState, scores: dict[str, float], improved: bool) -> None:
-        """After each evaluation: ``best/`` if the metric improved, then the manifest's metrics and progress."""
+        """After each evaluation: ``best/`` if the metric improved, then the manifest's scores."""
         self.last_metrics = scores
         if improved:
             self.best_metrics, self.best_step = scores, state.global_step
@@ -87,14 +95,16 @@ class RunRecorder:
             if improved:  # same key as `tuneyard eval` on the validation split; other keys stay
                 manifest.metrics[dataset] = scores
             previous = manifest.training or TrainingProgress()
-            manifest.training = previous.model_copy(update={
-                "epoch": state.epoch,
-                "step": state.global_step,
-                "max_steps": state.max_steps,
-                "metric_for_best": self.plan.metric,
-                "best_step": state.global_step if improved else previous.best_step,
-                "last": scores,
-            })
+            manifest.training = previous.model_copy(
+                update={
+                    "epoch": state.epoch,
+                    "step": state.global_step,
+                    "max_steps": state.max_steps,
+                    "metric_for_best": self.plan.metric,
+                    "best_step": state.global_step if improved else previous.best_step,
+                    "last": scores,
+                }
+            )
 
         self.run.update(record)
 
@@ -104,7 +114,7 @@ class RunRecorder:
         storage.write_text(self.path / STATE_FILE, state_json(state))
         checkpoints.clear_staging(storage, self.path)
         self._write_last(state.global_step)
-        self._record_speed(throughput)
+        self._add_speed(throughput)
         self.run.complete()
 
     def interrupted(self, state: TrainerState, throughput: dict[str, float]) -> None:
@@ -112,18 +122,17 @@ class RunRecorder:
         storage = self.run.yard.storage
         storage.write_text(self.path / STATE_FILE, state_json(state))
         checkpoints.clear_staging(storage, self.path)
-        self._record_speed(throughput)
+        self._add_speed(throughput)
         self.run.fail(f"interrupted at step {state.global_step}")
 
     def failed(self) -> None:
         """Training raised: mark the run failed (its folder stays for inspection or ``--resume``)."""
         self.run.fail()
 
-    def _record_speed(self, throughput: dict[str, float]) -> None:
-        def record(manifest: Manifest) -> None:
-            manifest.training = (manifest.training or TrainingProgress()).model_copy(update=throughput)
-
-        self.run.update(record)
+    def _add_speed(self, throughput: dict[str, float]) -> None:
+        """The Trainer's speed figures, written with the run's final status."""
+        manifest = self.run.manifest
+        manifest.training = (manifest.training or TrainingProgress()).model_copy(update=throughput)
 
     def _write_last(self, final_step: int) -> None:
         """``last/``: shares ``best/``'s files when nothing trained since best/ was written."""

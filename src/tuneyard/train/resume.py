@@ -44,7 +44,9 @@ def read_saved_options(run_dir: Path) -> FinetuneOptions:
 
 def write_saved_options(storage: Storage, run_dir: Path, options: FinetuneOptions) -> None:
     """Save the resolved options as ``config.yaml``."""
-    storage.write_text(run_dir / CONFIG_FILE, yaml.safe_dump(options.model_dump(mode="json"), sort_keys=False))
+    storage.write_text(
+        run_dir / CONFIG_FILE, yaml.safe_dump(options.model_dump(mode="json"), sort_keys=False)
+    )
 
 
 def check_resumable(run_dir: Path) -> Manifest:

@@ -21,13 +21,26 @@ if TYPE_CHECKING:
     from tuneyard.yard.root import Yard as Yard
 
 _HOMES = {
-    "Layout": "layout", "format_layers": "layout", "run_name": "layout",
-    "Manifest": "manifest", "Parent": "manifest", "read_manifest": "manifest", "write_manifest": "manifest",
-    "infer_metadata": "inference", "Yard": "root",
+    "Layout": "layout",
+    "format_layers": "layout",
+    "run_name": "layout",
+    "Manifest": "manifest",
+    "Parent": "manifest",
+    "read_manifest": "manifest",
+    "write_manifest": "manifest",
+    "infer_metadata": "inference",
+    "Yard": "root",
 }
 
 __all__ = [
-    "Layout", "Manifest", "Parent", "Yard", "format_layers", "infer_metadata", "read_manifest", "run_name",
+    "Layout",
+    "Manifest",
+    "Parent",
+    "Yard",
+    "format_layers",
+    "infer_metadata",
+    "read_manifest",
+    "run_name",
     "write_manifest",
 ]
 

@@ -225,7 +225,9 @@ class Index:
         count = 0
         with self.transaction():
             for data in records:
-                self.connection.execute("DELETE FROM artifacts WHERE path = ? OR id = ?", (data["path"], data["id"]))
+                self.connection.execute(
+                    "DELETE FROM artifacts WHERE path = ? OR id = ?", (data["path"], data["id"])
+                )
                 self._insert(data)
                 count += 1
         self.refresh_statistics()
@@ -251,7 +253,9 @@ class Index:
         analyzed = 0
         if not force:
             try:
-                row = self.connection.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'artifacts' LIMIT 1").fetchone()
+                row = self.connection.execute(
+                    "SELECT stat FROM sqlite_stat1 WHERE tbl = 'artifacts' LIMIT 1"
+                ).fetchone()
             except sqlite3.OperationalError:  # no statistics yet
                 row = None
             analyzed = int(row[0].split()[0]) if row else 0
@@ -281,8 +285,10 @@ class Index:
         )
         self.connection.executemany(
             "INSERT INTO parents (artifact_id, parent_id, parent_path, role) VALUES (?, ?, ?, ?)",
-            [(data["id"], parent.get("id"), parent["path"], parent.get("role", "base"))
-             for parent in data.get("parents") or []],
+            [
+                (data["id"], parent.get("id"), parent["path"], parent.get("role", "base"))
+                for parent in data.get("parents") or []
+            ],
         )
 
     # -- reading ---------------------------------------------------------------
@@ -327,7 +333,8 @@ class Index:
     def children(self, artifact_id: str, path: str) -> list[dict[str, Any]]:
         """Artifacts that list this one (by id or path) among their parents."""
         condition = Condition(
-            "a.id IN (SELECT artifact_id FROM parents WHERE parent_id = ? OR parent_path = ?)", [artifact_id, path]
+            "a.id IN (SELECT artifact_id FROM parents WHERE parent_id = ? OR parent_path = ?)",
+            [artifact_id, path],
         )
         return self.select(condition, Ordering("a.created ASC"))
 
@@ -335,8 +342,12 @@ class Index:
         """Of ``keys``, those no artifact has, each with the most similar key that exists (if any)."""
         import difflib
 
-        missing = [key for key in keys if self.connection.execute(
-            "SELECT 1 FROM metrics WHERE key = ? LIMIT 1", (key,)).fetchone() is None]
+        missing = [
+            key
+            for key in keys
+            if self.connection.execute("SELECT 1 FROM metrics WHERE key = ? LIMIT 1", (key,)).fetchone()
+            is None
+        ]
         if not missing:
             return {}
         known = [row[0] for row in self.connection.execute("SELECT DISTINCT key FROM metrics")]

@@ -106,7 +106,10 @@ def split_field(text: str) -> list[str]:
 
 def field_hint() -> str:
     """The list of fields the language knows, for error hints."""
-    return f"Fields: {', '.join(COLUMNS)}, metrics.<key> (e.g. metrics.accuracy), config.<key> (e.g. config.lora.r)."
+    return (
+        f"Fields: {', '.join(COLUMNS)}, metrics.<key> (e.g. metrics.accuracy), "
+        "config.<key> (e.g. config.lora.r)."
+    )
 
 
 @dataclass(frozen=True)
@@ -139,8 +142,10 @@ class FieldRef:
             return f"a.{self.name}", []
         if self.source == "metrics":
             return "(SELECT value FROM metrics WHERE artifact_id = a.id AND key = ?)", [self.name]
-        return ("json_extract((SELECT json FROM manifests WHERE artifact_id = a.id), ?)",
-                [json_path(["config", *self.parts])])
+        return (
+            "json_extract((SELECT json FROM manifests WHERE artifact_id = a.id), ?)",
+            [json_path(["config", *self.parts])],
+        )
 
 
 def json_path(parts: list[str]) -> str:
@@ -194,10 +199,12 @@ class Parser:
 
     def parse(self) -> Condition:
         if self.current.kind == "end":
-            raise self.error(self.current, "empty expression", "Example: --where \"metrics.accuracy >= 0.8\"")
+            raise self.error(self.current, "empty expression", 'Example: --where "metrics.accuracy >= 0.8"')
         condition = self.parse_or()
         if self.current.kind != "end":
-            raise self.error(self.current, f"unexpected {self.current.text!r}", "Join conditions with and / or.")
+            raise self.error(
+                self.current, f"unexpected {self.current.text!r}", "Join conditions with and / or."
+            )
         condition.metric_keys = list(dict.fromkeys(self.metric_keys))
         return condition
 
@@ -243,7 +250,9 @@ class Parser:
             if negate:
                 self.advance()
             if self.current.keyword != "null":
-                raise self.error(self.current, "expected null after 'is'", "Example: metrics.accuracy is not null")
+                raise self.error(
+                    self.current, "expected null after 'is'", "Example: metrics.accuracy is not null"
+                )
             self.advance()
             return presence(ref, present=negate)
         if operator.keyword == "in":
@@ -254,7 +263,8 @@ class Parser:
             return self.parse_pattern(ref, operator)
         if operator.kind != "op" or operator.text not in COMPARISONS:
             raise self.error(
-                operator, "expected a comparison after the field",
+                operator,
+                "expected a comparison after the field",
                 "Use one of = != < <= > >= ~ !~ like in, or 'is [not] null'.",
             )
         self.advance()
@@ -271,7 +281,9 @@ class Parser:
             self.advance()
             parts.append(self.parse_list_item(ref))
         self.expect_op(")")
-        return Condition(f"({' OR '.join(part.sql for part in parts)})", [p for part in parts for p in part.params])
+        return Condition(
+            f"({' OR '.join(part.sql for part in parts)})", [p for part in parts for p in part.params]
+        )
 
     def parse_list_item(self, ref: FieldRef) -> Condition:
         token = self.current
@@ -282,8 +294,11 @@ class Parser:
 
     def parse_pattern(self, ref: FieldRef, operator: Token) -> Condition:
         if ref.numeric:
-            raise self.error(operator, f"pattern matching needs a text field; {operator.text!r} cannot apply here",
-                             "Compare numbers with = < <= > >=.")
+            raise self.error(
+                operator,
+                f"pattern matching needs a text field; {operator.text!r} cannot apply here",
+                "Compare numbers with = < <= > >=.",
+            )
         token = self.current
         if token.kind not in ("string", "word") or token.keyword:
             raise self.error(token, "expected a pattern", "Example: name ~ 'bert*'  or  name like 'bert%'")
@@ -311,8 +326,9 @@ class Parser:
         if token.kind in ("string", "word") and not token.keyword:
             self.advance()
             if ref.numeric:
-                raise self.error(token, f"{ref.label} holds numbers, not text",
-                                 "Compare it with a number, e.g. >= 0.8.")
+                raise self.error(
+                    token, f"{ref.label} holds numbers, not text", "Compare it with a number, e.g. >= 0.8."
+                )
             return unquote(token)
         found = "the end of the expression" if token.kind == "end" else repr(token.text)
         raise self.error(token, f"expected a value, found {found}", "Strings go in quotes: name = 'my-run'.")
@@ -340,7 +356,8 @@ def compare(ref: FieldRef, operator: str, value: object) -> Condition:
     if ref.source == "metrics":
         # Answered by the (key, value) index instead of one lookup per artifact.
         return Condition(
-            f"a.id IN (SELECT artifact_id FROM metrics WHERE key = ? AND value {operator} ?)", [ref.name, value]
+            f"a.id IN (SELECT artifact_id FROM metrics WHERE key = ? AND value {operator} ?)",
+            [ref.name, value],
         )
     value_sql, params = ref.value_sql()
     if ref.source == "config":
@@ -397,8 +414,13 @@ def compile_sort(source: str) -> Ordering:
         start = offset + len(piece) - len(piece.lstrip())
         offset += len(piece) + 1
         if not stripped:
-            raise query_error(source, "--sort", Token("end", "", start), "empty sort key",
-                              "Example: --sort -metrics.accuracy,name")
+            raise query_error(
+                source,
+                "--sort",
+                Token("end", "", start),
+                "empty sort key",
+                "Example: --sort -metrics.accuracy,name",
+            )
         descending = stripped.startswith("-")
         name = stripped.lstrip("+-").strip()
         token = Token("word", name, start + len(stripped) - len(stripped.lstrip("+-")))

@@ -140,7 +140,7 @@ class Yard:
         return claim_folder(self.storage, target)
 
     def start_run(self, manifest: Manifest, target: Path, claimed: Path | None = None) -> RunWriter:
-        """Begin a long run at ``target`` (or ``target-N`` if taken), or in the folder already ``claimed`` for it."""
+        """Begin a long run at ``target`` (or ``target-N`` if taken), or in a folder ``claimed`` for it."""
         from tuneyard.yard.writer import RunWriter
 
         return RunWriter.start(self, manifest, claimed or self.claim(target), requested_path=target)

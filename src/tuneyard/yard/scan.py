@@ -49,7 +49,11 @@ class ScanReport:
 
 def subfolders(storage: Storage, folder: Path) -> list[Path]:
     """Visible sub-folders of ``folder`` in name order (symlinks not followed)."""
-    return [folder / entry.name for entry in storage.list(folder) if entry.is_dir and not entry.name.startswith(".")]
+    return [
+        folder / entry.name
+        for entry in storage.list(folder)
+        if entry.is_dir and not entry.name.startswith(".")
+    ]
 
 
 def read_manifest_text(storage: Storage, folder: Path) -> bytes | None:
@@ -119,7 +123,9 @@ def collect_records(yard: Yard, problems: list[Problem]) -> list[dict[str, Any]]
                 chosen[manifest.id] = found
                 continue
             original, copy = (found, earlier) if found.in_place and not earlier.in_place else (earlier, found)
-            problems.append(Problem(copy.folder, f"has the same manifest id as {original.folder} (a copy?); skipped"))
+            problems.append(
+                Problem(copy.folder, f"has the same manifest id as {original.folder} (a copy?); skipped")
+            )
             chosen[manifest.id] = original
     records = []
     for found in chosen.values():
@@ -153,8 +159,12 @@ def find_model_folders(storage: Storage, top: Path) -> Iterator[tuple[Path, bool
         if is_model_folder(files):
             yield folder, False
             continue
-        stack.extend(sorted((folder / entry.name for entry in listing
-                             if entry.is_dir and not entry.name.startswith(".")), reverse=True))
+        stack.extend(
+            sorted(
+                (folder / entry.name for entry in listing if entry.is_dir and not entry.name.startswith(".")),
+                reverse=True,
+            )
+        )
 
 
 def folder_created(folder: Path, files: list[str]) -> str:
@@ -178,17 +188,21 @@ def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest
     """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
     values, inferred = infer_metadata(folder, relative_to=yard.root)
     files = list_files(folder, hash_files=hash_files)
-    return Manifest.model_validate({
-        **values,
-        "kind": "model",
-        "name": foreign_name(folder),
-        # The walk yields resolved paths already: no need for yard.relative's resolve().
-        "path": folder.relative_to(yard.root).as_posix() if folder.is_relative_to(yard.root) else folder.as_posix(),
-        "status": "complete",
-        "inferred": inferred,
-        "files": files,
-        "created": folder_created(folder, [entry.path for entry in files]),
-    })
+    return Manifest.model_validate(
+        {
+            **values,
+            "kind": "model",
+            "name": foreign_name(folder),
+            # The walk yields resolved paths already: no need for yard.relative's resolve().
+            "path": folder.relative_to(yard.root).as_posix()
+            if folder.is_relative_to(yard.root)
+            else folder.as_posix(),
+            "status": "complete",
+            "inferred": inferred,
+            "files": files,
+            "created": folder_created(folder, [entry.path for entry in files]),
+        }
+    )
 
 
 def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> ScanReport:
@@ -200,7 +214,8 @@ def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> Sca
     missing = [path for path in paths if not path.is_dir()]
     if missing:
         raise ArtifactNotFoundError(
-            f"cannot import {missing[0]}: no such folder.", "Give folders that hold models (config.json, weights)."
+            f"cannot import {missing[0]}: no such folder.",
+            "Give folders that hold models (config.json, weights).",
         )
     report = ScanReport()
     records: list[dict[str, Any]] = []
@@ -213,7 +228,9 @@ def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> Sca
                 manifest = manifest_for_foreign(yard, folder, hash_files)
                 write_manifest(folder, manifest, yard.storage)
             except OSError as exc:
-                report.problems.append(Problem(folder, f"cannot write {MANIFEST_FILE}: {exc.strerror or exc}"))
+                report.problems.append(
+                    Problem(folder, f"cannot write {MANIFEST_FILE}: {exc.strerror or exc}")
+                )
                 continue
             records.append(manifest.to_data())
             report.imported.append(folder)

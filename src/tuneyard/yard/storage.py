@@ -166,8 +166,10 @@ class LocalStorage(Storage):
     def list(self, folder: Path) -> list[Entry]:
         try:
             with os.scandir(folder) as scan:
-                return sorted((Entry(entry.name, entry.is_dir(follow_symlinks=False)) for entry in scan),
-                              key=lambda entry: entry.name)
+                return sorted(
+                    (Entry(entry.name, entry.is_dir(follow_symlinks=False)) for entry in scan),
+                    key=lambda entry: entry.name,
+                )
         except (FileNotFoundError, NotADirectoryError):
             return []
 

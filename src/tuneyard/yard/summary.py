@@ -36,7 +36,9 @@ def flat_record(record: dict[str, Any]) -> dict[str, Scalar]:
     """One manifest record as ``{field: value}`` with ``config.*`` and ``metrics.*`` keys."""
     flat: dict[str, Scalar] = {name: record.get(name) for name in KEY_FIELDS}
     flat.update({f"config.{key}": value for key, value in flatten_config(record.get("config") or {}).items()})
-    flat.update({f"metrics.{key}": value for key, value in flatten_metrics(record.get("metrics") or {}).items()})
+    flat.update(
+        {f"metrics.{key}": value for key, value in flatten_metrics(record.get("metrics") or {}).items()}
+    )
     return flat
 
 

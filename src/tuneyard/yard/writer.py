@@ -149,14 +149,18 @@ class RunWriter:
     process added meanwhile (``tuneyard eval`` of the run's ``best/``) are kept.
     """
 
-    def __init__(self, yard: Yard, manifest: Manifest, path: Path, requested_path: Path | None = None) -> None:
+    def __init__(
+        self, yard: Yard, manifest: Manifest, path: Path, requested_path: Path | None = None
+    ) -> None:
         self.yard = yard
         self.manifest = manifest
         self.path = path
         self.requested_path = requested_path or path
 
     @classmethod
-    def start(cls, yard: Yard, manifest: Manifest, folder: Path, requested_path: Path | None = None) -> RunWriter:
+    def start(
+        cls, yard: Yard, manifest: Manifest, folder: Path, requested_path: Path | None = None
+    ) -> RunWriter:
         """Write the first manifest of a new run into ``folder``, claimed already (:func:`claim_folder`)."""
         manifest.name = folder.name
         manifest.path = yard.relative(folder)

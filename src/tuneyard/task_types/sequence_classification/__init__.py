@@ -49,7 +49,8 @@ class SequenceClassification(TaskType):
         spec = task_data.spec
         if spec.problem == "classification" and spec.num_labels < 2:
             raise DataError(
-                f"{task_data.source} has {spec.num_labels} distinct label(s); classification needs at least 2.",
+                f"{task_data.source} has {spec.num_labels} distinct label(s); "
+                "classification needs at least 2.",
                 "Check --label-column.",
             )
 
@@ -106,7 +107,9 @@ class SequenceClassification(TaskType):
     ) -> ClassificationResult:
         from tuneyard.task_types.sequence_classification.evaluation import evaluate_classifier
 
-        return evaluate_classifier(classifier, tokenizer, dataset, spec, split, batch_size, max_length, progress)
+        return evaluate_classifier(
+            classifier, tokenizer, dataset, spec, split, batch_size, max_length, progress
+        )
 
     def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
         return model.load_for_compression(model_id, spec, seed)

@@ -55,7 +55,9 @@ def head_output_layer(model: nn.Module, num_labels: int) -> tuple[str, nn.Linear
         and not (prefix and name.startswith(prefix + "."))
     ]
     if not found:
-        raise CompressionError(f"{type(model).__name__} has no classification head with {num_labels} outputs.")
+        raise CompressionError(
+            f"{type(model).__name__} has no classification head with {num_labels} outputs."
+        )
     return found[-1]
 
 
@@ -71,7 +73,9 @@ def fit_linear_probe(model: nn.Module, calibration: CalibrationSet) -> str:
     regression = calibration.spec.problem == "regression"
     name, layer = head_output_layer(model, calibration.spec.num_labels)
     features: list[torch.Tensor] = []
-    handle = layer.register_forward_pre_hook(lambda _module, inputs: features.append(inputs[0].detach().float()))
+    handle = layer.register_forward_pre_hook(
+        lambda _module, inputs: features.append(inputs[0].detach().float())
+    )
     try:
         with torch.inference_mode():
             for batch in calibration.batches:

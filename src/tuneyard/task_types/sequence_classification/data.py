@@ -60,7 +60,9 @@ def label_mapping(raw: dict[str, Dataset], label_column: str) -> tuple[tuple[str
     return tuple(values), {v: i for i, v in enumerate(values)}
 
 
-def load_folder(folder: Path, columns: ColumnOptions, require_labels: bool) -> tuple[TaskSpec, dict[str, Dataset]]:
+def load_folder(
+    folder: Path, columns: ColumnOptions, require_labels: bool
+) -> tuple[TaskSpec, dict[str, Dataset]]:
     """Read ``train`` / ``validation`` / ``test`` files from a folder into classification splits."""
     raw, files = read_split_files(folder)
     label_column = columns.label_column

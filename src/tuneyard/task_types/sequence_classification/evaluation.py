@@ -57,7 +57,7 @@ class ClassificationResult:
         return self.spec.main_metric
 
     def write_files(self, folder: Path, model: str) -> list[str]:
-        """``summary_metrics.csv``, ``per_class_metrics.csv``, ``predictions.csv``, the confusion matrix, ``metrics.json``."""
+        """The summary and per-class CSVs, ``predictions.csv``, the confusion matrix, ``metrics.json``."""
         from tuneyard.task_types.sequence_classification.eval_files import write_eval_files
 
         return write_eval_files(self, folder, model)
@@ -196,7 +196,9 @@ def evaluate_classifier(
         spec=spec,
         split=split,
         metrics=classification_metrics(gold, predicted, spec),
-        per_class=per_class_metrics(gold, predicted, spec.label_names) if spec.problem == "classification" else [],
+        per_class=per_class_metrics(gold, predicted, spec.label_names)
+        if spec.problem == "classification"
+        else [],
         ids=list(dataset["id"]),
         texts=[str(text) for text in dataset["text"]],
         text_pairs=[str(t) for t in dataset["text_pair"]] if "text_pair" in dataset.column_names else None,

@@ -59,7 +59,9 @@ def _check_lengths(labels: np.ndarray, predictions: np.ndarray) -> None:
         raise EvaluationError("cannot compute metrics on an empty split.", "Choose a split with examples.")
 
 
-def general_classification_metrics(labels: ArrayLike, predictions: ArrayLike, num_labels: int) -> dict[str, float]:
+def general_classification_metrics(
+    labels: ArrayLike, predictions: ArrayLike, num_labels: int
+) -> dict[str, float]:
     """Accuracy, F1 / precision / recall (macro, micro, weighted) and MCC over ``num_labels`` classes.
 
     Averages run over all ``num_labels`` classes, also those absent from this sample,
@@ -127,7 +129,9 @@ def classification_metrics(labels: ArrayLike, predictions: ArrayLike, spec: Task
     return metrics
 
 
-def per_class_metrics(labels: ArrayLike, predictions: ArrayLike, label_names: Sequence[str]) -> list[dict[str, Any]]:
+def per_class_metrics(
+    labels: ArrayLike, predictions: ArrayLike, label_names: Sequence[str]
+) -> list[dict[str, Any]]:
     """One row per class: name, precision, recall, F1 and support (gold count)."""
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -176,4 +180,3 @@ def trainer_metrics(spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
         return classification_metrics(eval_prediction.label_ids, predictions_from_logits(logits, spec), spec)
 
     return compute_metrics
-
