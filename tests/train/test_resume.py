@@ -54,6 +54,20 @@ def wait_for_checkpoint(run: Path, process, min_step: int, timeout: float = 120.
     raise AssertionError(f"no checkpoint at step >= {min_step} within {timeout} s")
 
 
+def assert_resumed_like(reference: Path, run: Path, subfolders: tuple[str, ...]) -> None:
+    """The resumed run logged the reference's rows (none missing, none twice) and scores, within 1e-4."""
+    expected, got = read_log(reference), read_log(run)
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    for want, have in zip(expected, got):
+        for column in ("train_loss", "val_loss", "accuracy", "f1_macro"):
+            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
+    for subfolder in subfolders:
+        wanted = json.loads((reference / subfolder / "manifest.json").read_text())["metrics"]["topics"]
+        scores = json.loads((run / subfolder / "manifest.json").read_text())["metrics"]["topics"]
+        for name, value in wanted.items():
+            assert scores[name] == pytest.approx(value, abs=1e-4), (subfolder, name)
+
+
 def status(run: Path) -> str:
     return json.loads((run / "manifest.json").read_text())["status"]
 
@@ -80,17 +94,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(
     assert "resuming" in resumed.stderr and "from checkpoint-" in resumed.stderr
     assert status(killed_run) == "complete"
 
-    expected, got = read_log(Path(reference.stdout.strip())), read_log(killed_run)
-    assert [row["step"] for row in got] == [row["step"] for row in expected]
-    for want, have in zip(expected, got):
-        for column in ("train_loss", "val_loss", "accuracy", "f1_macro"):
-            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
-    best = json.loads((killed_run / "best" / "manifest.json").read_text())["metrics"]
-    reference_best = json.loads((Path(reference.stdout.strip()) / "best" / "manifest.json").read_text())[
-        "metrics"
-    ]
-    for name, value in reference_best["topics"].items():
-        assert best["topics"][name] == pytest.approx(value, abs=1e-4)
+    assert_resumed_like(Path(reference.stdout.strip()), killed_run, subfolders=("best",))
 
 
 def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(
@@ -205,13 +209,5 @@ def test_a_run_killed_in_any_window_resumes_to_the_uninterrupted_result(
     resumed = cli("--yard", tmp_path, "finetune", "--resume", run)
     assert resumed.exit_code == 0, resumed.stderr
     assert status(run) == "complete"
-    expected, got = read_log(reference_run), read_log(run)
-    assert [row["step"] for row in got] == [row["step"] for row in expected]  # none missing, none twice
-    for want, have in zip(expected, got):
-        for column in ("train_loss", "val_loss", "accuracy", "f1_macro"):
-            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
-    for subfolder in ("best", "last"):
-        reference = json.loads((reference_run / subfolder / "manifest.json").read_text())["metrics"]["topics"]
-        resumed_scores = json.loads((run / subfolder / "manifest.json").read_text())["metrics"]["topics"]
-        assert resumed_scores == pytest.approx(reference, abs=1e-4), subfolder
+    assert_resumed_like(reference_run, run, subfolders=("best", "last"))
     assert not [path.name for path in run.iterdir() if path.name.startswith(".tmp-")]

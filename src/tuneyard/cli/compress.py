@@ -9,8 +9,8 @@ import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
+from tuneyard.cli.data_flags import LabelColumnOpt, TaskTypeOpt, TextColumnOpt, TextPairColumnOpt
 from tuneyard.compress.registry import METHODS
-from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
 
 if TYPE_CHECKING:
     from tuneyard.compress.compressor import CompressionResult
@@ -34,13 +34,10 @@ def compress(
         str | None, typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Local data folder with train.csv/jsonl/parquet.")] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column of --data (default: text).")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="Second text column for pair tasks.")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column of --data (default: label).")] = None,
-    task_type: Annotated[
-        str | None,
-        typer.Option(help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE})."),
-    ] = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    task_type: TaskTypeOpt = None,
     calib_samples: Annotated[
         int | None, typer.Option(help="Calibration rows from train (default 256).")
     ] = None,

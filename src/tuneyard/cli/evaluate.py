@@ -12,7 +12,7 @@ import typer
 
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
+from tuneyard.cli.data_flags import LabelColumnOpt, TaskTypeOpt, TextColumnOpt, TextPairColumnOpt
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
@@ -21,8 +21,8 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 
 @contextmanager
 def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n)`` (a no-op with ``--quiet``)."""
-    if quiet:
+    """A rich progress bar on stderr; yields ``advance(n)`` (a no-op with ``--quiet`` or no terminal)."""
+    if quiet or not err.is_terminal:
         yield lambda n: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -70,13 +70,10 @@ def eval_command(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
     ] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
-    task_type: Annotated[
-        str | None,
-        typer.Option(help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE})."),
-    ] = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    task_type: TaskTypeOpt = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Folder for the results (required for a model outside the yard).")
     ] = None,

@@ -10,7 +10,7 @@ import typer
 
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
+from tuneyard.cli.data_flags import LabelColumnOpt, TaskTypeOpt, TextColumnOpt, TextPairColumnOpt
 from tuneyard.train.strategies import STRATEGIES, default_rates
 
 HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
@@ -46,13 +46,10 @@ def finetune(
     data: Annotated[
         Path | None, typer.Option(help="Folder with train/validation/test CSV, JSONL or Parquet.")
     ] = None,
-    text_column: Annotated[str | None, typer.Option(help="Text column of --data files.")] = None,
-    text_pair_column: Annotated[str | None, typer.Option(help="Second text column (sentence pairs).")] = None,
-    label_column: Annotated[str | None, typer.Option(help="Label column of --data files.")] = None,
-    task_type: Annotated[
-        str | None,
-        typer.Option(help=f"Task type of --data: {' | '.join(TASK_TYPES)} (default {DEFAULT_TASK_TYPE})."),
-    ] = None,
+    text_column: TextColumnOpt = None,
+    text_pair_column: TextPairColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    task_type: TaskTypeOpt = None,
     strategy: Annotated[
         str | None,
         typer.Option(help=f"{' | '.join(STRATEGIES)} (default: lowrank for compressed models, else full)."),

@@ -10,7 +10,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -295,6 +295,11 @@ def aggregate(
     note(f"wrote {len(table)} rows x {len(columns)} columns to {output}")
 
 
+def spinner(message: str, quiet: bool) -> AbstractContextManager[Any]:
+    """A spinner on stderr while a long command works, when stderr is a terminal and not ``--quiet``."""
+    return err.status(message, spinner="dots") if err.is_terminal and not quiet else nullcontext()
+
+
 @runs_app.command("reindex")
 def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
     """Rebuild the index from the manifest.json files alone.
@@ -303,11 +308,7 @@ def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
     """
     yard = yard_from(ctx)
     start = time.perf_counter()
-    with (
-        err.status("reindexing: reading every manifest.json ...", spinner="dots")
-        if not quiet
-        else nullcontext()
-    ):
+    with spinner("reindexing: reading every manifest.json ...", quiet):
         report = yard.reindex()
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
@@ -331,9 +332,7 @@ def import_(
     """
     yard = yard_from(ctx)
     start = time.perf_counter()
-    with (
-        err.status("importing: looking for model folders ...", spinner="dots") if not quiet else nullcontext()
-    ):
+    with spinner("importing: looking for model folders ...", quiet):
         report = yard.import_paths(paths, hash_files)
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")

@@ -120,9 +120,12 @@ def budget_for(plans: list[LayerPlan], rank: RankSpec | None, ratio: float | Non
 
 
 def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    if not enabled:
-        return contextlib.nullcontext(None)
+    """A progress bar on stderr when it is a terminal (in a log, rich would leave blank lines)."""
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        return contextlib.nullcontext(None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -130,7 +133,7 @@ def _progress(enabled: bool) -> contextlib.AbstractContextManager[Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console,
         transient=True,
     )
 

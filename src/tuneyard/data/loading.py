@@ -62,11 +62,32 @@ def find_split_files(data_dir: Path) -> dict[str, Path]:
     return found
 
 
-def _read_split(path: Path) -> Dataset:
-    from datasets import load_dataset
+def read_split(path: Path) -> Dataset:
+    """One split file as a ``Dataset``.
 
-    options = {"delimiter": "\t"} if path.suffix == ".tsv" else {}
-    return load_dataset(FORMATS[path.suffix], data_files=str(path), split="train", **options)
+    CSV / TSV, JSON Lines and Parquet are read by pyarrow straight into memory: a
+    local file needs no copy in the datasets cache, and skipping its builder saves a
+    fifth of a second on every short eval. A ``.json`` file may hold one array, which
+    datasets' own JSON builder reads.
+    """
+    from datasets import Dataset, load_dataset
+    from datasets.table import InMemoryTable
+
+    if path.suffix in (".csv", ".tsv"):
+        from pyarrow import csv
+
+        delimiter = "\t" if path.suffix == ".tsv" else ","
+        options = csv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+        return Dataset(InMemoryTable(csv.read_csv(path, parse_options=options)))
+    if path.suffix == ".jsonl":
+        from pyarrow import json
+
+        return Dataset(InMemoryTable(json.read_json(path)))
+    if path.suffix == ".parquet":
+        from pyarrow import parquet
+
+        return Dataset(InMemoryTable(parquet.read_table(path)))
+    return load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
 
 
 def read_split_files(data_dir: Path) -> tuple[dict[str, Dataset], dict[str, Path]]:
@@ -79,7 +100,7 @@ def read_split_files(data_dir: Path) -> tuple[dict[str, Dataset], dict[str, Path
             f"{data_dir} holds no split files.",
             "Expected train.csv / validation.csv / test.csv (or .jsonl, .json, .parquet, .tsv).",
         )
-    return {split: _read_split(path) for split, path in files.items()}, files
+    return {split: read_split(path) for split, path in files.items()}, files
 
 
 def carve_validation(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:

@@ -7,10 +7,9 @@ What a folder is decides how it loads (first match wins):
    ``model.safetensors`` loaded strictly. Offline, without the original weights.
 2. ``adapter_config.json`` — a PEFT (LoRA) adapter. Its base is
    ``base_model_name_or_path`` (a local path, tried as given and then relative to the
-   adapter folder, or a hub id), itself loaded with this function's rules when local.
-   For ``task_type: SEQ_CLS`` a base without a classification head gets one sized from
-   the adapter folder's ``config.json`` (``id2label``) or, failing that, from the saved
-   head weights in the adapter.
+   adapter folder, or a hub id), loaded as the task type of the adapter's PEFT
+   ``task_type`` loads it (``SEQ_CLS``: a classifier whose head is sized from the
+   adapter), else with this function's rules.
 3. ``config.json`` — a plain HF model, loaded as the class its ``architectures`` names
    (``...ForSequenceClassification`` for a classifier; ``BertModel`` for a bare encoder
    such as all-MiniLM-L6-v2); ``AutoModel`` when the config names none.
@@ -35,8 +34,6 @@ from tuneyard.errors import ModelError
 from tuneyard.models.compressed_folder import is_compressed_folder, load_compressed_folder
 
 ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
-HEAD_WEIGHT_SUFFIXES = ("classifier.weight", "classifier.out_proj.weight", "score.weight")
 RUN_SUBFOLDERS = ("best", "last")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # What a hub snapshot needs for tuneyard: configs, tokenizer files, weights (no TF/Flax/ONNX copies).
@@ -199,25 +196,6 @@ def _adapter_base(folder: Path) -> Path | str:
     return str(base)
 
 
-def _adapter_num_labels(folder: Path) -> tuple[int | None, dict[int, str] | None]:
-    """Head size for a SEQ_CLS adapter: from its config.json, else its saved head weights."""
-    config_file = folder / "config.json"
-    if config_file.is_file():
-        id2label = json.loads(config_file.read_text()).get("id2label")
-        if id2label:
-            return len(id2label), {int(key): value for key, value in id2label.items()}
-    from safetensors import safe_open
-
-    for name in ADAPTER_WEIGHTS:
-        if not (folder / name).is_file():
-            continue
-        with safe_open(str(folder / name), framework="pt") as handle:
-            for key in handle.keys():  # noqa: SIM118 (not a dict)
-                if key.endswith(HEAD_WEIGHT_SUFFIXES):
-                    return int(handle.get_slice(key).get_shape()[0]), None
-    return None, None
-
-
 def load_config(model_id: str | Path) -> Any:
     """``AutoConfig`` of a local folder or hub id, or a :class:`ModelError` that says what to check.
 
@@ -249,23 +227,17 @@ def transformers_errors_only() -> Iterator[None]:
 
 def _load_adapter(folder: Path) -> Any:
     from peft import PeftConfig, PeftModel
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers import AutoModel
+
+    from tuneyard.task_types import task_type_for_peft
 
     peft_config = PeftConfig.from_pretrained(str(folder))
     base = _adapter_base(folder)
+    task_type = task_type_for_peft(str(getattr(peft_config, "task_type", "") or ""))
     if isinstance(base, Path) and is_compressed_folder(base):
         base_model = load_compressed_folder(base)
-    elif str(getattr(peft_config, "task_type", "")) in ("SEQ_CLS", "TaskType.SEQ_CLS"):
-        num_labels, id2label = _adapter_num_labels(folder)
-        options: dict[str, Any] = {}
-        if num_labels is not None:
-            options["num_labels"] = num_labels
-        if id2label is not None:
-            options["id2label"] = id2label
-            options["label2id"] = {label: index for index, label in id2label.items()}
-        # The base has no trained head; the adapter's saved head replaces it just below.
-        with transformers_errors_only():
-            base_model = AutoModelForSequenceClassification.from_pretrained(base, **options)
+    elif task_type is not None:
+        base_model = task_type.load_adapter_base(base, folder)
     elif isinstance(base, Path):
         base_model = _load_plain(base)
     else:

@@ -1,4 +1,4 @@
-"""The confusion matrix, as counts and row-normalised, side by side in one PNG."""
+"""The confusion matrix as one PNG: counts and row shares (recall on the diagonal) in each cell."""
 
 from __future__ import annotations
 
@@ -24,35 +24,33 @@ def row_normalised(counts: np.ndarray) -> np.ndarray:
 
 
 def plot_confusion_matrix(counts: np.ndarray, label_names: Sequence[str], target: Path, title: str) -> Path:
-    """Draw counts (left) and row-normalised rates (right) with labelled axes."""
+    """One panel: each cell shows its count and its share of the gold row, shaded by that share.
+
+    Shading by the row share (recall on the diagonal) keeps a small class as readable
+    as a large one; the counts say how many examples each share stands for.
+    """
     size = len(label_names)
-    side = max(4.0, 0.45 * size + 2.5)
-    figure = new_figure(2 * side + 1, side)
-    figure.suptitle(title)
-    panels = ((counts, "Counts", "d"), (row_normalised(counts), "Row-normalised (recall)", ".2f"))
-    for position, (values, name, fmt) in enumerate(panels, start=1):
-        axes = figure.add_subplot(1, 2, position)
-        image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if fmt == ".2f" else None)
-        figure.colorbar(
-            image, ax=axes, shrink=0.8, label="examples" if fmt == "d" else "fraction of gold row"
-        )
-        axes.set_title(name)
-        axes.set_xlabel("Predicted label")
-        axes.set_ylabel("Gold label")
-        axes.set_xticks(range(size), labels=list(label_names), rotation=45, ha="right")
-        axes.set_yticks(range(size), labels=list(label_names))
-        if size <= 20:
-            threshold = values.max() / 2 if values.size else 0
-            for row in range(size):
-                for column in range(size):
-                    value = values[row, column]
-                    axes.text(
-                        column,
-                        row,
-                        format(value, fmt),
-                        ha="center",
-                        va="center",
-                        fontsize=8,
-                        color="white" if value > threshold else "black",
-                    )
+    rates = row_normalised(counts)
+    side = max(4.0, 0.6 * size + 2.5)
+    figure = new_figure(side + 0.5, side)
+    axes = figure.add_subplot()
+    axes.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    axes.set_title(title, fontsize=10)
+    axes.set_xlabel("Predicted label")
+    axes.set_ylabel("Gold label (cells: count, share of the row)")
+    axes.set_xticks(range(size), labels=list(label_names), rotation=45, ha="right")
+    axes.set_yticks(range(size), labels=list(label_names))
+    if size <= 20:
+        for row in range(size):
+            for column in range(size):
+                rate = rates[row, column]
+                axes.text(
+                    column,
+                    row,
+                    f"{counts[row, column]}\n{rate:.0%}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rate > 0.5 else "black",
+                )
     return save_png(figure, target)

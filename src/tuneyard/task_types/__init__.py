@@ -31,3 +31,13 @@ def get_task_type(name: str | None = None) -> TaskType:
         raise ConfigError(f"unknown task type {chosen!r}.", f"Task types: {', '.join(TASK_TYPES)}.")
     task_type: TaskType = importlib.import_module(TASK_TYPES[chosen]).TASK_TYPE
     return task_type
+
+
+def task_type_for_peft(peft_task_type: str) -> TaskType | None:
+    """The task type whose LoRA adapters PEFT marks ``peft_task_type`` (``SEQ_CLS``), if any."""
+    wanted = peft_task_type.removeprefix("TaskType.")
+    for name in TASK_TYPES:
+        task_type = get_task_type(name)
+        if task_type.peft_task_type == wanted:
+            return task_type
+    return None

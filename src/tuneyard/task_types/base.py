@@ -113,6 +113,10 @@ class TaskType(ABC):
     def modules_to_save(self, model: Any) -> list[str]:
         """Modules a LoRA run trains and saves in full next to the adapters (a task head)."""
 
+    @abstractmethod
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        """The base model a saved LoRA ``adapter`` of this task type goes onto (``tuneyard.load``)."""
+
     # -- evaluation ------------------------------------------------------------
 
     @abstractmethod

@@ -41,7 +41,8 @@ class RichProgress(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        if not state.is_world_process_zero or self.quiet:
+        # No bar in a log or a pipe (rich would print blank lines there); evaluations still print.
+        if not state.is_world_process_zero or self.quiet or not self.console.is_terminal:
             return
         self.progress = Progress(
             TextColumn("[bold]training"),

@@ -91,6 +91,9 @@ class SequenceClassification(TaskType):
 
         return head_module_names(classifier)
 
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        return model.load_adapter_base(base, adapter)
+
     def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
         return model.load_for_eval(folder, device)
 

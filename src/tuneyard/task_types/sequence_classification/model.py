@@ -9,6 +9,8 @@ a bare encoder under a head sized for the calibration task (or as itself without
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import CompressionError, ModelError, TrainingError
@@ -16,8 +18,6 @@ from tuneyard.models.loading import ensure_padding_token
 from tuneyard.task_types.base import CompressionSubject
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from tuneyard.train.parent import ParentModel
 
 CLASSIFIER_SUFFIX = "ForSequenceClassification"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
+# The output layer of the heads of BERT-like (classifier), RoBERTa-like (out_proj) and decoder (score) models.
+HEAD_WEIGHT_SUFFIXES = ("classifier.weight", "classifier.out_proj.weight", "score.weight")
 
 
 def label_options(spec: TaskSpec) -> dict[str, Any]:
@@ -183,3 +186,42 @@ def load_for_compression(model_id: str, spec: TaskSpec | None, seed: int) -> Com
     if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return CompressionSubject(model.eval(), tokenizer, head)
+
+
+def adapter_head_size(folder: Path) -> tuple[int | None, dict[int, str] | None]:
+    """Head size of a classifier adapter: from its config.json, else its saved head weights."""
+    config_file = folder / "config.json"
+    if config_file.is_file():
+        id2label = json.loads(config_file.read_text()).get("id2label")
+        if id2label:
+            return len(id2label), {int(key): value for key, value in id2label.items()}
+    from safetensors import safe_open
+
+    for name in ADAPTER_WEIGHTS:
+        if not (folder / name).is_file():
+            continue
+        with safe_open(str(folder / name), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (not a dict)
+                if key.endswith(HEAD_WEIGHT_SUFFIXES):
+                    return int(handle.get_slice(key).get_shape()[0]), None
+    return None, None
+
+
+def load_adapter_base(base: Path | str, adapter: Path) -> Any:
+    """The base of a classifier adapter as a classifier with a head of the adapter's size.
+
+    The base has no trained head of that size; the adapter's saved head replaces it.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from tuneyard.models.loading import transformers_errors_only
+
+    num_labels, id2label = adapter_head_size(adapter)
+    options: dict[str, Any] = {}
+    if num_labels is not None:
+        options["num_labels"] = num_labels
+    if id2label is not None:
+        options["id2label"] = id2label
+        options["label2id"] = {label: index for index, label in id2label.items()}
+    with transformers_errors_only():
+        return AutoModelForSequenceClassification.from_pretrained(base, **options)
