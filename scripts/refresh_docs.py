@@ -88,8 +88,14 @@ def environment(yard: Path) -> dict[str, str]:
 def run(command: str, yard: Path, errors_expected: bool) -> list[str]:
     """The lines ``command`` prints (stdout and stderr, as a terminal shows them)."""
     print(f"$ {command}", flush=True)
-    done = subprocess.run(["bash", "-c", command], cwd=yard, env=environment(yard), text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    done = subprocess.run(
+        ["bash", "-c", command],
+        cwd=yard,
+        env=environment(yard),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     output = [ANSI.sub("", line).rstrip() for line in done.stdout.rstrip("\n").splitlines()]
     if done.returncode != 0 and not errors_expected:
         print("\n".join(output[-30:]), file=sys.stderr)
@@ -116,7 +122,9 @@ def refresh(text: str, yard: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("yard", type=Path, help="a yard made by scripts/demo.sh")
     args = parser.parse_args()
     yard = args.yard.resolve()
