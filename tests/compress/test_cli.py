@@ -27,23 +27,23 @@ def _nothing_written(yard: Path) -> bool:
 
 def test_cli_writes_a_complete_folder_and_prints_the_table(tmp_path, capsys, tiny_model, sentiment_data):
     model = tiny_model("bert")
-    code, out, err = _cli(
-        capsys,
+    request = (
         "--yard",
-        str(tmp_path),
+        tmp_path,
         "compress",
         "--model",
-        str(model),
+        model,
         "--method",
         "whiten",
         "--rank",
         "8",
         "--data",
-        str(sentiment_data),
+        sentiment_data,
         "--calib-samples",
         "40",
         "--quiet",
     )
+    code, out, err = _cli(capsys, *map(str, request))
     assert code == 0, err
     folder = tmp_path / "compressed_models" / "tiny-bert-l2-c2_whiten_r8"
     for name in (
@@ -76,23 +76,7 @@ def test_cli_writes_a_complete_folder_and_prints_the_table(tmp_path, capsys, tin
     assert info["base_model"] == str(model) and info["tuneyard_version"] == tuneyard.__version__
 
     # Same request again: a new folder with -2, and the CLI says so.
-    code, out, err = _cli(
-        capsys,
-        "--yard",
-        str(tmp_path),
-        "compress",
-        "--model",
-        str(model),
-        "--method",
-        "whiten",
-        "--rank",
-        "8",
-        "--data",
-        str(sentiment_data),
-        "--calib-samples",
-        "40",
-        "--quiet",
-    )
+    code, out, err = _cli(capsys, *map(str, request))
     assert code == 0
     assert (tmp_path / "compressed_models" / "tiny-bert-l2-c2_whiten_r8-2" / "model.safetensors").is_file()
     assert "tiny-bert-l2-c2_whiten_r8-2" in err and "exists" in err

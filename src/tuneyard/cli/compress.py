@@ -9,7 +9,14 @@ import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import LabelColumnOpt, TaskTypeOpt, TextColumnOpt, TextPairColumnOpt
+from tuneyard.cli.data_flags import (
+    DataOpt,
+    LabelColumnOpt,
+    TaskOpt,
+    TaskTypeOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+)
 from tuneyard.compress.registry import METHODS
 
 if TYPE_CHECKING:
@@ -30,10 +37,8 @@ def compress(
     ratio: Annotated[
         float | None, typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")
     ] = None,
-    task: Annotated[
-        str | None, typer.Option(help="GLUE task name for calibration data (sst2, mrpc, ...).")
-    ] = None,
-    data: Annotated[Path | None, typer.Option(help="Local data folder with train.csv/jsonl/parquet.")] = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,

@@ -12,7 +12,14 @@ import typer
 
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import LabelColumnOpt, TaskTypeOpt, TextColumnOpt, TextPairColumnOpt
+from tuneyard.cli.data_flags import (
+    DataOpt,
+    LabelColumnOpt,
+    TaskOpt,
+    TaskTypeOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
@@ -57,10 +64,8 @@ def eval_command(
             "(needs --output-dir).",
         ),
     ] = None,
-    task: Annotated[
-        str | None, typer.Option(help="GLUE task: sst2, cola, mrpc, qqp, qnli, rte, mnli, stsb.")
-    ] = None,
-    data: Annotated[Path | None, typer.Option(help="Local folder with train/validation/test files.")] = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
     split: Annotated[str | None, typer.Option(help="Split to score: validation (default) or test.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
     max_length: Annotated[

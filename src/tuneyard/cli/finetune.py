@@ -10,7 +10,14 @@ import typer
 
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import LabelColumnOpt, TaskTypeOpt, TextColumnOpt, TextPairColumnOpt
+from tuneyard.cli.data_flags import (
+    DataOpt,
+    LabelColumnOpt,
+    TaskOpt,
+    TaskTypeOpt,
+    TextColumnOpt,
+    TextPairColumnOpt,
+)
 from tuneyard.train.strategies import STRATEGIES, default_rates
 
 HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
@@ -40,12 +47,8 @@ def finetune(
     checkpoint: Annotated[
         str | None, typer.Option(help="Model folder (plain, compressed) or hub id.")
     ] = None,
-    task: Annotated[
-        str | None, typer.Option(help="GLUE task: sst2, mnli, qqp, qnli, mrpc, rte, cola, stsb.")
-    ] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="Folder with train/validation/test CSV, JSONL or Parquet.")
-    ] = None,
+    task: TaskOpt = None,
+    data: DataOpt = None,
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,

@@ -60,7 +60,7 @@ def load_calibration(
     source = DataOptions(
         task=task,
         data=None if data_dir is None else str(data_dir),
-        **(columns.model_dump() if columns is not None else {}),
+        **(columns.column_fields() if columns is not None else {}),
     )
     data = source.load(require_labels=False)
     if "train" not in data.splits:

@@ -258,12 +258,10 @@ def _calibration_for(
         return None
     from transformers import AutoTokenizer
 
-    from tuneyard.data.options import ColumnOptions
     from tuneyard.models.loading import ensure_padding_token
 
     tokenizer = AutoTokenizer.from_pretrained(options.model)
     ensure_padding_token(tokenizer)
-    columns = ColumnOptions.model_validate(options.model_dump(include=set(ColumnOptions.model_fields)))
     calibration = load_calibration(
         tokenizer,
         options.task,
@@ -272,7 +270,7 @@ def _calibration_for(
         options.batch_size,
         options.max_length,
         options.seed,
-        columns,
+        options,  # its column options
     )
     if method.needs_labels and not calibration.labelled:
         raise CompressionError(

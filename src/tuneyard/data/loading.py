@@ -31,7 +31,7 @@ def dataset_name(task: str | None, data: str | Path | None) -> str | None:
 
 @dataclass
 class TaskData:
-    """A task's splits in tuneyard's column shape, and what they are."""
+    """A task's splits in its task type's columns, and what they are."""
 
     spec: TaskSpec
     splits: DatasetDict

@@ -7,7 +7,7 @@ is read with the column names given here, as the task type's data (default
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -26,6 +26,10 @@ class ColumnOptions(StrictModel):
     task_type: str | None = Field(
         default=None, description="Task type of a --data folder (default: sequence_classification)."
     )
+
+    def column_fields(self) -> dict[str, Any]:
+        """These options alone, from any options model built on them (compress, eval-grid ...)."""
+        return self.model_dump(include=set(ColumnOptions.model_fields))
 
 
 class DataOptions(ColumnOptions):

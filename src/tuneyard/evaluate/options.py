@@ -39,11 +39,9 @@ class GridOptions(ColumnOptions, RunOptions):
     experiment: str = "eval_grid"
 
 
-def load_eval_data(task_or_folder: str, columns: ColumnOptions, is_folder: bool | None = None) -> TaskData:
+def load_eval_data(task_or_folder: str, columns: ColumnOptions) -> TaskData:
     """A named task, or a local folder (an existing directory wins over a name)."""
     folder = Path(task_or_folder).expanduser()
-    if is_folder if is_folder is not None else folder.is_dir():
-        return DataOptions(
-            data=str(folder), **columns.model_dump(include=set(ColumnOptions.model_fields))
-        ).load()
+    if folder.is_dir():
+        return DataOptions(data=str(folder), **columns.column_fields()).load()
     return DataOptions(task=task_or_folder).load()

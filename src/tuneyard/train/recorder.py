@@ -48,6 +48,7 @@ class RunRecorder:
     best_metrics: dict[str, float] = field(default_factory=dict)
     best_step: int | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
+    log_header: list[str] | None = None  # training_log.csv's columns, once known
 
     @property
     def path(self) -> Path:
@@ -65,14 +66,16 @@ class RunRecorder:
         """Append one row to ``training_log.csv`` under its header (written from ``row`` when new)."""
         target = self.path / LOG_FILE
         storage = self.run.yard.storage
-        try:
-            header = next(csv.reader(io.StringIO(storage.read_text(target))), None)
-        except FileNotFoundError:
-            header = None
+        if self.log_header is None:  # read once: the header of a resumed run's log
+            try:
+                self.log_header = next(csv.reader(io.StringIO(storage.read_text(target))), None)
+            except FileNotFoundError:
+                self.log_header = None
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=header or list(row), extrasaction="ignore")
-        if header is None:
+        writer = csv.DictWriter(text, fieldnames=self.log_header or list(row), extrasaction="ignore")
+        if self.log_header is None:
             writer.writeheader()
+            self.log_header = list(row)
         writer.writerow(row)
         storage.append_text(target, text.getvalue())
 
@@ -110,27 +113,24 @@ class RunRecorder:
 
     def finished(self, state: TrainerState, throughput: dict[str, float]) -> None:
         """Training ran to its end: write ``last/``, the speed, and mark the run complete."""
-        storage = self.run.yard.storage
-        storage.write_text(self.path / STATE_FILE, state_json(state))
-        checkpoints.clear_staging(storage, self.path)
+        self._wrap_up(state, throughput)
         self._write_last(state.global_step)
-        self._add_speed(throughput)
         self.run.complete()
 
     def interrupted(self, state: TrainerState, throughput: dict[str, float]) -> None:
         """Ctrl-C stopped training after a checkpoint: the run stays resumable, marked failed."""
-        storage = self.run.yard.storage
-        storage.write_text(self.path / STATE_FILE, state_json(state))
-        checkpoints.clear_staging(storage, self.path)
-        self._add_speed(throughput)
+        self._wrap_up(state, throughput)
         self.run.fail(f"interrupted at step {state.global_step}")
 
     def failed(self) -> None:
         """Training raised: mark the run failed (its folder stays for inspection or ``--resume``)."""
         self.run.fail()
 
-    def _add_speed(self, throughput: dict[str, float]) -> None:
-        """The Trainer's speed figures, written with the run's final status."""
+    def _wrap_up(self, state: TrainerState, throughput: dict[str, float]) -> None:
+        """The Trainer's final state at the run root, no staging debris, its speed in the manifest view."""
+        storage = self.run.yard.storage
+        storage.write_text(self.path / STATE_FILE, state_json(state))
+        checkpoints.clear_staging(storage, self.path)
         manifest = self.run.manifest
         manifest.training = (manifest.training or TrainingProgress()).model_copy(update=throughput)
 

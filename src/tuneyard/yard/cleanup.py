@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneyard.yard.manifest import MANIFEST_FILE
-from tuneyard.yard.storage import REPLACED_PREFIX, TEMP_PREFIX, Entry
+from tuneyard.yard.storage import TEMP_PREFIX, Entry, replaced_name
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -77,8 +77,8 @@ def is_abandoned(path: Path, older_than_s: float, now: float) -> bool:
 
 def temp_reason(entry: Entry, names: set[str]) -> str | None:
     """Why ``entry`` is a writer's leftover, or None when it is not one."""
-    if entry.name.startswith(REPLACED_PREFIX) and entry.is_dir:
-        replaced = entry.name.removeprefix(REPLACED_PREFIX).rsplit("-", 2)[0]
+    replaced = replaced_name(entry.name)
+    if replaced is not None and entry.is_dir:
         return FOLDER_REASON if replaced in names else RESTORE_REASON
     if _TEMP_NAME.match(entry.name):
         return FOLDER_REASON if entry.is_dir else FILE_REASON

@@ -41,6 +41,13 @@ def temp_name(name: str) -> str:
     return f"{TEMP_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
+def replaced_name(name: str) -> str | None:
+    """For ``.tmp-old-{name}-{pid}-{hex}``, the name of the folder it was moved aside from."""
+    if not name.startswith(REPLACED_PREFIX):
+        return None
+    return name.removeprefix(REPLACED_PREFIX).rsplit("-", 2)[0]
+
+
 @dataclass(frozen=True)
 class Entry:
     """One name in a folder listing."""
@@ -186,7 +193,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            old = target.with_name(f"{REPLACED_PREFIX}{target.name}-{os.getpid()}-{secrets.token_hex(4)}")
+            old = target.with_name(temp_name(f"old-{target.name}"))
             os.rename(target, old)
             os.rename(staged, target)
             _fsync(target.parent)
@@ -213,10 +220,9 @@ class LocalStorage(Storage):
     def restore_replaced(self, folder: Path) -> list[str]:
         restored = []
         for entry in self.list(folder):
-            if not (entry.is_dir and entry.name.startswith(REPLACED_PREFIX)):
+            name = replaced_name(entry.name)
+            if name is None or not entry.is_dir:
                 continue
-            # ".tmp-old-{name}-{pid}-{hex}": the name is what lies between prefix and the last two fields.
-            name = entry.name.removeprefix(REPLACED_PREFIX).rsplit("-", 2)[0]
             target = folder / name
             if target.exists():
                 self.delete(folder / entry.name)
