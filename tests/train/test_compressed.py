@@ -136,6 +136,8 @@ def test_fine_tuning_changes_every_factor_and_files_by_method(cli, compressed, t
     assert sum(isinstance(module, LowRankLinear) for module in reloaded.modules()) == 12
     info = json.loads((run / "best" / "compression_info.json").read_text())
     assert info["model_class"] == "BertForSequenceClassification" and info["method"] == "standard"
+    checkpoint = next(run.glob("checkpoint-*"))  # best/ shares the checkpoint's weights, not a copy
+    assert (run / "best" / "model.safetensors").samefile(checkpoint / "model.safetensors")
 
 
 def test_freeze_factors_trains_everything_but_the_factors(cli, compressed, topics, tmp_path) -> None:

@@ -125,6 +125,15 @@ def test_run_folder_holds_everything_promised(
     assert shared == (training["best_step"] == training["step"] == 16)
     assert manifest(run / "last")["name"].endswith("/last") and training["train_samples_per_second"] > 0
 
+    # best/ and last/ are hard links to the model files of their steps' checkpoints: weights written once.
+    weights = "adapter_model.safetensors" if strategy == "lora" else "model.safetensors"
+    checkpoint_at = {8: "checkpoint-1-8", 16: "checkpoint-2-16"}
+    for sub, step in (("best", training["best_step"]), ("last", 16)):
+        assert (run / sub / weights).stat().st_ino == (run / checkpoint_at[step] / weights).stat().st_ino
+    assert not {"optimizer.pt", "rng_state.pth", "trainer_state.json"} & {
+        p.name for p in (run / "best").iterdir()
+    }
+
     with Yard.open(tmp_path).index.connection as connection:
         status = connection.execute(
             "SELECT status FROM artifacts WHERE path = ?", (run_manifest["path"],)

@@ -1,6 +1,6 @@
-"""``best/`` and ``last/``: complete, loadable models written from the live training model.
+"""``best/`` and ``last/``: complete, loadable models in the run folder.
 
-Each is written through :meth:`RunWriter.subfolder` (a temporary sibling renamed into
+Each is published through :meth:`RunWriter.subfolder` (a temporary sibling renamed into
 place), holds the weights as safetensors, ``config.json``, the tokenizer and a
 ``manifest.json`` of kind ``model`` whose parent is the run, and loads with
 ``tuneyard.load(path)``:
@@ -11,12 +11,22 @@ place), holds the weights as safetensors, ``config.json``, the tokenizer and a
   classifier's ``config.json`` for the label names;
 * a compressed model: the compressed-folder format (``compression_info.json`` with the
   factor ranks), so it loads without the original dense model.
+
+Where the Trainer has just saved a checkpoint of the same weights, the folder is built
+from hard links to that checkpoint's model files plus the few small files the format
+adds, instead of serialising the model a second time: the weights are written once per
+evaluation, which matters for large models. A written file is never modified in place
+(folders are replaced whole, and a resumed run clears the Trainer's staging first), so
+sharing it is safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +35,27 @@ from tuneyard.yard.manifest import Manifest, Parent, list_files, read_manifest, 
 if TYPE_CHECKING:
     from tuneyard.train.parent import ParentModel
     from tuneyard.yard.writer import RunWriter
+
+# What a Trainer checkpoint holds besides the model: optimizer, scheduler, scaler, RNG and
+# trainer state, the arguments (transformers.trainer's *_NAME constants).
+_TRAINER_STATE = re.compile(
+    r"^(optimizer\.pt|scheduler\.pt|scaler\.pt|trainer_state\.json|training_args\.bin|rng_state(_\d+)?\.pth)$"
+)
+# A checkpoint whose weights are in none of these (DeepSpeed or FSDP shards, pickled .bin
+# weights) is not linked: the folder is written from the live model instead.
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+
+
+def name_adapter_base(model: Any, parent: ParentModel) -> None:
+    """Point a LoRA model's ``adapter_config.json`` at its base model's absolute path.
+
+    Set before training, so every checkpoint the Trainer writes (and every ``best/``
+    linked from one) loads its base from where this run found it.
+    """
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model.peft_config["default"].base_model_name_or_path = parent.source
 
 
 def _compression_info_for(model: Any, parent: ParentModel) -> Any:
@@ -45,7 +76,7 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
-        model.peft_config["default"].base_model_name_or_path = parent.source
+        name_adapter_base(model, parent)
         model.save_pretrained(str(folder))
         model.get_base_model().config.save_pretrained(str(folder))
     elif parent.compressed:
@@ -55,6 +86,38 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
     else:
         model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+def _add_format_files(model: Any, folder: Path, parent: ParentModel) -> None:
+    """The small files a model folder needs beyond what the Trainer's checkpoint holds."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):  # the classifier's config, for its label names
+        model.get_base_model().config.save_pretrained(str(folder))
+    elif parent.compressed:
+        from tuneyard.models.compressed_folder import COMPRESSION_INFO_FILE
+
+        info = _compression_info_for(model, parent)
+        (folder / COMPRESSION_INFO_FILE).write_text(info.model_dump_json(indent=2) + "\n")
+
+
+def checkpoint_model_files(checkpoint: Path) -> list[str] | None:
+    """The model's files in a Trainer checkpoint, not its training state; None: weights not in safetensors."""
+    names = sorted(entry.name for entry in checkpoint.iterdir() if entry.is_file())
+    if not any(name in names for name in _WEIGHT_FILES):
+        return None
+    return [name for name in names if not _TRAINER_STATE.match(name)]
+
+
+def _link_files(origin: Path, names: list[str], folder: Path) -> None:
+    """Hard links in ``folder`` to ``origin``'s files (copies where the file system has no hard links)."""
+    for name in names:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(origin / name, target)
+        except OSError:
+            shutil.copy2(origin / name, target)
 
 
 def model_manifest(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> Manifest:
@@ -82,35 +145,49 @@ def model_manifest(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> M
     )
 
 
+@contextlib.contextmanager
+def _model_folder(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> Iterator[Path]:
+    """A temporary folder to fill, published as ``run/<subfolder>`` with its manifest once filled."""
+    manifest = model_manifest(run, subfolder, metrics)
+    with run.subfolder(subfolder) as temp:
+        yield temp
+        manifest.files = list_files(temp)
+        write_manifest(temp, manifest)
+
+
 def write_model_folder(
     run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: ParentModel, metrics: dict[str, Any]
 ) -> Path:
     """Atomically (re)write ``run/<subfolder>`` from the live model."""
-    manifest = model_manifest(run, subfolder, metrics)
-    with run.subfolder(subfolder) as temp:
+    with _model_folder(run, subfolder, metrics) as temp:
         save_model(model, tokenizer, temp, parent)
-        manifest.files = list_files(temp)
-        write_manifest(temp, manifest)
+    return run.path / subfolder
+
+
+def model_folder_from_checkpoint(
+    run: RunWriter, subfolder: str, checkpoint: Path, model: Any, parent: ParentModel, metrics: dict[str, Any]
+) -> Path | None:
+    """``run/<subfolder>`` from the model files of a Trainer checkpoint of the live model's weights.
+
+    Returns None, writing nothing, when the checkpoint's weights are not in a format
+    the folder can share (the caller writes from the live model instead).
+    """
+    names = checkpoint_model_files(checkpoint)
+    if names is None:
+        return None
+    with _model_folder(run, subfolder, metrics) as temp:
+        _link_files(checkpoint, names, temp)
+        _add_format_files(model, temp, parent)
     return run.path / subfolder
 
 
 def link_model_folder(run: RunWriter, source: str, subfolder: str, metrics: dict[str, Any]) -> Path:
     """``run/<subfolder>`` as hard links to ``run/<source>``'s files (same weights, no second write).
 
-    Used for ``last/`` when the final evaluation was also the best: the files of a
-    written folder are never modified in place (folders are replaced whole), so
-    sharing them is safe. Falls back to copying where hard links are not supported.
+    Used for ``last/`` when the final evaluation was also the best.
     """
-    manifest = model_manifest(run, subfolder, metrics)
     origin = run.path / source
-    with run.subfolder(subfolder) as temp:
-        for entry in read_manifest(origin).files:
-            target = temp / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(origin / entry.path, target)
-            except OSError:
-                shutil.copy2(origin / entry.path, target)
-        manifest.files = list_files(temp)
-        write_manifest(temp, manifest)
+    names = [entry.path for entry in read_manifest(origin).files]
+    with _model_folder(run, subfolder, metrics) as temp:
+        _link_files(origin, names, temp)
     return run.path / subfolder

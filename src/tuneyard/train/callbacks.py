@@ -150,7 +150,8 @@ class BestModel(TrainerCallback):
         if self.recorder is None or not metrics:
             return
         scores = eval_metrics(metrics)
-        self.recorder.evaluated(state, scores, self.improved(scores[self.metric], state.best_metric))
+        improved = self.improved(scores[self.metric], state.best_metric)
+        self.recorder.evaluated(state, scores, improved, saving=control.should_save)
 
 
 class StopOnInterrupt(TrainerCallback):

@@ -21,6 +21,7 @@ from tuneyard.models.family import family_for
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import TaskType
 from tuneyard.train import distributed
+from tuneyard.train.artifacts import name_adapter_base
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.train.plan import FinetunePlan, plan_finetune
 from tuneyard.train.recorder import TENSORBOARD_DIR, RunRecorder
@@ -208,6 +209,7 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, family_for(plan.parent.arch), task_type)
+    name_adapter_base(model, plan.parent)  # the Trainer's checkpoints record where the base is
     resume_from = None
     if plan.resume is not None:
         run, resume_from = reopen_run(yard, plan.resume)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.train import checkpoints
+from tuneyard.train.checkpoints import STAGING
 from tuneyard.train.resume import LOG_FILE
 from tuneyard.yard.manifest import Manifest, TrainingProgress
 
@@ -30,6 +31,17 @@ if TYPE_CHECKING:
 
 TENSORBOARD_DIR = "tensorboard"
 STATE_FILE = "trainer_state.json"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation's scores and where training stood, until they are filed."""
+
+    step: int
+    epoch: float | None
+    max_steps: int
+    scores: dict[str, float]
+    improved: bool
 
 
 def state_json(state: TrainerState) -> str:
@@ -49,6 +61,7 @@ class RunRecorder:
     best_step: int | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     log_header: list[str] | None = None  # training_log.csv's columns, once known
+    pending: Evaluation | None = None  # scored, to be filed with the checkpoint of its step
 
     @property
     def path(self) -> Path:
@@ -80,32 +93,48 @@ class RunRecorder:
         storage.append_text(target, text.getvalue())
 
     def checkpoint_saved(self, state: TrainerState) -> None:
-        """Publish the checkpoint the Trainer just staged, prune old ones, copy its state to the run root."""
+        """File this step's evaluation, publish the staged checkpoint, prune, copy its state to the run root.
+
+        The evaluation goes first, its ``best/`` linked from the staged checkpoint's
+        files: a run killed before the checkpoint is published resumes from the one
+        before and evaluates this step again.
+        """
         storage = self.run.yard.storage
+        if self.pending is not None:
+            self._file(self.pending, self.path / STAGING / f"checkpoint-{state.global_step}")
+            self.pending = None
         checkpoints.promote(storage, self.path, state.global_step, state.epoch)
         checkpoints.prune(storage, self.path, self.plan.options.keep)
         storage.write_text(self.path / STATE_FILE, state_json(state))
 
-    def evaluated(self, state: TrainerState, scores: dict[str, float], improved: bool) -> None:
-        """After each evaluation: ``best/`` if the metric improved, then the manifest's scores."""
+    def evaluated(self, state: TrainerState, scores: dict[str, float], improved: bool, saving: bool) -> None:
+        """After each evaluation: filed with the checkpoint when the Trainer is about to save one, or now."""
         self.last_metrics = scores
-        if improved:
-            self.best_metrics, self.best_step = scores, state.global_step
-            self._write_model("best", scores)
+        evaluation = Evaluation(state.global_step, state.epoch, state.max_steps, scores, improved)
+        if saving:
+            self.pending = evaluation
+        else:
+            self._file(evaluation, None)
+
+    def _file(self, evaluation: Evaluation, checkpoint: Path | None) -> None:
+        """``best/`` if the metric improved (from ``checkpoint`` when given), then the manifest's scores."""
+        if evaluation.improved:
+            self.best_metrics, self.best_step = evaluation.scores, evaluation.step
+            self._write_model("best", evaluation.scores, checkpoint)
         dataset = self.plan.dataset
 
         def record(manifest: Manifest) -> None:
-            if improved:  # same key as `tuneyard eval` on the validation split; other keys stay
-                manifest.metrics[dataset] = scores
+            if evaluation.improved:  # same key as `tuneyard eval` on the validation split; other keys stay
+                manifest.metrics[dataset] = evaluation.scores
             previous = manifest.training or TrainingProgress()
             manifest.training = previous.model_copy(
                 update={
-                    "epoch": state.epoch,
-                    "step": state.global_step,
-                    "max_steps": state.max_steps,
+                    "epoch": evaluation.epoch,
+                    "step": evaluation.step,
+                    "max_steps": evaluation.max_steps,
                     "metric_for_best": self.plan.metric,
-                    "best_step": state.global_step if improved else previous.best_step,
-                    "last": scores,
+                    "best_step": evaluation.step if evaluation.improved else previous.best_step,
+                    "last": evaluation.scores,
                 }
             )
 
@@ -135,17 +164,24 @@ class RunRecorder:
         manifest.training = (manifest.training or TrainingProgress()).model_copy(update=throughput)
 
     def _write_last(self, final_step: int) -> None:
-        """``last/``: shares ``best/``'s files when nothing trained since best/ was written."""
+        """``last/``: shares the files of ``best/`` or of the final checkpoint when they hold its weights."""
         from tuneyard.train.artifacts import link_model_folder
 
         if self.best_step == final_step:
             metrics = {self.plan.dataset: self.last_metrics} if self.last_metrics else {}
             link_model_folder(self.run, "best", "last", metrics)
-        else:
-            self._write_model("last", self.last_metrics)
+            return
+        newest = checkpoints.newest_checkpoint(self.path)
+        final = newest if newest and checkpoints.checkpoint_step(newest) == final_step else None
+        self._write_model("last", self.last_metrics, final)
 
-    def _write_model(self, subfolder: str, scores: dict[str, float]) -> None:
-        from tuneyard.train.artifacts import write_model_folder
+    def _write_model(self, subfolder: str, scores: dict[str, float], checkpoint: Path | None) -> None:
+        """``run/<subfolder>`` from ``checkpoint``'s files (the live weights), else from the live model."""
+        from tuneyard.train.artifacts import model_folder_from_checkpoint, write_model_folder
 
         metrics = {self.plan.dataset: scores} if scores else {}
-        write_model_folder(self.run, subfolder, self.model, self.tokenizer, self.plan.parent, metrics)
+        parent = self.plan.parent
+        if checkpoint is None or not model_folder_from_checkpoint(
+            self.run, subfolder, checkpoint, self.model, parent, metrics
+        ):
+            write_model_folder(self.run, subfolder, self.model, self.tokenizer, parent, metrics)
