@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,87 @@ def build_tiny_model(target: Path, arch: str, num_labels: int = 2, layers: int =
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     return target
+
+
+# A plain chat template for the tiny decoders (MiniLM's tokenizer has none): role, text, [SEP].
+TINY_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }} : {{ message['content'] }} [SEP] {% endfor %}"
+    "{% if add_generation_prompt %}assistant :{% endif %}"
+)
+
+
+def build_tiny_decoder(target: Path, arch: str, chat_template: bool = True, seed: int = 0) -> Path:
+    """Save a randomly initialised tiny ``arch`` causal LM and MiniLM's tokenizer (with a chat template)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    if chat_template:
+        tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    config = tiny_config(arch, 2, 2, tokenizer)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Factory: ``tiny_decoder("llama")`` -> a cached causal-LM folder (copy it before writing into it)."""
+    cache: dict[tuple[str, bool], Path] = {}
+
+    def make(arch: str, chat_template: bool = True) -> Path:
+        key = (arch, chat_template)
+        if key not in cache:
+            name = f"tiny-{arch}-lm" + ("" if chat_template else "-no-template")
+            cache[key] = build_tiny_decoder(tmp_path_factory.mktemp("models") / name, arch, chat_template)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def chat_folder() -> Callable[..., Path]:
+    """``chat_folder(folder, {"train": 4}, shape="prompt_response")``: write topic questions as chat rows."""
+    from topic_data import write_chat_topics
+
+    return write_chat_topics
+
+
+@pytest.fixture(scope="session")
+def chat_topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Chat rows (a messages column): 32 train, 16 validation and 8 test topic questions."""
+    folder = tmp_path_factory.mktemp("data") / "chat_topics"
+    from topic_data import write_chat_topics
+
+    return write_chat_topics(folder, {"train": 32, "validation": 16, "test": 8})
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``tuneyard ARGS`` in this process; returns exit code, stdout and stderr."""
+    from tuneyard.cli import main
+
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(arg) for arg in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture(scope="session")

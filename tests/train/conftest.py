@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-CUES = {
-    "sports": ["goal", "match", "team", "score", "player", "league", "coach", "ball"],
-    "cooking": ["oven", "recipe", "salt", "bake", "flour", "sugar", "pan", "spice"],
-    "travel": ["train", "hotel", "ticket", "beach", "map", "flight", "passport", "luggage"],
-}
-FILLER = ["the", "a", "today", "very", "some", "with", "and", "of"]
-
-
-def write_topic_csvs(folder: Path, labels: tuple[str, ...], rows: dict[str, int], seed: int = 0) -> Path:
-    """``train.csv`` / ``validation.csv`` with string labels whose cue words are in the text."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    for split, count in rows.items():
-        with open(folder / f"{split}.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["text", "label"])
-            for index in range(count):
-                label = labels[index % len(labels)]
-                words = rng.choices(FILLER, k=4) + rng.choices(CUES[label], k=4)
-                rng.shuffle(words)
-                writer.writerow([" ".join(words), label])
-    return folder
+from topic_data import write_topic_csvs
 
 
 @pytest.fixture(scope="session")
@@ -61,31 +36,6 @@ def three_topics(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_topic_csvs(
         tmp_path_factory.mktemp("data") / "three_topics", ("sports", "cooking", "travel"), {"train": 48}
     )
-
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
-    """Run ``tuneyard ARGS`` in this process; returns exit code, stdout and stderr."""
-    from tuneyard.cli import main
-
-    def run(*args: object) -> CliResult:
-        capsys.readouterr()
-        try:
-            main([str(arg) for arg in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

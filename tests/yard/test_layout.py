@@ -23,6 +23,9 @@ def test_default_templates_match_the_field_conventions(yard: Yard) -> None:
         root / "outputs/clic_2025/recanvo/whisper_base_lora_012"
     )
     assert yard.target_path("experiment", experiment="transfer") == root / "experiments/transfer"
+    assert yard.target_path("model", arch="llama", name="smollm2-135m-instruct-q4_1") == (
+        root / "models/imported/llama/smollm2-135m-instruct-q4_1"
+    )
 
 
 def test_run_names_follow_model_size_peft_layers() -> None:

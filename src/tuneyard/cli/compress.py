@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def compress(
     ctx: typer.Context,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="HF hub id or local model folder.")
+        str | None, typer.Option("--model", "-m", help="HF hub id, local model folder or .gguf file.")
     ] = None,
     method: Annotated[
         str | None, typer.Option(help=f"One of: {', '.join(METHODS)} (default standard).")

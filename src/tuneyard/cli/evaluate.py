@@ -13,12 +13,32 @@ import typer
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.data_flags import (
+    ChatTemplateOpt,
+    ChoicesOpt,
     DataOpt,
+    DoSampleOpt,
+    FieldsOpt,
+    GraderOpt,
     LabelColumnOpt,
+    MaxNewTokensOpt,
+    MessagesColumnOpt,
+    PatternOpt,
+    PromptColumnOpt,
+    ReferenceColumnOpt,
+    ResponseColumnOpt,
+    SeedOpt,
+    StopOpt,
+    SystemColumnOpt,
+    SystemPromptOpt,
     TaskOpt,
     TaskTypeOpt,
+    TemperatureOpt,
     TextColumnOpt,
     TextPairColumnOpt,
+    TopPOpt,
+    chat_flags,
+    comma_list,
+    generation_flags,
 )
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
@@ -60,8 +80,8 @@ def eval_command(
         typer.Option(
             "--checkpoint",
             "--model",
-            help="Model folder (plain, compressed, LoRA adapter, run folder) or a hub id "
-            "(needs --output-dir).",
+            help="Model folder (plain, compressed, LoRA adapter, run folder), a .gguf file "
+            "or a hub id (needs --output-dir).",
         ),
     ] = None,
     task: TaskOpt = None,
@@ -79,6 +99,23 @@ def eval_command(
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
     task_type: TaskTypeOpt = None,
+    messages_column: MessagesColumnOpt = None,
+    prompt_column: PromptColumnOpt = None,
+    response_column: ResponseColumnOpt = None,
+    system_column: SystemColumnOpt = None,
+    reference_column: ReferenceColumnOpt = None,
+    system_prompt: SystemPromptOpt = None,
+    chat_template: ChatTemplateOpt = None,
+    grader: GraderOpt = None,
+    fields: FieldsOpt = None,
+    pattern: PatternOpt = None,
+    choices: ChoicesOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None,
+    do_sample: DoSampleOpt = None,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    stop: StopOpt = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Folder for the results (required for a model outside the yard).")
     ] = None,
@@ -87,6 +124,9 @@ def eval_command(
     set_: SetOption = None,
 ) -> None:
     """Evaluate a model on a task split and file the results next to the model.
+
+    A classifier is scored on its predicted labels.
+    A causal LM on chat data generates each answer, graded by --grader against the reference.
 
     Example: tuneyard eval --checkpoint outputs/demo/topics/bert_full/best --data ./topics --split test
     """
@@ -106,8 +146,25 @@ def eval_command(
         "text_pair_column": text_pair_column,
         "label_column": label_column,
         "task_type": task_type,
+        **chat_flags(
+            messages_column,
+            prompt_column,
+            response_column,
+            system_column,
+            reference_column,
+            system_prompt,
+            chat_template,
+        ),
         "output_dir": str(output_dir) if output_dir else None,
     }
+    answers = {
+        **generation_flags(max_new_tokens, do_sample, temperature, top_p, seed, stop),
+        "grader": grader,
+        "fields": comma_list(fields),
+        "pattern": pattern,
+        "choices": comma_list(choices),
+    }
+    flags["answers"] = {key: value for key, value in answers.items() if value is not None} or None
     options = resolve_options(EvalOptions, flags, config, set_ or ())
     if (options.task is None) == (options.data is None):
         raise DataError(
@@ -130,6 +187,7 @@ def eval_command(
             max_length=options.max_length,
             device=options.device,
             progress=advance,
+            answers=options.answers,
         )
     result = outcome.result
     _print_scores(result.metrics, result.main_metric)
@@ -141,10 +199,6 @@ def eval_command(
     note(f"results: {outcome.folder}")
     if outcome.artifact is not None:
         note(f"manifest: {outcome.artifact / 'manifest.json'} (metrics.{outcome.metrics_key})")
-
-
-def _split_list(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 def grade_command(
@@ -175,7 +229,7 @@ def grade_command(
     if format_ not in ("table", "json"):
         raise EvaluationError(f"--format {format_!r} is not known.", "Use --format table or --format json.")
     summary, folder = grade_file(
-        predictions, grader, _split_list(fields), pattern, _split_list(choices), output_dir
+        predictions, grader, comma_list(fields), pattern, comma_list(choices), output_dir
     )
     if format_ == "json":
         import json
@@ -293,9 +347,97 @@ def eval_grid_command(
         sys.exit(1)
 
 
+def generate_command(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(help="Causal LM folder (run folder, best/, LoRA adapter), a .gguf file or a hub id."),
+    ] = None,
+    data: DataOpt = None,
+    split: Annotated[str | None, typer.Option(help="Split whose prompts to answer (default test).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Prompts per generate call (default 8).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
+    ] = None,
+    messages_column: MessagesColumnOpt = None,
+    prompt_column: PromptColumnOpt = None,
+    response_column: ResponseColumnOpt = None,
+    system_column: SystemColumnOpt = None,
+    reference_column: ReferenceColumnOpt = None,
+    system_prompt: SystemPromptOpt = None,
+    chat_template: ChatTemplateOpt = None,
+    max_new_tokens: MaxNewTokensOpt = None,
+    do_sample: DoSampleOpt = None,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    seed: SeedOpt = None,
+    stop: StopOpt = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Folder for the answers (required for a model outside the yard).")
+    ] = None,
+    quiet: QuietOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Generate a causal LM's answers to a chat split and file them next to the model.
+
+    Answers go to generations/{task}_{split}/predictions.jsonl.
+    Grade them with `tuneyard grade`, or generate and grade at once with `tuneyard eval`.
+
+    Example: tuneyard generate --checkpoint models/finetuned/llama/lora/smollm2 --data ./chat --split test
+    """
+    from tuneyard.config import resolve_options
+    from tuneyard.evaluate.options import GenerateOptions
+
+    flags = {
+        "checkpoint": checkpoint,
+        "data": str(data) if data else None,
+        "split": split,
+        "batch_size": batch_size,
+        "device": device,
+        **chat_flags(
+            messages_column,
+            prompt_column,
+            response_column,
+            system_column,
+            reference_column,
+            system_prompt,
+            chat_template,
+        ),
+        "generation": generation_flags(max_new_tokens, do_sample, temperature, top_p, seed, stop) or None,
+        "output_dir": str(output_dir) if output_dir else None,
+    }
+    options = resolve_options(GenerateOptions, flags, config, set_ or ())
+    yard = yard_from(ctx)
+    quiet_libraries()
+    from tuneyard.evaluate.generate import generate
+
+    task_data = options.load()
+    total = len(task_data.split(options.split))
+    with progress_bar(f"generate {task_data.spec.name}/{options.split}", total, quiet) as advance:
+        outcome = generate(
+            options.checkpoint,
+            task_data,
+            yard,
+            options.generation,
+            split=options.split,
+            output_dir=options.output_dir,
+            batch_size=options.batch_size,
+            device=options.device,
+            progress=advance,
+        )
+    generations = outcome.generations
+    note(
+        f"{len(generations.rows)} answers, {generations.tokens} tokens in {generations.seconds:.2f} s "
+        f"({generations.tokens / max(generations.seconds, 1e-9):.1f} tokens/s)"
+    )
+    out.print(str(outcome.folder), markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``eval``, ``grade`` and ``eval-grid`` to the root app."""
+    """Add ``eval``, ``generate``, ``grade`` and ``eval-grid`` to the root app."""
     app.command("eval", help=eval_command.__doc__)(eval_command)
+    app.command("generate", help=generate_command.__doc__)(generate_command)
     app.command("grade", help=grade_command.__doc__)(grade_command)
     app.command(
         "eval-grid",

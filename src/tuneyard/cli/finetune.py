@@ -11,16 +11,27 @@ import typer
 from tuneyard.cli.console import err, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.data_flags import (
+    ChatTemplateOpt,
     DataOpt,
     LabelColumnOpt,
+    MessagesColumnOpt,
+    PromptColumnOpt,
+    ReferenceColumnOpt,
+    ResponseColumnOpt,
+    SystemColumnOpt,
+    SystemPromptOpt,
     TaskOpt,
     TaskTypeOpt,
     TextColumnOpt,
     TextPairColumnOpt,
+    chat_flags,
 )
 from tuneyard.train.strategies import STRATEGIES, default_rates
 
 HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
+
+Classification data (text, label) trains a classifier.
+Chat data (messages, or prompt and response columns) trains a decoder on the answers.
 
 Example: tuneyard finetune --checkpoint ./minilm --data ./topics --strategy lora --lora-layers 0-2
 """
@@ -45,7 +56,7 @@ def finetune(
         Path | None, typer.Argument(help="With --resume: the run folder to continue.")
     ] = None,
     checkpoint: Annotated[
-        str | None, typer.Option(help="Model folder (plain, compressed) or hub id.")
+        str | None, typer.Option(help="Model folder (plain, compressed), a .gguf file or a hub id.")
     ] = None,
     task: TaskOpt = None,
     data: DataOpt = None,
@@ -53,6 +64,13 @@ def finetune(
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
     task_type: TaskTypeOpt = None,
+    messages_column: MessagesColumnOpt = None,
+    prompt_column: PromptColumnOpt = None,
+    response_column: ResponseColumnOpt = None,
+    system_column: SystemColumnOpt = None,
+    reference_column: ReferenceColumnOpt = None,
+    system_prompt: SystemPromptOpt = None,
+    chat_template: ChatTemplateOpt = None,
     strategy: Annotated[
         str | None,
         typer.Option(help=f"{' | '.join(STRATEGIES)} (default: lowrank for compressed models, else full)."),
@@ -87,6 +105,9 @@ def finetune(
     grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
     max_length: Annotated[
         int | None, typer.Option(help="Truncate inputs to this many tokens (default 128).")
+    ] = None,
+    packing: Annotated[
+        bool | None, typer.Option("--packing", help="Chat data: pack rows into --max-length sequences (TRL).")
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed for the head, data order and dropout (default 42).")
@@ -148,6 +169,15 @@ def finetune(
         "text_pair_column": text_pair_column,
         "label_column": label_column,
         "task_type": task_type,
+        **chat_flags(
+            messages_column,
+            prompt_column,
+            response_column,
+            system_column,
+            reference_column,
+            system_prompt,
+            chat_template,
+        ),
         "strategy": strategy,
         "lora": _lora_flags(lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers) or None,
         "freeze_factors": freeze_factors,
@@ -157,6 +187,7 @@ def finetune(
         "batch_size": batch_size,
         "grad_accum": grad_accum,
         "max_length": max_length,
+        "packing": packing,
         "seed": seed,
         "save_steps": save_steps,
         "keep": keep,
@@ -200,6 +231,8 @@ def _report_plan(prepared: Any) -> None:
             f"note: {data.source} has no validation split; using {fraction:.0%} of train "
             f"(seed {prepared.options.seed}) as validation."
         )
+    for line in prepared.notes:
+        note(line)
     if prepared.renamed:
         note(f"note: {prepared.run.requested_path} exists; this run is {prepared.run_dir.name} instead.")
     if prepared.resumed:

@@ -43,6 +43,7 @@ from tuneyard.models.compressed_folder import (
     write_compressed_folder,
 )
 from tuneyard.models.family import Family, family_for
+from tuneyard.models.gguf import resolve_model_path
 from tuneyard.models.lowrank import (
     LowRankLinear,
     compressible_modules,
@@ -189,6 +190,8 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
     rank = _check_request(options, method)
     notes: list[str] = []
     _quiet_transformers_bars()
+    # A GGUF file is compressed as the float32 folder it is imported to (once), its lineage included.
+    options = options.model_copy(update={"model": resolve_model_path(options.model, yard)})
     with _progress(progress) as bar:
         calibration = _calibration_for(method, options, notes)
         spec = calibration.spec if calibration is not None else _task_spec(options)

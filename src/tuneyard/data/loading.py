@@ -18,6 +18,8 @@ from tuneyard.errors import DataError
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
+    from tuneyard.data.options import ColumnOptions
+
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "val", "dev", "valid"), "test": ("test",)}
 FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
@@ -115,23 +117,33 @@ def carve_validation(train: Dataset, fraction: float, seed: int) -> tuple[Datase
     return parts["train"], parts["test"]
 
 
+def folder_task_type(data_dir: Path, columns: ColumnOptions) -> str:
+    """The task type whose columns a folder's first split file has (the default when none claims it)."""
+    from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES, get_task_type
+
+    files = find_split_files(data_dir) if data_dir.is_dir() else {}
+    if not files:
+        return DEFAULT_TASK_TYPE  # the task type's loader says what is missing
+    names = read_split(next(iter(files.values()))).column_names
+    claiming = (name for name in TASK_TYPES if get_task_type(name).recognizes(names, columns))
+    return next(claiming, DEFAULT_TASK_TYPE)
+
+
 def load_task_data(
     task: str | None = None,
     data_dir: str | Path | None = None,
-    text_column: str = "text",
-    text_pair_column: str | None = None,
-    label_column: str = "label",
+    columns: ColumnOptions | None = None,
     seed: int = 42,
     validation_fraction: float = 0.1,
     require_labels: bool = True,
-    task_type: str | None = None,
 ) -> TaskData:
     """A task's splits from a task name (``task``) or a local folder (``data_dir``).
 
     The rows come out in the columns of the task's type (a named task knows its own; a
-    folder is read as ``task_type``, by default sequence classification). A local folder
-    without a validation file gets one carved from train, seeded;
-    ``TaskData.carved_validation`` says so, for the caller to tell the user.
+    folder is read as ``columns.task_type``, or as the type its columns show, see
+    :func:`folder_task_type`). A local folder without a validation file gets one
+    carved from train, seeded; ``TaskData.carved_validation`` says so, for the caller
+    to tell the user.
     """
     from datasets import DatasetDict
 
@@ -141,13 +153,9 @@ def load_task_data(
     if (task is None) == (data_dir is None):
         raise DataError("give exactly one of --task NAME or --data DIR.")
     if data_dir is not None:
-        columns = ColumnOptions(
-            text_column=text_column,
-            text_pair_column=text_pair_column,
-            label_column=label_column,
-            task_type=task_type,
-        )
-        spec, splits = get_task_type(task_type).load_folder(Path(data_dir), columns, require_labels)
+        columns = columns or ColumnOptions()
+        task_type = get_task_type(columns.task_type or folder_task_type(Path(data_dir), columns))
+        spec, splits = task_type.load_folder(Path(data_dir), columns, require_labels)
         source = str(data_dir)
     else:
         spec = glue_task(str(task))

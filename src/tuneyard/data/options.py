@@ -24,8 +24,31 @@ class ColumnOptions(StrictModel):
     text_pair_column: str | None = None
     label_column: str = "label"
     task_type: str | None = Field(
-        default=None, description="Task type of a --data folder (default: sequence_classification)."
+        default=None, description="Task type of a --data folder (default: recognised from its columns)."
     )
+    # causal_lm: which columns hold the conversation (see tuneyard.task_types.causal_lm.data)
+    messages_column: str = "messages"
+    prompt_column: str | None = None
+    response_column: str | None = None
+    system_column: str = "system"
+    reference_column: str = "reference"
+    system_prompt: str | None = None
+    chat_template: str | None = Field(
+        default=None, description="A Jinja chat template file, for a model whose tokenizer has none."
+    )
+
+    def chat_template_text(self) -> str | None:
+        """The ``--chat-template`` file's text; a missing file is a user error."""
+        from pathlib import Path
+
+        from tuneyard.errors import DataError
+
+        if self.chat_template is None:
+            return None
+        path = Path(self.chat_template).expanduser()
+        if not path.is_file():
+            raise DataError(f"chat template file {path} does not exist.", "Give a Jinja template file.")
+        return path.read_text()
 
     def column_fields(self) -> dict[str, Any]:
         """These options alone, from any options model built on them (compress, eval-grid ...)."""
@@ -51,11 +74,8 @@ class DataOptions(ColumnOptions):
         return load_task_data(
             task=self.task,
             data_dir=self.data,
-            text_column=self.text_column,
-            text_pair_column=self.text_pair_column,
-            label_column=self.label_column,
+            columns=ColumnOptions(**self.column_fields()),
             seed=seed,
             validation_fraction=validation_fraction,
             require_labels=require_labels,
-            task_type=self.task_type,
         )

@@ -30,7 +30,8 @@ class TaskSpec:
     train_split: str = "train"
     eval_split: str = "validation"
     test_split: str = "test"
-    problem: str = "classification"  # or "regression" (STS-B)
+    problem: str = "classification"  # or "regression" (STS-B), "generation" (causal_lm)
+    chat_template: str | None = None  # causal_lm: a template for a tokenizer without one
     extra_metrics: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -115,16 +115,17 @@ def grade_file(
     logs, summary = grade_records(records, grader)
     root = (output_dir or predictions.parent).expanduser().resolve() / LOGS_FOLDER
     with new_folder(LOCAL, root / f"{predictions.stem}_{grader.name}") as (temp, final):
-        with (temp / "samples.jsonl").open("w") as handle:
-            for log in logs:
-                handle.write(json.dumps(log, default=str) + "\n")
-        document = {
-            **asdict(summary),
-            "predictions": str(predictions.resolve()),
-            "fields": fields or [],
-            "pattern": pattern,
-            "choices": getattr(grader, "choices", None),
-            "created": utc_now(),
-        }
-        (temp / "summary.json").write_text(json.dumps(document, indent=2) + "\n")
+        details = {"predictions": str(predictions.resolve()), "fields": fields or [], "pattern": pattern}
+        write_grade_log(temp, logs, summary, {**details, "choices": getattr(grader, "choices", None)})
     return summary, final
+
+
+def write_grade_log(
+    folder: Path, logs: list[dict[str, Any]], summary: GradeSummary, details: dict[str, Any]
+) -> None:
+    """``samples.jsonl`` (every decision) and ``summary.json`` (the scores and how they were made)."""
+    with (folder / "samples.jsonl").open("w") as handle:
+        for log in logs:
+            handle.write(json.dumps(log, default=str) + "\n")
+    document = {**asdict(summary), **details, "created": utc_now()}
+    (folder / "summary.json").write_text(json.dumps(document, indent=2) + "\n")

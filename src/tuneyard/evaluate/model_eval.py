@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuneyard.evaluate.inference import choose_device, json_number
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
@@ -56,25 +56,31 @@ def evaluate_model(
     max_length: int | None = None,
     device: str | None = None,
     progress: ProgressCallback | None = None,
+    answers: Any = None,
 ) -> EvalOutcome:
     """Evaluate the model at ``model_path`` on ``data``'s ``split`` and file the results.
 
     The placement is worked out before any compute, so a model with nowhere to put
     its results fails at once. Without ``max_length``, inputs are truncated at the
-    length the model was fine-tuned with (its manifest's config), else at 512.
+    length the model was fine-tuned with (its manifest's config), else at 512. A GGUF
+    file is evaluated as the float32 folder it is imported to (once) in ``yard``, and
+    its results are filed there.
     """
+    from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
 
     task_type = get_task_type(data.spec.task_type)
     dataset = data.split(split)
-    folder = local_model_folder(model_path)
+    folder = local_model_folder(resolve_model_path(model_path, yard))
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None
     )
     model, tokenizer = task_type.load_for_eval(folder, choose_device(device))
     if max_length is None:
         max_length = trained_max_length(folder, placement.artifact)
-    result = task_type.evaluate(model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress)
+    result = task_type.evaluate(
+        model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress, answers
+    )
     with results_folder(yard, placement) as (temp, final):
         result.write_files(temp, yard.relative(folder))
     scores = {name: json_number(value) for name, value in result.metrics.items()}

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from tuneyard.config import StrictModel
 from tuneyard.data.options import ColumnOptions, DataOptions
+from tuneyard.task_types.causal_lm.options import AnswerOptions, GenerationOptions
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
@@ -24,10 +25,22 @@ class RunOptions(StrictModel):
 
 
 class EvalOptions(DataOptions, RunOptions):
-    """One model on one task or data folder."""
+    """One model on one task or data folder (``answers``: how a causal LM's answers are made and graded)."""
 
     checkpoint: str
     output_dir: str | None = None
+    answers: AnswerOptions = Field(default_factory=AnswerOptions)
+
+
+class GenerateOptions(DataOptions):
+    """One model's answers to one chat split."""
+
+    checkpoint: str
+    split: str = "test"
+    batch_size: int = Field(default=8, ge=1)
+    device: str | None = None
+    output_dir: str | None = None
+    generation: GenerationOptions = Field(default_factory=GenerationOptions)
 
 
 class GridOptions(ColumnOptions, RunOptions):

@@ -13,6 +13,8 @@ Rules (see docs/evaluate.md):
   validation split, ``metrics[{prefix}{task}_{split}]`` for others, through
   :func:`~tuneyard.yard.manifest.update_manifest` (so a run still training keeps them),
   and is re-registered in the index.
+* ``tuneyard generate`` files its answers the same way under ``<artifact>/generations/``
+  (files only, no scores).
 * ``--output-dir DIR`` replaces ``<artifact>/evaluation_results``. A model outside the
   yard (or without a manifest) needs it, and then nothing else is written anywhere.
 """
@@ -73,9 +75,14 @@ def subfolder_prefix(model_folder: Path, artifact: Path | None) -> str:
 
 
 def plan_placement(
-    model_folder: Path, task: str, split: str, yard: Yard, output_dir: Path | None
+    model_folder: Path,
+    task: str,
+    split: str,
+    yard: Yard,
+    output_dir: Path | None,
+    results: str = RESULTS_FOLDER,
 ) -> Placement:
-    """Apply the rules in the module docstring, or explain why no place fits."""
+    """The module docstring's rules (``results``: the artifact's folder for them), or why none fits."""
     artifact = owning_artifact(model_folder, yard)
     if artifact is None and output_dir is None:
         where = (
@@ -93,7 +100,7 @@ def plan_placement(
     task_key = key_part(task)
     name = f"{prefix}{task_key}_{key_part(split)}"
     metrics_key = f"{prefix}{task_key}" if split == "validation" else name
-    root = output_dir.expanduser().resolve() if output_dir is not None else artifact / RESULTS_FOLDER  # type: ignore[operator]
+    root = output_dir.expanduser().resolve() if output_dir is not None else artifact / results  # type: ignore[operator]
     return Placement(results_root=root, name=name, artifact=artifact, metrics_key=metrics_key)
 
 
@@ -122,10 +129,11 @@ def record_in_manifest(
         ]
 
     def add_scores(manifest: Manifest) -> None:
-        manifest.metrics[placement.metrics_key] = {
-            **manifest.metrics.get(placement.metrics_key, {}),
-            **scores,
-        }
+        if scores:
+            manifest.metrics[placement.metrics_key] = {
+                **manifest.metrics.get(placement.metrics_key, {}),
+                **scores,
+            }
         manifest.files = [*manifest.files, *added]
 
     yard.register(update_manifest(artifact, add_scores, yard.storage))

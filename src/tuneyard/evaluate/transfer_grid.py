@@ -72,11 +72,12 @@ def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
 
 
 def model_axes(models: list[str], yard: Yard) -> list[GridAxis]:
+    from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
 
     axes = []
     for model in models:
-        folder = local_model_folder(model).resolve()
+        folder = local_model_folder(resolve_model_path(model, yard)).resolve()
         axes.append(GridAxis(key=yard.relative(folder), label=model_display_name(folder)))
     return unique_labels(axes)
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # name -> module defining ``TASK_TYPE``.
 TASK_TYPES: dict[str, str] = {
     "sequence_classification": "tuneyard.task_types.sequence_classification",
+    "causal_lm": "tuneyard.task_types.causal_lm",
 }
 DEFAULT_TASK_TYPE = "sequence_classification"
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     import torch
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset
 
     from tuneyard.compress.calibration import CalibrationSet
     from tuneyard.compress.method import CompressionMethod
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.evaluate.inference import Throughput
+    from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import ParentModel
 
 # Called after every batch with the number of examples just scored.
@@ -66,6 +67,10 @@ class TaskType(ABC):
     # -- data ------------------------------------------------------------------
 
     @abstractmethod
+    def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
+        """Whether a data file with these columns holds this task type's rows (``--task-type`` unset)."""
+
+    @abstractmethod
     def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
         """A named task's splits (from the hub or its cache) in this task type's columns."""
 
@@ -82,32 +87,46 @@ class TaskType(ABC):
     # -- training --------------------------------------------------------------
 
     @abstractmethod
-    def load_tokenizer(self, parent: ParentModel) -> Any:
-        """The checkpoint's tokenizer (or processor), ready to batch (a pad token set)."""
+    def load_tokenizer(self, parent: ParentModel, spec: TaskSpec) -> Any:
+        """The checkpoint's tokenizer (or processor), ready to batch and format ``spec``'s rows."""
 
     @abstractmethod
     def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
         """The checkpoint as the model class this task trains (a fresh head seeded by ``seed``)."""
 
-    @abstractmethod
-    def encode(self, data: TaskData, tokenizer: Any, max_length: int) -> DatasetDict:
-        """``train`` and ``validation`` as model inputs with ``labels``."""
+    def arguments_class(self) -> type:
+        """The Trainer's arguments class: ``TrainingArguments`` or a subclass (TRL's ``SFTConfig``)."""
+        from transformers import TrainingArguments
+
+        return TrainingArguments
 
     @abstractmethod
-    def collator(self, tokenizer: Any) -> Any:
-        """The Trainer's data collator: rows of :meth:`encode` to one padded batch."""
+    def build_trainer(
+        self,
+        model: Any,
+        arguments: Any,
+        data: TaskData,
+        tokenizer: Any,
+        max_length: int,
+        callbacks: list[Any],
+    ) -> Any:
+        """The Trainer for ``model`` on ``data``'s train split, evaluating on its validation split.
 
-    @abstractmethod
-    def compute_metrics(self, spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
-        """The Trainer's ``compute_metrics``: the same scores ``tuneyard eval`` reports."""
+        Its ``eval_*`` metrics are what ``--metric-for-best`` chooses from (see
+        :meth:`metric_names`); tuneyard's ``callbacks`` go in as given.
+        """
 
     @abstractmethod
     def metric_names(self, spec: TaskSpec) -> list[str]:
         """Every metric an evaluation reports for ``spec`` (what ``--metric-for-best`` may name)."""
 
-    def trainer_settings(self) -> dict[str, Any]:
+    def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
         """``TrainingArguments`` fields this kind of training needs beyond tuneyard's own."""
         return {}
+
+    def check_lengths(self, data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
+        """Refuse rows that cannot train within ``max_length`` tokens; notes for the user on what is cut."""
+        return []
 
     @abstractmethod
     def modules_to_save(self, model: Any) -> list[str]:
@@ -134,8 +153,9 @@ class TaskType(ABC):
         batch_size: int,
         max_length: int | None,
         progress: ProgressCallback | None = None,
+        answers: Any = None,
     ) -> EvalResult:
-        """Score ``model`` on one split."""
+        """Score ``model`` on one split (``answers``: how a generative task type decodes and grades)."""
 
     # -- compression -----------------------------------------------------------
 

@@ -20,15 +20,16 @@ from tuneyard.train import distributed
 if TYPE_CHECKING:
     from tuneyard.train.recorder import RunRecorder
 
-TIMING_KEYS = ("runtime", "samples_per_second", "steps_per_second")
+# Evaluation outputs that are not scores: timings, and TRL's count of tokens trained on.
+NOT_SCORES = ("runtime", "samples_per_second", "steps_per_second", "num_tokens")
 
 
 def eval_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """The Trainer's ``eval_*`` metrics without the prefix and without timings."""
+    """The Trainer's ``eval_*`` metrics without the prefix, timings and counts."""
     cleaned = {}
     for key, value in metrics.items():
         name = key.removeprefix("eval_")
-        if key.startswith("eval_") and name not in TIMING_KEYS:
+        if key.startswith("eval_") and name not in NOT_SCORES:
             cleaned[name] = float(value)
     return cleaned
 

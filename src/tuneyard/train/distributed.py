@@ -7,6 +7,7 @@ learn the run folder's path from rank 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -75,3 +76,15 @@ def any_rank(flag: bool, device: Any = None) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+@contextlib.contextmanager
+def main_process_first() -> Any:
+    """Let rank 0 fill the datasets cache before the other ranks read it."""
+    if world_size() <= 1:
+        yield
+        return
+    from accelerate import PartialState
+
+    with PartialState(cpu=cpu_processes()).main_process_first():
+        yield

@@ -45,6 +45,7 @@ class FinetuneOptions(DataOptions):
     eval_batch_size: PositiveInt | None = None
     grad_accum: PositiveInt = 1
     max_length: PositiveInt = 128
+    packing: bool = False
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     precision: Precision = "no"

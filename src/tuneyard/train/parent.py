@@ -11,12 +11,15 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.models.compressed_folder import is_compressed_folder
 from tuneyard.yard.inference import infer_metadata, path_tokens
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+
+if TYPE_CHECKING:
+    from tuneyard.yard.root import Yard
 
 # Name tokens that say nothing about the model (folder names like ``model`` or ``best``).
 GENERIC_TOKENS = frozenset(
@@ -163,8 +166,16 @@ def describe_hub(model_id: str) -> ParentModel:
     )
 
 
-def describe_checkpoint(checkpoint: str) -> ParentModel:
-    """A local folder if one exists at ``checkpoint``, else a hub id (``org/name``)."""
+def describe_checkpoint(checkpoint: str, yard: Yard | None = None) -> ParentModel:
+    """A local folder if one exists at ``checkpoint``, else a hub id (``org/name``).
+
+    Given ``yard``, a GGUF file is described as the float32 folder it is imported to
+    there (once; :func:`tuneyard.models.gguf.resolve_model_path`).
+    """
+    if yard is not None:
+        from tuneyard.models.gguf import resolve_model_path
+
+        checkpoint = resolve_model_path(checkpoint, yard)
     path = Path(checkpoint).expanduser()
     looks_like_hub_id = re.fullmatch(
         r"[\w.-]+(/[\w.-]+)?", checkpoint

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tuneyard.task_types.base import TaskType
     from tuneyard.yard.root import Yard
 
-LOWER_IS_BETTER = ("loss", "mse", "mae")
+LOWER_IS_BETTER = ("loss", "mse", "mae", "perplexity", "entropy")
 # TrainingArguments fields that decide the run's layout, checkpoints and best/: tuneyard sets them.
 OWNED_TRAINER_FIELDS = frozenset(
     {
@@ -72,10 +72,8 @@ class FinetunePlan:
 
     def training_arguments(self, run_dir: Path, task_type: TaskType) -> Any:
         """The Trainer's arguments: tuneyard's schedule and layout, then ``--set trainer.*`` extras."""
-        from transformers import TrainingArguments
-
         try:
-            return TrainingArguments(**self.trainer_fields(run_dir, task_type))
+            return task_type.arguments_class()(**self.trainer_fields(run_dir, task_type))
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"the Trainer refused these settings: {exc}",
@@ -113,7 +111,7 @@ class FinetunePlan:
             "disable_tqdm": True,
             "dataloader_pin_memory": distributed.has_gpu(),
             "use_cpu": distributed.cpu_processes(),
-            **task_type.trainer_settings(),
+            **task_type.trainer_settings(options),
         }
         if options.save_steps:
             fields.update(eval_steps=options.save_steps, save_steps=options.save_steps)
@@ -216,7 +214,7 @@ def plan_finetune(
     check_trainer_overrides(options)
     task_type = get_task_type(data.spec.task_type)
     task_type.check_trainable(data)
-    parent = describe_checkpoint(options.checkpoint)
+    parent = describe_checkpoint(options.checkpoint, yard)
     family_for(parent.arch)
     strategy = strategy_for(options.strategy, parent.compressed)
     if options.freeze_factors and strategy.NAME != "lowrank":

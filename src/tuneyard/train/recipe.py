@@ -9,7 +9,6 @@ runs the Hugging Face Trainer with the callbacks that feed the run's recorder.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -60,6 +59,7 @@ class PreparedFinetune:
     arguments: Any  # transformers.TrainingArguments, built once for this run folder
     recorder: RunRecorder | None  # None on processes other than rank 0
     resume_from: Path | None = None
+    notes: list[str] = field(default_factory=list)  # what the user should know before training
 
     @property
     def options(self) -> FinetuneOptions:
@@ -125,13 +125,11 @@ class PreparedFinetune:
         )
 
     def _trainer(self) -> Any:
-        from transformers import Trainer
+        """The task type's Trainer for this run, with tuneyard's callbacks (and tensorboard on rank 0)."""
         from transformers.integrations.integration_utils import TensorBoardCallback
 
         from tuneyard.train.callbacks import BestModel, CheckpointLayout, TrainingLog
 
-        with main_process_first():
-            tokenized = self.task_type.encode(self.data, self.tokenizer, self.options.max_length)
         callbacks = [
             CheckpointLayout(self.recorder),
             TrainingLog(self.recorder),
@@ -141,33 +139,14 @@ class PreparedFinetune:
             from torch.utils.tensorboard import SummaryWriter
 
             callbacks.append(TensorBoardCallback(SummaryWriter(str(self.run_dir / TENSORBOARD_DIR))))
-        return Trainer(
-            model=self.model,
-            args=self.arguments,
-            train_dataset=tokenized["train"],
-            eval_dataset=tokenized["validation"],
-            data_collator=self.task_type.collator(self.tokenizer),
-            processing_class=self.tokenizer,
-            compute_metrics=self.task_type.compute_metrics(self.data.spec),
-            callbacks=callbacks,
+        return self.task_type.build_trainer(
+            self.model, self.arguments, self.data, self.tokenizer, self.options.max_length, callbacks
         )
-
-
-@contextlib.contextmanager
-def main_process_first() -> Any:
-    """Let rank 0 fill the datasets cache before the other ranks read it."""
-    if distributed.world_size() <= 1:
-        yield
-        return
-    from accelerate import PartialState
-
-    with PartialState(cpu=distributed.cpu_processes()).main_process_first():
-        yield
 
 
 def load_data(options: FinetuneOptions) -> TaskData:
     """The options' data, with the validation split carved the same way on every rank."""
-    with main_process_first():
+    with distributed.main_process_first():
         return options.load(seed=options.seed, validation_fraction=options.validation_fraction)
 
 
@@ -204,7 +183,8 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     data = data or load_data(options)
     task_type = get_task_type(plan.task_type)
     strategy = STRATEGIES[plan.strategy]
-    tokenizer = task_type.load_tokenizer(plan.parent)
+    tokenizer = task_type.load_tokenizer(plan.parent, data.spec)
+    notes = task_type.check_lengths(data, tokenizer, options.max_length)
     model = task_type.load_model(plan.parent, data.spec, options.reset_head, options.seed)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -231,6 +211,7 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
         arguments=arguments,
         recorder=recorder,
         resume_from=resume_from,
+        notes=notes,
     )
 
 

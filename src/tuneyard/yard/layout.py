@@ -21,6 +21,7 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "finetuned": "models/finetuned/{arch}/{method}/{name}",
     "run": "outputs/{project}/{dataset}/{name}",
     "merged": "models/merged/{arch}/{name}",
+    "model": "models/imported/{arch}/{name}",  # a model converted from another format (GGUF)
     "export": "exports/{name}",
     "dataset": "datasets/{name}",
     "experiment": "experiments/{experiment}",

@@ -9,7 +9,6 @@ has. Its parts live in the modules beside this one: ``data`` (columns and labels
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ from tuneyard.task_types.sequence_classification import data, model
 
 if TYPE_CHECKING:
     import torch
-    from datasets import Dataset, DatasetDict
+    from datasets import Dataset
 
     from tuneyard.compress.calibration import CalibrationSet
     from tuneyard.compress.method import CompressionMethod
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
+    from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import ParentModel
 
 
@@ -36,6 +36,9 @@ class SequenceClassification(TaskType):
     name = "sequence_classification"
     summary = "text or text pairs to a class or a score (GLUE, topic labels)"
     peft_task_type = "SEQ_CLS"
+
+    def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
+        return columns.text_column in column_names
 
     def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
         return data.load_named(spec)
@@ -54,34 +57,47 @@ class SequenceClassification(TaskType):
                 "Check --label-column.",
             )
 
-    def load_tokenizer(self, parent: ParentModel) -> Any:
+    def load_tokenizer(self, parent: ParentModel, spec: TaskSpec) -> Any:
         return model.load_tokenizer(parent)
 
     def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
         return model.load_model(parent, spec, reset_head, seed)
 
-    def encode(self, task_data: TaskData, tokenizer: Any, max_length: int) -> DatasetDict:
+    def build_trainer(
+        self,
+        classifier: Any,
+        arguments: Any,
+        task_data: TaskData,
+        tokenizer: Any,
+        max_length: int,
+        callbacks: list[Any],
+    ) -> Any:
+        """The plain Trainer on tokenized rows, each batch padded to its longest row."""
+        from transformers import DataCollatorWithPadding, Trainer
+
         from tuneyard.task_types.sequence_classification.encoding import tokenize_task
-
-        return tokenize_task(task_data, tokenizer, max_length)
-
-    def collator(self, tokenizer: Any) -> Any:
-        """Pads each batch to its longest row."""
-        from transformers import DataCollatorWithPadding
-
-        return DataCollatorWithPadding(tokenizer)
-
-    def compute_metrics(self, spec: TaskSpec) -> Callable[[Any], dict[str, float]]:
         from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
+        from tuneyard.train.distributed import main_process_first
 
-        return trainer_metrics(spec)
+        with main_process_first():
+            tokenized = tokenize_task(task_data, tokenizer, max_length)
+        return Trainer(
+            model=classifier,
+            args=arguments,
+            train_dataset=tokenized["train"],
+            eval_dataset=tokenized["validation"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=trainer_metrics(task_data.spec),
+            callbacks=callbacks,
+        )
 
     def metric_names(self, spec: TaskSpec) -> list[str]:
         from tuneyard.task_types.sequence_classification.metrics import metric_names
 
         return ["loss", *metric_names(spec)]
 
-    def trainer_settings(self) -> dict[str, Any]:
+    def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
         # Classification losses are per-example means; the token-count rescaling meant for
         # language modelling would multiply them (and the gradients) by the process count.
         return {"average_tokens_across_devices": False}
@@ -107,7 +123,9 @@ class SequenceClassification(TaskType):
         batch_size: int,
         max_length: int | None,
         progress: ProgressCallback | None = None,
+        answers: Any = None,
     ) -> ClassificationResult:
+        """Classify the split and score it (``answers`` concerns generative task types only)."""
         from tuneyard.task_types.sequence_classification.evaluation import evaluate_classifier
 
         return evaluate_classifier(

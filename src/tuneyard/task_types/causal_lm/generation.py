@@ -1,0 +1,104 @@
+"""Answers generated for chat prompts: batched ``model.generate``, in the split's order.
+
+Prompts are rendered through the chat template with the generation prompt, batched
+in order of length (so a batch pads only to its own longest prompt) and padded on
+the left, as decoders need to continue every row from its last token. Decoding is
+greedy by default; sampling takes a temperature, top-p and a seed, so a run is
+repeatable. ``stop`` strings end a row early (transformers' own stopping criteria);
+the text after a stop string is cut, the end-of-turn token always ends a row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.evaluate.inference import length_sorted_batches
+from tuneyard.task_types.base import ProgressCallback
+from tuneyard.task_types.causal_lm.options import GenerationOptions
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+@dataclass
+class Generation:
+    """One row's answer: the prompt as the model saw it, the text, its tokens, its share of the time."""
+
+    id: Any
+    prompt: str
+    prediction: str
+    reference: str
+    tokens: int
+    seconds: float  # the row's share of its batch's wall time
+
+
+@dataclass
+class Generations:
+    """Every row's answer in the split's order, and the time the batches took."""
+
+    rows: list[Generation] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return sum(row.tokens for row in self.rows)
+
+
+def render_prompts(tokenizer: Any, rows: Dataset) -> list[str]:
+    """Each row's prompt messages through the chat template, ending with the generation prompt."""
+    return [
+        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in rows["prompt"]
+    ]
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """``text`` up to the first stop string (the stop string itself left out)."""
+    ends = [text.index(s) for s in stop if s in text]
+    return text[: min(ends)] if ends else text
+
+
+def generate_answers(
+    model: Any,
+    tokenizer: Any,
+    rows: Dataset,
+    options: GenerationOptions,
+    batch_size: int,
+    progress: ProgressCallback | None = None,
+) -> Generations:
+    """Generate an answer for every row of a chat split (``prompt`` / ``reference`` columns)."""
+    import torch
+
+    prompts = render_prompts(tokenizer, rows)
+    encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    config = options.generation_config(tokenizer)
+    device = next(model.parameters()).device
+    answers: list[Generation | None] = [None] * len(prompts)
+    result = Generations()
+    torch.manual_seed(options.seed)
+    for batch in length_sorted_batches([len(ids) for ids in encoded], batch_size):
+        inputs = tokenizer.pad(
+            {"input_ids": [encoded[i] for i in batch]}, padding_side="left", return_tensors="pt"
+        ).to(device)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
+        elapsed = time.perf_counter() - started
+        result.seconds += elapsed
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        for row_index, tokens in zip(batch, new_tokens, strict=True):
+            kept = tokens[tokens != tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else tokens
+            text = tokenizer.decode(kept, skip_special_tokens=True)
+            answers[row_index] = Generation(
+                id=rows[row_index]["id"],
+                prompt=prompts[row_index],
+                prediction=cut_at_stop(text, options.stop).strip(),
+                reference=rows[row_index]["reference"],
+                tokens=int(kept.numel()),
+                seconds=elapsed / len(batch),
+            )
+        if progress is not None:
+            progress(len(batch))
+    result.rows = [answer for answer in answers if answer is not None]
+    return result

@@ -1,0 +1,99 @@
+"""Decoder language models (LLaMA family, GPT-2) and their chat-formatting tokenizers.
+
+A causal LM trains, evaluates and generates as ``AutoModelForCausalLM`` with its
+tokenizer's chat template; a tokenizer without one takes the task's
+``--chat-template`` file. The pad token defaults to the end-of-sequence token, as the
+field does for decoders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.errors import ModelError
+from tuneyard.models.loading import ensure_padding_token, transformers_errors_only
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from tuneyard.data.tasks import TaskSpec
+    from tuneyard.train.parent import ParentModel
+
+
+def with_chat_template(tokenizer: Any, spec: TaskSpec | None, source: str) -> Any:
+    """``tokenizer`` with the task's template (if given) or its own; refuse one that has neither."""
+    if spec is not None and spec.chat_template:
+        tokenizer.chat_template = spec.chat_template
+    if not tokenizer.chat_template:
+        raise ModelError(
+            f"the tokenizer of {source} has no chat template, so chat rows cannot be formatted.",
+            "Pass --chat-template FILE (a Jinja template, e.g. ChatML's), or start from an instruct model.",
+        )
+    return tokenizer
+
+
+def load_tokenizer(source: str, spec: TaskSpec | None) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer with a pad token and a chat template."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"checkpoint {source} has no loadable tokenizer: {exc}",
+            "Save the tokenizer next to the model (tokenizer.save_pretrained(folder)).",
+        ) from exc
+    ensure_padding_token(tokenizer)
+    return with_chat_template(tokenizer, spec, source)
+
+
+def check_decoder(parent: ParentModel) -> None:
+    """Refuse a checkpoint that is no decoder language model (an encoder, a speech model)."""
+    from tuneyard.models.family import family_for
+
+    if not family_for(parent.arch).decoder:
+        raise ModelError(
+            f"{parent.source} is a {parent.arch} model, not a decoder language model.",
+            "Chat data trains decoders (LLaMA, SmolLM2, Qwen2, GPT-2); choose a decoder checkpoint.",
+        )
+
+
+def load_model(parent: ParentModel, seed: int) -> PreTrainedModel:
+    """The checkpoint as ``AutoModelForCausalLM`` in float32 (what CPU and mixed precision train)."""
+    import torch
+    from transformers import AutoModelForCausalLM, set_seed
+
+    check_decoder(parent)
+    if parent.compressed:
+        raise ModelError(
+            f"{parent.source} is a compressed model; fine-tuning compressed decoders is not supported yet.",
+            "Fine-tune the dense decoder.",
+        )
+    set_seed(seed)
+    with transformers_errors_only():
+        return AutoModelForCausalLM.from_pretrained(parent.source, dtype=torch.float32)
+
+
+def load_adapter_base(base: Path | str, adapter: Path) -> Any:
+    """The base model a causal-LM LoRA adapter goes onto."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with transformers_errors_only():
+        return AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+
+
+def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:
+    """Model (on ``device``) and tokenizer of a decoder folder (a LoRA run's adapter onto its base)."""
+    from tuneyard.models.loading import load
+
+    model = load(folder)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not hasattr(inner, "generate") or type(inner).__name__.endswith("ForSequenceClassification"):
+        raise ModelError(
+            f"{folder} holds a {type(inner).__name__}, which is not a language model.",
+            "Evaluate a causal LM (tuneyard finetune on chat data produces one).",
+        )
+    return model.to(device), load_tokenizer(str(folder), None)

@@ -1,0 +1,46 @@
+"""How a causal LM's answers are decoded and graded: the options of ``generate`` and ``eval``.
+
+Kept apart from the generation code so the CLI and the option models load without torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tuneyard.config import StrictModel
+
+
+class GenerationOptions(StrictModel):
+    """How answers are decoded."""
+
+    max_new_tokens: int = Field(default=64, gt=0)
+    do_sample: bool = False
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    seed: int = 0
+    stop: list[str] = Field(default_factory=list)
+
+    def generation_config(self, tokenizer: Any) -> Any:
+        """transformers' ``GenerationConfig`` for these options (sampling fields only when sampling)."""
+        from transformers import GenerationConfig
+
+        sampling = {"temperature": self.temperature, "top_p": self.top_p} if self.do_sample else {}
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=self.do_sample,
+            stop_strings=self.stop or None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **sampling,
+        )
+
+
+class AnswerOptions(GenerationOptions):
+    """How answers are generated (see :class:`GenerationOptions`) and graded."""
+
+    grader: str = "exact"
+    fields: list[str] = Field(default_factory=list, description="json grader: the fields compared.")
+    pattern: str | None = Field(default=None, description="regex grader: the pattern the answer must match.")
+    choices: list[str] = Field(default_factory=list, description="choice grader: the allowed answers.")
