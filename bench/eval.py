@@ -52,11 +52,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from results import record  # bench/results.py: python bench/x.py puts bench/ on sys.path
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "RESULTS.md"
 DATA = REPO / "data" / "debian_topics"
 
 # The sorted plain loop, as a user would save it: run whole as the plain process, and
@@ -348,17 +349,6 @@ def process_lines(args: argparse.Namespace, timings: Timings) -> list[str]:
     return lines
 
 
-def record(text: str) -> None:
-    """Add ``text`` at the end of the ``## eval`` section of RESULTS.md (created if missing)."""
-    existing = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n"
-    if "\n## eval\n" not in existing:
-        existing = existing.rstrip("\n") + "\n\n## eval\n\n"
-    head, _, tail = existing.partition("\n## eval\n")
-    section, marker, rest = tail.partition("\n## ")
-    earlier = section.strip() + "\n\n" if section.strip() else ""
-    RESULTS.write_text(f"{head}\n## eval\n\n{earlier}{text}" + (f"\n## {rest}" if marker else ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -419,7 +409,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_append:
-        record(text)
+        record("eval", text)
 
 
 if __name__ == "__main__":

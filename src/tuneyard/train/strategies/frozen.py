@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tuneyard.errors import TrainingError
 from tuneyard.train.strategies.heads import head_parameter_names, train_only
 
 if TYPE_CHECKING:
@@ -18,6 +19,13 @@ DEFAULT_LEARNING_RATE = 1e-3  # a fresh head on fixed features wants a large ste
 
 
 def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
-    """Freeze the base model, train the head."""
-    train_only(model, head_parameter_names(model))
+    """Freeze the base model, train the head; refuse a model whose head has no weights of its own."""
+    head = head_parameter_names(model)
+    if not head:
+        raise TrainingError(
+            f"--strategy frozen trains only the task head, and this {type(model).__name__} has none "
+            "with weights of its own (a decoder's output layer tied to its embeddings).",
+            "Use --strategy lora or full.",
+        )
+    train_only(model, head)
     return model

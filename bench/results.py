@@ -1,0 +1,26 @@
+"""``bench/RESULTS.md``: one section per benchmark, each new result at the end of its own section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def record(section: str, block: str) -> None:
+    """Add ``block`` at the end of ``## {section}`` (the section is created at the end if missing).
+
+    Other benchmarks keep their own sections in the same file, so a new result goes
+    into its own section rather than after whatever section happens to be last.
+    """
+    heading = f"## {section}"
+    lines = RESULTS.read_text().splitlines(keepends=True) if RESULTS.is_file() else ["# Benchmark results\n"]
+    if heading not in (line.rstrip("\n") for line in lines):
+        lines += ["\n" if lines and lines[-1].strip() else "", f"{heading}\n\n"]
+        lines = [line for line in lines if line]
+        at = len(lines)
+    else:
+        start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == heading)
+        at = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    text = block if at == len(lines) else block + "\n"
+    RESULTS.write_text("".join(lines[:at]) + text + "".join(lines[at:]))
