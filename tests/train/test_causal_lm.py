@@ -360,3 +360,20 @@ def test_frozen_needs_a_head_of_its_own(cli, tiny_decoder, chat_topics, tmp_path
     )
     assert_user_error(result, "--strategy frozen trains only the task head", "Use --strategy lora or full")
     assert not yard_artifacts(tmp_path)
+
+
+def test_packing_fills_sequences_with_several_rows(tiny_decoder, chat_topics, tmp_path) -> None:
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import prepare_finetune
+    from tuneyard.yard.root import Yard
+
+    options = FinetuneOptions(
+        checkpoint=str(tiny_decoder("llama")), data=str(chat_topics), max_length=64, packing=True
+    )
+    prepared = prepare_finetune(options, Yard.open(tmp_path))
+    trainer = prepared._trainer()
+    packed = trainer.train_dataset
+    assert len(packed) < len(prepared.data.splits["train"])  # 32 rows of ~20 tokens in fewer sequences
+    assert all(len(row["input_ids"]) <= 64 for row in packed)
+    assert sum(len(row["seq_lengths"]) for row in packed) == len(prepared.data.splits["train"])
+    assert len(trainer.eval_dataset) == len(prepared.data.splits["validation"])  # validation is never packed
