@@ -214,6 +214,7 @@ def plan_finetune(
     check_trainer_overrides(options)
     task_type = get_task_type(data.spec.task_type)
     task_type.check_trainable(data)
+    metric, greater_is_better = best_metric(options, data, task_type)  # before a GGUF checkpoint converts
     parent = describe_checkpoint(options.checkpoint, yard)
     family_for(parent.arch)
     strategy = strategy_for(options.strategy, parent.compressed)
@@ -224,7 +225,6 @@ def plan_finetune(
             f"--freeze-factors applies to --strategy lowrank (compressed models), not {strategy.NAME!r}.",
             "Drop --freeze-factors, or fine-tune a compressed checkpoint.",
         )
-    metric, greater_is_better = best_metric(options, data, task_type)
     kind, target = run_target(options, parent, strategy.NAME, yard)
     resume_dir = resume if isinstance(resume, Path) else (target if resume else None)
     return FinetunePlan(
