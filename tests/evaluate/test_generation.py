@@ -138,3 +138,48 @@ def test_generate_refuses_classification_data(cli, decoder_run, tmp_path) -> Non
     (folder / "test.csv").write_text("text,label\nhello,a\nbye,b\n")
     result = cli("--yard", yard, "generate", "--checkpoint", run, "--data", folder, "--split", "test")
     assert result.exit_code == 2 and "generate answers chat prompts" in result.stderr
+
+
+def test_eval_grid_grades_generative_cells_of_a_chosen_checkpoint(cli, decoder_run, chat_topics) -> None:
+    yard, run = decoder_run
+    result = cli(
+        "--yard",
+        yard,
+        "eval-grid",
+        "--models",
+        run,
+        "--tasks",
+        chat_topics,
+        "--split",
+        "test",
+        "--nb-eval-samples",
+        "5",
+        "--checkpoint-to-eval",
+        "last",
+        "--experiment",
+        "chat",
+        "--set",
+        "answers.grader=contains",
+        "--set",
+        "answers.max_new_tokens=3",
+    )
+    assert result.exit_code == 0, result.stderr
+    document = json.loads((yard / "experiments" / "chat" / "eval_grid_results.json").read_text())
+    (cell,) = document["cells"]
+    assert cell["status"] == "complete" and cell["main_metric"] == "contains"
+    assert cell["model"].endswith("/last") and set(cell["metrics"]) >= {"contains", "perplexity"}
+    predictions = read_jsonl(yard / cell["results"] / "predictions.jsonl")
+    assert len(predictions) == 5 and all(row["tokens"] <= 3 for row in predictions)
+
+    missing = cli(
+        "--yard",
+        yard,
+        "eval-grid",
+        "--models",
+        run,
+        "--tasks",
+        chat_topics,
+        "--checkpoint-to-eval",
+        "checkpoint-9-99",
+    )
+    assert missing.exit_code == 2 and "has no 'checkpoint-9-99' folder to evaluate" in missing.stderr

@@ -285,6 +285,13 @@ def eval_grid_command(
     experiment: Annotated[
         str | None, typer.Option(help="Grid folder name under experiments/ (default eval_grid).")
     ] = None,
+    nb_eval_samples: Annotated[
+        int | None, typer.Option(help="Score the first N rows of each task's split (default: all).")
+    ] = None,
+    checkpoint_to_eval: Annotated[
+        str | None,
+        typer.Option(help="Of each run folder: best (default), last or checkpoint-{epoch}-{step}."),
+    ] = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Grid folder instead of experiments/{experiment}.")
     ] = None,
@@ -296,6 +303,8 @@ def eval_grid_command(
 
     --models A B C and --tasks t1 t2 (GLUE names or data folders) take several values each,
     or come from --config grid.yaml (keys models:, tasks:). Cells already done are skipped.
+
+    Chat tasks are generated and graded: --set answers.grader=choice, answers.max_new_tokens=16 ...
 
     Exits with 1 when a cell failed (its error is printed and kept in the results file).
 
@@ -311,6 +320,8 @@ def eval_grid_command(
         "max_length": max_length,
         "device": device,
         "experiment": experiment,
+        "nb_eval_samples": nb_eval_samples,
+        "checkpoint_to_eval": checkpoint_to_eval,
         "output_dir": str(output_dir) if output_dir else None,
     }
     flags.update(multi_value_flags(list(ctx.args)))

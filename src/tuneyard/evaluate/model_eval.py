@@ -57,6 +57,7 @@ def evaluate_model(
     device: str | None = None,
     progress: ProgressCallback | None = None,
     answers: Any = None,
+    samples: int | None = None,
 ) -> EvalOutcome:
     """Evaluate the model at ``model_path`` on ``data``'s ``split`` and file the results.
 
@@ -71,6 +72,8 @@ def evaluate_model(
 
     task_type = get_task_type(data.spec.task_type)
     dataset = data.split(split)
+    if samples is not None:  # the first rows, in file order: the same rows for every model
+        dataset = dataset.select(range(min(samples, len(dataset))))
     folder = local_model_folder(resolve_model_path(model_path, yard))
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None

@@ -50,6 +50,13 @@ class GridOptions(ColumnOptions, RunOptions):
     tasks: list[str] = Field(min_length=1)
     output_dir: str | None = None
     experiment: str = "eval_grid"
+    nb_eval_samples: int | None = Field(
+        default=None, ge=1, description="Score the first N rows of each split."
+    )
+    checkpoint_to_eval: str = Field(
+        default="best", description="Of a run folder: best, last or a checkpoint-{epoch}-{step} folder."
+    )
+    answers: AnswerOptions = Field(default_factory=AnswerOptions)
 
 
 def load_eval_data(task_or_folder: str, columns: ColumnOptions) -> TaskData:

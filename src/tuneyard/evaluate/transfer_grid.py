@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import TuneyardError
+from tuneyard.errors import EvaluationError, TuneyardError
 from tuneyard.evaluate.inference import json_number
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
@@ -71,13 +71,26 @@ def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
     return result
 
 
-def model_axes(models: list[str], yard: Yard) -> list[GridAxis]:
+def checkpoint_to_eval(model: str, which: str) -> str:
+    """A run folder's ``best``, ``last`` or ``checkpoint-{epoch}-{step}``; any other model as given."""
+    folder = Path(model).expanduser()
+    if (folder / which).is_dir():
+        return str(folder / which)
+    if which != "best" and any((folder / part).is_dir() for part in ("best", "last")):
+        present = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise EvaluationError(
+            f"run {folder} has no {which!r} folder to evaluate.", f"It has: {', '.join(present)}."
+        )
+    return model
+
+
+def model_axes(models: list[str], yard: Yard, which: str = "best") -> list[GridAxis]:
     from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
 
     axes = []
     for model in models:
-        folder = local_model_folder(resolve_model_path(model, yard)).resolve()
+        folder = local_model_folder(resolve_model_path(checkpoint_to_eval(model, which), yard)).resolve()
         axes.append(GridAxis(key=yard.relative(folder), label=model_display_name(folder)))
     return unique_labels(axes)
 
@@ -143,7 +156,7 @@ def _register_experiment(folder: Path, yard: Yard, options: GridOptions, status:
 
 def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = None) -> GridResult:
     """Evaluate every model on every task, skipping cells already complete."""
-    models = model_axes(options.models, yard)
+    models = model_axes(options.models, yard, options.checkpoint_to_eval)
     tasks_given = {task_key(task, yard): task for task in options.tasks}
     folder = grid_folder(options, yard)
     _register_experiment(folder, yard, options, "running")
@@ -196,7 +209,7 @@ def _evaluate_cell(
             None if owning_artifact(model_folder, yard) else folder / "evaluation_results" / model.label
         )
         outcome = evaluate_model(
-            model_path,
+            checkpoint_to_eval(model_path, options.checkpoint_to_eval),
             data,
             yard,
             split=options.split,
@@ -204,6 +217,8 @@ def _evaluate_cell(
             batch_size=options.batch_size,
             max_length=options.max_length,
             device=options.device,
+            answers=options.answers,
+            samples=options.nb_eval_samples,
         )
     except TuneyardError as exc:
         return GridCell(model=model.key, task=key, split=options.split, status="failed", error=exc.message)
