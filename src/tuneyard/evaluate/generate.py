@@ -10,7 +10,7 @@ line per row: id, prompt, prediction, reference, tokens, seconds) with a
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from tuneyard.task_types.causal_lm.generation import GenerationOptions, Generations
 
 GENERATIONS_FOLDER = "generations"
-PREDICTIONS_FILE = "predictions.jsonl"
 
 
 @dataclass
@@ -52,7 +51,7 @@ def generate(
     """Generate an answer for every row of ``data``'s ``split`` and file them."""
     from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
-    from tuneyard.task_types.causal_lm.generation import generate_answers
+    from tuneyard.task_types.causal_lm.generation import generate_answers, write_predictions
 
     if data.spec.task_type != "causal_lm":
         raise EvaluationError(
@@ -67,9 +66,7 @@ def generate(
     model, tokenizer = get_task_type("causal_lm").load_for_eval(folder, choose_device(device))
     generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
     with results_folder(yard, placement) as (temp, final):
-        with (temp / PREDICTIONS_FILE).open("w") as handle:
-            for row in generations.rows:
-                handle.write(json.dumps(asdict(row), default=str) + "\n")
+        write_predictions(temp, generations)
         settings = {"model": yard.relative(folder), "split": split, **options.model_dump()}
         settings["created"] = utc_now()
         (temp / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")

@@ -16,7 +16,7 @@ score), ``grader_logs/{split}_{grader}/`` (every decision and the summary, the l
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from tuneyard.evaluate.graders import make_grader
 from tuneyard.evaluate.grading import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
 from tuneyard.evaluate.inference import Throughput, peak_memory
 from tuneyard.task_types.base import ProgressCallback
-from tuneyard.task_types.causal_lm.generation import Generations, generate_answers
+from tuneyard.task_types.causal_lm.generation import Generations, generate_answers, write_predictions
 from tuneyard.task_types.causal_lm.options import AnswerOptions
 from tuneyard.task_types.causal_lm.scoring import score_references
 
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from tuneyard.data.tasks import TaskSpec
-
-PREDICTIONS_FILE = "predictions.jsonl"
 
 
 @dataclass
@@ -55,16 +53,14 @@ class GradedResult:
 
     def write_files(self, folder: Path, model: str) -> list[str]:
         """``predictions.jsonl``, ``grader_logs/{split}_{grader}/`` and ``metrics.json``."""
-        with (folder / PREDICTIONS_FILE).open("w") as handle:
-            for row, log in zip(self.generations.rows, self.logs, strict=True):
-                handle.write(json.dumps({**asdict(row), "score": log["score"]}, default=str) + "\n")
+        predictions = write_predictions(folder, self.generations, [log["score"] for log in self.logs])
         logs = folder / LOGS_FOLDER / f"{self.split}_{self.options.grader}"
         logs.mkdir(parents=True)
         details = self.options.model_dump(include={"fields", "pattern", "choices"})
         write_grade_log(logs, self.logs, self.summary, {"model": model, "split": self.split, **details})
         document = {"model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics}
         (folder / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
-        return [PREDICTIONS_FILE, LOGS_FOLDER, "metrics.json"]
+        return [predictions, LOGS_FOLDER, "metrics.json"]
 
 
 def graded_metrics(summary: GradeSummary, perplexity: float, generations: Generations) -> dict[str, float]:

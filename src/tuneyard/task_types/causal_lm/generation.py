@@ -10,8 +10,10 @@ the text after a stop string is cut, the end-of-turn token always ends a row.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.evaluate.inference import length_sorted_batches
@@ -44,6 +46,18 @@ class Generations:
     @property
     def tokens(self) -> int:
         return sum(row.tokens for row in self.rows)
+
+
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def write_predictions(folder: Path, generations: Generations, scores: list[float] | None = None) -> str:
+    """``predictions.jsonl``: a line per row (id, prompt, prediction, reference, tokens, seconds[, score])."""
+    with (folder / PREDICTIONS_FILE).open("w") as handle:
+        for index, row in enumerate(generations.rows):
+            line = asdict(row) if scores is None else {**asdict(row), "score": scores[index]}
+            handle.write(json.dumps(line, default=str) + "\n")
+    return PREDICTIONS_FILE
 
 
 def render_prompts(tokenizer: Any, rows: Dataset) -> list[str]:
