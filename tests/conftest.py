@@ -88,6 +88,7 @@ def build_tiny_decoder(target: Path, arch: str, chat_template: bool = True, seed
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    tokenizer.eos_token = tokenizer.sep_token  # the config's eos_token_id, as a decoder's tokenizer has it
     if chat_template:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
     config = tiny_config(arch, 2, 2, tokenizer)

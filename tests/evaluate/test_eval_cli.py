@@ -202,3 +202,19 @@ def test_eval_cli_hub_id_not_in_the_cache_offline_is_a_user_error(
         err.split()
     )
     assert not (tmp_path / "scores").exists()
+
+
+def test_eval_cli_nb_eval_samples_scores_the_first_rows(
+    yard: Yard,
+    run_in_yard: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = run_in_yard("bert", name="sampled")
+    data = data_folder(rows=10)
+    args = ["--yard", str(yard.root), "eval", "--checkpoint", str(run / "best"), "--data", str(data), "-q"]
+    assert run_cli([*args, "--nb-eval-samples", "3"]) == 0
+    assert "3 examples in" in capsys.readouterr().err
+    predictions = run / "evaluation_results" / "toy_validation" / "predictions.csv"
+    assert [line.split(",")[0] for line in predictions.read_text().splitlines()[1:]] == ["ex0", "ex1", "ex2"]

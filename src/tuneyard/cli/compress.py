@@ -10,12 +10,20 @@ import typer
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.data_flags import (
+    ChatTemplateOpt,
     DataOpt,
     LabelColumnOpt,
+    MessagesColumnOpt,
+    PromptColumnOpt,
+    ReferenceColumnOpt,
+    ResponseColumnOpt,
+    SystemColumnOpt,
+    SystemPromptOpt,
     TaskOpt,
     TaskTypeOpt,
     TextColumnOpt,
     TextPairColumnOpt,
+    chat_flags,
 )
 from tuneyard.compress.registry import METHODS
 
@@ -43,12 +51,23 @@ def compress(
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
     task_type: TaskTypeOpt = None,
+    messages_column: MessagesColumnOpt = None,
+    prompt_column: PromptColumnOpt = None,
+    response_column: ResponseColumnOpt = None,
+    system_column: SystemColumnOpt = None,
+    reference_column: ReferenceColumnOpt = None,
+    system_prompt: SystemPromptOpt = None,
+    chat_template: ChatTemplateOpt = None,
     calib_samples: Annotated[
         int | None, typer.Option(help="Calibration rows from train (default 256).")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Calibration batch size (default 16).")] = None,
     max_length: Annotated[
         int | None, typer.Option(help="Token length of calibration rows (default 128).")
+    ] = None,
+    held_out_samples: Annotated[
+        int | None,
+        typer.Option(help="Decoders: validation rows whose perplexity is shown before/after (default 64)."),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling and head init (default 0).")] = None,
@@ -64,6 +83,9 @@ def compress(
     """Factorise a model's linear layers with SVD and file it under compressed_models/.
 
     Example: tuneyard compress --model ./bert-sst2 --method whiten --rank 64 --task sst2
+
+    A decoder (LLaMA, SmolLM2, GPT-2) calibrates on chat rows or plain 'text' rows and
+    reports its perplexity on --held-out-samples validation rows before and after.
     """
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
@@ -80,7 +102,17 @@ def compress(
         "text_pair_column": text_pair_column,
         "label_column": label_column,
         "task_type": task_type,
+        **chat_flags(
+            messages_column,
+            prompt_column,
+            response_column,
+            system_column,
+            reference_column,
+            system_prompt,
+            chat_template,
+        ),
         "calib_samples": calib_samples,
+        "held_out_samples": held_out_samples,
         "batch_size": batch_size,
         "max_length": max_length,
         "alpha": alpha,
@@ -112,6 +144,8 @@ def print_summary(result: CompressionResult) -> None:
     table.add_row("params after", f"{params.total_after:,}")
     table.add_row("compressible kept", f"{params.ratio:.3f}")
     table.add_row("whole model kept", f"{params.total_after / max(params.total_before, 1):.3f}")
+    for metric, before, after in result.held_out:
+        table.add_row(f"held-out {metric}", f"{before:.2f} -> {after:.2f}")
     table.add_row("time", f"{result.seconds:.1f} s")
     out.print(table)
     out.print(f"saved {result.path}")

@@ -95,6 +95,9 @@ def eval_command(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
     ] = None,
+    nb_eval_samples: Annotated[
+        int | None, typer.Option(help="Score the first N rows of the split (default: all).")
+    ] = None,
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -142,6 +145,7 @@ def eval_command(
         "batch_size": batch_size,
         "max_length": max_length,
         "device": device,
+        "nb_eval_samples": nb_eval_samples,
         "text_column": text_column,
         "text_pair_column": text_pair_column,
         "label_column": label_column,
@@ -175,7 +179,7 @@ def eval_command(
     from tuneyard.evaluate.model_eval import evaluate_model
 
     task_data = options.load()
-    total = len(task_data.split(options.split))
+    total = min(len(task_data.split(options.split)), options.nb_eval_samples or sys.maxsize)
     with progress_bar(f"eval {task_data.spec.name}/{options.split}", total, quiet) as advance:
         outcome = evaluate_model(
             options.checkpoint,
@@ -188,6 +192,7 @@ def eval_command(
             device=options.device,
             progress=advance,
             answers=options.answers,
+            samples=options.nb_eval_samples,
         )
     result = outcome.result
     _print_scores(result.metrics, result.main_metric)

@@ -18,8 +18,9 @@ from typing import Any
 from torch import nn
 
 from tuneyard.compress.adasvd import allocate_ranks
-from tuneyard.compress.calibration import CalibrationSet, load_calibration
+from tuneyard.compress.calibration import CalibrationSet, draw_calibration, load_rows
 from tuneyard.compress.factorize import weighted_svds
+from tuneyard.compress.held_out import HeldOut
 from tuneyard.compress.method import CompressionMethod
 from tuneyard.compress.options import CompressOptions
 from tuneyard.compress.ranks import (
@@ -32,6 +33,7 @@ from tuneyard.compress.ranks import (
 )
 from tuneyard.compress.registry import build_method
 from tuneyard.compress.statistics import LayerStatistics, collect_fisher, collect_input_statistics
+from tuneyard.data.loading import TaskData
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import CompressionError
 from tuneyard.models.compressed_folder import (
@@ -68,6 +70,7 @@ class CompressionResult:
     renamed: bool
     model: Any = None  # the compressed model, in memory (eval mode)
     notes: list[str] = field(default_factory=list)
+    held_out: list[tuple[str, float, float]] = field(default_factory=list)  # (metric, before, after)
 
 
 @dataclass
@@ -193,9 +196,9 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
     # A GGUF file is compressed as the float32 folder it is imported to (once), its lineage included.
     options = options.model_copy(update={"model": resolve_model_path(options.model, yard)})
     with _progress(progress) as bar:
-        calibration = _calibration_for(method, options, notes)
-        spec = calibration.spec if calibration is not None else _task_spec(options)
-        task_type = get_task_type(spec.task_type if spec is not None else options.task_type)
+        data = _load_data(options)
+        spec = data.spec if data is not None else None
+        task_type = _task_type_for(options, spec)
         subject = _load_subject(task_type, options, spec)
         model = subject.model
         family = family_for(model.config.model_type)
@@ -203,31 +206,49 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
         if not modules:
             raise CompressionError(f"{options.model} has no compressible layers for family {family.arch!r}.")
         plans = plan_layers(modules, family, rank, options.ratio)
+        calibration = _calibration_for(method, options, data, task_type, subject.tokenizer, notes)
+        held_out = HeldOut.measure(task_type, model, subject.tokenizer, data, options)
         params_before = count_parameters(model)
         head_note = task_type.prepare_head(subject, method, calibration)
         notes += [head_note] if head_note else []
         layers = _factorise(model, modules, plans, method, calibration, rank, options.ratio, bar)
         notes += [f"{plan.name} stays dense: {plan.dense_reason}." for plan in plans if plan.rank is None]
+        held_out.measure_after(model)
         info = _compression_info(
             options, method, rank, model, family, plans, layers, subject.head, calibration, params_before
         )
-        result_path, requested = _write(yard, options, info, rank, model, subject.tokenizer)
+        result_path, requested = _write(yard, options, info, rank, model, subject.tokenizer, held_out)
     renamed = result_path != requested
     if renamed:
         notes.append(
             f"{yard.relative(requested)} exists: wrote {yard.relative(result_path)} instead (a -N suffix)."
         )
-    return CompressionResult(result_path, info, time.perf_counter() - started, renamed, model, notes)
+    return CompressionResult(
+        result_path, info, time.perf_counter() - started, renamed, model, notes, held_out.table()
+    )
 
 
-def _task_spec(options: CompressOptions) -> TaskSpec | None:
-    """The task the model is shaped for without calibration data (its labels size a head), if any."""
+def _load_data(options: CompressOptions) -> TaskData | None:
+    """The ``--task`` / ``--data`` rows (labels optional): calibration, held-out text, a head's size."""
     if not (options.task or options.data):
         return None
-    from tuneyard.compress.calibration import quiet_datasets_bars
+    return load_rows(options.task, options.data, options)
 
-    quiet_datasets_bars()
-    return options.load(require_labels=False).spec
+
+def _task_type_for(options: CompressOptions, spec: TaskSpec | None) -> TaskType:
+    """The model's task type: a language model stays one whatever its data; else the data's.
+
+    A decoder saved as a classifier (``LlamaForSequenceClassification``) is a classifier.
+    """
+    from tuneyard.models.loading import load_config
+
+    config = load_config(options.model)
+    architectures = [str(name) for name in getattr(config, "architectures", None) or ()]
+    if family_for(config.model_type).decoder and not any(
+        name.endswith("ForSequenceClassification") for name in architectures
+    ):
+        return get_task_type("causal_lm")
+    return get_task_type(spec.task_type if spec is not None else options.task_type)
 
 
 def _load_subject(task_type: TaskType, options: CompressOptions, spec: TaskSpec | None) -> CompressionSubject:
@@ -254,26 +275,24 @@ def _check_request(options: CompressOptions, method: CompressionMethod) -> RankS
 
 
 def _calibration_for(
-    method: CompressionMethod, options: CompressOptions, notes: list[str]
+    method: CompressionMethod,
+    options: CompressOptions,
+    data: TaskData | None,
+    task_type: TaskType,
+    tokenizer: Any,
+    notes: list[str],
 ) -> CalibrationSet | None:
     """Calibration batches when the method reads data; refuses unlabelled data for fwsvd."""
-    if not method.needs_calibration:
+    if not method.needs_calibration or data is None:
         return None
-    from transformers import AutoTokenizer
-
-    from tuneyard.models.loading import ensure_padding_token
-
-    tokenizer = AutoTokenizer.from_pretrained(options.model)
-    ensure_padding_token(tokenizer)
-    calibration = load_calibration(
+    calibration = draw_calibration(
+        data,
+        task_type,
         tokenizer,
-        options.task,
-        options.data,
         options.calib_samples,
         options.batch_size,
         options.max_length,
         options.seed,
-        options,  # its column options
     )
     if method.needs_labels and not calibration.labelled:
         raise CompressionError(
@@ -388,6 +407,7 @@ def _write(
     rank: RankSpec | None,
     model: Any,
     tokenizer: Any,
+    held_out: HeldOut,
 ) -> tuple[Path, Path]:
     """Write the folder atomically; returns (where it went, where it was asked to go)."""
     label = model_display_name(options.model)
@@ -410,7 +430,7 @@ def _write(
         method=info.method,
         rank=info.rank,
         task=options.task,
-        dataset=options.dataset_name() if info.calibration else None,
+        dataset=options.dataset_name() if info.calibration or held_out.rows else None,
         parents=[yard.parent_link(options.model, "base")],
         config=options.model_dump(),
         metrics={
@@ -418,7 +438,8 @@ def _write(
             "params_after": info.params.total_after,
             "compressible_ratio": round(info.params.ratio, 6),
             "layers_compressed": len(info.layers),
-        },
+        }
+        | held_out.metrics(),
     )
     with yard.create(manifest, target) as writer:
         write_compressed_folder(model, tokenizer, info, writer.path)

@@ -20,6 +20,9 @@ class CompressOptions(DataOptions):
     calib_samples: int = 256
     batch_size: int = 16
     max_length: int = 128
+    held_out_samples: int = Field(
+        default=64, description="validation rows a language model's perplexity is measured on"
+    )
     alpha: float = Field(default=0.5, description="asvd: exponent of the activation scales")
     seed: int = 0
     output_dir: str | None = None

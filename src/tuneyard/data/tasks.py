@@ -30,7 +30,7 @@ class TaskSpec:
     train_split: str = "train"
     eval_split: str = "validation"
     test_split: str = "test"
-    problem: str = "classification"  # or "regression" (STS-B), "generation" (causal_lm)
+    problem: str = "classification"  # or "regression" (STS-B); causal_lm: "generation", "language_modeling"
     chat_template: str | None = None  # causal_lm: a template for a tokenizer without one
     extra_metrics: tuple[str, ...] = field(default_factory=tuple)
 

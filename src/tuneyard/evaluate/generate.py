@@ -51,12 +51,19 @@ def generate(
     """Generate an answer for every row of ``data``'s ``split`` and file them."""
     from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
+    from tuneyard.task_types.causal_lm.data import LANGUAGE_MODELING
     from tuneyard.task_types.causal_lm.generation import generate_answers, write_predictions
+    from tuneyard.task_types.causal_lm.model import with_chat_template
 
     if data.spec.task_type != "causal_lm":
         raise EvaluationError(
             f"{data.source} holds {data.spec.task_type} rows; generate answers chat prompts.",
             "Give chat data (a messages column, or prompt and response columns).",
+        )
+    if data.spec.problem == LANGUAGE_MODELING:
+        raise EvaluationError(
+            f"{data.source} holds plain text, with no prompts to answer.",
+            "Give chat data to generate answers; `tuneyard eval` scores plain text by its perplexity.",
         )
     rows = data.split(split)
     folder = local_model_folder(resolve_model_path(model_path, yard))
@@ -64,6 +71,7 @@ def generate(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir else None, GENERATIONS_FOLDER
     )
     model, tokenizer = get_task_type("causal_lm").load_for_eval(folder, choose_device(device))
+    with_chat_template(tokenizer, data.spec, str(folder))
     generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
     with results_folder(yard, placement) as (temp, final):
         write_predictions(temp, generations)

@@ -22,6 +22,9 @@ class RunOptions(StrictModel):
     batch_size: int = Field(default=32, ge=1)
     max_length: int | None = Field(default=None, ge=8)
     device: str | None = None
+    nb_eval_samples: int | None = Field(
+        default=None, ge=1, description="Score the first N rows of each split."
+    )
 
 
 class EvalOptions(DataOptions, RunOptions):
@@ -50,9 +53,6 @@ class GridOptions(ColumnOptions, RunOptions):
     tasks: list[str] = Field(min_length=1)
     output_dir: str | None = None
     experiment: str = "eval_grid"
-    nb_eval_samples: int | None = Field(
-        default=None, ge=1, description="Score the first N rows of each split."
-    )
     checkpoint_to_eval: str = Field(
         default="best", description="Of a run folder: best, last or a checkpoint-{epoch}-{step} folder."
     )

@@ -63,6 +63,8 @@ class TaskType(ABC):
     summary: ClassVar[str]
     # PEFT's ``TaskType`` for LoRA adapters of this kind of model, e.g. "SEQ_CLS".
     peft_task_type: ClassVar[str]
+    # What compress measures on held-out rows before and after factorising (held_out_scores).
+    held_out_metrics: ClassVar[tuple[str, ...]] = ()
 
     # -- data ------------------------------------------------------------------
 
@@ -174,3 +176,10 @@ class TaskType(ABC):
     ) -> str | None:
         """Make the head fit for ``method``'s statistics; returns a note for the user, if any."""
         return None
+
+    def held_out_scores(self, model: Any, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """:attr:`held_out_metrics` of ``model`` on held-out :meth:`calibration_batches`.
+
+        None by default: a classifier's compression is judged by ``tuneyard eval``.
+        """
+        return {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import CompressionError, DataError
+from tuneyard.errors import DataError
 from tuneyard.task_types.base import CompressionSubject, EvalResult, ProgressCallback, TaskType
 from tuneyard.task_types.causal_lm import data, model
 
@@ -37,6 +37,7 @@ class CausalLM(TaskType):
     name = "causal_lm"
     summary = "chat / instruction rows to generated answers (SmolLM2, Llama, Qwen2, GPT-2)"
     peft_task_type = "CAUSAL_LM"
+    held_out_metrics = ("perplexity",)
 
     def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
         return data.recognizes(column_names, columns)
@@ -72,12 +73,13 @@ class CausalLM(TaskType):
     def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
         # SFTConfig's own defaults for these (gradient checkpointing on, truncation at 1024)
         # would differ from what the options say; validation rows are never packed, so
-        # validation loss means the same with and without --packing.
+        # validation loss means the same with and without --packing. Completion-only loss
+        # is TRL's choice by the rows' form: on for prompt-completion, off for plain text.
         return {
             "max_length": options.max_length,
             "packing": options.packing,
             "eval_packing": False,
-            "completion_only_loss": True,
+            "completion_only_loss": None,
             "activation_checkpointing": False,
         }
 
@@ -119,27 +121,39 @@ class CausalLM(TaskType):
         progress: ProgressCallback | None = None,
         answers: Any = None,
     ) -> EvalResult:
-        """Generate each answer, grade it (``answers``: an ``AnswerOptions``) and score the references."""
+        """Generate each answer, grade it (``answers``: an ``AnswerOptions``) and score the references.
+
+        Plain text rows are scored by their perplexity alone.
+        """
         from tuneyard.evaluate.inference import max_length_for
-        from tuneyard.task_types.causal_lm.evaluation import evaluate_generations
+        from tuneyard.task_types.causal_lm.evaluation import evaluate_generations, evaluate_text
         from tuneyard.task_types.causal_lm.options import AnswerOptions
 
         length = max_length_for(decoder, tokenizer, max_length)
+        if spec.problem == data.LANGUAGE_MODELING:
+            return evaluate_text(decoder, tokenizer, dataset, spec, split, batch_size, length, progress)
+        model.with_chat_template(tokenizer, spec, "the model")
         options = answers or AnswerOptions()
         return evaluate_generations(
             decoder, tokenizer, dataset, spec, split, batch_size, length, options, progress
         )
 
     def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
-        raise CompressionError(
-            "compressing decoder language models is not supported yet.",
-            "Compress an encoder (BERT, RoBERTa, ModernBERT, MiniLM).",
-        )
+        return model.load_for_compression(model_id, spec)
 
     def calibration_batches(
         self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
     ) -> list[dict[str, torch.Tensor]]:
-        raise CompressionError("compressing decoder language models is not supported yet.")
+        """Conversations or plain text, every token a next-token target (see :mod:`.calibration`)."""
+        from tuneyard.task_types.causal_lm.calibration import language_model_batches
+
+        return language_model_batches(tokenizer, rows, spec, batch_size, max_length)
+
+    def held_out_scores(self, decoder: Any, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+        """Perplexity of the held-out text."""
+        from tuneyard.task_types.causal_lm.calibration import perplexity
+
+        return {"perplexity": perplexity(decoder, batches)}
 
 
 TASK_TYPE = CausalLM()

@@ -8,6 +8,11 @@ prompt-completion form plus a reference answer for grading:
 * ``prompt`` / ``response`` (or ``completion``) text columns;
 * seed 002's ``system`` / ``user`` / ``assistant`` columns.
 
+With ``--task-type causal_lm``, a folder of plain text (a ``text`` column, e.g. a
+classification folder; other columns are not read) is language-modelling rows,
+TRL's ``text`` form: every token is learned and scored, and ``eval`` reports their
+perplexity (there is no prompt to answer).
+
 Column names are overridable (``--messages-column``, ``--prompt-column``,
 ``--response-column``, ``--system-column``, ``--reference-column``); ``--system-prompt``
 adds a system message to prompts that have none. ``reference`` is the ``reference``
@@ -34,8 +39,11 @@ TEXT_PAIRS = (("prompt", "response"), ("prompt", "completion"), ("user", "assist
 COLUMNS_HELP = (
     "Give a 'messages' column (a list of {role, content}), 'prompt' and 'response' columns, "
     "or 'system'/'user'/'assistant' columns; other names with --messages-column or "
-    "--prompt-column / --response-column."
+    "--prompt-column / --response-column. Plain text for language modelling: a 'text' column "
+    "(or --text-column) with --task-type causal_lm."
 )
+# The problem a folder's rows pose: answers to prompts, or plain text to model.
+GENERATION, LANGUAGE_MODELING = "generation", "language_modeling"
 
 
 def message(role: str, content: Any) -> dict[str, str]:
@@ -102,26 +110,42 @@ def chat_rows(dataset: Dataset, shape: tuple[str, str] | str, options: ColumnOpt
     return rows
 
 
+def text_rows(dataset: Dataset, column: str) -> dict:
+    """The split's plain text rows as ``id`` / ``text`` columns."""
+    ids = dataset["id"] if "id" in dataset.column_names else list(range(len(dataset)))
+    return {"id": list(ids), "text": [str(text) if text is not None else "" for text in dataset[column]]}
+
+
 def load_folder(folder: Path, options: ColumnOptions) -> tuple[TaskSpec, dict[str, Dataset]]:
-    """Read ``train`` / ``validation`` / ``test`` files of chat rows."""
+    """Read ``train`` / ``validation`` / ``test`` files of chat rows, or of plain text."""
     from datasets import Dataset
 
     raw, files = read_split_files(folder)
-    splits = {}
+    splits, problems = {}, set()
     for split, dataset in raw.items():
         shape = chat_shape(dataset.column_names, options)
-        if shape is None:
+        if shape is not None:
+            splits[split] = Dataset.from_dict(chat_rows(dataset, shape, options, f"{files[split]}"))
+            problems.add(GENERATION)
+        elif options.text_column in dataset.column_names:
+            splits[split] = Dataset.from_dict(text_rows(dataset, options.text_column))
+            problems.add(LANGUAGE_MODELING)
+        else:
             raise DataError(
                 f"{files[split]} ({split}) has no chat columns; its columns are: "
                 f"{', '.join(dataset.column_names)}.",
                 COLUMNS_HELP,
             )
-        splits[split] = Dataset.from_dict(chat_rows(dataset, shape, options, f"{files[split]}"))
+    if len(problems) > 1:
+        raise DataError(
+            f"{folder} mixes chat rows and plain text across its splits.",
+            "Give every split the same columns: all chat rows, or all plain text.",
+        )
     spec = TaskSpec(
         name=str(dataset_name(None, folder)),
         task_type="causal_lm",
         main_metric="loss",
-        problem="generation",
+        problem=problems.pop(),
         chat_template=options.chat_template_text(),
     )
     return spec, splits

@@ -11,6 +11,9 @@ parse, per-field accuracy for JSON (``json_field_accuracy`` and ``field_<name>``
 Files: ``predictions.jsonl`` (id, prompt, prediction, reference, tokens, seconds,
 score), ``grader_logs/{split}_{grader}/`` (every decision and the summary, the layout
 ``tuneyard grade`` writes) and ``metrics.json``.
+
+Plain text rows (language modelling) have nothing to answer: their eval is the
+perplexity of the text, every token after the first, and ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tuneyard.evaluate.graders import make_grader
 from tuneyard.evaluate.grading import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
 from tuneyard.evaluate.inference import Throughput, peak_memory
 from tuneyard.task_types.base import ProgressCallback
+from tuneyard.task_types.causal_lm.calibration import language_model_batches, perplexity
 from tuneyard.task_types.causal_lm.generation import Generations, generate_answers, write_predictions
 from tuneyard.task_types.causal_lm.options import AnswerOptions
 from tuneyard.task_types.causal_lm.scoring import score_references
@@ -61,6 +65,49 @@ class GradedResult:
         document = {"model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics}
         (folder / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
         return [predictions, LOGS_FOLDER, "metrics.json"]
+
+
+@dataclass
+class PerplexityResult:
+    """The perplexity of one split of plain text."""
+
+    spec: TaskSpec
+    split: str
+    metrics: dict[str, float]
+    throughput: Throughput
+    main_metric: str = "perplexity"
+
+    def write_files(self, folder: Path, model: str) -> list[str]:
+        """``metrics.json``."""
+        document = {"model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics}
+        (folder / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+        return ["metrics.json"]
+
+
+def evaluate_text(
+    model: Any,
+    tokenizer: Any,
+    rows: Dataset,
+    spec: TaskSpec,
+    split: str,
+    batch_size: int,
+    max_length: int,
+    progress: ProgressCallback | None = None,
+) -> PerplexityResult:
+    """Perplexity of a split's plain text rows (each cut to ``max_length`` tokens)."""
+    import time
+
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    batches = language_model_batches(tokenizer, rows, spec, batch_size, max_length)
+    started = time.perf_counter()
+    value = perplexity(model, batches, progress)
+    seconds = time.perf_counter() - started
+    memory, measure = peak_memory(torch.device(device))
+    throughput = Throughput(len(rows), seconds, batch_size, max_length, str(device), memory, measure)
+    return PerplexityResult(spec, split, {"perplexity": value}, throughput)
 
 
 def graded_metrics(summary: GradeSummary, perplexity: float, generations: Generations) -> dict[str, float]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from tuneyard.data.tasks import TaskSpec
+    from tuneyard.task_types.base import CompressionSubject
     from tuneyard.train.parent import ParentModel
 
 
@@ -34,8 +35,8 @@ def with_chat_template(tokenizer: Any, spec: TaskSpec | None, source: str) -> An
     return tokenizer
 
 
-def load_tokenizer(source: str, spec: TaskSpec | None) -> PreTrainedTokenizerBase:
-    """The checkpoint's tokenizer with a pad token and a chat template."""
+def load_tokenizer_plain(source: str) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer with a pad token (the end-of-sequence token where it has none)."""
     from transformers import AutoTokenizer
 
     try:
@@ -46,7 +47,12 @@ def load_tokenizer(source: str, spec: TaskSpec | None) -> PreTrainedTokenizerBas
             "Save the tokenizer next to the model (tokenizer.save_pretrained(folder)).",
         ) from exc
     ensure_padding_token(tokenizer)
-    return with_chat_template(tokenizer, spec, source)
+    return tokenizer
+
+
+def load_tokenizer(source: str, spec: TaskSpec | None) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer with a pad token and a chat template."""
+    return with_chat_template(load_tokenizer_plain(source), spec, source)
 
 
 def check_decoder(parent: ParentModel) -> None:
@@ -61,19 +67,47 @@ def check_decoder(parent: ParentModel) -> None:
 
 
 def load_model(parent: ParentModel, seed: int) -> PreTrainedModel:
-    """The checkpoint as ``AutoModelForCausalLM`` in float32 (what CPU and mixed precision train)."""
+    """The checkpoint as ``AutoModelForCausalLM`` in float32 (what CPU and mixed precision train).
+
+    A compressed decoder keeps its low-rank layers (``--strategy lowrank`` trains them).
+    """
     import torch
     from transformers import AutoModelForCausalLM, set_seed
 
     check_decoder(parent)
-    if parent.compressed:
-        raise ModelError(
-            f"{parent.source} is a compressed model; fine-tuning compressed decoders is not supported yet.",
-            "Fine-tune the dense decoder.",
-        )
     set_seed(seed)
+    if parent.compressed:
+        from tuneyard.models.compressed_folder import load_compressed_folder
+
+        return load_compressed_folder(Path(parent.source)).train()
     with transformers_errors_only():
         return AutoModelForCausalLM.from_pretrained(parent.source, dtype=torch.float32)
+
+
+def load_for_compression(model_id: str, spec: TaskSpec | None) -> CompressionSubject:
+    """A decoder to compress, in float32, with its tokenizer (and the task's chat template, if given).
+
+    Its head is the pretrained language-model head (often tied to the embeddings); it stays dense.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tuneyard.models.family import family_for
+    from tuneyard.models.loading import load_config
+    from tuneyard.task_types.base import CompressionSubject
+
+    config = load_config(model_id)
+    if not family_for(config.model_type).decoder:
+        raise ModelError(
+            f"{model_id} is a {config.model_type} model, not a decoder language model.",
+            "Compress it with classification data (a text and label column), or choose a decoder.",
+        )
+    tokenizer = load_tokenizer_plain(model_id)
+    if spec is not None and spec.chat_template:
+        tokenizer.chat_template = spec.chat_template
+    with transformers_errors_only():
+        decoder = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
+    return CompressionSubject(decoder.eval(), tokenizer, "pretrained")
 
 
 def load_adapter_base(base: Path | str, adapter: Path) -> Any:
@@ -86,7 +120,10 @@ def load_adapter_base(base: Path | str, adapter: Path) -> Any:
 
 
 def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:
-    """Model (on ``device``) and tokenizer of a decoder folder (a LoRA run's adapter onto its base)."""
+    """Model (on ``device``) and tokenizer of a decoder folder (a LoRA run's adapter onto its base).
+
+    The chat template is the task's business: chat rows check for one (:func:`with_chat_template`).
+    """
     from tuneyard.models.loading import load
 
     model = load(folder)
@@ -96,4 +133,4 @@ def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:
             f"{folder} holds a {type(inner).__name__}, which is not a language model.",
             "Evaluate a causal LM (tuneyard finetune on chat data produces one).",
         )
-    return model.to(device), load_tokenizer(str(folder), None)
+    return model.to(device), load_tokenizer_plain(str(folder))

@@ -32,6 +32,24 @@ class ReferenceScores:
         return math.exp(sum(self.losses) / total) if total else float("nan")
 
 
+def padded_batch(sequences: list[list[int]], starts: list[int], pad_token_id: int) -> dict[str, Any]:
+    """Right-padded ``input_ids`` / ``attention_mask`` and ``labels`` that count tokens from ``starts`` on.
+
+    Positions before a row's start and padding carry -100, the label every loss ignores.
+    """
+    import torch
+
+    longest = max(len(ids) for ids in sequences)
+    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(sequences), longest), -100, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for slot, (ids, start) in enumerate(zip(sequences, starts, strict=True)):
+        input_ids[slot, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        mask[slot, : len(ids)] = 1
+        labels[slot, start : len(ids)] = input_ids[slot, start : len(ids)]
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
 def score_references(
     model: Any, tokenizer: Any, rows: Dataset, batch_size: int, max_length: int
 ) -> ReferenceScores:
@@ -43,21 +61,18 @@ def score_references(
         for prompt, reference in zip(rows["prompt"], rows["reference"], strict=True)
     ]
     sequences = [ids[:max_length] for ids, _ in encoded]
+    starts = [start for _, start in encoded]
     device = next(model.parameters()).device
     losses, counts = [0.0] * len(encoded), [0] * len(encoded)
     for batch in length_sorted_batches([len(ids) for ids in sequences], batch_size):
-        longest = max(len(sequences[i]) for i in batch)
-        input_ids = torch.full((len(batch), longest), tokenizer.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(batch), longest), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for slot, index in enumerate(batch):
-            ids, start = sequences[index], encoded[index][1]
-            input_ids[slot, : len(ids)] = torch.tensor(ids)
-            mask[slot, : len(ids)] = 1
-            labels[slot, start : len(ids)] = torch.tensor(ids[start:], dtype=torch.long)
+        inputs = padded_batch(
+            [sequences[i] for i in batch], [starts[i] for i in batch], tokenizer.pad_token_id
+        )
         with torch.inference_mode():
-            logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits.float()
-        targets = labels[:, 1:].to(device)
+            logits = model(
+                input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device)
+            ).logits.float()
+        targets = inputs["labels"][:, 1:].to(device)
         token_losses = torch.nn.functional.cross_entropy(
             logits[:, :-1].transpose(1, 2), targets, ignore_index=-100, reduction="none"
         )

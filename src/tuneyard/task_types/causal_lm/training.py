@@ -1,5 +1,8 @@
 """Supervised fine-tuning on chat rows with TRL's ``SFTTrainer``: the loss is on the answer only.
 
+(Plain text rows train the way TRL trains its ``text`` form: every token is learned; a
+row longer than ``--max-length`` loses its end, counted in a note.)
+
 TRL renders each row through the chat template (the prompt with the generation
 prompt, then prompt + answer), sets the prompt tokens' labels to -100
 (completion-only loss), truncates rows to ``--max-length`` keeping their start, and
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from trl import SFTTrainer
 
-from tuneyard.errors import DataError
+from tuneyard.errors import DataError, ModelError
 from tuneyard.task_types.causal_lm.tokens import chat_tokens
 
 if TYPE_CHECKING:
@@ -29,7 +32,7 @@ TRAINED_SPLITS = ("train", "validation")
 
 
 class InstructionTrainer(SFTTrainer):
-    """TRL's ``SFTTrainer`` whose evaluations also report perplexity, exp(mean answer-token loss)."""
+    """TRL's ``SFTTrainer`` whose evaluations also report perplexity, exp(mean loss over learned tokens)."""
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "eval_loss" in logs:  # the same dict reaches the callbacks' on_evaluate
@@ -46,9 +49,14 @@ class SplitLengths:
     longest: int
     cut: int  # rows longer than max_length that keep part of their answer
     unfit: list[Any]  # ids of rows whose answer cannot be learned within max_length
+    cut_part: str = "the end of their answer"
 
     @classmethod
     def measure(cls, split: str, rows: Dataset, tokenizer: Any, max_length: int) -> SplitLengths:
+        if "text" in rows.column_names:  # plain text: learned whole, so a long row only loses its end
+            totals = [len(ids) + 1 for ids in tokenizer(list(rows["text"]))["input_ids"]]  # + TRL's EOS
+            cut = sum(n > max_length for n in totals)
+            return cls(split, len(rows), max(totals, default=0), cut, [], "their end")
         longest, cut, unfit = 0, 0, []
         for row in rows:
             ids, start = chat_tokens(tokenizer, row["prompt"], row["completion"])
@@ -63,6 +71,11 @@ class SplitLengths:
 
 def check_lengths(data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
     """Refuse rows whose answer cannot fit ``max_length``; notes counting the rows that will be cut."""
+    if "text" in data.split("train").column_names and tokenizer.eos_token is None:
+        raise ModelError(
+            "the tokenizer has no end-of-sequence token, which TRL ends every plain-text row with.",
+            "Set one (tokenizer.eos_token = ...) and save the tokenizer with the model.",
+        )
     notes = []
     for split in TRAINED_SPLITS:
         lengths = SplitLengths.measure(split, data.split(split), tokenizer, max_length)
@@ -77,7 +90,7 @@ def check_lengths(data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
         if lengths.cut:
             notes.append(
                 f"note: {lengths.cut} of {lengths.rows} {split} rows are longer than --max-length "
-                f"{max_length} tokens and lose the end of their answer (longest: {lengths.longest}); "
+                f"{max_length} tokens and lose {lengths.cut_part} (longest: {lengths.longest}); "
                 f"--max-length {lengths.longest} keeps them whole."
             )
     return notes
@@ -86,8 +99,8 @@ def check_lengths(data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
 def build_trainer(
     model: Any, arguments: Any, data: TaskData, tokenizer: Any, callbacks: list[Any]
 ) -> InstructionTrainer:
-    """The SFT trainer on the prompt / completion columns of the train and validation splits."""
-    columns = ["prompt", "completion"]
+    """The SFT trainer on the prompt / completion (or text) columns of the train and validation splits."""
+    columns = ["text"] if "text" in data.split("train").column_names else ["prompt", "completion"]
     return InstructionTrainer(
         model=model,
         args=arguments,

@@ -1,7 +1,9 @@
-"""``lowrank``: fine-tune a compressed model's low-rank factors (and its head).
+"""``lowrank``: fine-tune a compressed model's low-rank factors (and its task head).
 
 Every :class:`~tuneyard.models.lowrank.LowRankLinear` factor is a plain parameter
-used through ``F.linear``, so each one gets a gradient. ``--freeze-factors`` flips
+used through ``F.linear``, so each one gets a gradient. The head trained beside them is
+the task type's (a classifier's head; a language model has none: its output layer is
+pretrained and often tied to the embeddings). ``--freeze-factors`` flips
 the choice: the factors stay as compression left them and everything else trains
 (embeddings, norms, biases, the head), to repair the model around fixed factors.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.train.strategies.heads import head_parameter_names, train_only
+from tuneyard.train.strategies.heads import train_only
 
 if TYPE_CHECKING:
     from torch import nn
@@ -40,5 +42,7 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type:
             "Compress it first with `tuneyard compress`, or use --strategy full / frozen / lora.",
         )
     every = {name for name, _ in model.named_parameters()}
-    train_only(model, every - factors if options.freeze_factors else factors | head_parameter_names(model))
+    head = tuple(f"{name}." for name in task_type.modules_to_save(model))
+    trained = factors | {name for name in every if head and name.startswith(head)}
+    train_only(model, every - factors if options.freeze_factors else trained)
     return model

@@ -1,0 +1,121 @@
+"""Compressing decoder language models: calibration on chat rows or plain text, held-out perplexity."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import tuneyard
+from tuneyard.models.lowrank import LowRankLinear
+
+HEAD_CLASSES = {"llama": "LlamaForCausalLM", "gpt2": "GPT2LMHeadModel"}
+
+
+def direct_perplexity(model, token_rows: list[list[int]]) -> float:  # type: ignore[no-untyped-def]
+    """Perplexity computed the plain way: one unpadded row at a time, transformers' own loss."""
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for ids in token_rows:
+            tensor = torch.tensor([ids])
+            tokens = len(ids) - 1
+            total += float(model(input_ids=tensor, labels=tensor).loss) * tokens
+            count += tokens
+    return math.exp(total / count)
+
+
+def conversations(tokenizer, folder: Path, split: str) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    lines = (folder / f"{split}.jsonl").read_text().splitlines()
+    return [tokenizer.apply_chat_template(json.loads(line)["messages"])["input_ids"] for line in lines]
+
+
+def texts(tokenizer, folder: Path, split: str, max_length: int) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    import csv
+
+    with open(folder / f"{split}.csv") as handle:
+        rows = [row["text"] for row in csv.DictReader(handle)]
+    return [ids[:max_length] for ids in tokenizer(rows)["input_ids"]]
+
+
+def compress(cli, yard: Path, model: Path, data: Path, *extra: object):  # type: ignore[no-untyped-def]
+    result = cli(
+        "--yard", yard, "compress", "--model", model, "--method", "whiten", "--ratio", "0.6",
+        "--data", data, "--held-out-samples", "100", "-q", *extra,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1].removeprefix("saved "))
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_chat_calibration_reports_the_conversations_perplexity_before_and_after(
+    cli, tiny_decoder, chat_topics, tmp_path, arch
+) -> None:
+    folder = compress(cli, tmp_path, tiny_decoder(arch), chat_topics)
+    metrics = json.loads((folder / "manifest.json").read_text())["metrics"]
+    assert metrics["held_out_rows"] == 16  # every validation row, none of the train rows
+    info = json.loads((folder / "compression_info.json").read_text())
+    assert info["calibration"]["samples"] == 32 and info["head"] == "pretrained"
+
+    dense = tuneyard.load(tiny_decoder(arch))
+    tokenizer = tuneyard.load_tokenizer(tiny_decoder(arch))
+    held_out = conversations(tokenizer, chat_topics, "validation")
+    assert metrics["perplexity_before"] == pytest.approx(direct_perplexity(dense, held_out), rel=1e-4)
+    compressed = tuneyard.load(folder)
+    assert type(compressed).__name__ == HEAD_CLASSES[arch]
+    assert any(isinstance(module, LowRankLinear) for module in compressed.modules())
+    assert metrics["perplexity_after"] == pytest.approx(direct_perplexity(compressed, held_out), rel=1e-4)
+    assert metrics["perplexity_after"] != pytest.approx(metrics["perplexity_before"], rel=1e-6)
+    # The folder keeps the chat template, so the compressed model answers chat rows as it is.
+    assert tuneyard.load_tokenizer(folder).chat_template == tokenizer.chat_template
+
+
+def test_plain_text_calibration_matches_eval_of_the_same_text(
+    cli, tiny_decoder, sentiment_data, tmp_path
+) -> None:
+    """A classification folder's text column is plain text to a decoder; eval scores it the same way."""
+    folder = compress(cli, tmp_path, tiny_decoder("llama"), sentiment_data, "--max-length", "16")
+    metrics = json.loads((folder / "manifest.json").read_text())["metrics"]
+    assert metrics["held_out_rows"] == 32
+    tokenizer = tuneyard.load_tokenizer(folder)
+    held_out = texts(tokenizer, sentiment_data, "validation", max_length=16)
+    assert metrics["perplexity_after"] == pytest.approx(
+        direct_perplexity(tuneyard.load(folder), held_out), rel=1e-4
+    )
+    result = cli(
+        "--yard", tmp_path, "eval", "--checkpoint", folder, "--data", sentiment_data,
+        "--task-type", "causal_lm", "--split", "validation", "--max-length", "16", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(next(folder.glob("evaluation_results/*/metrics.json")).read_text())["metrics"]
+    assert scores == {"perplexity": pytest.approx(metrics["perplexity_after"], rel=1e-4)}
+
+
+def test_fwsvd_weighs_a_decoder_by_its_language_modelling_loss(
+    cli, tiny_decoder, sentiment_data, tmp_path
+) -> None:
+    result = cli(
+        "--yard", tmp_path, "compress", "--model", tiny_decoder("gpt2"), "--method", "fwsvd", "--rank", "8",
+        "--data", sentiment_data, "--task-type", "causal_lm", "--calib-samples", "16", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    folder = Path(result.stdout.strip().splitlines()[-1].removeprefix("saved "))
+    info = json.loads((folder / "compression_info.json").read_text())
+    assert info["calibration"]["labelled"] and {layer["rank"] for layer in info["layers"].values()} == {8}
+    assert "held-out perplexity" in result.stdout
+
+
+def test_a_decoder_without_usable_rows_is_refused(cli, tiny_decoder, tmp_path) -> None:
+    data = tmp_path / "qa"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"question": "q", "answer": "a"}\n' * 4)
+    result = cli(
+        "--yard", tmp_path, "compress", "--model", tiny_decoder("llama"), "--method", "whiten",
+        "--rank", "4", "--data", data, "--task-type", "causal_lm",
+    )  # fmt: skip
+    assert result.exit_code == 2 and result.stderr.startswith("error: "), result.stderr
+    assert "has no chat columns" in result.stderr
+    assert "Plain text for language modelling: a 'text' column" in result.stderr
+    assert not (tmp_path / "compressed_models").exists()

@@ -1,0 +1,151 @@
+"""Compressed decoders fine-tuned with ``--strategy lowrank``, and plain text as language-modelling rows."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+from test_errors import assert_user_error, yard_artifacts
+
+QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-2", "--max-length", "64", "-q")
+
+
+@pytest.fixture(scope="module")
+def compressed_decoder(tiny_decoder, chat_topics, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A whitened tiny LLaMA (ratio 0.6) with its manifest, in a yard of its own."""
+    from tuneyard.compress.compressor import compress_model
+    from tuneyard.compress.options import CompressOptions
+    from tuneyard.yard.root import Yard
+
+    options = CompressOptions(
+        model=str(tiny_decoder("llama")), method="whiten", ratio=0.6, data=str(chat_topics), calib_samples=16
+    )
+    return compress_model(options, Yard.open(tmp_path_factory.mktemp("yard"))).path
+
+
+@pytest.mark.parametrize("data_kind", ["chat", "text"])
+def test_lowrank_trains_a_compressed_decoders_factors_only(
+    cli, compressed_decoder, chat_topics, topics, tmp_path, data_kind
+) -> None:
+    """Chat rows or plain text: the factors learn; embeddings, norms and the tied output layer stay."""
+    import tuneyard
+    from tuneyard.models.lowrank import LowRankLinear
+
+    data = ("--data", chat_topics) if data_kind == "chat" else ("--data", topics, "--task-type", "causal_lm")
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", compressed_decoder, *data, *QUICK)
+    assert result.exit_code == 0, result.stderr
+    assert "strategy lowrank" in result.stderr  # the default for a compressed checkpoint
+    run = Path(result.stdout.strip())
+    assert run == tmp_path / "models" / "finetuned" / "llama" / "whiten" / compressed_decoder.name
+
+    before = load_file(str(compressed_decoder / "model.safetensors"))
+    after = load_file(str(run / "last" / "model.safetensors"))
+    factors = {key for key in before if key.endswith((".left", ".right"))}
+    assert len(factors) == 2 * 14  # 7 projections in each of 2 layers
+    assert not [key for key in factors if before[key].equal(after[key])], "every factor trains"
+    assert all(before[key].equal(after[key]) for key in set(after) - factors)
+
+    best = tuneyard.load(run / "best")
+    assert type(best).__name__ == "LlamaForCausalLM"
+    assert sum(isinstance(module, LowRankLinear) for module in best.modules()) == 14
+    info = json.loads((run / "best" / "compression_info.json").read_text())
+    assert info["model_class"] == "LlamaForCausalLM" and info["method"] == "whiten"
+
+
+def test_a_recovered_decoder_answers_and_is_graded(cli, compressed_decoder, chat_topics, tmp_path) -> None:
+    result = cli(
+        "--yard", tmp_path, "finetune", "--checkpoint", compressed_decoder, "--data", chat_topics, *QUICK
+    )
+    assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    result = cli(
+        "--yard", tmp_path, "eval", "--checkpoint", run, "--data", chat_topics, "--split", "test", "-q"
+    )
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((run / "manifest.json").read_text())["metrics"]["chat_topics_test"]
+    assert 0.0 <= metrics["exact"] <= 1.0 and math.isfinite(metrics["perplexity"])
+    predictions = (run / "evaluation_results" / "chat_topics_test" / "predictions.jsonl").read_text()
+    assert len(predictions.splitlines()) == 8
+
+
+def test_plain_text_rows_learn_every_token(tiny_decoder, topics, tmp_path) -> None:
+    """TRL's language-modelling form: labels are the tokens themselves, the padding alone is -100."""
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import prepare_finetune
+    from tuneyard.yard.root import Yard
+
+    options = FinetuneOptions(
+        checkpoint=str(tiny_decoder("llama")), data=str(topics), task_type="causal_lm", max_length=64
+    )
+    prepared = prepare_finetune(options, Yard.open(tmp_path))
+    assert prepared.data.spec.problem == "language_modeling"
+    trainer = prepared._trainer()
+    batch = trainer.data_collator([trainer.train_dataset[index] for index in range(4)])
+    real = batch["attention_mask"].bool() if "attention_mask" in batch else batch["labels"] != -100
+    assert batch["labels"][real].equal(batch["input_ids"][real])
+    assert (batch["labels"][~real] == -100).all()
+    first = trainer.processing_class.decode(batch["input_ids"][0], skip_special_tokens=True)
+    assert first == prepared.data.splits["train"]["text"][0]  # the row's own text, whole
+
+
+def test_eval_of_plain_text_is_its_perplexity_alone(cli, tiny_decoder, topics, tmp_path) -> None:
+    folder = tmp_path / "results"
+    args = (
+        "--data",
+        topics,
+        "--task-type",
+        "causal_lm",
+        "--split",
+        "validation",
+        "--output-dir",
+        folder,
+        "-q",
+    )
+    result = cli("--yard", tmp_path, "eval", "--checkpoint", tiny_decoder("llama"), *args)
+    assert result.exit_code == 0, result.stderr
+    folder = folder / "topics_validation"
+    assert sorted(path.name for path in folder.iterdir()) == ["metrics.json"]
+    metrics = json.loads((folder / "metrics.json").read_text())["metrics"]
+    assert list(metrics) == ["perplexity"] and metrics["perplexity"] > 1
+    assert "perplexity" in result.stdout
+
+
+def test_generate_refuses_plain_text(tiny_decoder, topics, tmp_path) -> None:
+    from tuneyard.data.options import DataOptions
+    from tuneyard.errors import EvaluationError
+    from tuneyard.evaluate.generate import generate
+    from tuneyard.task_types.causal_lm.options import GenerationOptions
+    from tuneyard.yard.root import Yard
+
+    data = DataOptions(data=str(topics), task_type="causal_lm").load()
+    with pytest.raises(EvaluationError, match="plain text, with no prompts to answer"):
+        generate(tiny_decoder("llama"), data, Yard.open(tmp_path), GenerationOptions(), split="validation")
+
+
+def test_plain_text_needs_an_end_of_sequence_token(cli, tiny_decoder, topics, tmp_path) -> None:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "lm"
+    shutil.copytree(tiny_decoder("llama"), model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.eos_token = None
+    tokenizer.save_pretrained(model)
+    result = cli(
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        model,
+        "--data",
+        topics,
+        "--task-type",
+        "causal_lm",
+        *QUICK,
+    )
+    assert_user_error(result, "no end-of-sequence token", "tokenizer.eos_token")
+    assert not yard_artifacts(tmp_path)
