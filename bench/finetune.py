@@ -31,31 +31,20 @@ import argparse
 import math
 import os
 import platform
-import shutil
-import statistics
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from results import record  # bench/results.py: python bench/x.py puts bench/ on sys.path
+from pairs import Run, alternate, quiet_libraries, report  # bench/: python bench/x.py puts it on sys.path
+from results import record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-TARGET = 1.03
-
-
-@dataclass(frozen=True)
-class Run:
-    """One timed run: wall seconds end to end, and the Trainer's own train_samples_per_second."""
-
-    seconds: float
-    loop_rate: float
 
 
 def default_model() -> str:
@@ -180,72 +169,6 @@ def tuneyard_run(model_dir: str, data_dir: Path, yard_root: Path, args: argparse
     return Run(time.perf_counter() - started, result.throughput["train_samples_per_second"])
 
 
-def spread(values: list[float]) -> str:
-    """``median (min..max)`` of paired ratios."""
-    return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
-
-
-def alternate(
-    model_dir: str, data_dir: Path, scratch: Path, args: argparse.Namespace
-) -> dict[str, list[Run]]:
-    """``--warmup`` untimed rounds, then ``--rounds`` rounds in ABBA order (who goes first alternates)."""
-    runs: dict[str, list[Run]] = {"plain": [], "tuneyard": []}
-    for round_number in range(-args.warmup, args.rounds):
-        plain_dir, yard_dir = scratch / f"plain{round_number}", scratch / f"yard{round_number}"
-        sides = [
-            ("plain", partial(plain_trainer_run, model_dir, data_dir, plain_dir, args)),
-            ("tuneyard", partial(tuneyard_run, model_dir, data_dir, yard_dir, args)),
-        ]
-        # Neither side always runs first (after the other's garbage, on a cache it warmed).
-        for side, run in sides if round_number % 2 == 0 else sides[::-1]:
-            outcome = run()
-            if round_number >= 0:
-                runs[side].append(outcome)
-        for folder in (plain_dir, yard_dir):  # checkpoints add up to gigabytes over the rounds
-            shutil.rmtree(folder)
-        if round_number >= 0:
-            plain, tuned = runs["plain"][-1], runs["tuneyard"][-1]
-            print(
-                f"round {round_number + 1}: plain {plain.seconds:.2f} s, tuneyard {tuned.seconds:.2f} s, "
-                f"ratio {tuned.seconds / plain.seconds:.3f}",
-                flush=True,
-            )
-    return runs
-
-
-def report(runs: dict[str, list[Run]]) -> tuple[str, str]:
-    """The per-round table and the summary lines."""
-    pairs = list(zip(runs["plain"], runs["tuneyard"], strict=True))
-    end_to_end = [tuned.seconds / plain.seconds for plain, tuned in pairs]
-    loop = [plain.loop_rate / tuned.loop_rate for plain, tuned in pairs]
-    table = (
-        "| round | first | plain s | tuneyard s | ratio | plain Trainer loop samples/s "
-        "| tuneyard Trainer loop samples/s | loop ratio |\n|---|---|---|---|---|---|---|---|\n"
-    ) + "".join(
-        f"| {i + 1} | {'plain' if i % 2 == 0 else 'tuneyard'} | {plain.seconds:.2f} | {tuned.seconds:.2f} "
-        f"| {end_to_end[i]:.3f} | {plain.loop_rate:.2f} | {tuned.loop_rate:.2f} | {loop[i]:.3f} |\n"
-        for i, (plain, tuned) in enumerate(pairs)
-    )
-    median = statistics.median(end_to_end)
-    summary = "\n".join(
-        [
-            (
-                f"end-to-end (all a user waits for), tuneyard / plain time, paired over {len(pairs)} rounds: "
-                f"**{spread(end_to_end)}**, median overhead {100 * (median - 1):.1f}% "
-                f"(target <= {100 * (TARGET - 1):.0f}%: {'met' if median <= TARGET else 'not met'})"
-            ),
-            (
-                f"medians: plain {statistics.median(p.seconds for p, _ in pairs):.2f} s, "
-                f"tuneyard {statistics.median(t.seconds for _, t in pairs):.2f} s; both log every "
-                "max(1, min(steps per epoch, 50)) steps"
-            ),
-            "Trainer loop, tuneyard / plain time (train_samples_per_second inverted), "
-            f"paired: {spread(loop)}",
-        ]
-    )
-    return table, summary
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -266,18 +189,21 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
 
-    import datasets
     import torch
     import transformers
 
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_libraries()
     model_dir = args.model or default_model()
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = subset(args.data, args.rows, args.eval_rows, Path(scratch) / "data")
-        runs = alternate(model_dir, data_dir, Path(scratch), args)
-    table, summary = report(runs)
+        runs = alternate(
+            partial(plain_trainer_run, model_dir, data_dir, args=args),
+            partial(tuneyard_run, model_dir, data_dir, args=args),
+            Path(scratch),
+            args.rounds,
+            args.warmup,
+        )
+    table, summary = report(runs, "both log every max(1, min(steps per epoch, 50)) steps")
     print(f"{table}\n{summary}")
     if args.no_append:
         return
