@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FILES = ("README.md", "docs/yard.md", "docs/finetune.md", "docs/compress.md", "docs/evaluate.md")
+FILES = (
+    "README.md",
+    "docs/yard.md",
+    "docs/finetune.md",
+    "docs/compress.md",
+    "docs/evaluate.md",
+    "docs/export.md",
+)
 MARKER = re.compile(r"^<!-- refresh(?P<errors>: errors)? -->$")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 

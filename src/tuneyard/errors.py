@@ -68,6 +68,10 @@ class EvaluationError(TuneyardError):
     """An evaluation or grading request is impossible: bad grader, fields or split."""
 
 
+class ExportError(TuneyardError):
+    """A merge or export request is impossible: nothing to merge, a quantized base, a mismatch."""
+
+
 class UnsafeCheckpointError(TuneyardError):
     """A pickle checkpoint would need arbitrary code to load; needs ``--trust``."""
 

@@ -60,7 +60,7 @@ def load_tokenizer(path: str | Path) -> Any:
         return AutoTokenizer.from_pretrained(str(path))
     folder = resolve_model_folder(path)
     if (folder / ADAPTER_CONFIG).is_file() and not (folder / "tokenizer_config.json").is_file():
-        base = _adapter_base(folder)
+        base = adapter_base(folder)
         return load_tokenizer(base) if isinstance(base, Path) else AutoTokenizer.from_pretrained(base)
     try:
         return AutoTokenizer.from_pretrained(folder)
@@ -181,7 +181,7 @@ def _load_plain(folder: Path | str) -> Any:
         raise ModelError(f"{folder} is not a loadable Hugging Face model: {exc}", hint) from exc
 
 
-def _adapter_base(folder: Path) -> Path | str:
+def adapter_base(folder: Path) -> Path | str:
     """The adapter's base: an existing local folder if one matches, else the hub id."""
     config = json.loads((folder / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
@@ -232,7 +232,7 @@ def _load_adapter(folder: Path) -> Any:
     from tuneyard.task_types import task_type_for_peft
 
     peft_config = PeftConfig.from_pretrained(str(folder))
-    base = _adapter_base(folder)
+    base = adapter_base(folder)
     task_type = task_type_for_peft(str(getattr(peft_config, "task_type", "") or ""))
     if isinstance(base, Path) and is_compressed_folder(base):
         base_model = load_compressed_folder(base)

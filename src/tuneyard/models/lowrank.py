@@ -148,3 +148,32 @@ def lowrank_layers(model: nn.Module) -> Iterator[tuple[str, LowRankLinear]]:
     for name, module in model.named_modules():
         if isinstance(module, LowRankLinear):
             yield name, module
+
+
+def restore_dense(model: nn.Module) -> int:
+    """Replace every :class:`LowRankLinear` with the dense layer its class had there; returns how many.
+
+    The layer type comes from the model class itself (a skeleton built on the meta
+    device, no memory): ``nn.Linear``, or GPT-2's ``Conv1D`` with its ``(in, out)``
+    weight, so the model saves and loads as the plain transformers class. The weight is
+    ``left @ right`` in the factors' dtype; the bias is kept.
+    """
+    with torch.device("meta"):
+        skeleton = type(model)(model.config)
+    layers = list(lowrank_layers(model))
+    for name, layer in layers:
+        weight = layer.dense_weight().detach()
+        original = skeleton.get_submodule(name)
+        dense: nn.Module
+        if is_conv1d(original):
+            dense = type(original)(layer.out_features, layer.in_features)
+            dense.weight = nn.Parameter(weight.T.contiguous())
+        else:
+            dense = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+            dense.weight = nn.Parameter(weight.contiguous())
+        if layer.bias is not None:
+            dense.bias = nn.Parameter(layer.bias.detach().clone())
+        elif getattr(dense, "bias", None) is not None:
+            dense.bias = nn.Parameter(torch.zeros(layer.out_features, dtype=weight.dtype))
+        replace_module(model, name, dense.to(weight.device))
+    return len(layers)

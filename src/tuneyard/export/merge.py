@@ -1,0 +1,201 @@
+"""``tuneyard merge``: a LoRA run or a compressed model as one plain Hugging Face model folder.
+
+A LoRA adapter is folded into its base with PEFT's ``merge_and_unload`` (``W + B A *
+scale`` per adapted layer); a compressed model's low-rank layers become dense again
+with ``--dense`` (``left @ right``, in the layer type the class had: ``nn.Linear`` or
+GPT-2's ``Conv1D``). The result is the base class with plain weights, saved with
+safetensors, its config, generation config and tokenizer (chat template included), as
+a ``merged`` artifact at ``models/merged/{arch}/{name}`` whose parents are the source
+(the run, or the compressed model) and the base.
+
+The merge checks itself before anything is written: the merged model's logits on a
+probe sentence must equal the source model's (to 1e-4 of their scale); a mismatch is
+an error and nothing is filed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneyard.config import StrictModel
+from tuneyard.errors import ExportError
+from tuneyard.yard.root import Yard
+
+PROBE = "The quick brown fox jumps over the lazy dog, then asks which Debian section it is in."
+TOLERANCE = 1e-4  # of the largest probe logit's magnitude
+
+
+class MergeOptions(StrictModel):
+    """What one merge depends on; saved in the manifest."""
+
+    checkpoint: str
+    dense: bool = False
+    name: str | None = None
+    output_dir: str | None = None
+
+
+@dataclass
+class MergeResult:
+    """What ``merge_model`` made."""
+
+    path: Path
+    source: str  # "lora" or "lowrank"
+    layers: int  # adapted (or low-rank) layers folded in
+    params: int
+    max_logit_difference: float
+    seconds: float
+    model: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
+    """Fold ``options.checkpoint``'s adapter (or, with ``dense``, its factors) in and file the model."""
+    from tuneyard.models.compressed_folder import is_compressed_folder
+    from tuneyard.models.loading import ADAPTER_CONFIG, adapter_base, resolve_model_folder
+
+    started = time.perf_counter()
+    folder = resolve_model_folder(options.checkpoint)
+    if (folder / ADAPTER_CONFIG).is_file():
+        source, base = "lora", adapter_base(folder)
+    elif is_compressed_folder(folder):
+        if not options.dense:
+            raise ExportError(
+                f"{folder} is a compressed model: its low-rank layers have no adapter to merge.",
+                "Pass --dense to multiply each factor pair back into a dense layer.",
+            )
+        source, base = "lowrank", folder
+    else:
+        raise ExportError(
+            f"{folder} holds neither a LoRA adapter nor low-rank layers: there is nothing to merge.",
+            "Merge a LoRA run (its folder or best/), or a compressed model with --dense.",
+        )
+    _refuse_quantized(base)
+    model, tokenizer, probe = _load_with_probe(folder)
+    before = _probe_logits(model, probe)
+    merged, layers = _fold(model, source)
+    difference = _check_same_outputs(before, _probe_logits(merged, probe), folder)
+    path = _write(yard, options, folder, base, merged, tokenizer, source, layers, difference)
+    params = sum(parameter.numel() for parameter in merged.parameters())
+    return MergeResult(path, source, layers, params, difference, time.perf_counter() - started, merged)
+
+
+def _refuse_quantized(base: Path | str) -> None:
+    """A quantized base has no full-precision weights to add ``B A`` to."""
+    from tuneyard.models.loading import load_config
+
+    quantization = getattr(load_config(base), "quantization_config", None)
+    if quantization:
+        method = quantization.get("quant_method") if isinstance(quantization, dict) else quantization
+        raise ExportError(
+            f"the base {base} is quantized ({method}): adding the adapter to rounded weights loses it.",
+            "Merge into the full-precision base (float32 or bfloat16), then quantize the merged model.",
+        )
+
+
+def _load_with_probe(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The source model (eval mode, float32 as loaded), its tokenizer and the tokenized probe."""
+    from tuneyard.models.loading import load, load_tokenizer
+
+    model = load(folder)
+    tokenizer = load_tokenizer(folder)
+    return model, tokenizer, dict(tokenizer(PROBE, return_tensors="pt"))
+
+
+def _probe_logits(model: Any, probe: dict[str, Any]) -> Any:
+    import torch
+
+    with torch.inference_mode():
+        return model(**probe).logits.float()
+
+
+def _fold(model: Any, source: str) -> tuple[Any, int]:
+    """The plain model and how many layers were folded into it."""
+    if source == "lowrank":
+        from tuneyard.models.lowrank import restore_dense
+
+        return model, restore_dense(model)
+    from peft.tuners.lora import LoraLayer
+
+    layers = sum(isinstance(module, LoraLayer) for module in model.modules())
+    return model.merge_and_unload(), layers
+
+
+def _check_same_outputs(before: Any, after: Any, folder: Path) -> float:
+    """The largest logit difference on the probe; an error beyond the tolerance."""
+    difference = float((before - after).abs().max())
+    scale = max(1.0, float(before.abs().max()))
+    if difference > TOLERANCE * scale:
+        raise ExportError(
+            f"the merged model's logits differ from {folder}'s by up to {difference:.3g} on a probe sentence "
+            f"(allowed {TOLERANCE * scale:.3g}); nothing was written.",
+            "This is a bug in the merge or a layer type it does not know; please report it with the model.",
+        )
+    return difference
+
+
+def _write(
+    yard: Yard,
+    options: MergeOptions,
+    folder: Path,
+    base: Path | str,
+    merged: Any,
+    tokenizer: Any,
+    source: str,
+    layers: int,
+    difference: float,
+) -> Path:
+    from tuneyard.models.family import family_for
+    from tuneyard.yard.layout import model_display_name
+    from tuneyard.yard.manifest import Manifest
+
+    arch = family_for(merged.config.model_type).arch
+    origin = _artifact_folder(folder)
+    name = options.name or model_display_name(origin)
+    target = yard.target_path("merged", output_dir=options.output_dir, arch=arch, name=name)
+    parents = [yard.parent_link(origin, "adapter" if source == "lora" else "source")]
+    if source == "lora":
+        parents.append(yard.parent_link(base, "base"))
+    task, dataset = _task_of(origin)
+    manifest = Manifest(
+        kind="merged",
+        name=target.name,
+        arch=arch,
+        method=source,
+        task=task,
+        dataset=dataset,
+        parents=parents,
+        config=options.model_dump(),
+        metrics={
+            "params": sum(parameter.numel() for parameter in merged.parameters()),
+            "layers_merged": layers,
+            "max_logit_difference": difference,
+        },
+    )
+    merged.config.architectures = [type(merged).__name__]
+    with yard.create(manifest, target) as writer:
+        merged.save_pretrained(writer.path)
+        tokenizer.save_pretrained(writer.path)
+    return writer.final_path
+
+
+def _task_of(origin: Path) -> tuple[str | None, str | None]:
+    """The task and dataset the source artifact was trained on, carried to the merged model."""
+    from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+
+    if not (origin / MANIFEST_FILE).is_file():
+        return None, None
+    manifest = read_manifest(origin)
+    return manifest.task, manifest.dataset
+
+
+def _artifact_folder(folder: Path) -> Path:
+    """The yard artifact a model folder belongs to: the run whose best/ or last/ it is, else itself."""
+    from tuneyard.models.loading import RUN_SUBFOLDERS
+    from tuneyard.yard.manifest import MANIFEST_FILE
+
+    if folder.name in RUN_SUBFOLDERS and (folder.parent / MANIFEST_FILE).is_file():
+        return folder.parent
+    return folder
