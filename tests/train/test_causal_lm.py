@@ -187,6 +187,18 @@ def test_a_tokenizer_without_chat_template_needs_one(cli, tiny_decoder, chat_top
     )
     assert "says" in saved_template  # best/ formats prompts the way it was trained
 
+    # The base model, evaluated on chat rows: the task's template is used, the model needs none.
+    scored = tmp_path / "base-eval"
+    args = ("--data", chat_topics, "--split", "test", "--max-new-tokens", "2", "--output-dir", scored, "-q")
+    result = cli("--yard", tmp_path, "eval", "--checkpoint", bare, *args)
+    assert_user_error(result, "has no chat template", "--chat-template FILE")
+    result = cli("--yard", tmp_path, "eval", "--checkpoint", bare, *args, "--chat-template", template)
+    assert result.exit_code == 0, result.stderr
+    prompt = json.loads((scored / "chat_topics_test" / "predictions.jsonl").read_text().splitlines()[0])[
+        "prompt"
+    ]
+    assert prompt.endswith("assistant says")
+
 
 def test_answers_longer_than_max_length_are_refused_and_cut_rows_counted(cli, tiny_decoder, tmp_path) -> None:
     folder = tmp_path / "long"
