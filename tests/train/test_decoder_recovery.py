@@ -14,45 +14,74 @@ QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-2", "--max
 
 
 @pytest.fixture(scope="module")
-def compressed_decoder(tiny_decoder, chat_topics, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """A whitened tiny LLaMA (ratio 0.6) with its manifest, in a yard of its own."""
+def compressed_decoders(tiny_decoder, chat_topics, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """``compressed_decoders(arch)``: a whitened tiny decoder (ratio 0.6) with its manifest."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
     from tuneyard.yard.root import Yard
 
-    options = CompressOptions(
-        model=str(tiny_decoder("llama")), method="whiten", ratio=0.6, data=str(chat_topics), calib_samples=16
-    )
-    return compress_model(options, Yard.open(tmp_path_factory.mktemp("yard"))).path
+    yard, made = Yard.open(tmp_path_factory.mktemp("yard")), {}
+
+    def make(arch: str) -> Path:
+        if arch not in made:
+            options = CompressOptions(
+                model=str(tiny_decoder(arch)),
+                method="whiten",
+                ratio=0.6,
+                data=str(chat_topics),
+                calib_samples=16,
+            )
+            made[arch] = compress_model(options, yard).path
+        return made[arch]
+
+    return make
 
 
-@pytest.mark.parametrize("data_kind", ["chat", "text"])
+@pytest.fixture
+def compressed_decoder(compressed_decoders):  # type: ignore[no-untyped-def]
+    return compressed_decoders("llama")
+
+
+def tied_as_embedding(weights: dict) -> dict:  # type: ignore[type-arg]
+    """GPT-2's output layer is its embedding: saved under either name, compared under one."""
+    if "lm_head.weight" in weights and "transformer.wte.weight" not in weights:
+        weights["transformer.wte.weight"] = weights.pop("lm_head.weight")
+    return weights
+
+
+LAYERS = {"llama": 14, "gpt2": 8}  # 7 projections per layer; GPT-2: c_attn, two c_proj, c_fc
+CLASSES = {"llama": "LlamaForCausalLM", "gpt2": "GPT2LMHeadModel"}
+
+
+@pytest.mark.parametrize(("arch", "data_kind"), [("llama", "chat"), ("llama", "text"), ("gpt2", "chat")])
 def test_lowrank_trains_a_compressed_decoders_factors_only(
-    cli, compressed_decoder, chat_topics, topics, tmp_path, data_kind
+    cli, compressed_decoders, chat_topics, topics, tmp_path, arch, data_kind
 ) -> None:
     """Chat rows or plain text: the factors learn; embeddings, norms and the tied output layer stay."""
     import tuneyard
     from tuneyard.models.lowrank import LowRankLinear
 
+    compressed_decoder = compressed_decoders(arch)
     data = ("--data", chat_topics) if data_kind == "chat" else ("--data", topics, "--task-type", "causal_lm")
     result = cli("--yard", tmp_path, "finetune", "--checkpoint", compressed_decoder, *data, *QUICK)
     assert result.exit_code == 0, result.stderr
     assert "strategy lowrank" in result.stderr  # the default for a compressed checkpoint
     run = Path(result.stdout.strip())
-    assert run == tmp_path / "models" / "finetuned" / "llama" / "whiten" / compressed_decoder.name
+    assert run == tmp_path / "models" / "finetuned" / arch / "whiten" / compressed_decoder.name
 
-    before = load_file(str(compressed_decoder / "model.safetensors"))
-    after = load_file(str(run / "last" / "model.safetensors"))
+    before = tied_as_embedding(load_file(str(compressed_decoder / "model.safetensors")))
+    after = tied_as_embedding(load_file(str(run / "last" / "model.safetensors")))
+    assert set(before) == set(after)
     factors = {key for key in before if key.endswith((".left", ".right"))}
-    assert len(factors) == 2 * 14  # 7 projections in each of 2 layers
+    assert len(factors) == 2 * LAYERS[arch]
     assert not [key for key in factors if before[key].equal(after[key])], "every factor trains"
     assert all(before[key].equal(after[key]) for key in set(after) - factors)
 
     best = tuneyard.load(run / "best")
-    assert type(best).__name__ == "LlamaForCausalLM"
-    assert sum(isinstance(module, LowRankLinear) for module in best.modules()) == 14
+    assert type(best).__name__ == CLASSES[arch]
+    assert sum(isinstance(module, LowRankLinear) for module in best.modules()) == LAYERS[arch]
     info = json.loads((run / "best" / "compression_info.json").read_text())
-    assert info["model_class"] == "LlamaForCausalLM" and info["method"] == "whiten"
+    assert info["model_class"] == CLASSES[arch] and info["method"] == "whiten"
 
 
 def test_a_recovered_decoder_answers_and_is_graded(cli, compressed_decoder, chat_topics, tmp_path) -> None:
