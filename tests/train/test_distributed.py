@@ -66,3 +66,32 @@ def test_two_processes_train_and_only_rank_zero_files_the_run(tiny_model, topics
     with sqlite3.connect(tmp_path / ".tuneyard" / "index.db") as connection:
         rows = connection.execute("SELECT kind, status, path FROM artifacts ORDER BY path").fetchall()
     assert rows == [("run", "complete", "outputs/dist/topics/bert_tiny_full")]
+
+
+@pytest.mark.slow  # as above, with TRL's SFTTrainer on a tiny decoder
+def test_two_processes_instruction_tune_a_decoder_into_one_run(tiny_decoder, chat_topics, tmp_path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+        "-m", "tuneyard", "--yard", str(tmp_path), "finetune", "--checkpoint", str(tiny_decoder("llama")),
+        "--data", str(chat_topics), "--strategy", "lora", "--epochs", "1", "--batch-size", "8",
+        "--max-length", "64", "--project", "dist", "--quiet",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    runs = list((tmp_path / "outputs" / "dist" / "chat_topics").iterdir())
+    assert len(runs) == 1 and done.stdout.split() == [str(runs[0])]  # one run, one report from rank 0
+    run = runs[0]
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+    # 32 rows, batch 8 per process, 2 processes: 2 optimizer steps in the epoch.
+    assert sorted(path.name for path in run.glob("checkpoint-*")) == ["checkpoint-1-2"]
+    assert (run / "best" / "adapter_model.safetensors").is_file()
+    with open(run / "training_log.csv") as handle:
+        assert handle.readline().strip().split(",")[:5] == [
+            "epoch",
+            "step",
+            "train_loss",
+            "val_loss",
+            "perplexity",
+        ]
