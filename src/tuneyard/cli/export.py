@@ -1,4 +1,4 @@
-"""``tuneyard merge``: parse flags, call :func:`tuneyard.export.merge.merge_model`, print what it made."""
+"""``tuneyard merge`` and ``tuneyard export``: parse flags, call :mod:`tuneyard.export`, print the result."""
 
 from __future__ import annotations
 
@@ -58,6 +58,59 @@ def merge(
     out.print(f"saved {result.path}")
 
 
+def export(
+    ctx: typer.Context,
+    checkpoint: Annotated[
+        Path,
+        typer.Option("--checkpoint", "--model", help="A model folder, a LoRA run or a compressed model."),
+    ],
+    format_: Annotated[str, typer.Option("--format", help="gguf (the only format so far).")] = "gguf",
+    quant: Annotated[str, typer.Option(help="GGUF tensor type: f16 (default), q8_0, bf16 or f32.")] = "f16",
+    name: Annotated[
+        str | None, typer.Option(help="exports/{name}_{quant}/ (default: the model's or run's name).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Write here instead of the yard layout path.")
+    ] = None,
+) -> None:
+    """Write a model as a GGUF file with llama.cpp's own converter, filed under exports/.
+
+    A LoRA run is merged first, a compressed model made dense first (each filed as a
+    `merged` artifact). The converter is llama.cpp's convert_hf_to_gguf.py, pinned and
+    fetched once.
+
+    Example: tuneyard export --checkpoint outputs/demo/debian_sections_chat/smollm2_135m_lora --quant q8_0
+    """
+    from rich.table import Table
+
+    from tuneyard.cli.console import note
+    from tuneyard.config import resolve_options
+    from tuneyard.export.gguf_export import ExportOptions, export_model
+
+    quiet_libraries()
+    flags = {
+        "checkpoint": str(checkpoint),
+        "format": format_,
+        "quant": quant,
+        "name": name,
+        "output_dir": str(output_dir) if output_dir else None,
+    }
+    options = resolve_options(ExportOptions, flags, None, [])
+    result = export_model(options, yard_from(ctx))
+    for line in result.notes:
+        note(f"note: {line}")
+    table = Table(title=f"GGUF export of {checkpoint}", show_header=False)
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_row("type", options.quant)
+    table.add_row("tensors", str(result.tensors))
+    table.add_row("file size", f"{result.file.stat().st_size / 2**20:,.1f} MiB")
+    table.add_row("time", f"{result.seconds:.1f} s")
+    out.print(table)
+    out.print(f"saved {result.file}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``merge`` to the root app."""
+    """Add ``merge`` and ``export`` to the root app."""
     app.command("merge")(merge)
+    app.command("export")(export)

@@ -152,7 +152,7 @@ def _write(
     from tuneyard.yard.manifest import Manifest
 
     arch = family_for(merged.config.model_type).arch
-    origin = _artifact_folder(folder)
+    origin = artifact_folder(folder)
     name = options.name or model_display_name(origin)
     target = yard.target_path("merged", output_dir=options.output_dir, arch=arch, name=name)
     parents = [yard.parent_link(origin, "adapter" if source == "lora" else "source")]
@@ -191,7 +191,7 @@ def _task_of(origin: Path) -> tuple[str | None, str | None]:
     return manifest.task, manifest.dataset
 
 
-def _artifact_folder(folder: Path) -> Path:
+def artifact_folder(folder: Path) -> Path:
     """The yard artifact a model folder belongs to: the run whose best/ or last/ it is, else itself."""
     from tuneyard.models.loading import RUN_SUBFOLDERS
     from tuneyard.yard.manifest import MANIFEST_FILE
@@ -199,3 +199,29 @@ def _artifact_folder(folder: Path) -> Path:
     if folder.name in RUN_SUBFOLDERS and (folder.parent / MANIFEST_FILE).is_file():
         return folder.parent
     return folder
+
+
+def find_merged(yard: Yard, folder: Path, dense: bool) -> Path | None:
+    """A complete earlier merge of ``folder`` (a run, an adapter or a compressed model), if the yard has one.
+
+    Asked of the index, then checked on disk: the merged folder must still be there,
+    complete, with the same source as its first parent and the same ``dense`` setting.
+    """
+    from tuneyard.errors import ManifestError
+    from tuneyard.yard.manifest import read_manifest
+
+    source = yard.relative(artifact_folder(folder))
+    for row in yard.query(kind="merged", status="complete", with_manifest=True):
+        parents = row["manifest"].get("parents") or []
+        if not parents or parents[0].get("path") != source or row["manifest"]["config"].get("dense") != dense:
+            continue
+        merged = yard.absolute(row["path"])
+        try:
+            if (
+                read_manifest(merged, yard.storage).status == "complete"
+                and (merged / "config.json").is_file()
+            ):
+                return merged
+        except ManifestError:
+            continue
+    return None
