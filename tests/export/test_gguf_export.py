@@ -90,7 +90,7 @@ def test_a_lora_run_is_merged_once_then_exported(cli, smol_decoder, chat_topics,
     assert sorted(row["name"] for row in rows) == ["tuned_f16", "tuned_q8_0"]
     export = json.loads((tmp_path / "exports" / "tuned_f16" / "manifest.json").read_text())
     merged_manifest = json.loads((merged[0] / "manifest.json").read_text())
-    assert export["parents"][0]["id"] == merged_manifest["id"]
+    assert export["parents"][0]["id"] == merged_manifest["id"] and export["task"] == "chat_topics"
     assert merged_manifest["parents"][0]["id"] == json.loads((run / "manifest.json").read_text())["id"]
 
 

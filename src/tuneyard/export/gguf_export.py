@@ -77,7 +77,7 @@ def export_model(options: ExportOptions, yard: Yard) -> ExportResult:
 def _write(
     yard: Yard, options: ExportOptions, origin: Path, source: Path, converter: Converter
 ) -> tuple[Path, Path, int]:
-    from tuneyard.export.merge import artifact_folder
+    from tuneyard.export.merge import artifact_folder, task_of
     from tuneyard.models.family import family_for
     from tuneyard.models.loading import load_config
     from tuneyard.yard.layout import model_display_name
@@ -85,9 +85,12 @@ def _write(
 
     name = options.name or model_display_name(artifact_folder(origin))
     target = yard.target_path("export", output_dir=options.output_dir, name=f"{name}_{options.quant}")
+    task, dataset = task_of(artifact_folder(source))
     manifest = Manifest(
         kind="export",
         name=target.name,
+        task=task,
+        dataset=dataset,
         arch=family_for(load_config(source).model_type).arch,
         method=options.quant,
         parents=[yard.parent_link(artifact_folder(source), "source")],

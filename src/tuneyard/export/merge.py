@@ -158,7 +158,7 @@ def _write(
     parents = [yard.parent_link(origin, "adapter" if source == "lora" else "source")]
     if source == "lora":
         parents.append(yard.parent_link(base, "base"))
-    task, dataset = _task_of(origin)
+    task, dataset = task_of(origin)
     manifest = Manifest(
         kind="merged",
         name=target.name,
@@ -181,7 +181,7 @@ def _write(
     return writer.final_path
 
 
-def _task_of(origin: Path) -> tuple[str | None, str | None]:
+def task_of(origin: Path) -> tuple[str | None, str | None]:
     """The task and dataset the source artifact was trained on, carried to the merged model."""
     from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
