@@ -28,7 +28,6 @@ in-loop save). Prints the figures and appends them to ``bench/RESULTS.md`` under
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import tempfile
@@ -38,7 +37,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pairs import Run, alternate, quiet_libraries, report  # bench/: python bench/x.py puts it on sys.path
+from pairs import (  # bench/: python bench/x.py puts it on sys.path
+    Run,
+    alternate,
+    logging_steps,
+    quiet_libraries,
+    report,
+)
 from results import record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,11 +72,6 @@ def subset(data_dir: Path, rows: int, eval_rows: int, target: Path) -> Path:
             writer.writeheader()
             writer.writerows(kept)
     return target
-
-
-def logging_steps(train_rows: int, batch_size: int) -> int:
-    """tuneyard's rule: log every ``min(steps per evaluation, 50)`` steps (one evaluation per epoch)."""
-    return max(1, min(math.ceil(train_rows / batch_size), 50))
 
 
 def accuracy_and_f1(prediction: Any) -> dict[str, float]:

@@ -8,6 +8,7 @@ folder removed after its round.
 
 from __future__ import annotations
 
+import math
 import shutil
 import statistics
 from collections.abc import Callable
@@ -27,6 +28,11 @@ class Run:
 
 # A side of the comparison: given a scratch folder of its own, run once and say how long it took.
 Side = Callable[[Path], Run]
+
+
+def logging_steps(train_rows: int, batch_size: int) -> int:
+    """tuneyard's rule, followed by both sides: log every ``min(steps per evaluation, 50)`` steps."""
+    return max(1, min(math.ceil(train_rows / batch_size), 50))
 
 
 def spread(values: list[float]) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import tempfile
@@ -38,7 +37,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pairs import Run, alternate, quiet_libraries, report  # bench/: python bench/x.py puts it on sys.path
+from pairs import (  # bench/: python bench/x.py puts it on sys.path
+    Run,
+    alternate,
+    logging_steps,
+    quiet_libraries,
+    report,
+)
 from results import record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,11 +61,6 @@ def subset(rows: int, eval_rows: int, target: Path) -> Path:
         lines = (DATA / f"{split}.jsonl").read_text().splitlines()[:count]
         (target / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
     return target
-
-
-def logging_steps(train_rows: int, batch_size: int) -> int:
-    """tuneyard's rule: log every ``min(steps per evaluation, 50)`` steps (one evaluation per epoch)."""
-    return max(1, min(math.ceil(train_rows / batch_size), 50))
 
 
 def plain_trl_run(model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace) -> Run:

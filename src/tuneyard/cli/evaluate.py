@@ -44,6 +44,9 @@ from tuneyard.cli.data_flags import (
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+NbEvalSamplesOpt = Annotated[
+    int | None, typer.Option(help="Score the first N rows of each split, in file order (default: all).")
+]
 
 
 @contextmanager
@@ -95,9 +98,7 @@ def eval_command(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
     ] = None,
-    nb_eval_samples: Annotated[
-        int | None, typer.Option(help="Score the first N rows of the split (default: all).")
-    ] = None,
+    nb_eval_samples: NbEvalSamplesOpt = None,
     text_column: TextColumnOpt = None,
     text_pair_column: TextPairColumnOpt = None,
     label_column: LabelColumnOpt = None,
@@ -290,9 +291,7 @@ def eval_grid_command(
     experiment: Annotated[
         str | None, typer.Option(help="Grid folder name under experiments/ (default eval_grid).")
     ] = None,
-    nb_eval_samples: Annotated[
-        int | None, typer.Option(help="Score the first N rows of each task's split (default: all).")
-    ] = None,
+    nb_eval_samples: NbEvalSamplesOpt = None,
     checkpoint_to_eval: Annotated[
         str | None,
         typer.Option(help="Of each run folder: best (default), last or checkpoint-{epoch}-{step}."),

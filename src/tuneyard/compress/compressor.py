@@ -241,12 +241,10 @@ def _task_type_for(options: CompressOptions, spec: TaskSpec | None) -> TaskType:
     A decoder saved as a classifier (``LlamaForSequenceClassification``) is a classifier.
     """
     from tuneyard.models.loading import load_config
+    from tuneyard.task_types.sequence_classification.model import has_classifier_head
 
     config = load_config(options.model)
-    architectures = [str(name) for name in getattr(config, "architectures", None) or ()]
-    if family_for(config.model_type).decoder and not any(
-        name.endswith("ForSequenceClassification") for name in architectures
-    ):
+    if family_for(config.model_type).decoder and not has_classifier_head(config):
         return get_task_type("causal_lm")
     return get_task_type(spec.task_type if spec is not None else options.task_type)
 

@@ -16,7 +16,7 @@ an error and nothing is filed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class MergeResult:
     max_logit_difference: float
     seconds: float
     model: Any = None
-    notes: list[str] = field(default_factory=list)
 
 
 def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
