@@ -100,20 +100,25 @@ def test_a_recovered_decoder_answers_and_is_graded(cli, compressed_decoder, chat
     assert len(predictions.splitlines()) == 8
 
 
-def test_plain_text_rows_learn_every_token(tiny_decoder, topics, tmp_path) -> None:
+def test_plain_text_rows_learn_every_token(tiny_decoder, tmp_path) -> None:
     """TRL's language-modelling form: labels are the tokens themselves, the padding alone is -100."""
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import prepare_finetune
     from tuneyard.yard.root import Yard
 
+    data = tmp_path / "text"
+    data.mkdir()
+    lines = ["text"] + [" ".join(["some words about the oven"] * (1 + index % 4)) for index in range(16)]
+    (data / "train.csv").write_text("\n".join(lines) + "\n")
     options = FinetuneOptions(
-        checkpoint=str(tiny_decoder("llama")), data=str(topics), task_type="causal_lm", max_length=64
+        checkpoint=str(tiny_decoder("llama")), data=str(data), task_type="causal_lm", max_length=64
     )
     prepared = prepare_finetune(options, Yard.open(tmp_path))
     assert prepared.data.spec.problem == "language_modeling"
     trainer = prepared._trainer()
     batch = trainer.data_collator([trainer.train_dataset[index] for index in range(4)])
-    real = batch["attention_mask"].bool() if "attention_mask" in batch else batch["labels"] != -100
+    real = batch["attention_mask"].bool()  # padding is what the mask leaves out
+    assert (~real).any(), "rows of different lengths, so some padding"
     assert batch["labels"][real].equal(batch["input_ids"][real])
     assert (batch["labels"][~real] == -100).all()
     first = trainer.processing_class.decode(batch["input_ids"][0], skip_special_tokens=True)
