@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from tuneyard.cli.context import yard_from
 from tuneyard.cli.output import OutputFormat, format_rows
 from tuneyard.errors import ConfigError
 from tuneyard.yard.fields import BY_NAME, COLUMNS, FILTERS, LISTED, TABLE
+
+if TYPE_CHECKING:
+    from tuneyard.yard.lineage import LineageStep
 
 runs_app = typer.Typer(
     help="Query the yard: ls, show, compare, aggregate, reindex, import, gc.", no_args_is_help=True
@@ -156,8 +159,22 @@ def aligned(pairs: list[tuple[str, Any]], indent: str = "  ") -> list[str]:
     return [f"{indent}{key.ljust(width)}  {'-' if value is None else value}".rstrip() for key, value in pairs]
 
 
-def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
-    """``runs show`` as readable sections: fields, lineage, metrics, config, files."""
+def lineage_pairs(chain: list[LineageStep]) -> list[tuple[str, Any]]:
+    """The ``lineage`` section: one ``kind  path`` line per model, oldest first.
+
+    Empty (no section) unless the chain reaches beyond the direct parents, which the
+    ``parents`` section already shows.
+    """
+    if len(chain) <= 2:
+        return []
+    return [
+        (step.kind, step.path + ("" if step.state in ("artifact", "external") else f"  ({step.state})"))
+        for step in chain
+    ]
+
+
+def show_text(record: dict[str, Any], children: list[dict[str, Any]], chain: list[LineageStep]) -> str:
+    """``runs show`` as readable sections: fields, parents, lineage, children, metrics, config, files."""
     from tuneyard.yard.index import flatten_metrics
     from tuneyard.yard.summary import flatten_config
 
@@ -176,6 +193,7 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]]) -> str:
                 for p in record.get("parents") or []
             ],
         ),
+        ("lineage", lineage_pairs(chain)),
         ("children", [(child["kind"], child["path"]) for child in children]),
         (
             "metrics",
@@ -206,19 +224,26 @@ def show(
         OutputFormat.table
     ),
 ) -> None:
-    """Show one artifact: fields, lineage (parents and children), metrics, config, files.
+    """Show one artifact: fields, lineage (parents, ancestors, children), metrics, config, files.
 
-    Example: tuneyard runs show compressed_models/bert-base-uncased_fwsvd_r64
+    The lineage section walks the parents back to the model the chain started from
+    (see tuneyard.yard.lineage for which parent it follows).
+
+    Example: tuneyard runs show exports/smollm2_135m_lora_q8_0
     """
     import json
+
+    from tuneyard.yard.lineage import lineage
 
     yard = yard_from(ctx)
     record = yard.find(reference)
     children = yard.index.children(record["id"], record["path"]) if yard.has_index else []
+    chain = lineage(yard, record)
     if fmt is OutputFormat.json:
         payload = {
             **record,
             "children": [{"id": c["id"], "path": c["path"], "kind": c["kind"]} for c in children],
+            "lineage": [step.to_data() for step in chain],
         }
         out.out(json.dumps(payload, indent=2))
     elif fmt is OutputFormat.csv:
@@ -226,7 +251,7 @@ def show(
             "runs show prints one artifact: --format table or json.", "Use runs ls -f csv for tables."
         )
     else:
-        out.out(show_text(record, children), end="")
+        out.out(show_text(record, children, chain), end="")
 
 
 @runs_app.command("compare")

@@ -330,6 +330,14 @@ class Index:
                 return rows
         return []
 
+    def by_id(self, artifact_id: str) -> dict[str, Any] | None:
+        """The row, with its manifest, of the artifact with exactly this id.
+
+        Lineage looks a parent up by it when the parent's folder has moved.
+        """
+        rows = self.select(Condition("a.id = ?", [artifact_id]), with_manifest=True)
+        return rows[0] if rows else None
+
     def children(self, artifact_id: str, path: str) -> list[dict[str, Any]]:
         """Artifacts that list this one (by id or path) among their parents."""
         condition = Condition(
