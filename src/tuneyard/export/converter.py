@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneyard.errors import ExportError
+from tuneyard.export.quantize import CONVERTER_OUTTYPES
 from tuneyard.models.gguf import announce_on_stderr
 
 SDIST_VERSION = "0.3.36"
@@ -39,7 +40,6 @@ VENDORED = f"llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp/"
 # What the converter needs from llama.cpp's tree (and the license it comes under).
 PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
 SCRIPT = "convert_hf_to_gguf.py"
-OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ def _fetch(folder: Path) -> None:
 
 def convert(converter: Converter, model_folder: Path, outfile: Path, outtype: str) -> str:
     """Run the converter on ``model_folder``; its log on success, an ``ExportError`` naming the cause."""
-    if outtype not in OUTTYPES:
-        raise ExportError(f"llama.cpp's converter writes {', '.join(OUTTYPES)}, not {outtype!r}.")
+    if outtype not in CONVERTER_OUTTYPES:
+        raise ExportError(f"llama.cpp's converter writes {', '.join(CONVERTER_OUTTYPES)}, not {outtype!r}.")
     command = [
         sys.executable,
         str(converter.script),

@@ -1,40 +1,75 @@
-"""``tuneyard export --format gguf``: a model as one GGUF file, written by llama.cpp's own converter.
+"""``tuneyard export``: a model as one GGUF file (llama.cpp's own tools) or a plain safetensors folder.
 
 What is exported is a plain Hugging Face folder: a LoRA run is merged first and a
-compressed model is made dense first (GGUF has no low-rank layer), each recorded as its
-own ``merged`` artifact, so the export's lineage reads base -> run -> merged -> export.
-llama.cpp's ``convert_hf_to_gguf.py`` (:mod:`.converter`) writes the file at the asked
-type (``f16``, ``q8_0``, ``bf16``, ``f32``) into ``exports/{name}_{quant}/``; the
-manifest records the source, the type, the converter, the tensor count and the file's
-size (its sha256 is in the manifest's file list). A model the converter cannot handle is
-an ``error:`` naming its reason, and nothing is filed.
+compressed model is made dense first (neither format has adapter or low-rank layers),
+each recorded as its own ``merged`` artifact, so the export's lineage reads base -> run
+-> merged -> export.
+
+- ``--format gguf``: llama.cpp's ``convert_hf_to_gguf.py`` (:mod:`.converter`) writes the
+  file at the asked type, or at F16 for llama.cpp's quantizer (:mod:`.quantize`) to
+  quantize (``q4_k_m``, ...), into ``exports/{name}_{quant}/``. The manifest records the
+  source, the type, the converter (and quantizer), the tensor count and the file's size.
+- ``--format safetensors``: the folder's weights, config, generation config and
+  tokenizer (chat template included) are copied into ``exports/{name}_safetensors/``, for
+  runtimes that read Hugging Face folders (vLLM, TGI, MLX, transformers itself).
+
+A model the converter or quantizer cannot handle is an ``error:`` naming its reason, and
+nothing is filed.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
+from tuneyard.errors import ConfigError, ExportError
 from tuneyard.export.converter import Converter, convert, find_converter
 from tuneyard.export.merge import MergeOptions, find_merged, merge_model
+from tuneyard.export.quantize import QUANTIZER_INPUT, QUANTS, quant_choices, quantize, quantizer_version
 from tuneyard.yard.root import Yard
 
-Quant = Literal["f16", "q8_0", "bf16", "f32"]
+if TYPE_CHECKING:
+    from tuneyard.yard.manifest import Manifest
+
+DEFAULT_QUANT = "f16"
+# The files of a Hugging Face model folder a runtime reads (as loading.HUB_SNAPSHOT_FILES,
+# plus a chat template saved on its own); the source's manifest.json is the yard's, not copied.
+FOLDER_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "*.jinja")
+PLAIN = {"gguf": "GGUF has", "safetensors": "plain folders for other runtimes have"}
 
 
 class ExportOptions(StrictModel):
     """What one export depends on; saved in the manifest."""
 
     checkpoint: str
-    format: Literal["gguf"] = "gguf"
-    quant: Quant = Field(default="f16", description="GGUF tensor type: f16, q8_0, bf16 or f32")
+    format: Literal["gguf", "safetensors"] = "gguf"
+    quant: str | None = Field(
+        default=None, description=f"GGUF tensor type (default {DEFAULT_QUANT}): {quant_choices()}"
+    )
     name: str | None = None
     output_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _quant_fits_format(self) -> ExportOptions:
+        if self.format == "safetensors":
+            if self.quant is not None:
+                raise ConfigError(
+                    f"--quant {self.quant} is a GGUF type; a safetensors export keeps the model's weights.",
+                    "Leave --quant out, or use --format gguf.",
+                )
+        elif self.quant is None:
+            self.quant = DEFAULT_QUANT
+        elif self.quant not in QUANTS:
+            raise ConfigError(
+                f"unknown GGUF type --quant {self.quant!r}.", f"Choose one of {quant_choices()}."
+            )
+        return self
 
 
 @dataclass
@@ -42,22 +77,25 @@ class ExportResult:
     """What ``export_model`` made."""
 
     path: Path
-    file: Path
+    file: Path  # what a runtime is pointed at: the GGUF file, or the safetensors folder
     tensors: int
+    file_bytes: int  # the GGUF file's size, or the sum of the folder's files (its manifest aside)
     seconds: float
-    source: Path  # the plain model folder that was converted
+    source: Path  # the plain model folder that was exported
     notes: list[str] = field(default_factory=list)
 
 
 def export_model(options: ExportOptions, yard: Yard) -> ExportResult:
-    """Convert ``options.checkpoint`` (merged or made dense first, if need be) and file the GGUF."""
+    """Export ``options.checkpoint`` (merged or made dense first, if need be) and file it."""
     from tuneyard.models.compressed_folder import is_compressed_folder
     from tuneyard.models.loading import ADAPTER_CONFIG, resolve_model_folder
 
     started = time.perf_counter()
     folder = resolve_model_folder(options.checkpoint)
     notes: list[str] = []
-    converter = find_converter()
+    # Everything that can be missing is looked for before a merge or conversion starts.
+    quantizer = quantizer_version() if options.quant and QUANTS[options.quant].quantized else None
+    converter = find_converter() if options.format == "gguf" else None
     if (folder / ADAPTER_CONFIG).is_file() or is_compressed_folder(folder):
         dense = is_compressed_folder(folder)
         source = (
@@ -66,17 +104,81 @@ def export_model(options: ExportOptions, yard: Yard) -> ExportResult:
         )
         notes.append(
             f"exported {yard.relative(source)}: {'the dense form' if dense else 'the merge'} of {folder} "
-            f"(GGUF has no {'low-rank' if dense else 'adapter'} layers)"
+            f"({PLAIN[options.format]} no {'low-rank' if dense else 'adapter'} layers)"
         )
     else:
         source = folder
-    path, file, tensors = _write(yard, options, folder, source, converter)
-    return ExportResult(path, file, tensors, time.perf_counter() - started, source, notes)
+    if converter is None:
+        path, file, metrics = _write_safetensors(yard, options, folder, source)
+    else:
+        path, file, metrics = _write_gguf(yard, options, folder, source, converter, quantizer, notes)
+    seconds = time.perf_counter() - started
+    return ExportResult(path, file, metrics["tensors"], metrics["file_bytes"], seconds, source, notes)
 
 
-def _write(
-    yard: Yard, options: ExportOptions, origin: Path, source: Path, converter: Converter
-) -> tuple[Path, Path, int]:
+def _write_gguf(
+    yard: Yard,
+    options: ExportOptions,
+    origin: Path,
+    source: Path,
+    converter: Converter,
+    quantizer: str | None,
+    notes: list[str],
+) -> tuple[Path, Path, dict[str, Any]]:
+    quant = QUANTS[str(options.quant)]
+    tools = {"converter": converter.version}
+    if quantizer:
+        tools |= {"quantizer": quantizer, "quantized_from": QUANTIZER_INPUT}
+    name, target, manifest = _manifest(yard, options, origin, source, quant.name, tools)
+    with yard.create(manifest, target) as writer:
+        started = time.perf_counter()
+        file = writer.path / f"{name}-{quant.name}.gguf"
+        if quant.quantized:
+            intermediate = writer.path / f"{name}-{QUANTIZER_INPUT}.intermediate.gguf"
+            try:
+                convert(converter, source, intermediate, QUANTIZER_INPUT)
+                notes += quantize(intermediate, file, quant)
+            finally:
+                intermediate.unlink(missing_ok=True)  # only the asked type is filed
+        else:
+            convert(converter, source, file, quant.name)
+        manifest.metrics.update(
+            file_bytes=file.stat().st_size,
+            tensors=gguf_tensor_count(file),
+            conversion_seconds=round(time.perf_counter() - started, 1),
+        )
+    return writer.final_path, writer.final_path / file.name, manifest.metrics
+
+
+def _write_safetensors(
+    yard: Yard, options: ExportOptions, origin: Path, source: Path
+) -> tuple[Path, Path, dict[str, Any]]:
+    from tuneyard.yard.manifest import MANIFEST_FILE
+
+    files = sorted(
+        {path for pattern in FOLDER_FILES for path in source.glob(pattern) if path.is_file()}
+        - {source / MANIFEST_FILE}
+    )
+    weights = [path for path in files if path.suffix == ".safetensors"]
+    if not weights:
+        raise ExportError(
+            f"{source} has no .safetensors weights to export.",
+            "Re-save the model with save_pretrained (safetensors is its default), then export that folder.",
+        )
+    _, target, manifest = _manifest(yard, options, origin, source, "safetensors", {})
+    with yard.create(manifest, target) as writer:
+        for path in files:
+            shutil.copyfile(path, writer.path / path.name)  # copies, never links: a user may edit one
+        manifest.metrics.update(
+            file_bytes=sum(path.stat().st_size for path in files), tensors=safetensors_tensor_count(weights)
+        )
+    return writer.final_path, writer.final_path, manifest.metrics
+
+
+def _manifest(
+    yard: Yard, options: ExportOptions, origin: Path, source: Path, method: str, tools: dict[str, str]
+) -> tuple[str, Path, Manifest]:
+    """The export's name, target folder ``exports/{name}_{method}`` and manifest."""
     from tuneyard.export.merge import artifact_folder, task_of
     from tuneyard.models.family import family_for
     from tuneyard.models.loading import load_config
@@ -84,7 +186,7 @@ def _write(
     from tuneyard.yard.manifest import Manifest
 
     name = options.name or model_display_name(artifact_folder(origin))
-    target = yard.target_path("export", output_dir=options.output_dir, name=f"{name}_{options.quant}")
+    target = yard.target_path("export", output_dir=options.output_dir, name=f"{name}_{method}")
     task, dataset = task_of(artifact_folder(source))
     manifest = Manifest(
         kind="export",
@@ -92,21 +194,11 @@ def _write(
         task=task,
         dataset=dataset,
         arch=family_for(load_config(source).model_type).arch,
-        method=options.quant,
+        method=method,
         parents=[yard.parent_link(artifact_folder(source), "source")],
-        config=options.model_dump() | {"converter": converter.version, "source": yard.relative(source)},
+        config=options.model_dump() | tools | {"source": yard.relative(source)},
     )
-    with yard.create(manifest, target) as writer:
-        started = time.perf_counter()
-        file = writer.path / f"{name}-{options.quant}.gguf"
-        convert(converter, source, file, options.quant)
-        tensors = gguf_tensor_count(file)
-        manifest.metrics.update(
-            file_bytes=file.stat().st_size,
-            tensors=tensors,
-            conversion_seconds=round(time.perf_counter() - started, 1),
-        )
-    return writer.final_path, writer.final_path / file.name, tensors
+    return name, target, manifest
 
 
 def gguf_tensor_count(file: Path) -> int:
@@ -114,3 +206,14 @@ def gguf_tensor_count(file: Path) -> int:
     from gguf import GGUFReader
 
     return len(GGUFReader(file).tensors)
+
+
+def safetensors_tensor_count(files: list[Path]) -> int:
+    """Tensors in safetensors files, read from their headers."""
+    from safetensors import safe_open
+
+    count = 0
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            count += len(handle.keys())
+    return count
