@@ -72,6 +72,12 @@ class ExportError(TuneyardError):
     """A merge or export request is impossible: nothing to merge, a quantized base, a mismatch."""
 
 
+class ValidationFailedError(TuneyardError):
+    """An export validated below its ``--min-accuracy`` gate; it stays filed, marked ``failed``. Exit 1."""
+
+    exit_code = 1
+
+
 class UnsafeCheckpointError(TuneyardError):
     """A pickle checkpoint would need arbitrary code to load; needs ``--trust``."""
 

@@ -50,7 +50,7 @@ NbEvalSamplesOpt = Annotated[
 
 
 @contextmanager
-def progress_bar(description: str, total: int, quiet: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int | None, quiet: bool) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)`` (a no-op with ``--quiet`` or no terminal)."""
     if quiet or not err.is_terminal:
         yield lambda n: None

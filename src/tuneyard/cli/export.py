@@ -9,6 +9,19 @@ import typer
 
 from tuneyard.cli.console import out, quiet_libraries
 from tuneyard.cli.context import yard_from
+from tuneyard.cli.data_flags import ChoicesOpt, DataOpt, FieldsOpt, GraderOpt, PatternOpt, StopOpt, TaskOpt
+from tuneyard.cli.evaluate import QuietOption
+from tuneyard.cli.validate import (
+    MinAccuracyOpt,
+    SamplesOpt,
+    SplitOpt,
+    ThreadsOpt,
+    ValidateMaxNewTokensOpt,
+    answer_flags,
+    run_validation,
+    validation_flags,
+)
+from tuneyard.export.quantize import quant_choices
 
 
 def merge(
@@ -64,28 +77,65 @@ def export(
         Path,
         typer.Option("--checkpoint", "--model", help="A model folder, a LoRA run or a compressed model."),
     ],
-    format_: Annotated[str, typer.Option("--format", help="gguf (the only format so far).")] = "gguf",
-    quant: Annotated[str, typer.Option(help="GGUF tensor type: f16 (default), q8_0, bf16 or f32.")] = "f16",
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format", help="gguf (one file for llama.cpp) or safetensors (a plain Hugging Face folder)."
+        ),
+    ] = "gguf",
+    quant: Annotated[
+        str | None, typer.Option(help=f"GGUF tensor type, default f16: {quant_choices()}.")
+    ] = None,
     name: Annotated[
-        str | None, typer.Option(help="exports/{name}_{quant}/ (default: the model's or run's name).")
+        str | None,
+        typer.Option(help="exports/{name}_{quant}/ or {name}_safetensors/ (default: the model's or run's)."),
     ] = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Write here instead of the yard layout path.")
     ] = None,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate/--no-validate",
+            help="GGUF: run the file in llama.cpp and compare it with its source (see tuneyard validate).",
+        ),
+    ] = True,
+    task: TaskOpt = None,
+    data: DataOpt = None,
+    split: SplitOpt = None,
+    samples: SamplesOpt = None,
+    min_accuracy: MinAccuracyOpt = None,
+    threads: ThreadsOpt = None,
+    grader: GraderOpt = None,
+    fields: FieldsOpt = None,
+    pattern: PatternOpt = None,
+    choices: ChoicesOpt = None,
+    max_new_tokens: ValidateMaxNewTokensOpt = None,
+    stop: StopOpt = None,
+    quiet: QuietOption = False,
 ) -> None:
-    """Write a model as a GGUF file with llama.cpp's own converter, filed under exports/.
+    """Write a model as a GGUF file with llama.cpp's own tools, or a plain safetensors folder, in exports/.
 
     A LoRA run is merged first, a compressed model made dense first (each filed as a
-    `merged` artifact). The converter is llama.cpp's convert_hf_to_gguf.py, pinned and
-    fetched once.
+    `merged` artifact). GGUF files are written by llama.cpp's convert_hf_to_gguf.py (pinned,
+    fetched once); the types it lacks (see --quant) are then made by llama.cpp's quantizer
+    (llama-cpp-python). --format safetensors copies the model folder (weights, config,
+    tokenizer, chat template) for runtimes that read Hugging Face folders.
 
-    Example: tuneyard export --checkpoint outputs/demo/debian_sections_chat/smollm2_135m_lora --quant q8_0
+    A GGUF export is then validated in llama.cpp against its source on the run's
+    validation rows (or --data), as `tuneyard validate` does; with --min-accuracy it is a
+    release gate (exit 1, the export marked failed). Before anything is written, the
+    validation's needs are checked (llama.cpp installed, data found).
+
+    Example: tuneyard export --checkpoint outputs/demo/debian_sections_chat/smollm2_135m_lora --quant q4_k_m
     """
     from rich.table import Table
 
     from tuneyard.cli.console import note
     from tuneyard.config import resolve_options
     from tuneyard.export.gguf_export import ExportOptions, export_model
+    from tuneyard.export.validate import ValidateOptions, check_ready
+    from tuneyard.models.loading import resolve_model_folder
 
     quiet_libraries()
     flags = {
@@ -96,17 +146,28 @@ def export(
         "output_dir": str(output_dir) if output_dir else None,
     }
     options = resolve_options(ExportOptions, flags, None, [])
-    result = export_model(options, yard_from(ctx))
+    yard = yard_from(ctx)
+    validation = None
+    if validate and options.format == "gguf":
+        answers = answer_flags(grader, fields, pattern, choices, max_new_tokens, stop)
+        checks = validation_flags(task, data, split, samples, min_accuracy, threads, answers)
+        validation = resolve_options(ValidateOptions, checks, None, [])
+        check_ready(validation, yard, resolve_model_folder(str(checkpoint)))
+    result = export_model(options, yard)
     for line in result.notes:
         note(f"note: {line}")
-    table = Table(title=f"GGUF export of {checkpoint}", show_header=False)
+    title = "GGUF export" if options.format == "gguf" else "safetensors export"
+    table = Table(title=f"{title} of {checkpoint}", show_header=False)
     table.add_column("field")
     table.add_column("value", justify="right")
-    table.add_row("type", options.quant)
+    if options.quant:
+        table.add_row("type", options.quant)
     table.add_row("tensors", str(result.tensors))
-    table.add_row("file size", f"{result.file.stat().st_size / 2**20:,.1f} MiB")
+    table.add_row("file size" if options.quant else "size", f"{result.file_bytes / 2**20:,.1f} MiB")
     table.add_row("time", f"{result.seconds:.1f} s")
     out.print(table)
+    if validation is not None:
+        run_validation(ctx, [result.path], validation, quiet)
     out.print(f"saved {result.file}")
 
 

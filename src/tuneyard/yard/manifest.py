@@ -33,6 +33,8 @@ ArtifactKind = Literal[
     "compressed", "finetuned", "run", "merged", "export", "eval", "dataset", "model", "experiment"
 ]
 Status = Literal["running", "complete", "failed"]
+# The kinds a fine-tuning run is filed as: under outputs/{project}/ (run) or models/finetuned/.
+TRAINING_KINDS = ("run", "finetuned")
 
 TRACKED_LIBRARIES = ("torch", "transformers", "peft", "datasets", "safetensors", "accelerate")
 
