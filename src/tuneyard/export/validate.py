@@ -114,6 +114,11 @@ def export_gguf(folder: Path) -> Path:
     """The ``.gguf`` file of an export folder (or the file itself)."""
     if folder.is_file() and folder.suffix == ".gguf":
         return folder
+    if not folder.exists():
+        raise ExportError(
+            f"{folder} does not exist.",
+            "Give an exports/{name}_{quant}/ folder (tuneyard runs ls --kind export).",
+        )
     files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
     if len(files) != 1:
         raise ExportError(
@@ -301,9 +306,9 @@ def validate_exports(
     """Validate each export; exports of one source share its transformers side (computed once)."""
     sources: dict[Path, Source] = {}
     results = []
-    for reference in references:
-        file = export_gguf(Path(reference).expanduser().resolve())
-        folder = source_folder(yard, file.parent)
+    files = [export_gguf(Path(reference).expanduser().resolve()) for reference in references]
+    folders = [source_folder(yard, file.parent) for file in files]  # every export checked before any work
+    for file, folder in zip(files, folders, strict=True):
         if folder not in sources:
             sources[folder] = load_source(folder, options, yard, file.parent, Progress(progress))
         results.append(validate_with(file, sources[folder], options, yard, Progress(progress)))

@@ -30,7 +30,7 @@ FIELDS: tuple[ManifestField, ...] = (
     ManifestField("name", "Artifact name (its folder's name).", table=True),
     ManifestField("path", "Folder relative to the yard root (absolute when outside it)."),
     ManifestField("id", "Sortable unique id (ULID).", listed=False),
-    ManifestField("kind", "compressed, finetuned, run, model, experiment, ...", filter=True, table=True),
+    ManifestField("kind", "compressed, finetuned, run, merged, export, model, ...", filter=True, table=True),
     ManifestField("arch", "Architecture, e.g. bert.", filter=True, table=True),
     ManifestField("method", "Compression method, e.g. fwsvd.", filter=True, table=True),
     ManifestField("rank", "Compression rank.", numeric=True, table=True),
