@@ -39,7 +39,10 @@ def exported(cli, yard: Path, checkpoint: Path, *args: object) -> Path:  # type:
 def test_an_f16_export_answers_as_its_source_does(cli, topic_yard) -> None:
     yard, run = topic_yard
     export = exported(cli, yard, run / "best", "--no-validate")
-    result = cli("--yard", yard, "validate", export, *QUICK_VALIDATE, "--min-accuracy", "0.6")
+    # named as a path inside the yard, from elsewhere
+    result = cli(
+        "--yard", yard, "validate", export.relative_to(yard), *QUICK_VALIDATE, "--min-accuracy", "0.6"
+    )
     assert result.exit_code == 0, result.stderr
     manifest = json.loads((export / "manifest.json").read_text())
     checks = manifest["metrics"]["validation"]

@@ -198,7 +198,9 @@ def check_ready(options: ValidateOptions, yard: Yard, model: Path) -> None:
     validation_data(options, yard, model)
 
 
-def hf_side(model: Any, tokenizer: Any, rows: Rows, options: ValidateOptions, progress: Progress) -> Side:
+def hf_side(
+    model: Any, tokenizer: Any, rows: Rows, options: ValidateOptions, progress: ProgressCallback
+) -> Side:
     """The source model in transformers: logits at every position, greedy answers one row at a time."""
     import torch
 
@@ -217,7 +219,9 @@ def hf_side(model: Any, tokenizer: Any, rows: Rows, options: ValidateOptions, pr
     return side
 
 
-def gguf_side(runtime: LlamaRuntime, rows: Rows, options: ValidateOptions, progress: Progress) -> Side:
+def gguf_side(
+    runtime: LlamaRuntime, rows: Rows, options: ValidateOptions, progress: ProgressCallback
+) -> Side:
     """The export in llama.cpp: the same sequences teacher-forced, the same prompts answered greedily."""
     from tuneyard.task_types.causal_lm.generation import cut_at_stop
 
@@ -236,17 +240,6 @@ def gguf_side(runtime: LlamaRuntime, rows: Rows, options: ValidateOptions, progr
 
 def _greedy(answers: AnswerOptions) -> AnswerOptions:
     return answers.model_copy(update={"do_sample": False})
-
-
-class Progress:
-    """``progress(n)`` or nothing: a callable that may be absent."""
-
-    def __init__(self, callback: ProgressCallback | None) -> None:
-        self.callback = callback
-
-    def __call__(self, done: int) -> None:
-        if self.callback is not None:
-            self.callback(done)
 
 
 def agreement(hf: Side, gguf: Side) -> float:
@@ -304,20 +297,22 @@ def validate_exports(
     progress: ProgressCallback | None = None,
 ) -> list[Validation]:
     """Validate each export; exports of one source share its transformers side (computed once)."""
+    advance: ProgressCallback = progress or (lambda done: None)
     sources: dict[Path, Source] = {}
     results = []
-    files = [export_gguf(Path(reference).expanduser().resolve()) for reference in references]
+    files = [export_gguf(locate(yard, reference)) for reference in references]
     folders = [source_folder(yard, file.parent) for file in files]  # every export checked before any work
     for file, folder in zip(files, folders, strict=True):
         if folder not in sources:
-            sources[folder] = load_source(folder, options, yard, file.parent, Progress(progress))
-        results.append(validate_with(file, sources[folder], options, yard, Progress(progress)))
+            sources[folder] = load_source(folder, options, yard, file.parent, advance)
+        results.append(validate_with(file, sources[folder], options, yard, advance))
     return results
 
 
-def work_units(rows: Rows) -> int:
-    """Progress steps of one side: a sequence teacher-forced and a prompt answered each count one."""
-    return len(rows.sequences) + len(rows.prompts)
+def locate(yard: Yard, reference: str | Path) -> Path:
+    """An export given as a path from here, else as a path inside the yard."""
+    path = Path(reference).expanduser()
+    return path.resolve() if path.exists() else yard.absolute(str(reference))
 
 
 def source_folder(yard: Yard, export: Path) -> Path:
@@ -336,7 +331,7 @@ def source_folder(yard: Yard, export: Path) -> Path:
 
 
 def load_source(
-    folder: Path, options: ValidateOptions, yard: Yard, export: Path, progress: Progress
+    folder: Path, options: ValidateOptions, yard: Yard, export: Path, progress: ProgressCallback
 ) -> Source:
     """Load the source model, the rows, and the source's logits and answers on them."""
     import torch
@@ -352,7 +347,7 @@ def load_source(
 
 
 def validate_with(
-    file: Path, source: Source, options: ValidateOptions, yard: Yard, progress: Progress
+    file: Path, source: Source, options: ValidateOptions, yard: Yard, progress: ProgressCallback
 ) -> Validation:
     """Run the export in llama.cpp on the source's rows, compare, gate, file."""
     from tuneyard.export.llama_runtime import LlamaRuntime
