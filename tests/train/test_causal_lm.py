@@ -73,7 +73,7 @@ def test_prompt_tokens_carry_label_minus_100_and_the_answer_is_learned(
 
     options = FinetuneOptions(checkpoint=str(tiny_decoder("llama")), data=str(chat_topics), max_length=64)
     prepared = prepare_finetune(options, Yard.open(tmp_path))
-    trainer = prepared._trainer()
+    trainer = prepared.trainer()
     tokenizer = AutoTokenizer.from_pretrained(tiny_decoder("llama"))
     rows = prepared.data.splits["train"]
     for index in range(4):
@@ -383,7 +383,7 @@ def test_packing_fills_sequences_with_several_rows(tiny_decoder, chat_topics, tm
         checkpoint=str(tiny_decoder("llama")), data=str(chat_topics), max_length=64, packing=True
     )
     prepared = prepare_finetune(options, Yard.open(tmp_path))
-    trainer = prepared._trainer()
+    trainer = prepared.trainer()
     packed = trainer.train_dataset
     assert len(packed) < len(prepared.data.splits["train"])  # 32 rows of ~20 tokens in fewer sequences
     assert all(len(row["input_ids"]) <= 64 for row in packed)

@@ -115,7 +115,7 @@ def test_plain_text_rows_learn_every_token(tiny_decoder, tmp_path) -> None:
     )
     prepared = prepare_finetune(options, Yard.open(tmp_path))
     assert prepared.data.spec.problem == "language_modeling"
-    trainer = prepared._trainer()
+    trainer = prepared.trainer()
     batch = trainer.data_collator([trainer.train_dataset[index] for index in range(4)])
     real = batch["attention_mask"].bool()  # padding is what the mask leaves out
     assert (~real).any(), "rows of different lengths, so some padding"

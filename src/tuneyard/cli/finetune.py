@@ -96,6 +96,19 @@ def finetune(
             "--reset-head", help="Replace a classifier head whose label count does not match the task."
         ),
     ] = None,
+    distill_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Also learn this model's logits (a fine-tuned model with the same labels, e.g. the dense "
+            "model a compressed one came from)."
+        ),
+    ] = None,
+    distill_weight: Annotated[
+        float | None, typer.Option(help="With --distill-from: the teacher's share of the loss (default 0.5).")
+    ] = None,
+    distill_temperature: Annotated[
+        float | None, typer.Option(help="With --distill-from: softmax temperature (default 2).")
+    ] = None,
     epochs: Annotated[float | None, typer.Option(help="Training epochs (default 3).")] = None,
     learning_rate: Annotated[
         float | None,
@@ -182,6 +195,13 @@ def finetune(
         "lora": _lora_flags(lora_r, lora_alpha, lora_dropout, lora_targets, lora_layers) or None,
         "freeze_factors": freeze_factors,
         "reset_head": reset_head,
+        "distill_from": distill_from,
+        "distill": {
+            key: value
+            for key, value in (("weight", distill_weight), ("temperature", distill_temperature))
+            if value is not None
+        }
+        or None,
         "epochs": epochs,
         "learning_rate": learning_rate,
         "batch_size": batch_size,

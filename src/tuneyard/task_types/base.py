@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.evaluate.inference import Throughput
+    from tuneyard.train.distillation import Teacher
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import ParentModel
 
@@ -65,6 +66,8 @@ class TaskType(ABC):
     peft_task_type: ClassVar[str]
     # What compress measures on held-out rows before and after factorising (held_out_scores).
     held_out_metrics: ClassVar[tuple[str, ...]] = ()
+    # Whether build_trainer takes a teacher (``finetune --distill-from``).
+    distills: ClassVar[bool] = False
 
     # -- data ------------------------------------------------------------------
 
@@ -111,11 +114,13 @@ class TaskType(ABC):
         tokenizer: Any,
         max_length: int,
         callbacks: list[Any],
+        teacher: Teacher | None = None,
     ) -> Any:
         """The Trainer for ``model`` on ``data``'s train split, evaluating on its validation split.
 
         Its ``eval_*`` metrics are what ``--metric-for-best`` chooses from (see
-        :meth:`metric_names`); tuneyard's ``callbacks`` go in as given.
+        :meth:`metric_names`); tuneyard's ``callbacks`` go in as given. With a ``teacher``
+        the training loss also matches its logits (:mod:`tuneyard.train.distillation`).
         """
 
     @abstractmethod

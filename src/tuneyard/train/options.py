@@ -13,6 +13,7 @@ from pydantic import Field, PositiveInt, model_validator
 
 from tuneyard.config import StrictModel
 from tuneyard.data.options import DataOptions
+from tuneyard.train.distillation import DistillOptions
 
 StrategyName = Literal["full", "frozen", "lora", "lowrank"]
 Precision = Literal["no", "fp16", "bf16"]
@@ -38,6 +39,10 @@ class FinetuneOptions(DataOptions):
     lora: LoraOptions = Field(default_factory=LoraOptions)
     freeze_factors: bool = False
     reset_head: bool = False
+    distill_from: str | None = Field(
+        default=None, description="A teacher model (same labels) whose logits the run also learns."
+    )
+    distill: DistillOptions = Field(default_factory=DistillOptions)
 
     epochs: float = Field(default=3.0, gt=0)
     learning_rate: float | None = Field(default=None, gt=0)

@@ -130,7 +130,14 @@ class FinetunePlan:
             task=self.task,
             dataset=self.dataset,
             project=self.options.project,
-            parents=[yard.parent_link(self.parent.source, "init")],
+            parents=[
+                yard.parent_link(self.parent.source, "init"),
+                *(
+                    [yard.parent_link(self.options.distill_from, "teacher")]
+                    if self.options.distill_from
+                    else []
+                ),
+            ],
             inferred=self.parent.inferred,
             config=self.options.model_dump(mode="json"),
         )

@@ -15,12 +15,13 @@ from types import ModuleType
 from typing import Any
 
 from tuneyard.data.loading import TaskData
-from tuneyard.errors import TrainingError
+from tuneyard.errors import ConfigError, TrainingError
 from tuneyard.models.family import family_for
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import TaskType
 from tuneyard.train import distributed
 from tuneyard.train.artifacts import name_adapter_base
+from tuneyard.train.distillation import Teacher, load_teacher
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.train.plan import FinetunePlan, plan_finetune
 from tuneyard.train.recorder import TENSORBOARD_DIR, RunRecorder
@@ -60,6 +61,7 @@ class PreparedFinetune:
     recorder: RunRecorder | None  # None on processes other than rank 0
     resume_from: Path | None = None
     notes: list[str] = field(default_factory=list)  # what the user should know before training
+    teacher: Teacher | None = None  # --distill-from's model
 
     @property
     def options(self) -> FinetuneOptions:
@@ -97,7 +99,7 @@ class PreparedFinetune:
 
         stopper = StopOnInterrupt()
         try:
-            trainer = self._trainer()
+            trainer = self.trainer()
             for default in (PrinterCallback, ProgressCallback):
                 trainer.remove_callback(default)
             for callback in (stopper, *(callbacks or ())):
@@ -111,6 +113,8 @@ class PreparedFinetune:
         throughput = {key: float(output.metrics[key]) for key in THROUGHPUT_KEYS if key in output.metrics}
         recorder = self.recorder
         if recorder is not None:
+            if self.teacher is not None:
+                recorder.run.manifest.metrics["distillation"] = trainer.cost()
             if stopper.requested:
                 recorder.interrupted(trainer.state, throughput)
             else:
@@ -124,7 +128,7 @@ class PreparedFinetune:
             throughput=throughput,
         )
 
-    def _trainer(self) -> Any:
+    def trainer(self) -> Any:
         """The task type's Trainer for this run, with tuneyard's callbacks (and tensorboard on rank 0)."""
         from transformers.integrations.integration_utils import TensorBoardCallback
 
@@ -140,7 +144,13 @@ class PreparedFinetune:
 
             callbacks.append(TensorBoardCallback(SummaryWriter(str(self.run_dir / TENSORBOARD_DIR))))
         return self.task_type.build_trainer(
-            self.model, self.arguments, self.data, self.tokenizer, self.options.max_length, callbacks
+            self.model,
+            self.arguments,
+            self.data,
+            self.tokenizer,
+            self.options.max_length,
+            callbacks,
+            self.teacher,
         )
 
 
@@ -190,6 +200,7 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, family_for(plan.parent.arch), task_type)
     name_adapter_base(model, plan.parent)  # the Trainer's checkpoints record where the base is
+    teacher = load_run_teacher(options, task_type, model)  # refused before a run folder exists
     resume_from = None
     if plan.resume is not None:
         run, resume_from = reopen_run(yard, plan.resume)
@@ -212,7 +223,20 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
         recorder=recorder,
         resume_from=resume_from,
         notes=notes,
+        teacher=teacher,
     )
+
+
+def load_run_teacher(options: FinetuneOptions, task_type: TaskType, model: Any) -> Teacher | None:
+    """``--distill-from``'s model, checked against the student (same labels) and the task type."""
+    if options.distill_from is None:
+        return None
+    if not task_type.distills:
+        raise ConfigError(
+            f"--distill-from is built for sequence classification, not {task_type.name} yet.",
+            "Train on the labels alone: leave out --distill-from.",
+        )
+    return load_teacher(options.distill_from, model, options.distill)
 
 
 def prepare_finetune(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import DataError
+from tuneyard.errors import ConfigError, DataError
 from tuneyard.task_types.base import CompressionSubject, EvalResult, ProgressCallback, TaskType
 from tuneyard.task_types.causal_lm import data, model
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
+    from tuneyard.train.distillation import Teacher
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import ParentModel
 
@@ -91,9 +92,16 @@ class CausalLM(TaskType):
         tokenizer: Any,
         max_length: int,
         callbacks: list[Any],
+        teacher: Teacher | None = None,
     ) -> Any:
+        """TRL's SFTTrainer; distillation of causal LMs (token-level KL) is not built yet."""
         from tuneyard.task_types.causal_lm.training import build_trainer
 
+        if teacher is not None:
+            raise ConfigError(
+                "--distill-from is built for sequence classification; causal LMs cannot distil yet.",
+                "Train on the labels alone: leave out --distill-from.",
+            )
         return build_trainer(decoder, arguments, task_data, tokenizer, callbacks)
 
     def metric_names(self, spec: TaskSpec) -> list[str]:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
+    from tuneyard.train.distillation import Teacher
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.parent import ParentModel
 
@@ -36,6 +37,7 @@ class SequenceClassification(TaskType):
     name = "sequence_classification"
     summary = "text or text pairs to a class or a score (GLUE, topic labels)"
     peft_task_type = "SEQ_CLS"
+    distills = True
 
     def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
         return columns.text_column in column_names
@@ -71,17 +73,23 @@ class SequenceClassification(TaskType):
         tokenizer: Any,
         max_length: int,
         callbacks: list[Any],
+        teacher: Teacher | None = None,
     ) -> Any:
-        """The plain Trainer on tokenized rows, each batch padded to its longest row."""
+        """The plain Trainer on tokenized rows, each batch padded to its longest row; a teacher distils."""
         from transformers import DataCollatorWithPadding, Trainer
 
         from tuneyard.task_types.sequence_classification.encoding import tokenize_task
         from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
+        from tuneyard.train.distillation import distilling_trainer_class
         from tuneyard.train.distributed import main_process_first
 
         with main_process_first():
             tokenized = tokenize_task(task_data, tokenizer, max_length)
-        return Trainer(
+        trainer_class, extra = (
+            (Trainer, {}) if teacher is None else (distilling_trainer_class(Trainer), {"teacher": teacher})
+        )
+        return trainer_class(
+            **extra,
             model=classifier,
             args=arguments,
             train_dataset=tokenized["train"],
