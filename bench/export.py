@@ -11,8 +11,8 @@
 2. **Generation speed.** Greedy answers to ``--prompts`` questions, ``--new-tokens`` new
    tokens each at most, by llama.cpp (``llama-cpp-python``, the ``--gen-quant`` export,
    every core) and by transformers (``model.generate`` on the float32 folder, batch 1, as
-   a competent user writes it). Tokens per second of each over the same prompts, and
-   the ratio. Alternating per prompt.
+   a competent user writes it), the side that goes first alternating per prompt. The
+   ratio of their tokens per second on each prompt: median and range.
 
 Appends to ``bench/RESULTS.md`` under ``## export`` (not with ``--no-append``).
 
@@ -91,8 +91,8 @@ def export_rounds(model: Path, scratch: Path, args: argparse.Namespace) -> list[
     return pairs
 
 
-def generation_speed(model: Path, scratch: Path, args: argparse.Namespace) -> tuple[float, float, int]:
-    """Tokens per second of transformers and of llama.cpp on the same prompts, and the prompt count."""
+def generation_speed(model: Path, scratch: Path, args: argparse.Namespace) -> list[tuple[float, float]]:
+    """``(transformers, llama.cpp)`` tokens per second on each prompt; who goes first alternates."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -106,28 +106,31 @@ def generation_speed(model: Path, scratch: Path, args: argparse.Namespace) -> tu
     tokenizer = AutoTokenizer.from_pretrained(model)
     hf = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     llama = LlamaRuntime(gguf.file, context=1024)
-    prompts = [
-        tokenizer.apply_chat_template(
-            [{"role": "user", "content": PROMPTS[i % 2].format(name=NAMES[i % len(NAMES)])}],
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-        for i in range(args.prompts)
-    ]
-    totals = {"transformers": [0, 0.0], "llama.cpp": [0, 0.0]}
-    for prompt in prompts:
+
+    def with_transformers(prompt: str) -> float:
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         started = time.perf_counter()
         with torch.inference_mode():
             output = hf.generate(**ids, max_new_tokens=args.new_tokens, do_sample=False)
-        totals["transformers"][1] += time.perf_counter() - started
-        totals["transformers"][0] += output.shape[1] - ids["input_ids"].shape[1]
+        return (output.shape[1] - ids["input_ids"].shape[1]) / (time.perf_counter() - started)
+
+    def with_llama(prompt: str) -> float:
         answer = llama.answer(prompt, args.new_tokens, [])
-        totals["llama.cpp"][0] += answer.tokens
-        totals["llama.cpp"][1] += answer.seconds
+        return answer.tokens / answer.seconds
+
+    rates = []
+    for index in range(args.prompts):
+        message = PROMPTS[index % 2].format(name=NAMES[index % len(NAMES)])
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
+        )
+        if index % 2 == 0:
+            rates.append((with_transformers(prompt), with_llama(prompt)))
+        else:
+            llama_rate = with_llama(prompt)
+            rates.append((with_transformers(prompt), llama_rate))
     llama.close()
-    rate = {side: tokens / seconds for side, (tokens, seconds) in totals.items()}
-    return rate["transformers"], rate["llama.cpp"], len(prompts)
+    return rates
 
 
 def model_folder(args: argparse.Namespace, scratch: Path) -> Path:
@@ -163,7 +166,7 @@ def main() -> None:
         scratch = Path(folder)
         model = model_folder(args, scratch)
         pairs = export_rounds(model, scratch, args)
-        hf_rate, llama_rate, prompts = generation_speed(model, scratch, args)
+        rates = generation_speed(model, scratch, args)
     ratios = [tuned / hand for hand, tuned in pairs]
     table = "| round | by hand s | tuneyard s | ratio |\n|---|---|---|---|\n" + "".join(
         f"| {i + 1} | {hand:.2f} | {tuned:.2f} | {tuned / hand:.3f} |\n"
@@ -173,9 +176,10 @@ def main() -> None:
         f"export {args.quant}: tuneyard / converter by hand {spread(ratios)} "
         f"(median {statistics.median(hand for hand, _ in pairs):.2f} s by hand); target <= 1.1: "
         + ("met" if statistics.median(ratios) <= 1.1 else "MISSED"),
-        f"generation, {prompts} prompts x <= {args.new_tokens} new tokens, greedy, batch 1: "
-        f"llama.cpp {args.gen_quant} {llama_rate:.1f} tokens/s, transformers float32 {hf_rate:.1f} tokens/s, "
-        f"ratio {llama_rate / hf_rate:.2f}x",
+        f"generation, {len(rates)} prompts x <= {args.new_tokens} new tokens, greedy, batch 1, per prompt: "
+        f"llama.cpp {args.gen_quant} / transformers float32 tokens/s {spread([g / h for h, g in rates])}; "
+        f"median llama.cpp {statistics.median(g for _, g in rates):.1f}, "
+        f"transformers {statistics.median(h for h, _ in rates):.1f} tokens/s",
     ]
     print(table + "\n".join(summary))
     if args.no_append:
