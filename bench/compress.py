@@ -4,9 +4,16 @@ Measures, in one process:
 
 * the time of each method at ``--rank 64`` and at ``--ratio 0.5`` (library call,
   128 calibration samples from the Debian topics train split, imports already paid);
-* the forward pass of the compressed model against the dense one (batch 32, length
-  128, ``torch.inference_mode``, best of 10 interleaved rounds after a warm-up), for the
-  ratio-0.5 and rank-64 models. Target: ratio 0.5 runs in <= 0.65x the dense time;
+* the forward pass of compressed models against the dense one (batch 32, length 128,
+  ``torch.inference_mode``, best of 10 interleaved rounds after a warm-up), at ratios
+  0.25, 0.5 and 0.75 and for adasvd at 0.5, *before* and *after* the faster low-rank
+  forward, in the same process: "before" is the previous behaviour (exact ratio ranks,
+  e.g. ``--rank attn=96,ffn=153`` at 0.5, and every layer through its two factors),
+  "after" is today's ``--ratio`` (ranks a multiple of 8) with near-break-even layers run
+  as one dense product. Targets: <= 0.58x dense at ratio 0.5, never above 1.0x;
+* where the forward time goes (torch.profiler: linear layers, attention, the rest) for
+  the dense model and the ratio-0.5 one, which bounds what any low-rank forward can reach;
+* ``--compile``: the same dense and ratio-0.5 models through ``torch.compile``;
 
 and, as separate processes, the whole wall time of ``tuneyard compress`` (imports,
 loading, calibration, SVD, writing) for standard / whiten / fwsvd with 128 samples,
@@ -21,6 +28,7 @@ targets (8 s, 20 s, 40 s).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import subprocess
@@ -31,11 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import tuneyard
 from tuneyard.compress.compressor import compress_model
 from tuneyard.compress.options import CompressOptions
 from tuneyard.compress.registry import METHODS
+from tuneyard.models.lowrank import LowRankLinear, lowrank_layers
 from tuneyard.yard.root import Yard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +53,7 @@ DATA = ROOT / "data" / "debian_topics"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SAMPLES = 128
 BATCH, LENGTH, REPEATS = 32, 128, 10
+RATIOS = (0.25, 0.5, 0.75)
 REFERENCE_SECONDS = {"standard": 16.0, "whiten": 83.0, "fwsvd": 167.0}
 TARGET_SECONDS = {"standard": 8.0, "whiten": 20.0, "fwsvd": 40.0}
 
@@ -71,51 +82,138 @@ def forward_seconds(models: dict[str, torch.nn.Module], inputs: dict[str, torch.
     return best
 
 
-def method_times(yard: Yard, model: Path) -> tuple[list[str], dict[str, Path]]:
-    """Compress with every method at rank 64 and ratio 0.5; table rows and the folders made."""
+def method_times(yard: Yard, model: Path) -> list[str]:
+    """Compress with every method at rank 64 and ratio 0.5; table rows."""
     rows = ["| method | budget | seconds | layers | compressible kept |", "|---|---|---:|---:|---:|"]
-    folders: dict[str, Path] = {}
     for budget in ({"rank": "64"}, {"ratio": 0.5}):
         for method in METHODS:
-            options = CompressOptions(
-                model=str(model), method=method, data=str(DATA), calib_samples=SAMPLES, **budget
-            )
-            if method == "standard":  # standard reads no data; keep the headless encoder's own class
-                options = CompressOptions(model=str(model), method=method, **budget)
-            result = compress_model(options, yard)
+            result = compress_model(compress_options(model, method, **budget), yard)
             label = f"rank {budget['rank']}" if "rank" in budget else f"ratio {budget['ratio']}"
             rows.append(
                 f"| {method} | {label} | {result.seconds:.2f} | {len(result.info.layers)} "
                 f"| {result.info.params.ratio:.3f} |"
             )
             print(rows[-1], flush=True)
-            if method == "standard":
-                folders[label] = result.path
-    return rows, folders
+    return rows
 
 
-def forward_rows(model: Path, folders: dict[str, Path]) -> list[str]:
-    """Dense vs compressed forward time, same process, same inputs, interleaved."""
-    torch.manual_seed(0)
+def compress_options(model: Path, method: str, **budget: object) -> CompressOptions:
+    """Options for ``method``; standard reads no data (keeps the headless encoder's own class)."""
+    if method == "standard":
+        return CompressOptions(model=str(model), method=method, **budget)  # type: ignore[arg-type]
+    return CompressOptions(model=str(model), method=method, data=str(DATA), calib_samples=SAMPLES, **budget)  # type: ignore[arg-type]
+
+
+def previous_ratio_ranks(ratio: float) -> str:
+    """``--rank`` giving the ranks ``--ratio`` chose before they were aligned to 8 (MiniLM shapes)."""
+    attention = math.floor(ratio * 384 * 384 / (384 + 384))
+    ffn = math.floor(ratio * 384 * 1536 / (384 + 1536))
+    return f"attn={attention},ffn={ffn}"
+
+
+def factor_forward(layer: LowRankLinear, x: torch.Tensor) -> torch.Tensor:
+    """The previous forward: always the two factor products."""
+    return F.linear(F.linear(x, layer.right), layer.left, layer.bias)
+
+
+def with_previous_forward(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every low-rank layer running :func:`factor_forward`."""
+    for _, layer in lowrank_layers(model):
+        layer.forward = factor_forward.__get__(layer)  # type: ignore[method-assign]
+    return model
+
+
+def forward_models(yard: Yard, model: Path) -> dict[str, torch.nn.Module]:
+    """Dense, then each ratio before and after, then adasvd at 0.5 before and after."""
     models = {"dense MiniLM": tuneyard.load(model)}
-    models.update({f"standard {label}": tuneyard.load(folder) for label, folder in folders.items()})
-    inputs = {
+    for ratio in RATIOS:
+        before = compress_model(compress_options(model, "standard", rank=previous_ratio_ranks(ratio)), yard)
+        after = compress_model(compress_options(model, "standard", ratio=ratio), yard)
+        models[f"standard {ratio} before"] = with_previous_forward(tuneyard.load(before.path))
+        models[f"standard {ratio} after"] = tuneyard.load(after.path)
+    adaptive = compress_model(compress_options(model, "adasvd", ratio=0.5), yard).path
+    models["adasvd 0.5 before"] = with_previous_forward(tuneyard.load(adaptive))
+    models["adasvd 0.5 after"] = tuneyard.load(adaptive)
+    return models
+
+
+def forward_inputs() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return {
         "input_ids": torch.randint(1000, 20000, (BATCH, LENGTH)),
         "attention_mask": torch.ones(BATCH, LENGTH, dtype=torch.long),
     }
-    seconds = forward_seconds(models, inputs)
+
+
+def forward_rows(models: dict[str, torch.nn.Module]) -> list[str]:
+    """Dense vs compressed forward time, same process, same inputs, interleaved."""
+    seconds = forward_seconds(models, forward_inputs())
     dense_time = seconds["dense MiniLM"]
     rows = [
-        f"| model | forward (batch {BATCH}, length {LENGTH}, best of {REPEATS}) | vs dense | params |",
-        "|---|---:|---:|---:|",
+        f"| model | forward (batch {BATCH}, length {LENGTH}, best of {REPEATS}) "
+        "| vs dense | params | layers run dense |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, loaded in models.items():
         params = sum(parameter.numel() for parameter in loaded.parameters())
+        layers = [layer for _, layer in lowrank_layers(loaded)]
+        dense_layers = sum(layer.runs_dense for layer in layers)
+        merged = "" if not layers or "before" in name else f"{dense_layers}/{len(layers)}"
         rows.append(
-            f"| {name} | {seconds[name] * 1000:.1f} ms | {seconds[name] / dense_time:.2f}x | {params:,} |"
+            f"| {name} | {seconds[name] * 1000:.1f} ms | {seconds[name] / dense_time:.3f}x "
+            f"| {params:,} | {merged} |"
         )
         print(rows[-1], flush=True)
     return rows
+
+
+def profile_rows(models: dict[str, torch.nn.Module]) -> list[str]:
+    """Self CPU time per forward in linear layers, attention and everything else (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = forward_inputs()
+    rows = [
+        "| model | linear layers (mm, addmm) | attention (sdpa) | the rest | total |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in ("dense MiniLM", "standard 0.5 after"):
+        with torch.inference_mode():
+            models[name](**inputs)
+            with profile(activities=[ProfilerActivity.CPU]) as profiler:
+                for _ in range(3):
+                    models[name](**inputs)
+        parts = {"linear": 0.0, "attention": 0.0, "rest": 0.0}
+        for event in profiler.key_averages():
+            parts[profile_part(event.key)] += event.self_cpu_time_total / 3 / 1000
+        total = sum(parts.values())
+        rows.append(
+            f"| {name} | {parts['linear']:.0f} ms ({parts['linear'] / total:.0%}) "
+            f"| {parts['attention']:.0f} ms | {parts['rest']:.0f} ms | {total:.0f} ms |"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def profile_part(op: str) -> str:
+    """Which part of a forward a profiled op belongs to."""
+    if op in ("aten::mm", "aten::addmm"):
+        return "linear"
+    return "attention" if "scaled_dot" in op else "rest"
+
+
+def compiled_rows(models: dict[str, torch.nn.Module]) -> list[str]:
+    """Dense and ratio-0.5 through ``torch.compile`` (inductor), interleaved like the eager ones."""
+    start = time.perf_counter()
+    compiled = {name: torch.compile(models[name]) for name in ("dense MiniLM", "standard 0.5 after")}
+    seconds = forward_seconds(compiled, forward_inputs())  # the warm-up call compiles
+    ratio = seconds["standard 0.5 after"] / seconds["dense MiniLM"]
+    row = (
+        f"torch.compile (compiling took {time.perf_counter() - start:.0f} s): dense "
+        f"{seconds['dense MiniLM'] * 1000:.1f} ms, ratio 0.5 {seconds['standard 0.5 after'] * 1000:.1f} ms, "
+        f"{ratio:.3f}x"
+    )
+    print(row, flush=True)
+    return [row]
 
 
 def cli_rows(model: Path, workdir: Path) -> list[str]:
@@ -160,6 +258,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-process CLI runs")
+    parser.add_argument("--compile", action="store_true", help="also time the models through torch.compile")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch bench/RESULTS.md")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -174,9 +273,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         yard = Yard.open(temp)
         lines = [header, "", "Per method, in-process (imports paid once):", ""]
-        method_lines, folders = method_times(yard, model)
-        lines += method_lines + ["", "Forward pass, dense vs compressed, same process:", ""]
-        lines += forward_rows(model, folders)
+        lines += method_times(yard, model)
+        models = forward_models(yard, model)
+        lines += ["", "Forward pass, dense vs compressed, before and after the faster forward:", ""]
+        lines += forward_rows(models)
+        lines += ["", "Where one forward's time goes (torch.profiler, self CPU time):", ""]
+        lines += profile_rows(models)
+        if args.compile:
+            lines += ["", *compiled_rows(models)]
         if not args.no_cli:
             lines += ["", "Whole process (`tuneyard compress ...`, fresh interpreter):", ""]
             lines += cli_rows(model, Path(temp) / "cli-yard")

@@ -34,6 +34,25 @@ def test_every_factor_gets_a_gradient():
     assert {name for name, _ in layer.named_parameters()} == {"left", "right", "bias"}
 
 
+def test_a_rank_near_break_even_runs_one_dense_product_at_inference_and_follows_updates():
+    torch.manual_seed(0)
+    layer = LowRankLinear(16, 16, rank=8)  # factors hold 256 weights, the dense layer 256
+    thin = LowRankLinear(16, 16, rank=2)
+    assert layer.runs_dense and not thin.runs_dense
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        before = layer(x)
+        assert torch.allclose(before, x @ layer.dense_weight().T + layer.bias, atol=1e-5)
+        layer.left.add_(1.0)  # an optimizer step changes a factor in place
+        after = layer(x)
+    assert torch.allclose(after, x @ layer.dense_weight().T + layer.bias, atol=1e-5)
+    assert not torch.allclose(before, after)
+    with torch.inference_mode():
+        assert torch.allclose(layer(x), after, atol=1e-6)
+    layer(x).sum().backward()  # with gradients recorded it trains through the factors
+    assert layer.left.grad is not None and layer.right.grad is not None
+
+
 def test_no_bias_layer_has_no_bias_parameter():
     layer = LowRankLinear(8, 6, rank=2, bias=False)
     assert layer.bias is None and layer(torch.randn(1, 8)).shape == (1, 6)

@@ -67,7 +67,9 @@ def compress(
     ] = None,
     held_out_samples: Annotated[
         int | None,
-        typer.Option(help="Decoders: validation rows whose perplexity is shown before/after (default 64)."),
+        typer.Option(
+            help="Validation rows the output error (and a decoder's perplexity) is measured on (default 64)."
+        ),
     ] = None,
     alpha: Annotated[float | None, typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling and head init (default 0).")] = None,
@@ -145,7 +147,8 @@ def print_summary(result: CompressionResult) -> None:
     table.add_row("compressible kept", f"{params.ratio:.3f}")
     table.add_row("whole model kept", f"{params.total_after / max(params.total_before, 1):.3f}")
     for metric, before, after in result.held_out:
-        table.add_row(f"held-out {metric}", f"{before:.2f} -> {after:.2f}")
+        digits = 4 if metric == "output error" else 2
+        table.add_row(f"held-out {metric}", f"{before:.{digits}f} -> {after:.{digits}f}")
     table.add_row("time", f"{result.seconds:.1f} s")
     out.print(table)
     out.print(f"saved {result.path}")

@@ -4,13 +4,19 @@ A decoder's compression is judged by its perplexity on text it never calibrated 
 (the papers' yardstick: SVD-LLM, ASVD); the task type says what it scores
 (:attr:`tuneyard.task_types.base.TaskType.held_out_metrics`), this module measures it on
 the first ``--held-out-samples`` rows of the validation split, so before and after
-read exactly the same tokens.
+read exactly the same tokens. Every model is also measured by its *output error*: the
+relative distance between the compressed and the dense model's last hidden states,
+``||H' - H||_F / ||H||_F``, over the real tokens of those rows only (padding positions
+carry no meaning, and counting them would dilute or inflate the error by batch shape).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from tuneyard.compress.calibration import held_out_batches
 
@@ -30,13 +36,15 @@ class HeldOut:
     rows: int = 0
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
+    reference: list[torch.Tensor] = field(default_factory=list)  # the dense model's hidden states
+    output_error: float | None = None
 
     @classmethod
     def measure(
         cls, task_type: TaskType, model: Any, tokenizer: Any, data: TaskData | None, options: CompressOptions
     ) -> HeldOut:
-        """Score the dense ``model`` (nothing, when the task type scores nothing or there is no data)."""
-        if data is None or not task_type.held_out_metrics:
+        """Score the dense ``model`` and keep its hidden states (nothing without validation rows)."""
+        if data is None:
             return cls()
         batches = held_out_batches(
             data, task_type, tokenizer, options.held_out_samples, options.batch_size, options.max_length
@@ -44,24 +52,53 @@ class HeldOut:
         if not batches:
             return cls()
         rows = sum(len(batch["input_ids"]) for batch in batches)
-        return cls(task_type, batches, rows, before=task_type.held_out_scores(model, batches))
+        before = task_type.held_out_scores(model, batches)
+        return cls(task_type, batches, rows, before, reference=final_hidden_states(model, batches))
 
     def measure_after(self, model: Any) -> None:
-        """Score the compressed ``model`` on the same batches."""
+        """Score the compressed ``model`` on the same batches, and its output error."""
         if self.task_type is not None:
             self.after = self.task_type.held_out_scores(model, self.batches)
+            self.output_error = relative_error(final_hidden_states(model, self.batches), self.reference)
 
     def metrics(self) -> dict[str, float]:
-        """``{name}_before`` / ``{name}_after`` and ``held_out_rows``, for the manifest and the index."""
-        if not self.before:
+        """``{name}_before`` / ``{name}_after``, ``output_error`` and ``held_out_rows``, for the manifest."""
+        if self.output_error is None:
             return {}
         scores = {f"{name}_before": value for name, value in self.before.items()}
         return (
             scores
             | {f"{name}_after": value for name, value in self.after.items()}
-            | {"held_out_rows": self.rows}
+            | {"output_error": self.output_error, "held_out_rows": self.rows}
         )
 
     def table(self) -> list[tuple[str, float, float]]:
-        """``(metric, before, after)`` rows for the printed summary."""
-        return [(name, value, self.after[name]) for name, value in self.before.items() if name in self.after]
+        """``(metric, before, after)`` rows for the printed summary (output error: 0 before)."""
+        scores = [(name, self.before[name], self.after[name]) for name in self.before if name in self.after]
+        if self.output_error is not None:
+            scores.append(("output error", 0.0, self.output_error))
+        return scores
+
+
+def final_hidden_states(model: Any, batches: list[Batch]) -> list[torch.Tensor]:
+    """The last layer's hidden state at every real (unpadded) token, one ``(tokens, hidden)`` per batch."""
+    device = next(model.parameters()).device
+    states = []
+    with torch.inference_mode():
+        for batch in batches:
+            inputs = {
+                name: tensor.to(device)
+                for name, tensor in batch.items()
+                if name in ("input_ids", "attention_mask", "token_type_ids")
+            }
+            hidden = model(**inputs, output_hidden_states=True).hidden_states[-1]
+            mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).bool()
+            states.append(hidden[mask].float().cpu())
+    return states
+
+
+def relative_error(states: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """``||states - reference||_F / ||reference||_F`` over all batches together."""
+    difference = sum(float((state - ref).pow(2).sum()) for state, ref in zip(states, reference, strict=True))
+    norm = sum(float(ref.pow(2).sum()) for ref in reference)
+    return math.sqrt(difference / norm) if norm > 0 else 0.0

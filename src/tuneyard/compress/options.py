@@ -21,7 +21,7 @@ class CompressOptions(DataOptions):
     batch_size: int = 16
     max_length: int = 128
     held_out_samples: int = Field(
-        default=64, description="validation rows a language model's perplexity is measured on"
+        default=64, description="validation rows the output error (and a decoder's perplexity) is measured on"
     )
     alpha: float = Field(default=0.5, description="asvd: exponent of the activation scales")
     seed: int = 0
