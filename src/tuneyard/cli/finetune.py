@@ -99,15 +99,23 @@ def finetune(
     distill_from: Annotated[
         str | None,
         typer.Option(
-            help="Also learn this model's logits (a fine-tuned model with the same labels, e.g. the dense "
-            "model a compressed one came from)."
+            help="Also learn this model's logits (a fine-tuned model with the same labels or vocabulary). "
+            "Default for a compressed checkpoint: the fine-tuned model it was compressed from."
         ),
     ] = None,
+    no_distill: Annotated[
+        bool | None,
+        typer.Option("--no-distill", help="Train on the labels alone (no default teacher)."),
+    ] = None,
     distill_weight: Annotated[
-        float | None, typer.Option(help="With --distill-from: the teacher's share of the loss (default 0.5).")
+        float | None, typer.Option(help="With a teacher: its logits' share of the loss (default 0.5).")
     ] = None,
     distill_temperature: Annotated[
-        float | None, typer.Option(help="With --distill-from: softmax temperature (default 2).")
+        float | None, typer.Option(help="With a teacher: softmax temperature (default 2).")
+    ] = None,
+    distill_hidden_weight: Annotated[
+        float | None,
+        typer.Option(help="With a teacher: weight of matching each layer's output to its (default 0: off)."),
     ] = None,
     epochs: Annotated[float | None, typer.Option(help="Training epochs (default 3).")] = None,
     learning_rate: Annotated[
@@ -196,9 +204,14 @@ def finetune(
         "freeze_factors": freeze_factors,
         "reset_head": reset_head,
         "distill_from": distill_from,
+        "no_distill": no_distill,
         "distill": {
             key: value
-            for key, value in (("weight", distill_weight), ("temperature", distill_temperature))
+            for key, value in (
+                ("weight", distill_weight),
+                ("temperature", distill_temperature),
+                ("hidden_weight", distill_hidden_weight),
+            )
             if value is not None
         }
         or None,

@@ -40,8 +40,11 @@ class FinetuneOptions(DataOptions):
     freeze_factors: bool = False
     reset_head: bool = False
     distill_from: str | None = Field(
-        default=None, description="A teacher model (same labels) whose logits the run also learns."
+        default=None,
+        description="A teacher model (same labels) whose logits the run also learns; a lowrank run of a "
+        "model compressed from a fine-tuned one defaults to that model.",
     )
+    no_distill: bool = Field(default=False, description="Train on the labels alone, with no default teacher.")
     distill: DistillOptions = Field(default_factory=DistillOptions)
 
     epochs: float = Field(default=3.0, gt=0)

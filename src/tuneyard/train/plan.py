@@ -64,6 +64,7 @@ class FinetunePlan:
     kind: Literal["run", "finetuned"]
     target: Path  # where a new run is filed: the layout's folder or --output-dir
     resume: Path | None = None  # the run folder this plan continues
+    default_teacher: bool = False  # options.distill_from was chosen by tuneyard, not given
 
     @property
     def dataset(self) -> str:
@@ -234,8 +235,9 @@ def plan_finetune(
         )
     kind, target = run_target(options, parent, strategy.NAME, yard)
     resume_dir = resume if isinstance(resume, Path) else (target if resume else None)
+    teacher = teacher_for(options, parent, strategy.NAME, yard)
     return FinetunePlan(
-        options=options,
+        options=options.model_copy(update={"distill_from": teacher}),
         parent=parent,
         task=data.spec.name,
         task_type=task_type.name,
@@ -247,4 +249,19 @@ def plan_finetune(
         kind=kind,
         target=resume_dir or target,
         resume=resume_dir,
+        default_teacher=teacher is not None and options.distill_from is None,
     )
+
+
+def teacher_for(options: FinetuneOptions, parent: ParentModel, strategy: str, yard: Yard) -> str | None:
+    """``--distill-from``, else the default teacher (unless ``--no-distill``)."""
+    from tuneyard.train.distillation import default_teacher
+
+    if options.no_distill and options.distill_from is not None:
+        raise ConfigError(
+            f"--no-distill and --distill-from {options.distill_from} contradict each other.",
+            "Give one: --distill-from MODEL to learn its logits, --no-distill to train on the labels alone.",
+        )
+    if options.no_distill or options.distill_from is not None:
+        return options.distill_from
+    return default_teacher(parent, strategy, yard)

@@ -200,7 +200,8 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, family_for(plan.parent.arch), task_type)
     name_adapter_base(model, plan.parent)  # the Trainer's checkpoints record where the base is
-    teacher = load_run_teacher(options, task_type, model)  # refused before a run folder exists
+    teacher, teacher_notes = load_run_teacher(plan, task_type, model)  # refused before a run folder exists
+    notes += teacher_notes
     resume_from = None
     if plan.resume is not None:
         run, resume_from = reopen_run(yard, plan.resume)
@@ -227,16 +228,33 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     )
 
 
-def load_run_teacher(options: FinetuneOptions, task_type: TaskType, model: Any) -> Teacher | None:
-    """``--distill-from``'s model, checked against the student (same labels) and the task type."""
-    if options.distill_from is None:
-        return None
+def load_run_teacher(plan: FinetunePlan, task_type: TaskType, model: Any) -> tuple[Teacher | None, list[str]]:
+    """The run's teacher (checked against the student) and notes for the user.
+
+    A default teacher that does not fit (other labels) is dropped with a note, and the
+    plan's options forget it before the run folder records them; one given with
+    ``--distill-from`` is refused.
+    """
+    source = plan.options.distill_from
+    if source is None:
+        return None, []
     if not task_type.distills:
         raise ConfigError(
-            f"--distill-from is built for sequence classification, not {task_type.name} yet.",
-            "Train on the labels alone: leave out --distill-from.",
+            f"--distill-from is not built for {task_type.name} models yet.",
+            "Train on the labels alone: leave out --distill-from (or add --no-distill).",
         )
-    return load_teacher(options.distill_from, model, options.distill)
+    if not plan.default_teacher:
+        return load_teacher(source, model, plan.options.distill), []
+    try:
+        teacher = load_teacher(source, model, plan.options.distill)
+    except ConfigError as exc:
+        plan.options = plan.options.model_copy(update={"distill_from": None})
+        reason = f"note: not distilling from {source}, the model this one was compressed from: {exc.message}"
+        return None, [reason]
+    return teacher, [
+        f"note: distilling from {source}, the fine-tuned model this one was compressed from "
+        "(--no-distill trains on the labels alone)."
+    ]
 
 
 def prepare_finetune(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import ConfigError, DataError
+from tuneyard.errors import DataError
 from tuneyard.task_types.base import CompressionSubject, EvalResult, ProgressCallback, TaskType
 from tuneyard.task_types.causal_lm import data, model
 
@@ -39,6 +39,7 @@ class CausalLM(TaskType):
     summary = "chat / instruction rows to generated answers (SmolLM2, Llama, Qwen2, GPT-2)"
     peft_task_type = "CAUSAL_LM"
     held_out_metrics = ("perplexity",)
+    distills = True
 
     def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
         return data.recognizes(column_names, columns)
@@ -94,15 +95,10 @@ class CausalLM(TaskType):
         callbacks: list[Any],
         teacher: Teacher | None = None,
     ) -> Any:
-        """TRL's SFTTrainer; distillation of causal LMs (token-level KL) is not built yet."""
+        """TRL's SFTTrainer; with a teacher, also its token-level KL on the learned tokens."""
         from tuneyard.task_types.causal_lm.training import build_trainer
 
-        if teacher is not None:
-            raise ConfigError(
-                "--distill-from is built for sequence classification; causal LMs cannot distil yet.",
-                "Train on the labels alone: leave out --distill-from.",
-            )
-        return build_trainer(decoder, arguments, task_data, tokenizer, callbacks)
+        return build_trainer(decoder, arguments, task_data, tokenizer, callbacks, teacher)
 
     def metric_names(self, spec: TaskSpec) -> list[str]:
         return list(TRAINING_METRICS)

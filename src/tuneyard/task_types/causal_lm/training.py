@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from tuneyard.data.loading import TaskData
+    from tuneyard.train.distillation import Teacher
 
 TRAINED_SPLITS = ("train", "validation")
 
@@ -97,11 +98,28 @@ def check_lengths(data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
 
 
 def build_trainer(
-    model: Any, arguments: Any, data: TaskData, tokenizer: Any, callbacks: list[Any]
+    model: Any,
+    arguments: Any,
+    data: TaskData,
+    tokenizer: Any,
+    callbacks: list[Any],
+    teacher: Teacher | None = None,
 ) -> InstructionTrainer:
-    """The SFT trainer on the prompt / completion (or text) columns of the train and validation splits."""
+    """The SFT trainer on the prompt / completion (or text) columns of the train and validation splits.
+
+    With a ``teacher`` its training loss also matches the teacher's next-token
+    distribution on the learned tokens (:mod:`tuneyard.train.distillation`).
+    """
+    from tuneyard.train.distillation import distilling_trainer_class
+
     columns = ["text"] if "text" in data.split("train").column_names else ["prompt", "completion"]
-    return InstructionTrainer(
+    trainer_class, extra = (
+        (InstructionTrainer, {})
+        if teacher is None
+        else (distilling_trainer_class(InstructionTrainer, token_level=True), {"teacher": teacher})
+    )
+    return trainer_class(  # type: ignore[no-any-return]
+        **extra,
         model=model,
         args=arguments,
         train_dataset=data.split("train").select_columns(columns),
