@@ -21,8 +21,15 @@ learning rate 1e-4, batch 32, max length 64, seed 42: the same settings on both 
 so the only difference is the teacher. Every cell is appended to a JSON-lines file as
 it finishes, so a rerun with the same ``--work`` folder skips finished cells.
 
+``--base-first`` runs the other order instead: compress the *pretrained* MiniLM (same
+method, ratio and calibration rows; no trained head, so fwsvd fits a linear probe), then
+fine-tune the compressed model for as many epochs as the dense model and its recovery
+had together (3 + ``--epochs``), on the labels alone and distilled from the dense
+fine-tuned model; the table then compares it with the compress-after-fine-tuning cells.
+
     python bench/method_table.py                        # the full table (about an hour on 2 cores)
     python bench/method_table.py --methods whiten --ratios 0.25 --epochs 3
+    python bench/method_table.py --methods whiten --ratios 0.25 0.5 --base-first
 """
 
 from __future__ import annotations
@@ -76,40 +83,52 @@ def dense_model(yard: Any) -> Path:
     return best
 
 
-def recover(yard: Any, compressed: Path, name: str, epochs: float, distill: bool) -> tuple[Path, float]:
-    """Fine-tune the factors (and head); the run's ``best/`` and its seconds."""
+def recover(
+    yard: Any, compressed: Path, name: str, epochs: float, distill: bool, teacher: Path | None = None
+) -> tuple[Path, float]:
+    """Fine-tune the factors (and head); the run's ``best/`` and its seconds.
+
+    ``distill``: with the default teacher, or ``teacher`` when given.
+    """
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
 
     options = FinetuneOptions(
         checkpoint=str(compressed), data=str(DATA), name=name, epochs=epochs, learning_rate=1e-4,
-        no_distill=not distill, **TRAINING,
+        no_distill=not distill, distill_from=str(teacher) if distill and teacher else None, **TRAINING,
     )  # fmt: skip
     started = time.perf_counter()
     result = finetune(options, yard)
     return result.path / "best", time.perf_counter() - started
 
 
-def cell(yard: Any, dense: Path, method: str, ratio: float, epochs: float) -> dict[str, Any]:
+def cell(
+    yard: Any, dense: Path, method: str, ratio: float, epochs: float, base_first: bool
+) -> dict[str, Any]:
     """One method at one ratio: compress, score, recover both ways, score."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
 
+    order = "base_first" if base_first else "finetuned_first"
     compressed = compress_model(
         CompressOptions(
-            model=str(dense), method=method, ratio=ratio, data=str(DATA), calib_samples=128,
-            output_dir=str(yard.root / "compressed" / f"{method}_{ratio}"),
+            model=minilm() if base_first else str(dense), method=method, ratio=ratio, data=str(DATA),
+            calib_samples=128, output_dir=str(yard.root / "compressed" / f"{order}_{method}_{ratio}"),
         ),
         yard,
     )  # fmt: skip
-    name = f"{method}_{ratio}_e{epochs:g}"
-    label_only, label_seconds = recover(yard, compressed.path, f"{name}_labels", epochs, distill=False)
-    distilled, distill_seconds = recover(yard, compressed.path, f"{name}_distilled", epochs, distill=True)
+    name = f"{order}_{method}_{ratio}_e{epochs:g}"
+    train_epochs = 3 + epochs if base_first else epochs
+    label_only, label_seconds = recover(yard, compressed.path, f"{name}_labels", train_epochs, distill=False)
+    distilled, distill_seconds = recover(
+        yard, compressed.path, f"{name}_distilled", train_epochs, distill=True, teacher=dense
+    )
     held_out = dict((metric, after) for metric, _, after in compressed.held_out)
     return {
+        "order": order,
         "method": method,
         "ratio": ratio,
-        "epochs": epochs,
+        "epochs": train_epochs,
         "kept": compressed.info.params.ratio,
         "output_error": held_out["output error"],
         "compressed": test_accuracy(yard, compressed.path),
@@ -132,12 +151,19 @@ def table(cells: list[dict[str, Any]], dense_accuracy: float) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for entry in cells:
+        order = " (base first)" if entry.get("order") == "base_first" else ""
         rows.append(
-            f"| {entry['method']} | {entry['ratio']} ({entry['kept']:.3f}) | {entry['output_error']:.3f} "
+            f"| {entry['method']}{order} | {entry['ratio']} ({entry['kept']:.3f}) "
+            f"| {entry['output_error']:.3f} "
             f"| {points(entry['compressed'])} | {points(entry['label_only'])} | {points(entry['distilled'])} "
             f"| {(entry['distilled'] - entry['label_only']) * 100:+.1f} |"
         )
     return rows
+
+
+def _key(entry: dict[str, Any]) -> tuple[str, str, float, float]:
+    """What identifies a finished cell in the journal."""
+    return entry.get("order", "finetuned_first"), entry["method"], entry["ratio"], entry["epochs"]
 
 
 def main() -> None:
@@ -150,6 +176,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
     parser.add_argument("--epochs", type=float, default=1.0, help="recovery epochs (default 1)")
+    parser.add_argument("--base-first", action="store_true", help="compress the pretrained base, then train")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "method_table")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch bench/RESULTS.md")
     args = parser.parse_args()
@@ -164,10 +191,11 @@ def main() -> None:
     cells = []
     for method in args.methods:
         for ratio in args.ratios:
-            key = (method, ratio, args.epochs)
-            entry = next((e for e in done if (e["method"], e["ratio"], e["epochs"]) == key), None)
+            order = "base_first" if args.base_first else "finetuned_first"
+            key = (order, method, ratio, args.epochs + (3 if args.base_first else 0))
+            entry = next((e for e in done if _key(e) == key), None)
             if entry is None:
-                entry = cell(yard, dense, method, ratio, args.epochs)
+                entry = cell(yard, dense, method, ratio, args.epochs, args.base_first)
                 with journal.open("a") as handle:
                     handle.write(json.dumps(entry) + "\n")
             cells.append(entry)
@@ -175,7 +203,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     lines = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {load:.1f}; `python bench/method_table.py --epochs {args.epochs:g}` "
+        f"load average {load:.1f}; `python bench/method_table.py --epochs {args.epochs:g}"
+        f"{' --base-first' if args.base_first else ''}` "
         f"({(time.perf_counter() - started) / 60:.0f} min)",
         "",
         f"Dense fine-tuned MiniLM (full, 3 epochs): test accuracy **{dense_accuracy:.3f}**. Test split, "
