@@ -94,6 +94,13 @@ def no_dropout(model: torch.nn.Module) -> None:
             module.eval()
 
 
+def assert_nothing_to_learn(run) -> None:  # type: ignore[no-untyped-def]
+    """A run whose student equals its teacher: the teacher's terms of the first batch's loss are zero."""
+    trainer, batch = first_batch(run)
+    no_dropout(run.model)
+    assert float(trainer.compute_loss(run.model, batch).detach()) == pytest.approx(0.0, abs=1e-5)
+
+
 def first_batch(run) -> tuple[object, dict[str, torch.Tensor]]:  # type: ignore[no-untyped-def]
     trainer = run.trainer()
     return trainer, next(iter(trainer.get_train_dataloader()))
@@ -101,14 +108,8 @@ def first_batch(run) -> tuple[object, dict[str, torch.Tensor]]:  # type: ignore[
 
 def test_a_student_equal_to_its_teacher_has_nothing_to_learn_from_it(teacher_and_student, topics) -> None:
     yard, teacher, _ = teacher_and_student
-    run = prepared(yard, teacher, topics, teacher, weight=1.0)
-    trainer, batch = first_batch(run)
-    no_dropout(run.model)
-    assert float(trainer.compute_loss(run.model, batch).detach()) == pytest.approx(0.0, abs=1e-5)
-    with_states = prepared(yard, teacher, topics, teacher, weight=1.0, hidden=1.0)
-    trainer, batch = first_batch(with_states)
-    no_dropout(with_states.model)
-    assert float(trainer.compute_loss(with_states.model, batch).detach()) == pytest.approx(0.0, abs=1e-5)
+    assert_nothing_to_learn(prepared(yard, teacher, topics, teacher, weight=1.0))
+    assert_nothing_to_learn(prepared(yard, teacher, topics, teacher, weight=1.0, hidden=1.0))
 
 
 def test_every_low_rank_factor_gets_a_gradient_from_the_teacher(teacher_and_student, topics) -> None:
@@ -235,10 +236,7 @@ def decoder_pair(tiny_decoder, chat_topics, tmp_path_factory) -> tuple[Path, Pat
 
 def test_a_causal_lm_equal_to_its_teacher_has_nothing_to_learn_from_it(decoder_pair, chat_topics) -> None:
     yard, teacher, _ = decoder_pair
-    run = prepared(yard, teacher, chat_topics, teacher, weight=1.0)
-    trainer, batch = first_batch(run)
-    no_dropout(run.model)
-    assert float(trainer.compute_loss(run.model, batch).detach()) == pytest.approx(0.0, abs=1e-5)
+    assert_nothing_to_learn(prepared(yard, teacher, chat_topics, teacher, weight=1.0))
 
 
 def test_a_compressed_causal_lm_learns_its_parents_tokens(cli, decoder_pair, chat_topics) -> None:
