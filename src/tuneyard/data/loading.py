@@ -65,7 +65,25 @@ def find_split_files(data_dir: Path) -> dict[str, Path]:
 
 
 def read_split(path: Path) -> Dataset:
-    """One split file as a ``Dataset``.
+    """One split file as a ``Dataset``; a malformed, empty or non-UTF-8 file is a :class:`DataError`.
+
+    The error names the file, the first bad line and the fix (:mod:`tuneyard.data.file_errors`).
+    """
+    from datasets.exceptions import DatasetGenerationError
+    from pyarrow import ArrowException
+
+    from tuneyard.data import file_errors
+
+    try:
+        dataset = _read_split(path)
+    except (ArrowException, DatasetGenerationError, UnicodeDecodeError, ValueError) as exc:
+        raise file_errors.unreadable(path, exc) from None
+    file_errors.check_contents(path, dataset)
+    return dataset
+
+
+def _read_split(path: Path) -> Dataset:
+    """One split file as read by pyarrow (or datasets' JSON builder).
 
     CSV / TSV, JSON Lines and Parquet are read by pyarrow straight into memory: a
     local file needs no copy in the datasets cache, and skipping its builder saves a
