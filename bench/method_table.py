@@ -21,6 +21,9 @@ learning rate 1e-4, batch 32, max length 64, seed 42: the same settings on both 
 so the only difference is the teacher. Every cell is appended to a JSON-lines file as
 it finishes, so a rerun with the same ``--work`` folder skips finished cells.
 
+``--learning-rate`` and ``--hidden-weight`` (the distilled side's hidden-state matching,
+default 0) vary the recovery for a closer look at one cell.
+
 ``--base-first`` runs the other order instead: compress the *pretrained* MiniLM (same
 method, ratio and calibration rows; no trained head, so fwsvd fits a linear probe), then
 fine-tune the compressed model for as many epochs as the dense model and its recovery
@@ -28,7 +31,7 @@ had together (3 + ``--epochs``), on the labels alone and distilled from the dens
 fine-tuned model; the table then compares it with the compress-after-fine-tuning cells.
 
     python bench/method_table.py                        # the full table (about an hour on 2 cores)
-    python bench/method_table.py --methods whiten --ratios 0.25 --epochs 3
+    python bench/method_table.py --methods whiten --ratios 0.25 --epochs 3 --learning-rate 3e-4
     python bench/method_table.py --methods whiten --ratios 0.25 0.5 --base-first
 """
 
@@ -38,7 +41,9 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,29 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "debian_topics"
 RATIOS = (0.25, 0.5, 0.75)
 TRAINING = {"batch_size": 32, "max_length": 64, "seed": 42}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a cell is trained: the order, and the recovery's settings (the same on both sides)."""
+
+    base_first: bool = False
+    epochs: float = 1.0
+    learning_rate: float = 1e-4
+    hidden_weight: float = 0.0
+
+    @property
+    def order(self) -> str:
+        return "base_first" if self.base_first else "finetuned_first"
+
+    @property
+    def train_epochs(self) -> float:
+        """Base first: as many epochs as the dense model (3) and its recovery had together."""
+        return 3 + self.epochs if self.base_first else self.epochs
+
+    def label(self) -> str:
+        """A short name for folders and run names."""
+        return f"{self.order}_e{self.epochs:g}_lr{self.learning_rate:g}_h{self.hidden_weight:g}"
 
 
 def minilm() -> str:
@@ -84,51 +112,49 @@ def dense_model(yard: Any) -> Path:
 
 
 def recover(
-    yard: Any, compressed: Path, name: str, epochs: float, distill: bool, teacher: Path | None = None
+    yard: Any, compressed: Path, name: str, recipe: Recipe, teacher: Path | None
 ) -> tuple[Path, float]:
-    """Fine-tune the factors (and head); the run's ``best/`` and its seconds.
+    """Fine-tune the factors (and head), distilled from ``teacher`` or on the labels alone.
 
-    ``distill``: with the default teacher, or ``teacher`` when given.
+    Returns the run's ``best/`` and its seconds.
     """
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
 
+    distill = {"hidden_weight": recipe.hidden_weight} if teacher else {}
     options = FinetuneOptions(
-        checkpoint=str(compressed), data=str(DATA), name=name, epochs=epochs, learning_rate=1e-4,
-        no_distill=not distill, distill_from=str(teacher) if distill and teacher else None, **TRAINING,
+        checkpoint=str(compressed), data=str(DATA), name=name, epochs=recipe.train_epochs,
+        learning_rate=recipe.learning_rate, no_distill=teacher is None,
+        distill_from=str(teacher) if teacher else None, distill=distill, **TRAINING,
     )  # fmt: skip
     started = time.perf_counter()
     result = finetune(options, yard)
     return result.path / "best", time.perf_counter() - started
 
 
-def cell(
-    yard: Any, dense: Path, method: str, ratio: float, epochs: float, base_first: bool
-) -> dict[str, Any]:
+def cell(yard: Any, dense: Path, method: str, ratio: float, recipe: Recipe) -> dict[str, Any]:
     """One method at one ratio: compress, score, recover both ways, score."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
 
-    order = "base_first" if base_first else "finetuned_first"
     compressed = compress_model(
         CompressOptions(
-            model=minilm() if base_first else str(dense), method=method, ratio=ratio, data=str(DATA),
-            calib_samples=128, output_dir=str(yard.root / "compressed" / f"{order}_{method}_{ratio}"),
+            model=minilm() if recipe.base_first else str(dense), method=method, ratio=ratio,
+            data=str(DATA), calib_samples=128,
+            output_dir=str(yard.root / "compressed" / f"{recipe.order}_{method}_{ratio}"),
         ),
         yard,
     )  # fmt: skip
-    name = f"{order}_{method}_{ratio}_e{epochs:g}"
-    train_epochs = 3 + epochs if base_first else epochs
-    label_only, label_seconds = recover(yard, compressed.path, f"{name}_labels", train_epochs, distill=False)
-    distilled, distill_seconds = recover(
-        yard, compressed.path, f"{name}_distilled", train_epochs, distill=True, teacher=dense
-    )
+    name = f"{method}_{ratio}_{recipe.label()}"
+    label_only, label_seconds = recover(yard, compressed.path, f"{name}_labels", recipe, None)
+    distilled, distill_seconds = recover(yard, compressed.path, f"{name}_distilled", recipe, dense)
     held_out = dict((metric, after) for metric, _, after in compressed.held_out)
     return {
-        "order": order,
         "method": method,
         "ratio": ratio,
-        "epochs": train_epochs,
+        **asdict(recipe),
+        "order": recipe.order,
+        "epochs": recipe.train_epochs,
         "kept": compressed.info.params.ratio,
         "output_error": held_out["output error"],
         "compressed": test_accuracy(yard, compressed.path),
@@ -161,9 +187,12 @@ def table(cells: list[dict[str, Any]], dense_accuracy: float) -> list[str]:
     return rows
 
 
-def _key(entry: dict[str, Any]) -> tuple[str, str, float, float]:
+def _key(entry: dict[str, Any]) -> tuple[object, ...]:
     """What identifies a finished cell in the journal."""
-    return entry.get("order", "finetuned_first"), entry["method"], entry["ratio"], entry["epochs"]
+    return (
+        entry.get("order", "finetuned_first"), entry["method"], entry["ratio"], entry["epochs"],
+        entry.get("learning_rate", 1e-4), entry.get("hidden_weight", 0.0),
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -176,6 +205,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
     parser.add_argument("--epochs", type=float, default=1.0, help="recovery epochs (default 1)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4, help="recovery learning rate")
+    parser.add_argument("--hidden-weight", type=float, default=0.0, help="distilled side: hidden-state term")
     parser.add_argument("--base-first", action="store_true", help="compress the pretrained base, then train")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "method_table")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch bench/RESULTS.md")
@@ -188,14 +219,16 @@ def main() -> None:
     dense = dense_model(yard)
     dense_accuracy = test_accuracy(yard, dense)
     print(f"dense fine-tuned MiniLM: test accuracy {dense_accuracy:.3f}", flush=True)
+    recipe = Recipe(args.base_first, args.epochs, args.learning_rate, args.hidden_weight)
     cells = []
     for method in args.methods:
         for ratio in args.ratios:
-            order = "base_first" if args.base_first else "finetuned_first"
-            key = (order, method, ratio, args.epochs + (3 if args.base_first else 0))
+            key = (
+                recipe.order, method, ratio, recipe.train_epochs, recipe.learning_rate, recipe.hidden_weight
+            )  # fmt: skip
             entry = next((e for e in done if _key(e) == key), None)
             if entry is None:
-                entry = cell(yard, dense, method, ratio, args.epochs, args.base_first)
+                entry = cell(yard, dense, method, ratio, recipe)
                 with journal.open("a") as handle:
                     handle.write(json.dumps(entry) + "\n")
             cells.append(entry)
@@ -203,12 +236,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     lines = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {load:.1f}; `python bench/method_table.py --epochs {args.epochs:g}"
-        f"{' --base-first' if args.base_first else ''}` "
+        f"load average {load:.1f}; `python bench/method_table.py {' '.join(sys.argv[1:])}` "
         f"({(time.perf_counter() - started) / 60:.0f} min)",
         "",
         f"Dense fine-tuned MiniLM (full, 3 epochs): test accuracy **{dense_accuracy:.3f}**. Test split, "
-        f"342 rows; recovery {args.epochs:g} epoch(s), lr 1e-4; (points vs dense).",
+        f"342 rows; recovery {recipe.train_epochs:g} epoch(s), lr {recipe.learning_rate:g}, hidden-state "
+        f"weight {recipe.hidden_weight:g}{', base compressed first' if recipe.base_first else ''}; "
+        "(points vs dense).",
         "",
         *table(cells, dense_accuracy),
     ]

@@ -179,7 +179,7 @@ def eval_command(
     quiet_libraries()
     from tuneyard.evaluate.model_eval import evaluate_model
 
-    task_data = options.load()
+    task_data = options.in_yard(yard).load()
     total = min(len(task_data.split(options.split)), options.nb_eval_samples or sys.maxsize)
     with progress_bar(f"eval {task_data.spec.name}/{options.split}", total, quiet) as advance:
         outcome = evaluate_model(
@@ -427,7 +427,7 @@ def generate_command(
     quiet_libraries()
     from tuneyard.evaluate.generate import generate
 
-    task_data = options.load()
+    task_data = options.in_yard(yard).load()
     total = len(task_data.split(options.split))
     with progress_bar(f"generate {task_data.spec.name}/{options.split}", total, quiet) as advance:
         outcome = generate(

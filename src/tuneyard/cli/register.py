@@ -7,7 +7,7 @@ import importlib
 import typer
 
 # Modules under tuneyard.cli that define ``register(app)``; each owns its verbs.
-VERB_MODULES = ("runs", "compress", "finetune", "evaluate", "export", "validate", "report")
+VERB_MODULES = ("runs", "prepare", "compress", "finetune", "evaluate", "export", "validate", "report")
 
 
 def add_all(app: typer.Typer) -> None:

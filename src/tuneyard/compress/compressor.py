@@ -34,6 +34,7 @@ from tuneyard.compress.ranks import (
 from tuneyard.compress.registry import build_method
 from tuneyard.compress.statistics import LayerStatistics, collect_fisher, collect_input_statistics
 from tuneyard.data.loading import TaskData
+from tuneyard.data.prepare import data_parents
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import CompressionError
 from tuneyard.models.compressed_folder import (
@@ -194,7 +195,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
     notes: list[str] = []
     _quiet_transformers_bars()
     # A GGUF file is compressed as the float32 folder it is imported to (once), its lineage included.
-    options = options.model_copy(update={"model": resolve_model_path(options.model, yard)})
+    options = options.model_copy(update={"model": resolve_model_path(options.model, yard)}).in_yard(yard)
     with _progress(progress) as bar:
         data = _load_data(options)
         spec = data.spec if data is not None else None
@@ -429,7 +430,7 @@ def _write(
         rank=info.rank,
         task=options.task,
         dataset=options.dataset_name() if info.calibration or held_out.rows else None,
-        parents=[yard.parent_link(options.model, "base")],
+        parents=[yard.parent_link(options.model, "base"), *data_parents(options.data, yard)],
         config=options.model_dump(),
         metrics={
             "params_before": info.params.total_before,

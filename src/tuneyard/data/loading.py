@@ -113,7 +113,10 @@ def _read_split(path: Path) -> Dataset:
 def read_split_files(data_dir: Path) -> tuple[dict[str, Dataset], dict[str, Path]]:
     """Every split file of a folder, read as it is, and where each came from."""
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist.")
+        raise DataError(
+            f"data folder {data_dir} does not exist.",
+            "Give a folder of split files, or the name of a dataset made by tuneyard prepare.",
+        )
     files = find_split_files(data_dir)
     if not files:
         raise DataError(

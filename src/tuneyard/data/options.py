@@ -7,7 +7,7 @@ is read with the column names given here, as the task type's data (default
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from tuneyard.config import StrictModel
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
+    from tuneyard.yard.root import Yard
 
 
 class ColumnOptions(StrictModel):
@@ -66,6 +67,17 @@ class DataOptions(ColumnOptions):
         from tuneyard.data.loading import dataset_name
 
         return dataset_name(self.task, self.data)
+
+    def in_yard(self, yard: Yard) -> Self:
+        """These options with ``--data NAME`` pointing at the yard's dataset of that name (``prepare``).
+
+        A ``--data`` value that is an existing folder stays as it is.
+        """
+        from tuneyard.data.prepare import dataset_folder
+
+        if self.data is None:
+            return self
+        return self.model_copy(update={"data": str(dataset_folder(self.data, yard))})
 
     def load(self, seed: int = 42, validation_fraction: float = 0.1, require_labels: bool = True) -> TaskData:
         """The task's or folder's splits (see :func:`tuneyard.data.loading.load_task_data`)."""

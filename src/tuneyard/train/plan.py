@@ -121,6 +121,8 @@ class FinetunePlan:
 
     def manifest(self, yard: Yard) -> Manifest:
         """The first manifest of a new run of this plan."""
+        from tuneyard.data.prepare import data_parents
+
         return Manifest(
             kind=self.kind,
             name=self.target.name,
@@ -138,6 +140,7 @@ class FinetunePlan:
                     if self.options.distill_from
                     else []
                 ),
+                *data_parents(self.options.data, yard),
             ],
             inferred=self.parent.inferred,
             config=self.options.model_dump(mode="json"),

@@ -270,6 +270,7 @@ def prepare_finetune(
         options = read_saved_options(resume)
     if options is None:
         raise TrainingError("no options given and no run folder to resume.")
+    options = options.in_yard(yard)  # --data NAME: the yard's dataset of that name
     distributed.init_process_group()
     data = load_data(options)
     return prepare_from_plan(plan_finetune(options, yard, data, resume), yard, data)

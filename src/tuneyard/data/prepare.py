@@ -1,0 +1,318 @@
+"""``tuneyard prepare``: a dataset from a file, a folder or the hub, filed as a ``dataset`` artifact.
+
+Seed 002 starts every experiment by turning a source into the rows it trains on; here
+that step leaves a folder a person and a program can find again:
+``datasets/{name}/`` with one Parquet file per split, a dataset card (``README.md``:
+source, revision, rows and label counts per split, schema, content hash) and a manifest
+whose ``metrics`` hold the same figures. ``finetune --data NAME`` and ``eval --data NAME``
+then read it by name and record it as the run's ``data`` parent.
+
+The steps, in order: load (``datasets``: a hub id with its config and revision, or a
+local CSV / TSV / JSON Lines / JSON / Parquet file or split folder), rename columns,
+sample each split (seeded: ``--num-samples`` or ``--sample-percent``), carve missing
+validation / test splits from train (stratified by the label column when there is one),
+write. Nothing is written until every step has passed, and the folder appears whole
+(written beside, then renamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, model_validator
+
+from tuneyard.config import StrictModel
+from tuneyard.data.loading import FORMATS, find_split_files, read_split
+from tuneyard.errors import DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from tuneyard.yard.root import Yard
+
+SPLITS = ("train", "validation", "test")
+CARD_FILE = "README.md"
+
+
+class PrepareOptions(StrictModel):
+    """Where the rows come from and what to do with them on the way in."""
+
+    source: str = Field(description="A hub dataset id, or a local file or folder of split files.")
+    name: str | None = Field(
+        default=None, description="The dataset's name in the yard (default: the source's)."
+    )
+    config: str | None = Field(default=None, description="Hub datasets: the configuration (subset).")
+    revision: str | None = Field(default=None, description="Hub datasets: a branch, tag or commit.")
+    splits: list[str] | None = Field(default=None, description="Keep only these splits of the source.")
+    rename: dict[str, str] = Field(default_factory=dict, description="Column renames, old name -> new.")
+    num_samples: int | None = Field(default=None, gt=0, description="Rows kept per split (seeded).")
+    sample_percent: float | None = Field(
+        default=None, gt=0, le=100, description="Percent of rows kept per split."
+    )
+    validation_fraction: float | None = Field(
+        default=None, gt=0, lt=1, description="Carve a validation split from train when the source has none."
+    )
+    test_fraction: float | None = Field(
+        default=None, gt=0, lt=1, description="Carve a test split from train when the source has none."
+    )
+    label_column: str = Field(
+        default="label", description="Stratify carved splits by this column, if present."
+    )
+    seed: int = 42
+    output_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _one_sample_size(self) -> PrepareOptions:
+        if self.num_samples is not None and self.sample_percent is not None:
+            raise DataError(
+                "give --num-samples or --sample-percent, not both.",
+                "--num-samples 1000 keeps 1,000 rows per split; --sample-percent 10 keeps a tenth.",
+            )
+        return self
+
+    def dataset_name(self) -> str:
+        """``--name``, else the source's last path part without its extension."""
+        if self.name:
+            return self.name
+        last = self.source.rstrip("/").split("/")[-1]
+        return Path(last).stem if Path(last).suffix in FORMATS else last
+
+
+@dataclass
+class PreparedDataset:
+    """Where the dataset went, and its figures."""
+
+    path: Path
+    rows: dict[str, int]
+    content_hash: str
+    renamed: bool
+
+
+def prepare_dataset(options: PrepareOptions, yard: Yard) -> PreparedDataset:
+    """Load, reshape and file the dataset of ``options`` (see the module docstring)."""
+    from tuneyard.yard.manifest import Manifest
+
+    splits, revision = load_source(options)
+    splits = {split: rename_columns(rows, options.rename, split) for split, rows in splits.items()}
+    splits = {split: sample(rows, options) for split, rows in splits.items()}
+    splits = carve_splits(splits, options)
+    target = yard.target_path("dataset", output_dir=options.output_dir, name=options.dataset_name())
+    stats = statistics(splits, options.label_column)
+    manifest = Manifest(
+        kind="dataset",
+        name=target.name,
+        dataset=options.dataset_name(),
+        parents=[yard.parent_link(options.source, "source")],
+        config=options.model_dump(mode="json"),
+        metrics=stats,
+    )
+    with yard.create(manifest, target) as writer:
+        digest = write_splits(splits, writer.path)
+        manifest.metrics["content_hash"] = digest
+        write_card(writer.path / CARD_FILE, options, revision, stats | {"content_hash": digest})
+    return PreparedDataset(
+        writer.final_path, stats["rows"], digest, writer.final_path != writer.requested_path
+    )
+
+
+def dataset_folder(reference: str, yard: Yard) -> Path:
+    """A ``--data`` value as a folder: an existing path, else the yard's dataset of that name."""
+    path = Path(reference).expanduser()
+    if path.exists() or "/" in reference:
+        return path.resolve() if path.exists() else path
+    named = yard.target_path("dataset", name=reference)
+    return named if named.is_dir() else path
+
+
+def data_parents(data: str | None, yard: Yard) -> list[Any]:
+    """A ``data`` parent link when ``data`` is a dataset artifact of the yard (none otherwise)."""
+    from tuneyard.yard.lineage import read_record
+
+    if data is None or not Path(data).is_dir():
+        return []
+    record = read_record(yard, Path(data))
+    return [yard.parent_link(data, "data")] if record is not None and record["kind"] == "dataset" else []
+
+
+def load_source(options: PrepareOptions) -> tuple[dict[str, Dataset], str | None]:
+    """The source's splits and, for a hub dataset, the revision asked for (None: local files)."""
+    path = Path(options.source).expanduser()
+    if path.is_file():
+        if path.suffix not in FORMATS:
+            raise DataError(
+                f"{path} is not a file tuneyard reads.",
+                f"Give a {', '.join(FORMATS)} file, or a folder of them.",
+            )
+        splits = {"train": read_split(path)}
+    elif path.is_dir():
+        if not find_split_files(path):
+            raise DataError(
+                f"{path} holds no split files.",
+                "Expected train.csv / validation.csv / test.csv (or .jsonl, .json, .parquet, .tsv).",
+            )
+        splits = {split: read_split(file) for split, file in find_split_files(path).items()}
+    elif path.is_absolute() or options.source.startswith("."):
+        raise DataError(f"{path} does not exist.", "Give an existing file or folder, or a hub dataset id.")
+    else:
+        return load_hub(options)
+    return keep_splits(splits, options), None
+
+
+def load_hub(options: PrepareOptions) -> tuple[dict[str, Dataset], str | None]:
+    """A hub dataset through ``datasets`` (its cache serves it offline), with the revision it used."""
+    from datasets import load_dataset
+
+    try:
+        loaded = load_dataset(options.source, options.config, revision=options.revision)
+    except (FileNotFoundError, ConnectionError, ValueError) as exc:
+        raise DataError(
+            f"could not load the hub dataset {options.source!r}"
+            f"{f' ({options.config})' if options.config else ''}: {str(exc).splitlines()[0]}",
+            "Check the id and --config; offline (HF_HUB_OFFLINE=1) only datasets already in the "
+            "datasets cache load.",
+        ) from None
+    splits = {
+        ("validation" if name in ("val", "valid", "dev") else name): rows for name, rows in loaded.items()
+    }
+    return keep_splits(splits, options), options.revision or "the default branch, as cached"
+
+
+def keep_splits(splits: dict[str, Dataset], options: PrepareOptions) -> dict[str, Dataset]:
+    """Only ``--splits``, each of which must exist."""
+    if options.splits is None:
+        return splits
+    missing = [split for split in options.splits if split not in splits]
+    if missing:
+        raise DataError(f"{options.source} has no split {missing[0]!r}.", f"Its splits: {', '.join(splits)}.")
+    return {split: splits[split] for split in options.splits}
+
+
+def rename_columns(rows: Dataset, rename: dict[str, str], split: str) -> Dataset:
+    """``rows`` with ``rename``'s columns renamed; a column it lacks is an error naming the columns."""
+    missing = [old for old in rename if old not in rows.column_names]
+    if missing:
+        raise DataError(
+            f"--rename {missing[0]}=...: the {split} split has no column {missing[0]!r}.",
+            f"Its columns: {', '.join(rows.column_names)}.",
+        )
+    return rows.rename_columns(rename) if rename else rows
+
+
+def sample(rows: Dataset, options: PrepareOptions) -> Dataset:
+    """A seeded subset: ``--num-samples`` rows, or ``--sample-percent`` of them (at least one)."""
+    if options.num_samples is None and options.sample_percent is None:
+        return rows
+    count = options.num_samples or max(1, round(len(rows) * (options.sample_percent or 100) / 100))
+    if count >= len(rows):
+        return rows
+    return rows.shuffle(seed=options.seed).select(range(count))
+
+
+def carve_splits(splits: dict[str, Dataset], options: PrepareOptions) -> dict[str, Dataset]:
+    """Validation and test carved from train where asked and absent, stratified by the label if any.
+
+    Both fractions are of the rows train had before carving (0.1 and 0.2: a tenth and a fifth).
+    """
+    whole = len(splits["train"]) if "train" in splits else 0
+    for split, fraction in (("test", options.test_fraction), ("validation", options.validation_fraction)):
+        if fraction is None or split in splits:
+            continue
+        if "train" not in splits:
+            raise DataError(f"there is no train split to carve a {split} split from.")
+        count = max(1, math.ceil(fraction * whole))
+        if count >= len(splits["train"]):
+            raise DataError(
+                f"carving {count} {split} rows would leave train empty.", "Use smaller fractions."
+            )
+        splits["train"], splits[split] = split_off(splits["train"], count, options)
+    order = (*SPLITS, *sorted(set(splits) - set(SPLITS)))
+    return {split: splits[split] for split in order if split in splits}
+
+
+def split_off(train: Dataset, count: int, options: PrepareOptions) -> tuple[Dataset, Dataset]:
+    """``(rest, carved)``: ``count`` seeded rows of ``train``, with the label's proportions when possible."""
+    column = options.label_column
+    if column in train.column_names:
+        try:
+            encoded = train.class_encode_column(column) if train.features[column].dtype == "string" else train
+            parts = encoded.train_test_split(test_size=count, seed=options.seed, stratify_by_column=column)
+            feature = train.features[column]
+            return parts["train"].cast_column(column, feature), parts["test"].cast_column(column, feature)
+        except (ValueError, TypeError):
+            pass  # too few rows of some label to stratify: a plain seeded split
+    parts = train.train_test_split(test_size=count, seed=options.seed)
+    return parts["train"], parts["test"]
+
+
+def statistics(splits: dict[str, Dataset], label_column: str) -> dict[str, Any]:
+    """Rows per split, label counts per split, and the schema, for the card and the manifest."""
+    stats: dict[str, Any] = {
+        "rows": {split: len(rows) for split, rows in splits.items()},
+        "schema": {name: str(feature) for name, feature in next(iter(splits.values())).features.items()},
+    }
+    labels = {
+        split: _counts(rows[label_column])
+        for split, rows in splits.items()
+        if label_column in rows.column_names
+    }
+    if labels:
+        stats["labels"] = labels
+    return stats
+
+
+def _counts(values: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def write_splits(splits: dict[str, Dataset], folder: Path) -> str:
+    """``{split}.parquet`` per split; returns the sha256 over the files, in split order."""
+    digest = hashlib.sha256()
+    for split, rows in splits.items():
+        path = folder / f"{split}.parquet"
+        rows.to_parquet(str(path))
+        digest.update(split.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def write_card(path: Path, options: PrepareOptions, revision: str | None, stats: dict[str, Any]) -> None:
+    """The dataset card: what a person needs to know before training on these rows."""
+    lines = [
+        f"# {options.dataset_name()}",
+        "",
+        f"- source: `{options.source}`" + (f" (config `{options.config}`)" if options.config else ""),
+        f"- revision: `{revision}`" if revision else "- revision: local files",
+        f"- content hash (sha256 of the Parquet files): `{stats['content_hash']}`",
+        f"- prepared with: {describe(options)}",
+        "",
+        "| split | rows |" + (" labels |" if "labels" in stats else ""),
+        "|---|---:|" + ("---|" if "labels" in stats else ""),
+    ]
+    for split, count in stats["rows"].items():
+        labels = stats.get("labels", {}).get(split)
+        shown = ", ".join(f"{label}: {n}" for label, n in labels.items()) if labels else ""
+        lines.append(f"| {split} | {count} |" + (f" {shown} |" if "labels" in stats else ""))
+    lines += ["", "| column | type |", "|---|---|"]
+    lines += [f"| {name} | `{kind}` |" for name, kind in stats["schema"].items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def describe(options: PrepareOptions) -> str:
+    """The options that changed the rows, in words."""
+    steps = [f"rename {old} -> {new}" for old, new in options.rename.items()]
+    if options.num_samples:
+        steps.append(f"{options.num_samples} rows per split")
+    if options.sample_percent:
+        steps.append(f"{options.sample_percent:g}% of each split")
+    for split, fraction in (("validation", options.validation_fraction), ("test", options.test_fraction)):
+        if fraction:
+            steps.append(
+                f"{split} carved from train ({fraction:g}, stratified by {options.label_column} if present)"
+            )
+    return (", ".join(steps) or "the rows as they are") + f"; seed {options.seed}"

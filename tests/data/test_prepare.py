@@ -1,0 +1,130 @@
+"""``tuneyard prepare``: files, folders, a cached hub dataset; sampling, carving, the card, lineage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOPICS = REPO / "data" / "debian_topics"
+
+
+def folder_of(result) -> Path:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def manifest_of(folder: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((folder / "manifest.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_a_folder_is_sampled_with_its_seed_and_filed_with_a_card(cli, tmp_path) -> None:
+    first = folder_of(
+        cli("--yard", tmp_path, "prepare", TOPICS, "--name", "small", "--num-samples", "50", "-q")
+    )
+    assert first == tmp_path / "datasets" / "small"
+    assert sorted(p.name for p in first.iterdir()) == [
+        "README.md", "manifest.json", "test.parquet", "train.parquet", "validation.parquet"
+    ]  # fmt: skip
+    manifest = manifest_of(first)
+    assert manifest["kind"] == "dataset" and manifest["status"] == "complete"
+    assert manifest["metrics"]["rows"] == {"train": 50, "validation": 50, "test": 50}
+    assert sum(manifest["metrics"]["labels"]["train"].values()) == 50
+    assert manifest["metrics"]["schema"] == {
+        "id": "Value('string')", "text": "Value('string')", "label": "Value('string')"
+    }  # fmt: skip
+    card = (first / "README.md").read_text()
+    assert manifest["metrics"]["content_hash"] in card and "| train | 50 |" in card
+    again = folder_of(
+        cli("--yard", tmp_path, "prepare", TOPICS, "--name", "small", "--num-samples", "50", "-q")
+    )
+    assert again == tmp_path / "datasets" / "small-2"  # never overwritten
+    assert manifest_of(again)["metrics"]["content_hash"] == manifest["metrics"]["content_hash"]
+    other_seed = ("prepare", TOPICS, "--name", "small", "--num-samples", "50", "--seed", "1", "-q")
+    reseeded = folder_of(cli("--yard", tmp_path, *other_seed))
+    assert manifest_of(reseeded)["metrics"]["content_hash"] != manifest["metrics"]["content_hash"]
+
+
+def test_a_single_file_gets_stratified_validation_and_test_splits(cli, tmp_path) -> None:
+    from datasets import Dataset
+
+    source = tmp_path / "reviews.csv"
+    shutil.copy(TOPICS / "train.csv", source)
+    args = (
+        "prepare",
+        source,
+        "--validation-fraction",
+        "0.1",
+        "--test-fraction",
+        "0.2",
+        "--rename",
+        "text=body",
+    )
+    folder = folder_of(cli("--yard", tmp_path, *args, "-q"))
+    assert folder.name == "reviews"
+    metrics = manifest_of(folder)["metrics"]
+    # Fractions of the whole, rounded up: 0.2 and 0.1 of 1,602 rows.
+    assert metrics["rows"]["test"] == 321 and metrics["rows"]["validation"] == 161
+    for split in ("validation", "test"):  # every label keeps its share of train, within a row or two
+        for label, count in metrics["labels"]["train"].items():
+            share = count / metrics["rows"]["train"]
+            assert metrics["labels"][split][label] == pytest.approx(share * metrics["rows"][split], abs=2)
+    assert Dataset.from_parquet(str(folder / "test.parquet")).column_names == ["id", "body", "label"]
+
+
+def write_cached_hub_dataset(cache: Path) -> None:
+    """``tuneyard/tiny_topics`` as datasets leaves a downloaded hub dataset in its cache."""
+    from datasets.packaged_modules.csv.csv import Csv
+
+    builder = Csv(
+        cache_dir=str(cache.parent / "build"), dataset_name="tiny_topics", hash="0123abcd",
+        data_files={"train": str(TOPICS / "train.csv"), "test": str(TOPICS / "test.csv")},
+    )  # fmt: skip
+    builder.download_and_prepare()
+    shutil.copytree(builder.cache_dir, cache / "tuneyard___tiny_topics" / "default" / "0.0.0" / "0123abcd")
+
+
+def test_a_cached_hub_dataset_loads_offline(cli, tmp_path, monkeypatch) -> None:
+    import datasets
+
+    cache = tmp_path / "hf_datasets"
+    write_cached_hub_dataset(cache)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    args = ("prepare", "tuneyard/tiny_topics", "--split", "train", "--sample-percent", "10", "-q")
+    folder = folder_of(cli("--yard", tmp_path, *args))
+    manifest = manifest_of(folder)
+    assert folder.name == "tiny_topics" and manifest["metrics"]["rows"] == {"train": 160}
+    assert manifest["parents"] == [{"id": None, "path": "tuneyard/tiny_topics", "role": "source"}]
+    missing = cli("--yard", tmp_path, "prepare", "tuneyard/not_cached", "-q")
+    assert missing.exit_code == 2 and "could not load the hub dataset 'tuneyard/not_cached'" in missing.stderr
+
+
+def test_a_prepared_dataset_is_a_parent_of_the_run_that_trains_on_it(cli, tiny_model, tmp_path) -> None:
+    folder_of(cli("--yard", tmp_path, "prepare", TOPICS, "--name", "topics_64", "--num-samples", "64", "-q"))
+    args = ("--checkpoint", tiny_model("bert", num_labels=6), "--data", "topics_64", "--epochs", "1", "-q")
+    run_folder = folder_of(cli("--yard", tmp_path, "finetune", *args, "--max-length", "32"))
+    run = manifest_of(run_folder)
+    assert {"path": "datasets/topics_64", "role": "data"}.items() <= run["parents"][-1].items()
+    assert run["dataset"] == "topics_64"
+    evaluated = cli("--yard", tmp_path, "eval", "--checkpoint", run_folder / "best", "--data", "topics_64")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert (run_folder / "evaluation_results" / "topics_64_validation" / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("./no/such/folder",), "does not exist"),
+        ((str(TOPICS), "--num-samples", "5", "--sample-percent", "5"), "--num-samples or --sample-percent"),
+        ((str(TOPICS), "--split", "dev"), "has no split 'dev'"),
+        ((str(TOPICS), "--rename", "body=text"), "has no column 'body'"),
+        ((str(TOPICS), "--rename", "body"), "is not old=new"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(cli, tmp_path, args, message) -> None:
+    result = cli("--yard", tmp_path, "prepare", *args)
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "datasets").exists()
