@@ -68,6 +68,8 @@ def test_a_single_file_gets_stratified_validation_and_test_splits(cli, tmp_path)
     metrics = manifest_of(folder)["metrics"]
     # Fractions of the whole, rounded up: 0.2 and 0.1 of 1,602 rows.
     assert metrics["rows"]["test"] == 321 and metrics["rows"]["validation"] == 161
+    names = {"games", "graphics", "net", "science", "sound", "text"}
+    assert all(set(counts) == names for counts in metrics["labels"].values())  # names, not class ids
     for split in ("validation", "test"):  # every label keeps its share of train, within a row or two
         for label, count in metrics["labels"]["train"].items():
             share = count / metrics["rows"]["train"]

@@ -44,3 +44,15 @@ def test_every_format_reads_the_same_rows(fmt: str, tmp_path: Path) -> None:
     assert train["text"] == [row["text"] for row in ROWS]  # quotes, newlines and "NA" kept as text
     assert data.spec.label_names == ("games", "net")
     assert train["label"] == [1, 0, 1] and train["id"] == ["a", "b", "c"]
+
+
+def test_a_carved_validation_split_keeps_string_labels_and_their_shares() -> None:
+    from datasets import Dataset
+
+    from tuneyard.data.loading import carve_validation
+
+    rows = Dataset.from_dict({"text": [f"row {i}" for i in range(40)], "label": ["cooking", "sports"] * 20})
+    train, validation = carve_validation(rows, 0.25, seed=0)
+    assert sorted(validation["label"]) == ["cooking"] * 5 + ["sports"] * 5
+    assert sorted(set(train["label"])) == ["cooking", "sports"] and len(train) == 30
+    assert train.features["label"].dtype == "string"

@@ -128,14 +128,35 @@ def read_split_files(data_dir: Path) -> tuple[dict[str, Dataset], dict[str, Path
 
 def carve_validation(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """Split a seeded ``fraction`` of ``train`` off as validation (stratified when possible)."""
-    try:
-        parts = train.class_encode_column("label").train_test_split(
-            test_size=fraction, seed=seed, stratify_by_column="label"
-        )
-        parts = {k: v.cast_column("label", train.features["label"]) for k, v in parts.items()}
-    except (ValueError, TypeError):
-        parts = train.train_test_split(test_size=fraction, seed=seed)
+    return stratified_split(train, fraction, seed, "label")
+
+
+def stratified_split(rows: Dataset, size: float | int, seed: int, column: str) -> tuple[Dataset, Dataset]:
+    """``(rest, carved)``: ``size`` rows (a count, or a fraction) drawn with ``seed``.
+
+    Each value of ``column`` keeps its share in both parts when ``column`` exists and
+    every value has rows enough; otherwise the draw is plain. String labels come back
+    as the same strings (stratifying needs them encoded as class ids for a moment).
+    """
+    if column in rows.column_names:
+        try:
+            encoded = rows.class_encode_column(column) if rows.features[column].dtype == "string" else rows
+            parts = encoded.train_test_split(test_size=size, seed=seed, stratify_by_column=column)
+            return _decoded(parts["train"], rows, column), _decoded(parts["test"], rows, column)
+        except (ValueError, TypeError):
+            pass  # too few rows of some value to stratify
+    parts = rows.train_test_split(test_size=size, seed=seed)
     return parts["train"], parts["test"]
+
+
+def _decoded(part: Dataset, original: Dataset, column: str) -> Dataset:
+    """``part`` with ``column`` back in ``original``'s type (class ids -> their names)."""
+    encoded = part.features[column]
+    if encoded == original.features[column]:
+        return part
+    return part.map(
+        lambda batch: {column: encoded.int2str(batch[column])}, batched=True, features=original.features
+    )
 
 
 def folder_task_type(data_dir: Path, columns: ColumnOptions) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
-from tuneyard.data.loading import FORMATS, find_split_files, read_split
+from tuneyard.data.loading import FORMATS, find_split_files, read_split, stratified_split
 from tuneyard.errors import DataError
 
 if TYPE_CHECKING:
@@ -228,24 +228,11 @@ def carve_splits(splits: dict[str, Dataset], options: PrepareOptions) -> dict[st
             raise DataError(
                 f"carving {count} {split} rows would leave train empty.", "Use smaller fractions."
             )
-        splits["train"], splits[split] = split_off(splits["train"], count, options)
+        splits["train"], splits[split] = stratified_split(
+            splits["train"], count, options.seed, options.label_column
+        )
     order = (*SPLITS, *sorted(set(splits) - set(SPLITS)))
     return {split: splits[split] for split in order if split in splits}
-
-
-def split_off(train: Dataset, count: int, options: PrepareOptions) -> tuple[Dataset, Dataset]:
-    """``(rest, carved)``: ``count`` seeded rows of ``train``, with the label's proportions when possible."""
-    column = options.label_column
-    if column in train.column_names:
-        try:
-            encoded = train.class_encode_column(column) if train.features[column].dtype == "string" else train
-            parts = encoded.train_test_split(test_size=count, seed=options.seed, stratify_by_column=column)
-            feature = train.features[column]
-            return parts["train"].cast_column(column, feature), parts["test"].cast_column(column, feature)
-        except (ValueError, TypeError):
-            pass  # too few rows of some label to stratify: a plain seeded split
-    parts = train.train_test_split(test_size=count, seed=options.seed)
-    return parts["train"], parts["test"]
 
 
 def statistics(splits: dict[str, Dataset], label_column: str) -> dict[str, Any]:
