@@ -299,7 +299,5 @@ def describe(options: PrepareOptions) -> str:
         steps.append(f"{options.sample_percent:g}% of each split")
     for split, fraction in (("validation", options.validation_fraction), ("test", options.test_fraction)):
         if fraction:
-            steps.append(
-                f"{split} carved from train ({fraction:g}, stratified by {options.label_column} if present)"
-            )
+            steps.append(f"{split} carved from train ({fraction:g}, stratified by {options.label_column})")
     return (", ".join(steps) or "the rows as they are") + f"; seed {options.seed}"
