@@ -130,3 +130,30 @@ def test_bad_input_is_refused_and_nothing_is_written(cli, tmp_path, args, messag
     result = cli("--yard", tmp_path, "prepare", *args)
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "datasets").exists()
+
+
+def digits_imagefolder(root: Path) -> Path:
+    """scikit-learn's bundled handwritten digits 0-2 as PNG files, a folder per label."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for index, (pixels, label) in enumerate(zip(digits.images[:60], digits.target[:60], strict=True)):
+        if label <= 2:
+            folder = root / str(label)
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((pixels * 15).astype(np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+def test_an_imagefolder_keeps_its_images_and_label_names(cli, tmp_path) -> None:
+    from datasets import Dataset
+
+    source = digits_imagefolder(tmp_path / "digits")
+    folder = folder_of(cli("--yard", tmp_path, "prepare", source, "--test-fraction", "0.25", "-q"))
+    metrics = manifest_of(folder)["metrics"]
+    assert metrics["rows"] == {"train": 15, "test": 6}  # 21 images of 0, 1 and 2 among the first 60
+    assert set(metrics["labels"]["test"]) == {"0", "1", "2"}
+    test = Dataset.from_parquet(str(folder / "test.parquet"))
+    assert test.features["image"].__class__.__name__ == "Image" and test[0]["image"].size == (8, 8)

@@ -7,8 +7,9 @@ source, revision, rows and label counts per split, schema, content hash) and a m
 whose ``metrics`` hold the same figures. ``finetune --data NAME`` and ``eval --data NAME``
 then read it by name and record it as the run's ``data`` parent.
 
-The steps, in order: load (``datasets``: a hub id with its config and revision, or a
-local CSV / TSV / JSON Lines / JSON / Parquet file or split folder), rename columns,
+The steps, in order: load (``datasets``: a hub id with its config and revision, a
+local CSV / TSV / JSON Lines / JSON / Parquet file or split folder, or an imagefolder /
+audiofolder: a folder per label, optionally under train/ validation/ test/), rename columns,
 sample each split (seeded: ``--num-samples`` or ``--sample-percent``), carve missing
 validation / test splits from train (stratified by the label column when there is one),
 write. Nothing is written until every step has passed, and the folder appears whole
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 SPLITS = ("train", "validation", "test")
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"})
 CARD_FILE = "README.md"
 
 
@@ -149,17 +152,57 @@ def load_source(options: PrepareOptions) -> tuple[dict[str, Dataset], str | None
             )
         splits = {"train": read_split(path)}
     elif path.is_dir():
-        if not find_split_files(path):
-            raise DataError(
-                f"{path} holds no split files.",
-                "Expected train.csv / validation.csv / test.csv (or .jsonl, .json, .parquet, .tsv).",
-            )
-        splits = {split: read_split(file) for split, file in find_split_files(path).items()}
+        splits = read_folder(path)
     elif path.is_absolute() or options.source.startswith("."):
         raise DataError(f"{path} does not exist.", "Give an existing file or folder, or a hub dataset id.")
     else:
         return load_hub(options)
     return keep_splits(splits, options), None
+
+
+def read_folder(path: Path) -> dict[str, Dataset]:
+    """Split files, or an ``imagefolder`` / ``audiofolder`` (a folder per label, optionally per split)."""
+    files = find_split_files(path)
+    if files:
+        return {split: read_split(file) for split, file in files.items()}
+    builder = media_builder(path)
+    if builder is None:
+        raise DataError(
+            f"{path} holds no split files and no images or audio.",
+            "Expected train.csv / validation.csv / test.csv (or .jsonl, .json, .parquet, .tsv), or a "
+            "folder per label of images (an imagefolder) or audio files (an audiofolder).",
+        )
+    from datasets import load_dataset
+    from datasets.exceptions import DatasetGenerationError
+
+    try:
+        loaded = load_dataset(builder, data_dir=str(path))
+    except (ValueError, ImportError, DatasetGenerationError) as exc:
+        cause = root_cause(exc)
+        hint = (
+            "Audio needs datasets' audio extra: pip install torchcodec (and FFmpeg on the system)."
+            if "torchcodec" in str(cause)
+            else None
+        )
+        raise DataError(f"{path} could not be read as an {builder}: {cause}", hint) from None
+    return dict(loaded)
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the innermost exception behind ``error`` (datasets wraps the useful one)."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def media_builder(path: Path) -> str | None:
+    """``imagefolder`` or ``audiofolder`` when the folder's files are images or audio (else None)."""
+    suffixes = {file.suffix.lower() for file in path.rglob("*") if file.is_file()}
+    if suffixes & IMAGE_SUFFIXES:
+        return "imagefolder"
+    if suffixes & AUDIO_SUFFIXES:
+        return "audiofolder"
+    return None
 
 
 def load_hub(options: PrepareOptions) -> tuple[dict[str, Dataset], str | None]:
@@ -242,13 +285,20 @@ def statistics(splits: dict[str, Dataset], label_column: str) -> dict[str, Any]:
         "schema": {name: str(feature) for name, feature in next(iter(splits.values())).features.items()},
     }
     labels = {
-        split: _counts(rows[label_column])
+        split: _counts(label_names(rows, label_column))
         for split, rows in splits.items()
         if label_column in rows.column_names
     }
     if labels:
         stats["labels"] = labels
     return stats
+
+
+def label_names(rows: Dataset, column: str) -> list[Any]:
+    """The column's values, class ids shown as their names (an imagefolder's labels)."""
+    feature = rows.features[column]
+    values = list(rows[column])
+    return [feature.int2str(value) for value in values] if hasattr(feature, "int2str") else values
 
 
 def _counts(values: list[Any]) -> dict[str, int]:
