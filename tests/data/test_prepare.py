@@ -157,3 +157,64 @@ def test_an_imagefolder_keeps_its_images_and_label_names(cli, tmp_path) -> None:
     assert set(metrics["labels"]["test"]) == {"0", "1", "2"}
     test = Dataset.from_parquet(str(folder / "test.parquet"))
     assert test.features["image"].__class__.__name__ == "Image" and test[0]["image"].size == (8, 8)
+
+
+TASKS_YAML = """
+tasks:
+  sections:
+    system_prompt: "You sort Debian packages into archive sections."
+    user_prompt: "Which section does this package belong to? {{ text }}"
+    assistant_text_column: label
+    grader: exact
+    sample_percent: 5
+  broken:
+    user_prompt: "Summarise {{ description }}"
+    assistant_text_column: label
+"""
+
+
+def test_a_task_spec_formats_rows_into_conversations_the_decoder_trains_on(
+    cli, tiny_decoder, tmp_path
+) -> None:
+    from datasets import Dataset
+
+    spec = tmp_path / "tasks.yaml"
+    spec.write_text(TASKS_YAML)
+    args = ("prepare", TOPICS, "--task-spec", spec, "--task", "sections", "-q")
+    folder = folder_of(cli("--yard", tmp_path, *args))
+    manifest = manifest_of(folder)
+    assert folder.name == "sections" and manifest["metrics"]["rows"] == {
+        "train": 80,
+        "validation": 17,
+        "test": 17,
+    }
+    assert manifest["config"]["format"]["grader"] == "exact"
+    first = Dataset.from_parquet(str(folder / "train.parquet"))[0]
+    source = {row["id"]: row for row in Dataset.from_csv(str(TOPICS / "train.csv"))}[first["id"]]
+    assert first["messages"] == [
+        {"role": "system", "content": "You sort Debian packages into archive sections."},
+        {"role": "user", "content": f"Which section does this package belong to? {source['text']}"},
+        {"role": "assistant", "content": source["label"]},
+    ]
+    train = (
+        "--checkpoint",
+        tiny_decoder("llama"),
+        "--data",
+        "sections",
+        "--epochs",
+        "1",
+        "--max-length",
+        "256",
+    )
+    run = manifest_of(folder_of(cli("--yard", tmp_path, "finetune", *train, "-q")))
+    assert run["status"] == "complete" and run["parents"][-1]["role"] == "data"
+
+
+def test_a_template_naming_a_missing_column_is_refused_before_writing(cli, tmp_path) -> None:
+    spec = tmp_path / "tasks.yaml"
+    spec.write_text(TASKS_YAML)
+    result = cli("--yard", tmp_path, "prepare", TOPICS, "--task-spec", spec, "--task", "broken")
+    assert result.exit_code == 2 and "'description' is undefined" in result.stderr
+    assert "Its columns: id, text, label" in result.stderr and not (tmp_path / "datasets").exists()
+    unknown = cli("--yard", tmp_path, "prepare", TOPICS, "--task-spec", spec, "--task", "nope")
+    assert unknown.exit_code == 2 and "Its tasks: sections, broken" in unknown.stderr

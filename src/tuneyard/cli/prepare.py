@@ -39,6 +39,12 @@ def prepare(
     label_column: Annotated[
         str | None, typer.Option(help="Carved splits keep this column's proportions (default label).")
     ] = None,
+    task_spec: Annotated[
+        Path | None, typer.Option(help="A YAML file of tasks (seed 002's config.yaml format).")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="With --task-spec: the task whose prompts format the rows.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling and carving (default 42).")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Write here instead of datasets/{name}.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
@@ -49,7 +55,8 @@ def prepare(
 
     Examples: tuneyard prepare data/debian_topics --name topics_small --num-samples 200;
     tuneyard prepare ./reviews.csv --validation-fraction 0.1 --test-fraction 0.1 --rename review=text;
-    tuneyard prepare glue --subset sst2 --split train --split validation.
+    tuneyard prepare glue --subset sst2 --split train --split validation;
+    tuneyard prepare data/debian_topics --task-spec tasks.yaml --task sections (chat rows).
     Then: tuneyard finetune --data topics_small ...
     """
     from tuneyard.config import resolve_options
@@ -67,6 +74,8 @@ def prepare(
         "validation_fraction": validation_fraction,
         "test_fraction": test_fraction,
         "label_column": label_column,
+        "task_spec": str(task_spec) if task_spec else None,
+        "task": task,
         "seed": seed,
         "output_dir": str(output_dir) if output_dir else None,
     }

@@ -12,7 +12,8 @@ local CSV / TSV / JSON Lines / JSON / Parquet file or split folder, or an imagef
 audiofolder: a folder per label, optionally under train/ validation/ test/), rename columns,
 sample each split (seeded: ``--num-samples`` or ``--sample-percent``), carve missing
 validation / test splits from train (stratified by the label column when there is one),
-write. Nothing is written until every step has passed, and the folder appears whole
+format (``--task-spec FILE --task NAME``: :mod:`tuneyard.data.formatting`), write.
+Nothing is written until every step has passed, and the folder appears whole
 (written beside, then renamed).
 """
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
+from tuneyard.data.formatting import format_rows, load_task_format
 from tuneyard.data.loading import FORMATS, find_split_files, read_split, stratified_split
 from tuneyard.errors import DataError
 
@@ -65,8 +67,19 @@ class PrepareOptions(StrictModel):
     label_column: str = Field(
         default="label", description="Stratify carved splits by this column, if present."
     )
+    task_spec: str | None = Field(default=None, description="A YAML file of tasks (seed 002's format).")
+    task: str | None = Field(default=None, description="Which task of --task-spec formats the rows.")
     seed: int = 42
     output_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _task_with_spec(self) -> PrepareOptions:
+        if (self.task_spec is None) != (self.task is None):
+            raise DataError(
+                "--task-spec and --task go together.",
+                "Example: --task-spec tasks.yaml --task sections (the task's entry formats the rows).",
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_sample_size(self) -> PrepareOptions:
@@ -78,9 +91,9 @@ class PrepareOptions(StrictModel):
         return self
 
     def dataset_name(self) -> str:
-        """``--name``, else the source's last path part without its extension."""
-        if self.name:
-            return self.name
+        """``--name``, else the task's name, else the source's last path part without its extension."""
+        if self.name or self.task:
+            return str(self.name or self.task)
         last = self.source.rstrip("/").split("/")[-1]
         return Path(last).stem if Path(last).suffix in FORMATS else last
 
@@ -99,10 +112,15 @@ def prepare_dataset(options: PrepareOptions, yard: Yard) -> PreparedDataset:
     """Load, reshape and file the dataset of ``options`` (see the module docstring)."""
     from tuneyard.yard.manifest import Manifest
 
+    task = load_task_format(options.task_spec, options.task) if options.task_spec and options.task else None
+    if task is not None and task.sample_percent and not (options.num_samples or options.sample_percent):
+        options = options.model_copy(update={"sample_percent": task.sample_percent})
     splits, revision = load_source(options)
     splits = {split: rename_columns(rows, options.rename, split) for split, rows in splits.items()}
     splits = {split: sample(rows, options) for split, rows in splits.items()}
     splits = carve_splits(splits, options)
+    if task is not None:
+        splits = {split: format_rows(rows, task, split) for split, rows in splits.items()}
     target = yard.target_path("dataset", output_dir=options.output_dir, name=options.dataset_name())
     stats = statistics(splits, options.label_column)
     manifest = Manifest(
@@ -110,7 +128,7 @@ def prepare_dataset(options: PrepareOptions, yard: Yard) -> PreparedDataset:
         name=target.name,
         dataset=options.dataset_name(),
         parents=[yard.parent_link(options.source, "source")],
-        config=options.model_dump(mode="json"),
+        config=options.model_dump(mode="json") | ({"format": task.model_dump()} if task else {}),
         metrics=stats,
     )
     with yard.create(manifest, target) as writer:

@@ -1,0 +1,113 @@
+"""The format step of ``prepare``: a task spec turns rows into the conversations a model trains on.
+
+A task spec is one entry of seed 002's ``config.yaml`` (``tasks:``, or task names at the
+top level): a system prompt, a user prompt that is a Jinja template over the row's
+columns, where the answer comes from (``assistant_text_column``, or an
+``assistant_template``), an optional ``image_column`` and the ``grader`` that scores
+answers. Formatting writes a ``messages`` column (``[system], user, assistant``, the
+chat rows ``finetune`` and ``eval`` read) next to the row's ``id``; with an image column
+the user turn is ``[{"type": "image"}, {"type": "text", ...}]`` and an ``images``
+column holds the row's image, the layout TRL's vision-language trainer reads.
+
+A template naming a column the rows lack is refused before any row is written, naming
+the column and the columns there are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, ValidationError, model_validator
+
+from tuneyard.config import StrictModel
+from tuneyard.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+
+class TaskFormat(StrictModel):
+    """How one task's rows become conversations (a seed-002 ``tasks:`` entry)."""
+
+    user_prompt: str = Field(description="Jinja template over the row's columns: 'Section of: {{ text }}'.")
+    system_prompt: str | None = None
+    assistant_text_column: str | None = Field(default=None, description="The column holding the answer.")
+    assistant_template: str | None = Field(default=None, description="Or: a Jinja template for the answer.")
+    image_column: str | None = None
+    grader: str | None = Field(default=None, description="How answers are scored (recorded for eval).")
+    # Source keys a seed-002 entry may carry; prepare reads them as its own defaults.
+    dataset: str | None = None
+    sample_percent: float | None = Field(default=None, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> TaskFormat:
+        if (self.assistant_text_column is None) == (self.assistant_template is None):
+            raise ConfigError(
+                "a task needs exactly one of assistant_text_column or assistant_template.",
+                "e.g. assistant_text_column: label",
+            )
+        return self
+
+
+def load_task_format(path: str | Path, task: str) -> TaskFormat:
+    """Task ``task`` of the spec file at ``path`` (under ``tasks:`` or at the top level)."""
+    import yaml
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"task spec {file} does not exist.")
+    try:
+        spec = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"task spec {file} is not valid YAML: {exc}") from None
+    tasks = spec.get("tasks", spec) if isinstance(spec, dict) else {}
+    entry = tasks.get(task) if isinstance(tasks, dict) else None
+    if not isinstance(entry, dict):
+        known = ", ".join(name for name, value in tasks.items() if isinstance(value, dict))
+        raise ConfigError(f"task spec {file} has no task {task!r}.", f"Its tasks: {known or 'none'}.")
+    try:
+        return TaskFormat.model_validate(entry)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"])
+        raise ConfigError(f"task {task!r} in {file}: {field}: {problem['msg']}.") from None
+
+
+def format_rows(rows: Dataset, task: TaskFormat, split: str) -> Dataset:
+    """``rows`` as ``id`` + ``messages`` (+ ``images``) columns; checks the templates first."""
+    from jinja2 import StrictUndefined, UndefinedError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+    user = environment.from_string(task.user_prompt)
+    answer = environment.from_string(task.assistant_template) if task.assistant_template else None
+    for column in (task.assistant_text_column, task.image_column):
+        if column is not None and column not in rows.column_names:
+            raise DataError(
+                f"the task's {column!r} column is not in the {split} split.",
+                f"Its columns: {', '.join(rows.column_names)}.",
+            )
+
+    def conversation(row: dict[str, Any]) -> dict[str, Any]:
+        text = user.render(**row)
+        content: Any = [{"type": "image"}, {"type": "text", "text": text}] if task.image_column else text
+        reply = answer.render(**row) if answer else str(row[task.assistant_text_column or ""])
+        messages = [{"role": "system", "content": task.system_prompt}] if task.system_prompt else []
+        messages += [{"role": "user", "content": content}, {"role": "assistant", "content": reply}]
+        formatted: dict[str, Any] = {"messages": messages}
+        if task.image_column:
+            formatted["images"] = [row[task.image_column]]
+        return formatted
+
+    if len(rows) == 0:
+        return rows
+    try:
+        conversation(rows[0])  # a missing column fails here, before any row is written
+    except UndefinedError as exc:
+        raise DataError(
+            f"the task's template names a column the {split} split lacks: {exc.message}.",
+            f"Its columns: {', '.join(rows.column_names)}.",
+        ) from None
+    kept = ["id"] if "id" in rows.column_names else []
+    return rows.map(conversation, remove_columns=[c for c in rows.column_names if c not in kept])
