@@ -52,16 +52,11 @@ class TaskFormat(StrictModel):
 
 def load_task_format(path: str | Path, task: str) -> TaskFormat:
     """Task ``task`` of the spec file at ``path`` (under ``tasks:`` or at the top level)."""
-    import yaml
+    from tuneyard.config import read_config_file
 
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"task spec {file} does not exist.")
-    try:
-        spec = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"task spec {file} is not valid YAML: {exc}") from None
-    tasks = spec.get("tasks", spec) if isinstance(spec, dict) else {}
+    spec = read_config_file(file)
+    tasks = spec.get("tasks", spec)
     entry = tasks.get(task) if isinstance(tasks, dict) else None
     if not isinstance(entry, dict):
         known = ", ".join(name for name, value in tasks.items() if isinstance(value, dict))
