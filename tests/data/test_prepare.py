@@ -120,6 +120,7 @@ def test_a_prepared_dataset_is_a_parent_of_the_run_that_trains_on_it(cli, tiny_m
     ("args", "message"),
     [
         (("./no/such/folder",), "does not exist"),
+        ((), "give a SOURCE"),
         ((str(TOPICS), "--num-samples", "5", "--sample-percent", "5"), "--num-samples or --sample-percent"),
         ((str(TOPICS), "--split", "dev"), "has no split 'dev'"),
         ((str(TOPICS), "--rename", "body=text"), "has no column 'body'"),
@@ -162,6 +163,7 @@ def test_an_imagefolder_keeps_its_images_and_label_names(cli, tmp_path) -> None:
 TASKS_YAML = """
 tasks:
   sections:
+    dataset: TOPICS
     system_prompt: "You sort Debian packages into archive sections."
     user_prompt: "Which section does this package belong to? {{ text }}"
     assistant_text_column: label
@@ -170,7 +172,7 @@ tasks:
   broken:
     user_prompt: "Summarise {{ description }}"
     assistant_text_column: label
-"""
+""".replace("TOPICS", str(TOPICS))
 
 
 def test_a_task_spec_formats_rows_into_conversations_the_decoder_trains_on(
@@ -180,7 +182,7 @@ def test_a_task_spec_formats_rows_into_conversations_the_decoder_trains_on(
 
     spec = tmp_path / "tasks.yaml"
     spec.write_text(TASKS_YAML)
-    args = ("prepare", TOPICS, "--task-spec", spec, "--task", "sections", "-q")
+    args = ("prepare", "--task-spec", spec, "--task", "sections", "-q")  # the source is the task's
     folder = folder_of(cli("--yard", tmp_path, *args))
     manifest = manifest_of(folder)
     assert folder.name == "sections" and manifest["metrics"]["rows"] == {

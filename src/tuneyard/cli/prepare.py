@@ -14,7 +14,10 @@ from tuneyard.errors import ConfigError
 
 def prepare(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="A hub dataset id, or a local file or folder of splits.")],
+    source: Annotated[
+        str | None,
+        typer.Argument(help="A hub dataset id, or a local file or folder of splits (default: the task's)."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Name in the yard (default: the source's).")] = None,
     config_name: Annotated[
         str | None, typer.Option("--subset", help="Hub datasets: the configuration (subset) to load.")

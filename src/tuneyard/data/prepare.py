@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
-from tuneyard.data.formatting import format_rows, load_task_format
+from tuneyard.data.formatting import TaskFormat, format_rows, load_task_format
 from tuneyard.data.loading import FORMATS, find_split_files, read_split, stratified_split
 from tuneyard.errors import DataError
 
@@ -41,12 +41,15 @@ SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a"})
 CARD_FILE = "README.md"
+FROM_TASK = "-"  # PrepareOptions.source: the task spec's ``dataset`` entry
 
 
 class PrepareOptions(StrictModel):
     """Where the rows come from and what to do with them on the way in."""
 
-    source: str = Field(description="A hub dataset id, or a local file or folder of split files.")
+    source: str = Field(
+        default=FROM_TASK, description="A hub dataset id, or a local file or folder (default: the task's)."
+    )
     name: str | None = Field(
         default=None, description="The dataset's name in the yard (default: the source's)."
     )
@@ -74,6 +77,11 @@ class PrepareOptions(StrictModel):
 
     @model_validator(mode="after")
     def _task_with_spec(self) -> PrepareOptions:
+        if self.source == FROM_TASK and self.task_spec is None:
+            raise DataError(
+                "give a SOURCE: a hub dataset id, or a local file or folder.",
+                "Example: tuneyard prepare data/debian_topics --num-samples 300",
+            )
         if (self.task_spec is None) != (self.task is None):
             raise DataError(
                 "--task-spec and --task go together.",
@@ -113,8 +121,7 @@ def prepare_dataset(options: PrepareOptions, yard: Yard) -> PreparedDataset:
     from tuneyard.yard.manifest import Manifest
 
     task = load_task_format(options.task_spec, options.task) if options.task_spec and options.task else None
-    if task is not None and task.sample_percent and not (options.num_samples or options.sample_percent):
-        options = options.model_copy(update={"sample_percent": task.sample_percent})
+    options = with_task_defaults(options, task)
     splits, revision = load_source(options)
     splits = {split: rename_columns(rows, options.rename, split) for split, rows in splits.items()}
     splits = {split: sample(rows, options) for split, rows in splits.items()}
@@ -157,6 +164,20 @@ def data_parents(data: str | None, yard: Yard) -> list[Any]:
         return []
     record = read_record(yard, Path(data))
     return [yard.parent_link(data, "data")] if record is not None and record["kind"] == "dataset" else []
+
+
+def with_task_defaults(options: PrepareOptions, task: TaskFormat | None) -> PrepareOptions:
+    """The task entry's ``dataset`` and ``sample_percent`` where the options give none."""
+    if task is None:
+        return options
+    update: dict[str, Any] = {}
+    if options.source == FROM_TASK:
+        if task.dataset is None:
+            raise DataError(f"give a SOURCE: task {options.task!r} names no dataset.")
+        update["source"] = task.dataset
+    if task.sample_percent and not (options.num_samples or options.sample_percent):
+        update["sample_percent"] = task.sample_percent
+    return options.model_copy(update=update)
 
 
 def load_source(options: PrepareOptions) -> tuple[dict[str, Dataset], str | None]:
