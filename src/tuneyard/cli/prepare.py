@@ -56,8 +56,9 @@ def prepare(
 ) -> None:
     """Load a dataset, reshape it, and file it under datasets/{name} with a dataset card.
 
-    Examples: tuneyard prepare data/debian_topics --name topics_small --num-samples 200;
-    tuneyard prepare ./reviews.csv --validation-fraction 0.1 --test-fraction 0.1 --rename review=text;
+    Example: tuneyard prepare data/debian_topics --name topics_small --num-samples 200
+
+    More: tuneyard prepare ./reviews.csv --validation-fraction 0.1 --test-fraction 0.1 --rename review=text;
     tuneyard prepare glue --subset sst2 --split train --split validation;
     tuneyard prepare data/debian_topics --task-spec tasks.yaml --task sections (chat rows).
     Then: tuneyard finetune --data topics_small ...
