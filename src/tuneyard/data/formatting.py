@@ -52,7 +52,7 @@ class TaskFormat(StrictModel):
 
 def load_task_format(path: str | Path, task: str) -> TaskFormat:
     """Task ``task`` of the spec file at ``path`` (under ``tasks:`` or at the top level)."""
-    from tuneyard.config import read_config_file
+    from tuneyard.config import format_validation_error, read_config_file
 
     file = Path(path).expanduser()
     spec = read_config_file(file)
@@ -64,9 +64,8 @@ def load_task_format(path: str | Path, task: str) -> TaskFormat:
     try:
         return TaskFormat.model_validate(entry)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        field = ".".join(str(part) for part in problem["loc"])
-        raise ConfigError(f"task {task!r} in {file}: {field}: {problem['msg']}.") from None
+        error = format_validation_error(TaskFormat, exc)
+        raise ConfigError(f"task {task!r} in {file}: {error.message}", error.hint) from None
 
 
 def format_rows(rows: Dataset, task: TaskFormat, split: str) -> Dataset:
