@@ -141,3 +141,10 @@ def first_line(error: Exception) -> str:
     if cause is not None and (not message or "error occurred while generating" in message):
         message = str(cause)
     return message.strip().splitlines()[0].rstrip(".") if message.strip() else type(error).__name__
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the innermost exception behind ``error`` (datasets wraps the useful one)."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
+from tuneyard.data import file_errors
 from tuneyard.data.formatting import TaskFormat, format_rows, load_task_format
 from tuneyard.data.loading import FORMATS, find_split_files, read_split, stratified_split
 from tuneyard.errors import DataError
@@ -217,7 +218,7 @@ def read_folder(path: Path) -> dict[str, Dataset]:
     try:
         loaded = load_dataset(builder, data_dir=str(path))
     except (ValueError, ImportError, DatasetGenerationError) as exc:
-        cause = root_cause(exc)
+        cause = file_errors.root_cause(exc)
         hint = (
             "Audio needs datasets' audio extra: pip install torchcodec (and FFmpeg on the system)."
             if "torchcodec" in str(cause)
@@ -225,13 +226,6 @@ def read_folder(path: Path) -> dict[str, Dataset]:
         )
         raise DataError(f"{path} could not be read as an {builder}: {cause}", hint) from None
     return dict(loaded)
-
-
-def root_cause(error: BaseException) -> str:
-    """The first line of the innermost exception behind ``error`` (datasets wraps the useful one)."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__  # type: ignore[assignment]
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def media_builder(path: Path) -> str | None:
