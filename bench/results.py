@@ -22,5 +22,6 @@ def record(section: str, block: str) -> None:
     else:
         start = next(i for i, line in enumerate(lines) if line.rstrip("\n") == heading)
         at = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    text = block if at == len(lines) else block + "\n"
-    RESULTS.write_text("".join(lines[:at]) + text + "".join(lines[at:]))
+    before = "".join(lines[:at]).rstrip("\n") + "\n\n"  # one blank line before the new block
+    after = ("\n" if at < len(lines) else "") + "".join(lines[at:])
+    RESULTS.write_text(before + block.rstrip("\n") + "\n" + after)
