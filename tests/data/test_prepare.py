@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from media_data import digits_imagefolder
 
 REPO = Path(__file__).resolve().parents[2]
 TOPICS = REPO / "data" / "debian_topics"
@@ -131,21 +132,6 @@ def test_bad_input_is_refused_and_nothing_is_written(cli, tmp_path, args, messag
     result = cli("--yard", tmp_path, "prepare", *args)
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "datasets").exists()
-
-
-def digits_imagefolder(root: Path) -> Path:
-    """scikit-learn's bundled handwritten digits 0-2 as PNG files, a folder per label."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    for index, (pixels, label) in enumerate(zip(digits.images[:60], digits.target[:60], strict=True)):
-        if label <= 2:
-            folder = root / str(label)
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray((pixels * 15).astype(np.uint8)).save(folder / f"{index}.png")
-    return root
 
 
 def test_an_imagefolder_keeps_its_images_and_label_names(cli, tmp_path) -> None:

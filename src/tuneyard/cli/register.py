@@ -7,7 +7,9 @@ import importlib
 import typer
 
 # Modules under tuneyard.cli that define ``register(app)``; each owns its verbs.
-VERB_MODULES = ("runs", "prepare", "compress", "finetune", "evaluate", "export", "validate", "report")
+VERB_MODULES = (
+    "runs", "prepare", "label", "compress", "finetune", "evaluate", "export", "validate", "report",
+)  # fmt: skip
 
 
 def add_all(app: typer.Typer) -> None:

@@ -68,12 +68,19 @@ def load_task_format(path: str | Path, task: str) -> TaskFormat:
         raise ConfigError(f"task {task!r} in {file}: {error.message}", error.hint) from None
 
 
-def format_rows(rows: Dataset, task: TaskFormat, split: str) -> Dataset:
-    """``rows`` as ``id`` + ``messages`` (+ ``images``) columns; checks the templates first."""
-    from jinja2 import StrictUndefined, UndefinedError
+def template_environment() -> Any:
+    """The Jinja environment of every row template: sandboxed, and strict about missing names."""
+    from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    environment = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+def format_rows(rows: Dataset, task: TaskFormat, split: str) -> Dataset:
+    """``rows`` as ``id`` + ``messages`` (+ ``images``) columns; checks the templates first."""
+    from jinja2 import UndefinedError
+
+    environment = template_environment()
     user = environment.from_string(task.user_prompt)
     answer = environment.from_string(task.assistant_template) if task.assistant_template else None
     for column in (task.assistant_text_column, task.image_column):

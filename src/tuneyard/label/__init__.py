@@ -1,0 +1,1 @@
+"""``tuneyard label``: a teacher model behind an OpenAI-compatible API labels a dataset."""

@@ -1,0 +1,74 @@
+"""What ``tuneyard label`` asks, of whom, how fast, and what it keeps."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from tuneyard.config import StrictModel
+from tuneyard.errors import ConfigError
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+class AnswerFormat(StrictModel):
+    """What a valid teacher answer looks like: one of a choice set, a regex, or a JSON schema."""
+
+    choices: list[str] | None = Field(default=None, description="The answer must be one of these.")
+    regex: str | None = Field(default=None, description="The answer must match this (fully).")
+    json_schema: dict | None = Field(default=None, description="The answer is JSON valid under this schema.")
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> AnswerFormat:
+        given = [name for name in ("choices", "regex", "json_schema") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ConfigError(
+                f"give one answer format, not {' and '.join(given)}.",
+                "--choices a,b,c, or --answer-regex PATTERN, or --answer-schema schema.json.",
+            )
+        if self.choices is not None and not self.choices:
+            raise ConfigError("--choices is empty.", "Example: --choices games,graphics,net")
+        return self
+
+
+class LabelOptions(StrictModel):
+    """One labelling job: the rows, the teacher, the prompt, the answer, the limits."""
+
+    data: str = Field(description="A dataset of the yard (by name) or a folder / file of splits.")
+    teacher: str = Field(description="The model name the server serves (the request's 'model').")
+    base_url: str = Field(description="The OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+    prompt: str = Field(description="Jinja template over the row's columns: the user message.")
+    system_prompt: str | None = None
+    answer: AnswerFormat = Field(default_factory=AnswerFormat)
+    target: str | None = Field(
+        default=None,
+        description="Jinja template mapping the parsed answer to the student target ({{ answer }}, "
+        "plus the row's columns); default: the answer itself.",
+    )
+    output_column: str = Field(default="label", description="The column the target is written to.")
+    image_column: str | None = Field(default=None, description="Send this column's image as a data URL.")
+    splits: list[str] | None = Field(default=None, description="Label only these splits (default: all).")
+    name: str | None = Field(default=None, description="The new dataset's name (default: DATA-labelled).")
+    api_key_env: str = Field(
+        default=DEFAULT_KEY_ENV, description="The environment variable holding the API key."
+    )
+    no_api_key: bool = Field(default=False, description="Send no key (a local server that needs none).")
+    concurrency: int = Field(default=8, ge=1, le=512)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(
+        default=5, ge=0, description="Retries of a request (429, 5xx, timeout, bad body)."
+    )
+    answer_retries: int = Field(default=1, ge=0, description="Asks again when the answer is invalid.")
+    max_tokens: int = Field(default=64, gt=0)
+    temperature: float = Field(default=0.0, ge=0)
+    logprobs: bool = Field(default=True, description="Ask for log-probabilities (the confidence).")
+    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    price_prompt: float | None = Field(default=None, ge=0, description="Price per million prompt tokens.")
+    price_completion: float | None = Field(
+        default=None, ge=0, description="Price per million completion tokens."
+    )
+    output_dir: str | None = None
+
+    def dataset_name(self, source: str) -> str:
+        """``--name``, else the source dataset's name with ``-labelled``."""
+        return self.name or f"{source}-labelled"

@@ -1,0 +1,90 @@
+"""Label tests talk HTTP to real server processes on 127.0.0.1: the fault-injecting one here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SERVER = Path(__file__).resolve().parent / "fault_server.py"
+
+
+@dataclass
+class FaultServer:
+    """A running fault server: its URL and the requests it logged."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen
+
+    def requests(self) -> list[dict]:
+        if not self.log.is_file():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def fault_server(tmp_path: Path) -> Iterator[Callable[..., FaultServer]]:
+    """Factory: ``fault_server(rate_429=0.1, ...)`` starts one server process (stopped after the test)."""
+    started: list[FaultServer] = []
+
+    def start(env: dict[str, str] | None = None, **flags: object) -> FaultServer:
+        log = tmp_path / f"server-{len(started)}.jsonl"
+        args = [sys.executable, str(SERVER), "--log", str(log)]
+        for name, value in flags.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.startswith("port "), f"fault server did not start: {line!r}"
+        server = FaultServer(f"http://127.0.0.1:{line.split()[1]}/v1", log, process)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def llama_server(tmp_path: Path) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2-135M-Instruct."""
+    import socket
+    import time
+    import urllib.request
+
+    from tuneyard.models.gguf import packaged_gguf
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "llama-server.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf()), "--host", "127.0.0.1",
+            "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2", "--logits_all", "true",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/models", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(
+                    f"llama_cpp.server did not start: {(tmp_path / 'llama-server.log').read_text()[-2000:]}"
+                )
+            time.sleep(0.5)
+    yield url
+    process.kill()
+    process.wait()
+    log.close()
