@@ -18,3 +18,19 @@ def digits_imagefolder(root: Path) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray((pixels * 15).astype(np.uint8)).save(folder / f"{index}.png")
     return root
+
+
+SPOKEN_WORDS = ("yes", "no")
+VOICES = ("en+m1", "en+f2", "en-us+m3")
+
+
+def spoken_words_audiofolder(root: Path) -> Path:
+    """Debian's espeak-ng saying "yes" and "no" in three voices: WAV files, a folder per word."""
+    import subprocess
+
+    for word in SPOKEN_WORDS:
+        folder = root / word
+        folder.mkdir(parents=True, exist_ok=True)
+        for voice in VOICES:
+            subprocess.run(["espeak-ng", "-v", voice, "-w", str(folder / f"{voice}.wav"), word], check=True)
+    return root

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from media_data import digits_imagefolder
+from media_data import digits_imagefolder, spoken_words_audiofolder
 
 REPO = Path(__file__).resolve().parents[2]
 TOPICS = REPO / "data" / "debian_topics"
@@ -142,8 +142,24 @@ def test_an_imagefolder_keeps_its_images_and_label_names(cli, tmp_path) -> None:
     metrics = manifest_of(folder)["metrics"]
     assert metrics["rows"] == {"train": 15, "test": 6}  # 21 images of 0, 1 and 2 among the first 60
     assert set(metrics["labels"]["test"]) == {"0", "1", "2"}
+    shutil.rmtree(source)  # the images are inside the dataset, not links to the source's files
     test = Dataset.from_parquet(str(folder / "test.parquet"))
     assert test.features["image"].__class__.__name__ == "Image" and test[0]["image"].size == (8, 8)
+
+
+def test_an_audiofolder_of_real_speech_is_filed_with_its_audio(cli, tmp_path) -> None:
+    from datasets import Dataset
+
+    source = spoken_words_audiofolder(tmp_path / "words")
+    folder = folder_of(cli("--yard", tmp_path, "prepare", source, "--name", "words", "-q"))
+    metrics = manifest_of(folder)["metrics"]
+    assert metrics["rows"] == {"train": 6} and metrics["labels"]["train"] == {"no": 3, "yes": 3}
+    assert metrics["schema"]["audio"].startswith("Audio(")
+    shutil.rmtree(source)
+    words = Dataset.from_parquet(str(folder / "train.parquet"))
+    samples = words[0]["audio"].get_all_samples()  # decoded by torchcodec from the bytes in the file
+    assert samples.sample_rate == 22050 and 0.3 < samples.data.shape[1] / samples.sample_rate < 2
+    assert float(samples.data.abs().max()) > 0.05  # speech, not silence
 
 
 TASKS_YAML = """

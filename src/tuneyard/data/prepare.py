@@ -220,7 +220,8 @@ def read_folder(path: Path) -> dict[str, Dataset]:
     except (ValueError, ImportError, DatasetGenerationError) as exc:
         cause = file_errors.root_cause(exc)
         hint = (
-            "Audio needs datasets' audio extra: pip install torchcodec (and FFmpeg on the system)."
+            "Audio goes through torchcodec, which needs FFmpeg's shared libraries (4 to 7): "
+            "apt-get install ffmpeg (Debian, Ubuntu) or brew install ffmpeg."
             if "torchcodec" in str(cause)
             else None
         )
@@ -342,13 +343,28 @@ def _counts(values: list[Any]) -> dict[str, int]:
 
 
 def write_splits(splits: dict[str, Dataset], folder: Path) -> str:
-    """``{split}.parquet`` per split; returns the sha256 over the files, in split order."""
+    """``{split}.parquet`` per split; returns the sha256 over the files, in split order.
+
+    Images and audio are written into the files (not as paths to the source's files), so
+    the dataset stands on its own, as ``push_to_hub`` makes it.
+    """
     digest = hashlib.sha256()
     for split, rows in splits.items():
         path = folder / f"{split}.parquet"
-        rows.to_parquet(str(path))
+        embedded(rows).to_parquet(str(path))
         digest.update(split.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def embedded(rows: Dataset) -> Dataset:
+    """``rows`` with the bytes of any image or audio file they point to stored in the table."""
+    from datasets.features.features import require_storage_embed
+    from datasets.table import embed_table_storage
+
+    if not any(require_storage_embed(feature) for feature in rows.features.values()):
+        return rows
+    arrow = rows.with_format("arrow").map(embed_table_storage, batched=True, keep_in_memory=True)
+    return arrow.with_format(**rows.format)
 
 
 def write_card(path: Path, options: PrepareOptions, revision: str | None, stats: dict[str, Any]) -> None:
