@@ -222,3 +222,37 @@ def test_a_template_naming_a_missing_column_is_refused_before_writing(cli, tmp_p
     assert "Its columns: id, text, label" in result.stderr and not (tmp_path / "datasets").exists()
     unknown = cli("--yard", tmp_path, "prepare", TOPICS, "--task-spec", spec, "--task", "nope")
     assert unknown.exit_code == 2 and "Its tasks: sections, broken" in unknown.stderr
+
+
+def test_an_experiments_formatted_dataset_is_filed_inside_it_and_found_by_name(cli, tmp_path) -> None:
+    from tuneyard.data.prepare import dataset_folder
+    from tuneyard.yard.root import Yard
+
+    spec = tmp_path / "tasks.yaml"
+    spec.write_text(TASKS_YAML)
+    args = ("prepare", "--task-spec", spec, "--task", "sections", "--experiment", "exp1", "-q")
+    folder = folder_of(cli("--yard", tmp_path, *args))
+    assert folder == tmp_path / "experiments" / "exp1" / "formatted_datasets" / "sections"
+    manifest = manifest_of(folder)
+    assert (manifest["kind"], manifest["project"], manifest["task"]) == ("dataset", "exp1", "sections")
+    assert dataset_folder("sections", Yard.open(tmp_path)) == folder  # --data sections finds it
+    listed = cli("--yard", tmp_path, "runs", "ls", "--kind", "dataset", "--format", "json")
+    assert [row["path"] for row in json.loads(listed.stdout)] == [
+        "experiments/exp1/formatted_datasets/sections"
+    ]
+
+
+def test_a_large_split_is_written_in_shards_that_read_back_whole(cli, tmp_path) -> None:
+    from tuneyard.data.loading import read_split_files
+
+    folder = folder_of(cli("--yard", tmp_path, "prepare", TOPICS, "--max-shard-size", "200KB", "-q"))
+    shards = sorted(path.name for path in folder.glob("train-*.parquet"))
+    assert len(shards) >= 3 and shards[0] == f"train-00000-of-{len(shards):05d}.parquet"
+    assert (folder / "test.parquet").is_file()  # a small split stays one file
+    splits, _ = read_split_files(folder)
+    rows = manifest_of(folder)["metrics"]["rows"]
+    assert {split: len(part) for split, part in splits.items()} == rows
+    (folder / shards[1]).unlink()
+    result = cli("--yard", tmp_path, "eval", "--checkpoint", "x", "--data", folder)
+    assert result.exit_code == 2
+    assert f"the train split of {folder} is missing shard {shards[1]}" in " ".join(result.stderr.split())

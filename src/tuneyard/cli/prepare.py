@@ -48,6 +48,13 @@ def prepare(
     task: Annotated[
         str | None, typer.Option(help="With --task-spec: the task whose prompts format the rows.")
     ] = None,
+    max_shard_size: Annotated[
+        str | None, typer.Option(help="Largest Parquet file per split before sharding (default 500MB).")
+    ] = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(help="File under experiments/{experiment}/formatted_datasets/{name} (seed 002)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for sampling and carving (default 42).")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Write here instead of datasets/{name}.")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
@@ -80,6 +87,8 @@ def prepare(
         "label_column": label_column,
         "task_spec": str(task_spec) if task_spec else None,
         "task": task,
+        "max_shard_size": max_shard_size,
+        "experiment": experiment,
         "seed": seed,
         "output_dir": str(output_dir) if output_dir else None,
     }

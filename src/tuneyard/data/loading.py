@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "val", "dev", "valid"), "test": ("test",)}
 FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+# A split written in several Parquet files, as the hub writes them: train-00000-of-00003.parquet
+SHARD_SUFFIX = "-{index:05d}-of-{count:05d}.parquet"
+SHARD_GLOB = "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].parquet"
 
 
 def dataset_name(task: str | None, data: str | Path | None) -> str | None:
@@ -57,7 +60,7 @@ def find_split_files(data_dir: Path) -> dict[str, Path]:
         for alias in aliases:
             matches = [
                 data_dir / f"{alias}{ext}" for ext in FORMATS if (data_dir / f"{alias}{ext}").is_file()
-            ]
+            ] or sorted(data_dir.glob(alias + SHARD_GLOB))  # a sharded split: its first shard
             if matches:
                 found[split] = matches[0]
                 break
@@ -104,10 +107,35 @@ def _read_split(path: Path) -> Dataset:
 
         return Dataset(InMemoryTable(json.read_json(path)))
     if path.suffix == ".parquet":
-        from pyarrow import parquet
+        from pyarrow import concat_tables, parquet
 
+        shards = split_shards(path)
+        if len(shards) > 1:
+            return Dataset(InMemoryTable(concat_tables([parquet.read_table(shard) for shard in shards])))
         return Dataset(InMemoryTable(parquet.read_table(path)))
     return load_dataset(FORMATS[path.suffix], data_files=str(path), split="train")
+
+
+def split_shards(path: Path) -> list[Path]:
+    """All shards of the split ``path`` is the first shard of (just ``[path]`` for one file).
+
+    A missing shard is an error: a split with a hole in it must not train as if whole.
+    """
+    stem = path.name.removesuffix(".parquet")
+    prefix, _, count = stem.rpartition("-of-")
+    if not count.isdigit() or not prefix[-5:].isdigit():
+        return [path]
+    split = prefix[:-6]
+    shards = [
+        path.with_name(split + SHARD_SUFFIX.format(index=i, count=int(count))) for i in range(int(count))
+    ]
+    missing = [shard.name for shard in shards if not shard.is_file()]
+    if missing:
+        raise DataError(
+            f"the {split} split of {path.parent} is missing shard {missing[0]} ({len(missing)} of {count}).",
+            "Restore the missing files, or prepare the dataset again.",
+        )
+    return shards
 
 
 def read_split_files(data_dir: Path) -> tuple[dict[str, Dataset], dict[str, Path]]:

@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 from tuneyard.config import StrictModel
 from tuneyard.data import file_errors
 from tuneyard.data.formatting import TaskFormat, format_rows, load_task_format
-from tuneyard.data.loading import FORMATS, find_split_files, read_split, stratified_split
+from tuneyard.data.loading import FORMATS, SHARD_SUFFIX, find_split_files, read_split, stratified_split
 from tuneyard.errors import DataError
 
 if TYPE_CHECKING:
@@ -73,6 +73,12 @@ class PrepareOptions(StrictModel):
     )
     task_spec: str | None = Field(default=None, description="A YAML file of tasks (seed 002's format).")
     task: str | None = Field(default=None, description="Which task of --task-spec formats the rows.")
+    experiment: str | None = Field(
+        default=None, description="File under experiments/{experiment}/formatted_datasets/{name}."
+    )
+    max_shard_size: str = Field(
+        default="500MB", description="Split a split's Parquet into shards of at most this size."
+    )
     seed: int = 42
     output_dir: str | None = None
 
@@ -129,18 +135,20 @@ def prepare_dataset(options: PrepareOptions, yard: Yard) -> PreparedDataset:
     splits = carve_splits(splits, options)
     if task is not None:
         splits = {split: format_rows(rows, task, split) for split, rows in splits.items()}
-    target = yard.target_path("dataset", output_dir=options.output_dir, name=options.dataset_name())
+    target = dataset_target(options, yard)
     stats = statistics(splits, options.label_column)
     manifest = Manifest(
         kind="dataset",
         name=target.name,
         dataset=options.dataset_name(),
+        task=options.task,
+        project=options.experiment,
         parents=[yard.parent_link(options.source, "source")],
         config=options.model_dump(mode="json") | ({"format": task.model_dump()} if task else {}),
         metrics=stats,
     )
     with yard.create(manifest, target) as writer:
-        digest = write_splits(splits, writer.path)
+        digest = write_splits(splits, writer.path, options.max_shard_size)
         manifest.metrics["content_hash"] = digest
         write_card(writer.path / CARD_FILE, options, revision, stats | {"content_hash": digest})
     return PreparedDataset(
@@ -148,13 +156,38 @@ def prepare_dataset(options: PrepareOptions, yard: Yard) -> PreparedDataset:
     )
 
 
+def dataset_target(options: PrepareOptions, yard: Yard) -> Path:
+    """``datasets/{name}``, or ``experiments/{experiment}/formatted_datasets/{name}`` in an experiment."""
+    name = options.dataset_name()
+    if options.experiment is None:
+        return yard.target_path("dataset", output_dir=options.output_dir, name=name)
+    return yard.target_path(
+        "formatted_dataset", output_dir=options.output_dir, experiment=options.experiment, name=name
+    )
+
+
 def dataset_folder(reference: str, yard: Yard) -> Path:
-    """A ``--data`` value as a folder: an existing path, else the yard's dataset of that name."""
+    """A ``--data`` value as a folder: an existing path, else the yard's dataset of that name.
+
+    The name is looked up in ``datasets/`` first, then in the index (which also knows the
+    datasets filed inside experiments).
+    """
     path = Path(reference).expanduser()
     if path.exists() or "/" in reference:
         return path.resolve() if path.exists() else path
     named = yard.target_path("dataset", name=reference)
-    return named if named.is_dir() else path
+    if named.is_dir():
+        return named
+    indexed = indexed_dataset(reference, yard)
+    return indexed if indexed is not None else path
+
+
+def indexed_dataset(name: str, yard: Yard) -> Path | None:
+    """The folder of the one ``dataset`` artifact of the index named ``name`` (None: none, or no index)."""
+    if not yard.has_index:
+        return None
+    rows = [row for row in yard.index.find(name) if row["manifest"]["kind"] == "dataset"]
+    return yard.absolute(rows[0]["path"]) if len(rows) == 1 else None
 
 
 def data_parents(data: str | None, yard: Yard) -> list[Any]:
@@ -342,17 +375,26 @@ def _counts(values: list[Any]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def write_splits(splits: dict[str, Dataset], folder: Path) -> str:
-    """``{split}.parquet`` per split; returns the sha256 over the files, in split order.
+def write_splits(splits: dict[str, Dataset], folder: Path, max_shard_size: str = "500MB") -> str:
+    """``{split}.parquet`` per split, or shards ``{split}-00000-of-0000N.parquet`` past
+    ``max_shard_size`` (of Arrow data, as ``push_to_hub`` counts it); returns the sha256
+    over the files, in split and shard order.
 
     Images and audio are written into the files (not as paths to the source's files), so
     the dataset stands on its own, as ``push_to_hub`` makes it.
     """
+    from datasets.utils.py_utils import convert_file_size_to_int
+
+    limit = convert_file_size_to_int(max_shard_size)
     digest = hashlib.sha256()
     for split, rows in splits.items():
-        path = folder / f"{split}.parquet"
-        embedded(rows).to_parquet(str(path))
-        digest.update(split.encode() + b"\0" + path.read_bytes())
+        rows = embedded(rows)
+        count = min(max(1, math.ceil(rows.data.nbytes / limit)), max(1, len(rows)))
+        for index in range(count):
+            name = f"{split}.parquet" if count == 1 else split + SHARD_SUFFIX.format(index=index, count=count)
+            shard = rows if count == 1 else rows.shard(count, index, contiguous=True)
+            shard.to_parquet(str(folder / name))
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
     return digest.hexdigest()
 
 

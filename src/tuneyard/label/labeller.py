@@ -189,9 +189,12 @@ def read_rows(options: LabelOptions, yard: Yard) -> tuple[Path, dict[str, Datase
 
 def job_key(options: LabelOptions, files: dict[str, Path]) -> str:
     """What identifies a job's answers: the rows' bytes and every option that shapes an answer."""
+    from tuneyard.data.loading import split_shards
+
     digest = hashlib.sha256()
     for split, path in files.items():
-        digest.update(split.encode() + b"\0" + path.read_bytes())
+        for shard in split_shards(path):
+            digest.update(split.encode() + b"\0" + shard.read_bytes())
     shaping = options.model_dump(mode="json", exclude=set(PER_JOB_FIELDS))
     digest.update(json.dumps(shaping, sort_keys=True).encode())
     return digest.hexdigest()[:20]

@@ -25,6 +25,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "export": "exports/{name}",
     "dataset": "datasets/{name}",
     "experiment": "experiments/{experiment}",
+    # seed 002: an experiment's datasets, formatted for its tasks (tuneyard prepare --experiment)
+    "formatted_dataset": "experiments/{experiment}/formatted_datasets/{name}",
     "eval": "evaluations/{name}",
 }
 
