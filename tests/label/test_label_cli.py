@@ -57,6 +57,7 @@ def free_port() -> int:
         ("missing key", "the API key's environment variable TUNEYARD_TEST_NO_KEY is not set"),
         ("never matches", "answers matched the answer format; stopped so as not to pay for more"),
         ("bad regex", "--answer-regex '(' is not a regular expression"),
+        ("malformed file", "the row starting on line 3 opens a quoted field that never closes"),
     ],
 )
 def test_bad_input_is_refused_with_the_fix_and_nothing_is_filed(
@@ -71,7 +72,11 @@ def test_bad_input_is_refused_with_the_fix_and_nothing_is_filed(
         "missing key": ["--api-key-env", "TUNEYARD_TEST_NO_KEY"],
         "never matches": ["--answer-retries", "0"],
         "bad regex": ["--choices", None, "--answer-regex", "("],
+        "malformed file": [],
     }[case]
+    if case == "malformed file":
+        (data / "train.jsonl").unlink()
+        (data / "train.csv").write_text('id,text\n1,fine\n"2,never closed\n3,more\n')
     if case == "unreachable":
         url = f"http://127.0.0.1:{free_port()}/v1"
     if None in extra:  # --choices None: drop the default --choices pair

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from label_rows import PROMPT, write_rows
 
 from tuneyard.label.client import JSON_SCHEMA_FALLBACK
@@ -143,7 +144,10 @@ def label_args(yard: Path, server_url: str, data: Path) -> list[object]:
     ]  # fmt: skip
 
 
-def test_sigkill_in_the_middle_then_rerun_loses_nothing_and_asks_little_twice(fault_server, tmp_path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "Ctrl-C"])
+def test_a_job_stopped_in_the_middle_then_rerun_loses_nothing_and_asks_little_twice(
+    fault_server, tmp_path, stop
+) -> None:
     data = write_rows(tmp_path / "rows", 200)
     env = os.environ | {"OPENAI_API_KEY": KEY}
     killed_server = fault_server(delay=0.02)
@@ -155,8 +159,11 @@ def test_sigkill_in_the_middle_then_rerun_loses_nothing_and_asks_little_twice(fa
         if lines and lines[0] >= 60:
             break
         time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    first.send_signal(stop)
+    _, stopped_err = first.communicate(timeout=60)
+    if stop == signal.SIGINT:
+        assert first.returncode == 130
+        assert "Run the same command again: only the rows without a result are asked." in stopped_err
     journalled = len(next(journals.glob("*/journal.jsonl")).read_text().splitlines())
     assert 60 <= journalled < 200, "the kill must land in the middle"
     assert not (tmp_path / "yard" / "datasets").exists()  # nothing that looks complete

@@ -60,6 +60,12 @@ class LabellingStopped(TuneyardError):
     """The job stopped early: nothing in it is usable (the journal keeps what was paid for)."""
 
 
+class LabellingInterrupted(TuneyardError):
+    """Ctrl-C: the journal keeps every finished row; exit 130 as for any interrupted command."""
+
+    exit_code = 130
+
+
 @dataclass
 class Tally:
     """Running counts, shown by the progress bar and filed in the manifest."""
@@ -143,6 +149,11 @@ def label_dataset(
     job = Job(options, splits, renderer, checker, client, journal, tally, on_row or (lambda tally: None))
     try:
         asyncio.run(job.run(pending))
+    except KeyboardInterrupt:
+        raise LabellingInterrupted(
+            f"interrupted: {len(journal.entries())} of {tally.total} rows have a result in the journal.",
+            "Run the same command again: only the rows without a result are asked.",
+        ) from None
     finally:
         journal.close()
     entries = journal.entries()
