@@ -33,6 +33,11 @@ fine-tuned model; the table then compares it with the compress-after-fine-tuning
     python bench/method_table.py                        # the full table (about an hour on 2 cores)
     python bench/method_table.py --methods whiten --ratios 0.25 --epochs 3 --learning-rate 3e-4
     python bench/method_table.py --methods whiten --ratios 0.25 0.5 --base-first
+    python bench/method_table.py --methods whiten --ratios 0.25 --seeds 42 1 2   # paired spread
+
+``--seeds`` repeats each cell with other recovery seeds (the dense model and the
+compression stay the same) and adds, per cell, the median and range of the paired
+difference distilled - label-only.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -56,7 +62,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "debian_topics"
 RATIOS = (0.25, 0.5, 0.75)
-TRAINING = {"batch_size": 32, "max_length": 64, "seed": 42}
+TRAINING = {"batch_size": 32, "max_length": 64}
+DENSE_SEED = 42
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class Recipe:
     epochs: float = 1.0
     learning_rate: float = 1e-4
     hidden_weight: float = 0.0
+    seed: int = 42
 
     @property
     def order(self) -> str:
@@ -79,7 +87,7 @@ class Recipe:
 
     def label(self) -> str:
         """A short name for folders and run names."""
-        return f"{self.order}_e{self.epochs:g}_lr{self.learning_rate:g}_h{self.hidden_weight:g}"
+        return f"{self.order}_e{self.epochs:g}_lr{self.learning_rate:g}_h{self.hidden_weight:g}_s{self.seed}"
 
 
 def minilm() -> str:
@@ -105,7 +113,13 @@ def dense_model(yard: Any) -> Path:
     best = yard.root / "models" / "finetuned" / "bert" / "full" / "dense" / "best"
     if not best.is_dir():
         options = FinetuneOptions(
-            checkpoint=minilm(), data=str(DATA), name="dense", epochs=3, learning_rate=1e-4, **TRAINING
+            checkpoint=minilm(),
+            data=str(DATA),
+            name="dense",
+            epochs=3,
+            learning_rate=1e-4,
+            seed=DENSE_SEED,
+            **TRAINING,
         )
         finetune(options, yard)
     return best
@@ -125,7 +139,7 @@ def recover(
     options = FinetuneOptions(
         checkpoint=str(compressed), data=str(DATA), name=name, epochs=recipe.train_epochs,
         learning_rate=recipe.learning_rate, no_distill=teacher is None,
-        distill_from=str(teacher) if teacher else None, distill=distill, **TRAINING,
+        distill_from=str(teacher) if teacher else None, distill=distill, seed=recipe.seed, **TRAINING,
     )  # fmt: skip
     started = time.perf_counter()
     result = finetune(options, yard)
@@ -178,6 +192,7 @@ def table(cells: list[dict[str, Any]], dense_accuracy: float) -> list[str]:
     ]
     for entry in cells:
         order = " (base first)" if entry.get("order") == "base_first" else ""
+        order += f" (seed {entry['seed']})" if entry.get("seed", DENSE_SEED) != DENSE_SEED else ""
         rows.append(
             f"| {entry['method']}{order} | {entry['ratio']} ({entry['kept']:.3f}) "
             f"| {entry['output_error']:.3f} "
@@ -191,8 +206,28 @@ def _key(entry: dict[str, Any]) -> tuple[object, ...]:
     """What identifies a finished cell in the journal."""
     return (
         entry.get("order", "finetuned_first"), entry["method"], entry["ratio"], entry["epochs"],
-        entry.get("learning_rate", 1e-4), entry.get("hidden_weight", 0.0),
+        entry.get("learning_rate", 1e-4), entry.get("hidden_weight", 0.0), entry.get("seed", DENSE_SEED),
     )  # fmt: skip
+
+
+def seed_spread(cells: list[dict[str, Any]]) -> list[str]:
+    """Per method and ratio run with several seeds: the paired distilled - label-only points."""
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for entry in cells:
+        groups.setdefault((entry["method"], entry["ratio"]), []).append(entry)
+    lines = []
+    for (method, ratio), entries in groups.items():
+        if len(entries) < 2:
+            continue
+        gaps = sorted((e["distilled"] - e["label_only"]) * 100 for e in entries)
+        seeds = ", ".join(str(e.get("seed", DENSE_SEED)) for e in entries)
+        lines.append(
+            f"- {method} {ratio}, seeds {seeds}: distilled - label-only **{statistics.median(gaps):+.1f}** "
+            f"points ({gaps[0]:+.1f}..{gaps[-1]:+.1f}); label-only "
+            f"{statistics.median(e['label_only'] for e in entries):.3f}, distilled "
+            f"{statistics.median(e['distilled'] for e in entries):.3f} (medians)"
+        )
+    return lines
 
 
 def main() -> None:
@@ -208,6 +243,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="recovery learning rate")
     parser.add_argument("--hidden-weight", type=float, default=0.0, help="distilled side: hidden-state term")
     parser.add_argument("--base-first", action="store_true", help="compress the pretrained base, then train")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[DENSE_SEED], help="recovery seeds (paired)")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "method_table")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch bench/RESULTS.md")
     args = parser.parse_args()
@@ -219,20 +255,22 @@ def main() -> None:
     dense = dense_model(yard)
     dense_accuracy = test_accuracy(yard, dense)
     print(f"dense fine-tuned MiniLM: test accuracy {dense_accuracy:.3f}", flush=True)
-    recipe = Recipe(args.base_first, args.epochs, args.learning_rate, args.hidden_weight)
     cells = []
     for method in args.methods:
         for ratio in args.ratios:
-            key = (
-                recipe.order, method, ratio, recipe.train_epochs, recipe.learning_rate, recipe.hidden_weight
-            )  # fmt: skip
-            entry = next((e for e in done if _key(e) == key), None)
-            if entry is None:
-                entry = cell(yard, dense, method, ratio, recipe)
-                with journal.open("a") as handle:
-                    handle.write(json.dumps(entry) + "\n")
-            cells.append(entry)
-            print(table([entry], dense_accuracy)[-1], flush=True)
+            for seed in args.seeds:
+                recipe = Recipe(args.base_first, args.epochs, args.learning_rate, args.hidden_weight, seed)
+                key = (
+                    recipe.order, method, ratio, recipe.train_epochs, recipe.learning_rate,
+                    recipe.hidden_weight, seed,
+                )  # fmt: skip
+                entry = next((e for e in done if _key(e) == key), None)
+                if entry is None:
+                    entry = cell(yard, dense, method, ratio, recipe)
+                    with journal.open("a") as handle:
+                        handle.write(json.dumps(entry) + "\n")
+                cells.append(entry)
+                print(table([entry], dense_accuracy)[-1], flush=True)
     load = os.getloadavg()[0]
     lines = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -245,6 +283,7 @@ def main() -> None:
         "(points vs dense).",
         "",
         *table(cells, dense_accuracy),
+        *([""] + seed_spread(cells) if seed_spread(cells) else []),
     ]
     print("\n".join(lines))
     if not args.no_append:
