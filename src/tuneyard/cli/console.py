@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
 from rich.console import Console
 
 from tuneyard.errors import TuneyardError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+@contextmanager
+def live_progress(quiet: bool, *columns: Any) -> Iterator[Progress | None]:
+    """A transient rich progress display on stderr with ``columns``; None with ``--quiet`` or no terminal."""
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(*columns, console=err, transient=True) as progress:
+        yield progress
 
 
 def print_error(error: TuneyardError) -> None:

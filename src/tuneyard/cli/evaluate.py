@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tuneyard.cli.console import err, note, out, quiet_libraries
+from tuneyard.cli.console import live_progress, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.data_flags import (
     ChatTemplateOpt,
@@ -52,19 +52,13 @@ NbEvalSamplesOpt = Annotated[
 @contextmanager
 def progress_bar(description: str, total: int | None, quiet: bool) -> Iterator[Callable[[int], None]]:
     """A rich progress bar on stderr; yields ``advance(n)`` (a no-op with ``--quiet`` or no terminal)."""
-    if quiet or not err.is_terminal:
-        yield lambda n: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with live_progress(quiet, *columns) as progress:
+        if progress is None:
+            yield lambda n: None
+            return
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tuneyard.cli.console import err, note, out, quiet_libraries
+from tuneyard.cli.console import live_progress, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.data_flags import comma_list
 from tuneyard.errors import ConfigError
@@ -149,21 +149,16 @@ def label(
 @contextmanager
 def progress_display(quiet: bool) -> Iterator[Callable[[Tally], None]]:
     """A progress bar on stderr: rows done of all, rows/s, failures, running cost."""
-    if quiet or not err.is_terminal:
-        yield lambda tally: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn("labelling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    columns = (
+        TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+    )  # fmt: skip
+    with live_progress(quiet, *columns) as progress:
+        if progress is None:
+            yield lambda tally: None
+            return
         task = progress.add_task("labelling", total=None, rate="", status="")
 
         def on_row(tally: Tally) -> None:
