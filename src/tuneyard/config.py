@@ -74,11 +74,22 @@ def format_validation_error(model: type[BaseModel], error: ValidationError) -> C
         field = ".".join(str(part) for part in item["loc"]) or "(config)"
         value = item.get("input")
         if item["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(model.model_fields))
+            allowed = ", ".join(sorted(_model_at(model, item["loc"][:-1]).model_fields))
             lines.append(f"unknown field {field!r}. Allowed fields: {allowed}.")
         else:
             lines.append(f"field {field!r} = {value!r}: {item['msg']}.")
     return ConfigError("invalid options: " + lines[0], "\n".join(lines[1:]) or None)
+
+
+def _model_at(model: type[BaseModel], location: tuple[Any, ...]) -> type[BaseModel]:
+    """The nested model a field path leads to (``finetuning`` -> the grid's model), else ``model``."""
+    for part in location:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return model
+        model = annotation
+    return model
 
 
 def resolve_options(

@@ -8,7 +8,7 @@ import typer
 
 # Modules under tuneyard.cli that define ``register(app)``; each owns its verbs.
 VERB_MODULES = (
-    "runs", "prepare", "label", "compress", "finetune", "evaluate", "export", "validate", "report",
+    "runs", "prepare", "label", "compress", "finetune", "evaluate", "export", "validate", "report", "grid",
 )  # fmt: skip
 
 

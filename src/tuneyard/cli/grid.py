@@ -1,0 +1,63 @@
+"""``tuneyard grid``: parse flags, plan or run an experiment file (:mod:`tuneyard.experiments.grid`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tuneyard.cli.console import note, out, quiet_libraries
+from tuneyard.cli.context import yard_from
+
+
+def grid(
+    ctx: typer.Context,
+    experiment_file: Annotated[
+        Path, typer.Argument(help="The experiment YAML (seed 002's config.yaml shape).")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the cells and their state; run nothing.")
+    ] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again.")] = False,
+) -> None:
+    """Run an experiment file: a fine-tuning grid (models x strategies x ranks x layers x seeds), then evals.
+
+    Example: tuneyard grid experiment.yaml --dry-run
+
+    Complete cells are skipped, interrupted ones resume from a checkpoint, failed ones need --retry-failed.
+
+    Results: experiments/{experiment}/ (finetuned_checkpoints/, eval_grid_results.json, heatmap, metrics.csv).
+    """
+    from tuneyard.cli.output import format_table
+    from tuneyard.experiments.grid import plan_cells, run_experiment
+    from tuneyard.experiments.spec import load_experiment
+
+    spec = load_experiment(experiment_file)
+    yard = yard_from(ctx)
+    if dry_run:
+        plans = plan_cells(spec, yard, experiment_file)
+        rows = [[plan.cell.id, plan.cell.name, plan.state, yard.relative(plan.folder)] for plan in plans]
+        out.print(format_table(["cell", "name", "state", "run"], rows), end="", markup=False)
+        counts = {
+            state: sum(plan.state == state for plan in plans)
+            for state in ("new", "complete", "interrupted", "failed")
+        }
+        out.print(", ".join(f"{count} {state}" for state, count in counts.items() if count))
+        return
+    quiet_libraries()
+
+    def on_cell(plan, number: int, total: int) -> None:  # type: ignore[no-untyped-def]
+        note(f"[{number}/{total}] {plan.cell.name}: {plan.state}" + (f": {plan.error}" if plan.error else ""))
+
+    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell)
+    out.print(str(result.folder / "metrics.csv"))
+    note(f"ran {result.ran} cell(s) of {len(result.cells)}")
+    if any(plan.state == "failed" for plan in result.cells):
+        sys.exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``grid`` to the root app."""
+    app.command("grid")(grid)

@@ -1,0 +1,116 @@
+"""The fine-tuning grid as cells: the cross product, minus exclusions, each with a stable id.
+
+A cell's id is a hash of its resolved ``FinetuneOptions`` (everything that shapes the
+run, not where it is filed), so it is the same on every machine and every rerun, and
+changing a field changes the id of exactly the cells that field reaches. The run folder
+is ``finetuned_checkpoints/{name}-{id}``: a person reads the name, the grid matches the id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tuneyard.config import format_validation_error
+from tuneyard.errors import ConfigError
+from tuneyard.experiments.spec import ExperimentSpec, FinetuneGrid
+from tuneyard.train.options import FinetuneOptions
+from tuneyard.yard.layout import model_display_name, safe_component
+
+ID_LENGTH = 10
+PLACEMENT_FIELDS = {"output_dir", "name", "project"}  # where a run is filed: not part of its id
+
+
+@dataclass(frozen=True)
+class FinetuneCell:
+    """One run of the grid."""
+
+    axes: dict[str, Any]  # model, strategy, lora_rank, lora_layers, seed (None where it does not apply)
+    options: FinetuneOptions
+    id: str
+
+    @property
+    def name(self) -> str:
+        """``{model}-{strategy}[-r{rank}][-L{layers}]-s{seed}``: what a person reads in the folder name."""
+        parts = [model_display_name(self.axes["model"]), self.axes["strategy"]]
+        if self.axes["lora_rank"] is not None:
+            parts.append(f"r{self.axes['lora_rank']}")
+        if self.axes["lora_layers"] is not None:
+            parts.append(f"L{self.axes['lora_layers']}")
+        parts.append(f"s{self.axes['seed']}")
+        return safe_component("cell", "-".join(parts))
+
+    def folder(self, checkpoints: Path) -> Path:
+        return checkpoints / f"{self.name}-{self.id}"
+
+
+def expand(spec: ExperimentSpec, data: str | None) -> list[FinetuneCell]:
+    """Every cell of ``spec.finetuning`` in order (models, strategies, ranks, layers, seeds).
+
+    ``data``: the folder the cells train on (a task of ``tasks:`` once formatted), else the
+    grid's own ``data`` / ``task``.
+    """
+    grid = spec.finetuning
+    cells = []
+    for model, strategy, seed in itertools.product(grid.models, grid.strategies, grid.seeds):
+        lora = strategy == "lora"
+        for rank, layers in itertools.product(
+            grid.lora_ranks if lora else [None], grid.lora_layers if lora else [None]
+        ):
+            axes = {
+                "model": model,
+                "strategy": strategy,
+                "lora_rank": rank,
+                "lora_layers": layers,
+                "seed": seed,
+            }
+            if any(excluded(axes, rule) for rule in grid.exclude):
+                continue
+            options = cell_options(grid, axes, data)
+            cells.append(FinetuneCell(axes, options, cell_id(options)))
+    return cells
+
+
+def excluded(axes: dict[str, Any], rule: dict[str, Any]) -> bool:
+    """Whether every axis the rule names has the rule's value in this cell."""
+    return all(axes[key] == value for key, value in rule.items())
+
+
+def cell_options(grid: FinetuneGrid, axes: dict[str, Any], data: str | None) -> FinetuneOptions:
+    """The ``tuneyard finetune`` options of one cell; a bad ``options:`` entry names its field."""
+    fields: dict[str, Any] = {
+        **grid.options,
+        "checkpoint": axes["model"],
+        "strategy": axes["strategy"],
+        "seed": axes["seed"],
+        "epochs": grid.epochs,
+        "batch_size": grid.batch_size,
+    }
+    if grid.learning_rate is not None:
+        fields["learning_rate"] = grid.learning_rate
+    fields |= (
+        {"data": data} if data is not None else ({"data": grid.data} if grid.data else {"task": grid.task})
+    )
+    if axes["lora_rank"] is not None:
+        fields["lora"] = {
+            **grid.options.get("lora", {}),
+            "r": axes["lora_rank"],
+            "layers": axes["lora_layers"],
+        }
+    try:
+        return FinetuneOptions.model_validate(fields)
+    except ValidationError as exc:
+        error = format_validation_error(FinetuneOptions, exc)
+        raise ConfigError(f"finetuning: {error.message}", error.hint) from None
+
+
+def cell_id(options: FinetuneOptions) -> str:
+    """A hash of everything that shapes the run (not where it is filed)."""
+    shaping = options.model_dump(mode="json", exclude=PLACEMENT_FIELDS)
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]

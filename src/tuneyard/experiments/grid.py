@@ -1,0 +1,182 @@
+"""``tuneyard grid``: run an experiment file's fine-tuning cells, then its eval grid, resumably.
+
+``experiments/{experiment}/`` receives ``formatted_datasets/{task}`` (a ``tasks:`` entry
+the grid trains on, prepared once), ``finetuned_checkpoints/{name}-{id}`` (one run per
+cell), ``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`)
+and ``metrics.csv`` (one row per cell: its axes, state and eval scores).
+
+Each cell's state is read from its run folder's manifest, so a rerun is exact: a
+complete cell is skipped, a cell whose run was interrupted (its manifest still says
+running: the process died) resumes from its last checkpoint, a failed cell is left alone
+unless ``retry_failed``, and a new cell starts. Cells run one after another in this
+process.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.errors import TuneyardError
+from tuneyard.experiments.cells import FinetuneCell, expand
+from tuneyard.experiments.spec import FINETUNED, ExperimentSpec
+from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+
+if TYPE_CHECKING:
+    from tuneyard.evaluate.transfer_grid import GridResult
+    from tuneyard.yard.root import Yard
+
+CHECKPOINTS = "finetuned_checkpoints"
+METRICS_FILE = "metrics.csv"
+# What a cell's run folder says about it; "new" when there is none yet.
+STATES = ("new", "complete", "interrupted", "failed")
+
+
+@dataclass
+class CellPlan:
+    """A cell, where its run goes, and what state that folder is in."""
+
+    cell: FinetuneCell
+    folder: Path
+    state: str
+    error: str | None = None
+
+
+@dataclass
+class ExperimentResult:
+    """What a grid run did."""
+
+    folder: Path
+    cells: list[CellPlan]
+    ran: int
+    evals: GridResult | None
+
+
+def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
+    return yard.target_path("experiment", experiment=spec.experiment)
+
+
+def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPlan]:
+    """Every cell with its folder and state; reads manifests only (``--dry-run`` shows this)."""
+    data = task_data_folder(spec, yard, spec_path, prepare=False)
+    checkpoints = experiment_folder(spec, yard) / CHECKPOINTS
+    plans = []
+    for cell in expand(spec, str(data) if data else None):
+        folder = cell.folder(checkpoints)
+        plans.append(CellPlan(cell, folder, cell_state(folder)))
+    return plans
+
+
+def cell_state(folder: Path) -> str:
+    """``new``, ``complete``, ``interrupted`` (the manifest still says running) or ``failed``."""
+    if not (folder / MANIFEST_FILE).is_file():
+        return "new"
+    status = read_manifest(folder).status
+    return {"complete": "complete", "failed": "failed"}.get(status, "interrupted")
+
+
+def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare: bool) -> Path | None:
+    """``formatted_datasets/{task}`` when the grid trains on a task of ``tasks:`` (prepared once)."""
+    task = spec.finetuning.task
+    if task is None or task not in spec.tasks:
+        return None
+    from tuneyard.data.prepare import PrepareOptions, dataset_target, prepare_dataset
+
+    options = PrepareOptions(task_spec=str(spec_path), task=task, experiment=spec.experiment)
+    folder = dataset_target(options, yard)
+    if prepare and cell_state(folder) != "complete":
+        folder = prepare_dataset(options, yard).path
+    return folder
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    yard: Yard,
+    spec_path: Path,
+    retry_failed: bool = False,
+    on_cell: Callable[[CellPlan, int, int], None] | None = None,
+) -> ExperimentResult:
+    """Run what the plan says is left, then the eval grid, then write ``metrics.csv``."""
+    task_data_folder(spec, yard, spec_path, prepare=True)
+    plans = plan_cells(spec, yard, spec_path)
+    ran = 0
+    for number, plan in enumerate(plans, start=1):
+        if plan.state == "new" or plan.state == "interrupted" or (plan.state == "failed" and retry_failed):
+            run_cell(plan, spec, yard)
+            ran += 1
+        if on_cell is not None:
+            on_cell(plan, number, len(plans))
+    folder = experiment_folder(spec, yard)
+    evals = run_evals(spec, yard, plans) if spec.evals is not None else None
+    write_metrics(folder / METRICS_FILE, plans, evals, yard)
+    return ExperimentResult(folder, plans, ran, evals)
+
+
+def run_cell(plan: CellPlan, spec: ExperimentSpec, yard: Yard) -> None:
+    """Start the cell's run, or resume it from its folder; a user error fails the cell, not the grid."""
+    from tuneyard.train.recipe import finetune
+
+    try:
+        if plan.state == "new":
+            options = plan.cell.options.model_copy(
+                update={"output_dir": str(plan.folder), "name": plan.cell.name, "project": spec.experiment}
+            )
+            finetune(options, yard)
+        else:
+            finetune(None, yard, resume=plan.folder)  # type: ignore[arg-type]
+    except TuneyardError as exc:
+        plan.state, plan.error = "failed", exc.message
+        return
+    plan.state = cell_state(plan.folder)
+
+
+def run_evals(spec: ExperimentSpec, yard: Yard, plans: list[CellPlan]) -> GridResult | None:
+    """The eval grid over the complete cells' runs (``finetuned``) and any other models listed."""
+    from tuneyard.evaluate.options import GridOptions
+    from tuneyard.evaluate.transfer_grid import run_grid
+
+    evals = spec.evals
+    assert evals is not None
+    listed = [FINETUNED] if evals.models == FINETUNED else evals.models
+    finetuned = [str(plan.folder) for plan in plans if plan.state == "complete"]
+    models = [path for entry in listed for path in (finetuned if entry == FINETUNED else [entry])]
+    if not models:
+        return None
+    options = GridOptions(
+        models=models, tasks=evals.tasks, split=evals.split, nb_eval_samples=evals.nb_eval_samples,
+        checkpoint_to_eval=evals.checkpoint_to_eval, batch_size=evals.batch_size, max_length=evals.max_length,
+        experiment=spec.experiment,
+    )  # fmt: skip
+    return run_grid(options, yard)
+
+
+def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> None:
+    """``metrics.csv``: a row per cell (axes, id, state, run folder) and its main eval score per task."""
+    tasks = evals.tasks if evals is not None else []
+    scores: dict[tuple[str, str], Any] = {}
+    if evals is not None:
+        for (model, task), cell in evals.cells.items():
+            scores[(model, task)] = (
+                cell.metrics.get(cell.main_metric or "") if cell.status == "complete" else None
+            )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["cell", "name", "model", "strategy", "lora_rank", "lora_layers", "seed", "state", "run",
+                     *(task.label for task in tasks)])  # fmt: skip
+    for plan in plans:
+        run = yard.relative(plan.folder)
+        model_key = yard.relative(plan.folder / "best") if (plan.folder / "best").is_dir() else run
+        axes = plan.cell.axes
+        writer.writerow([
+            plan.cell.id, plan.cell.name, axes["model"], axes["strategy"], axes["lora_rank"],
+            axes["lora_layers"], axes["seed"], plan.state, run,
+            *(scores.get((model_key, task.key)) for task in tasks),
+        ])  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(buffer.getvalue())
+    temporary.replace(path)

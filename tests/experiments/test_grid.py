@@ -1,0 +1,129 @@
+"""``tuneyard grid``: each cell runs once, resumes after a kill, and reruns only where the file changed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from topic_data import write_topic_csvs
+
+EXPERIMENT = "study"
+
+
+def write_experiment(tmp_path: Path, models: list[Path], **finetuning: object) -> Path:
+    data = write_topic_csvs(
+        tmp_path / "topics", ("sports", "cooking"), {"train": 48, "validation": 16, "test": 16}
+    )
+    spec = {
+        "experiment": EXPERIMENT,
+        "finetuning": {
+            "models": [str(model) for model in models],
+            "data": str(data),
+            "strategies": ["full", "lora"],
+            "lora_ranks": [4, 8],
+            "epochs": 1,
+            "batch_size": 8,
+            "learning_rate": 1e-3,
+            "options": {"max_length": 32},
+            **finetuning,
+        },  # fmt: skip
+        "evals": {"tasks": [str(data)], "split": "test"},
+    }
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def dry_run(cli, yard: Path, spec: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    result = cli("--yard", yard, "grid", spec, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
+    return {row[1]: row[2] for row in rows}
+
+
+def test_a_grid_runs_each_cell_once_evaluates_them_and_reruns_only_what_changed(
+    cli, tiny_model, tmp_path
+) -> None:
+    models = [tiny_model("bert"), tiny_model("roberta")]
+    spec = write_experiment(tmp_path, models)
+    yard = tmp_path / "yard"
+    planned = dry_run(cli, yard, spec)
+    assert len(planned) == 6 and set(planned.values()) == {"new"}  # 2 models x (full + lora r4, r8)
+
+    first = cli("--yard", yard, "grid", spec)
+    assert first.exit_code == 0, first.stderr
+    assert "ran 6 cell(s) of 6" in first.stderr
+    folder = yard / "experiments" / EXPERIMENT
+    with open(folder / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and {row["state"] for row in rows} == {"complete"}
+    assert {row["strategy"] for row in rows} == {"full", "lora"}
+    scores = [float(row["topics"]) for row in rows]
+    assert all(0 <= score <= 1 for score in scores)
+    results = json.loads((folder / "eval_grid_results.json").read_text())
+    assert len(results["cells"]) == 6 and (folder / "eval_grid_heatmap.png").is_file()
+    runs = sorted(path.name for path in (folder / "finetuned_checkpoints").iterdir())
+    assert len(runs) == 6 and all((folder / "finetuned_checkpoints" / run / "best").is_dir() for run in runs)
+
+    again = cli("--yard", yard, "grid", spec)
+    assert again.exit_code == 0 and "ran 0 cell(s) of 6" in again.stderr  # complete cells are not re-run
+
+    edited = write_experiment(tmp_path, models, lora_ranks=[4, 16])
+    states = dry_run(cli, yard, edited)
+    assert sorted(states.values()) == ["complete"] * 4 + ["new"] * 2
+    assert {name for name, state in states.items() if state == "new"} == {
+        "tiny-bert-l2-c2-lora-r16-s42", "tiny-roberta-l2-c2-lora-r16-s42"
+    }  # fmt: skip
+
+
+def test_exclude_rules_and_bad_fields(cli, tiny_model, tmp_path) -> None:
+    bert, roberta = tiny_model("bert"), tiny_model("roberta")
+    spec = write_experiment(tmp_path, [bert, roberta], exclude=[{"model": str(roberta), "strategy": "lora"}])
+    assert len(dry_run(cli, tmp_path / "yard", spec)) == 4  # roberta's two lora cells left out
+    document = yaml.safe_load(spec.read_text())
+    document["finetuning"]["modelz"] = document["finetuning"].pop("models")
+    spec.write_text(yaml.safe_dump(document))
+    result = cli("--yard", tmp_path / "yard", "grid", spec, "--dry-run")
+    assert result.exit_code == 2 and "unknown field 'finetuning.modelz'" in result.stderr
+    assert "Allowed fields: batch_size, data, epochs, exclude" in " ".join(result.stderr.split())
+
+
+def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(tiny_model, tmp_path) -> None:
+    spec = write_experiment(
+        tmp_path, [tiny_model("bert")], strategies=["lora"], lora_ranks=[4, 8], epochs=12,
+        options={"max_length": 32, "save_steps": 6},
+    )  # fmt: skip
+    yard = tmp_path / "yard"
+    command = [sys.executable, "-m", "tuneyard", "--yard", str(yard), "grid", str(spec)]
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
+    checkpoints = yard / "experiments" / EXPERIMENT / "finetuned_checkpoints"
+    grid = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait for the second cell's first checkpoint
+        second = [run for run in checkpoints.glob("*-r8-*") if list(run.glob("checkpoint-*"))]
+        if second:
+            break
+        time.sleep(0.2)
+    grid.send_signal(signal.SIGKILL)
+    grid.wait()
+    states = {
+        run.name: json.loads((run / "manifest.json").read_text())["status"] for run in checkpoints.iterdir()
+    }
+    assert sorted(states.values()) == ["complete", "running"], states
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "ran 1 cell(s) of 2" in rerun.stderr  # the finished cell is not re-run
+    resumed = next(checkpoints.glob("*-r8-*"))
+    manifest = json.loads((resumed / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    log = (resumed / "training_log.csv").read_text().splitlines()
+    steps = [int(line.split(",")[1]) for line in log[1:] if line.split(",")[1].isdigit()]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # resumed, not restarted twice over
