@@ -127,3 +127,14 @@ def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(ti
     log = (resumed / "training_log.csv").read_text().splitlines()
     steps = [int(line.split(",")[1]) for line in log[1:] if line.split(",")[1].isdigit()]
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # resumed, not restarted twice over
+
+
+def test_a_cell_that_fails_is_reported_and_the_grid_goes_on(cli, tiny_model, tmp_path) -> None:
+    missing = tmp_path / "no-such-model"
+    spec = write_experiment(tmp_path, [missing, tiny_model("bert")], strategies=["full"])
+    result = cli("--yard", tmp_path / "yard", "grid", spec)
+    assert result.exit_code == 1
+    assert "[1/2] no-such-model-full-s42: failed: " in result.stderr
+    with open(tmp_path / "yard" / "experiments" / EXPERIMENT / "metrics.csv") as handle:
+        states = {row["name"]: row["state"] for row in csv.DictReader(handle)}
+    assert states == {"no-such-model-full-s42": "failed", "tiny-bert-l2-c2-full-s42": "complete"}
