@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,7 +47,7 @@ def write_experiment(tmp_path: Path, models: list[Path], **finetuning: object) -
 def dry_run(cli, yard: Path, spec: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     result = cli("--yard", yard, "grid", spec, "--dry-run")
     assert result.exit_code == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"[0-9a-f]{10} ", line)]
     return {row[1]: row[2] for row in rows}
 
 
@@ -138,3 +141,45 @@ def test_a_cell_that_fails_is_reported_and_the_grid_goes_on(cli, tiny_model, tmp
     with open(tmp_path / "yard" / "experiments" / EXPERIMENT / "metrics.csv") as handle:
         states = {row["name"]: row["state"] for row in csv.DictReader(handle)}
     assert states == {"no-such-model-full-s42": "failed", "tiny-bert-l2-c2-full-s42": "complete"}
+
+
+def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metrics(
+    cli, tiny_model, tmp_path
+) -> None:
+    import socket
+
+    spec = write_experiment(tmp_path, [tiny_model("bert")], strategies=["lora"])
+    local = cli("--yard", tmp_path / "local", "grid", spec)
+    assert local.exit_code == 0, local.stderr
+    side_by_side = cli("--yard", tmp_path / "jobs-yard", "grid", spec, "--jobs", "2")
+    assert side_by_side.exit_code == 0, side_by_side.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray = Path(sys.executable).parent / "ray"
+    short_temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    started = subprocess.run(
+        [ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--object-store-memory", "100000000",
+         "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", short_temp],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        on_ray = cli("--yard", tmp_path / "ray-yard", "grid", spec, "--backend", "ray",
+                     "--ray-address", f"127.0.0.1:{port}")  # fmt: skip
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(short_temp, ignore_errors=True)
+    assert on_ray.exit_code == 0, on_ray.stderr
+    tables = []
+    for yard in ("local", "jobs-yard", "ray-yard"):
+        with open(tmp_path / yard / "experiments" / EXPERIMENT / "metrics.csv") as handle:
+            tables.append({row["cell"]: row for row in csv.DictReader(handle)})
+    for other in tables[1:]:
+        assert tables[0].keys() == other.keys() and len(tables[0]) == 2  # the same cell ids
+        for cell, row in tables[0].items():
+            assert abs(float(row["topics"]) - float(other[cell]["topics"])) <= 1e-4
+            assert other[cell]["state"] == "complete"
+    for yard in ("jobs-yard", "ray-yard"):
+        listed = cli("--yard", tmp_path / yard, "runs", "ls", "--kind", "run", "--format", "json")
+        assert len(json.loads(listed.stdout)) == 2  # the driver indexed what the workers trained

@@ -10,6 +10,7 @@ import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
+from tuneyard.errors import ConfigError
 
 
 def grid(
@@ -21,6 +22,14 @@ def grid(
         bool, typer.Option("--dry-run", help="List the cells and their state; run nothing.")
     ] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Cells run side by side here, sharing the cores.")] = 1,
+    backend: Annotated[
+        str, typer.Option(help="local, or ray: each cell a Ray task (a local instance, or --ray-address).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="An existing Ray cluster (ray://... or host:port).")
+    ] = None,
+    cpus_per_cell: Annotated[float, typer.Option(min=0.1, help="Ray: CPUs each cell asks for.")] = 1.0,
 ) -> None:
     """Run an experiment file: a fine-tuning grid (models x strategies x ranks x layers x seeds), then evals.
 
@@ -31,7 +40,7 @@ def grid(
     Results: experiments/{experiment}/ (finetuned_checkpoints/, eval_grid_results.json, heatmap, metrics.csv).
     """
     from tuneyard.cli.output import format_table
-    from tuneyard.experiments.grid import plan_cells, run_experiment
+    from tuneyard.experiments.grid import STATES, Execution, plan_cells, run_experiment
     from tuneyard.experiments.spec import load_experiment
 
     spec = load_experiment(experiment_file)
@@ -40,10 +49,7 @@ def grid(
         plans = plan_cells(spec, yard, experiment_file)
         rows = [[plan.cell.id, plan.cell.name, plan.state, yard.relative(plan.folder)] for plan in plans]
         out.print(format_table(["cell", "name", "state", "run"], rows), end="", markup=False)
-        counts = {
-            state: sum(plan.state == state for plan in plans)
-            for state in ("new", "complete", "interrupted", "failed")
-        }
+        counts = {state: sum(plan.state == state for plan in plans) for state in STATES}
         out.print(", ".join(f"{count} {state}" for state, count in counts.items() if count))
         return
     quiet_libraries()
@@ -51,7 +57,10 @@ def grid(
     def on_cell(plan, number: int, total: int) -> None:  # type: ignore[no-untyped-def]
         note(f"[{number}/{total}] {plan.cell.name}: {plan.state}" + (f": {plan.error}" if plan.error else ""))
 
-    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell)
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend {backend!r} is not a backend.", "Use local or ray.")
+    execution = Execution(backend, jobs, ray_address, cpus_per_cell)  # type: ignore[arg-type]
+    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell, execution)
     out.print(str(result.folder / "metrics.csv"))
     note(f"ran {result.ran} cell(s) of {len(result.cells)}")
     if any(plan.state == "failed" for plan in result.cells):

@@ -9,7 +9,8 @@ Each cell's state is read from its run folder's manifest, so a rerun is exact: a
 complete cell is skipped, a cell whose run was interrupted (its manifest still says
 running: the process died) resumes from its last checkpoint, a failed cell is left alone
 unless ``retry_failed``, and a new cell starts. Cells run one after another in this
-process.
+process, ``jobs`` at a time in local processes, or as Ray tasks
+(:mod:`tuneyard.experiments.backends`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import TuneyardError
+from tuneyard.experiments.backends import Backend, CellTask, run_tasks, threads_per_cell
 from tuneyard.experiments.cells import FinetuneCell, expand
 from tuneyard.experiments.spec import FINETUNED, ExperimentSpec
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
@@ -93,45 +94,72 @@ def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare:
     return folder
 
 
+@dataclass(frozen=True)
+class Execution:
+    """How the cells run: ``local`` (``jobs`` at once) or ``ray`` (``cpus_per_cell`` each)."""
+
+    backend: Backend = "local"
+    jobs: int = 1
+    ray_address: str | None = None
+    cpus_per_cell: float = 1.0
+
+
 def run_experiment(
     spec: ExperimentSpec,
     yard: Yard,
     spec_path: Path,
     retry_failed: bool = False,
     on_cell: Callable[[CellPlan, int, int], None] | None = None,
+    execution: Execution = Execution(),
 ) -> ExperimentResult:
-    """Run what the plan says is left, then the eval grid, then write ``metrics.csv``."""
+    """Run what the plan says is left, then the eval grid, then write ``metrics.csv``.
+
+    ``on_cell`` sees each cell as it is settled: skipped ones first, then each run as it ends.
+    """
     task_data_folder(spec, yard, spec_path, prepare=True)
     plans = plan_cells(spec, yard, spec_path)
-    ran = 0
-    for number, plan in enumerate(plans, start=1):
-        if plan.state == "new" or plan.state == "interrupted" or (plan.state == "failed" and retry_failed):
-            run_cell(plan, spec, yard)
-            ran += 1
+    todo = [p for p in plans if p.state in ("new", "interrupted") or (p.state == "failed" and retry_failed)]
+    settled = 0
+    for plan in plans:
+        if plan not in todo and on_cell is not None:
+            settled += 1
+            on_cell(plan, settled, len(plans))
+    by_folder = {str(plan.folder): plan for plan in todo}
+    tasks = [cell_task(plan, spec, yard, execution) for plan in todo]
+    for outcome in run_tasks(tasks, execution.backend, execution.jobs, execution.ray_address,
+                             execution.cpus_per_cell):  # fmt: skip
+        plan = by_folder[outcome.folder]
+        plan.state, plan.error = outcome.state, outcome.error
+        register_run(plan.folder, yard)
+        settled += 1
         if on_cell is not None:
-            on_cell(plan, number, len(plans))
+            on_cell(plan, settled, len(plans))
+    ran = len(todo)
     folder = experiment_folder(spec, yard)
     evals = run_evals(spec, yard, plans) if spec.evals is not None else None
     write_metrics(folder / METRICS_FILE, plans, evals, yard)
     return ExperimentResult(folder, plans, ran, evals)
 
 
-def run_cell(plan: CellPlan, spec: ExperimentSpec, yard: Yard) -> None:
-    """Start the cell's run, or resume it from its folder; a user error fails the cell, not the grid."""
-    from tuneyard.train.recipe import finetune
+def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execution) -> CellTask:
+    """The cell as a task for a backend: start it in its folder, or resume that folder."""
+    options = plan.cell.options.model_copy(
+        update={"output_dir": str(plan.folder), "name": plan.cell.name, "project": spec.experiment}
+    )
+    local = execution.backend == "local"
+    threads = threads_per_cell(execution.jobs) if local else max(1, int(execution.cpus_per_cell))
+    return CellTask(
+        yard=str(yard.root), folder=str(plan.folder), resume=plan.state != "new",
+        options=options.model_dump(mode="json"), threads=threads,
+    )  # fmt: skip
 
-    try:
-        if plan.state == "new":
-            options = plan.cell.options.model_copy(
-                update={"output_dir": str(plan.folder), "name": plan.cell.name, "project": spec.experiment}
-            )
-            finetune(options, yard)
-        else:
-            finetune(None, yard, resume=plan.folder)  # type: ignore[arg-type]
-    except TuneyardError as exc:
-        plan.state, plan.error = "failed", exc.message
-        return
-    plan.state = cell_state(plan.folder)
+
+def register_run(folder: Path, yard: Yard) -> None:
+    """Index a cell's run from its manifest (the driver is the index's only writer)."""
+    if (folder / MANIFEST_FILE).is_file():
+        manifest = read_manifest(folder)
+        manifest.path = yard.relative(folder)
+        yard.register(manifest)
 
 
 def run_evals(spec: ExperimentSpec, yard: Yard, plans: list[CellPlan]) -> GridResult | None:

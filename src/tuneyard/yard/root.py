@@ -60,9 +60,12 @@ def read_yard_config(root: Path) -> dict[str, Any]:
 class Yard:
     """One yard root: where artifacts go (layout), how they are written, and the index."""
 
-    def __init__(self, root: Path, storage: Storage = LOCAL) -> None:
+    def __init__(self, root: Path, storage: Storage = LOCAL, index_writes: bool = True) -> None:
         self.root = root
         self.storage = storage
+        # False in a grid's worker processes (Ray tasks, --jobs): only the driver writes the
+        # index; the workers' manifests are the truth it registers when a cell ends.
+        self.index_writes = index_writes
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Yard:
@@ -159,7 +162,7 @@ class Yard:
         ``reindex`` would skip it.
         """
         folder = self.absolute(manifest.path)
-        if self.enclosing_artifact(folder) is not None:
+        if not self.index_writes or self.enclosing_artifact(folder) is not None:
             return
         if Path(manifest.path).is_absolute():
             self.remember_external([folder])

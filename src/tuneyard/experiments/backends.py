@@ -1,0 +1,121 @@
+"""Where a grid's cells run: in this process, in ``--jobs`` local processes, or as Ray tasks.
+
+A cell travels as a :class:`CellTask` (plain data: the yard root, the run folder, the
+resolved options as JSON) to :func:`run_cell_task`, which every backend calls: in this
+process, in a spawned process of a ``ProcessPoolExecutor``, or in a Ray worker
+(``ray.remote(run_cell_task)``) on this machine or a cluster sharing the yard's path.
+Workers open the yard without index writes; the driver registers each finished cell's
+manifest, so the SQLite index has one writer however many cells run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tuneyard.errors import ConfigError, TuneyardError
+
+Backend = Literal["local", "ray"]
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """One cell to run, as plain data any backend can ship."""
+
+    yard: str
+    folder: str
+    resume: bool
+    options: dict[str, Any]
+    threads: int
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    """What became of a cell: its folder's state, and the error when it failed."""
+
+    folder: str
+    state: str
+    error: str | None = None
+
+
+def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume) one cell; returns a :class:`CellOutcome` as a dict. Runs in a worker."""
+    import torch
+
+    from tuneyard.experiments.grid import cell_state
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import finetune
+    from tuneyard.yard.root import Yard
+
+    task = task if isinstance(task, CellTask) else CellTask(**task)
+    torch.set_num_threads(task.threads)
+    yard = Yard(Path(task.yard), index_writes=False)
+    folder = Path(task.folder)
+    try:
+        if task.resume:
+            finetune(None, yard, resume=folder)  # type: ignore[arg-type]
+        else:
+            finetune(FinetuneOptions.model_validate(task.options), yard)
+    except TuneyardError as exc:
+        return asdict(CellOutcome(task.folder, "failed", exc.message))
+    return asdict(CellOutcome(task.folder, cell_state(folder)))
+
+
+def run_tasks(
+    tasks: list[CellTask], backend: Backend, jobs: int, ray_address: str | None, cpus_per_cell: float
+) -> Iterator[CellOutcome]:
+    """Each task's outcome as it finishes (in order for one local job)."""
+    if backend == "ray":
+        yield from _on_ray(tasks, ray_address, cpus_per_cell)
+    elif jobs == 1:
+        for task in tasks:
+            yield CellOutcome(**run_cell_task(task))
+    else:
+        yield from _in_processes(tasks, jobs)
+
+
+def threads_per_cell(jobs: int) -> int:
+    """This machine's cores shared between ``jobs`` cells running at once (at least one each)."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _in_processes(tasks: list[CellTask], jobs: int) -> Iterator[CellOutcome]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no forked torch or tokenizer threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(run_cell_task, asdict(task)) for task in tasks]
+        for future in as_completed(futures):
+            yield CellOutcome(**future.result())
+
+
+def _on_ray(tasks: list[CellTask], address: str | None, cpus_per_cell: float) -> Iterator[CellOutcome]:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--backend ray needs Ray.", "pip install 'tuneyard[ray]' (or pip install ray)."
+        ) from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        except ConnectionError as exc:
+            raise ConfigError(
+                f"cannot reach the Ray cluster at {address}: {exc}",
+                "Start one (ray start --head) or drop --ray-address to start a local instance.",
+            ) from None
+    remote = ray.remote(num_cpus=cpus_per_cell)(run_cell_task)
+    try:
+        pending = {remote.remote(asdict(task)): task for task in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            pending.pop(done[0])
+            yield CellOutcome(**ray.get(done[0]))
+    finally:
+        if started_here:
+            ray.shutdown()
