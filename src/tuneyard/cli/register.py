@@ -8,7 +8,8 @@ import typer
 
 # Modules under tuneyard.cli that define ``register(app)``; each owns its verbs.
 VERB_MODULES = (
-    "runs", "prepare", "label", "compress", "finetune", "evaluate", "export", "validate", "report", "grid",
+    "runs", "prepare", "label", "compress", "finetune", "evaluate", "export", "validate", "report",
+    "grid", "pipeline",
 )  # fmt: skip
 
 

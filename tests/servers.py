@@ -1,4 +1,4 @@
-"""Label tests talk HTTP to real server processes on 127.0.0.1: the fault-injecting one here."""
+"""Real server processes on 127.0.0.1 for the tests that talk HTTP: the fault-injecting one, llama.cpp's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SERVER = Path(__file__).resolve().parent / "fault_server.py"
+SERVER = Path(__file__).resolve().parent / "label" / "fault_server.py"
 
 
 @dataclass

@@ -1,0 +1,93 @@
+"""``tuneyard pipeline``: run a pipeline file (or detach it), or show a pipeline's state."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tuneyard.cli.console import note, out, quiet_libraries
+from tuneyard.cli.context import yard_from
+from tuneyard.errors import ConfigError
+
+
+def pipeline(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="The pipeline YAML, or `status` followed by the experiment.")],
+    experiment: Annotated[str | None, typer.Argument(help="With status: the experiment's name.")] = None,
+    background: Annotated[
+        bool, typer.Option("--background", help="Detach; log to experiments/{exp}/logs/pipeline_{time}.log.")
+    ] = False,
+) -> None:
+    """Run named steps (prepare, label, finetune, eval, merge, export, validate) chained by ${step}.
+
+    Example: tuneyard pipeline pipeline.yaml --background; then tuneyard pipeline status smol
+
+    A rerun skips finished steps, continues an interrupted finetune, reruns a changed step and its followers.
+
+    A pre-flight check (options, keys, servers, llama.cpp, GPU, disk) lists every problem before any step.
+    """
+    from tuneyard.experiments.pipeline import STATE_FILE, experiment_folder, load_pipeline, run_pipeline
+
+    yard = yard_from(ctx)
+    if target == "status":
+        if experiment is None:
+            raise ConfigError("give the experiment: tuneyard pipeline status NAME.")
+        show_status(yard.target_path("experiment", experiment=experiment) / STATE_FILE)
+        return
+    spec = load_pipeline(target)
+    if background:
+        log = detach(Path(target), yard.root, experiment_folder(spec, yard))
+        out.print(str(log))
+        return
+    quiet_libraries()
+    words = {
+        "skipped": "done earlier, skipped",
+        "running": "running",
+        "resumed": "resuming",
+        "complete": "done",
+    }
+    run_pipeline(spec, yard, lambda step, what: note(f"{step.name} ({step.verb}): {words[what]}"))
+    out.print(str(experiment_folder(spec, yard) / STATE_FILE))
+
+
+def detach(path: Path, root: Path, folder: Path) -> Path:
+    """Start this pipeline in a new session, its output in a timestamped log; returns the log."""
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"pipeline_{datetime.now(UTC):%Y%m%d-%H%M%S}.log"
+    with open(log, "w") as handle:
+        subprocess.Popen(
+            [sys.executable, "-m", "tuneyard", "--yard", str(root), "pipeline", str(path.resolve())],
+            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    note(f"running in the background; follow it with: tail -f {log}")
+    return log
+
+
+def show_status(state_file: Path) -> None:
+    """Each step's state, hash, artifact (or error) and when it finished."""
+    import json
+
+    from tuneyard.cli.output import format_table
+
+    if not state_file.is_file():
+        raise ConfigError(f"no pipeline has run in {state_file.parent}.", "Check the experiment's name.")
+    steps = json.loads(state_file.read_text())["steps"]
+    rows = [
+        [name, entry.get("verb"), entry.get("status"), entry.get("hash"),
+         entry.get("error") or entry.get("path") or entry.get("folder"), entry.get("finished")]
+        for name, entry in steps.items()
+    ]  # fmt: skip
+    out.print(
+        format_table(["step", "verb", "state", "hash", "artifact", "finished"], rows), end="", markup=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``pipeline`` to the root app."""
+    app.command("pipeline")(pipeline)

@@ -1,0 +1,143 @@
+"""The verbs a pipeline step may run: one table, each with its options model and its call.
+
+Every entry takes the verb's own validated options (the same models the CLI builds) and
+a yard, runs the library function the CLI calls, and returns the folder it filed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from tuneyard.errors import ValidationFailedError
+
+if TYPE_CHECKING:
+    from tuneyard.yard.root import Yard
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A pipeline step's verb: how to build its options and run it."""
+
+    options: Callable[[], type]  # the options model (imported on use: torch stays unloaded until a step runs)
+    run: Callable[[Any, Yard], Path]
+    resume: Callable[[Path, Yard], Path] | None = None  # continue an interrupted step in its folder
+
+
+def _prepare_options() -> type:
+    from tuneyard.data.prepare import PrepareOptions
+
+    return PrepareOptions
+
+
+def _prepare(options: Any, yard: Yard) -> Path:
+    from tuneyard.data.prepare import prepare_dataset
+
+    return prepare_dataset(options, yard).path
+
+
+def _label_options() -> type:
+    from tuneyard.label.options import LabelOptions
+
+    return LabelOptions
+
+
+def _label(options: Any, yard: Yard) -> Path:
+    from tuneyard.label.labeller import label_dataset
+
+    return label_dataset(options, yard).path
+
+
+def _finetune_options() -> type:
+    from tuneyard.train.options import FinetuneOptions
+
+    return FinetuneOptions
+
+
+def _finetune(options: Any, yard: Yard) -> Path:
+    from tuneyard.train.recipe import finetune
+
+    return finetune(options, yard).path
+
+
+def _resume_finetune(folder: Path, yard: Yard) -> Path:
+    from tuneyard.train.recipe import finetune
+
+    return finetune(None, yard, resume=folder).path  # type: ignore[arg-type]
+
+
+def _eval_options() -> type:
+    from tuneyard.evaluate.options import EvalOptions
+
+    return EvalOptions
+
+
+def _eval(options: Any, yard: Yard) -> Path:
+    from tuneyard.evaluate.model_eval import evaluate_model
+
+    outcome = evaluate_model(
+        options.checkpoint, options.in_yard(yard).load(), yard, split=options.split,
+        output_dir=options.output_dir, batch_size=options.batch_size, max_length=options.max_length,
+        device=options.device, answers=options.answers, samples=options.nb_eval_samples,
+    )  # fmt: skip
+    return Path(outcome.folder)
+
+
+def _merge_options() -> type:
+    from tuneyard.export.merge import MergeOptions
+
+    return MergeOptions
+
+
+def _merge(options: Any, yard: Yard) -> Path:
+    from tuneyard.export.merge import merge_model
+
+    return merge_model(options, yard).path
+
+
+def _export_options() -> type:
+    from tuneyard.export.gguf_export import ExportOptions
+
+    return ExportOptions
+
+
+def _export(options: Any, yard: Yard) -> Path:
+    from tuneyard.export.gguf_export import export_model
+
+    return export_model(options, yard).path
+
+
+def _validate_options() -> type:
+    from tuneyard.export.validate import ValidateOptions
+
+    class PipelineValidate(ValidateOptions):
+        """``tuneyard validate``'s options plus the export to validate."""
+
+        export: str = Field(description="The export folder (usually ${export-step}).")
+
+    return PipelineValidate
+
+
+def _validate(options: Any, yard: Yard) -> Path:
+    from tuneyard.export.validate import ValidateOptions, validate_exports
+
+    checks = ValidateOptions.model_validate(options.model_dump(exclude={"export"}))
+    validation = validate_exports([options.export], checks, yard)[0]
+    if not validation.passed:
+        raise ValidationFailedError(f"validation of {options.export} failed: {validation.reason}")
+    return Path(validation.export)
+
+
+VERBS: dict[str, Verb] = {
+    "prepare": Verb(_prepare_options, _prepare),
+    "label": Verb(_label_options, _label),
+    "finetune": Verb(_finetune_options, _finetune, resume=_resume_finetune),
+    "eval": Verb(_eval_options, _eval),
+    "merge": Verb(_merge_options, _merge),
+    "export": Verb(_export_options, _export),
+    "validate": Verb(_validate_options, _validate),
+}
