@@ -107,3 +107,38 @@ def test_a_pipeline_in_the_background_logs_and_reports_its_state(
     assert "scores (eval): done" in log.read_text(), log.read_text()
     status = cli("--yard", yard, "pipeline", "status", "chain")
     assert status.stdout.count("complete") == 4
+
+
+def test_a_pipeline_killed_mid_finetune_resumes_that_step_and_skips_the_ones_before(
+    tiny_model, fault_server, tmp_path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    server = fault_server()
+    spec = write_pipeline(tmp_path, tiny_model("bert", num_labels=3), server.url, epochs=15, no_api_key=True)
+    document = yaml.safe_load(spec.read_text())
+    document["steps"][2]["finetune"]["save_steps"] = 5
+    spec.write_text(yaml.safe_dump(document))
+    yard = tmp_path / "yard"
+    command = [sys.executable, "-m", "tuneyard", "--yard", str(yard), "pipeline", str(spec)]
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    steps = yard / "experiments" / "chain" / "steps"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(steps.glob("tuned-*/checkpoint-*")):
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert states(yard)["tuned"]["status"] == "running"
+    asked = len(server.requests())
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "data (prepare): done earlier, skipped" in rerun.stderr
+    assert "labels (label): done earlier, skipped" in rerun.stderr
+    assert "tuned (finetune): resuming" in rerun.stderr and "scores (eval): done" in rerun.stderr
+    assert len(server.requests()) == asked
+    tuned = Path(states(yard)["tuned"]["path"])
+    assert tuned.parent == steps and json.loads((tuned / "manifest.json").read_text())["status"] == "complete"
