@@ -60,11 +60,31 @@ def grid(
     if backend not in ("local", "ray"):
         raise ConfigError(f"--backend {backend!r} is not a backend.", "Use local or ray.")
     execution = Execution(backend, jobs, ray_address, cpus_per_cell)  # type: ignore[arg-type]
-    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell, execution)
-    out.print(str(result.folder / "metrics.csv"))
-    note(f"ran {result.ran} cell(s) of {len(result.cells)}")
+
+    def on_probe(probe) -> None:  # type: ignore[no-untyped-def]
+        verdict = "within the target" if probe.meets else "below the target"
+        note(f"search: {probe.method} at {probe.ratio:g}: {probe.score:.4f} ({verdict})")
+
+    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell, execution, on_probe)
+    if result.cells:
+        out.print(str(result.folder / "metrics.csv"))
+        note(f"ran {result.ran} cell(s) of {len(result.cells)}")
+    if result.search is not None:
+        print_search(*result.search, spec.search)
     if any(plan.state == "failed" for plan in result.cells):
         sys.exit(1)
+
+
+def print_search(dense: float, methods: list, search) -> None:  # type: ignore[no-untyped-def]
+    """Each method's smallest ratio within the target, and the path the bisection took."""
+    from tuneyard.cli.output import format_table
+
+    note(f"dense: {search.metric} {dense:.4f}; target: >= {dense - search.within:.4f}")
+    rows = [
+        [result.method, result.smallest, " -> ".join(f"{p.ratio:g} ({p.score:.3f})" for p in result.path)]
+        for result in methods
+    ]
+    out.print(format_table(["method", "smallest ratio", "path"], rows), end="", markup=False)
 
 
 def register(app: typer.Typer) -> None:

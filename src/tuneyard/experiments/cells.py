@@ -57,6 +57,8 @@ def expand(spec: ExperimentSpec, data: str | None) -> list[FinetuneCell]:
     grid's own ``data`` / ``task``.
     """
     grid = spec.finetuning
+    if grid is None:
+        return []
     cells = []
     for model, strategy, seed in itertools.product(grid.models, grid.strategies, grid.seeds):
         lora = strategy == "lora"

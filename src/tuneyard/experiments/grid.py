@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.experiments.backends import Backend, CellTask, run_tasks, threads_per_cell
 from tuneyard.experiments.cells import FinetuneCell, expand
+from tuneyard.experiments.search import MethodResult, Probe, run_search
 from tuneyard.experiments.spec import FINETUNED, ExperimentSpec
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
@@ -55,6 +56,7 @@ class ExperimentResult:
     cells: list[CellPlan]
     ran: int
     evals: GridResult | None
+    search: tuple[float, list[MethodResult]] | None = None  # dense's score, each method's bisection
 
 
 def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
@@ -82,7 +84,7 @@ def cell_state(folder: Path) -> str:
 
 def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare: bool) -> Path | None:
     """``formatted_datasets/{task}`` when the grid trains on a task of ``tasks:`` (prepared once)."""
-    task = spec.finetuning.task
+    task = spec.finetuning.task if spec.finetuning is not None else None
     if task is None or task not in spec.tasks:
         return None
     from tuneyard.data.prepare import PrepareOptions, dataset_target, prepare_dataset
@@ -111,6 +113,7 @@ def run_experiment(
     retry_failed: bool = False,
     on_cell: Callable[[CellPlan, int, int], None] | None = None,
     execution: Execution = Execution(),
+    on_probe: Callable[[Probe], None] | None = None,
 ) -> ExperimentResult:
     """Run what the plan says is left, then the eval grid, then write ``metrics.csv``.
 
@@ -137,8 +140,10 @@ def run_experiment(
     ran = len(todo)
     folder = experiment_folder(spec, yard)
     evals = run_evals(spec, yard, plans) if spec.evals is not None else None
-    write_metrics(folder / METRICS_FILE, plans, evals, yard)
-    return ExperimentResult(folder, plans, ran, evals)
+    if plans:
+        write_metrics(folder / METRICS_FILE, plans, evals, yard)
+    search = run_search(spec.search, folder, yard, on_probe) if spec.search is not None else None
+    return ExperimentResult(folder, plans, ran, evals, search)
 
 
 def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execution) -> CellTask:

@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tuneyard.config import StrictModel, format_validation_error, read_config_file
 from tuneyard.errors import ConfigError
+from tuneyard.experiments.search import SearchSpec
 from tuneyard.train.options import StrategyName
 
 FINETUNED = "finetuned"  # evals.models entry: every run of the fine-tuning grid
@@ -91,12 +92,17 @@ class ExperimentSpec(StrictModel):
 
     experiment: str = Field(description="Its folder: experiments/{experiment}/.")
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    finetuning: FinetuneGrid
+    finetuning: FinetuneGrid | None = None
     evals: EvalGrid | None = None
+    search: SearchSpec | None = Field(
+        default=None, description="The smallest model within X points of dense."
+    )
 
     @model_validator(mode="after")
     def _task_is_known(self) -> ExperimentSpec:
-        task = self.finetuning.task
+        if self.finetuning is None and self.search is None:
+            raise ConfigError("an experiment needs finetuning:, search:, or both.")
+        task = self.finetuning.task if self.finetuning is not None else None
         if task is not None and self.tasks and task not in self.tasks:
             raise ConfigError(
                 f"finetuning.task {task!r} is not a task of tasks:.", f"Its tasks: {', '.join(self.tasks)}."
