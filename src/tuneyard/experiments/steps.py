@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
 from tuneyard.errors import ValidationFailedError
 
 if TYPE_CHECKING:
@@ -23,15 +21,16 @@ if TYPE_CHECKING:
 class Verb:
     """A pipeline step's verb: how to build its options and run it."""
 
-    options: Callable[[], type]  # the options model (imported on use: torch stays unloaded until a step runs)
+    options_model: str  # "module:Class", imported on use: torch stays unloaded until a step runs
     run: Callable[[Any, Yard], Path]
     resume: Callable[[Path, Yard], Path] | None = None  # continue an interrupted step in its folder
 
+    def options(self) -> type:
+        """The verb's options model."""
+        import importlib
 
-def _prepare_options() -> type:
-    from tuneyard.data.prepare import PrepareOptions
-
-    return PrepareOptions
+        module, name = self.options_model.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 def _prepare(options: Any, yard: Yard) -> Path:
@@ -40,22 +39,10 @@ def _prepare(options: Any, yard: Yard) -> Path:
     return prepare_dataset(options, yard).path
 
 
-def _label_options() -> type:
-    from tuneyard.label.options import LabelOptions
-
-    return LabelOptions
-
-
 def _label(options: Any, yard: Yard) -> Path:
     from tuneyard.label.labeller import label_dataset
 
     return label_dataset(options, yard).path
-
-
-def _finetune_options() -> type:
-    from tuneyard.train.options import FinetuneOptions
-
-    return FinetuneOptions
 
 
 def _finetune(options: Any, yard: Yard) -> Path:
@@ -70,12 +57,6 @@ def _resume_finetune(folder: Path, yard: Yard) -> Path:
     return finetune(None, yard, resume=folder).path  # type: ignore[arg-type]
 
 
-def _eval_options() -> type:
-    from tuneyard.evaluate.options import EvalOptions
-
-    return EvalOptions
-
-
 def _eval(options: Any, yard: Yard) -> Path:
     from tuneyard.evaluate.model_eval import evaluate_model
 
@@ -87,39 +68,16 @@ def _eval(options: Any, yard: Yard) -> Path:
     return Path(outcome.folder)
 
 
-def _merge_options() -> type:
-    from tuneyard.export.merge import MergeOptions
-
-    return MergeOptions
-
-
 def _merge(options: Any, yard: Yard) -> Path:
     from tuneyard.export.merge import merge_model
 
     return merge_model(options, yard).path
 
 
-def _export_options() -> type:
-    from tuneyard.export.gguf_export import ExportOptions
-
-    return ExportOptions
-
-
 def _export(options: Any, yard: Yard) -> Path:
     from tuneyard.export.gguf_export import export_model
 
     return export_model(options, yard).path
-
-
-def _validate_options() -> type:
-    from tuneyard.export.validate import ValidateOptions
-
-    class PipelineValidate(ValidateOptions):
-        """``tuneyard validate``'s options plus the export to validate."""
-
-        export: str = Field(description="The export folder (usually ${export-step}).")
-
-    return PipelineValidate
 
 
 def _validate(options: Any, yard: Yard) -> Path:
@@ -133,11 +91,11 @@ def _validate(options: Any, yard: Yard) -> Path:
 
 
 VERBS: dict[str, Verb] = {
-    "prepare": Verb(_prepare_options, _prepare),
-    "label": Verb(_label_options, _label),
-    "finetune": Verb(_finetune_options, _finetune, resume=_resume_finetune),
-    "eval": Verb(_eval_options, _eval),
-    "merge": Verb(_merge_options, _merge),
-    "export": Verb(_export_options, _export),
-    "validate": Verb(_validate_options, _validate),
+    "prepare": Verb("tuneyard.data.prepare:PrepareOptions", _prepare),
+    "label": Verb("tuneyard.label.options:LabelOptions", _label),
+    "finetune": Verb("tuneyard.train.options:FinetuneOptions", _finetune, resume=_resume_finetune),
+    "eval": Verb("tuneyard.evaluate.options:EvalOptions", _eval),
+    "merge": Verb("tuneyard.export.merge:MergeOptions", _merge),
+    "export": Verb("tuneyard.export.gguf_export:ExportOptions", _export),
+    "validate": Verb("tuneyard.export.validate:PipelineValidateOptions", _validate),
 }

@@ -62,6 +62,12 @@ class ValidateOptions(DataOptions):
     answers: AnswerOptions = Field(default_factory=lambda: AnswerOptions(max_new_tokens=32))
 
 
+class PipelineValidateOptions(ValidateOptions):
+    """``tuneyard validate``'s options plus the export to validate (a pipeline's validate step)."""
+
+    export: str = Field(description="The export folder (in a pipeline, usually ${export-step}).")
+
+
 @dataclass
 class Side:
     """One model's view of the rows: argmax and loss per position, greedy answers, speed."""
