@@ -83,12 +83,16 @@ def format_validation_error(model: type[BaseModel], error: ValidationError) -> C
 
 def _model_at(model: type[BaseModel], location: tuple[Any, ...]) -> type[BaseModel]:
     """The nested model a field path leads to (``finetuning`` -> the grid's model), else ``model``."""
+    from typing import get_args
+
     for part in location:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        candidates = [annotation, *get_args(annotation)]  # an optional block: X | None
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
             return model
-        model = annotation
+        model = nested[0]
     return model
 
 

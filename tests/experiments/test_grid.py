@@ -144,7 +144,7 @@ def test_a_cell_that_fails_is_reported_and_the_grid_goes_on(cli, tiny_model, tmp
 
 
 def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metrics(
-    cli, tiny_model, tmp_path
+    cli, tiny_model, tmp_path, monkeypatch
 ) -> None:
     import socket
 
@@ -157,16 +157,23 @@ def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metr
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ray = Path(sys.executable).parent / "ray"
+    # Ray keeps an auth token under ~/.ray once any local instance made one; the test's cluster
+    # and its driver share a fresh home, so they agree whatever an earlier run left there.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     short_temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
     started = subprocess.run(
-        [ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--object-store-memory", "100000000",
+        [ray, "start", "--head", "--port", str(port), "--num-cpus", "2",
+         "--object-store-memory", "100000000",
          "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", short_temp],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=os.environ | {"HOME": str(tmp_path / "home")},
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
+    # The address the head says to join at: Ray swaps 127.0.0.1 for the node's own IP.
+    address = re.search(r"--address='([^']+)'", started.stdout + started.stderr)
+    assert address, started.stdout
     try:
         on_ray = cli("--yard", tmp_path / "ray-yard", "grid", spec, "--backend", "ray",
-                     "--ray-address", f"127.0.0.1:{port}")  # fmt: skip
+                     "--ray-address", address.group(1))  # fmt: skip
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(short_temp, ignore_errors=True)

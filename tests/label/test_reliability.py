@@ -134,7 +134,14 @@ def read_parquet(path: Path) -> dict[str, list]:
 
 def tuneyard(*args: object, env: dict[str, str] | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "tuneyard", *map(str, args)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint
+    )
+
+
+def default_sigint() -> None:
+    """Ctrl-C as at a terminal: a background shell (a CI runner's, say) starts children ignoring SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def label_args(yard: Path, server_url: str, data: Path) -> list[object]:
