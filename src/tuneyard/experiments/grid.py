@@ -209,7 +209,4 @@ def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, y
             axes["lora_layers"], axes["seed"], plan.state, run,
             *(scores.get((model_key, task.key)) for task in tasks),
         ])  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    temporary.replace(path)
+    yard.storage.write_text(path, buffer.getvalue())

@@ -43,6 +43,7 @@ from tuneyard.yard.manifest import utc_now
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
+    from tuneyard.yard.storage import Storage
 
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
 STATE_FILE = "pipeline.json"
@@ -148,17 +149,17 @@ def step_options(step: Step, paths: dict[str, str], folder: Path) -> BaseModel:
 class PipelineState:
     """``pipeline.json``: each step's hash, state, artifact and times, rewritten atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, storage: Storage) -> None:
         self.path = path
+        self.storage = storage
         self.steps: dict[str, dict[str, Any]] = (
             json.loads(path.read_text())["steps"] if path.is_file() else {}
         )
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        temporary.write_text(json.dumps({"steps": self.steps, "updated": utc_now()}, indent=2) + "\n")
-        temporary.replace(self.path)
+        self.storage.write_text(
+            self.path, json.dumps({"steps": self.steps, "updated": utc_now()}, indent=2) + "\n"
+        )
 
     def record(self, name: str, **fields: Any) -> None:
         self.steps[name] = {**self.steps.get(name, {}), **fields}
@@ -269,7 +270,7 @@ def run_pipeline(spec: PipelineSpec, yard: Yard, on_step: StepProgress | None = 
     """Pre-flight, then each step that is not done (see the module docstring)."""
     preflight(spec, yard)
     folder = experiment_folder(spec, yard)
-    state = PipelineState(folder / STATE_FILE)
+    state = PipelineState(folder / STATE_FILE, yard.storage)
     hashes = step_hashes(spec)
     paths: dict[str, str] = {}
     report = on_step or (lambda step, what: None)

@@ -88,10 +88,6 @@ def probe_id(search: SearchSpec, method: str, ratio: float) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def dense_score(search: SearchSpec, yard: Yard) -> float:
-    return score(search.model, search, yard)
-
-
 def score(model: str | Path, search: SearchSpec, yard: Yard) -> float:
     """The model's ``metric`` on the split, as ``tuneyard eval`` files it."""
     from tuneyard.data.options import DataOptions
@@ -137,7 +133,7 @@ def run_search(
     stored = json.loads(journal.read_text()) if journal.is_file() else {}
     done: dict[str, dict[str, Any]] = stored.get("probes", {})
     dense = stored.get("dense") if stored.get("model") == search.model else None
-    dense = dense if dense is not None else dense_score(search, yard)
+    dense = dense if dense is not None else score(search.model, search, yard)
     target = dense - search.within
     results = []
     for method in search.methods:
@@ -148,7 +144,7 @@ def run_search(
                 search, method, ratio, folder, yard, target
             )
             done[probe.id] = asdict(probe)
-            write_journal(journal, done, dense, search.model)
+            write_journal(journal, done, dense, search.model, yard)
             path.append(probe)
             if on_probe is not None:
                 on_probe(probe)
@@ -198,8 +194,9 @@ def new_probe(
     return Probe(method, ratio, identity, str(probe_folder), value, value >= target, utc_now())
 
 
-def write_journal(path: Path, probes: dict[str, dict[str, Any]], dense: float, model: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps({"model": model, "dense": dense, "probes": probes}, indent=2) + "\n")
-    temporary.replace(path)
+def write_journal(
+    path: Path, probes: dict[str, dict[str, Any]], dense: float, model: str, yard: Yard
+) -> None:
+    yard.storage.write_text(
+        path, json.dumps({"model": model, "dense": dense, "probes": probes}, indent=2) + "\n"
+    )
