@@ -71,3 +71,12 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     assert more.exit_code == 0, more.stderr
     assert more.stdout.split("\n")[1].split()[:2] == ["whiten", "0.28"]
     assert len(list((yard / "experiments" / "smallest" / "search").iterdir())) == 4  # one new probe only
+
+    spec["search"] |= {"recovery": None, "probes": 1}
+    path.write_text(yaml.safe_dump(spec))
+    unrecovered = cli("--yard", yard, "grid", path)
+    assert unrecovered.exit_code == 0, unrecovered.stderr
+    journal = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())
+    new = [probe for probe in journal["probes"].values() if not Path(probe["folder"], "recovered").exists()]
+    assert len(new) == 1 and new[0]["ratio"] == 0.8  # a new probe (recovery shapes its id), not recovered
+    assert (Path(new[0]["folder"]) / "compressed" / "manifest.json").is_file()

@@ -4,9 +4,10 @@ An experiment's ``search:`` block names a fine-tuned (dense) model, its data, th
 to try, a ratio range and a tolerance. For each method the search compresses the model
 at a ratio (task-aware calibration on the data), recovers it with a short fine-tune
 (distilled from the dense model, the default for a model compressed from a fine-tuned
-one), scores it on the split, and halves the range: towards smaller ratios when the
-score is within ``within`` of dense, towards larger ones when it is not. The smallest
-ratio that met the target is the answer; every probe is a cell of the search, kept in
+one; ``recovery: null`` scores the compressed model as it is), scores it on the split,
+and halves the range: towards smaller ratios when the score is within ``within`` of
+dense, towards larger ones when it is not. The smallest ratio that met the target is the
+answer; every probe is a cell of the search, kept in
 ``experiments/{exp}/search/{method}-{ratio}-{id}/`` and in ``search.json``, so a rerun
 reuses the probes already made and an interrupted search goes on where it stopped.
 """
@@ -46,9 +47,9 @@ class SearchSpec(StrictModel):
     split: str = "test"
     probes: int = Field(default=4, ge=1, le=12, description="Bisection steps per method.")
     calib_samples: int = Field(default=128, gt=0)
-    recovery: dict[str, Any] = Field(
+    recovery: dict[str, Any] | None = Field(
         default_factory=lambda: {"epochs": 1, "learning_rate": 1e-4},
-        description="Options of the recovery fine-tune (any tuneyard finetune option).",
+        description="Options of the recovery fine-tune (any tuneyard finetune option); null: none.",
     )
 
     @model_validator(mode="after")
@@ -105,7 +106,7 @@ def score(model: str | Path, search: SearchSpec, yard: Yard) -> float:
 
 
 def make_probe(search: SearchSpec, method: str, ratio: float, folder: Path, yard: Yard) -> Path:
-    """Compress at ``ratio``, recover, return the recovered run's best model."""
+    """Compress at ``ratio``, recover (unless ``recovery`` is null), return the model to score."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
     from tuneyard.train.options import FinetuneOptions
@@ -118,6 +119,8 @@ def make_probe(search: SearchSpec, method: str, ratio: float, folder: Path, yard
                             calib_samples=search.calib_samples, output_dir=str(compressed)),
             yard,
         )  # fmt: skip
+    if search.recovery is None:
+        return compressed
     recovered = folder / "recovered"
     options = FinetuneOptions.model_validate(
         {**search.recovery, "checkpoint": str(compressed), "data": search.data, "output_dir": str(recovered)}
