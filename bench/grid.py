@@ -62,7 +62,7 @@ def separate_calls(spec_path: Path, yard_dir: Path) -> float:
     from tuneyard.yard.root import Yard
 
     yard = Yard.open(yard_dir)
-    cells = expand(load_experiment(spec_path), None)
+    cells = expand(load_experiment(spec_path), None, yard_dir / "compressed")
     started = time.perf_counter()
     for cell in cells:
         finetune(cell.options.model_copy(update={"name": cell.name}), yard)

@@ -51,6 +51,12 @@ def dry_run(cli, yard: Path, spec: Path) -> dict[str, str]:  # type: ignore[no-u
     return {row[1]: row[2] for row in rows}
 
 
+def metrics_table(yard: Path) -> dict[str, dict[str, str]]:
+    """The experiment's metrics.csv, a row per cell id."""
+    with open(yard / "experiments" / EXPERIMENT / "metrics.csv") as handle:
+        return {row["cell"]: row for row in csv.DictReader(handle)}
+
+
 def test_a_grid_runs_each_cell_once_evaluates_them_and_reruns_only_what_changed(
     cli, tiny_model, tmp_path
 ) -> None:
@@ -95,7 +101,9 @@ def test_exclude_rules_and_bad_fields(cli, tiny_model, tmp_path) -> None:
     spec.write_text(yaml.safe_dump(document))
     result = cli("--yard", tmp_path / "yard", "grid", spec, "--dry-run")
     assert result.exit_code == 2 and "unknown field 'finetuning.modelz'" in result.stderr
-    assert "Allowed fields: batch_size, data, epochs, exclude" in " ".join(result.stderr.split())
+    assert "Allowed fields: batch_size, compressions, data, epochs, exclude" in " ".join(
+        result.stderr.split()
+    )
 
 
 def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(tiny_model, tmp_path) -> None:
@@ -104,7 +112,11 @@ def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(ti
         options={"max_length": 32, "save_steps": 6},
     )  # fmt: skip
     yard = tmp_path / "yard"
-    command = [sys.executable, "-m", "tuneyard", "--yard", str(yard), "grid", str(spec)]
+
+    def grid_command(yard: Path) -> list[str]:
+        return [sys.executable, "-m", "tuneyard", "--yard", str(yard), "grid", str(spec)]
+
+    command = grid_command(yard)
     env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
     checkpoints = yard / "experiments" / EXPERIMENT / "finetuned_checkpoints"
     grid = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -130,6 +142,13 @@ def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(ti
     log = (resumed / "training_log.csv").read_text().splitlines()
     steps = [int(line.split(",")[1]) for line in log[1:] if line.split(",")[1].isdigit()]
     assert steps == sorted(steps) and len(steps) == len(set(steps))  # resumed, not restarted twice over
+
+    calm = subprocess.run(grid_command(tmp_path / "calm"), capture_output=True, text=True, env=env)
+    assert calm.returncode == 0, calm.stderr
+    killed, uninterrupted = metrics_table(yard), metrics_table(tmp_path / "calm")
+    assert killed.keys() == uninterrupted.keys() and len(killed) == 2  # the same cells...
+    for cell, row in killed.items():  # ... and the same final scores as a grid never interrupted
+        assert abs(float(row["topics"]) - float(uninterrupted[cell]["topics"])) <= 1e-4
 
 
 def test_a_cell_that_fails_is_reported_and_the_grid_goes_on(cli, tiny_model, tmp_path) -> None:
@@ -178,10 +197,7 @@ def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metr
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(short_temp, ignore_errors=True)
     assert on_ray.exit_code == 0, on_ray.stderr
-    tables = []
-    for yard in ("local", "jobs-yard", "ray-yard"):
-        with open(tmp_path / yard / "experiments" / EXPERIMENT / "metrics.csv") as handle:
-            tables.append({row["cell"]: row for row in csv.DictReader(handle)})
+    tables = [metrics_table(tmp_path / yard) for yard in ("local", "jobs-yard", "ray-yard")]
     for other in tables[1:]:
         assert tables[0].keys() == other.keys() and len(tables[0]) == 2  # the same cell ids
         for cell, row in tables[0].items():
@@ -190,3 +206,39 @@ def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metr
     for yard in ("jobs-yard", "ray-yard"):
         listed = cli("--yard", tmp_path / yard, "runs", "ls", "--kind", "run", "--format", "json")
         assert len(json.loads(listed.stdout)) == 2  # the driver indexed what the workers trained
+
+
+def test_compressed_starts_are_an_axis_compressed_once_each(cli, tiny_model, tmp_path) -> None:
+    spec = write_experiment(
+        tmp_path, [tiny_model("bert")], strategies=["full", "lora", "lowrank"], lora_ranks=[4],
+        compressions=[None, {"method": "standard", "ratio": 0.5, "calib_samples": 16}],
+        exclude=[{"compression": None, "strategy": "full"}],
+    )  # fmt: skip
+    yard = tmp_path / "yard"
+    names = {
+        f"tiny-bert-l2-c2-{axes}-s42" for axes in ("lora-r4", "standard-0.5-full", "standard-0.5-lowrank")
+    }
+    assert set(dry_run(cli, yard, spec)) == names  # lora on dense only, lowrank on compressed only
+    result = cli("--yard", yard, "grid", spec)
+    assert result.exit_code == 0, result.stderr
+    folder = yard / "experiments" / EXPERIMENT
+    starts = list((folder / "compressed").iterdir())
+    assert len(starts) == 1 and "compressed start standard-0.5" in result.stderr  # one start, two cells on it
+    start = json.loads((starts[0] / "manifest.json").read_text())
+    assert start["kind"] == "compressed" and start["method"] == "standard"
+    rows = metrics_table(yard)
+    assert sorted(str(row["compression"]) for row in rows.values()) == ["", "standard-0.5", "standard-0.5"]
+    for row in rows.values():
+        run = json.loads((yard / row["run"] / "manifest.json").read_text())
+        from_start = any(starts[0].name in str(parent.get("path")) for parent in run["parents"])
+        assert from_start == bool(row["compression"])  # the compressed cells fine-tuned from the start
+        assert row["state"] == "complete" and 0 <= float(row["topics"]) <= 1
+    again = cli("--yard", yard, "grid", spec)
+    assert again.exit_code == 0 and "ran 0 cell(s) of 3" in again.stderr
+    assert "compressed start" not in again.stderr  # the start is not compressed twice
+
+    bad = write_experiment(
+        tmp_path, [tiny_model("bert")], compressions=[{"method": "standard", "model": "x"}]
+    )
+    refused = cli("--yard", yard, "grid", bad, "--dry-run")
+    assert refused.exit_code == 2 and "sets 'model', which the grid decides" in refused.stderr

@@ -31,7 +31,7 @@ def grid(
     ] = None,
     cpus_per_cell: Annotated[float, typer.Option(min=0.1, help="Ray: CPUs each cell asks for.")] = 1.0,
 ) -> None:
-    """Run an experiment file: a fine-tuning grid (models x strategies x ranks x layers x seeds), then evals.
+    """Run an experiment file: a fine-tuning grid (models x compressions x strategies x ranks x layers x seeds), then evals.
 
     Example: tuneyard grid experiment.yaml --dry-run
 
@@ -65,7 +65,10 @@ def grid(
         verdict = "within the target" if probe.meets else "below the target"
         note(f"search: {probe.method} at {probe.ratio:g}: {probe.score:.4f} ({verdict})")
 
-    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell, execution, on_probe)
+    def on_start(start) -> None:  # type: ignore[no-untyped-def]
+        note(f"compressed start {start.label} of {start.options.model}: {yard.relative(start.folder)}")
+
+    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell, execution, on_probe, on_start)
     if result.cells:
         out.print(str(result.folder / "metrics.csv"))
         note(f"ran {result.ran} cell(s) of {len(result.cells)}")

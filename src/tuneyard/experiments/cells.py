@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from tuneyard.config import format_validation_error
 from tuneyard.errors import ConfigError
 from tuneyard.experiments.spec import ExperimentSpec, FinetuneGrid
+from tuneyard.experiments.starts import CompressedStart, compressed_start, fits
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.yard.layout import model_display_name, safe_component
 
@@ -31,14 +32,19 @@ PLACEMENT_FIELDS = {"output_dir", "name", "project"}  # where a run is filed: no
 class FinetuneCell:
     """One run of the grid."""
 
-    axes: dict[str, Any]  # model, strategy, lora_rank, lora_layers, seed (None where it does not apply)
+    # model, compression, strategy, lora_rank, lora_layers, seed (None where it does not apply)
+    axes: dict[str, Any]
     options: FinetuneOptions
     id: str
+    start: CompressedStart | None = None  # the compressed model it fine-tunes from, if any
 
     @property
     def name(self) -> str:
-        """``{model}-{strategy}[-r{rank}][-L{layers}]-s{seed}``: what a person reads in the folder name."""
-        parts = [model_display_name(self.axes["model"]), self.axes["strategy"]]
+        """``{model}[-{compression}]-{strategy}[-r{rank}][-L{layers}]-s{seed}``: what a person reads."""
+        parts = [model_display_name(self.axes["model"])]
+        if self.axes["compression"] is not None:
+            parts.append(self.axes["compression"])
+        parts.append(self.axes["strategy"])
         if self.axes["lora_rank"] is not None:
             parts.append(f"r{self.axes['lora_rank']}")
         if self.axes["lora_layers"] is not None:
@@ -50,33 +56,46 @@ class FinetuneCell:
         return checkpoints / f"{self.name}-{self.id}"
 
 
-def expand(spec: ExperimentSpec, data: str | None) -> list[FinetuneCell]:
-    """Every cell of ``spec.finetuning`` in order (models, strategies, ranks, layers, seeds).
+def expand(spec: ExperimentSpec, data: str | None, compressed: Path) -> list[FinetuneCell]:
+    """Every cell of ``spec.finetuning`` in order (models, compressions, strategies, ranks, layers, seeds).
 
     ``data``: the folder the cells train on (a task of ``tasks:`` once formatted), else the
-    grid's own ``data`` / ``task``.
+    grid's own ``data`` / ``task``. ``compressed``: where compressed starts are filed.
     """
     grid = spec.finetuning
     if grid is None:
         return []
+    source = data_source(grid, data)
     cells = []
-    for model, strategy, seed in itertools.product(grid.models, grid.strategies, grid.seeds):
-        lora = strategy == "lora"
-        for rank, layers in itertools.product(
-            grid.lora_ranks if lora else [None], grid.lora_layers if lora else [None]
-        ):
-            axes = {
-                "model": model,
-                "strategy": strategy,
-                "lora_rank": rank,
-                "lora_layers": layers,
-                "seed": seed,
-            }
-            if any(excluded(axes, rule) for rule in grid.exclude):
+    for model, entry in itertools.product(grid.models, grid.compressions):
+        start = compressed_start(model, entry, source, compressed) if entry is not None else None
+        for strategy, seed in itertools.product(grid.strategies, grid.seeds):
+            if not fits(strategy, start):
                 continue
-            options = cell_options(grid, axes, data)
-            cells.append(FinetuneCell(axes, options, cell_id(options)))
+            lora = strategy == "lora"
+            for rank, layers in itertools.product(
+                grid.lora_ranks if lora else [None], grid.lora_layers if lora else [None]
+            ):
+                axes = {
+                    "model": model,
+                    "compression": start.label if start is not None else None,
+                    "strategy": strategy,
+                    "lora_rank": rank,
+                    "lora_layers": layers,
+                    "seed": seed,
+                }
+                if any(excluded(axes, rule) for rule in grid.exclude):
+                    continue
+                options = cell_options(grid, axes, source, start)
+                cells.append(FinetuneCell(axes, options, cell_id(options, start), start))
     return cells
+
+
+def data_source(grid: FinetuneGrid, data: str | None) -> dict[str, str]:
+    """``{"data": ...}`` or ``{"task": ...}``: what the cells train on and starts calibrate on."""
+    if data is not None:
+        return {"data": data}
+    return {"data": grid.data} if grid.data else {"task": str(grid.task)}
 
 
 def excluded(axes: dict[str, Any], rule: dict[str, Any]) -> bool:
@@ -84,11 +103,14 @@ def excluded(axes: dict[str, Any], rule: dict[str, Any]) -> bool:
     return all(axes[key] == value for key, value in rule.items())
 
 
-def cell_options(grid: FinetuneGrid, axes: dict[str, Any], data: str | None) -> FinetuneOptions:
+def cell_options(
+    grid: FinetuneGrid, axes: dict[str, Any], source: dict[str, str], start: CompressedStart | None
+) -> FinetuneOptions:
     """The ``tuneyard finetune`` options of one cell; a bad ``options:`` entry names its field."""
     fields: dict[str, Any] = {
         **grid.options,
-        "checkpoint": axes["model"],
+        **source,
+        "checkpoint": str(start.folder) if start is not None else axes["model"],
         "strategy": axes["strategy"],
         "seed": axes["seed"],
         "epochs": grid.epochs,
@@ -96,9 +118,6 @@ def cell_options(grid: FinetuneGrid, axes: dict[str, Any], data: str | None) -> 
     }
     if grid.learning_rate is not None:
         fields["learning_rate"] = grid.learning_rate
-    fields |= (
-        {"data": data} if data is not None else ({"data": grid.data} if grid.data else {"task": grid.task})
-    )
     if axes["lora_rank"] is not None:
         fields["lora"] = {
             **grid.options.get("lora", {}),
@@ -112,7 +131,9 @@ def cell_options(grid: FinetuneGrid, axes: dict[str, Any], data: str | None) -> 
         raise ConfigError(f"finetuning: {error.message}", error.hint) from None
 
 
-def cell_id(options: FinetuneOptions) -> str:
-    """A hash of everything that shapes the run (not where it is filed)."""
+def cell_id(options: FinetuneOptions, start: CompressedStart | None = None) -> str:
+    """A hash of everything that shapes the run (not where it or its compressed start is filed)."""
     shaping = options.model_dump(mode="json", exclude=PLACEMENT_FIELDS)
+    if start is not None:
+        shaping["checkpoint"] = {"model": start.options.model, "compression": start.id}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]

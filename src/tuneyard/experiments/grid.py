@@ -1,7 +1,8 @@
 """``tuneyard grid``: run an experiment file's fine-tuning cells, then its eval grid, resumably.
 
 ``experiments/{experiment}/`` receives ``formatted_datasets/{task}`` (a ``tasks:`` entry
-the grid trains on, prepared once), ``finetuned_checkpoints/{name}-{id}`` (one run per
+the grid trains on, prepared once), ``compressed/`` (the compressed starts,
+:mod:`tuneyard.experiments.starts`), ``finetuned_checkpoints/{name}-{id}`` (one run per
 cell), ``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`)
 and ``metrics.csv`` (one row per cell: its axes, state and eval scores).
 
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.experiments.backends import Backend, CellTask, run_tasks, threads_per_cell
 from tuneyard.experiments.cells import FinetuneCell, expand
 from tuneyard.experiments.search import MethodResult, Probe, run_search
-from tuneyard.experiments.spec import FINETUNED, ExperimentSpec
+from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
+from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
@@ -66,9 +68,10 @@ def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
 def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPlan]:
     """Every cell with its folder and state; reads manifests only (``--dry-run`` shows this)."""
     data = task_data_folder(spec, yard, spec_path, prepare=False)
-    checkpoints = experiment_folder(spec, yard) / CHECKPOINTS
+    folder = experiment_folder(spec, yard)
+    checkpoints = folder / CHECKPOINTS
     plans = []
-    for cell in expand(spec, str(data) if data else None):
+    for cell in expand(spec, str(data) if data else None, folder / COMPRESSED):
         folder = cell.folder(checkpoints)
         plans.append(CellPlan(cell, folder, cell_state(folder)))
     return plans
@@ -114,14 +117,17 @@ def run_experiment(
     on_cell: Callable[[CellPlan, int, int], None] | None = None,
     execution: Execution = Execution(),
     on_probe: Callable[[Probe], None] | None = None,
+    on_start: Callable[[CompressedStart], None] | None = None,
 ) -> ExperimentResult:
-    """Run what the plan says is left, then the eval grid, then write ``metrics.csv``.
+    """Compress the starts left to run, run what the plan says is left, the eval grid, ``metrics.csv``.
 
-    ``on_cell`` sees each cell as it is settled: skipped ones first, then each run as it ends.
+    ``on_cell`` sees each cell as it is settled: skipped ones first, then each run as it ends;
+    ``on_start`` each compressed start once it is written.
     """
     task_data_folder(spec, yard, spec_path, prepare=True)
     plans = plan_cells(spec, yard, spec_path)
     todo = [p for p in plans if p.state in ("new", "interrupted") or (p.state == "failed" and retry_failed)]
+    compress_starts([p.cell.start for p in todo if p.cell.start is not None], yard, on_start)
     settled = 0
     for plan in plans:
         if plan not in todo and on_cell is not None:
@@ -198,15 +204,12 @@ def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, y
             )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["cell", "name", "model", "strategy", "lora_rank", "lora_layers", "seed", "state", "run",
-                     *(task.label for task in tasks)])  # fmt: skip
+    writer.writerow(["cell", "name", *AXES, "state", "run", *(task.label for task in tasks)])
     for plan in plans:
         run = yard.relative(plan.folder)
         model_key = yard.relative(plan.folder / "best") if (plan.folder / "best").is_dir() else run
-        axes = plan.cell.axes
         writer.writerow([
-            plan.cell.id, plan.cell.name, axes["model"], axes["strategy"], axes["lora_rank"],
-            axes["lora_layers"], axes["seed"], plan.state, run,
+            plan.cell.id, plan.cell.name, *(plan.cell.axes[axis] for axis in AXES), plan.state, run,
             *(scores.get((model_key, task.key)) for task in tasks),
         ])  # fmt: skip
     yard.storage.write_text(path, buffer.getvalue())

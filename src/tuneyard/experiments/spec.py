@@ -7,7 +7,8 @@ tasks:                              # optional: seed-002 task entries, formatted
 finetuning:
   models: [base/a, base/b]
   data: data/debian_topics          # or task: sections (a task above) or a GLUE name
-  strategies: [full, lora]
+  compressions: [null, {method: whiten, ratio: 0.5}]  # null: as is; else tuneyard compress options
+  strategies: [full, lora]          # lora: uncompressed starts only; lowrank: compressed ones only
   lora_ranks: [8, 16]               # lora cells only
   lora_layers: [null, "0-1"]        # lora cells only; null = every layer
   seeds: [42]
@@ -35,7 +36,7 @@ from tuneyard.experiments.search import SearchSpec
 from tuneyard.train.options import StrategyName
 
 FINETUNED = "finetuned"  # evals.models entry: every run of the fine-tuning grid
-AXES = ("model", "strategy", "lora_rank", "lora_layers", "seed")  # what exclude rules may name
+AXES = ("model", "compression", "strategy", "lora_rank", "lora_layers", "seed")  # what exclude rules may name
 
 
 class FinetuneGrid(StrictModel):
@@ -44,6 +45,10 @@ class FinetuneGrid(StrictModel):
     models: list[str] = Field(min_length=1)
     data: str | None = Field(default=None, description="A data folder or a dataset of the yard.")
     task: str | None = Field(default=None, description="A task of `tasks:` or a GLUE task name.")
+    compressions: list[dict[str, Any] | None] = Field(
+        default_factory=lambda: [None], min_length=1,
+        description="Starts: null (the model as it is) or tuneyard compress options (method, ratio or rank).",
+    )  # fmt: skip
     strategies: list[StrategyName] = Field(default_factory=lambda: ["lora"], min_length=1)
     lora_ranks: list[int] = Field(default_factory=lambda: [8], min_length=1)
     lora_layers: list[str | None] = Field(default_factory=lambda: [None], min_length=1)
