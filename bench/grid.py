@@ -70,7 +70,8 @@ def separate_calls(spec_path: Path, yard_dir: Path) -> float:
 
 
 def grid_run(spec_path: Path, yard_dir: Path, execution: Any = None) -> float:
-    from tuneyard.experiments.grid import Execution, run_experiment
+    from tuneyard.experiments.backends import Execution
+    from tuneyard.experiments.grid import run_experiment
     from tuneyard.experiments.spec import load_experiment
     from tuneyard.yard.root import Yard
 
@@ -90,7 +91,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
-    from tuneyard.experiments.grid import Execution
+    from tuneyard.experiments.backends import Execution
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as scratch_dir:

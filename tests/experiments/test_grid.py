@@ -181,7 +181,7 @@ def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metr
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     short_temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
     started = subprocess.run(
-        [ray, "start", "--head", "--port", str(port), "--num-cpus", "2",
+        [ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--num-gpus", "1",
          "--object-store-memory", "100000000",
          "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", short_temp],
         capture_output=True, text=True, timeout=120, env=os.environ | {"HOME": str(tmp_path / "home")},
@@ -190,13 +190,19 @@ def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metr
     # The address the head says to join at: Ray swaps 127.0.0.1 for the node's own IP.
     address = re.search(r"--address='([^']+)'", started.stdout + started.stderr)
     assert address, started.stdout
-    try:
+    try:  # each cell asks for the cluster's one (logical) GPU: they run one after the other
         on_ray = cli("--yard", tmp_path / "ray-yard", "grid", spec, "--backend", "ray",
-                     "--ray-address", address.group(1))  # fmt: skip
+                     "--ray-address", address.group(1), "--gpus-per-cell", "1")  # fmt: skip
+        unplaceable = cli("--yard", tmp_path / "other-yard", "grid", spec, "--backend", "ray",
+                          "--ray-address", address.group(1), "--gpus-per-cell", "2")  # fmt: skip
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(short_temp, ignore_errors=True)
     assert on_ray.exit_code == 0, on_ray.stderr
+    assert unplaceable.exit_code == 2  # refused, not left waiting for a node that never comes
+    assert "--gpus-per-cell 2: no node of the Ray cluster has that many GPUs" in " ".join(
+        unplaceable.stderr.split()
+    )
     tables = [metrics_table(tmp_path / yard) for yard in ("local", "jobs-yard", "ray-yard")]
     for other in tables[1:]:
         assert tables[0].keys() == other.keys() and len(tables[0]) == 2  # the same cell ids

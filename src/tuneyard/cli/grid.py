@@ -30,8 +30,13 @@ def grid(
         str | None, typer.Option(help="An existing Ray cluster (ray://... or host:port).")
     ] = None,
     cpus_per_cell: Annotated[float, typer.Option(min=0.1, help="Ray: CPUs each cell asks for.")] = 1.0,
+    gpus_per_cell: Annotated[
+        float, typer.Option(min=0.0, help="Ray: GPUs each cell asks for (Ray sets the GPUs it sees).")
+    ] = 0.0,
 ) -> None:
-    """Run an experiment file: a fine-tuning grid (models x compressions x strategies x ranks x layers x seeds), then evals.
+    """Run an experiment file: a fine-tuning grid, then an eval grid (and a search, if it has one).
+
+    The cells: models x compressions x strategies x LoRA ranks x layers x seeds.
 
     Example: tuneyard grid experiment.yaml --dry-run
 
@@ -40,7 +45,8 @@ def grid(
     Results: experiments/{experiment}/ (finetuned_checkpoints/, eval_grid_results.json, heatmap, metrics.csv).
     """
     from tuneyard.cli.output import format_table
-    from tuneyard.experiments.grid import STATES, Execution, plan_cells, run_experiment
+    from tuneyard.experiments.backends import Execution
+    from tuneyard.experiments.grid import STATES, plan_cells, run_experiment
     from tuneyard.experiments.spec import load_experiment
 
     spec = load_experiment(experiment_file)
@@ -59,7 +65,7 @@ def grid(
 
     if backend not in ("local", "ray"):
         raise ConfigError(f"--backend {backend!r} is not a backend.", "Use local or ray.")
-    execution = Execution(backend, jobs, ray_address, cpus_per_cell)  # type: ignore[arg-type]
+    execution = Execution(backend, jobs, ray_address, cpus_per_cell, gpus_per_cell)  # type: ignore[arg-type]
 
     def on_probe(probe) -> None:  # type: ignore[no-untyped-def]
         verdict = "within the target" if probe.meets else "below the target"

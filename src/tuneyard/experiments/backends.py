@@ -23,6 +23,18 @@ Backend = Literal["local", "ray"]
 
 
 @dataclass(frozen=True)
+class Execution:
+    """How the cells run: ``local`` (``jobs`` at once) or ``ray`` (each cell a task asking for
+    ``cpus_per_cell`` CPUs and ``gpus_per_cell`` GPUs; Ray sets each task's visible GPUs)."""
+
+    backend: Backend = "local"
+    jobs: int = 1
+    ray_address: str | None = None
+    cpus_per_cell: float = 1.0
+    gpus_per_cell: float = 0.0
+
+
+@dataclass(frozen=True)
 class CellTask:
     """One cell to run, as plain data any backend can ship."""
 
@@ -65,17 +77,15 @@ def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
     return asdict(CellOutcome(task.folder, cell_state(folder)))
 
 
-def run_tasks(
-    tasks: list[CellTask], backend: Backend, jobs: int, ray_address: str | None, cpus_per_cell: float
-) -> Iterator[CellOutcome]:
+def run_tasks(tasks: list[CellTask], execution: Execution) -> Iterator[CellOutcome]:
     """Each task's outcome as it finishes (in order for one local job)."""
-    if backend == "ray":
-        yield from _on_ray(tasks, ray_address, cpus_per_cell)
-    elif jobs == 1:
+    if execution.backend == "ray":
+        yield from _on_ray(tasks, execution)
+    elif execution.jobs == 1:
         for task in tasks:
             yield CellOutcome(**run_cell_task(task))
     else:
-        yield from _in_processes(tasks, jobs)
+        yield from _in_processes(tasks, execution.jobs)
 
 
 def threads_per_cell(jobs: int) -> int:
@@ -93,7 +103,7 @@ def _in_processes(tasks: list[CellTask], jobs: int) -> Iterator[CellOutcome]:
             yield CellOutcome(**future.result())
 
 
-def _on_ray(tasks: list[CellTask], address: str | None, cpus_per_cell: float) -> Iterator[CellOutcome]:
+def _on_ray(tasks: list[CellTask], execution: Execution) -> Iterator[CellOutcome]:
     try:
         import ray
     except ImportError:
@@ -103,14 +113,18 @@ def _on_ray(tasks: list[CellTask], address: str | None, cpus_per_cell: float) ->
     started_here = not ray.is_initialized()
     if started_here:
         try:
-            ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+            ray.init(
+                address=execution.ray_address, include_dashboard=False, logging_level="ERROR",
+                log_to_driver=False,
+            )  # fmt: skip
         except ConnectionError as exc:
             raise ConfigError(
-                f"cannot reach the Ray cluster at {address}: {exc}",
+                f"cannot reach the Ray cluster at {execution.ray_address}: {exc}",
                 "Start one (ray start --head) or drop --ray-address to start a local instance.",
             ) from None
-    remote = ray.remote(num_cpus=cpus_per_cell)(run_cell_task)
+    remote = ray.remote(num_cpus=execution.cpus_per_cell, num_gpus=execution.gpus_per_cell)(run_cell_task)
     try:
+        check_placeable(ray.nodes(), execution)
         pending = {remote.remote(asdict(task)): task for task in tasks}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -119,3 +133,16 @@ def _on_ray(tasks: list[CellTask], address: str | None, cpus_per_cell: float) ->
     finally:
         if started_here:
             ray.shutdown()
+
+
+def check_placeable(nodes: list[dict[str, Any]], execution: Execution) -> None:
+    """Refuse a cell no node of the cluster can hold (Ray would wait for it forever)."""
+    for resource, asked in (("CPU", execution.cpus_per_cell), ("GPU", execution.gpus_per_cell)):
+        largest = max((node["Resources"].get(resource, 0) for node in nodes if node["Alive"]), default=0)
+        if asked > largest:
+            flag = f"--{resource.lower()}s-per-cell"
+            raise ConfigError(
+                f"{flag} {asked:g}: no node of the Ray cluster has that many {resource}s "
+                f"(the largest has {largest:g}).",
+                f"Lower {flag}, or add a node with {asked:g} {resource}s to the cluster.",
+            )

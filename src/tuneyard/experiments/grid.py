@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.experiments.backends import Backend, CellTask, run_tasks, threads_per_cell
+from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
 from tuneyard.experiments.cells import FinetuneCell, expand
 from tuneyard.experiments.search import MethodResult, Probe, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
@@ -99,16 +99,6 @@ def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare:
     return folder
 
 
-@dataclass(frozen=True)
-class Execution:
-    """How the cells run: ``local`` (``jobs`` at once) or ``ray`` (``cpus_per_cell`` each)."""
-
-    backend: Backend = "local"
-    jobs: int = 1
-    ray_address: str | None = None
-    cpus_per_cell: float = 1.0
-
-
 def run_experiment(
     spec: ExperimentSpec,
     yard: Yard,
@@ -135,8 +125,7 @@ def run_experiment(
             on_cell(plan, settled, len(plans))
     by_folder = {str(plan.folder): plan for plan in todo}
     tasks = [cell_task(plan, spec, yard, execution) for plan in todo]
-    for outcome in run_tasks(tasks, execution.backend, execution.jobs, execution.ray_address,
-                             execution.cpus_per_cell):  # fmt: skip
+    for outcome in run_tasks(tasks, execution):
         plan = by_folder[outcome.folder]
         plan.state, plan.error = outcome.state, outcome.error
         register_run(plan.folder, yard)
