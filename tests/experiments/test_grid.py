@@ -80,6 +80,12 @@ def test_a_grid_runs_each_cell_once_evaluates_them_and_reruns_only_what_changed(
     assert len(results["cells"]) == 6 and (folder / "eval_grid_heatmap.png").is_file()
     runs = sorted(path.name for path in (folder / "finetuned_checkpoints").iterdir())
     assert len(runs) == 6 and all((folder / "finetuned_checkpoints" / run / "best").is_dir() for run in runs)
+    logs = sorted((folder / "finetune_logs").iterdir())
+    assert [log.stem for log in logs] == runs  # one log per cell, named like its run
+    assert "options: " in logs[0].read_text() and "complete after" in logs[0].read_text()
+    graded = sorted((folder / "grader_logs").iterdir())
+    assert len(graded) == 6 and all(link.is_symlink() for link in graded)  # one per model x task
+    assert all((link / "metrics.json").is_file() or list(link.iterdir()) for link in graded)
 
     again = cli("--yard", yard, "grid", spec)
     assert again.exit_code == 0 and "ran 0 cell(s) of 6" in again.stderr  # complete cells are not re-run
@@ -160,6 +166,8 @@ def test_a_cell_that_fails_is_reported_and_the_grid_goes_on(cli, tiny_model, tmp
     with open(tmp_path / "yard" / "experiments" / EXPERIMENT / "metrics.csv") as handle:
         states = {row["name"]: row["state"] for row in csv.DictReader(handle)}
     assert states == {"no-such-model-full-s42": "failed", "tiny-bert-l2-c2-full-s42": "complete"}
+    log = next((tmp_path / "yard" / "experiments" / EXPERIMENT / "finetune_logs").glob("no-such-model-*.log"))
+    assert "ERROR tuneyard.grid.cell: failed after" in log.read_text()  # the reason, kept with the cell
 
 
 def test_the_same_grid_in_two_processes_and_on_ray_gives_the_same_cells_and_metrics(

@@ -11,6 +11,7 @@ manifest, so the SQLite index has one writer however many cells run at once.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ class CellTask:
     resume: bool
     options: dict[str, Any]
     threads: int
+    log: str  # finetune_logs/{cell}.log (:mod:`tuneyard.experiments.cell_log`)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
     """Run (or resume) one cell; returns a :class:`CellOutcome` as a dict. Runs in a worker."""
     import torch
 
+    from tuneyard.experiments.cell_log import cell_log
     from tuneyard.experiments.grid import cell_state
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
@@ -67,14 +70,23 @@ def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(task.threads)
     yard = Yard(Path(task.yard), index_writes=False)
     folder = Path(task.folder)
-    try:
-        if task.resume:
-            finetune(None, yard, resume=folder)  # type: ignore[arg-type]
-        else:
-            finetune(FinetuneOptions.model_validate(task.options), yard)
-    except TuneyardError as exc:
-        return asdict(CellOutcome(task.folder, "failed", exc.message))
-    return asdict(CellOutcome(task.folder, cell_state(folder)))
+    started = time.perf_counter()
+    with cell_log(Path(task.log), task.options, task.resume) as log:
+        try:
+            if task.resume:
+                finetune(None, yard, resume=folder)  # type: ignore[arg-type]
+            else:
+                finetune(FinetuneOptions.model_validate(task.options), yard)
+        except TuneyardError as exc:
+            log.error("failed after %.1f s: %s%s", time.perf_counter() - started, exc.message,
+                      f" ({exc.hint})" if exc.hint else "")  # fmt: skip
+            return asdict(CellOutcome(task.folder, "failed", exc.message))
+        except BaseException:
+            log.exception("stopped after %.1f s", time.perf_counter() - started)
+            raise
+        state = cell_state(folder)
+        log.info("%s after %.1f s", state, time.perf_counter() - started)
+    return asdict(CellOutcome(task.folder, state))
 
 
 def run_tasks(tasks: list[CellTask], execution: Execution) -> Iterator[CellOutcome]:

@@ -3,7 +3,9 @@
 ``experiments/{experiment}/`` receives ``formatted_datasets/{task}`` (a ``tasks:`` entry
 the grid trains on, prepared once), ``compressed/`` (the compressed starts,
 :mod:`tuneyard.experiments.starts`), ``finetuned_checkpoints/{name}-{id}`` (one run per
-cell), ``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`)
+cell), ``finetune_logs/{name}-{id}.log`` (:mod:`tuneyard.experiments.cell_log`),
+``grader_logs/{model}-{task}`` (links to each evaluation's folder),
+``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`)
 and ``metrics.csv`` (one row per cell: its axes, state and eval scores).
 
 Each cell's state is read from its run folder's manifest, so a rerun is exact: a
@@ -18,16 +20,19 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
+from tuneyard.experiments.cell_log import LOGS
 from tuneyard.experiments.cells import FinetuneCell, expand
 from tuneyard.experiments.search import MethodResult, Probe, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
 from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
+from tuneyard.yard.layout import safe_component
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 CHECKPOINTS = "finetuned_checkpoints"
+GRADER_LOGS = "grader_logs"
 METRICS_FILE = "metrics.csv"
 # What a cell's run folder says about it; "new" when there is none yet.
 STATES = ("new", "complete", "interrupted", "failed")
@@ -135,6 +141,8 @@ def run_experiment(
     ran = len(todo)
     folder = experiment_folder(spec, yard)
     evals = run_evals(spec, yard, plans) if spec.evals is not None else None
+    if evals is not None:
+        link_grader_logs(folder / GRADER_LOGS, evals, yard)
     if plans:
         write_metrics(folder / METRICS_FILE, plans, evals, yard)
     search = run_search(spec.search, folder, yard, on_probe) if spec.search is not None else None
@@ -151,6 +159,7 @@ def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execu
     return CellTask(
         yard=str(yard.root), folder=str(plan.folder), resume=plan.state != "new",
         options=options.model_dump(mode="json"), threads=threads,
+        log=str(experiment_folder(spec, yard) / LOGS / f"{plan.folder.name}.log"),
     )  # fmt: skip
 
 
@@ -180,6 +189,25 @@ def run_evals(spec: ExperimentSpec, yard: Yard, plans: list[CellPlan]) -> GridRe
         experiment=spec.experiment,
     )  # fmt: skip
     return run_grid(options, yard)
+
+
+def link_grader_logs(logs: Path, evals: GridResult, yard: Yard) -> None:
+    """``grader_logs/{model}-{task}``: a link to each complete eval's folder (predictions, grader logs).
+
+    The evaluation stays filed next to the model it scored (where ``tuneyard eval`` puts
+    it); the experiment links to it rather than keeping a second copy.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    models = {axis.key: axis.label for axis in evals.models}
+    tasks = {axis.key: axis.label for axis in evals.tasks}
+    for (model, task), cell in evals.cells.items():
+        if cell.status != "complete" or not cell.results:
+            continue
+        name = safe_component("grader log", f"{models[model]}-{tasks[task]}".replace("/", "-"))
+        temporary = logs / f".{name}.tmp"
+        temporary.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(yard.absolute(cell.results), logs), temporary)
+        os.replace(temporary, logs / name)
 
 
 def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> None:
