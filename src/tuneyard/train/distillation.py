@@ -174,7 +174,7 @@ class Teacher:
 
 
 def load_teacher(source: str, student: Any, options: DistillOptions) -> Teacher:
-    """The teacher model, frozen, in eval mode, on the student's device; refused if it does not fit."""
+    """The teacher model, frozen, in eval mode; refused if it does not fit. The trainer places it."""
     from tuneyard.models.loading import load
 
     model = load(source)
@@ -182,7 +182,7 @@ def load_teacher(source: str, student: Any, options: DistillOptions) -> Teacher:
     if options.hidden_weight > 0:
         check_same_shape(_unwrapped(model), _unwrapped(student), source)
     model.requires_grad_(False)
-    return Teacher(model.eval().to(next(student.parameters()).device), options)
+    return Teacher(model.eval(), options)
 
 
 def distilling_trainer_class(base: type, token_level: bool = False) -> type:
@@ -194,7 +194,9 @@ def distilling_trainer_class(base: type, token_level: bool = False) -> type:
     class DistillingTrainer(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, teacher: Teacher, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.teacher = teacher.model
+            # Where the Trainer puts the student and each batch (a GPU when there is one), not
+            # where the student was when the teacher loaded: the Trainer moves it later.
+            self.teacher = teacher.model.to(self.args.device)
             self.distill = teacher.options
             self.teacher_seconds = 0.0
             self.teacher_batches = 0
