@@ -21,8 +21,9 @@ learning rate 1e-4, batch 32, max length 64, seed 42: the same settings on both 
 so the only difference is the teacher. Every cell is appended to a JSON-lines file as
 it finishes, so a rerun with the same ``--work`` folder skips finished cells.
 
-``--learning-rate`` and ``--hidden-weight`` (the distilled side's hidden-state matching,
-default 0) vary the recovery for a closer look at one cell.
+``--learning-rate``, ``--hidden-weight`` (the distilled side's hidden-state matching,
+default 0), ``--distill-weight`` (the KL term's share, default 0.5) and ``--temperature``
+(default 2) vary the recovery for a closer look at one cell.
 
 ``--base-first`` runs the other order instead: compress the *pretrained* MiniLM (same
 method, ratio and calibration rows; no trained head, so fwsvd fits a linear probe), then
@@ -75,6 +76,8 @@ class Recipe:
     learning_rate: float = 1e-4
     hidden_weight: float = 0.0
     seed: int = 42
+    distill_weight: float = 0.5  # the KL term's share (tuneyard's default)
+    temperature: float = 2.0
 
     @property
     def order(self) -> str:
@@ -87,7 +90,10 @@ class Recipe:
 
     def label(self) -> str:
         """A short name for folders and run names."""
-        return f"{self.order}_e{self.epochs:g}_lr{self.learning_rate:g}_h{self.hidden_weight:g}_s{self.seed}"
+        label = f"{self.order}_e{self.epochs:g}_lr{self.learning_rate:g}_h{self.hidden_weight:g}_s{self.seed}"
+        if (self.distill_weight, self.temperature) != (0.5, 2.0):  # earlier cells keep their names
+            label += f"_w{self.distill_weight:g}_T{self.temperature:g}"
+        return label
 
 
 def minilm() -> str:
@@ -135,7 +141,15 @@ def recover(
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
 
-    distill = {"hidden_weight": recipe.hidden_weight} if teacher else {}
+    distill = (
+        {
+            "hidden_weight": recipe.hidden_weight,
+            "weight": recipe.distill_weight,
+            "temperature": recipe.temperature,
+        }
+        if teacher
+        else {}
+    )
     options = FinetuneOptions(
         checkpoint=str(compressed), data=str(DATA), name=name, epochs=recipe.train_epochs,
         learning_rate=recipe.learning_rate, no_distill=teacher is None,
@@ -207,6 +221,7 @@ def _key(entry: dict[str, Any]) -> tuple[object, ...]:
     return (
         entry.get("order", "finetuned_first"), entry["method"], entry["ratio"], entry["epochs"],
         entry.get("learning_rate", 1e-4), entry.get("hidden_weight", 0.0), entry.get("seed", DENSE_SEED),
+        entry.get("distill_weight", 0.5), entry.get("temperature", 2.0),
     )  # fmt: skip
 
 
@@ -242,6 +257,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="recovery epochs (default 1)")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="recovery learning rate")
     parser.add_argument("--hidden-weight", type=float, default=0.0, help="distilled side: hidden-state term")
+    parser.add_argument(
+        "--distill-weight", type=float, default=0.5, help="distilled side: the KL term's share"
+    )
+    parser.add_argument("--temperature", type=float, default=2.0, help="distilled side: softmax temperature")
     parser.add_argument("--base-first", action="store_true", help="compress the pretrained base, then train")
     parser.add_argument("--seeds", nargs="+", type=int, default=[DENSE_SEED], help="recovery seeds (paired)")
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work" / "method_table")
@@ -259,10 +278,13 @@ def main() -> None:
     for method in args.methods:
         for ratio in args.ratios:
             for seed in args.seeds:
-                recipe = Recipe(args.base_first, args.epochs, args.learning_rate, args.hidden_weight, seed)
+                recipe = Recipe(
+                    args.base_first, args.epochs, args.learning_rate, args.hidden_weight, seed,
+                    args.distill_weight, args.temperature,
+                )  # fmt: skip
                 key = (
                     recipe.order, method, ratio, recipe.train_epochs, recipe.learning_rate,
-                    recipe.hidden_weight, seed,
+                    recipe.hidden_weight, seed, recipe.distill_weight, recipe.temperature,
                 )  # fmt: skip
                 entry = next((e for e in done if _key(e) == key), None)
                 if entry is None:
@@ -279,7 +301,8 @@ def main() -> None:
         "",
         f"Dense fine-tuned MiniLM (full, 3 epochs): test accuracy **{dense_accuracy:.3f}**. Test split, "
         f"342 rows; recovery {recipe.train_epochs:g} epoch(s), lr {recipe.learning_rate:g}, hidden-state "
-        f"weight {recipe.hidden_weight:g}{', base compressed first' if recipe.base_first else ''}; "
+        f"weight {recipe.hidden_weight:g}, KL weight {recipe.distill_weight:g}, temperature "
+        f"{recipe.temperature:g}{', base compressed first' if recipe.base_first else ''}; "
         "(points vs dense).",
         "",
         *table(cells, dense_accuracy),
