@@ -42,7 +42,8 @@ def grid(
 
     Complete cells are skipped, interrupted ones resume from a checkpoint, failed ones need --retry-failed.
 
-    Results: experiments/{experiment}/ (finetuned_checkpoints/, eval_grid_results.json, heatmap, metrics.csv).
+    Results: experiments/{experiment}/ (compressed/, finetuned_checkpoints/, finetune_logs/, grader_logs/,
+    eval_grid_results.json, heatmap, metrics.csv).
     """
     from tuneyard.cli.output import format_table
     from tuneyard.experiments.backends import Execution
