@@ -233,6 +233,7 @@ def test_compressed_starts_are_an_axis_compressed_once_each(cli, tiny_model, tmp
         f"tiny-bert-l2-c2-{axes}-s42" for axes in ("lora-r4", "standard-0.5-full", "standard-0.5-lowrank")
     }
     assert set(dry_run(cli, yard, spec)) == names  # lora on dense only, lowrank on compressed only
+    assert "start standard-0.5 of " in cli("--yard", yard, "grid", spec, "--dry-run").stdout
     result = cli("--yard", yard, "grid", spec)
     assert result.exit_code == 0, result.stderr
     folder = yard / "experiments" / EXPERIMENT
@@ -250,6 +251,10 @@ def test_compressed_starts_are_an_axis_compressed_once_each(cli, tiny_model, tmp
     again = cli("--yard", yard, "grid", spec)
     assert again.exit_code == 0 and "ran 0 cell(s) of 3" in again.stderr
     assert "compressed start" not in again.stderr  # the start is not compressed twice
+
+    nothing = write_experiment(tmp_path, [tiny_model("bert")], strategies=["lowrank"])  # fits no plain start
+    empty = cli("--yard", yard, "grid", nothing, "--dry-run")
+    assert empty.exit_code == 2 and "every cell is left out" in empty.stderr
 
     bad = write_experiment(
         tmp_path, [tiny_model("bert")], compressions=[{"method": "standard", "model": "x"}]

@@ -58,6 +58,12 @@ def grid(
         out.print(format_table(["cell", "name", "state", "run"], rows), end="", markup=False)
         counts = {state: sum(plan.state == state for plan in plans) for state in STATES}
         out.print(", ".join(f"{count} {state}" for state, count in counts.items() if count))
+        starts = {plan.cell.start.id: plan.cell.start for plan in plans if plan.cell.start is not None}
+        for start in starts.values():
+            state = "compressed" if start.compressed else "to compress"
+            out.print(
+                f"start {start.label} of {start.options.model}: {state} ({yard.relative(start.folder)})"
+            )
         return
     quiet_libraries()
 

@@ -88,6 +88,12 @@ def expand(spec: ExperimentSpec, data: str | None, compressed: Path) -> list[Fin
                     continue
                 options = cell_options(grid, axes, source, start)
                 cells.append(FinetuneCell(axes, options, cell_id(options, start), start))
+    if not cells:
+        raise ConfigError(
+            "finetuning: every cell is left out.",
+            "Check exclude: (a rule matching every cell), and strategies: against compressions: "
+            "(lora applies to uncompressed starts only, lowrank to compressed ones only).",
+        )
     return cells
 
 

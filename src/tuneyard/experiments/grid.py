@@ -74,11 +74,10 @@ def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
 def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPlan]:
     """Every cell with its folder and state; reads manifests only (``--dry-run`` shows this)."""
     data = task_data_folder(spec, yard, spec_path, prepare=False)
-    folder = experiment_folder(spec, yard)
-    checkpoints = folder / CHECKPOINTS
+    experiment = experiment_folder(spec, yard)
     plans = []
-    for cell in expand(spec, str(data) if data else None, folder / COMPRESSED):
-        folder = cell.folder(checkpoints)
+    for cell in expand(spec, str(data) if data else None, experiment / COMPRESSED):
+        folder = cell.folder(experiment / CHECKPOINTS)
         plans.append(CellPlan(cell, folder, cell_state(folder)))
     return plans
 
