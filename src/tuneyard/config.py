@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -83,8 +83,6 @@ def format_validation_error(model: type[BaseModel], error: ValidationError) -> C
 
 def _model_at(model: type[BaseModel], location: tuple[Any, ...]) -> type[BaseModel]:
     """The nested model a field path leads to (``finetuning`` -> the grid's model), else ``model``."""
-    from typing import get_args
-
     for part in location:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field is not None else None

@@ -62,12 +62,12 @@ def fits(strategy: str, start: CompressedStart | None) -> bool:
     return UNFIT[start is not None] != strategy
 
 
-def start_label(entry: dict[str, Any]) -> str:
+def start_label(options: CompressOptions) -> str:
     """``{method}-{ratio}`` or ``{method}-r{rank}``: how a person tells the starts apart."""
-    method = entry.get("method", "standard")
-    if entry.get("rank") is not None:
-        return safe_component("compression", f"{method}-r{entry['rank']}".replace("=", "").replace(",", "_"))
-    return safe_component("compression", f"{method}-{entry.get('ratio')}")
+    if options.rank is not None:
+        rank = str(options.rank).replace("=", "").replace(",", "_")
+        return safe_component("compression", f"{options.method}-r{rank}")
+    return safe_component("compression", f"{options.method}-{options.ratio}")
 
 
 def compressed_start(model: str, entry: dict[str, Any], data: dict[str, Any], root: Path) -> CompressedStart:
@@ -87,7 +87,7 @@ def compressed_start(model: str, entry: dict[str, Any], data: dict[str, Any], ro
         raise ConfigError(f"finetuning.compressions: {error.message}", error.hint) from None
     shaping = options.model_dump(mode="json", exclude={"output_dir"})
     identity = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]
-    label = start_label(entry)
+    label = start_label(options)
     folder = root / f"{model_display_name(model)}-{label}-{identity}"
     return CompressedStart(label, identity, options.model_copy(update={"output_dir": str(folder)}))
 
