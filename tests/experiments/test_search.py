@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from topic_data import write_topic_csvs
 
@@ -80,3 +81,17 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     new = [probe for probe in journal["probes"].values() if not Path(probe["folder"], "recovered").exists()]
     assert len(new) == 1 and new[0]["ratio"] == 0.8  # a new probe (recovery shapes its id), not recovered
     assert (Path(new[0]["folder"]) / "compressed" / "manifest.json").is_file()
+
+    spec["search"] |= {"split": "validation"}
+    path.write_text(yaml.safe_dump(spec))
+    on_validation = cli("--yard", yard, "grid", path)
+    assert on_validation.exit_code == 0, on_validation.stderr
+    journal = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())
+    assert journal["dense_of"]["split"] == "validation"  # scored again, not reused from the test split
+    check = ("--split", "validation", "--output-dir", tmp_path / "check")
+    validation = cli("--yard", yard, "eval", "--checkpoint", run / "best", "--data", data, *check)
+    assert f"dense: accuracy {journal['dense']:.4f}" in on_validation.stderr
+    accuracy = next(
+        line.split()[-1] for line in validation.stdout.splitlines() if line.startswith("accuracy")
+    )
+    assert journal["dense"] == pytest.approx(float(accuracy), abs=1e-4)  # tuneyard eval's validation score

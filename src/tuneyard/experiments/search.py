@@ -135,7 +135,8 @@ def run_search(
     journal = folder / SEARCH_FILE
     stored = json.loads(journal.read_text()) if journal.is_file() else {}
     done: dict[str, dict[str, Any]] = stored.get("probes", {})
-    dense = stored.get("dense") if stored.get("model") == search.model else None
+    scored = dense_scored(search)
+    dense = stored.get("dense") if stored.get("dense_of") == scored else None
     dense = dense if dense is not None else score(search.model, search, yard)
     target = dense - search.within
     results = []
@@ -147,7 +148,7 @@ def run_search(
                 search, method, ratio, folder, yard, target
             )
             done[probe.id] = asdict(probe)
-            write_journal(journal, done, dense, search.model, yard)
+            write_journal(journal, done, dense, scored, yard)
             path.append(probe)
             if on_probe is not None:
                 on_probe(probe)
@@ -197,9 +198,14 @@ def new_probe(
     return Probe(method, ratio, identity, str(probe_folder), value, value >= target, utc_now())
 
 
+def dense_scored(search: SearchSpec) -> dict[str, str]:
+    """What the dense score depends on: a journal's score is reused only when all of it matches."""
+    return {"model": search.model, "data": search.data, "split": search.split, "metric": search.metric}
+
+
 def write_journal(
-    path: Path, probes: dict[str, dict[str, Any]], dense: float, model: str, yard: Yard
+    path: Path, probes: dict[str, dict[str, Any]], dense: float, dense_of: dict[str, str], yard: Yard
 ) -> None:
     yard.storage.write_text(
-        path, json.dumps({"model": model, "dense": dense, "probes": probes}, indent=2) + "\n"
+        path, json.dumps({"dense_of": dense_of, "dense": dense, "probes": probes}, indent=2) + "\n"
     )
