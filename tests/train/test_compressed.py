@@ -57,7 +57,7 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     from tuneyard.task_types.sequence_classification.encoding import tokenize_task
     from tuneyard.task_types.sequence_classification.model import load_model, load_tokenizer
     from tuneyard.train.options import FinetuneOptions
-    from tuneyard.train.parent import describe_checkpoint
+    from tuneyard.models.checkpoint import describe_checkpoint
     from tuneyard.train.strategies import STRATEGIES
 
     parent = describe_checkpoint(str(compressed(arch)))

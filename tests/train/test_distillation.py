@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tuneyard.train.distillation import distillation_loss, hidden_state_loss, label_positions
+from tuneyard.components.distillation import distillation_loss, hidden_state_loss, label_positions
 
 QUICK = ("--epochs", "1", "--batch-size", "16", "--max-length", "32", "-q")
 

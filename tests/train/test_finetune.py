@@ -256,7 +256,7 @@ def test_string_labels_carved_validation_and_label_names_saved(
 
 
 def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
-    from tuneyard.train.parent import describe_checkpoint
+    from tuneyard.models.checkpoint import describe_checkpoint
 
     assert describe_checkpoint(str(minilm)).name_parts() == (
         "minilm",
@@ -280,7 +280,7 @@ def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
 )
 def test_project_run_names_carry_the_lora_layers(minilm, tmp_path, layers, name) -> None:
     from tuneyard.train.options import FinetuneOptions
-    from tuneyard.train.parent import describe_checkpoint
+    from tuneyard.models.checkpoint import describe_checkpoint
     from tuneyard.train.plan import run_target
 
     options = FinetuneOptions(

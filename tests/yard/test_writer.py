@@ -107,7 +107,7 @@ def test_a_sigkilled_writer_leaves_no_folder_that_looks_complete(yard: Yard, tmp
     assert yard.query() == []
     assert yard.reindex().indexed == 0
     # gc cleans up once the writer is gone (grace period 0 for the test).
-    from tuneyard.yard.cleanup import find_leftovers, remove_leftovers
+    from tuneyard.yard.gc import find_leftovers, remove_leftovers
 
     leftovers = find_leftovers(yard, older_than_s=0)
     assert {leftover.reason.split(" ")[0] for leftover in leftovers} == {"empty", "temporary"}

@@ -224,7 +224,7 @@ def grade_command(
     """
     from tuneyard.cli.output import format_table
     from tuneyard.errors import EvaluationError
-    from tuneyard.evaluate.grading import grade_file
+    from tuneyard.evaluate.grade_file import grade_file
 
     if format_ not in ("table", "json"):
         raise EvaluationError(f"--format {format_!r} is not known.", "Use --format table or --format json.")

@@ -380,7 +380,7 @@ def gc(
 
     Example: tuneyard runs gc --dry-run --older-than 10
     """
-    from tuneyard.yard.cleanup import find_leftovers, remove_leftovers
+    from tuneyard.yard.gc import find_leftovers, remove_leftovers
 
     yard = yard_from(ctx)
     leftovers = find_leftovers(yard, older_than * 60)

@@ -1,4 +1,4 @@
-"""``tuneyard validate``: parse flags, call :mod:`tuneyard.export.validate`, print the comparison.
+"""``tuneyard validate``: parse flags, call :mod:`tuneyard.export.agreement`, print the comparison.
 
 The validation flags are defined here once; ``tuneyard export`` takes the same ones
 (validation is on by default there).
@@ -81,7 +81,7 @@ def answer_flags(
 def run_validation(ctx: typer.Context, exports: list[Path], options: Any, quiet: bool) -> None:
     """Validate, print the table, and exit 1 (``ValidationFailedError``) when a gate failed."""
     from tuneyard.errors import ValidationFailedError
-    from tuneyard.export.validate import validate_exports
+    from tuneyard.export.agreement import validate_exports
 
     quiet_libraries()
     with progress_bar("validate through llama.cpp", None, quiet) as advance:
@@ -173,7 +173,7 @@ def validate(
     Example: tuneyard validate exports/smollm2_135m_lora_f16 exports/smollm2_135m_lora_q8_0 --min-accuracy 0.8
     """
     from tuneyard.config import resolve_options
-    from tuneyard.export.validate import ValidateOptions
+    from tuneyard.export.agreement import ValidateOptions
 
     answers = answer_flags(grader, fields, pattern, choices, max_new_tokens, stop)
     flags = validation_flags(task, data, split, samples, min_accuracy, threads, answers)

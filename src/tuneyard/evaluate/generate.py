@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import EvaluationError
-from tuneyard.evaluate.inference import choose_device
+from tuneyard.components.throughput import choose_device
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import ProgressCallback

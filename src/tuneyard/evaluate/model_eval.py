@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.evaluate.inference import choose_device, json_number
+from tuneyard.components.throughput import choose_device, json_number
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import EvalResult, ProgressCallback

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import EvaluationError, TuneyardError
-from tuneyard.evaluate.inference import json_number
+from tuneyard.components.throughput import json_number
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
 from tuneyard.evaluate.placement import owning_artifact

@@ -75,13 +75,13 @@ def _merge(options: Any, yard: Yard) -> Path:
 
 
 def _export(options: Any, yard: Yard) -> Path:
-    from tuneyard.export.gguf_export import export_model
+    from tuneyard.export.exporter import export_model
 
     return export_model(options, yard).path
 
 
 def _validate(options: Any, yard: Yard) -> Path:
-    from tuneyard.export.validate import ValidateOptions, validate_exports
+    from tuneyard.export.agreement import ValidateOptions, validate_exports
 
     checks = ValidateOptions.model_validate(options.model_dump(exclude={"export"}))
     validation = validate_exports([options.export], checks, yard)[0]
@@ -96,6 +96,6 @@ VERBS: dict[str, Verb] = {
     "finetune": Verb("tuneyard.train.options:FinetuneOptions", _finetune, resume=_resume_finetune),
     "eval": Verb("tuneyard.evaluate.options:EvalOptions", _eval),
     "merge": Verb("tuneyard.export.merge:MergeOptions", _merge),
-    "export": Verb("tuneyard.export.gguf_export:ExportOptions", _export),
-    "validate": Verb("tuneyard.export.validate:PipelineValidateOptions", _validate),
+    "export": Verb("tuneyard.export.exporter:ExportOptions", _export),
+    "validate": Verb("tuneyard.export.agreement:PipelineValidateOptions", _validate),
 }

@@ -25,10 +25,10 @@ if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.evaluate.inference import Throughput
-    from tuneyard.train.distillation import Teacher
+    from tuneyard.components.throughput import Throughput
+    from tuneyard.components.distillation import Teacher
     from tuneyard.train.options import FinetuneOptions
-    from tuneyard.train.parent import ParentModel
+    from tuneyard.models.checkpoint import StartingCheckpoint
 
 # Called after every batch with the number of examples just scored.
 ProgressCallback = Callable[[int], None]
@@ -92,11 +92,11 @@ class TaskType(ABC):
     # -- training --------------------------------------------------------------
 
     @abstractmethod
-    def load_tokenizer(self, parent: ParentModel, spec: TaskSpec) -> Any:
+    def load_tokenizer(self, parent: StartingCheckpoint, spec: TaskSpec) -> Any:
         """The checkpoint's tokenizer (or processor), ready to batch and format ``spec``'s rows."""
 
     @abstractmethod
-    def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+    def load_model(self, parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
         """The checkpoint as the model class this task trains (a fresh head seeded by ``seed``)."""
 
     def arguments_class(self) -> type:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.yard.manifest import Manifest, Parent, list_files, read_manifest, write_manifest
 
 if TYPE_CHECKING:
-    from tuneyard.train.parent import ParentModel
+    from tuneyard.models.checkpoint import StartingCheckpoint
     from tuneyard.yard.writer import RunWriter
 
 # What a Trainer checkpoint holds besides the model: optimizer, scheduler, scaler, RNG and
@@ -46,7 +46,7 @@ _TRAINER_STATE = re.compile(
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
 
 
-def name_adapter_base(model: Any, parent: ParentModel) -> None:
+def name_adapter_base(model: Any, parent: StartingCheckpoint) -> None:
     """Point a LoRA model's ``adapter_config.json`` at its base model's absolute path.
 
     Set before training, so every checkpoint the Trainer writes (and every ``best/``
@@ -58,7 +58,7 @@ def name_adapter_base(model: Any, parent: ParentModel) -> None:
         model.peft_config["default"].base_model_name_or_path = parent.source
 
 
-def _compression_info_for(model: Any, parent: ParentModel) -> Any:
+def _compression_info_for(model: Any, parent: StartingCheckpoint) -> Any:
     """The parent's ``compression_info.json`` re-keyed to this classifier's module names."""
     from tuneyard.models.compressed_folder import read_compression_info
     from tuneyard.models.lowrank import lowrank_layers
@@ -71,7 +71,7 @@ def _compression_info_for(model: Any, parent: ParentModel) -> Any:
     return info.model_copy(update={"model_class": type(model).__name__, "layers": layers, "head": "task"})
 
 
-def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) -> None:
+def save_model(model: Any, tokenizer: Any, folder: Path, parent: StartingCheckpoint) -> None:
     """Write ``model`` into ``folder`` in the format its kind loads from."""
     from peft import PeftModel
 
@@ -88,7 +88,7 @@ def save_model(model: Any, tokenizer: Any, folder: Path, parent: ParentModel) ->
     tokenizer.save_pretrained(folder)
 
 
-def _add_format_files(model: Any, folder: Path, parent: ParentModel) -> None:
+def _add_format_files(model: Any, folder: Path, parent: StartingCheckpoint) -> None:
     """The small files a model folder needs beyond what the Trainer's checkpoint holds."""
     from peft import PeftModel
 
@@ -156,7 +156,7 @@ def _model_folder(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> It
 
 
 def write_model_folder(
-    run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: ParentModel, metrics: dict[str, Any]
+    run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: StartingCheckpoint, metrics: dict[str, Any]
 ) -> Path:
     """Atomically (re)write ``run/<subfolder>`` from the live model."""
     with _model_folder(run, subfolder, metrics) as temp:
@@ -165,7 +165,7 @@ def write_model_folder(
 
 
 def model_folder_from_checkpoint(
-    run: RunWriter, subfolder: str, checkpoint: Path, model: Any, parent: ParentModel, metrics: dict[str, Any]
+    run: RunWriter, subfolder: str, checkpoint: Path, model: Any, parent: StartingCheckpoint, metrics: dict[str, Any]
 ) -> Path | None:
     """``run/<subfolder>`` from the model files of a Trainer checkpoint of the live model's weights.
 

@@ -13,7 +13,7 @@ from pydantic import Field, PositiveInt, model_validator
 
 from tuneyard.config import StrictModel
 from tuneyard.data.options import DataOptions
-from tuneyard.train.distillation import DistillOptions
+from tuneyard.components.distillation import DistillOptions
 
 StrategyName = Literal["full", "frozen", "lora", "lowrank"]
 Precision = Literal["no", "fp16", "bf16"]

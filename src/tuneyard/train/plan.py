@@ -20,7 +20,7 @@ from tuneyard.errors import ConfigError
 from tuneyard.train import distributed
 from tuneyard.train.checkpoints import STAGING
 from tuneyard.train.options import FinetuneOptions
-from tuneyard.train.parent import ParentModel
+from tuneyard.models.checkpoint import StartingCheckpoint
 from tuneyard.yard.layout import run_name
 from tuneyard.yard.manifest import Manifest
 
@@ -53,7 +53,7 @@ class FinetunePlan:
     """What a run trains, on what, how, and where it is filed."""
 
     options: FinetuneOptions
-    parent: ParentModel
+    parent: StartingCheckpoint
     task: str  # the task's name (its spec's), recorded in the manifest
     task_type: str
     strategy: str
@@ -159,7 +159,7 @@ class FinetunePlan:
         """Inverse of :meth:`to_json`."""
         data = json.loads(text)
         data["options"] = FinetuneOptions.model_validate(data["options"])
-        data["parent"] = ParentModel(**data["parent"])
+        data["parent"] = StartingCheckpoint(**data["parent"])
         data["target"] = Path(data["target"])
         data["resume"] = Path(data["resume"]) if data["resume"] else None
         return cls(**data)
@@ -178,7 +178,7 @@ def best_metric(options: FinetuneOptions, data: TaskData, task_type: TaskType) -
 
 
 def run_target(
-    options: FinetuneOptions, parent: ParentModel, strategy: str, yard: Yard
+    options: FinetuneOptions, parent: StartingCheckpoint, strategy: str, yard: Yard
 ) -> tuple[Literal["run", "finetuned"], Path]:
     """``(kind, folder)``: ``outputs/{project}/{dataset}/{name}`` with --project, else
     ``models/finetuned/{arch}/{method}/{name}``; ``--output-dir`` replaces the whole path."""
@@ -219,7 +219,7 @@ def plan_finetune(
     """
     from tuneyard.models.family import family_for
     from tuneyard.task_types import get_task_type
-    from tuneyard.train.parent import describe_checkpoint
+    from tuneyard.models.checkpoint import describe_checkpoint
     from tuneyard.train.strategies import strategy_for
 
     check_trainer_overrides(options)
@@ -256,7 +256,7 @@ def plan_finetune(
     )
 
 
-def teacher_for(options: FinetuneOptions, parent: ParentModel, strategy: str, yard: Yard) -> str | None:
+def teacher_for(options: FinetuneOptions, parent: StartingCheckpoint, strategy: str, yard: Yard) -> str | None:
     """``--distill-from``, else the default teacher (unless ``--no-distill``)."""
     from tuneyard.train.distillation import default_teacher
 

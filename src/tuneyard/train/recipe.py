@@ -21,7 +21,8 @@ from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import TaskType
 from tuneyard.train import distributed
 from tuneyard.train.artifacts import name_adapter_base
-from tuneyard.train.distillation import Teacher, load_teacher
+from tuneyard.components.distillation import Teacher
+from tuneyard.train.distillation import load_teacher
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.train.plan import FinetunePlan, plan_finetune
 from tuneyard.train.recorder import TENSORBOARD_DIR, RunRecorder

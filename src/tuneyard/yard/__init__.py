@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tuneyard.yard.inference import infer_metadata as infer_metadata
+    from tuneyard.yard.metadata_guess import infer_metadata as infer_metadata
     from tuneyard.yard.layout import Layout as Layout
     from tuneyard.yard.layout import format_layers as format_layers
     from tuneyard.yard.layout import run_name as run_name

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from tuneyard.errors import ArtifactNotFoundError
-from tuneyard.yard.inference import infer_metadata, is_model_folder
+from tuneyard.yard.metadata_guess import infer_metadata, is_model_folder
 from tuneyard.yard.layout import is_generic_name
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, list_files, write_manifest
 from tuneyard.yard.storage import Storage

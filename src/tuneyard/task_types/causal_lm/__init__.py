@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.train.distillation import Teacher
+    from tuneyard.components.distillation import Teacher
     from tuneyard.train.options import FinetuneOptions
-    from tuneyard.train.parent import ParentModel
+    from tuneyard.models.checkpoint import StartingCheckpoint
 
 # What an evaluation during training reports: TRL's answer-token loss, accuracy and entropy, plus perplexity.
 TRAINING_METRICS = ["loss", "perplexity", "mean_token_accuracy", "entropy"]
@@ -55,11 +55,11 @@ class CausalLM(TaskType):
     def check_trainable(self, task_data: TaskData) -> None:
         """Every row has an answer by construction; nothing more to refuse before tokenizing."""
 
-    def load_tokenizer(self, parent: ParentModel, spec: TaskSpec) -> Any:
+    def load_tokenizer(self, parent: StartingCheckpoint, spec: TaskSpec) -> Any:
         model.check_decoder(parent)
         return model.load_tokenizer(parent.source, spec)
 
-    def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+    def load_model(self, parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
         return model.load_model(parent, seed)
 
     def check_lengths(self, task_data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
@@ -129,7 +129,7 @@ class CausalLM(TaskType):
 
         Plain text rows are scored by their perplexity alone.
         """
-        from tuneyard.evaluate.inference import max_length_for
+        from tuneyard.components.throughput import max_length_for
         from tuneyard.task_types.causal_lm.evaluation import evaluate_generations, evaluate_text
         from tuneyard.task_types.causal_lm.options import AnswerOptions
 

@@ -15,7 +15,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import CompressionError
-from tuneyard.evaluate.inference import length_sorted_batches
+from tuneyard.components.throughput import length_sorted_batches
 from tuneyard.task_types.causal_lm.scoring import padded_batch
 from tuneyard.task_types.causal_lm.tokens import chat_tokens
 

@@ -2,7 +2,7 @@
 
 The eval generates an answer per row (:mod:`.generation`), grades it against the
 row's reference with the task's grader (``exact``, ``contains``, ``regex``, ``json``,
-``choice``: :mod:`tuneyard.evaluate.graders`), and adds the perplexity of the
+``choice``: :mod:`tuneyard.components.graders`), and adds the perplexity of the
 references (:mod:`.scoring`). Metrics: the grader's score under its own name
 (``exact``, ``json``...), the score over parsable answers and the share that did not
 parse, per-field accuracy for JSON (``json_field_accuracy`` and ``field_<name>``),
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.evaluate.graders import make_grader
-from tuneyard.evaluate.grading import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
-from tuneyard.evaluate.inference import Throughput, peak_memory
+from tuneyard.components.graders import make_grader
+from tuneyard.components.grade_log import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
+from tuneyard.components.throughput import Throughput, peak_memory
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.causal_lm.calibration import language_model_batches, perplexity
 from tuneyard.task_types.causal_lm.generation import Generations, generate_answers, write_predictions

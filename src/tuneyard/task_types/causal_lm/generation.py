@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.evaluate.inference import length_sorted_batches
+from tuneyard.components.throughput import length_sorted_batches
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.causal_lm.options import GenerationOptions
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.task_types.base import CompressionSubject
-    from tuneyard.train.parent import ParentModel
+    from tuneyard.models.checkpoint import StartingCheckpoint
 
 
 def with_chat_template(tokenizer: Any, spec: TaskSpec | None, source: str) -> Any:
@@ -55,7 +55,7 @@ def load_tokenizer(source: str, spec: TaskSpec | None) -> PreTrainedTokenizerBas
     return with_chat_template(load_tokenizer_plain(source), spec, source)
 
 
-def check_decoder(parent: ParentModel) -> None:
+def check_decoder(parent: StartingCheckpoint) -> None:
     """Refuse a checkpoint that is no decoder language model (an encoder, a speech model)."""
     from tuneyard.models.family import family_for
 
@@ -66,7 +66,7 @@ def check_decoder(parent: ParentModel) -> None:
         )
 
 
-def load_model(parent: ParentModel, seed: int) -> PreTrainedModel:
+def load_model(parent: StartingCheckpoint, seed: int) -> PreTrainedModel:
     """The checkpoint as ``AutoModelForCausalLM`` in float32 (what CPU and mixed precision train).
 
     A compressed decoder keeps its low-rank layers (``--strategy lowrank`` trains them).

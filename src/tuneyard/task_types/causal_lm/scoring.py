@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.evaluate.inference import length_sorted_batches
+from tuneyard.components.throughput import length_sorted_batches
 from tuneyard.task_types.causal_lm.tokens import chat_tokens
 
 if TYPE_CHECKING:

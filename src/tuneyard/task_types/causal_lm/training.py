@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from tuneyard.data.loading import TaskData
-    from tuneyard.train.distillation import Teacher
+    from tuneyard.components.distillation import Teacher
 
 TRAINED_SPLITS = ("train", "validation")
 
@@ -110,7 +110,7 @@ def build_trainer(
     With a ``teacher`` its training loss also matches the teacher's next-token
     distribution on the learned tokens (:mod:`tuneyard.train.distillation`).
     """
-    from tuneyard.train.distillation import distilling_trainer_class
+    from tuneyard.components.distillation import distilling_trainer_class
 
     columns = ["text"] if "text" in data.split("train").column_names else ["prompt", "completion"]
     trainer_class, extra = (

@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
-    from tuneyard.train.distillation import Teacher
+    from tuneyard.components.distillation import Teacher
     from tuneyard.train.options import FinetuneOptions
-    from tuneyard.train.parent import ParentModel
+    from tuneyard.models.checkpoint import StartingCheckpoint
 
 
 class SequenceClassification(TaskType):
@@ -59,10 +59,10 @@ class SequenceClassification(TaskType):
                 "Check --label-column.",
             )
 
-    def load_tokenizer(self, parent: ParentModel, spec: TaskSpec) -> Any:
+    def load_tokenizer(self, parent: StartingCheckpoint, spec: TaskSpec) -> Any:
         return model.load_tokenizer(parent)
 
-    def load_model(self, parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+    def load_model(self, parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
         return model.load_model(parent, spec, reset_head, seed)
 
     def build_trainer(
@@ -80,7 +80,7 @@ class SequenceClassification(TaskType):
 
         from tuneyard.task_types.sequence_classification.encoding import tokenize_task
         from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
-        from tuneyard.train.distillation import distilling_trainer_class
+        from tuneyard.components.distillation import distilling_trainer_class
         from tuneyard.train.distributed import main_process_first
 
         with main_process_first():
@@ -111,7 +111,7 @@ class SequenceClassification(TaskType):
         return {"average_tokens_across_devices": False}
 
     def modules_to_save(self, classifier: Any) -> list[str]:
-        from tuneyard.train.strategies.heads import head_module_names
+        from tuneyard.components.heads import head_module_names
 
         return head_module_names(classifier)
 

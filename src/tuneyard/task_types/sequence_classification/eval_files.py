@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tuneyard.evaluate.inference import json_number
-from tuneyard.report.confusion import confusion_counts, plot_confusion_matrix
+from tuneyard.components.throughput import json_number
+from tuneyard.components.confusion import confusion_counts, plot_confusion_matrix
 from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
 from tuneyard.yard.manifest import utc_now
 

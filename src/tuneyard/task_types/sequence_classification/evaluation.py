@@ -19,7 +19,7 @@ import numpy as np
 
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError, EvaluationError
-from tuneyard.evaluate.inference import Throughput, length_sorted_batches, max_length_for, peak_memory
+from tuneyard.components.throughput import Throughput, length_sorted_batches, max_length_for, peak_memory
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.sequence_classification.metrics import (
     classification_metrics,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.train.parent import ParentModel
+    from tuneyard.models.checkpoint import StartingCheckpoint
 
 CLASSIFIER_SUFFIX = "ForSequenceClassification"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors",)
@@ -48,7 +48,7 @@ def has_classifier_head(config: Any) -> bool:
     return any(str(name).endswith(CLASSIFIER_SUFFIX) for name in getattr(config, "architectures", None) or ())
 
 
-def check_head_size(parent: ParentModel, config: Any, spec: TaskSpec, reset_head: bool) -> None:
+def check_head_size(parent: StartingCheckpoint, config: Any, spec: TaskSpec, reset_head: bool) -> None:
     """Refuse a classifier head of another size, unless the user asked for a new head."""
     wanted = 1 if spec.problem == "regression" else spec.num_labels
     if has_classifier_head(config) and config.num_labels != wanted and not reset_head:
@@ -60,7 +60,7 @@ def check_head_size(parent: ParentModel, config: Any, spec: TaskSpec, reset_head
         )
 
 
-def load_tokenizer(parent: ParentModel) -> PreTrainedTokenizerBase:
+def load_tokenizer(parent: StartingCheckpoint) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer, with a pad token."""
     from transformers import AutoTokenizer
 
@@ -75,7 +75,7 @@ def load_tokenizer(parent: ParentModel) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_plain_classifier(parent: ParentModel, spec: TaskSpec, reset_head: bool) -> PreTrainedModel:
+def load_plain_classifier(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool) -> PreTrainedModel:
     """A HF model folder or hub id as ``AutoModelForSequenceClassification``."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -92,7 +92,7 @@ def load_plain_classifier(parent: ParentModel, spec: TaskSpec, reset_head: bool)
         raise ModelError(f"checkpoint {parent.source} is not a loadable model: {exc}") from exc
 
 
-def load_compressed_classifier(parent: ParentModel, spec: TaskSpec, reset_head: bool) -> PreTrainedModel:
+def load_compressed_classifier(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool) -> PreTrainedModel:
     """A tuneyard compressed folder as a classifier that keeps its low-rank layers.
 
     A compressed bare encoder (or a head of the wrong size with ``--reset-head``) is
@@ -124,7 +124,7 @@ def load_compressed_classifier(parent: ParentModel, spec: TaskSpec, reset_head: 
     return classifier
 
 
-def load_model(parent: ParentModel, spec: TaskSpec, reset_head: bool, seed: int) -> PreTrainedModel:
+def load_model(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> PreTrainedModel:
     """The checkpoint as a sequence classifier for ``spec``; a new head is seeded."""
     from transformers import set_seed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.train.strategies.heads import head_parameter_names, train_only
+from tuneyard.components.heads import head_parameter_names, train_only
 
 if TYPE_CHECKING:
     from torch import nn

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.train.strategies.heads import train_only
+from tuneyard.components.heads import train_only
 
 if TYPE_CHECKING:
     from torch import nn

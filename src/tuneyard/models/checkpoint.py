@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.models.compressed_folder import is_compressed_folder
-from tuneyard.yard.inference import infer_metadata, path_tokens
+from tuneyard.yard.metadata_guess import infer_metadata, path_tokens
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ _VERSION_TOKEN = re.compile(r"^(v\d+(\.\d+)*|\d+)$")
 
 
 @dataclass
-class ParentModel:
+class StartingCheckpoint:
     """The model a run starts from."""
 
     source: str  # absolute folder path, or a hub id
@@ -96,7 +96,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def describe_local(folder: Path) -> ParentModel:
+def describe_local(folder: Path) -> StartingCheckpoint:
     """Describe a model folder on disk; refuse folders that hold no model."""
     if not folder.exists():
         raise ModelError(
@@ -134,7 +134,7 @@ def describe_local(folder: Path) -> ParentModel:
     naming = folder.name
     if not [t for t in path_tokens(naming) if t not in GENERIC_TOKENS]:
         naming = str(config.get("_name_or_path") or model_type).rstrip("/").rsplit("/", 1)[-1]
-    return ParentModel(
+    return StartingCheckpoint(
         source=folder.as_posix(),
         local=True,
         folder_name=folder.name,
@@ -148,14 +148,14 @@ def describe_local(folder: Path) -> ParentModel:
     )
 
 
-def describe_hub(model_id: str) -> ParentModel:
+def describe_hub(model_id: str) -> StartingCheckpoint:
     """Describe a hub model by its config (downloaded or from the HF cache)."""
     from tuneyard.models.loading import load_config
 
     config = load_config(model_id)
     from tuneyard.models.family import MODEL_TYPE_TO_ARCH
 
-    return ParentModel(
+    return StartingCheckpoint(
         source=model_id,
         local=False,
         folder_name=model_id.rsplit("/", 1)[-1],
@@ -166,7 +166,7 @@ def describe_hub(model_id: str) -> ParentModel:
     )
 
 
-def describe_checkpoint(checkpoint: str, yard: Yard | None = None) -> ParentModel:
+def describe_checkpoint(checkpoint: str, yard: Yard | None = None) -> StartingCheckpoint:
     """A local folder if one exists at ``checkpoint``, else a hub id (``org/name``).
 
     Given ``yard``, a GGUF file is described as the float32 folder it is imported to

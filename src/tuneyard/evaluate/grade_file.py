@@ -10,30 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneyard.components.grade_log import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
+from tuneyard.components.graders import make_grader
 from tuneyard.errors import EvaluationError
-from tuneyard.evaluate.graders import make_grader
-from tuneyard.yard.manifest import utc_now
 from tuneyard.yard.storage import LOCAL
 from tuneyard.yard.writer import new_folder
 
-LOGS_FOLDER = "grader_logs"
 REQUIRED_COLUMNS = ("prediction", "reference")
-
-
-@dataclass
-class GradeSummary:
-    """What a person wants first: the score, per-field accuracy, how many did not parse."""
-
-    grader: str
-    samples: int
-    score: float  # mean over all samples (unparsable ones score 0)
-    unparsable: int
-    score_parsed: float | None  # mean over the parsable ones; None when there are none
-    field_accuracy: dict[str, float] = field(default_factory=dict)
 
 
 def read_prediction_records(path: Path) -> list[dict[str, Any]]:
@@ -67,34 +53,6 @@ def read_prediction_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def grade_records(records: list[dict[str, Any]], grader: Any) -> tuple[list[dict[str, Any]], GradeSummary]:
-    """Grade every record; return the per-sample log lines and the summary."""
-    logs = []
-    for record in records:
-        grade = grader.grade(record["prediction"], record["reference"])
-        logs.append(
-            {
-                "id": record["id"],
-                "prediction": record["prediction"],
-                "reference": record["reference"],
-                **asdict(grade),
-            }
-        )
-    parsed = [log for log in logs if log["parsed"]]
-    field_names = list(logs[0]["fields"]) if logs else []
-    summary = GradeSummary(
-        grader=grader.name,
-        samples=len(logs),
-        score=sum(log["score"] for log in logs) / len(logs),
-        unparsable=len(logs) - len(parsed),
-        score_parsed=sum(log["score"] for log in parsed) / len(parsed) if parsed else None,
-        field_accuracy={
-            name: sum(bool(log["fields"].get(name)) for log in logs) / len(logs) for name in field_names
-        },
-    )
-    return logs, summary
-
-
 def grade_file(
     predictions: Path,
     grader_name: str,
@@ -118,14 +76,3 @@ def grade_file(
         details = {"predictions": str(predictions.resolve()), "fields": fields or [], "pattern": pattern}
         write_grade_log(temp, logs, summary, {**details, "choices": getattr(grader, "choices", None)})
     return summary, final
-
-
-def write_grade_log(
-    folder: Path, logs: list[dict[str, Any]], summary: GradeSummary, details: dict[str, Any]
-) -> None:
-    """``samples.jsonl`` (every decision) and ``summary.json`` (the scores and how they were made)."""
-    with (folder / "samples.jsonl").open("w") as handle:
-        for log in logs:
-            handle.write(json.dumps(log, default=str) + "\n")
-    document = {**asdict(summary), **details, "created": utc_now()}
-    (folder / "summary.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tuneyard.yard import Manifest, Yard
-from tuneyard.yard.cleanup import find_leftovers, remove_leftovers
+from tuneyard.yard.gc import find_leftovers, remove_leftovers
 
 
 def dead_pid() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tuneyard.yard import infer_metadata
-from tuneyard.yard.inference import arch_from_path, method_from_path, rank_from_path
+from tuneyard.yard.metadata_guess import arch_from_path, method_from_path, rank_from_path
 
 
 @pytest.mark.parametrize(
