@@ -214,8 +214,8 @@ def in_process_variants(
     """One zero-argument call per variant; each records its accuracy (and tuneyard its loop rate)."""
     import torch
 
-    from tuneyard.data.loading import load_task_data
     from tuneyard.evaluate.model_eval import evaluate_model
+    from tuneyard.task_types.data_loading import load_task_data
     from tuneyard.yard.root import Yard
 
     plain = runpy.run_path(str(script))

@@ -81,13 +81,14 @@ def load(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from tuneyard.data.options import DataOptions
     from tuneyard.models.gguf import import_gguf, packaged_gguf
     from tuneyard.task_types.causal_lm.model import load_for_eval
+    from tuneyard.task_types.data_loading import load_data
     from tuneyard.yard.root import Yard
 
     folder = Path(args.model) if args.model else import_gguf(packaged_gguf(), Yard.open(tempfile.mkdtemp()))
     import torch
 
     model, tokenizer = load_for_eval(folder, torch.device("cpu"))
-    rows = DataOptions(data=str(DATA)).load().split("test").select(range(args.rows))
+    rows = load_data(DataOptions(data=str(DATA))).split("test").select(range(args.rows))
     return model.eval(), tokenizer, rows
 
 

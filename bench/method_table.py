@@ -104,8 +104,8 @@ def minilm() -> str:
 
 def test_accuracy(yard: Any, model: Path) -> float:
     """Accuracy on the test split, as ``tuneyard eval --split test`` files it."""
-    from tuneyard.data.loading import load_task_data
     from tuneyard.evaluate.model_eval import evaluate_model
+    from tuneyard.task_types.data_loading import load_task_data
 
     outcome = evaluate_model(model, load_task_data(data_dir=DATA), yard, split="test")
     return float(outcome.result.metrics["accuracy"])

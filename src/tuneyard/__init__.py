@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from tuneyard.version import __version__
 
 if TYPE_CHECKING:
-    from tuneyard.models.loading import load as load
     from tuneyard.models.loading import load_tokenizer as load_tokenizer
+    from tuneyard.task_types.model_loading import load as load
 
 __all__ = ["__version__", "load", "load_tokenizer"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "load_tokenizer"):
-        from tuneyard.models import loading
+    if name == "load":
+        from tuneyard.task_types.model_loading import load
 
-        return getattr(loading, name)
+        return load
+    if name == "load_tokenizer":
+        from tuneyard.models.loading import load_tokenizer
+
+        return load_tokenizer
     raise AttributeError(f"module 'tuneyard' has no attribute {name!r}")

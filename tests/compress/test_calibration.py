@@ -42,7 +42,7 @@ def test_calibration_never_reads_the_validation_split(tmp_path, tiny_model):
 
 
 def test_a_folder_without_validation_keeps_the_carved_validation_out(tmp_path, tiny_model):
-    from tuneyard.data.loading import load_task_data
+    from tuneyard.task_types.data_loading import load_task_data
 
     tokenizer = load_tokenizer(tiny_model("bert"))
     _write(tmp_path, "train", [f"row {i} text" for i in range(50)])

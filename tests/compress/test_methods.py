@@ -61,7 +61,7 @@ def _base_and_calibration(model_dir: Path, data: Path, samples: int = 64) -> tup
     from tuneyard.task_types import get_task_type
 
     calibration = load_calibration(load_tokenizer(model_dir), None, data, samples, 16, 128, seed=0)
-    model = get_task_type().load_for_compression(str(model_dir), calibration.spec, seed=0).model
+    model = get_task_type().compression.load_for_compression(str(model_dir), calibration.spec, seed=0).model
     return model, calibration
 
 

@@ -256,3 +256,27 @@ def test_a_large_split_is_written_in_shards_that_read_back_whole(cli, tmp_path) 
     result = cli("--yard", tmp_path, "eval", "--checkpoint", "x", "--data", folder)
     assert result.exit_code == 2
     assert f"the train split of {folder} is missing shard {shards[1]}" in " ".join(result.stderr.split())
+
+
+def test_image_chat_rows_are_refused_by_a_text_model_and_nothing_is_written(
+    cli, tiny_decoder, tmp_path
+) -> None:
+    """A text decoder never trains on image-chat rows with the images silently dropped."""
+    digits = digits_imagefolder(tmp_path / "digits")
+    spec = tmp_path / "tasks.yaml"
+    spec.write_text(
+        f"tasks:\n  digits:\n    dataset: {digits}\n    user_prompt: Which digit is this?\n"
+        "    assistant_text_column: label\n    image_column: image\n"
+    )
+    folder = folder_of(cli("--yard", tmp_path, "prepare", "--task-spec", spec, "--task", "digits", "-q"))
+    assert "images" in json.loads((folder / "manifest.json").read_text())["metrics"]["schema"]
+
+    def artifacts() -> list[Path]:  # the yard's files, not its index cache
+        return sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if ".tuneyard" not in p.parts)
+
+    before = artifacts()
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_decoder("llama"), "--data", "digits")
+    assert result.exit_code == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error:") and "image-chat rows" in message and "image_text_to_text" in message
+    assert artifacts() == before

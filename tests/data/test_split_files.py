@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tuneyard.data.loading import load_task_data
+from tuneyard.task_types.data_loading import load_task_data
 
 ROWS = [
     {"id": "a", "text": 'a "quoted", comma', "label": "net"},

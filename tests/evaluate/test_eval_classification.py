@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuneyard.data.loading import load_task_data
 from tuneyard.errors import DataError, EvaluationError
 from tuneyard.evaluate.model_eval import evaluate_model
+from tuneyard.task_types.data_loading import load_task_data
 from tuneyard.task_types.sequence_classification.metrics import classification_metrics
 from tuneyard.yard import Yard, read_manifest
 
@@ -235,8 +235,8 @@ def test_regression_task_scores_pearson_and_writes_no_confusion_matrix(
 
 
 def test_regression_data_on_a_classifier_is_a_clear_error(tiny_model: Callable[..., Path]) -> None:
-    from tuneyard.data.tasks import GLUE_TASKS
     from tuneyard.task_types.sequence_classification.evaluation import label_columns
+    from tuneyard.task_types.sequence_classification.glue import GLUE_TASKS
 
     with pytest.raises(
         EvaluationError, match="'stsb' is a regression task .one output., but the model has 2"

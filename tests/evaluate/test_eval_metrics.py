@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from tuneyard.data.tasks import GLUE_TASKS, TaskSpec
+from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import EvaluationError
+from tuneyard.task_types.sequence_classification.glue import GLUE_TASKS
 from tuneyard.task_types.sequence_classification.metrics import (
     classification_metrics,
     per_class_metrics,

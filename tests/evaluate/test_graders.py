@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tuneyard.errors import EvaluationError
 from tuneyard.components.graders import ChoiceGrader, JsonGrader, RegexGrader, make_grader, parse_json_answer
+from tuneyard.errors import EvaluationError
 
 
 @pytest.mark.parametrize(

@@ -70,12 +70,13 @@ def test_the_perplexity_is_the_source_models_own(cli, topic_yard) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tuneyard.data.options import DataOptions
+    from tuneyard.task_types.data_loading import load_data
 
     yard, run = topic_yard
     export = next(yard.glob("exports/*_f16"), None) or exported(cli, yard, run / "best", "--no-validate")
     assert cli("--yard", yard, "validate", export, *QUICK_VALIDATE).exit_code == 0
     checks = json.loads((export / "manifest.json").read_text())["metrics"]["validation"]
-    data = DataOptions(data=json.loads((run / "manifest.json").read_text())["config"]["data"]).load()
+    data = load_data(DataOptions(data=json.loads((run / "manifest.json").read_text())["config"]["data"]))
     rows = data.split("validation").select(range(8))
     model = AutoModelForCausalLM.from_pretrained(run / "best")
     tokenizer = AutoTokenizer.from_pretrained(run / "best")

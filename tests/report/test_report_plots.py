@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tuneyard.components.confusion import plot_confusion_matrix
 from tuneyard.errors import TuneyardError
 from tuneyard.report.build import build_report, find_artifacts
-from tuneyard.components.confusion import plot_confusion_matrix
 from tuneyard.yard import Manifest, write_manifest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -104,8 +104,8 @@ def test_compressed_model_weights_mark_rank_and_energy(
 ) -> None:
     from tuneyard.models.compressed_folder import read_compression_info
     from tuneyard.models.family import family_for
-    from tuneyard.models.loading import load
     from tuneyard.report.weights import analyse_weights, energy_kept
+    from tuneyard.task_types.model_loading import load
 
     base = tmp_path / "base"
     shutil.copytree(tiny_model("bert", layers=2), base)

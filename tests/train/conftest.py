@@ -72,8 +72,8 @@ def evaluate_saved_model(model_folder: Path, data: Path, max_length: int = 128) 
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     import tuneyard
-    from tuneyard.data.loading import load_task_data
     from tuneyard.models.loading import load_tokenizer
+    from tuneyard.task_types.data_loading import load_task_data
     from tuneyard.task_types.sequence_classification.encoding import tokenize_task
     from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
 

@@ -9,6 +9,8 @@ import pytest
 from safetensors.torch import load_file
 from test_errors import assert_user_error, yard_artifacts
 
+from tuneyard.task_types.data_loading import load_data
+
 QUICK = ("--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3", "--max-length", "64")
 SHAPES = ("messages", "prompt_response", "system_user_assistant")
 
@@ -25,7 +27,7 @@ def test_each_chat_shape_loads_as_prompt_and_answer(shape: str, chat_folder, tmp
     from tuneyard.data.options import DataOptions
 
     folder = chat_folder(tmp_path / shape, {"train": 4, "validation": 2}, shape=shape)
-    data = DataOptions(data=str(folder)).load()
+    data = load_data(DataOptions(data=str(folder)))
     assert data.spec.task_type == "causal_lm"  # recognised from the columns, no --task-type
     row = data.splits["train"][1]
     assert row["completion"] == [{"role": "assistant", "content": "cooking"}]
@@ -54,7 +56,7 @@ def test_system_prompt_and_reference_column(tmp_path) -> None:
         reference_column="gold",
         system_prompt="be brief",
     )
-    row = options.load().splits["train"][0]
+    row = load_data(options).splits["train"][0]
     assert row["prompt"] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "2 + 2 ?"},

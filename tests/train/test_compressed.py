@@ -50,14 +50,14 @@ def factor_keys(weights: dict[str, torch.Tensor]) -> set[str]:
 def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None:
     from transformers import DataCollatorWithPadding
 
-    from tuneyard.data.loading import load_task_data
+    from tuneyard.models.checkpoint import describe_checkpoint
     from tuneyard.models.family import family_for
     from tuneyard.models.lowrank import lowrank_layers
     from tuneyard.task_types import get_task_type
+    from tuneyard.task_types.data_loading import load_task_data
     from tuneyard.task_types.sequence_classification.encoding import tokenize_task
     from tuneyard.task_types.sequence_classification.model import load_model, load_tokenizer
     from tuneyard.train.options import FinetuneOptions
-    from tuneyard.models.checkpoint import describe_checkpoint
     from tuneyard.train.strategies import STRATEGIES
 
     parent = describe_checkpoint(str(compressed(arch)))

@@ -152,9 +152,10 @@ def test_generate_refuses_plain_text(tiny_decoder, topics, tmp_path) -> None:
     from tuneyard.errors import EvaluationError
     from tuneyard.evaluate.generate import generate
     from tuneyard.task_types.causal_lm.options import GenerationOptions
+    from tuneyard.task_types.data_loading import load_data
     from tuneyard.yard.root import Yard
 
-    data = DataOptions(data=str(topics), task_type="causal_lm").load()
+    data = load_data(DataOptions(data=str(topics), task_type="causal_lm"))
     with pytest.raises(EvaluationError, match="plain text, with no prompts to answer"):
         generate(tiny_decoder("llama"), data, Yard.open(tmp_path), GenerationOptions(), split="validation")
 

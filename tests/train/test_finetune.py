@@ -279,8 +279,8 @@ def test_model_naming_from_checkpoint_names(minilm, tmp_path) -> None:
     [("0,1,2", "minilm_l6_lora_012"), ("0-2", "minilm_l6_lora_0-2"), (None, "minilm_l6_lora")],
 )
 def test_project_run_names_carry_the_lora_layers(minilm, tmp_path, layers, name) -> None:
-    from tuneyard.train.options import FinetuneOptions
     from tuneyard.models.checkpoint import describe_checkpoint
+    from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.plan import run_target
 
     options = FinetuneOptions(

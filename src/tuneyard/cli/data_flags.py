@@ -1,8 +1,8 @@
 """The data flags finetune, eval and compress share: a task or data folder, its columns, its task type.
 
 One definition each, so the three verbs spell and explain them alike; the task names
-and task-type choices come from their tables (:data:`tuneyard.data.tasks.GLUE_TASKS`,
-:data:`tuneyard.task_types.TASK_TYPES`).
+and task-type choices come from their tables
+(:data:`tuneyard.task_types.sequence_classification.glue.GLUE_TASKS`, :data:`tuneyard.task_types.TASK_TYPES`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from tuneyard.data.tasks import GLUE_TASKS
 from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES
+from tuneyard.task_types.sequence_classification.glue import GLUE_TASKS
 
 TaskOpt = Annotated[str | None, typer.Option(help=f"A named (GLUE) task: {', '.join(GLUE_TASKS)}.")]
 DataOpt = Annotated[

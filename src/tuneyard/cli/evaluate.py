@@ -40,6 +40,7 @@ from tuneyard.cli.data_flags import (
     comma_list,
     generation_flags,
 )
+from tuneyard.task_types.data_loading import load_data
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
@@ -173,7 +174,7 @@ def eval_command(
     quiet_libraries()
     from tuneyard.evaluate.model_eval import evaluate_model
 
-    task_data = options.in_yard(yard).load()
+    task_data = load_data(options.in_yard(yard))
     total = min(len(task_data.split(options.split)), options.nb_eval_samples or sys.maxsize)
     with progress_bar(f"eval {task_data.spec.name}/{options.split}", total, quiet) as advance:
         outcome = evaluate_model(
@@ -421,7 +422,7 @@ def generate_command(
     quiet_libraries()
     from tuneyard.evaluate.generate import generate
 
-    task_data = options.in_yard(yard).load()
+    task_data = load_data(options.in_yard(yard))
     total = len(task_data.split(options.split))
     with progress_bar(f"generate {task_data.spec.name}/{options.split}", total, quiet) as advance:
         outcome = generate(

@@ -133,8 +133,8 @@ def export(
 
     from tuneyard.cli.console import note
     from tuneyard.config import resolve_options
-    from tuneyard.export.exporter import ExportOptions, export_model
     from tuneyard.export.agreement import ValidateOptions, check_ready
+    from tuneyard.export.exporter import ExportOptions, export_model
     from tuneyard.models.loading import resolve_model_folder
 
     quiet_libraries()

@@ -331,10 +331,12 @@ def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
 
     Example: tuneyard --yard ~/yard runs reindex
     """
+    from tuneyard.task_types.model_loading import infer_task_type_quietly
+
     yard = yard_from(ctx)
     start = time.perf_counter()
     with spinner("reindexing: reading every manifest.json ...", quiet):
-        report = yard.reindex()
+        report = yard.reindex(task_type_of=infer_task_type_quietly)
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
     out.out(f"indexed {report.indexed} artifacts in {time.perf_counter() - start:.2f} s")
@@ -355,10 +357,12 @@ def import_(
 
     Example: tuneyard runs import ~/old_checkpoints/compressed_models
     """
+    from tuneyard.task_types.model_loading import infer_task_type_quietly
+
     yard = yard_from(ctx)
     start = time.perf_counter()
     with spinner("importing: looking for model folders ...", quiet):
-        report = yard.import_paths(paths, hash_files)
+        report = yard.import_paths(paths, hash_files, task_type_of=infer_task_type_quietly)
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
     known = report.indexed - len(report.imported)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tuneyard.report.figure import new_figure, save_png
+from tuneyard.components.figure import new_figure, save_png
 
 
 def confusion_counts(gold: Sequence[int], predicted: Sequence[int], num_labels: int) -> np.ndarray:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -39,7 +38,6 @@ from tuneyard.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
-
 
 
 class DistillOptions(StrictModel):
@@ -91,9 +89,12 @@ def label_positions(labels: torch.Tensor) -> torch.Tensor:
     return predicts
 
 
-def check_teacher_fits(teacher: Any, student: Any, teacher_source: str) -> None:
-    """Refuse a teacher whose outputs mean something else: other labels, or another vocabulary."""
-    teacher_outputs, student_outputs = _outputs(teacher), _outputs(student)
+def check_teacher_fits(teacher_outputs: str, student_outputs: str, teacher_source: str) -> None:
+    """Refuse a teacher whose outputs mean something else: other labels, or another vocabulary.
+
+    The outputs are described in words by each model's task type
+    (:meth:`tuneyard.task_types.base.ModelRole.output_space`).
+    """
     if teacher_outputs != student_outputs:
         raise ConfigError(
             f"--distill-from {teacher_source} predicts {teacher_outputs}, but this run's model predicts "
@@ -113,14 +114,6 @@ def check_same_shape(teacher: Any, student: Any, teacher_source: str) -> None:
             f"{shapes[1][1]}.",
             "Leave --distill-hidden-weight at 0, or distil from the model this one was compressed from.",
         )
-
-
-def _outputs(model: Any) -> str:
-    """What a model's logits range over, in words (compared between teacher and student)."""
-    config = model.config
-    if type(model).__name__.endswith("ForSequenceClassification"):
-        return f"the labels {[str(config.id2label[index]) for index in range(config.num_labels)]}"
-    return f"a vocabulary of {config.vocab_size} tokens"
 
 
 def unwrapped_model(model: Any) -> Any:

@@ -9,29 +9,17 @@ task type of the *model* being compressed, so a decoder reads a classification f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.compress.statistics import Batch
+from tuneyard.components.calibration import Batch, CalibrationSet
 from tuneyard.errors import CompressionError, DataError
+from tuneyard.task_types.data_loading import load_data
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
-    from tuneyard.data.tasks import TaskSpec
     from tuneyard.task_types.base import TaskType
-
-
-@dataclass
-class CalibrationSet:
-    """Tokenised calibration batches and where they came from."""
-
-    batches: list[Batch]
-    source: str
-    samples: int
-    labelled: bool
-    spec: TaskSpec
 
 
 def quiet_datasets_bars() -> None:
@@ -58,7 +46,7 @@ def load_rows(
         data=None if data_dir is None else str(data_dir),
         **(columns.column_fields() if columns is not None else {}),
     )
-    return source.load(require_labels=False)
+    return load_data(source, require_labels=False)
 
 
 def draw_calibration(
@@ -80,7 +68,7 @@ def draw_calibration(
         )
     train = data.splits["train"]
     chosen = train.shuffle(seed=seed).select(range(min(samples, len(train))))
-    batches = task_type.calibration_batches(tokenizer, chosen, data.spec, batch_size, max_length)
+    batches = task_type.compression.calibration_batches(tokenizer, chosen, data.spec, batch_size, max_length)
     return CalibrationSet(
         batches=batches,
         source=data.source,
@@ -98,7 +86,7 @@ def held_out_batches(
     if validation is None or samples < 1:
         return []
     rows = validation.select(range(min(samples, len(validation))))
-    return task_type.calibration_batches(tokenizer, rows, data.spec, batch_size, max_length)
+    return task_type.compression.calibration_batches(tokenizer, rows, data.spec, batch_size, max_length)
 
 
 def load_calibration(

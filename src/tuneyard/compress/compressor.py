@@ -17,8 +17,9 @@ from typing import Any
 
 from torch import nn
 
+from tuneyard.components.calibration import CalibrationSet
 from tuneyard.compress.adasvd import allocate_ranks
-from tuneyard.compress.calibration import CalibrationSet, draw_calibration, load_rows
+from tuneyard.compress.calibration import draw_calibration, load_rows
 from tuneyard.compress.factorize import weighted_svds
 from tuneyard.compress.held_out import HeldOut
 from tuneyard.compress.method import CompressionMethod
@@ -46,7 +47,6 @@ from tuneyard.models.compressed_folder import (
     write_compressed_folder,
 )
 from tuneyard.models.family import Family, family_for
-from tuneyard.models.gguf import resolve_model_path
 from tuneyard.models.lowrank import (
     LowRankLinear,
     compressible_modules,
@@ -56,6 +56,7 @@ from tuneyard.models.lowrank import (
 )
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import CompressionSubject, TaskType
+from tuneyard.task_types.model_loading import resolve_checkpoint, task_type_of_model
 from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import Manifest
 from tuneyard.yard.root import Yard
@@ -195,7 +196,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
     notes: list[str] = []
     _quiet_transformers_bars()
     # A GGUF file is compressed as the float32 folder it is imported to (once), its lineage included.
-    options = options.model_copy(update={"model": resolve_model_path(options.model, yard)}).in_yard(yard)
+    options = options.model_copy(update={"model": resolve_checkpoint(options.model, yard)}).in_yard(yard)
     with _progress(progress) as bar:
         data = _load_data(options)
         spec = data.spec if data is not None else None
@@ -210,7 +211,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
         calibration = _calibration_for(method, options, data, task_type, subject.tokenizer, notes)
         held_out = HeldOut.measure(task_type, model, subject.tokenizer, data, options)
         params_before = count_parameters(model)
-        head_note = task_type.prepare_head(subject, method, calibration)
+        head_note = task_type.compression.prepare_head(subject, method.needs_labels, calibration)
         notes += [head_note] if head_note else []
         layers = _factorise(model, modules, plans, method, calibration, rank, options.ratio, bar)
         notes += [f"{plan.name} stays dense: {plan.dense_reason}." for plan in plans if plan.rank is None]
@@ -218,7 +219,9 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
         info = _compression_info(
             options, method, rank, model, family, plans, layers, subject.head, calibration, params_before
         )
-        result_path, requested = _write(yard, options, info, rank, model, subject.tokenizer, held_out)
+        # A bare encoder compressed without a head is no task's model yet: it records none.
+        recorded = task_type.name if subject.head != "none" else None
+        result_path, requested = _write(yard, options, info, rank, subject, recorded, held_out)
     renamed = result_path != requested
     if renamed:
         notes.append(
@@ -237,16 +240,17 @@ def _load_data(options: CompressOptions) -> TaskData | None:
 
 
 def _task_type_for(options: CompressOptions, spec: TaskSpec | None) -> TaskType:
-    """The model's task type: a language model stays one whatever its data; else the data's.
+    """The model's task type (recorded, or inferred from its class); else the data's.
 
-    A decoder saved as a classifier (``LlamaForSequenceClassification``) is a classifier.
+    A language model stays one whatever its data (a classification folder's text is
+    read as plain text); a bare encoder takes the task type of its calibration data.
     """
     from tuneyard.models.loading import load_config
-    from tuneyard.task_types.sequence_classification.model import has_classifier_head
 
-    config = load_config(options.model)
-    if family_for(config.model_type).decoder and not has_classifier_head(config):
-        return get_task_type("causal_lm")
+    load_config(options.model)  # a missing folder or an unknown hub id: the error says which
+    found = task_type_of_model(options.model)
+    if found is not None:
+        return found
     return get_task_type(spec.task_type if spec is not None else options.task_type)
 
 
@@ -256,7 +260,7 @@ def _load_subject(task_type: TaskType, options: CompressOptions, spec: TaskSpec 
         raise CompressionError(
             f"{options.model} is already a compressed model.", "Compress the original (dense) model instead."
         )
-    return task_type.load_for_compression(options.model, spec, options.seed)
+    return task_type.compression.load_for_compression(options.model, spec, options.seed)
 
 
 def _check_request(options: CompressOptions, method: CompressionMethod) -> RankSpec | None:
@@ -404,8 +408,8 @@ def _write(
     options: CompressOptions,
     info: CompressionInfo,
     rank: RankSpec | None,
-    model: Any,
-    tokenizer: Any,
+    subject: CompressionSubject,
+    task_type: str | None,
     held_out: HeldOut,
 ) -> tuple[Path, Path]:
     """Write the folder atomically; returns (where it went, where it was asked to go)."""
@@ -429,6 +433,7 @@ def _write(
         method=info.method,
         rank=info.rank,
         task=options.task,
+        task_type=task_type,
         dataset=options.dataset_name() if info.calibration or held_out.rows else None,
         parents=[yard.parent_link(options.model, "base"), *data_parents(options.data, yard)],
         config=options.model_dump(),
@@ -441,5 +446,5 @@ def _write(
         | held_out.metrics(),
     )
     with yard.create(manifest, target) as writer:
-        write_compressed_folder(model, tokenizer, info, writer.path)
+        write_compressed_folder(subject.model, subject.tokenizer, info, writer.path)
     return writer.final_path, writer.requested_path

@@ -21,8 +21,8 @@ import torch
 from tuneyard.compress.calibration import held_out_batches
 
 if TYPE_CHECKING:
+    from tuneyard.components.calibration import Batch
     from tuneyard.compress.options import CompressOptions
-    from tuneyard.compress.statistics import Batch
     from tuneyard.data.loading import TaskData
     from tuneyard.task_types.base import TaskType
 
@@ -52,13 +52,13 @@ class HeldOut:
         if not batches:
             return cls()
         rows = sum(len(batch["input_ids"]) for batch in batches)
-        before = task_type.held_out_scores(model, batches)
+        before = task_type.compression.held_out_scores(model, batches)
         return cls(task_type, batches, rows, before, reference=final_hidden_states(model, batches))
 
     def measure_after(self, model: Any) -> None:
         """Score the compressed ``model`` on the same batches, and its output error."""
         if self.task_type is not None:
-            self.after = self.task_type.held_out_scores(model, self.batches)
+            self.after = self.task_type.compression.held_out_scores(model, self.batches)
             self.output_error = relative_error(final_hidden_states(model, self.batches), self.reference)
 
     def metrics(self) -> dict[str, float]:

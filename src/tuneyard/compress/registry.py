@@ -1,13 +1,17 @@
 """The table of compression methods: one entry per method, read by the CLI and the library.
 
-Entries name the class rather than import it, so the CLI lists the methods without
-loading torch; :func:`build_method` imports the one asked for.
+Methods register as Python entry points in the group ``tuneyard.compression_methods``
+(name -> ``module:Class``); tuneyard's own register there too (``pyproject.toml``), so a
+separate package adds a method with no change here. Entries name the class rather
+than import it, so the CLI lists the methods without loading torch;
+:func:`build_method` imports the one asked for.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import CompressionError
@@ -15,14 +19,20 @@ from tuneyard.errors import CompressionError
 if TYPE_CHECKING:
     from tuneyard.compress.method import CompressionMethod
 
+ENTRY_POINT_GROUP = "tuneyard.compression_methods"
+# The order methods are listed in: from the plain SVD to the most adaptive one.
+BUILTIN_ORDER = ("standard", "fwsvd", "whiten", "asvd", "adasvd")
+
+
+def _registered() -> dict[str, str]:
+    """name -> ``module:Class`` of every installed method, tuneyard's own first in their order."""
+    found = {point.name: point.value for point in entry_points(group=ENTRY_POINT_GROUP)}
+    order = [name for name in BUILTIN_ORDER if name in found] + sorted(set(found) - set(BUILTIN_ORDER))
+    return {name: found[name] for name in order}
+
+
 # name -> "module:Class"
-METHODS: dict[str, str] = {
-    "standard": "tuneyard.compress.standard:StandardSVD",
-    "fwsvd": "tuneyard.compress.fwsvd:FisherWeightedSVD",
-    "whiten": "tuneyard.compress.whiten:WhitenedSVD",
-    "asvd": "tuneyard.compress.asvd:ActivationAwareSVD",
-    "adasvd": "tuneyard.compress.adasvd:AdaptiveSVD",
-}
+METHODS: dict[str, str] = _registered()
 
 
 def method_class(name: str) -> type[CompressionMethod]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from tuneyard.components.calibration import Batch
 from tuneyard.errors import InternalError
 from tuneyard.models.lowrank import is_conv1d
 
@@ -35,9 +36,6 @@ class LayerStatistics:
     def abs_mean(self) -> torch.Tensor | None:
         """``mean_t |x_t|`` per input feature."""
         return None if self.abs_sum is None else self.abs_sum / max(self.tokens, 1)
-
-
-Batch = dict[str, torch.Tensor]
 
 
 class _InputRecorder:

@@ -1,9 +1,8 @@
-"""Load a task's splits, from the hub (named tasks) or a local folder, in its task type's shape.
+"""Split files: find them in a folder, read them (sharded Parquet too), carve a validation split.
 
-This module reads split files and carves a validation split; which columns the rows
-end up in is the task type's business (:mod:`tuneyard.task_types`), so
-:func:`load_task_data` returns whatever shape the task's type gives, plus the
-:class:`TaskSpec` that names labels and the main metric.
+Which columns the rows end up in is the task type's business: a task's data is
+loaded by :func:`tuneyard.task_types.data_loading.load_task_data`, which reads a folder
+through these functions as its task type's rows and returns a :class:`TaskData`.
 """
 
 from __future__ import annotations
@@ -12,13 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneyard.data.tasks import TaskSpec, glue_task
+from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
-
-    from tuneyard.data.options import ColumnOptions
 
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "val", "dev", "valid"), "test": ("test",)}
 FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
@@ -185,54 +182,3 @@ def _decoded(part: Dataset, original: Dataset, column: str) -> Dataset:
     return part.map(
         lambda batch: {column: encoded.int2str(batch[column])}, batched=True, features=original.features
     )
-
-
-def folder_task_type(data_dir: Path, columns: ColumnOptions) -> str:
-    """The task type whose columns a folder's first split file has (the default when none claims it)."""
-    from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES, get_task_type
-
-    files = find_split_files(data_dir) if data_dir.is_dir() else {}
-    if not files:
-        return DEFAULT_TASK_TYPE  # the task type's loader says what is missing
-    names = read_split(next(iter(files.values()))).column_names
-    claiming = (name for name in TASK_TYPES if get_task_type(name).recognizes(names, columns))
-    return next(claiming, DEFAULT_TASK_TYPE)
-
-
-def load_task_data(
-    task: str | None = None,
-    data_dir: str | Path | None = None,
-    columns: ColumnOptions | None = None,
-    seed: int = 42,
-    validation_fraction: float = 0.1,
-    require_labels: bool = True,
-) -> TaskData:
-    """A task's splits from a task name (``task``) or a local folder (``data_dir``).
-
-    The rows come out in the columns of the task's type (a named task knows its own; a
-    folder is read as ``columns.task_type``, or as the type its columns show, see
-    :func:`folder_task_type`). A local folder without a validation file gets one
-    carved from train, seeded; ``TaskData.carved_validation`` says so, for the caller
-    to tell the user.
-    """
-    from datasets import DatasetDict
-
-    from tuneyard.data.options import ColumnOptions
-    from tuneyard.task_types import get_task_type
-
-    if (task is None) == (data_dir is None):
-        raise DataError("give exactly one of --task NAME or --data DIR.")
-    if data_dir is not None:
-        columns = columns or ColumnOptions()
-        task_type = get_task_type(columns.task_type or folder_task_type(Path(data_dir), columns))
-        spec, splits = task_type.load_folder(Path(data_dir), columns, require_labels)
-        source = str(data_dir)
-    else:
-        spec = glue_task(str(task))
-        splits = get_task_type(spec.task_type).load_named(spec)
-        source = f"{spec.hub_id}/{spec.hub_config}"
-    carved = False
-    if "train" in splits and spec.eval_split not in splits and "validation" not in splits:
-        splits["train"], splits["validation"] = carve_validation(splits["train"], validation_fraction, seed)
-        carved = True
-    return TaskData(spec=spec, splits=DatasetDict(splits), source=source, carved_validation=carved)

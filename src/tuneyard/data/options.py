@@ -1,8 +1,8 @@
 """Where a verb's data comes from, as one options model shared by finetune, eval and compress.
 
 A named task (``--task sst2``) knows its own columns; a local folder (``--data DIR``)
-is read with the column names given here, as the task type's data (default
-``sequence_classification``).
+is read with the column names given here, as its task type's data
+(:func:`tuneyard.task_types.data_loading.load_data`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pydantic import Field
 from tuneyard.config import StrictModel
 
 if TYPE_CHECKING:
-    from tuneyard.data.loading import TaskData
     from tuneyard.yard.root import Yard
 
 
@@ -78,16 +77,3 @@ class DataOptions(ColumnOptions):
         if self.data is None:
             return self
         return self.model_copy(update={"data": str(dataset_folder(self.data, yard))})
-
-    def load(self, seed: int = 42, validation_fraction: float = 0.1, require_labels: bool = True) -> TaskData:
-        """The task's or folder's splits (see :func:`tuneyard.data.loading.load_task_data`)."""
-        from tuneyard.data.loading import load_task_data
-
-        return load_task_data(
-            task=self.task,
-            data_dir=self.data,
-            columns=ColumnOptions(**self.column_fields()),
-            seed=seed,
-            validation_fraction=validation_fraction,
-            require_labels=require_labels,
-        )

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneyard.errors import EvaluationError
 from tuneyard.components.throughput import choose_device
+from tuneyard.errors import EvaluationError
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import ProgressCallback
@@ -49,32 +49,31 @@ def generate(
     progress: ProgressCallback | None = None,
 ) -> GenerateOutcome:
     """Generate an answer for every row of ``data``'s ``split`` and file them."""
-    from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
-    from tuneyard.task_types.causal_lm.data import LANGUAGE_MODELING
-    from tuneyard.task_types.causal_lm.generation import generate_answers, write_predictions
-    from tuneyard.task_types.causal_lm.model import with_chat_template
+    from tuneyard.task_types.model_loading import resolve_checkpoint
 
-    if data.spec.task_type != "causal_lm":
+    task_type = get_task_type(data.spec.task_type)
+    generation = task_type.generation
+    if generation is None:
         raise EvaluationError(
-            f"{data.source} holds {data.spec.task_type} rows; generate answers chat prompts.",
+            f"{data.source} holds {task_type.name} rows; generate answers chat prompts.",
             "Give chat data (a messages column, or prompt and response columns).",
         )
-    if data.spec.problem == LANGUAGE_MODELING:
+    if not generation.has_prompts(data.spec):
         raise EvaluationError(
             f"{data.source} holds plain text, with no prompts to answer.",
             "Give chat data to generate answers; `tuneyard eval` scores plain text by its perplexity.",
         )
     rows = data.split(split)
-    folder = local_model_folder(resolve_model_path(model_path, yard))
+    folder = local_model_folder(resolve_checkpoint(model_path, yard))
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir else None, GENERATIONS_FOLDER
     )
-    model, tokenizer = get_task_type("causal_lm").load_for_eval(folder, choose_device(device))
-    with_chat_template(tokenizer, data.spec, str(folder))
-    generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
+    model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
+    generation.prepare_tokenizer(tokenizer, data.spec, str(folder))
+    generations = generation.generate(model, tokenizer, rows, options, batch_size, progress)
     with results_folder(yard, placement) as (temp, final):
-        write_predictions(temp, generations)
+        generation.write_predictions(temp, generations)
         settings = {"model": yard.relative(folder), "split": split, **options.model_dump()}
         settings["created"] = utc_now()
         (temp / "generation.json").write_text(json.dumps(settings, indent=2) + "\n")

@@ -67,21 +67,21 @@ def evaluate_model(
     file is evaluated as the float32 folder it is imported to (once) in ``yard``, and
     its results are filed there.
     """
-    from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
+    from tuneyard.task_types.model_loading import resolve_checkpoint
 
     task_type = get_task_type(data.spec.task_type)
     dataset = data.split(split)
     if samples is not None:  # the first rows, in file order: the same rows for every model
         dataset = dataset.select(range(min(samples, len(dataset))))
-    folder = local_model_folder(resolve_model_path(model_path, yard))
+    folder = local_model_folder(resolve_checkpoint(model_path, yard))
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None
     )
-    model, tokenizer = task_type.load_for_eval(folder, choose_device(device))
+    model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
     if max_length is None:
         max_length = trained_max_length(folder, placement.artifact)
-    result = task_type.evaluate(
+    result = task_type.evaluation.evaluate(
         model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress, answers
     )
     with results_folder(yard, placement) as (temp, final):

@@ -10,6 +10,7 @@ from pydantic import Field
 from tuneyard.config import StrictModel
 from tuneyard.data.options import ColumnOptions, DataOptions
 from tuneyard.task_types.causal_lm.options import AnswerOptions, GenerationOptions
+from tuneyard.task_types.data_loading import load_data
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
@@ -63,5 +64,5 @@ def load_eval_data(task_or_folder: str, columns: ColumnOptions) -> TaskData:
     """A named task, or a local folder (an existing directory wins over a name)."""
     folder = Path(task_or_folder).expanduser()
     if folder.is_dir():
-        return DataOptions(data=str(folder), **columns.column_fields()).load()
-    return DataOptions(task=task_or_folder).load()
+        return load_data(DataOptions(data=str(folder), **columns.column_fields()))
+    return load_data(DataOptions(task=task_or_folder))

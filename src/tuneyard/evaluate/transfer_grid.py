@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import EvaluationError, TuneyardError
 from tuneyard.components.throughput import json_number
+from tuneyard.errors import EvaluationError, TuneyardError
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
 from tuneyard.evaluate.placement import owning_artifact
@@ -85,12 +85,12 @@ def checkpoint_to_eval(model: str, which: str) -> str:
 
 
 def model_axes(models: list[str], yard: Yard, which: str = "best") -> list[GridAxis]:
-    from tuneyard.models.gguf import resolve_model_path
     from tuneyard.models.loading import local_model_folder
+    from tuneyard.task_types.model_loading import resolve_checkpoint
 
     axes = []
     for model in models:
-        folder = local_model_folder(resolve_model_path(checkpoint_to_eval(model, which), yard)).resolve()
+        folder = local_model_folder(resolve_checkpoint(checkpoint_to_eval(model, which), yard)).resolve()
         axes.append(GridAxis(key=yard.relative(folder), label=model_display_name(folder)))
     return unique_labels(axes)
 

@@ -61,7 +61,7 @@ def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from tuneyard.experiments.cell_log import cell_log
-    from tuneyard.experiments.grid import cell_state
+    from tuneyard.experiments.cells import cell_state
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
     from tuneyard.yard.root import Yard

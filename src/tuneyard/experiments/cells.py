@@ -23,6 +23,7 @@ from tuneyard.experiments.spec import ExperimentSpec, FinetuneGrid
 from tuneyard.experiments.starts import CompressedStart, compressed_start, fits
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.yard.layout import model_display_name, safe_component
+from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 ID_LENGTH = 10
 PLACEMENT_FIELDS = {"output_dir", "name", "project"}  # where a run is filed: not part of its id
@@ -143,3 +144,11 @@ def cell_id(options: FinetuneOptions, start: CompressedStart | None = None) -> s
     if start is not None:
         shaping["checkpoint"] = {"model": start.options.model, "compression": start.id}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]
+
+
+def cell_state(folder: Path) -> str:
+    """``new``, ``complete``, ``interrupted`` (the manifest still says running) or ``failed``."""
+    if not (folder / MANIFEST_FILE).is_file():
+        return "new"
+    status = read_manifest(folder).status
+    return {"complete": "complete", "failed": "failed"}.get(status, "interrupted")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
 from tuneyard.experiments.cell_log import LOGS
-from tuneyard.experiments.cells import FinetuneCell, expand
+from tuneyard.experiments.cells import FinetuneCell, cell_state, expand
 from tuneyard.experiments.search import MethodResult, Probe, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
 from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
@@ -80,14 +80,6 @@ def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPl
         folder = cell.folder(experiment / CHECKPOINTS)
         plans.append(CellPlan(cell, folder, cell_state(folder)))
     return plans
-
-
-def cell_state(folder: Path) -> str:
-    """``new``, ``complete``, ``interrupted`` (the manifest still says running) or ``failed``."""
-    if not (folder / MANIFEST_FILE).is_file():
-        return "new"
-    status = read_manifest(folder).status
-    return {"complete": "complete", "failed": "failed"}.get(status, "interrupted")
 
 
 def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare: bool) -> Path | None:

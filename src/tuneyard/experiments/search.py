@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
 from tuneyard.errors import ConfigError
+from tuneyard.task_types.data_loading import load_data
 from tuneyard.yard.manifest import utc_now
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def score(model: str | Path, search: SearchSpec, yard: Yard) -> float:
     from tuneyard.data.options import DataOptions
     from tuneyard.evaluate.model_eval import evaluate_model
 
-    data = DataOptions(data=search.data).in_yard(yard).load()
+    data = load_data(DataOptions(data=search.data).in_yard(yard))
     outcome = evaluate_model(model, data, yard, split=search.split)
     metrics = outcome.result.metrics
     if search.metric not in metrics:

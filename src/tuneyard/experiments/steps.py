@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ValidationFailedError
+from tuneyard.task_types.data_loading import load_data
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -61,7 +62,7 @@ def _eval(options: Any, yard: Yard) -> Path:
     from tuneyard.evaluate.model_eval import evaluate_model
 
     outcome = evaluate_model(
-        options.checkpoint, options.in_yard(yard).load(), yard, split=options.split,
+        options.checkpoint, load_data(options.in_yard(yard)), yard, split=options.split,
         output_dir=options.output_dir, batch_size=options.batch_size, max_length=options.max_length,
         device=options.device, answers=options.answers, samples=options.nb_eval_samples,
     )  # fmt: skip

@@ -33,7 +33,9 @@ from pydantic import Field
 
 from tuneyard.data.options import DataOptions
 from tuneyard.errors import ExportError
+from tuneyard.task_types import get_task_type
 from tuneyard.task_types.causal_lm.options import AnswerOptions
+from tuneyard.task_types.data_loading import load_data
 from tuneyard.yard.manifest import MANIFEST_FILE, TRAINING_KINDS, list_files, read_manifest, update_manifest
 from tuneyard.yard.root import Yard
 from tuneyard.yard.writer import replace_folder
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 
     from tuneyard.data.loading import TaskData
     from tuneyard.export.llama_runtime import LlamaRuntime
-    from tuneyard.task_types.base import ProgressCallback
+    from tuneyard.task_types.base import GenerationRole, ProgressCallback
 
 VALIDATION_FOLDER = "validation"
 
@@ -158,20 +160,28 @@ def training_data(yard: Yard, folder: Path) -> tuple[DataOptions, dict[str, Any]
     return None
 
 
-def load_rows(options: ValidateOptions, yard: Yard, export: Path, tokenizer: Any) -> Rows:
-    """The first ``samples`` rows of the split, from ``--data``/``--task`` or the run's data."""
-    from tuneyard.task_types.causal_lm.calibration import token_sequences
-    from tuneyard.task_types.causal_lm.generation import render_prompts
-    from tuneyard.task_types.causal_lm.model import with_chat_template
-
-    data = validation_data(options, yard, export)
+def load_rows(options: ValidateOptions, data: TaskData, tokenizer: Any) -> Rows:
+    """The first ``samples`` rows of the split (:func:`validation_data`) as token ids and prompts."""
+    generation = _generation(data)
     split = data.split(options.split)
     rows = split.select(range(min(options.samples, len(split))))
-    sequences = [ids[: options.max_length] for ids in token_sequences(tokenizer, rows, data.spec)]
-    if "prompt" not in rows.column_names:  # plain text: perplexity and agreement only
+    sequences = [ids[: options.max_length] for ids in generation.token_sequences(tokenizer, rows, data.spec)]
+    if not generation.has_prompts(data.spec):  # plain text: perplexity and agreement only
         return Rows(data, rows, sequences, [], [])
-    with_chat_template(tokenizer, data.spec, "the exported model")
-    return Rows(data, rows, sequences, render_prompts(tokenizer, rows), list(rows["reference"]))
+    generation.prepare_tokenizer(tokenizer, data.spec, "the exported model")
+    return Rows(data, rows, sequences, generation.render_prompts(tokenizer, rows), list(rows["reference"]))
+
+
+def _generation(data: TaskData) -> GenerationRole:
+    """The generation role of the data's task type: validation compares a language model's tokens."""
+    generation = get_task_type(data.spec.task_type).generation
+    if generation is None:
+        raise ExportError(
+            f"validation compares a language model's tokens and answers; {data.spec.name} is a "
+            f"{data.spec.task_type} task.",
+            "Give chat or plain text data with --data, or pass --no-validate.",
+        )
+    return generation
 
 
 def validation_data(options: ValidateOptions, yard: Yard, folder: Path) -> TaskData:
@@ -179,20 +189,15 @@ def validation_data(options: ValidateOptions, yard: Yard, folder: Path) -> TaskD
     found = None if options.task or options.data else training_data(yard, folder)
     if found is not None:
         data_options, split_settings = found
-        data = data_options.load(require_labels=False, **split_settings)
+        data = load_data(data_options, require_labels=False, **split_settings)
     elif options.task or options.data:
-        data = options.load(require_labels=False)
+        data = load_data(options, require_labels=False)
     else:
         raise ExportError(
             f"{folder} has no fine-tuning run in its lineage to take validation data from.",
             "Give the rows to compare on with --data DIR or --task NAME, or pass --no-validate.",
         )
-    if data.spec.task_type != "causal_lm":
-        raise ExportError(
-            f"validation compares a language model's tokens and answers; {data.spec.name} is a "
-            f"{data.spec.task_type} task.",
-            "Give chat or plain text data with --data, or pass --no-validate.",
-        )
+    _generation(data)
     return data
 
 
@@ -210,8 +215,6 @@ def hf_side(
     """The source model in transformers: logits at every position, greedy answers one row at a time."""
     import torch
 
-    from tuneyard.task_types.causal_lm.generation import generate_answers
-
     side = Side()
     for ids in rows.sequences:
         with torch.inference_mode():
@@ -219,7 +222,8 @@ def hf_side(
         side.add_logits(logits, ids)
         progress(1)
     if rows.prompts:  # one row per batch: no padding, so no padding can change an answer
-        generations = generate_answers(model, tokenizer, rows.rows, _greedy(options.answers), 1, progress)
+        generation = _generation(rows.data)
+        generations = generation.generate(model, tokenizer, rows.rows, _greedy(options.answers), 1, progress)
         side.answers = [row.prediction for row in generations.rows]
         side.answer_tokens, side.answer_seconds = generations.tokens, generations.seconds
     return side
@@ -273,8 +277,8 @@ def tokenizer_check(tokenizer: Any, runtime: LlamaRuntime, rows: Rows) -> tuple[
 
 def graded(answers: list[str], rows: Rows, options: AnswerOptions) -> tuple[float, list[float]]:
     """The grader's score of ``answers`` against the references, and each answer's score."""
-    from tuneyard.components.graders import make_grader
     from tuneyard.components.grade_log import grade_records
+    from tuneyard.components.graders import make_grader
 
     grader = make_grader(options.grader, options.fields, options.pattern, options.choices, rows.references)
     records = [
@@ -342,11 +346,10 @@ def load_source(
     """Load the source model, the rows, and the source's logits and answers on them."""
     import torch
 
-    from tuneyard.task_types.causal_lm.model import load_for_eval
-
-    model, tokenizer = load_for_eval(folder, torch.device("cpu"))
+    data = validation_data(options, yard, export)
+    model, tokenizer = get_task_type(data.spec.task_type).model.load_for_eval(folder, torch.device("cpu"))
     model.eval()
-    rows = load_rows(options, yard, export, tokenizer)
+    rows = load_rows(options, data, tokenizer)
     if not rows.sequences:
         raise ExportError(f"split {options.split!r} of {rows.data.spec.name} has no rows to validate on.")
     return Source(folder, model, tokenizer, rows, hf_side(model, tokenizer, rows, options, progress))

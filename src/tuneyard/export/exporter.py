@@ -182,16 +182,19 @@ def _manifest(
     from tuneyard.export.merge import artifact_folder, task_of
     from tuneyard.models.family import family_for
     from tuneyard.models.loading import load_config
+    from tuneyard.task_types.model_loading import task_type_of_model
     from tuneyard.yard.layout import model_display_name
     from tuneyard.yard.manifest import Manifest
 
     name = options.name or model_display_name(artifact_folder(origin))
     target = yard.target_path("export", output_dir=options.output_dir, name=f"{name}_{method}")
     task, dataset = task_of(artifact_folder(source))
+    task_type = task_type_of_model(source)
     manifest = Manifest(
         kind="export",
         name=target.name,
         task=task,
+        task_type=task_type.name if task_type else None,
         dataset=dataset,
         arch=family_for(load_config(source).model_type).arch,
         method=method,

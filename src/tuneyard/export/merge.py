@@ -9,8 +9,10 @@ a ``merged`` artifact at ``models/merged/{arch}/{name}`` whose parents are the s
 (the run, or the compressed model) and the base.
 
 The merge checks itself before anything is written: the merged model's logits on a
-probe sentence must equal the source model's (to 1e-4 of their scale); a mismatch is
-an error and nothing is filed.
+probe input (its task type's :meth:`~tuneyard.task_types.base.ModelRole.probe_inputs`:
+a sentence for a text model) must equal the source model's (to 1e-4 of their scale);
+a mismatch is an error and nothing is filed. The merged model records its source's
+task type.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuneyard.config import StrictModel
 from tuneyard.errors import ExportError
 from tuneyard.yard.root import Yard
 
-PROBE = "The quick brown fox jumps over the lazy dog, then asks which Debian section it is in."
+if TYPE_CHECKING:
+    from tuneyard.task_types.base import TaskType
+
 TOLERANCE = 1e-4  # of the largest probe logit's magnitude
 
 
@@ -72,11 +76,14 @@ def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
             "Merge a LoRA run (its folder or best/), or a compressed model with --dense.",
         )
     _refuse_quantized(base)
-    model, tokenizer, probe = _load_with_probe(folder)
+    task_type = _task_type(folder)
+    model, tokenizer, probe = _load_with_probe(folder, task_type)
     before = _probe_logits(model, probe)
     merged, layers = _fold(model, source)
     difference = _check_same_outputs(before, _probe_logits(merged, probe), folder)
-    path = _write(yard, options, folder, base, merged, tokenizer, source, layers, difference)
+    path = _write(
+        yard, options, folder, base, (merged, tokenizer), source, layers, difference, task_type.name
+    )
     params = sum(parameter.numel() for parameter in merged.parameters())
     return MergeResult(path, source, layers, params, difference, time.perf_counter() - started, merged)
 
@@ -94,13 +101,28 @@ def _refuse_quantized(base: Path | str) -> None:
         )
 
 
-def _load_with_probe(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The source model (eval mode, float32 as loaded), its tokenizer and the tokenized probe."""
-    from tuneyard.models.loading import load, load_tokenizer
+def _task_type(folder: Path) -> TaskType:
+    """The source's task type (recorded, else inferred once); merge needs it for the probe."""
+    from tuneyard.task_types.model_loading import task_type_of_model
+
+    task_type = task_type_of_model(folder)
+    if task_type is None:
+        raise ExportError(
+            f"{folder} records no task type and none can be told from its model class.",
+            "Merge a model tuneyard trained or compressed (its manifest records the task type), or one "
+            "whose config.json names its model class (architectures).",
+        )
+    return task_type
+
+
+def _load_with_probe(folder: Path, task_type: TaskType) -> tuple[Any, Any, dict[str, Any]]:
+    """The source model (eval mode, float32 as loaded), its tokenizer and the task type's probe inputs."""
+    from tuneyard.models.loading import load_tokenizer
+    from tuneyard.task_types.model_loading import load
 
     model = load(folder)
     tokenizer = load_tokenizer(folder)
-    return model, tokenizer, dict(tokenizer(PROBE, return_tensors="pt"))
+    return model, tokenizer, task_type.model.probe_inputs(tokenizer)
 
 
 def _probe_logits(model: Any, probe: dict[str, Any]) -> Any:
@@ -128,7 +150,7 @@ def _check_same_outputs(before: Any, after: Any, folder: Path) -> float:
     scale = max(1.0, float(before.abs().max()))
     if difference > TOLERANCE * scale:
         raise ExportError(
-            f"the merged model's logits differ from {folder}'s by up to {difference:.3g} on a probe sentence "
+            f"the merged model's logits differ from {folder}'s by up to {difference:.3g} on the probe "
             f"(allowed {TOLERANCE * scale:.3g}); nothing was written.",
             "This is a bug in the merge or a layer type it does not know; please report it with the model.",
         )
@@ -140,16 +162,17 @@ def _write(
     options: MergeOptions,
     folder: Path,
     base: Path | str,
-    merged: Any,
-    tokenizer: Any,
+    converted: tuple[Any, Any],
     source: str,
     layers: int,
     difference: float,
+    task_type: str,
 ) -> Path:
     from tuneyard.models.family import family_for
     from tuneyard.yard.layout import model_display_name
     from tuneyard.yard.manifest import Manifest
 
+    merged, tokenizer = converted
     arch = family_for(merged.config.model_type).arch
     origin = artifact_folder(folder)
     name = options.name or model_display_name(origin)
@@ -164,6 +187,7 @@ def _write(
         arch=arch,
         method=source,
         task=task,
+        task_type=task_type,
         dataset=dataset,
         parents=parents,
         config=options.model_dump(),

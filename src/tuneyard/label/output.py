@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.label.journal import JOURNAL_FILE
 from tuneyard.label.options import LabelOptions
+from tuneyard.label.tally import LabelledDataset, Tally, price
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from tuneyard.label.labeller import LabelledDataset, Tally
     from tuneyard.yard.root import Yard
 
 CARD_FILE = "README.md"
@@ -32,7 +32,6 @@ def write_dataset(
 ) -> LabelledDataset:
     """Write ``datasets/{name}/`` from the journal's ``entries`` (written beside, then renamed)."""
     from tuneyard.data.prepare import statistics, write_splits
-    from tuneyard.label.labeller import LabelledDataset
     from tuneyard.yard.manifest import Manifest, Parent
 
     labelled = {
@@ -84,7 +83,6 @@ def outcome_metrics(
     labelled: dict[str, Dataset],
 ) -> dict[str, Any]:
     """Row outcomes, tokens and cost (summed over the cost log), and agreement with an original label."""
-    from tuneyard.label.labeller import price
 
     requests = [request for entry in entries.values() for request in entry["requests"]]
     prompt_tokens = sum(request["prompt_tokens"] for request in requests)
@@ -137,7 +135,6 @@ def write_request_log(
     path: Path, entries: dict[tuple[str, int], dict[str, Any]], options: LabelOptions
 ) -> None:
     """The cost log: one line per HTTP request of the job, with its outcome, tokens and price."""
-    from tuneyard.label.labeller import price
 
     lines = []
     for (split, index), entry in sorted(entries.items()):

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.models.compressed_folder import is_compressed_folder
-from tuneyard.yard.metadata_guess import infer_metadata, path_tokens
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+from tuneyard.yard.metadata_guess import infer_metadata, path_tokens
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard

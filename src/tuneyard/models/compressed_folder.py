@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuneyard import __version__
 from tuneyard.errors import ModelError
+from tuneyard.version import __version__
+from tuneyard.yard.metadata_guess import COMPRESSION_INFO_FILE
 
-COMPRESSION_INFO_FILE = "compression_info.json"
 WEIGHTS_FILE = "model.safetensors"
 INFO_FORMAT = 1
 
@@ -102,26 +102,6 @@ def is_compressed_folder(folder: Path) -> bool:
 def _read_info_json(folder: Path) -> Any:
     """The parsed ``compression_info.json`` (``FileNotFoundError`` / ``ValueError`` as raised)."""
     return json.loads((folder / COMPRESSION_INFO_FILE).read_text())
-
-
-def read_compression_fields(folder: Path) -> dict[str, Any]:
-    """The fields users script against (arch, method, rank, task), from any tool's info file.
-
-    Lenient, for folders tuneyard did not write (FlashSVD's ``compression_info.json``
-    has these fields but not the layer table): a missing or unreadable file gives none.
-    """
-    try:
-        info = _read_info_json(folder)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(info, dict):
-        return {}
-    fields: dict[str, Any] = {
-        key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)
-    }
-    if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
-        fields["rank"] = info["rank"]
-    return fields
 
 
 def read_compression_info(folder: Path) -> CompressionInfo:

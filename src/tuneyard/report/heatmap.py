@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 
-from tuneyard.report.figure import new_figure, save_png
+from tuneyard.components.figure import new_figure, save_png
 
 
 def plot_grid_heatmap(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tuneyard.report.figure import new_figure, save_png
+from tuneyard.components.figure import new_figure, save_png
 
 
 @dataclass

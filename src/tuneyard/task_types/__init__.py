@@ -1,15 +1,19 @@
 """Task types: the extension point for the kind of problem a model solves.
 
-A task type is one module (here a package) that implements
-:class:`tuneyard.task_types.base.TaskType`; registering it is one line in
-:data:`TASK_TYPES`. finetune, eval, eval-grid and compress look up the task type of
-their data here and never special-case one. The table names modules rather than
-importing them, so the CLI can list the choices without loading torch.
+A task type is one package whose ``TASK_TYPE`` is a :class:`tuneyard.task_types.base.TaskType`,
+registered as a Python entry point in the group ``tuneyard.task_types`` (name ->
+``module:attribute``). tuneyard's own task types register through the same group in
+its ``pyproject.toml``, so a separate package adds one the same way, with no change
+here. The table holds the entry points' targets rather than the objects, so the CLI
+lists the choices without importing torch.
+
+This layer also decides which task type a folder or a model is: :mod:`.choice`.
 """
 
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import ConfigError
@@ -17,28 +21,30 @@ from tuneyard.errors import ConfigError
 if TYPE_CHECKING:
     from tuneyard.task_types.base import TaskType
 
-# name -> module defining ``TASK_TYPE``.
-TASK_TYPES: dict[str, str] = {
-    "sequence_classification": "tuneyard.task_types.sequence_classification",
-    "causal_lm": "tuneyard.task_types.causal_lm",
-}
+ENTRY_POINT_GROUP = "tuneyard.task_types"
 DEFAULT_TASK_TYPE = "sequence_classification"
+
+
+def _registered() -> dict[str, str]:
+    """name -> ``module:attribute`` of every installed task type, built-ins first."""
+    found = {point.name: point.value for point in entry_points(group=ENTRY_POINT_GROUP)}
+    builtin = sorted(name for name, target in found.items() if target.startswith("tuneyard."))
+    return {name: found[name] for name in [*builtin, *sorted(set(found) - set(builtin))]}
+
+
+# name -> "module:attribute" defining the TaskType.
+TASK_TYPES: dict[str, str] = _registered()
 
 
 def get_task_type(name: str | None = None) -> TaskType:
     """The task type called ``name`` (default: sequence classification)."""
     chosen = name or DEFAULT_TASK_TYPE
     if chosen not in TASK_TYPES:
-        raise ConfigError(f"unknown task type {chosen!r}.", f"Task types: {', '.join(TASK_TYPES)}.")
-    task_type: TaskType = importlib.import_module(TASK_TYPES[chosen]).TASK_TYPE
+        raise ConfigError(
+            f"unknown task type {chosen!r}.",
+            f"Task types: {', '.join(TASK_TYPES)} (a plugin package adds one through the "
+            f"{ENTRY_POINT_GROUP!r} entry point group).",
+        )
+    module, _, attribute = TASK_TYPES[chosen].partition(":")
+    task_type: TaskType = getattr(importlib.import_module(module), attribute or "TASK_TYPE")
     return task_type
-
-
-def task_type_for_peft(peft_task_type: str) -> TaskType | None:
-    """The task type whose LoRA adapters PEFT marks ``peft_task_type`` (``SEQ_CLS``), if any."""
-    wanted = peft_task_type.removeprefix("TaskType.")
-    for name in TASK_TYPES:
-        task_type = get_task_type(name)
-        if task_type.peft_task_type == wanted:
-            return task_type
-    return None

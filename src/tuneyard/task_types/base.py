@@ -1,11 +1,20 @@
-"""What a task type provides: the one interface finetune, eval, eval-grid and compress call.
+"""What a task type is: five small roles that finetune, eval, compress, merge and generate call.
 
-A task type owns everything that depends on the kind of problem: which columns its
-data has and how rows are formatted, the model class and tokenizer or processor, how
-rows become a batch, the PEFT task type, the metrics training reports, the evaluation
-loop and the files it writes, and the calibration batches compression reads. The verbs
-hold no task-specific code: they load a dataset, look up its ``spec.task_type`` in
-:data:`tuneyard.task_types.TASK_TYPES` and call these methods.
+A task type owns everything that depends on the kind of problem, split by who asks:
+
+- :class:`DataRole`: which columns its rows have, how a folder or a named task reads;
+- :class:`ModelRole`: the model class and its tokenizer or processor, the head, a probe
+  input for merge's check, what its outputs range over;
+- :class:`TrainingRole`: the Trainer, its arguments and metrics;
+- :class:`EvaluationRole`: the evaluation loop and its files;
+- :class:`CompressionRole`: calibration batches and what compress measures.
+
+:class:`TaskType` is the record that puts them together under a name; a chat model
+adds :class:`GenerationRole`. Shared implementations of these roles live in
+:mod:`tuneyard.task_types.classifier` ("a classifier over some input") and
+:mod:`tuneyard.task_types.chat` ("a chat model over some input"), so a new task type
+writes only what differs. The value types here belong to the interface: nothing in it
+names a verb's own types, so this layer never imports a verb.
 """
 
 from __future__ import annotations
@@ -14,24 +23,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
-    from tuneyard.compress.calibration import CalibrationSet
-    from tuneyard.compress.method import CompressionMethod
+    from tuneyard.components.calibration import Batch, CalibrationSet
+    from tuneyard.components.distillation import Teacher
+    from tuneyard.components.throughput import Throughput
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.components.throughput import Throughput
-    from tuneyard.components.distillation import Teacher
-    from tuneyard.train.options import FinetuneOptions
     from tuneyard.models.checkpoint import StartingCheckpoint
 
 # Called after every batch with the number of examples just scored.
 ProgressCallback = Callable[[int], None]
+# A text input for merge's check (source and merged model must agree on its logits).
+PROBE_TEXT = "The quick brown fox jumps over the lazy dog, then asks which Debian section it is in."
 
 
 class EvalResult(Protocol):
@@ -57,27 +66,36 @@ class CompressionSubject:
     head: str  # "trained", "untrained", "none" or how a head was fitted ("linear_probe")
 
 
-class TaskType(ABC):
-    """One kind of problem (sequence classification, causal LM, ...) end to end."""
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What the fine-tuning options tell a task type's Trainer (the interface's own type)."""
 
-    name: ClassVar[str]
-    summary: ClassVar[str]
-    # PEFT's ``TaskType`` for LoRA adapters of this kind of model, e.g. "SEQ_CLS".
-    peft_task_type: ClassVar[str]
-    # What compress measures on held-out rows before and after factorising (held_out_scores).
-    held_out_metrics: ClassVar[tuple[str, ...]] = ()
-    # Whether build_trainer takes a teacher (``finetune --distill-from``).
-    distills: ClassVar[bool] = False
+    max_length: int
+    packing: bool = False
 
-    # -- data ------------------------------------------------------------------
+
+class DataRole(ABC):
+    """Rows: which folders this task type reads, and what it refuses before training."""
 
     @abstractmethod
-    def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
-        """Whether a data file with these columns holds this task type's rows (``--task-type`` unset)."""
+    def recognize(self, column_names: list[str], columns: ColumnOptions) -> int:
+        """How well a split file with these columns fits this task type: 0 = not at all.
 
-    @abstractmethod
+        The task type of a ``--data`` folder without ``--task-type`` is the one scoring
+        highest; a tie between two is an error that names ``--task-type``.
+        """
+
+    def named_tasks(self) -> dict[str, TaskSpec]:
+        """The tasks ``--task NAME`` can name that this task type loads (GLUE's, for classification)."""
+        return {}
+
     def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
         """A named task's splits (from the hub or its cache) in this task type's columns."""
+        from tuneyard.errors import DataError
+
+        raise DataError(
+            f"task {spec.name!r} is not a {spec.task_type} task.", "Give a folder with --data DIR."
+        )
 
     @abstractmethod
     def load_folder(
@@ -85,25 +103,76 @@ class TaskType(ABC):
     ) -> tuple[TaskSpec, dict[str, Dataset]]:
         """A local folder's split files in this task type's columns, and the spec they make."""
 
-    @abstractmethod
     def check_trainable(self, data: TaskData) -> None:
-        """Refuse data that cannot train a model (a single class, no targets)."""
+        """Refuse data that cannot train a model (a single class, no targets); nothing by default."""
 
-    # -- training --------------------------------------------------------------
+    def check_lengths(self, data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
+        """Refuse rows that cannot train within ``max_length`` tokens; notes for the user on what is cut."""
+        return []
+
+
+class ModelRole(ABC):
+    """The model class, its tokenizer or processor, and the parts of it other verbs ask about."""
+
+    # The transformers auto class's model mapping (``MODEL_FOR_CAUSAL_LM_MAPPING_NAMES``)
+    # whose architectures this task type claims (a folder's task type when none is recorded).
+    architecture_mapping: str = ""
+    # PEFT's ``TaskType`` for LoRA adapters of this kind of model, e.g. "SEQ_CLS".
+    peft_task_type: str = ""
+
+    def claims(self, architecture: str) -> bool:
+        """Whether a ``config.json`` ``architectures`` entry is one of this task type's model classes."""
+        import transformers.models.auto.modeling_auto as auto
+
+        mapping: dict[str, Any] = getattr(auto, self.architecture_mapping, {})
+        return any(
+            architecture in (names if isinstance(names, tuple) else (names,)) for names in mapping.values()
+        )
 
     @abstractmethod
-    def load_tokenizer(self, parent: StartingCheckpoint, spec: TaskSpec) -> Any:
+    def load_tokenizer(self, checkpoint: StartingCheckpoint, spec: TaskSpec) -> Any:
         """The checkpoint's tokenizer (or processor), ready to batch and format ``spec``'s rows."""
 
     @abstractmethod
-    def load_model(self, parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+    def load(self, checkpoint: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
         """The checkpoint as the model class this task trains (a fresh head seeded by ``seed``)."""
+
+    @abstractmethod
+    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
+        """Model (on ``device``) and tokenizer of a model folder; refuses a model this task cannot score."""
+
+    @abstractmethod
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        """The base model a saved LoRA ``adapter`` of this task type goes onto (``tuneyard.load``)."""
+
+    def head_modules(self, model: Any) -> list[str]:
+        """Top-level modules that are the task head: ``frozen`` trains them, LoRA saves them whole."""
+        return []
+
+    @abstractmethod
+    def probe_inputs(self, tokenizer: Any) -> dict[str, Any]:
+        """One small batch of model inputs: merge compares its outputs before and after."""
+
+    @abstractmethod
+    def output_space(self, model: Any) -> str:
+        """What the model's logits range over, in words (a teacher must match its student's)."""
+
+
+class TrainingRole(ABC):
+    """The Trainer: batching, loss, the metrics training reports."""
+
+    # Whether build_trainer takes a teacher (``finetune --distill-from``).
+    distills: bool = False
 
     def arguments_class(self) -> type:
         """The Trainer's arguments class: ``TrainingArguments`` or a subclass (TRL's ``SFTConfig``)."""
         from transformers import TrainingArguments
 
         return TrainingArguments
+
+    def trainer_settings(self, settings: TrainingSettings) -> dict[str, Any]:
+        """``TrainingArguments`` fields this kind of training needs beyond tuneyard's own."""
+        return {}
 
     @abstractmethod
     def build_trainer(
@@ -120,34 +189,16 @@ class TaskType(ABC):
 
         Its ``eval_*`` metrics are what ``--metric-for-best`` chooses from (see
         :meth:`metric_names`); tuneyard's ``callbacks`` go in as given. With a ``teacher``
-        the training loss also matches its logits (:mod:`tuneyard.train.distillation`).
+        the training loss also matches its logits (:mod:`tuneyard.components.distillation`).
         """
 
     @abstractmethod
     def metric_names(self, spec: TaskSpec) -> list[str]:
         """Every metric an evaluation reports for ``spec`` (what ``--metric-for-best`` may name)."""
 
-    def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
-        """``TrainingArguments`` fields this kind of training needs beyond tuneyard's own."""
-        return {}
 
-    def check_lengths(self, data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
-        """Refuse rows that cannot train within ``max_length`` tokens; notes for the user on what is cut."""
-        return []
-
-    @abstractmethod
-    def modules_to_save(self, model: Any) -> list[str]:
-        """Modules a LoRA run trains and saves in full next to the adapters (a task head)."""
-
-    @abstractmethod
-    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
-        """The base model a saved LoRA ``adapter`` of this task type goes onto (``tuneyard.load``)."""
-
-    # -- evaluation ------------------------------------------------------------
-
-    @abstractmethod
-    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
-        """Model (on ``device``) and tokenizer of a model folder; refuses a model this task cannot score."""
+class EvaluationRole(ABC):
+    """Scoring a model on one split."""
 
     @abstractmethod
     def evaluate(
@@ -164,7 +215,12 @@ class TaskType(ABC):
     ) -> EvalResult:
         """Score ``model`` on one split (``answers``: how a generative task type decodes and grades)."""
 
-    # -- compression -----------------------------------------------------------
+
+class CompressionRole(ABC):
+    """What ``compress`` needs: the model shaped for its task, calibration batches, held-out scores."""
+
+    # What compress measures on held-out rows before and after factorising (held_out_scores).
+    held_out_metrics: tuple[str, ...] = ()
 
     @abstractmethod
     def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
@@ -173,18 +229,68 @@ class TaskType(ABC):
     @abstractmethod
     def calibration_batches(
         self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
-    ) -> list[dict[str, torch.Tensor]]:
+    ) -> list[Batch]:
         """Calibration rows as model inputs, with ``labels`` when the rows have targets."""
 
     def prepare_head(
-        self, subject: CompressionSubject, method: CompressionMethod, calibration: CalibrationSet | None
+        self, subject: CompressionSubject, needs_labels: bool, calibration: CalibrationSet | None
     ) -> str | None:
-        """Make the head fit for ``method``'s statistics; returns a note for the user, if any."""
+        """Make the head fit for a method whose statistics ``needs_labels``; a note for the user, if any."""
         return None
 
-    def held_out_scores(self, model: Any, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
+    def held_out_scores(self, model: Any, batches: list[Batch]) -> dict[str, float]:
         """:attr:`held_out_metrics` of ``model`` on held-out :meth:`calibration_batches`.
 
         None by default: a classifier's compression is judged by ``tuneyard eval``.
         """
         return {}
+
+
+class GenerationRole(ABC):
+    """Answers generated for prompts (``tuneyard generate``; llama.cpp validation compares them)."""
+
+    @abstractmethod
+    def has_prompts(self, spec: TaskSpec) -> bool:
+        """Whether ``spec``'s rows are prompts to answer (not plain text to model)."""
+
+    @abstractmethod
+    def prepare_tokenizer(self, tokenizer: Any, spec: TaskSpec | None, source: str) -> Any:
+        """``tokenizer`` ready to render ``spec``'s prompts (a chat template); refuses one that is not."""
+
+    @abstractmethod
+    def render_prompts(self, tokenizer: Any, rows: Dataset) -> list[str]:
+        """Each row's prompt as the model sees it, ready for the assistant's answer."""
+
+    @abstractmethod
+    def token_sequences(self, tokenizer: Any, rows: Dataset, spec: TaskSpec) -> list[list[int]]:
+        """Each row's whole text (prompt and answer) as token ids."""
+
+    @abstractmethod
+    def generate(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Dataset,
+        options: Any,
+        batch_size: int,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        """An answer for every row (``options``: decoding settings), with token counts and seconds."""
+
+    @abstractmethod
+    def write_predictions(self, folder: Path, generations: Any) -> str:
+        """Write the generations into ``folder``; returns the file's name."""
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """One kind of problem (sequence classification, causal LM, ...) end to end, by role."""
+
+    name: str
+    summary: str
+    data: DataRole
+    model: ModelRole
+    training: TrainingRole
+    evaluation: EvaluationRole
+    compression: CompressionRole | None = None
+    generation: GenerationRole | None = None

@@ -137,6 +137,7 @@ def model_manifest(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> M
         rank=run_manifest.rank,
         strategy=run_manifest.strategy,
         task=run_manifest.task,
+        task_type=run_manifest.task_type,
         dataset=run_manifest.dataset,
         project=run_manifest.project,
         parents=[Parent(id=run_manifest.id, path=run_manifest.path, role="run"), *run_manifest.parents],
@@ -156,7 +157,12 @@ def _model_folder(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> It
 
 
 def write_model_folder(
-    run: RunWriter, subfolder: str, model: Any, tokenizer: Any, parent: StartingCheckpoint, metrics: dict[str, Any]
+    run: RunWriter,
+    subfolder: str,
+    model: Any,
+    tokenizer: Any,
+    parent: StartingCheckpoint,
+    metrics: dict[str, Any],
 ) -> Path:
     """Atomically (re)write ``run/<subfolder>`` from the live model."""
     with _model_folder(run, subfolder, metrics) as temp:
@@ -165,7 +171,12 @@ def write_model_folder(
 
 
 def model_folder_from_checkpoint(
-    run: RunWriter, subfolder: str, checkpoint: Path, model: Any, parent: StartingCheckpoint, metrics: dict[str, Any]
+    run: RunWriter,
+    subfolder: str,
+    checkpoint: Path,
+    model: Any,
+    parent: StartingCheckpoint,
+    metrics: dict[str, Any],
 ) -> Path | None:
     """``run/<subfolder>`` from the model files of a Trainer checkpoint of the live model's weights.
 

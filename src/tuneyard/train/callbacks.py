@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from tuneyard.train import distributed
+from tuneyard.components import distributed
 
 if TYPE_CHECKING:
     from tuneyard.train.recorder import RunRecorder

@@ -21,6 +21,7 @@ from tuneyard.components.distillation import (
 
 if TYPE_CHECKING:
     from tuneyard.models.checkpoint import StartingCheckpoint
+    from tuneyard.task_types.base import TaskType
     from tuneyard.yard.root import Yard
 
 
@@ -58,12 +59,21 @@ def _fine_tuned(yard: Yard, record: dict[str, Any]) -> bool:
     return any((run.record or {}).get("kind") in TRAINING_KINDS for run in runs)
 
 
-def load_teacher(source: str, student: Any, options: DistillOptions) -> Teacher:
-    """The teacher model, frozen, in eval mode; refused if it does not fit. The trainer places it."""
-    from tuneyard.models.loading import load
+def load_teacher(source: str, student: Any, options: DistillOptions, task_type: TaskType) -> Teacher:
+    """The teacher model, frozen, in eval mode; refused if it does not fit. The trainer places it.
+
+    ``task_type``: the student's; the teacher's outputs are described by its own
+    recorded task type (the student's when it records none).
+    """
+    from tuneyard.task_types.model_loading import load, task_type_of_model
 
     model = load(source)
-    check_teacher_fits(unwrapped_model(model), unwrapped_model(student), source)
+    teacher_type = task_type_of_model(source) or task_type
+    check_teacher_fits(
+        teacher_type.model.output_space(unwrapped_model(model)),
+        task_type.model.output_space(unwrapped_model(student)),
+        source,
+    )
     if options.hidden_weight > 0:
         check_same_shape(unwrapped_model(model), unwrapped_model(student), source)
     model.requires_grad_(False)

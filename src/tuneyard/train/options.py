@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from tuneyard.components.distillation import DistillOptions
 from tuneyard.config import StrictModel
 from tuneyard.data.options import DataOptions
-from tuneyard.components.distillation import DistillOptions
 
 StrategyName = Literal["full", "frozen", "lora", "lowrank"]
 Precision = Literal["no", "fp16", "bf16"]

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from tuneyard.components import distributed
 from tuneyard.errors import ConfigError
-from tuneyard.train import distributed
+from tuneyard.models.checkpoint import StartingCheckpoint
+from tuneyard.task_types.base import TrainingSettings
 from tuneyard.train.checkpoints import STAGING
 from tuneyard.train.options import FinetuneOptions
-from tuneyard.models.checkpoint import StartingCheckpoint
 from tuneyard.yard.layout import run_name
 from tuneyard.yard.manifest import Manifest
 
@@ -74,7 +75,7 @@ class FinetunePlan:
     def training_arguments(self, run_dir: Path, task_type: TaskType) -> Any:
         """The Trainer's arguments: tuneyard's schedule and layout, then ``--set trainer.*`` extras."""
         try:
-            return task_type.arguments_class()(**self.trainer_fields(run_dir, task_type))
+            return task_type.training.arguments_class()(**self.trainer_fields(run_dir, task_type))
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"the Trainer refused these settings: {exc}",
@@ -112,7 +113,7 @@ class FinetunePlan:
             "disable_tqdm": True,
             "dataloader_pin_memory": distributed.has_gpu(),
             "use_cpu": distributed.cpu_processes(),
-            **task_type.trainer_settings(options),
+            **task_type.training.trainer_settings(TrainingSettings(options.max_length, options.packing)),
         }
         if options.save_steps:
             fields.update(eval_steps=options.save_steps, save_steps=options.save_steps)
@@ -131,6 +132,7 @@ class FinetunePlan:
             rank=self.parent.rank,
             strategy=self.strategy,
             task=self.task,
+            task_type=self.task_type,
             dataset=self.dataset,
             project=self.options.project,
             parents=[
@@ -168,7 +170,7 @@ class FinetunePlan:
 def best_metric(options: FinetuneOptions, data: TaskData, task_type: TaskType) -> tuple[str, bool]:
     """``(metric, greater_is_better)`` for best/: ``--metric-for-best`` or the task's main metric."""
     metric = (options.metric_for_best or data.spec.main_metric).removeprefix("eval_")
-    known = task_type.metric_names(data.spec)
+    known = task_type.training.metric_names(data.spec)
     if metric not in known:
         raise ConfigError(
             f"--metric-for-best {metric!r} is not a metric of task {data.spec.name!r}.",
@@ -217,16 +219,17 @@ def plan_finetune(
 
     ``resume``: the run folder to continue, or True for the one these options lead to.
     """
+    from tuneyard.models.checkpoint import describe_checkpoint
     from tuneyard.models.family import family_for
     from tuneyard.task_types import get_task_type
-    from tuneyard.models.checkpoint import describe_checkpoint
+    from tuneyard.task_types.model_loading import resolve_checkpoint
     from tuneyard.train.strategies import strategy_for
 
     check_trainer_overrides(options)
     task_type = get_task_type(data.spec.task_type)
-    task_type.check_trainable(data)
+    task_type.data.check_trainable(data)
     metric, greater_is_better = best_metric(options, data, task_type)  # before a GGUF checkpoint converts
-    parent = describe_checkpoint(options.checkpoint, yard)
+    parent = describe_checkpoint(resolve_checkpoint(options.checkpoint, yard), yard)
     family_for(parent.arch)
     strategy = strategy_for(options.strategy, parent.compressed)
     if options.freeze_factors and strategy.NAME != "lowrank":
@@ -256,7 +259,9 @@ def plan_finetune(
     )
 
 
-def teacher_for(options: FinetuneOptions, parent: StartingCheckpoint, strategy: str, yard: Yard) -> str | None:
+def teacher_for(
+    options: FinetuneOptions, parent: StartingCheckpoint, strategy: str, yard: Yard
+) -> str | None:
     """``--distill-from``, else the default teacher (unless ``--no-distill``)."""
     from tuneyard.train.distillation import default_teacher
 

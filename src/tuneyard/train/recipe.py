@@ -14,14 +14,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tuneyard.components import distributed
+from tuneyard.components.distillation import Teacher
 from tuneyard.data.loading import TaskData
 from tuneyard.errors import ConfigError, TrainingError
 from tuneyard.models.family import family_for
-from tuneyard.task_types import get_task_type
+from tuneyard.task_types import data_loading, get_task_type
 from tuneyard.task_types.base import TaskType
-from tuneyard.train import distributed
 from tuneyard.train.artifacts import name_adapter_base
-from tuneyard.components.distillation import Teacher
 from tuneyard.train.distillation import load_teacher
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.train.plan import FinetunePlan, plan_finetune
@@ -144,7 +144,7 @@ class PreparedFinetune:
             from torch.utils.tensorboard import SummaryWriter
 
             callbacks.append(TensorBoardCallback(SummaryWriter(str(self.run_dir / TENSORBOARD_DIR))))
-        return self.task_type.build_trainer(
+        return self.task_type.training.build_trainer(
             self.model,
             self.arguments,
             self.data,
@@ -158,7 +158,9 @@ class PreparedFinetune:
 def load_data(options: FinetuneOptions) -> TaskData:
     """The options' data, with the validation split carved the same way on every rank."""
     with distributed.main_process_first():
-        return options.load(seed=options.seed, validation_fraction=options.validation_fraction)
+        return data_loading.load_data(
+            options, seed=options.seed, validation_fraction=options.validation_fraction
+        )
 
 
 def open_run(yard: Yard, plan: FinetunePlan, task_type: TaskType) -> tuple[RunWriter | None, Path, Any]:
@@ -194,9 +196,9 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     data = data or load_data(options)
     task_type = get_task_type(plan.task_type)
     strategy = STRATEGIES[plan.strategy]
-    tokenizer = task_type.load_tokenizer(plan.parent, data.spec)
-    notes = task_type.check_lengths(data, tokenizer, options.max_length)
-    model = task_type.load_model(plan.parent, data.spec, options.reset_head, options.seed)
+    tokenizer = task_type.model.load_tokenizer(plan.parent, data.spec)
+    notes = task_type.data.check_lengths(data, tokenizer, options.max_length)
+    model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, family_for(plan.parent.arch), task_type)
@@ -239,15 +241,15 @@ def load_run_teacher(plan: FinetunePlan, task_type: TaskType, model: Any) -> tup
     source = plan.options.distill_from
     if source is None:
         return None, []
-    if not task_type.distills:
+    if not task_type.training.distills:
         raise ConfigError(
             f"--distill-from is not built for {task_type.name} models yet.",
             "Train on the labels alone: leave out --distill-from (or add --no-distill).",
         )
     if not plan.default_teacher:
-        return load_teacher(source, model, plan.options.distill), []
+        return load_teacher(source, model, plan.options.distill, task_type), []
     try:
-        teacher = load_teacher(source, model, plan.options.distill)
+        teacher = load_teacher(source, model, plan.options.distill, task_type)
     except ConfigError as exc:
         plan.options = plan.options.model_copy(update={"distill_from": None})
         reason = f"note: not distilling from {source}, the model this one was compressed from: {exc.message}"

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from tuneyard.components import distributed
 from tuneyard.errors import ManifestError, TrainingError
-from tuneyard.train import checkpoints, distributed
+from tuneyard.train import checkpoints
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.yard.manifest import Manifest, read_manifest
 

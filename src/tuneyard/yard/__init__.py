@@ -10,7 +10,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tuneyard.yard.metadata_guess import infer_metadata as infer_metadata
     from tuneyard.yard.layout import Layout as Layout
     from tuneyard.yard.layout import format_layers as format_layers
     from tuneyard.yard.layout import run_name as run_name
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from tuneyard.yard.manifest import Parent as Parent
     from tuneyard.yard.manifest import read_manifest as read_manifest
     from tuneyard.yard.manifest import write_manifest as write_manifest
+    from tuneyard.yard.metadata_guess import infer_metadata as infer_metadata
     from tuneyard.yard.root import Yard as Yard
 
 _HOMES = {
@@ -28,7 +28,7 @@ _HOMES = {
     "Parent": "manifest",
     "read_manifest": "manifest",
     "write_manifest": "manifest",
-    "infer_metadata": "inference",
+    "infer_metadata": "metadata_guess",
     "Yard": "root",
 }
 

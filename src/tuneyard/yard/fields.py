@@ -36,6 +36,7 @@ FIELDS: tuple[ManifestField, ...] = (
     ManifestField("rank", "Compression rank.", numeric=True, table=True),
     ManifestField("strategy", "Fine-tuning strategy: full, frozen, lora, lowrank.", filter=True),
     ManifestField("task", "Task, e.g. sst2.", filter=True, table=True),
+    ManifestField("task_type", "Task type of a model, e.g. causal_lm.", filter=True),
     ManifestField("dataset", "Dataset name, e.g. debian_topics.", filter=True),
     ManifestField("project", "Project (outputs/{project}/...).", filter=True),
     ManifestField("status", "running, complete or failed.", filter=True, table=True),

@@ -86,6 +86,14 @@ MIGRATIONS: list[str] = [
     INSERT INTO manifests (artifact_id, json) SELECT id, manifest FROM artifacts;
     ALTER TABLE artifacts DROP COLUMN manifest;
     """,
+    # 4: the task type a model artifact records (older manifests: NULL until reindexed).
+    """
+    ALTER TABLE artifacts ADD COLUMN task_type TEXT;
+    UPDATE artifacts SET task_type = (
+        SELECT json_extract(m.json, '$.task_type') FROM manifests AS m WHERE m.artifact_id = artifacts.id
+    );
+    CREATE INDEX artifacts_task_type ON artifacts(task_type);
+    """,
 ]
 
 # Refresh the query planner's statistics when the yard has grown this much since the

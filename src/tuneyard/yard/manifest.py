@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tuneyard import __version__
 from tuneyard.errors import ManifestError
+from tuneyard.version import __version__
 from tuneyard.yard.storage import LOCAL, Storage
 
 SCHEMA_VERSION = 1
@@ -35,6 +35,11 @@ ArtifactKind = Literal[
 Status = Literal["running", "complete", "failed"]
 # The kinds a fine-tuning run is filed as: under outputs/{project}/ (run) or models/finetuned/.
 TRAINING_KINDS = ("run", "finetuned")
+# The kinds that hold a model, and so record the task type it solves.
+MODEL_KINDS = ("compressed", "finetuned", "run", "merged", "export", "model")
+# Reads a model folder and names its task type (None: undecided): the task-type layer's
+# inference, handed down to the yard, which knows no task type.
+TaskTypeOf = Callable[[Path], "str | None"]
 
 TRACKED_LIBRARIES = ("torch", "transformers", "peft", "datasets", "safetensors", "accelerate")
 
@@ -142,6 +147,11 @@ class Manifest(BaseModel):
     rank: int | None = None
     strategy: str | None = None
     task: str | None = None
+    task_type: str | None = Field(
+        default=None,
+        description="What kind of problem a model artifact solves (sequence_classification, causal_lm, ...): "
+        "recorded by the verb that made it, read by every verb that loads it.",
+    )
     dataset: str | None = None
     project: str | None = None
     parents: list[Parent] = Field(default_factory=list)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 # Order matters: the first rule whose token matches wins.
 ARCH_TOKENS: list[tuple[str, tuple[str, ...]]] = [
@@ -34,6 +35,8 @@ METHOD_TOKENS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 # config.json model_type values that name a family under another spelling.
+# Written by tuneyard compress (and FlashSVD before it) beside a compressed model's weights.
+COMPRESSION_INFO_FILE = "compression_info.json"
 MODEL_TYPE_ALIASES = {"idefics3": "smolvlm", "smolvlm": "smolvlm"}
 
 _TOKEN_SPLIT = re.compile(r"[_\-./\\]+")
@@ -92,8 +95,6 @@ def infer_metadata(folder: Path, relative_to: Path | None = None) -> tuple[dict[
     inside it, so the names of unrelated parent folders do not count. Returns the
     values and the names of the fields that were inferred rather than read.
     """
-    from tuneyard.models.compressed_folder import read_compression_fields
-
     values: dict[str, object] = read_compression_fields(folder)
     path = folder.resolve()
     base = relative_to.resolve() if relative_to is not None else None
@@ -114,10 +115,30 @@ def infer_metadata(folder: Path, relative_to: Path | None = None) -> tuple[dict[
     return values, inferred
 
 
-MODEL_FILES = ("config.json", "compression_info.json", "adapter_config.json")
+MODEL_FILES = ("config.json", COMPRESSION_INFO_FILE, "adapter_config.json")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
 def is_model_folder(names: list[str]) -> bool:
     """Whether a folder with these file names holds a model (config or weights)."""
     return any(name in MODEL_FILES or name.endswith(WEIGHT_SUFFIXES) for name in names)
+
+
+def read_compression_fields(folder: Path) -> dict[str, Any]:
+    """The fields users script against (arch, method, rank, task), from any tool's info file.
+
+    Lenient, for folders tuneyard did not write (FlashSVD's ``compression_info.json``
+    has these fields but not the layer table): a missing or unreadable file gives none.
+    """
+    try:
+        info = json.loads((folder / COMPRESSION_INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    fields: dict[str, Any] = {
+        key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)
+    }
+    if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
+        fields["rank"] = info["rank"]
+    return fields

@@ -14,7 +14,7 @@ from tuneyard.yard.storage import LOCAL, Storage
 if TYPE_CHECKING:
     from tuneyard.yard.index import Index
     from tuneyard.yard.layout import Layout
-    from tuneyard.yard.manifest import Manifest, Parent
+    from tuneyard.yard.manifest import Manifest, Parent, TaskTypeOf
     from tuneyard.yard.scan import ScanReport
     from tuneyard.yard.writer import ArtifactWriter, RunWriter
 
@@ -252,14 +252,16 @@ class Yard:
         record: dict[str, Any] = rows[0]["manifest"]
         return record
 
-    def reindex(self) -> ScanReport:
-        """Rebuild the index from the manifests alone."""
+    def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
+        """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""
         from tuneyard.yard.scan import reindex
 
-        return reindex(self)
+        return reindex(self, task_type_of)
 
-    def import_paths(self, paths: list[Path], hash_files: bool = False) -> ScanReport:
+    def import_paths(
+        self, paths: list[Path], hash_files: bool = False, task_type_of: TaskTypeOf | None = None
+    ) -> ScanReport:
         """Index foreign model folders in place (see :func:`tuneyard.yard.scan.import_paths`)."""
         from tuneyard.yard.scan import import_paths
 
-        return import_paths(self, paths, hash_files)
+        return import_paths(self, paths, hash_files, task_type_of)

@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from tuneyard.errors import ArtifactNotFoundError
-from tuneyard.yard.metadata_guess import infer_metadata, is_model_folder
 from tuneyard.yard.layout import is_generic_name
-from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, list_files, write_manifest
+from tuneyard.yard.manifest import (
+    MANIFEST_FILE,
+    MODEL_KINDS,
+    Manifest,
+    TaskTypeOf,
+    list_files,
+    write_manifest,
+)
+from tuneyard.yard.metadata_guess import infer_metadata, is_model_folder
 from tuneyard.yard.storage import Storage
 
 if TYPE_CHECKING:
@@ -106,12 +113,16 @@ class Found:
         return self.location == self.manifest.path
 
 
-def collect_records(yard: Yard, problems: list[Problem]) -> list[dict[str, Any]]:
+def collect_records(
+    yard: Yard, problems: list[Problem], task_type_of: TaskTypeOf | None = None
+) -> list[dict[str, Any]]:
     """Manifest records (as written to disk) of every artifact of the yard.
 
     The folder's actual location is recorded as its path, so a folder moved by hand
     is found where it now is. A copied folder shares its original's id: the folder
     at the path its manifest records is the original, the other is reported and skipped.
+    A model artifact whose manifest records no task type (an older yard) gets the one
+    ``task_type_of`` infers from its folder, in the index only.
     """
     chosen: dict[str, Found] = {}
     for top in [yard.root, *yard.external_folders()]:
@@ -130,14 +141,20 @@ def collect_records(yard: Yard, problems: list[Problem]) -> list[dict[str, Any]]
     records = []
     for found in chosen.values():
         found.manifest.path = found.location
+        if task_type_of and found.manifest.task_type is None and found.manifest.kind in MODEL_KINDS:
+            found.manifest.task_type = task_type_of(found.folder)
         records.append(found.manifest.to_data())
     return records
 
 
-def reindex(yard: Yard) -> ScanReport:
-    """Rebuild the index from the manifests alone (the yard and its external folders)."""
+def reindex(yard: Yard, task_type_of: TaskTypeOf | None = None) -> ScanReport:
+    """Rebuild the index from the manifests alone (the yard and its external folders).
+
+    ``task_type_of``: how the task type of an older model artifact is inferred (the
+    task-type layer's function; this layer knows no task type).
+    """
     report = ScanReport()
-    report.indexed = yard.index.rebuild(collect_records(yard, report.problems))
+    report.indexed = yard.index.rebuild(collect_records(yard, report.problems, task_type_of))
     return report
 
 
@@ -184,9 +201,14 @@ def foreign_name(folder: Path) -> str:
     return folder.name
 
 
-def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest:
+def manifest_for_foreign(
+    yard: Yard, folder: Path, hash_files: bool, task_type_of: TaskTypeOf | None = None
+) -> Manifest:
     """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
     values, inferred = infer_metadata(folder, relative_to=yard.root)
+    task_type = task_type_of(folder) if task_type_of else None
+    if task_type:
+        values, inferred = {**values, "task_type": task_type}, [*inferred, "task_type"]
     files = list_files(folder, hash_files=hash_files)
     return Manifest.model_validate(
         {
@@ -205,7 +227,9 @@ def manifest_for_foreign(yard: Yard, folder: Path, hash_files: bool) -> Manifest
     )
 
 
-def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> ScanReport:
+def import_paths(
+    yard: Yard, paths: list[Path], hash_files: bool = False, task_type_of: TaskTypeOf | None = None
+) -> ScanReport:
     """Index model folders in place: write a ``manifest.json`` into each (no other file is touched).
 
     A path that is not itself a model folder is searched recursively. Folders that
@@ -225,7 +249,7 @@ def import_paths(yard: Yard, paths: list[Path], hash_files: bool = False) -> Sca
                 records.extend(_existing_records(yard, folder, report.problems))
                 continue
             try:
-                manifest = manifest_for_foreign(yard, folder, hash_files)
+                manifest = manifest_for_foreign(yard, folder, hash_files, task_type_of)
                 write_manifest(folder, manifest, yard.storage)
             except OSError as exc:
                 report.problems.append(

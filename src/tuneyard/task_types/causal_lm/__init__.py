@@ -6,6 +6,7 @@ rows through its chat template (``model``); training is TRL's ``SFTTrainer`` wit
 loss on the answer tokens only, reporting loss, perplexity and next-token accuracy
 on the validation split (``training``); eval generates answers (``generation``),
 grades them and scores the references' perplexity (``evaluation``, ``scoring``).
+This module puts them into the task type's roles.
 """
 
 from __future__ import annotations
@@ -13,73 +14,91 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import DataError
-from tuneyard.task_types.base import CompressionSubject, EvalResult, ProgressCallback, TaskType
+from tuneyard.task_types.base import (
+    CompressionRole,
+    CompressionSubject,
+    DataRole,
+    EvalResult,
+    EvaluationRole,
+    GenerationRole,
+    ProgressCallback,
+    TaskType,
+    TrainingRole,
+    TrainingSettings,
+)
 from tuneyard.task_types.causal_lm import data, model
+from tuneyard.task_types.chat import ChatModel
 
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
+    from tuneyard.components.calibration import Batch
+    from tuneyard.components.distillation import Teacher
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.components.distillation import Teacher
-    from tuneyard.train.options import FinetuneOptions
     from tuneyard.models.checkpoint import StartingCheckpoint
 
 # What an evaluation during training reports: TRL's answer-token loss, accuracy and entropy, plus perplexity.
 TRAINING_METRICS = ["loss", "perplexity", "mean_token_accuracy", "entropy"]
 
 
-class CausalLM(TaskType):
-    """A conversation's prompt in, the assistant's answer out, generated token by token."""
+class ChatData(DataRole):
+    """Conversations in any of the shapes the field writes them (see :mod:`.data`), or plain text."""
 
-    name = "causal_lm"
-    summary = "chat / instruction rows to generated answers (SmolLM2, Llama, Qwen2, GPT-2)"
-    peft_task_type = "CAUSAL_LM"
-    held_out_metrics = ("perplexity",)
-    distills = True
-
-    def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
-        return data.recognizes(column_names, columns)
-
-    def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
-        raise DataError(f"task {spec.name!r} is not a chat task.", "Give chat data with --data DIR.")
+    def recognize(self, column_names: list[str], columns: ColumnOptions) -> int:
+        # Below a text column's 2: a folder with both reads as classification unless told.
+        return 1 if data.recognizes(column_names, columns) else 0
 
     def load_folder(
         self, folder: Path, columns: ColumnOptions, require_labels: bool
     ) -> tuple[TaskSpec, dict[str, Dataset]]:
         return data.load_folder(folder, columns)
 
-    def check_trainable(self, task_data: TaskData) -> None:
-        """Every row has an answer by construction; nothing more to refuse before tokenizing."""
-
-    def load_tokenizer(self, parent: StartingCheckpoint, spec: TaskSpec) -> Any:
-        model.check_decoder(parent)
-        return model.load_tokenizer(parent.source, spec)
-
-    def load_model(self, parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
-        return model.load_model(parent, seed)
-
     def check_lengths(self, task_data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
         from tuneyard.task_types.causal_lm.training import check_lengths
 
         return check_lengths(task_data, tokenizer, max_length)
+
+
+class DecoderModel(ChatModel):
+    """``AutoModelForCausalLM`` with its chat-formatting tokenizer."""
+
+    architecture_mapping = "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
+
+    def load_tokenizer(self, checkpoint: StartingCheckpoint, spec: TaskSpec) -> Any:
+        model.check_decoder(checkpoint)
+        return model.load_tokenizer(checkpoint.source, spec)
+
+    def load(self, checkpoint: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+        return model.load_model(checkpoint, seed)
+
+    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
+        return model.load_for_eval(folder, device)
+
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        return model.load_adapter_base(base, adapter)
+
+
+class InstructionTraining(TrainingRole):
+    """TRL's SFTTrainer; with a teacher, also its token-level KL on the learned tokens."""
+
+    distills = True
 
     def arguments_class(self) -> type:
         from trl import SFTConfig
 
         return SFTConfig
 
-    def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
+    def trainer_settings(self, settings: TrainingSettings) -> dict[str, Any]:
         # SFTConfig's own defaults for these (gradient checkpointing on, truncation at 1024)
         # would differ from what the options say; validation rows are never packed, so
         # validation loss means the same with and without --packing. Completion-only loss
         # is TRL's choice by the rows' form: on for prompt-completion, off for plain text.
         return {
-            "max_length": options.max_length,
-            "packing": options.packing,
+            "max_length": settings.max_length,
+            "packing": settings.packing,
             "eval_packing": False,
             "completion_only_loss": None,
             "activation_checkpointing": False,
@@ -95,7 +114,6 @@ class CausalLM(TaskType):
         callbacks: list[Any],
         teacher: Teacher | None = None,
     ) -> Any:
-        """TRL's SFTTrainer; with a teacher, also its token-level KL on the learned tokens."""
         from tuneyard.task_types.causal_lm.training import build_trainer
 
         return build_trainer(decoder, arguments, task_data, tokenizer, callbacks, teacher)
@@ -103,15 +121,12 @@ class CausalLM(TaskType):
     def metric_names(self, spec: TaskSpec) -> list[str]:
         return list(TRAINING_METRICS)
 
-    def modules_to_save(self, decoder: Any) -> list[str]:
-        """No head to train in full: LoRA adapters alone (the output layer is the pretrained one)."""
-        return []
 
-    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
-        return model.load_adapter_base(base, adapter)
+class GeneratedAnswersEvaluation(EvaluationRole):
+    """Generate each answer, grade it (``answers``: an ``AnswerOptions``) and score the references.
 
-    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
-        return model.load_for_eval(folder, device)
+    Plain text rows are scored by their perplexity alone.
+    """
 
     def evaluate(
         self,
@@ -125,10 +140,6 @@ class CausalLM(TaskType):
         progress: ProgressCallback | None = None,
         answers: Any = None,
     ) -> EvalResult:
-        """Generate each answer, grade it (``answers``: an ``AnswerOptions``) and score the references.
-
-        Plain text rows are scored by their perplexity alone.
-        """
         from tuneyard.components.throughput import max_length_for
         from tuneyard.task_types.causal_lm.evaluation import evaluate_generations, evaluate_text
         from tuneyard.task_types.causal_lm.options import AnswerOptions
@@ -142,22 +153,73 @@ class CausalLM(TaskType):
             decoder, tokenizer, dataset, spec, split, batch_size, length, options, progress
         )
 
+
+class LanguageModelCompression(CompressionRole):
+    """Conversations or plain text as calibration, every token a target; perplexity before and after."""
+
+    held_out_metrics = ("perplexity",)
+
     def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
         return model.load_for_compression(model_id, spec)
 
     def calibration_batches(
         self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
-    ) -> list[dict[str, torch.Tensor]]:
-        """Conversations or plain text, every token a next-token target (see :mod:`.calibration`)."""
+    ) -> list[Batch]:
         from tuneyard.task_types.causal_lm.calibration import language_model_batches
 
         return language_model_batches(tokenizer, rows, spec, batch_size, max_length)
 
-    def held_out_scores(self, decoder: Any, batches: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-        """Perplexity of the held-out text."""
+    def held_out_scores(self, decoder: Any, batches: list[Batch]) -> dict[str, float]:
         from tuneyard.task_types.causal_lm.calibration import perplexity
 
         return {"perplexity": perplexity(decoder, batches)}
 
 
-TASK_TYPE = CausalLM()
+class ChatGeneration(GenerationRole):
+    """Prompts rendered through the chat template, answers decoded by ``generate``."""
+
+    def has_prompts(self, spec: TaskSpec) -> bool:
+        return spec.problem != data.LANGUAGE_MODELING
+
+    def prepare_tokenizer(self, tokenizer: Any, spec: TaskSpec | None, source: str) -> Any:
+        return model.with_chat_template(tokenizer, spec, source)
+
+    def render_prompts(self, tokenizer: Any, rows: Dataset) -> list[str]:
+        from tuneyard.task_types.causal_lm.generation import render_prompts
+
+        return render_prompts(tokenizer, rows)
+
+    def token_sequences(self, tokenizer: Any, rows: Dataset, spec: TaskSpec) -> list[list[int]]:
+        from tuneyard.task_types.causal_lm.calibration import token_sequences
+
+        return token_sequences(tokenizer, rows, spec)
+
+    def generate(
+        self,
+        decoder: Any,
+        tokenizer: Any,
+        rows: Dataset,
+        options: Any,
+        batch_size: int,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        from tuneyard.task_types.causal_lm.generation import generate_answers
+
+        return generate_answers(decoder, tokenizer, rows, options, batch_size, progress)
+
+    def write_predictions(self, folder: Path, generations: Any) -> str:
+        from tuneyard.task_types.causal_lm.generation import write_predictions
+
+        return write_predictions(folder, generations)
+
+
+TASK_TYPE = TaskType(
+    name=data.NAME,
+    summary="chat / instruction rows to generated answers (SmolLM2, Llama, GPT-2)",
+    data=ChatData(),
+    model=DecoderModel(),
+    training=InstructionTraining(),
+    evaluation=GeneratedAnswersEvaluation(),
+    compression=LanguageModelCompression(),
+    generation=ChatGeneration(),
+)

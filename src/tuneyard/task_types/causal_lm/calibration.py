@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import CompressionError
 from tuneyard.components.throughput import length_sorted_batches
+from tuneyard.errors import CompressionError
 from tuneyard.task_types.causal_lm.scoring import padded_batch
 from tuneyard.task_types.causal_lm.tokens import chat_tokens
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from tuneyard.compress.statistics import Batch
+    from tuneyard.components.calibration import Batch
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.task_types.base import ProgressCallback
 

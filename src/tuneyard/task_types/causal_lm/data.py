@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from tuneyard.data.options import ColumnOptions
 
+NAME = "causal_lm"
 ROLES = ("system", "user", "assistant")
 # (prompt, response) column pairs tried in order when --prompt-column is not given.
 TEXT_PAIRS = (("prompt", "response"), ("prompt", "completion"), ("user", "assistant"))
@@ -41,6 +42,12 @@ COLUMNS_HELP = (
     "or 'system'/'user'/'assistant' columns; other names with --messages-column or "
     "--prompt-column / --response-column. Plain text for language modelling: a 'text' column "
     "(or --text-column) with --task-type causal_lm."
+)
+IMAGES_COLUMN = "images"  # image-chat rows (tuneyard prepare --task-spec with an image column)
+IMAGES_HELP = (
+    "causal_lm trains on text alone and would drop the images. Image-chat rows are read by a "
+    "vision-language task type (image_text_to_text), which this tuneyard does not have yet; "
+    "to train on the text only, remove the 'images' column and the image parts yourself."
 )
 # The problem a folder's rows pose: answers to prompts, or plain text to model.
 GENERATION, LANGUAGE_MODELING = "generation", "language_modeling"
@@ -75,6 +82,8 @@ def split_conversation(messages: Any, where: str) -> tuple[list[dict[str, str]],
             raise DataError(
                 f"{where}: {turn!r} is not a {{role, content}} message with role {' / '.join(ROLES)}."
             )
+        if _has_image_part(turn["content"]):
+            raise DataError(f"{where}: a {turn['role']} message holds an image.", IMAGES_HELP)
         turns.append(message(turn["role"], turn["content"]))
     if turns[-1]["role"] != "assistant" or len(turns) < 2:
         raise DataError(
@@ -82,6 +91,13 @@ def split_conversation(messages: Any, where: str) -> tuple[list[dict[str, str]],
             "The last message is what the model learns to write; put the answer last.",
         )
     return turns[:-1], turns[-1:]
+
+
+def _has_image_part(content: Any) -> bool:
+    """Whether a message's content is a list of parts with an image among them."""
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "image" for part in content
+    )
 
 
 def chat_rows(dataset: Dataset, shape: tuple[str, str] | str, options: ColumnOptions, where: str) -> dict:
@@ -123,6 +139,9 @@ def load_folder(folder: Path, options: ColumnOptions) -> tuple[TaskSpec, dict[st
     raw, files = read_split_files(folder)
     splits, problems = {}, set()
     for split, dataset in raw.items():
+        if IMAGES_COLUMN in dataset.column_names:
+            where = f"{files[split]} ({split}) holds image-chat rows (an 'images' column)."
+            raise DataError(where, IMAGES_HELP)
         shape = chat_shape(dataset.column_names, options)
         if shape is not None:
             splits[split] = Dataset.from_dict(chat_rows(dataset, shape, options, f"{files[split]}"))
@@ -143,7 +162,7 @@ def load_folder(folder: Path, options: ColumnOptions) -> tuple[TaskSpec, dict[st
         )
     spec = TaskSpec(
         name=str(dataset_name(None, folder)),
-        task_type="causal_lm",
+        task_type=NAME,
         main_metric="loss",
         problem=problems.pop(),
         chat_template=options.chat_template_text(),

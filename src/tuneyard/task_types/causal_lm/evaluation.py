@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.components.graders import make_grader
 from tuneyard.components.grade_log import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
+from tuneyard.components.graders import make_grader
 from tuneyard.components.throughput import Throughput, peak_memory
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.causal_lm.calibration import language_model_batches, perplexity

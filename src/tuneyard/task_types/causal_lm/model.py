@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.task_types.base import CompressionSubject
     from tuneyard.models.checkpoint import StartingCheckpoint
+    from tuneyard.task_types.base import CompressionSubject
 
 
 def with_chat_template(tokenizer: Any, spec: TaskSpec | None, source: str) -> Any:
@@ -55,14 +55,29 @@ def load_tokenizer(source: str, spec: TaskSpec | None) -> PreTrainedTokenizerBas
     return with_chat_template(load_tokenizer_plain(source), spec, source)
 
 
+def is_decoder(model_type: str) -> bool:
+    """Whether transformers has a causal-LM class for ``model_type`` and no masked-LM one.
+
+    BERT-like encoders also have a causal-LM head class (``BertLMHeadModel``), but they
+    are masked language models first; decoders (LLaMA, Qwen, GPT-2 ...) have no masked-LM class.
+    """
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    return (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
 def check_decoder(parent: StartingCheckpoint) -> None:
     """Refuse a checkpoint that is no decoder language model (an encoder, a speech model)."""
-    from tuneyard.models.family import family_for
-
-    if not family_for(parent.arch).decoder:
+    if not is_decoder(parent.model_type):
         raise ModelError(
             f"{parent.source} is a {parent.arch} model, not a decoder language model.",
-            "Chat data trains decoders (LLaMA, SmolLM2, Qwen2, GPT-2); choose a decoder checkpoint.",
+            "Chat data trains decoders (LLaMA, SmolLM2, GPT-2); choose a decoder checkpoint.",
         )
 
 
@@ -92,12 +107,11 @@ def load_for_compression(model_id: str, spec: TaskSpec | None) -> CompressionSub
     import torch
     from transformers import AutoModelForCausalLM
 
-    from tuneyard.models.family import family_for
     from tuneyard.models.loading import load_config
     from tuneyard.task_types.base import CompressionSubject
 
     config = load_config(model_id)
-    if not family_for(config.model_type).decoder:
+    if not is_decoder(config.model_type):
         raise ModelError(
             f"{model_id} is a {config.model_type} model, not a decoder language model.",
             "Compress it with classification data (a text and label column), or choose a decoder.",
@@ -124,7 +138,7 @@ def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:
 
     The chat template is the task's business: chat rows check for one (:func:`with_chat_template`).
     """
-    from tuneyard.models.loading import load
+    from tuneyard.task_types.model_loading import load
 
     model = load(folder)
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model

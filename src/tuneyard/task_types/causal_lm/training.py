@@ -26,8 +26,8 @@ from tuneyard.task_types.causal_lm.tokens import chat_tokens
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from tuneyard.data.loading import TaskData
     from tuneyard.components.distillation import Teacher
+    from tuneyard.data.loading import TaskData
 
 TRAINED_SPLITS = ("train", "validation")
 

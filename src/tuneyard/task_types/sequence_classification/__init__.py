@@ -4,7 +4,8 @@ The task type every GLUE task and every local folder of ``text`` / ``label`` row
 has. Its parts live in the modules beside this one: ``data`` (columns and labels),
 ``encoding`` (tokenization), ``model`` (loading for training, eval and compression),
 ``metrics``, ``evaluation`` and ``eval_files`` (the eval loop and its files) and
-``calibration`` (batches and a linear probe for compression).
+``calibration`` (batches and a linear probe for compression). This module puts them
+into the task type's roles.
 """
 
 from __future__ import annotations
@@ -13,34 +14,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import DataError
-from tuneyard.task_types.base import CompressionSubject, ProgressCallback, TaskType
+from tuneyard.task_types.base import (
+    PROBE_TEXT,
+    CompressionRole,
+    CompressionSubject,
+    DataRole,
+    EvaluationRole,
+    ProgressCallback,
+    TaskType,
+    TrainingRole,
+    TrainingSettings,
+)
+from tuneyard.task_types.classifier import ClassifierModel
 from tuneyard.task_types.sequence_classification import data, model
 
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
-    from tuneyard.compress.calibration import CalibrationSet
-    from tuneyard.compress.method import CompressionMethod
+    from tuneyard.components.calibration import Batch, CalibrationSet
+    from tuneyard.components.distillation import Teacher
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
     from tuneyard.data.tasks import TaskSpec
-    from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
-    from tuneyard.components.distillation import Teacher
-    from tuneyard.train.options import FinetuneOptions
     from tuneyard.models.checkpoint import StartingCheckpoint
+    from tuneyard.task_types.sequence_classification.eval_files import ClassificationResult
 
 
-class SequenceClassification(TaskType):
-    """Text (or a pair of texts) in, one label (or one number) out."""
+class TextClassificationData(DataRole):
+    """A text column (and optionally a second one) with a label column."""
 
-    name = "sequence_classification"
-    summary = "text or text pairs to a class or a score (GLUE, topic labels)"
-    peft_task_type = "SEQ_CLS"
-    distills = True
+    def recognize(self, column_names: list[str], columns: ColumnOptions) -> int:
+        return 2 if columns.text_column in column_names else 0
 
-    def recognizes(self, column_names: list[str], columns: ColumnOptions) -> bool:
-        return columns.text_column in column_names
+    def named_tasks(self) -> dict[str, TaskSpec]:
+        from tuneyard.task_types.sequence_classification.glue import GLUE_TASKS
+
+        return GLUE_TASKS
 
     def load_named(self, spec: TaskSpec) -> dict[str, Dataset]:
         return data.load_named(spec)
@@ -59,11 +69,32 @@ class SequenceClassification(TaskType):
                 "Check --label-column.",
             )
 
-    def load_tokenizer(self, parent: StartingCheckpoint, spec: TaskSpec) -> Any:
-        return model.load_tokenizer(parent)
 
-    def load_model(self, parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
-        return model.load_model(parent, spec, reset_head, seed)
+class TextClassifierModel(ClassifierModel):
+    """``AutoModelForSequenceClassification`` with its tokenizer."""
+
+    architecture_mapping = "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"
+
+    def load_tokenizer(self, checkpoint: StartingCheckpoint, spec: TaskSpec) -> Any:
+        return model.load_tokenizer(checkpoint)
+
+    def load(self, checkpoint: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+        return model.load_model(checkpoint, spec, reset_head, seed)
+
+    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
+        return model.load_for_eval(folder, device)
+
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        return model.load_adapter_base(base, adapter)
+
+    def probe_inputs(self, tokenizer: Any) -> dict[str, Any]:
+        return dict(tokenizer(PROBE_TEXT, return_tensors="pt"))
+
+
+class ClassifierTraining(TrainingRole):
+    """The plain Trainer on tokenized rows, each batch padded to its longest row; a teacher distils."""
+
+    distills = True
 
     def build_trainer(
         self,
@@ -75,13 +106,12 @@ class SequenceClassification(TaskType):
         callbacks: list[Any],
         teacher: Teacher | None = None,
     ) -> Any:
-        """The plain Trainer on tokenized rows, each batch padded to its longest row; a teacher distils."""
         from transformers import DataCollatorWithPadding, Trainer
 
+        from tuneyard.components.distillation import distilling_trainer_class
+        from tuneyard.components.distributed import main_process_first
         from tuneyard.task_types.sequence_classification.encoding import tokenize_task
         from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
-        from tuneyard.components.distillation import distilling_trainer_class
-        from tuneyard.train.distributed import main_process_first
 
         with main_process_first():
             tokenized = tokenize_task(task_data, tokenizer, max_length)
@@ -105,21 +135,14 @@ class SequenceClassification(TaskType):
 
         return ["loss", *metric_names(spec)]
 
-    def trainer_settings(self, options: FinetuneOptions) -> dict[str, Any]:
+    def trainer_settings(self, settings: TrainingSettings) -> dict[str, Any]:
         # Classification losses are per-example means; the token-count rescaling meant for
         # language modelling would multiply them (and the gradients) by the process count.
         return {"average_tokens_across_devices": False}
 
-    def modules_to_save(self, classifier: Any) -> list[str]:
-        from tuneyard.components.heads import head_module_names
 
-        return head_module_names(classifier)
-
-    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
-        return model.load_adapter_base(base, adapter)
-
-    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
-        return model.load_for_eval(folder, device)
+class ClassifierEvaluation(EvaluationRole):
+    """Classify the split and score it (``answers`` concerns generative task types only)."""
 
     def evaluate(
         self,
@@ -133,30 +156,32 @@ class SequenceClassification(TaskType):
         progress: ProgressCallback | None = None,
         answers: Any = None,
     ) -> ClassificationResult:
-        """Classify the split and score it (``answers`` concerns generative task types only)."""
         from tuneyard.task_types.sequence_classification.evaluation import evaluate_classifier
 
         return evaluate_classifier(
             classifier, tokenizer, dataset, spec, split, batch_size, max_length, progress
         )
 
+
+class ClassifierCompression(CompressionRole):
+    """Tokenized calibration rows; a bare base gets a linear probe where Fisher weights need a head."""
+
     def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
         return model.load_for_compression(model_id, spec, seed)
 
     def calibration_batches(
         self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
-    ) -> list[dict[str, torch.Tensor]]:
+    ) -> list[Batch]:
         from tuneyard.task_types.sequence_classification.calibration import tokenized_batches
 
         return tokenized_batches(tokenizer, rows, spec, batch_size, max_length)
 
     def prepare_head(
-        self, subject: CompressionSubject, method: CompressionMethod, calibration: CalibrationSet | None
+        self, subject: CompressionSubject, needs_labels: bool, calibration: CalibrationSet | None
     ) -> str | None:
-        """Fit a linear probe where Fisher weights need a trained head; else say the head is random."""
         if subject.head != "untrained":
             return None
-        if method.needs_labels and calibration is not None:
+        if needs_labels and calibration is not None:
             from tuneyard.task_types.sequence_classification.calibration import fit_linear_probe
 
             probe = fit_linear_probe(subject.model, calibration)
@@ -165,4 +190,12 @@ class SequenceClassification(TaskType):
         return "the base has no trained head: the classifier is randomly initialised (fine-tune it)."
 
 
-TASK_TYPE = SequenceClassification()
+TASK_TYPE = TaskType(
+    name=data.NAME,
+    summary="text or text pairs to a class or a score (GLUE, topic labels)",
+    data=TextClassificationData(),
+    model=TextClassifierModel(),
+    training=ClassifierTraining(),
+    evaluation=ClassifierEvaluation(),
+    compression=ClassifierCompression(),
+)

@@ -12,8 +12,7 @@ from tuneyard.errors import CompressionError
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from tuneyard.compress.calibration import CalibrationSet
-    from tuneyard.compress.statistics import Batch
+    from tuneyard.components.calibration import Batch, CalibrationSet
     from tuneyard.data.tasks import TaskSpec
 
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from tuneyard.data.options import ColumnOptions
 
 
+NAME = "sequence_classification"
+
+
 def check_columns(split: str, dataset: Dataset, wanted: list[str], path: Path) -> None:
     """Refuse a split file that lacks a column the task needs, listing the ones it has."""
     missing = [column for column in wanted if column not in dataset.column_names]
@@ -76,6 +79,7 @@ def load_folder(
     label_names, label_ids = label_mapping(raw, label_column) if has_labels else ((), None)
     spec = TaskSpec(
         name=str(dataset_name(None, folder)),
+        task_type=NAME,
         text_column=columns.text_column,
         text_pair_column=columns.text_pair_column,
         label_column=label_column,

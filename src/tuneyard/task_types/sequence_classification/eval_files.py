@@ -1,4 +1,4 @@
-"""The files of one classification eval, written into a folder.
+"""The result of one classification eval, and its files written into a folder.
 
 ``summary_metrics.csv`` (metric,value), ``per_class_metrics.csv``, ``predictions.csv``
 (one row per example with the probability of every class), ``confusion_matrix.png``
@@ -10,19 +10,51 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tuneyard.components.throughput import json_number
+import numpy as np
+
 from tuneyard.components.confusion import confusion_counts, plot_confusion_matrix
-from tuneyard.task_types.sequence_classification.evaluation import ClassificationResult
+from tuneyard.components.throughput import json_number
 from tuneyard.yard.manifest import utc_now
+
+if TYPE_CHECKING:
+    from tuneyard.components.throughput import Throughput
+    from tuneyard.data.tasks import TaskSpec
 
 SUMMARY_FILE = "summary_metrics.csv"
 PER_CLASS_FILE = "per_class_metrics.csv"
 PREDICTIONS_FILE = "predictions.csv"
 CONFUSION_FILE = "confusion_matrix.png"
 METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class ClassificationResult:
+    """Everything one eval produced: scores, per-class rows, per-example predictions."""
+
+    spec: TaskSpec
+    split: str
+    metrics: dict[str, float]
+    per_class: list[dict[str, Any]]
+    ids: list[Any]
+    texts: list[str]
+    text_pairs: list[str] | None
+    gold: np.ndarray
+    predicted: np.ndarray
+    probabilities: np.ndarray | None  # (n, num_labels); None for regression
+    throughput: Throughput
+
+    @property
+    def main_metric(self) -> str:
+        """The task's headline metric."""
+        return self.spec.main_metric
+
+    def write_files(self, folder: Path, model: str) -> list[str]:
+        """The summary and per-class CSVs, ``predictions.csv``, the confusion matrix, ``metrics.json``."""
+        return write_eval_files(self, folder, model)
 
 
 def summary_rows(result: ClassificationResult) -> list[tuple[str, float]]:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tuneyard.components.throughput import Throughput, length_sorted_batches, max_length_for, peak_memory
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError, EvaluationError
-from tuneyard.components.throughput import Throughput, length_sorted_batches, max_length_for, peak_memory
 from tuneyard.task_types.base import ProgressCallback
+from tuneyard.task_types.sequence_classification.eval_files import ClassificationResult
 from tuneyard.task_types.sequence_classification.metrics import (
     classification_metrics,
     per_class_metrics,
@@ -33,34 +32,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
-
-
-@dataclass
-class ClassificationResult:
-    """Everything one eval produced: scores, per-class rows, per-example predictions."""
-
-    spec: TaskSpec
-    split: str
-    metrics: dict[str, float]
-    per_class: list[dict[str, Any]]
-    ids: list[Any]
-    texts: list[str]
-    text_pairs: list[str] | None
-    gold: np.ndarray
-    predicted: np.ndarray
-    probabilities: np.ndarray | None  # (n, num_labels); None for regression
-    throughput: Throughput
-
-    @property
-    def main_metric(self) -> str:
-        """The task's headline metric."""
-        return self.spec.main_metric
-
-    def write_files(self, folder: Path, model: str) -> list[str]:
-        """The summary and per-class CSVs, ``predictions.csv``, the confusion matrix, ``metrics.json``."""
-        from tuneyard.task_types.sequence_classification.eval_files import write_eval_files
-
-        return write_eval_files(self, folder, model)
 
 
 def _is_generic(names: list[str]) -> bool:

@@ -92,7 +92,9 @@ def load_plain_classifier(parent: StartingCheckpoint, spec: TaskSpec, reset_head
         raise ModelError(f"checkpoint {parent.source} is not a loadable model: {exc}") from exc
 
 
-def load_compressed_classifier(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool) -> PreTrainedModel:
+def load_compressed_classifier(
+    parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool
+) -> PreTrainedModel:
     """A tuneyard compressed folder as a classifier that keeps its low-rank layers.
 
     A compressed bare encoder (or a head of the wrong size with ``--reset-head``) is
@@ -136,7 +138,8 @@ def load_model(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, see
 
 def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:
     """Model (on ``device``) and tokenizer of a model folder; refuses headless encoders."""
-    from tuneyard.models.loading import load, load_tokenizer
+    from tuneyard.models.loading import load_tokenizer
+    from tuneyard.task_types.model_loading import load
 
     model = load(folder)
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model

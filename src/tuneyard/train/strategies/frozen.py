@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tuneyard.components.heads import parameters_under, train_only
 from tuneyard.errors import TrainingError
-from tuneyard.components.heads import head_parameter_names, train_only
 
 if TYPE_CHECKING:
     from torch import nn
@@ -20,7 +20,7 @@ DEFAULT_LEARNING_RATE = 1e-3  # a fresh head on fixed features wants a large ste
 
 def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
     """Freeze the base model, train the head; refuse a model whose head has no weights of its own."""
-    head = head_parameter_names(model)
+    head = parameters_under(model, task_type.model.head_modules(model))
     if not head:
         raise TrainingError(
             f"--strategy frozen trains only the task head, and this {type(model).__name__} has none "

@@ -47,14 +47,14 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type:
     layers = selected_layers(model, options)
     targets = list(options.lora.targets or family.lora_targets)
     config = LoraConfig(
-        task_type=task_type.peft_task_type,
+        task_type=task_type.model.peft_task_type,
         r=options.lora.r,
         lora_alpha=options.lora.alpha,
         lora_dropout=options.lora.dropout,
         target_modules=targets,
         layers_to_transform=layers,
         layers_pattern=family.layers_pattern if layers is not None else None,
-        modules_to_save=task_type.modules_to_save(model),
+        modules_to_save=task_type.model.head_modules(model),
     )
     try:
         return get_peft_model(model, config)

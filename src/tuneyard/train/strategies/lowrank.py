@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tuneyard.components.heads import parameters_under, train_only
 from tuneyard.errors import TrainingError
-from tuneyard.components.heads import train_only
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,7 +42,6 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type:
             "Compress it first with `tuneyard compress`, or use --strategy full / frozen / lora.",
         )
     every = {name for name, _ in model.named_parameters()}
-    head = tuple(f"{name}." for name in task_type.modules_to_save(model))
-    trained = factors | {name for name in every if head and name.startswith(head)}
+    trained = factors | parameters_under(model, task_type.model.head_modules(model))
     train_only(model, every - factors if options.freeze_factors else trained)
     return model
