@@ -319,3 +319,11 @@ def test_smollm2_second_import_is_found_not_converted(smollm2):
     print(f"SmolLM2 GGUF found again in {seconds:.2f} s")
     assert seconds < 10
     assert (read_manifest(folder).id, folder.stat().st_mtime_ns) == identity
+
+
+def test_a_gguf_imported_by_a_verb_records_its_task_type(root, tiny_gguf):
+    """Verbs resolve a GGUF through the task-type layer, which names the import's task type."""
+    from tuneyard.task_types.model_loading import resolve_checkpoint
+
+    folder = Path(resolve_checkpoint(str(tiny_gguf), Yard.open(root)))
+    assert read_manifest(folder).task_type == "causal_lm"  # its config names LlamaForCausalLM
