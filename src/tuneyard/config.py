@@ -2,11 +2,17 @@
 
 Precedence, lowest to highest: the model's defaults, ``--config FILE``, explicit CLI
 flags, ``--set a.b=value``. Errors name the field, the bad value and what is allowed.
+
+The models are also the command line's only source: :mod:`tuneyard.cli.options_cli`
+makes one flag per field (name, type, default, help from ``Field(description=...)``).
+A field whose flag needs more than those rules carries a :class:`Cli` marker:
+``checkpoint: Annotated[str, Cli(aliases=("--model",))]``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -16,6 +22,25 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tuneyard.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How one options field is offered on the command line, where the default rules do not fit.
+
+    Kept here, beside :class:`StrictModel`, so option models can say it without importing
+    the CLI; only :mod:`tuneyard.cli.options_cli` reads it.
+    """
+
+    flag: str | None = None  # the flag instead of --field-name (compress's `model`: --checkpoint)
+    aliases: tuple[str, ...] = ()  # old spellings: hidden, still accepted, with a note naming `flag`
+    panel: str | None = None  # the --help panel of the flag (a nested model's: its fields' panel)
+    hidden: bool = False  # no flag: the config file and --set only
+    flatten: bool = False  # a nested model whose flags keep their own names (--grader, not --answers-grader)
+    repeat: bool = False  # a list given by repeating the flag; default: one comma-separated value
+    path: bool = False  # a file or folder (shown as PATH, given as written)
+    choices_from: str | None = None  # "module:NAME": a table whose keys --help lists (not enforced)
+    default_from: str | None = None  # "module:function": the text of a default that depends on others
 
 
 class StrictModel(BaseModel):

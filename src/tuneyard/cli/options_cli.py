@@ -1,0 +1,272 @@
+"""Command-line options generated from a verb's pydantic options model: declared once, there.
+
+Each field of the model becomes one flag: ``batch_size`` -> ``--batch-size``, a nested
+model's fields are prefixed (``lora.r`` -> ``--lora-r``) and grouped in their own
+``--help`` panel; the type, the default shown and the help text (``Field(description=
+...)``) are the model's. ``Literal`` fields offer their values as choices, ``bool``
+fields are ``--x/--no-x`` (a field named ``no_x`` is the flag ``--no-x``), lists take
+one comma-separated value (or a repeated flag), ``dict`` fields are left to ``--config``
+and ``--set``. Where a field needs more, it says so with a :class:`tuneyard.config.Cli`
+marker in the model (another flag name, hidden old spellings, a panel ...).
+
+:func:`with_model_options` gives a typer command those flags (the same mechanism as
+``runs ls``'s filter flags) and hands the command only the flags the user gave, as
+nested field values for :func:`tuneyard.config.resolve_options`, so a config file's
+value is never replaced by a flag's default.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import types
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from tuneyard.cli.console import note
+from tuneyard.config import Cli
+
+NO_MARKER = Cli()
+# Where a value counts as given by the user (typer's click reports a ParameterSource).
+GIVEN = ("COMMANDLINE", "ENVIRONMENT")
+
+
+@dataclass(frozen=True)
+class FieldFlag:
+    """One options field offered as a flag (and, maybe, under old spellings)."""
+
+    path: tuple[str, ...]  # where the value goes: ("lora", "r")
+    flag: str  # "--lora-r"
+    field: FieldInfo
+    marker: Cli
+    panel: str | None
+
+    @property
+    def param(self) -> str:
+        """The command parameter's name (unique, and clear of the command's own parameters)."""
+        return "field__" + "__".join(self.path)
+
+    def alias_param(self, number: int) -> str:
+        return f"{self.param}__alias{number}"
+
+    @property
+    def kind(self) -> Any:
+        """The field's type without ``None``: what a given value must be."""
+        return value_type(self.field.annotation)
+
+    def is_list(self) -> bool:
+        return get_origin(self.kind) in (list, tuple, set)
+
+    def is_bool(self) -> bool:
+        return self.kind is bool
+
+
+def value_type(annotation: Any) -> Any:
+    """``X | None`` -> ``X``, ``PositiveInt`` -> ``int``; a union of several types stays a union."""
+    if get_origin(annotation) is Annotated:
+        return value_type(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        kept = [arg for arg in get_args(annotation) if arg is not type(None)]
+        kept = [value_type(arg) for arg in kept]
+        return kept[0] if len(kept) == 1 else Union[tuple(kept)]  # noqa: UP007 (built from a list)
+    return annotation
+
+
+def marker_of(field: FieldInfo) -> Cli:
+    """The field's :class:`Cli` marker, or the default rules."""
+    return next((item for item in field.metadata if isinstance(item, Cli)), NO_MARKER)
+
+
+def nested_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The options model a field holds (``lora: LoraOptions``), else None."""
+    kind = value_type(field.annotation)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def field_flags(
+    model: type[BaseModel],
+    exclude: Collection[str] = (),
+    path: tuple[str, ...] = (),
+    flag_prefix: str = "",
+    panel: str | None = None,
+) -> Iterator[FieldFlag]:
+    """Every flag ``model`` offers, in field order, nested models' after their parent's own."""
+    nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
+    for name, field in model.model_fields.items():
+        marker = marker_of(field)
+        if name in exclude or marker.hidden:
+            continue
+        inner = nested_model(field)
+        if inner is not None:
+            nested.append((name, field, inner))
+        elif not is_mapping(field):  # free-form mappings (finetune's trainer:) have no one-flag spelling
+            flag = marker.flag or "--" + (flag_prefix + name).replace("_", "-")
+            yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel)
+    for name, field, inner in nested:
+        marker = marker_of(field)
+        title = marker.panel or field.title or name.replace("_", " ").capitalize()
+        prefix = flag_prefix if marker.flatten else f"{flag_prefix}{name}_"
+        yield from field_flags(inner, (), (*path, name), prefix, title)
+
+
+def is_mapping(field: FieldInfo) -> bool:
+    """A ``dict`` field: given in ``--config`` or with ``--set``, not as a flag."""
+    kind = value_type(field.annotation)
+    return kind is dict or get_origin(kind) is dict
+
+
+def load_reference(reference: str) -> Any:
+    """``"package.module:NAME"`` -> that object (imported only when help or a value needs it)."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def help_text(option: FieldFlag) -> str:
+    """The field's description, with the choices or default its marker points at."""
+    text = option.field.description or ""
+    if option.marker.choices_from:
+        text += f" One of: {', '.join(load_reference(option.marker.choices_from))}."
+    if option.marker.default_from:
+        text += f" Default: {load_reference(option.marker.default_from)()}."
+    if option.is_list() and not option.marker.repeat:
+        text += " Comma-separated."
+    if option.field.is_required():
+        text += " Required (here or in --config)."
+    return text.strip()
+
+
+def shown_default(option: FieldFlag) -> Any:
+    """The model's default as the command line would spell it (None: none to show)."""
+    if option.field.is_required():
+        return None
+    default = option.field.get_default(call_default_factory=True)
+    if option.is_list():
+        return ",".join(map(str, default)) if default and not option.marker.repeat else None
+    return default
+
+
+def parameter_type(option: FieldFlag) -> Any:
+    """The Python type typer parses a flag's value as (a ``Literal``'s values become choices)."""
+    kind = option.kind
+    if option.is_list():
+        return list[str] if option.marker.repeat else str
+    if option.marker.path:
+        return Path
+    if kind in (bool, int, float, str) or get_origin(kind) is Literal:
+        return kind
+    return str  # unions (a rank: 64 or attn=40,ffn=240): pydantic reads the text
+
+
+def flag_declarations(option: FieldFlag) -> list[str]:
+    """``--x/--no-x`` for a bool field, ``--no-x`` alone for one named ``no_x``, else the flag."""
+    if option.is_bool() and not option.path[-1].startswith("no_"):
+        negative = "--no-" + option.flag.removeprefix("--")
+        return [f"{option.flag}/{negative}"]
+    return [option.flag]
+
+
+def parameters(option: FieldFlag) -> list[inspect.Parameter]:
+    """The flag's command parameter, then one hidden parameter per old spelling."""
+    python_type = parameter_type(option)
+    main = inspect.Parameter(
+        option.param,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=shown_default(option) if not option.is_bool() else bool(shown_default(option)),
+        annotation=Annotated[
+            python_type if option.is_bool() else python_type | None,
+            typer.Option(*flag_declarations(option), help=help_text(option), rich_help_panel=option.panel),
+        ],
+    )
+    aliases = [
+        inspect.Parameter(
+            option.alias_param(number),
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=None,
+            annotation=Annotated[python_type | None, typer.Option(alias, hidden=True)],
+        )
+        for number, alias in enumerate(option.marker.aliases)
+    ]
+    return [main, *aliases]
+
+
+def flag_value(option: FieldFlag, value: Any) -> Any:
+    """A given flag's value as the field expects it (a comma-separated list split, a path as text)."""
+    if option.is_list() and not option.marker.repeat:
+        return [part.strip() for part in str(value).split(",") if part.strip()]
+    if option.is_list():
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def given(ctx: typer.Context, param: str) -> bool:
+    """Whether the user set ``param`` (on the command line or through its environment variable)."""
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name in GIVEN
+
+
+def given_value(ctx: typer.Context, option: FieldFlag, values: dict[str, Any]) -> tuple[bool, Any]:
+    """Whether the user gave this field's flag (or an old spelling of it), and its value.
+
+    An old spelling prints one line naming the new one.
+    """
+    if given(ctx, option.param):
+        return True, values[option.param]
+    for number, alias in enumerate(option.marker.aliases):
+        if given(ctx, option.alias_param(number)):
+            note(f"note: {alias} is now spelled {option.flag}; the old spelling still works.")
+            return True, values[option.alias_param(number)]
+    return False, None
+
+
+def collect(ctx: typer.Context, options: list[FieldFlag], values: dict[str, Any]) -> dict[str, Any]:
+    """The flags the user gave, as nested field values (``{"lora": {"r": 16}}``)."""
+    flags: dict[str, Any] = {}
+    for option in options:
+        given, value = given_value(ctx, option, values)
+        if not given:
+            continue
+        target = flags
+        for part in option.path[:-1]:
+            target = target.setdefault(part, {})
+        target[option.path[-1]] = flag_value(option, value)
+    return flags
+
+
+def with_model_options(
+    model: type[BaseModel], exclude: Collection[str] = ()
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command one flag per field of ``model`` (but ``exclude``); it receives them as ``flags``.
+
+    ``flags`` holds only the flags given, as nested field values: pass it to
+    :func:`tuneyard.config.resolve_options` with ``--config`` and ``--set``. The command
+    must take ``ctx: typer.Context`` (where the flags' sources are read).
+    """
+    options = list(field_flags(model, exclude))
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = list(signature.parameters.values())
+        at = [parameter.name for parameter in own].index("flags")
+        generated = [parameter for option in options for parameter in parameters(option)]
+        names = {parameter.name for parameter in generated}
+
+        @functools.wraps(command)
+        def with_flags(*args: Any, **kwargs: Any) -> None:
+            values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
+            flags = collect(kwargs["ctx"], options, values)
+            command(*args, flags=flags, **kwargs)
+
+        # The model's flags take the place of ``flags``, so --help lists them before the verb's own.
+        with_flags.__signature__ = signature.replace(parameters=[*own[:at], *generated, *own[at + 1 :]])  # type: ignore[attr-defined]
+        return with_flags
+
+    return decorate

@@ -1,0 +1,170 @@
+"""Options declared once: every field of a verb's options model is a flag of that verb, default shown.
+
+The expected flags are worked out here from the models alone (field names, nesting and
+their ``Cli`` markers), not from the generator, so a field the generator drops, misnames
+or shows without its default fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from tuneyard.compress.options import CompressOptions
+from tuneyard.config import Cli
+from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
+from tuneyard.train.options import FinetuneOptions
+
+# verb -> its options model, and the fields it takes another way (eval-grid: --models A B C).
+VERBS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
+    "finetune": (FinetuneOptions, ()),
+    "compress": (CompressOptions, ()),
+    "eval": (EvalOptions, ()),
+    "generate": (GenerateOptions, ()),
+    "eval-grid": (GridOptions, ("models", "tasks")),
+}
+
+
+def marker(field: FieldInfo) -> Cli:
+    return next((item for item in field.metadata if isinstance(item, Cli)), Cli())
+
+
+def inner_model(field: FieldInfo) -> type[BaseModel] | None:
+    for kind in (field.annotation, *get_args(field.annotation)):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
+    return None
+
+
+def expected_flags(model: type[BaseModel], skip: tuple[str, ...] = (), prefix: str = "") -> Iterator[Any]:
+    """``(flag, field, shown default or None)`` for every field the verb must offer."""
+    for name, field in model.model_fields.items():
+        cli = marker(field)
+        kind = field.annotation
+        if name in skip or cli.hidden or kind is dict or get_origin(kind) is dict:
+            continue
+        nested = inner_model(field)
+        if nested is not None:
+            yield from expected_flags(nested, (), prefix if cli.flatten else f"{prefix}{name}-")
+            continue
+        flag = cli.flag or f"--{prefix}{name}".replace("_", "-")
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        if isinstance(default, bool):
+            shown = None if name.startswith("no_") else (flag[2:] if default else f"no-{flag[2:]}")
+        elif isinstance(default, list):
+            shown = ",".join(default) if default and not cli.repeat else None
+        else:
+            shown = default
+        yield flag, name, shown
+
+
+@pytest.fixture
+def wide_help(tuneyard: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Callable[[str], str]:
+    """A verb's --help, one option per line (wide enough that nothing wraps)."""
+    monkeypatch.setenv("COLUMNS", "400")
+
+    def render(verb: str) -> str:
+        result = tuneyard(verb, "--help")
+        assert result.code == 0, result.err
+        return result.out
+
+    return render
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_field_is_offered_with_its_default(wide_help: Callable[[str], str], verb: str) -> None:
+    model, skip = VERBS[verb]
+    text = wide_help(verb)
+    lines = text.splitlines()
+    for flag, name, shown in expected_flags(model, skip):
+        rows = [line for line in lines if line.lstrip("│ *").startswith(flag + " ")]  # an option's row
+        assert rows, f"{verb}: field {name!r} is not offered as {flag}"
+        if shown is not None:
+            assert f"[default: {shown}]" in rows[0], f"{verb} {flag}: default {shown!r} not shown: {rows[0]}"
+
+
+def test_help_groups_nested_models_in_their_own_panel(wide_help: Callable[[str], str]) -> None:
+    text = wide_help("finetune")
+    for panel, flag in (("LoRA", "--lora-r"), ("Distillation", "--distill-weight"), ("Data", "--task")):
+        start = text.index(f"─ {panel}")
+        assert flag in text[start:].split("╰")[0], f"{flag} is not in the {panel} panel"
+
+
+def test_help_shows_the_real_default_not_a_restated_one(wide_help: Callable[[str], str]) -> None:
+    text = wide_help("finetune")
+    assert "(default 3)" not in text and "(default 16)" not in text
+    assert "[default: 3.0]" in text and "[default: 16]" in text
+
+
+def test_old_spellings_are_hidden_from_help(wide_help: Callable[[str], str]) -> None:
+    for verb, old in (("compress", "--model"), ("compress", "-m"), ("eval", "--model")):
+        rows = [line for line in wide_help(verb).splitlines() if line.startswith("│")]
+        assert not [row for row in rows if f" {old} " in row], f"{verb} --help shows {old}"
+
+
+@pytest.mark.parametrize("spelling", ["--model", "-m"])
+def test_compress_old_spelling_still_works_and_names_the_new_one(
+    tuneyard: Callable[..., Any], tmp_path: Path, spelling: str
+) -> None:
+    # An invalid calibration count stops the run after the options resolve: the model was accepted.
+    result = tuneyard(
+        "--yard", str(tmp_path), "compress", spelling, "some/model", "--set", "calib_samples=many"
+    )
+    assert result.code == 2
+    assert f"note: {spelling} is now spelled --checkpoint; the old spelling still works." in result.err
+    assert "calib_samples" in result.err and "'model'" not in result.err
+
+
+def test_eval_old_spelling_still_works_and_names_the_new_one(
+    tuneyard: Callable[..., Any], tmp_path: Path
+) -> None:
+    result = tuneyard("--yard", str(tmp_path), "eval", "--model", "some/model")
+    assert result.code == 2
+    assert "note: --model is now spelled --checkpoint; the old spelling still works." in result.err
+    assert "give exactly one of --task NAME or --data DIR" in result.err  # checkpoint was given
+
+
+def test_new_spelling_prints_no_note(tuneyard: Callable[..., Any], tmp_path: Path) -> None:
+    result = tuneyard("--yard", str(tmp_path), "eval", "--checkpoint", "some/model")
+    assert result.code == 2 and "note:" not in result.err
+
+
+def test_only_given_flags_reach_the_options(
+    tuneyard: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defaults shown in --help are not passed on, so a --config file's values stand."""
+    from tuneyard import config as config_module
+    from tuneyard.errors import ConfigError
+
+    seen: dict[str, Any] = {}
+
+    def capture(model: Any, flags: Any, config_file: Any = None, overrides: Any = ()) -> Any:
+        seen.update(flags=flags, config=config_file, overrides=list(overrides))
+        raise ConfigError("stop here.")
+
+    monkeypatch.setattr(config_module, "resolve_options", capture)
+    config = tmp_path / "run.yaml"
+    config.write_text("checkpoint: some/model\nepochs: 5\nlora: {r: 2, alpha: 4}\n")
+    result = tuneyard(
+        "finetune", "--config", str(config), "--lora-r", "16", "--report-to", "wandb, mlflow",
+        "--no-packing", "--data", "./topics/", "--set", "seed=1",
+    )  # fmt: skip
+    assert result.code == 2 and "stop here." in result.err
+    assert seen["flags"] == {
+        "lora": {"r": 16},
+        "report_to": ["wandb", "mlflow"],
+        "packing": False,
+        "data": "topics",
+    }
+    assert seen["config"] == config and seen["overrides"] == ["seed=1"]
+
+
+def test_a_bad_choice_is_a_usage_error_naming_the_choices(tuneyard: Callable[..., Any]) -> None:
+    result = tuneyard("finetune", "--strategy", "sideways")
+    assert result.code == 2
+    assert "sideways" in result.err and "lora" in result.err
