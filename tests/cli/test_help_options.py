@@ -18,15 +18,21 @@ from pydantic.fields import FieldInfo
 from tuneyard.compress.options import CompressOptions
 from tuneyard.config import Cli
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
+from tuneyard.export.agreement import ValidateOptions
+from tuneyard.export.exporter import ExportOptions
+from tuneyard.export.merge import MergeOptions
 from tuneyard.train.options import FinetuneOptions
 
-# verb -> its options model, and the fields it takes another way (eval-grid: --models A B C).
-VERBS: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {
-    "finetune": (FinetuneOptions, ()),
-    "compress": (CompressOptions, ()),
-    "eval": (EvalOptions, ()),
-    "generate": (GenerateOptions, ()),
-    "eval-grid": (GridOptions, ("models", "tasks")),
+# verb -> its options models, each with the fields it takes another way (eval-grid: --models A B C).
+VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
+    "finetune": [(FinetuneOptions, ())],
+    "compress": [(CompressOptions, ())],
+    "eval": [(EvalOptions, ())],
+    "generate": [(GenerateOptions, ())],
+    "eval-grid": [(GridOptions, ("models", "tasks"))],
+    "merge": [(MergeOptions, ())],
+    "export": [(ExportOptions, ()), (ValidateOptions, ())],
+    "validate": [(ValidateOptions, ())],
 }
 
 
@@ -41,19 +47,24 @@ def inner_model(field: FieldInfo) -> type[BaseModel] | None:
     return None
 
 
-def expected_flags(model: type[BaseModel], skip: tuple[str, ...] = (), prefix: str = "") -> Iterator[Any]:
+def expected_flags(
+    model: type[BaseModel], skip: tuple[str, ...] = (), prefix: str = "", defaults: Any = None
+) -> Iterator[Any]:
     """``(flag, field, shown default or None)`` for every field the verb must offer."""
     for name, field in model.model_fields.items():
         cli = marker(field)
         kind = field.annotation
         if name in skip or cli.hidden or kind is dict or get_origin(kind) is dict:
             continue
+        if defaults is not None:  # a nested model's default set by its parent (validate: 32 new tokens)
+            default = getattr(defaults, name)
+        else:
+            default = None if field.is_required() else field.get_default(call_default_factory=True)
         nested = inner_model(field)
         if nested is not None:
-            yield from expected_flags(nested, (), prefix if cli.flatten else f"{prefix}{name}-")
+            yield from expected_flags(nested, (), prefix if cli.flatten else f"{prefix}{name}-", default)
             continue
         flag = cli.flag or f"--{prefix}{name}".replace("_", "-")
-        default = None if field.is_required() else field.get_default(call_default_factory=True)
         if isinstance(default, bool):
             shown = None if name.startswith("no_") else (flag[2:] if default else f"no-{flag[2:]}")
         elif isinstance(default, list):
@@ -78,10 +89,9 @@ def wide_help(tuneyard: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("verb", VERBS)
 def test_every_field_is_offered_with_its_default(wide_help: Callable[[str], str], verb: str) -> None:
-    model, skip = VERBS[verb]
-    text = wide_help(verb)
-    lines = text.splitlines()
-    for flag, name, shown in expected_flags(model, skip):
+    lines = wide_help(verb).splitlines()
+    expected = [flag for model, skip in VERBS[verb] for flag in expected_flags(model, skip)]
+    for flag, name, shown in expected:
         rows = [line for line in lines if line.lstrip("│ *").startswith(flag + " ")]  # an option's row
         assert rows, f"{verb}: field {name!r} is not offered as {flag}"
         if shown is not None:
@@ -102,7 +112,9 @@ def test_help_shows_the_real_default_not_a_restated_one(wide_help: Callable[[str
 
 
 def test_old_spellings_are_hidden_from_help(wide_help: Callable[[str], str]) -> None:
-    for verb, old in (("compress", "--model"), ("compress", "-m"), ("eval", "--model")):
+    old_spellings = [("compress", "--model"), ("compress", "-m")]
+    old_spellings += [(verb, "--model") for verb in ("eval", "merge", "export")]
+    for verb, old in old_spellings:
         rows = [line for line in wide_help(verb).splitlines() if line.startswith("│")]
         assert not [row for row in rows if f" {old} " in row], f"{verb} --help shows {old}"
 
@@ -127,6 +139,13 @@ def test_eval_old_spelling_still_works_and_names_the_new_one(
     assert result.code == 2
     assert "note: --model is now spelled --checkpoint; the old spelling still works." in result.err
     assert "give exactly one of --task NAME or --data DIR" in result.err  # checkpoint was given
+
+
+def test_merge_old_spelling_still_works(tuneyard: Callable[..., Any], tmp_path: Path) -> None:
+    result = tuneyard("--yard", str(tmp_path), "merge", "--model", str(tmp_path / "no-such-run"))
+    assert result.code == 2
+    assert "note: --model is now spelled --checkpoint; the old spelling still works." in result.err
+    assert "no-such-run" in result.err  # the old spelling's value reached the merge
 
 
 def test_new_spelling_prints_no_note(tuneyard: Callable[..., Any], tmp_path: Path) -> None:

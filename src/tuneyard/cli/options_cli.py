@@ -47,11 +47,13 @@ class FieldFlag:
     field: FieldInfo
     marker: Cli
     panel: str | None
+    default: Any  # the model's default here (a nested model's default may differ from its class's)
+    group: str = "flags"  # the command argument the value goes to (a verb may take two models)
 
     @property
     def param(self) -> str:
         """The command parameter's name (unique, and clear of the command's own parameters)."""
-        return "field__" + "__".join(self.path)
+        return f"{self.group}__" + "__".join(self.path)
 
     def alias_param(self, number: int) -> str:
         return f"{self.param}__alias{number}"
@@ -93,27 +95,44 @@ def nested_model(field: FieldInfo) -> type[BaseModel] | None:
 def field_flags(
     model: type[BaseModel],
     exclude: Collection[str] = (),
+    group: str = "flags",
     path: tuple[str, ...] = (),
     flag_prefix: str = "",
     panel: str | None = None,
+    defaults: BaseModel | None = None,
 ) -> Iterator[FieldFlag]:
-    """Every flag ``model`` offers, in field order, nested models' after their parent's own."""
+    """Every flag ``model`` offers, in field order, nested models' after their parent's own.
+
+    ``defaults``: the parent's default for this nested model, whose values win over the
+    class's own (``answers`` of ``validate`` defaults to 32 new tokens, not 64).
+    """
     nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
     for name, field in model.model_fields.items():
         marker = marker_of(field)
         if name in exclude or marker.hidden:
             continue
+        default = field_default(field, name, defaults)
         inner = nested_model(field)
         if inner is not None:
             nested.append((name, field, inner))
         elif not is_mapping(field):  # free-form mappings (finetune's trainer:) have no one-flag spelling
             flag = marker.flag or "--" + (flag_prefix + name).replace("_", "-")
-            yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel)
+            yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel, default, group)
     for name, field, inner in nested:
         marker = marker_of(field)
         title = marker.panel or field.title or name.replace("_", " ").capitalize()
         prefix = flag_prefix if marker.flatten else f"{flag_prefix}{name}_"
-        yield from field_flags(inner, (), (*path, name), prefix, title)
+        inner_defaults = field_default(field, name, defaults)
+        yield from field_flags(inner, (), group, (*path, name), prefix, title, inner_defaults)
+
+
+def field_default(field: FieldInfo, name: str, defaults: BaseModel | None) -> Any:
+    """The default of one field: the parent's default model's value, else the field's (None: required)."""
+    if defaults is not None:
+        return getattr(defaults, name)
+    if field.is_required():
+        return None
+    return field.get_default(call_default_factory=True)
 
 
 def is_mapping(field: FieldInfo) -> bool:
@@ -144,9 +163,7 @@ def help_text(option: FieldFlag) -> str:
 
 def shown_default(option: FieldFlag) -> Any:
     """The model's default as the command line would spell it (None: none to show)."""
-    if option.field.is_required():
-        return None
-    default = option.field.get_default(call_default_factory=True)
+    default = option.default
     if option.is_list():
         return ",".join(map(str, default)) if default and not option.marker.repeat else None
     return default
@@ -242,30 +259,30 @@ def collect(ctx: typer.Context, options: list[FieldFlag], values: dict[str, Any]
 
 
 def with_model_options(
-    model: type[BaseModel], exclude: Collection[str] = ()
+    model: type[BaseModel], exclude: Collection[str] = (), into: str = "flags"
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command one flag per field of ``model`` (but ``exclude``); it receives them as ``flags``.
+    """Give a command one flag per field of ``model`` (but ``exclude``); it receives them as ``into``.
 
-    ``flags`` holds only the flags given, as nested field values: pass it to
+    ``into`` (``flags``) holds only the flags given, as nested field values: pass it to
     :func:`tuneyard.config.resolve_options` with ``--config`` and ``--set``. The command
-    must take ``ctx: typer.Context`` (where the flags' sources are read).
+    must take ``ctx: typer.Context`` (where the flags' sources are read). A verb with two
+    models (``export``: the export's, the validation's) is decorated once per model.
     """
-    options = list(field_flags(model, exclude))
+    options = list(field_flags(model, exclude, into))
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         signature = inspect.signature(command, eval_str=True)
         own = list(signature.parameters.values())
-        at = [parameter.name for parameter in own].index("flags")
+        at = [parameter.name for parameter in own].index(into)
         generated = [parameter for option in options for parameter in parameters(option)]
         names = {parameter.name for parameter in generated}
 
         @functools.wraps(command)
         def with_flags(*args: Any, **kwargs: Any) -> None:
             values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
-            flags = collect(kwargs["ctx"], options, values)
-            command(*args, flags=flags, **kwargs)
+            command(*args, **{into: collect(kwargs["ctx"], options, values)}, **kwargs)
 
-        # The model's flags take the place of ``flags``, so --help lists them before the verb's own.
+        # The model's flags take the place of ``into``, so --help lists them before the verb's own.
         with_flags.__signature__ = signature.replace(parameters=[*own[:at], *generated, *own[at + 1 :]])  # type: ignore[attr-defined]
         return with_flags
 
