@@ -21,6 +21,7 @@ from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
 from tuneyard.export.agreement import ValidateOptions
 from tuneyard.export.exporter import ExportOptions
 from tuneyard.export.merge import MergeOptions
+from tuneyard.label.options import LabelOptions
 from tuneyard.train.options import FinetuneOptions
 
 # verb -> its options models, each with the fields it takes another way (eval-grid: --models A B C).
@@ -33,6 +34,7 @@ VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
     "merge": [(MergeOptions, ())],
     "export": [(ExportOptions, ()), (ValidateOptions, ())],
     "validate": [(ValidateOptions, ())],
+    "label": [(LabelOptions, ())],
 }
 
 
@@ -53,8 +55,12 @@ def expected_flags(
     """``(flag, field, shown default or None)`` for every field the verb must offer."""
     for name, field in model.model_fields.items():
         cli = marker(field)
-        kind = field.annotation
-        if name in skip or cli.hidden or kind is dict or get_origin(kind) is dict:
+        kinds = (field.annotation, *get_args(field.annotation))
+        if name in skip or cli.hidden:
+            continue
+        if any(kind is dict or get_origin(kind) is dict for kind in kinds):  # a mapping: a file flag, or none
+            if cli.file_flag:
+                yield cli.file_flag, name, None
             continue
         if defaults is not None:  # a nested model's default set by its parent (validate: 32 new tokens)
             default = getattr(defaults, name)
@@ -187,3 +193,49 @@ def test_a_bad_choice_is_a_usage_error_naming_the_choices(tuneyard: Callable[...
     result = tuneyard("finetune", "--strategy", "sideways")
     assert result.code == 2
     assert "sideways" in result.err and "lora" in result.err
+
+
+def test_a_file_flag_reads_the_field_from_a_file(
+    tuneyard: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard import config as config_module
+    from tuneyard.errors import ConfigError
+
+    seen: dict[str, Any] = {}
+
+    def capture(model: Any, flags: Any, config_file: Any = None, overrides: Any = ()) -> Any:
+        seen.update(flags)
+        raise ConfigError("stop here.")
+
+    monkeypatch.setattr(config_module, "resolve_options", capture)
+    (tmp_path / "prompt.txt").write_text("Section of: {{ text }}")
+    (tmp_path / "schema.yaml").write_text("type: object\n")
+    result = tuneyard(
+        "label",
+        "--prompt-file",
+        str(tmp_path / "prompt.txt"),
+        "--answer-schema",
+        str(tmp_path / "schema.yaml"),
+    )
+    assert result.code == 2 and "stop here." in result.err
+    assert seen == {"prompt": "Section of: {{ text }}", "answer": {"json_schema": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prompt-file", "missing.txt"], "--prompt-file missing.txt does not exist."),
+        (["--answer-schema", "bad.json"], "--answer-schema bad.json is not JSON"),
+    ],
+)
+def test_a_bad_file_flag_names_the_flag_and_the_file(
+    tuneyard: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text("{not json")
+    result = tuneyard("label", *args)
+    assert result.code == 2 and message in result.err

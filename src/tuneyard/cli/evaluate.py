@@ -12,13 +12,17 @@ import typer
 
 from tuneyard.cli.console import live_progress, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import comma_list
 from tuneyard.cli.options_cli import with_model_options
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    """``a, b,c`` -> ``["a", "b", "c"]`` (None when not given)."""
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 @contextmanager

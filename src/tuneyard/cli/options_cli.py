@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
 import types
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class FieldFlag:
 
     def alias_param(self, number: int) -> str:
         return f"{self.param}__alias{number}"
+
+    @property
+    def file_param(self) -> str:
+        return f"{self.param}__file"
 
     @property
     def kind(self) -> Any:
@@ -115,7 +120,7 @@ def field_flags(
         inner = nested_model(field)
         if inner is not None:
             nested.append((name, field, inner))
-        elif not is_mapping(field):  # free-form mappings (finetune's trainer:) have no one-flag spelling
+        elif not is_mapping(field) or marker.file_flag:  # a free-form mapping has no one-flag spelling
             flag = marker.flag or "--" + (flag_prefix + name).replace("_", "-")
             yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel, default, group)
     for name, field, inner in nested:
@@ -136,7 +141,7 @@ def field_default(field: FieldInfo, name: str, defaults: BaseModel | None) -> An
 
 
 def is_mapping(field: FieldInfo) -> bool:
-    """A ``dict`` field: given in ``--config`` or with ``--set``, not as a flag."""
+    """A ``dict`` field: given in ``--config``, with ``--set`` or as a file (``Cli(file_flag=...)``)."""
     kind = value_type(field.annotation)
     return kind is dict or get_origin(kind) is dict
 
@@ -190,7 +195,29 @@ def flag_declarations(option: FieldFlag) -> list[str]:
 
 
 def parameters(option: FieldFlag) -> list[inspect.Parameter]:
-    """The flag's command parameter, then one hidden parameter per old spelling."""
+    """The flag's command parameter, one hidden parameter per old spelling, and its file flag."""
+    file_flag = []
+    if option.marker.file_flag:
+        file_help = (
+            "Or: a file holding it" if is_mapping(option.field) else f"Or: read {option.flag} from a file"
+        )
+        file_flag.append(
+            inspect.Parameter(
+                option.file_param,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=None,
+                annotation=Annotated[
+                    Path | None,
+                    typer.Option(
+                        option.marker.file_flag,
+                        help=file_help,
+                        rich_help_panel=option.panel,
+                    ),
+                ],
+            )
+        )
+    if is_mapping(option.field):  # a mapping (a JSON schema) is given as a file only
+        return file_flag
     python_type = parameter_type(option)
     main = inspect.Parameter(
         option.param,
@@ -210,7 +237,7 @@ def parameters(option: FieldFlag) -> list[inspect.Parameter]:
         )
         for number, alias in enumerate(option.marker.aliases)
     ]
-    return [main, *aliases]
+    return [main, *aliases, *file_flag]
 
 
 def flag_value(option: FieldFlag, value: Any) -> Any:
@@ -230,11 +257,31 @@ def given(ctx: typer.Context, param: str) -> bool:
     return source is not None and source.name in GIVEN
 
 
+def read_value_file(option: FieldFlag, path: Path) -> Any:
+    """The value a file flag names: the file's text, or for a mapping field its JSON (or YAML) content."""
+    from tuneyard.config import read_config_file
+    from tuneyard.errors import ConfigError
+
+    flag = option.marker.file_flag
+    if not path.is_file():
+        raise ConfigError(f"{flag} {path} does not exist.")
+    if not is_mapping(option.field):
+        return path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{flag} {path} is not JSON: {exc}.") from None
+    return read_config_file(path)
+
+
 def given_value(ctx: typer.Context, option: FieldFlag, values: dict[str, Any]) -> tuple[bool, Any]:
     """Whether the user gave this field's flag (or an old spelling of it), and its value.
 
     An old spelling prints one line naming the new one.
     """
+    if option.marker.file_flag and given(ctx, option.file_param):
+        return True, read_value_file(option, values[option.file_param])
     if given(ctx, option.param):
         return True, values[option.param]
     for number, alias in enumerate(option.marker.aliases):
