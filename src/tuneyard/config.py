@@ -37,9 +37,11 @@ class Cli:
     panel: str | None = None  # the --help panel of the flag (a nested model's: its fields' panel)
     hidden: bool = False  # no flag: the config file and --set only
     flatten: bool = False  # a nested model whose flags keep their own names (--grader, not --answers-grader)
-    repeat: bool = False  # a list given by repeating the flag; default: one comma-separated value
+    repeat: bool = False  # a list given by repeating the flag (default: comma-separated); a mapping: old=new
     path: bool = False  # a file or folder (shown as PATH)
-    file_flag: str | None = None  # also --x-file PATH: the value is that file's text (a mapping: its JSON/YAML)
+    file_flag: str | None = (
+        None  # also --x-file PATH: the value is that file's text (a mapping: its JSON/YAML)
+    )
     choices_from: str | None = None  # "module:NAME": a table whose keys --help lists (not enforced)
     default_from: str | None = None  # "module:function": the text of a default that depends on others
 

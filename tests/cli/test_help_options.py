@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from tuneyard.compress.options import CompressOptions
 from tuneyard.config import Cli
+from tuneyard.data.prepare import PrepareOptions
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
 from tuneyard.export.agreement import ValidateOptions
 from tuneyard.export.exporter import ExportOptions
@@ -35,6 +36,7 @@ VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
     "export": [(ExportOptions, ()), (ValidateOptions, ())],
     "validate": [(ValidateOptions, ())],
     "label": [(LabelOptions, ())],
+    "prepare": [(PrepareOptions, ("source",))],  # source: the SOURCE argument
 }
 
 
@@ -61,6 +63,8 @@ def expected_flags(
         if any(kind is dict or get_origin(kind) is dict for kind in kinds):  # a mapping: a file flag, or none
             if cli.file_flag:
                 yield cli.file_flag, name, None
+            elif cli.repeat:  # --rename old=new, repeated
+                yield cli.flag or f"--{prefix}{name}".replace("_", "-"), name, None
             continue
         if defaults is not None:  # a nested model's default set by its parent (validate: 32 new tokens)
             default = getattr(defaults, name)

@@ -120,7 +120,7 @@ def field_flags(
         inner = nested_model(field)
         if inner is not None:
             nested.append((name, field, inner))
-        elif not is_mapping(field) or marker.file_flag:  # a free-form mapping has no one-flag spelling
+        elif not is_mapping(field) or marker.file_flag or marker.repeat:  # else: --config and --set only
             flag = marker.flag or "--" + (flag_prefix + name).replace("_", "-")
             yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel, default, group)
     for name, field, inner in nested:
@@ -169,6 +169,8 @@ def help_text(option: FieldFlag) -> str:
 def shown_default(option: FieldFlag) -> Any:
     """The model's default as the command line would spell it (None: none to show)."""
     default = option.default
+    if is_mapping(option.field):
+        return None
     if option.is_list():
         return ",".join(map(str, default)) if default and not option.marker.repeat else None
     return default
@@ -177,7 +179,7 @@ def shown_default(option: FieldFlag) -> Any:
 def parameter_type(option: FieldFlag) -> Any:
     """The Python type typer parses a flag's value as (a ``Literal``'s values become choices)."""
     kind = option.kind
-    if option.is_list():
+    if option.is_list() or is_mapping(option.field):
         return list[str] if option.marker.repeat else str
     if option.marker.path:
         return Path
@@ -216,7 +218,7 @@ def parameters(option: FieldFlag) -> list[inspect.Parameter]:
                 ],
             )
         )
-    if is_mapping(option.field):  # a mapping (a JSON schema) is given as a file only
+    if is_mapping(option.field) and not option.marker.repeat:  # a mapping (a JSON schema): a file only
         return file_flag
     python_type = parameter_type(option)
     main = inspect.Parameter(
@@ -242,6 +244,8 @@ def parameters(option: FieldFlag) -> list[inspect.Parameter]:
 
 def flag_value(option: FieldFlag, value: Any) -> Any:
     """A given flag's value as the field expects it (a comma-separated list split, a path as text)."""
+    if is_mapping(option.field):
+        return pairs(option.flag, value)
     if option.is_list() and not option.marker.repeat:
         return [part.strip() for part in str(value).split(",") if part.strip()]
     if option.is_list():
@@ -249,6 +253,19 @@ def flag_value(option: FieldFlag, value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def pairs(flag: str, given: list[str]) -> dict[str, str]:
+    """A repeated ``--rename old=new`` as a mapping; anything else is a user error."""
+    from tuneyard.errors import ConfigError
+
+    mapping = {}
+    for pair in given:
+        old, sep, new = pair.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ConfigError(f"{flag} {pair!r} is not old=new.", f"Example: {flag} sentence=text")
+        mapping[old.strip()] = new.strip()
+    return mapping
 
 
 def given(ctx: typer.Context, param: str) -> bool:
@@ -276,18 +293,18 @@ def read_value_file(option: FieldFlag, path: Path) -> Any:
 
 
 def given_value(ctx: typer.Context, option: FieldFlag, values: dict[str, Any]) -> tuple[bool, Any]:
-    """Whether the user gave this field's flag (or an old spelling of it), and its value.
+    """Whether the user gave this field's flag (or an old spelling, or its file flag), and the field's value.
 
     An old spelling prints one line naming the new one.
     """
     if option.marker.file_flag and given(ctx, option.file_param):
         return True, read_value_file(option, values[option.file_param])
     if given(ctx, option.param):
-        return True, values[option.param]
+        return True, flag_value(option, values[option.param])
     for number, alias in enumerate(option.marker.aliases):
         if given(ctx, option.alias_param(number)):
             note(f"note: {alias} is now spelled {option.flag}; the old spelling still works.")
-            return True, values[option.alias_param(number)]
+            return True, flag_value(option, values[option.alias_param(number)])
     return False, None
 
 
@@ -301,7 +318,7 @@ def collect(ctx: typer.Context, options: list[FieldFlag], values: dict[str, Any]
         target = flags
         for part in option.path[:-1]:
             target = target.setdefault(part, {})
-        target[option.path[-1]] = flag_value(option, value)
+        target[option.path[-1]] = value
     return flags
 
 
