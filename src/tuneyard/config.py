@@ -104,9 +104,30 @@ def format_validation_error(model: type[BaseModel], error: ValidationError) -> C
         if item["type"] == "extra_forbidden":
             allowed = ", ".join(sorted(_model_at(model, item["loc"][:-1]).model_fields))
             lines.append(f"unknown field {field!r}. Allowed fields: {allowed}.")
+        elif item["type"] == "missing":
+            flag = flag_for(model, item["loc"])
+            lines.append(f"field {field!r} is required: give {flag} or set {field}: in --config.")
         else:
             lines.append(f"field {field!r} = {value!r}: {item['msg']}.")
     return ConfigError("invalid options: " + lines[0], "\n".join(lines[1:]) or None)
+
+
+def flag_for(model: type[BaseModel], location: Sequence[Any]) -> str:
+    """The command-line flag of the field at ``location`` (``("lora", "r")`` -> ``--lora-r``).
+
+    The one naming rule: the field's name with dashes, after its nested models' names
+    (unless a model is ``Cli(flatten=True)``), or the ``Cli(flag=...)`` it declares.
+    """
+    prefix = ""
+    for number, part in enumerate(location):
+        field = model.model_fields.get(str(part))
+        marker = next((item for item in field.metadata if isinstance(item, Cli)), Cli()) if field else Cli()
+        if number == len(location) - 1 or field is None:
+            return marker.flag or "--" + (prefix + str(part)).replace("_", "-")
+        if not marker.flatten:
+            prefix += f"{part}_"
+        model = _model_at(model, (part,))
+    return "--" + prefix.rstrip("_").replace("_", "-")
 
 
 def _model_at(model: type[BaseModel], location: tuple[Any, ...]) -> type[BaseModel]:

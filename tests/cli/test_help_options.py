@@ -243,3 +243,9 @@ def test_a_bad_file_flag_names_the_flag_and_the_file(
     (tmp_path / "bad.json").write_text("{not json")
     result = tuneyard("label", *args)
     assert result.code == 2 and message in result.err
+
+
+def test_a_missing_field_names_its_flag(tuneyard: Callable[..., Any], tmp_path: Path) -> None:
+    result = tuneyard("--yard", str(tmp_path), "compress", "--task", "sst2")
+    assert result.code == 2
+    assert "field 'model' is required: give --checkpoint or set model: in --config." in result.err

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from tuneyard.cli.console import note
-from tuneyard.config import Cli
+from tuneyard.config import Cli, flag_for
 
 NO_MARKER = Cli()
 # Where a value counts as given by the user (typer's click reports a ParameterSource).
@@ -98,15 +98,22 @@ def nested_model(field: FieldInfo) -> type[BaseModel] | None:
 
 
 def field_flags(
+    model: type[BaseModel], exclude: Collection[str] = (), group: str = "flags"
+) -> Iterator[FieldFlag]:
+    """Every flag ``model`` offers (but ``exclude``), in field order, nested models' after their parent's."""
+    return nested_flags(model, model, exclude, group)
+
+
+def nested_flags(
+    root: type[BaseModel],
     model: type[BaseModel],
-    exclude: Collection[str] = (),
-    group: str = "flags",
+    exclude: Collection[str],
+    group: str,
     path: tuple[str, ...] = (),
-    flag_prefix: str = "",
     panel: str | None = None,
     defaults: BaseModel | None = None,
 ) -> Iterator[FieldFlag]:
-    """Every flag ``model`` offers, in field order, nested models' after their parent's own.
+    """The flags of ``model``, found at ``path`` in ``root``.
 
     ``defaults``: the parent's default for this nested model, whose values win over the
     class's own (``answers`` of ``validate`` defaults to 32 new tokens, not 64).
@@ -116,19 +123,18 @@ def field_flags(
         marker = marker_of(field)
         if name in exclude or marker.hidden:
             continue
-        default = field_default(field, name, defaults)
         inner = nested_model(field)
         if inner is not None:
             nested.append((name, field, inner))
         elif not is_mapping(field) or marker.file_flag or marker.repeat:  # else: --config and --set only
-            flag = marker.flag or "--" + (flag_prefix + name).replace("_", "-")
+            flag = flag_for(root, (*path, name))
+            default = field_default(field, name, defaults)
             yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel, default, group)
     for name, field, inner in nested:
         marker = marker_of(field)
         title = marker.panel or field.title or name.replace("_", " ").capitalize()
-        prefix = flag_prefix if marker.flatten else f"{flag_prefix}{name}_"
         inner_defaults = field_default(field, name, defaults)
-        yield from field_flags(inner, (), group, (*path, name), prefix, title, inner_defaults)
+        yield from nested_flags(root, inner, (), group, (*path, name), title, inner_defaults)
 
 
 def field_default(field: FieldInfo, name: str, defaults: BaseModel | None) -> Any:
