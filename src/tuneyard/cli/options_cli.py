@@ -204,39 +204,30 @@ def flag_declarations(option: FieldFlag) -> list[str]:
 
 def parameters(option: FieldFlag) -> list[inspect.Parameter]:
     """The flag's command parameter, one hidden parameter per old spelling, and its file flag."""
-    file_flag = []
-    if option.marker.file_flag:
-        file_help = (
-            "Or: a file holding it" if is_mapping(option.field) else f"Or: read {option.flag} from a file"
-        )
-        file_flag.append(
-            inspect.Parameter(
-                option.file_param,
-                inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                default=None,
-                annotation=Annotated[
-                    Path | None,
-                    typer.Option(
-                        option.marker.file_flag,
-                        help=file_help,
-                        rich_help_panel=option.panel,
-                    ),
-                ],
-            )
-        )
+    file_flag = [file_parameter(option)] if option.marker.file_flag else []
     if is_mapping(option.field) and not option.marker.repeat:  # a mapping (a JSON schema): a file only
         return file_flag
+    return [main_parameter(option), *alias_parameters(option), *file_flag]
+
+
+def main_parameter(option: FieldFlag) -> inspect.Parameter:
+    """The flag itself, its default the model's (shown by --help; a value left at it is not passed on)."""
     python_type = parameter_type(option)
-    main = inspect.Parameter(
+    return inspect.Parameter(
         option.param,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        default=shown_default(option) if not option.is_bool() else bool(shown_default(option)),
+        default=bool(option.default) if option.is_bool() else shown_default(option),
         annotation=Annotated[
             python_type if option.is_bool() else python_type | None,
             typer.Option(*flag_declarations(option), help=help_text(option), rich_help_panel=option.panel),
         ],
     )
-    aliases = [
+
+
+def alias_parameters(option: FieldFlag) -> list[inspect.Parameter]:
+    """One hidden flag per old spelling, with no default of its own."""
+    python_type = parameter_type(option)
+    return [
         inspect.Parameter(
             option.alias_param(number),
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -245,7 +236,23 @@ def parameters(option: FieldFlag) -> list[inspect.Parameter]:
         )
         for number, alias in enumerate(option.marker.aliases)
     ]
-    return [main, *aliases, *file_flag]
+
+
+def file_parameter(option: FieldFlag) -> inspect.Parameter:
+    """``--prompt-file PATH``: the field's value read from a file (see :func:`read_value_file`)."""
+    if is_mapping(option.field):
+        file_help = f"{option.field.description or ''} A JSON or YAML file.".strip()
+    else:
+        file_help = f"Or: read {option.flag} from a file."
+    return inspect.Parameter(
+        option.file_param,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(str(option.marker.file_flag), help=file_help, rich_help_panel=option.panel),
+        ],
+    )
 
 
 def flag_value(option: FieldFlag, value: Any) -> Any:
@@ -318,8 +325,8 @@ def collect(ctx: typer.Context, options: list[FieldFlag], values: dict[str, Any]
     """The flags the user gave, as nested field values (``{"lora": {"r": 16}}``)."""
     flags: dict[str, Any] = {}
     for option in options:
-        given, value = given_value(ctx, option, values)
-        if not given:
+        was_given, value = given_value(ctx, option, values)
+        if not was_given:
             continue
         target = flags
         for part in option.path[:-1]:
