@@ -66,7 +66,7 @@ def test_eval_and_compress_calibration_refuse_a_truncated_csv(cli, tiny_model, t
     )
     assert_clear_error(evaluated, problem, folder, "test.csv")
     (folder / "train.csv").write_bytes(truncated)
-    compress = ("--model", tiny_model("bert"), "--method", "whiten", "--rank", "4", "--data", folder, "-q")
+    compress = ("--checkpoint", tiny_model("bert"), "--method", "whiten", "--rank", "4", "--data", folder, "-q")
     compressed = cli("--yard", tmp_path, "compress", *compress)
     assert_clear_error(compressed, problem, folder, "train.csv")
     assert not (tmp_path / "compressed_models").exists()
