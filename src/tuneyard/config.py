@@ -29,7 +29,7 @@ class Cli:
     """How one options field is offered on the command line, where the default rules do not fit.
 
     Kept here, beside :class:`StrictModel`, so option models can say it without importing
-    the CLI; only :mod:`tuneyard.cli.options_cli` reads it.
+    the CLI; read by :mod:`tuneyard.cli.options_cli` and :func:`flag_for`.
     """
 
     flag: str | None = None  # the flag instead of --field-name (compress's `model`: --checkpoint)
@@ -39,9 +39,7 @@ class Cli:
     flatten: bool = False  # a nested model whose flags keep their own names (--grader, not --answers-grader)
     repeat: bool = False  # a list given by repeating the flag (default: comma-separated); a mapping: old=new
     path: bool = False  # a file or folder (shown as PATH)
-    file_flag: str | None = (
-        None  # also --x-file PATH: the value is that file's text (a mapping: its JSON/YAML)
-    )
+    file_flag: str | None = None  # also --x-file PATH: the file's text (a mapping: its JSON/YAML)
     choices_from: str | None = None  # "module:NAME": a table whose keys --help lists (not enforced)
     default_from: str | None = None  # "module:function": the text of a default that depends on others
 
