@@ -276,8 +276,8 @@ def tokenizer_check(tokenizer: Any, runtime: LlamaRuntime, rows: Rows) -> tuple[
 
 def graded(answers: list[str], rows: Rows, options: AnswerOptions) -> tuple[float, list[float]]:
     """The grader's score of ``answers`` against the references, and each answer's score."""
-    from tuneyard.components.graders import make_grader
     from tuneyard.components.grade_log import grade_records
+    from tuneyard.components.graders import make_grader
 
     grader = make_grader(options.grader, options.fields, options.pattern, options.choices, rows.references)
     records = [
