@@ -230,7 +230,7 @@ def cli_rows(model: Path, workdir: Path) -> list[str]:
             "--yard",
             str(workdir),
             "compress",
-            "--model",
+            "--checkpoint",
             str(model),
             "--method",
             method,

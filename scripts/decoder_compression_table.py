@@ -73,7 +73,7 @@ def main() -> None:
     for ratio in RATIOS:
         for method in METHODS:
             stdout = tuneyard(
-                yard, "compress", "--model", model, "--method", method, "--ratio", str(ratio),
+                yard, "compress", "--checkpoint", model, "--method", method, "--ratio", str(ratio),
                 "--held-out-samples", str(HELD_OUT), "-q", *TEXT,
             )  # fmt: skip
             folder = saved_path(stdout)

@@ -47,7 +47,7 @@ step "LoRA r=8 on layers 3-5, 3 epochs -> outputs/demo/debian_topics/..." \
 finetuned=models/finetuned/bert/full/all-MiniLM-L6-v2
 compressed=compressed_models/all-MiniLM-L6-v2_whiten_ratio0.5
 step "whitened SVD keeping half the compressible weights -> $compressed" \
-    "$tuneyard" compress --model "$finetuned/best" --method whiten --ratio 0.5 --data "$data" \
+    "$tuneyard" compress --checkpoint "$finetuned/best" --method whiten --ratio 0.5 --data "$data" \
     --calib-samples 128 --quiet
 step "recover: fine-tune the low-rank factors, validating every 10 steps -> models/finetuned/bert/whiten/..." \
     "$tuneyard" finetune --checkpoint "$compressed" --epochs 1 --learning-rate 1e-4 --save-steps 10 "${common[@]}"

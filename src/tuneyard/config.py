@@ -2,11 +2,17 @@
 
 Precedence, lowest to highest: the model's defaults, ``--config FILE``, explicit CLI
 flags, ``--set a.b=value``. Errors name the field, the bad value and what is allowed.
+
+The models are also the command line's only source: :mod:`tuneyard.cli.options_cli`
+makes one flag per field (name, type, default, help from ``Field(description=...)``).
+A field whose flag needs more than those rules carries a :class:`Cli` marker:
+``checkpoint: Annotated[str, Cli(aliases=("--model",))]``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
@@ -16,6 +22,27 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tuneyard.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How one options field is offered on the command line, where the default rules do not fit.
+
+    Kept here, beside :class:`StrictModel`, so option models can say it without importing
+    the CLI; read by :mod:`tuneyard.cli.options_cli` and :func:`flag_for`.
+    """
+
+    flag: str | None = None  # the flag instead of --field-name (compress's `model`: --checkpoint)
+    aliases: tuple[str, ...] = ()  # old spellings: hidden, still accepted, with a note naming `flag`
+    panel: str | None = None  # the --help panel of the flag (a nested model's: its fields' panel)
+    hidden: bool = False  # no flag: the config file and --set only
+    flatten: bool = False  # a nested model whose flags keep their own names (--grader, not --answers-grader)
+    repeat: bool = False  # a list given by repeating the flag (default: comma-separated); a mapping: old=new
+    path: bool = False  # a file or folder (shown as PATH)
+    file_flag: str | None = None  # also --x-file PATH: the file's text (a mapping: its JSON/YAML)
+    # "module:NAME": a table whose keys --help lists, or a function returning them (not enforced)
+    choices_from: str | None = None
+    default_from: str | None = None  # "module:function": the text of a default that depends on others
 
 
 class StrictModel(BaseModel):
@@ -76,9 +103,30 @@ def format_validation_error(model: type[BaseModel], error: ValidationError) -> C
         if item["type"] == "extra_forbidden":
             allowed = ", ".join(sorted(_model_at(model, item["loc"][:-1]).model_fields))
             lines.append(f"unknown field {field!r}. Allowed fields: {allowed}.")
+        elif item["type"] == "missing":
+            flag = flag_for(model, item["loc"])
+            lines.append(f"field {field!r} is required: give {flag} or set {field}: in --config.")
         else:
             lines.append(f"field {field!r} = {value!r}: {item['msg']}.")
     return ConfigError("invalid options: " + lines[0], "\n".join(lines[1:]) or None)
+
+
+def flag_for(model: type[BaseModel], location: Sequence[Any]) -> str:
+    """The command-line flag of the field at ``location`` (``("lora", "r")`` -> ``--lora-r``).
+
+    The one naming rule: the field's name with dashes, after its nested models' names
+    (unless a model is ``Cli(flatten=True)``), or the ``Cli(flag=...)`` it declares.
+    """
+    prefix = ""
+    for number, part in enumerate(location):
+        field = model.model_fields.get(str(part))
+        marker = next((item for item in field.metadata if isinstance(item, Cli)), Cli()) if field else Cli()
+        if number == len(location) - 1 or field is None:
+            return marker.flag or "--" + (prefix + str(part)).replace("_", "-")
+        if not marker.flatten:
+            prefix += f"{part}_"
+        model = _model_at(model, (part,))
+    return "--" + prefix.rstrip("_").replace("_", "-")
 
 
 def _model_at(model: type[BaseModel], location: tuple[Any, ...]) -> type[BaseModel]:

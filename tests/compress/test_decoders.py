@@ -121,7 +121,7 @@ def test_a_decoder_without_usable_rows_is_refused(cli, tiny_decoder, tmp_path) -
     data.mkdir()
     (data / "train.jsonl").write_text('{"question": "q", "answer": "a"}\n' * 4)
     result = cli(
-        "--yard", tmp_path, "compress", "--model", tiny_decoder("llama"), "--method", "whiten",
+        "--yard", tmp_path, "compress", "--checkpoint", tiny_decoder("llama"), "--method", "whiten",
         "--rank", "4", "--data", data, "--task-type", "causal_lm",
     )  # fmt: skip
     assert result.exit_code == 2 and result.stderr.startswith("error: "), result.stderr

@@ -18,7 +18,7 @@ from tuneyard.yard.root import Yard
 VERB_ARGS = {
     "finetune": ("--checkpoint", "--epochs", "1", "-q"),
     "eval": ("--checkpoint",),
-    "compress": ("--model", "--rank", "4", "-q"),
+    "compress": ("--checkpoint", "--rank", "4", "-q"),
 }
 
 

@@ -1,7 +1,8 @@
 """The ``tuneyard`` command line: parsing only; every verb calls the library.
 
-Heavy libraries are imported inside the verb functions, so read-only commands
-(``runs ls``) start without torch or transformers.
+Verb modules are imported only when their verb runs or its help is shown
+(:mod:`tuneyard.cli.register`), and heavy libraries inside the verb functions, so
+read-only commands (``runs ls``) start without pydantic, torch or transformers.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import typer
 
 from tuneyard import __version__
 from tuneyard.cli.console import print_error
+from tuneyard.cli.register import LazyVerbGroup
 from tuneyard.errors import TuneyardError
 
 app = typer.Typer(
     name="tuneyard",
+    cls=LazyVerbGroup,
     help="Fine-tune, compress, evaluate and file every result in a yard.",
     no_args_is_help=True,
     rich_markup_mode="rich",
@@ -75,9 +78,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print_error(TuneyardError("interrupted."))
         sys.exit(130)
-
-
-# Verb modules import only typer and the light parts of tuneyard at this point.
-from tuneyard.cli import register as _register  # noqa: E402 (verbs attach to the app defined above)
-
-_register.add_all(app)

@@ -3,79 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import (
-    ChatTemplateOpt,
-    DataOpt,
-    LabelColumnOpt,
-    MessagesColumnOpt,
-    PromptColumnOpt,
-    ReferenceColumnOpt,
-    ResponseColumnOpt,
-    SystemColumnOpt,
-    SystemPromptOpt,
-    TaskOpt,
-    TaskTypeOpt,
-    TextColumnOpt,
-    TextPairColumnOpt,
-    chat_flags,
-)
-from tuneyard.compress.registry import METHODS
+from tuneyard.cli.options_cli import with_model_options
+from tuneyard.compress.options import CompressOptions
 
 if TYPE_CHECKING:
     from tuneyard.compress.compressor import CompressionResult
 
 
+@with_model_options(CompressOptions)
 def compress(
     ctx: typer.Context,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="HF hub id, local model folder or .gguf file.")
-    ] = None,
-    method: Annotated[
-        str | None, typer.Option(help=f"One of: {', '.join(METHODS)} (default standard).")
-    ] = None,
-    rank: Annotated[
-        str | None, typer.Option(help="Rank everywhere (64) or per type (attn=40,ffn=240).")
-    ] = None,
-    ratio: Annotated[
-        float | None, typer.Option(help="Fraction of compressible weights kept, e.g. 0.5.")
-    ] = None,
-    task: TaskOpt = None,
-    data: DataOpt = None,
-    text_column: TextColumnOpt = None,
-    text_pair_column: TextPairColumnOpt = None,
-    label_column: LabelColumnOpt = None,
-    task_type: TaskTypeOpt = None,
-    messages_column: MessagesColumnOpt = None,
-    prompt_column: PromptColumnOpt = None,
-    response_column: ResponseColumnOpt = None,
-    system_column: SystemColumnOpt = None,
-    reference_column: ReferenceColumnOpt = None,
-    system_prompt: SystemPromptOpt = None,
-    chat_template: ChatTemplateOpt = None,
-    calib_samples: Annotated[
-        int | None, typer.Option(help="Calibration rows from train (default 256).")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Calibration batch size (default 16).")] = None,
-    max_length: Annotated[
-        int | None, typer.Option(help="Token length of calibration rows (default 128).")
-    ] = None,
-    held_out_samples: Annotated[
-        int | None,
-        typer.Option(
-            help="Validation rows the output error (and a decoder's perplexity) is measured on (default 64)."
-        ),
-    ] = None,
-    alpha: Annotated[float | None, typer.Option(help="asvd's activation exponent (default 0.5).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for sampling and head init (default 0).")] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Write here instead of the yard layout path.")
-    ] = None,
+    flags: dict[str, Any],
     config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override an option: --set rank=32.")
@@ -84,43 +28,14 @@ def compress(
 ) -> None:
     """Factorise a model's linear layers with SVD and file it under compressed_models/.
 
-    Example: tuneyard compress --model ./bert-sst2 --method whiten --rank 64 --task sst2
+    Example: tuneyard compress --checkpoint ./bert-sst2 --method whiten --rank 64 --task sst2
 
     A decoder (LLaMA, SmolLM2, GPT-2) calibrates on chat rows or plain 'text' rows and
     reports its perplexity on --held-out-samples validation rows before and after.
     """
     from tuneyard.compress.compressor import compress_model
-    from tuneyard.compress.options import CompressOptions
     from tuneyard.config import resolve_options
 
-    flags = {
-        "model": model,
-        "method": method,
-        "rank": rank,
-        "ratio": ratio,
-        "task": task,
-        "data": str(data) if data else None,
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "label_column": label_column,
-        "task_type": task_type,
-        **chat_flags(
-            messages_column,
-            prompt_column,
-            response_column,
-            system_column,
-            reference_column,
-            system_prompt,
-            chat_template,
-        ),
-        "calib_samples": calib_samples,
-        "held_out_samples": held_out_samples,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "alpha": alpha,
-        "seed": seed,
-        "output_dir": str(output_dir) if output_dir else None,
-    }
     options = resolve_options(CompressOptions, flags, config, overrides or [])
     quiet_libraries()
     result = compress_model(options, yard_from(ctx), progress=not quiet)

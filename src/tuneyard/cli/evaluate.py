@@ -12,42 +12,18 @@ import typer
 
 from tuneyard.cli.console import live_progress, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import (
-    ChatTemplateOpt,
-    ChoicesOpt,
-    DataOpt,
-    DoSampleOpt,
-    FieldsOpt,
-    GraderOpt,
-    LabelColumnOpt,
-    MaxNewTokensOpt,
-    MessagesColumnOpt,
-    PatternOpt,
-    PromptColumnOpt,
-    ReferenceColumnOpt,
-    ResponseColumnOpt,
-    SeedOpt,
-    StopOpt,
-    SystemColumnOpt,
-    SystemPromptOpt,
-    TaskOpt,
-    TaskTypeOpt,
-    TemperatureOpt,
-    TextColumnOpt,
-    TextPairColumnOpt,
-    TopPOpt,
-    chat_flags,
-    comma_list,
-    generation_flags,
-)
+from tuneyard.cli.options_cli import with_model_options
+from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
 from tuneyard.task_types.data_loading import load_data
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-NbEvalSamplesOpt = Annotated[
-    int | None, typer.Option(help="Score the first N rows of each split, in file order (default: all).")
-]
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    """``a, b,c`` -> ``["a", "b", "c"]`` (None when not given)."""
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 @contextmanager
@@ -71,53 +47,10 @@ def _print_scores(metrics: dict[str, Any], main_metric: str) -> None:
     out.print(format_table(["metric", "value"], rows), end="", markup=False)
 
 
+@with_model_options(EvalOptions)
 def eval_command(
     ctx: typer.Context,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint",
-            "--model",
-            help="Model folder (plain, compressed, LoRA adapter, run folder), a .gguf file "
-            "or a hub id (needs --output-dir).",
-        ),
-    ] = None,
-    task: TaskOpt = None,
-    data: DataOpt = None,
-    split: Annotated[str | None, typer.Option(help="Split to score: validation (default) or test.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
-    max_length: Annotated[
-        int | None,
-        typer.Option(help="Truncate inputs to this many tokens (default: the fine-tuning length, else 512)."),
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
-    ] = None,
-    nb_eval_samples: NbEvalSamplesOpt = None,
-    text_column: TextColumnOpt = None,
-    text_pair_column: TextPairColumnOpt = None,
-    label_column: LabelColumnOpt = None,
-    task_type: TaskTypeOpt = None,
-    messages_column: MessagesColumnOpt = None,
-    prompt_column: PromptColumnOpt = None,
-    response_column: ResponseColumnOpt = None,
-    system_column: SystemColumnOpt = None,
-    reference_column: ReferenceColumnOpt = None,
-    system_prompt: SystemPromptOpt = None,
-    chat_template: ChatTemplateOpt = None,
-    grader: GraderOpt = None,
-    fields: FieldsOpt = None,
-    pattern: PatternOpt = None,
-    choices: ChoicesOpt = None,
-    max_new_tokens: MaxNewTokensOpt = None,
-    do_sample: DoSampleOpt = None,
-    temperature: TemperatureOpt = None,
-    top_p: TopPOpt = None,
-    seed: SeedOpt = None,
-    stop: StopOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Folder for the results (required for a model outside the yard).")
-    ] = None,
+    flags: dict[str, Any],
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -131,40 +64,7 @@ def eval_command(
     """
     from tuneyard.config import resolve_options
     from tuneyard.errors import DataError
-    from tuneyard.evaluate.options import EvalOptions
 
-    flags = {
-        "checkpoint": checkpoint,
-        "task": task,
-        "data": str(data) if data else None,
-        "split": split,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "device": device,
-        "nb_eval_samples": nb_eval_samples,
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "label_column": label_column,
-        "task_type": task_type,
-        **chat_flags(
-            messages_column,
-            prompt_column,
-            response_column,
-            system_column,
-            reference_column,
-            system_prompt,
-            chat_template,
-        ),
-        "output_dir": str(output_dir) if output_dir else None,
-    }
-    answers = {
-        **generation_flags(max_new_tokens, do_sample, temperature, top_p, seed, stop),
-        "grader": grader,
-        "fields": comma_list(fields),
-        "pattern": pattern,
-        "choices": comma_list(choices),
-    }
-    flags["answers"] = {key: value for key, value in answers.items() if value is not None} or None
     options = resolve_options(EvalOptions, flags, config, set_ or ())
     if (options.task is None) == (options.data is None):
         raise DataError(
@@ -277,23 +177,10 @@ def multi_value_flags(args: list[str]) -> dict[str, list[str]]:
     return values
 
 
+@with_model_options(GridOptions, exclude=("models", "tasks"))
 def eval_grid_command(
     ctx: typer.Context,
-    split: Annotated[str | None, typer.Option(help="Split to score (default validation).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Examples per forward pass (default 32).")] = None,
-    max_length: Annotated[int | None, typer.Option(help="Truncate inputs to this many tokens.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: a GPU if present).")] = None,
-    experiment: Annotated[
-        str | None, typer.Option(help="Grid folder name under experiments/ (default eval_grid).")
-    ] = None,
-    nb_eval_samples: NbEvalSamplesOpt = None,
-    checkpoint_to_eval: Annotated[
-        str | None,
-        typer.Option(help="Of each run folder: best (default), last or checkpoint-{epoch}-{step}."),
-    ] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Grid folder instead of experiments/{experiment}.")
-    ] = None,
+    flags: dict[str, Any],
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -311,18 +198,7 @@ def eval_grid_command(
     """
     from tuneyard.cli.output import format_table
     from tuneyard.config import resolve_options
-    from tuneyard.evaluate.options import GridOptions
 
-    flags: dict[str, Any] = {
-        "split": split,
-        "batch_size": batch_size,
-        "max_length": max_length,
-        "device": device,
-        "experiment": experiment,
-        "nb_eval_samples": nb_eval_samples,
-        "checkpoint_to_eval": checkpoint_to_eval,
-        "output_dir": str(output_dir) if output_dir else None,
-    }
     flags.update(multi_value_flags(list(ctx.args)))
     options = resolve_options(GridOptions, flags, config, set_ or ())
     yard = yard_from(ctx)
@@ -357,34 +233,10 @@ def eval_grid_command(
         sys.exit(1)
 
 
+@with_model_options(GenerateOptions)
 def generate_command(
     ctx: typer.Context,
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(help="Causal LM folder (run folder, best/, LoRA adapter), a .gguf file or a hub id."),
-    ] = None,
-    data: DataOpt = None,
-    split: Annotated[str | None, typer.Option(help="Split whose prompts to answer (default test).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Prompts per generate call (default 8).")] = None,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: a GPU if present).")
-    ] = None,
-    messages_column: MessagesColumnOpt = None,
-    prompt_column: PromptColumnOpt = None,
-    response_column: ResponseColumnOpt = None,
-    system_column: SystemColumnOpt = None,
-    reference_column: ReferenceColumnOpt = None,
-    system_prompt: SystemPromptOpt = None,
-    chat_template: ChatTemplateOpt = None,
-    max_new_tokens: MaxNewTokensOpt = None,
-    do_sample: DoSampleOpt = None,
-    temperature: TemperatureOpt = None,
-    top_p: TopPOpt = None,
-    seed: SeedOpt = None,
-    stop: StopOpt = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Folder for the answers (required for a model outside the yard).")
-    ] = None,
+    flags: dict[str, Any],
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -397,26 +249,7 @@ def generate_command(
     Example: tuneyard generate --checkpoint models/finetuned/llama/lora/smollm2 --data ./chat --split test
     """
     from tuneyard.config import resolve_options
-    from tuneyard.evaluate.options import GenerateOptions
 
-    flags = {
-        "checkpoint": checkpoint,
-        "data": str(data) if data else None,
-        "split": split,
-        "batch_size": batch_size,
-        "device": device,
-        **chat_flags(
-            messages_column,
-            prompt_column,
-            response_column,
-            system_column,
-            reference_column,
-            system_prompt,
-            chat_template,
-        ),
-        "generation": generation_flags(max_new_tokens, do_sample, temperature, top_p, seed, stop) or None,
-        "output_dir": str(output_dir) if output_dir else None,
-    }
     options = resolve_options(GenerateOptions, flags, config, set_ or ())
     yard = yard_from(ctx)
     quiet_libraries()

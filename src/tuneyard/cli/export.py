@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tuneyard.cli.console import out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import ChoicesOpt, DataOpt, FieldsOpt, GraderOpt, PatternOpt, StopOpt, TaskOpt
 from tuneyard.cli.evaluate import QuietOption
-from tuneyard.cli.validate import (
-    MinAccuracyOpt,
-    SamplesOpt,
-    SplitOpt,
-    ThreadsOpt,
-    ValidateMaxNewTokensOpt,
-    answer_flags,
-    run_validation,
-    validation_flags,
-)
-from tuneyard.export.quantize import quant_choices
+from tuneyard.cli.options_cli import with_model_options
+from tuneyard.cli.validate import run_validation
+from tuneyard.export.agreement import ValidateOptions
+from tuneyard.export.exporter import ExportOptions
+from tuneyard.export.merge import MergeOptions
 
 
-def merge(
-    ctx: typer.Context,
-    checkpoint: Annotated[
-        Path,
-        typer.Option(
-            "--checkpoint",
-            "--model",
-            help="A LoRA run (its folder or best/), an adapter, or a compressed model.",
-        ),
-    ],
-    dense: Annotated[
-        bool, typer.Option("--dense", help="Multiply a compressed model's factors back into dense layers.")
-    ] = False,
-    name: Annotated[
-        str | None, typer.Option(help="Folder name under models/merged/{arch}/ (default: the run's).")
-    ] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Write here instead of the yard layout path.")
-    ] = None,
-) -> None:
+@with_model_options(MergeOptions)
+def merge(ctx: typer.Context, flags: dict[str, Any]) -> None:
     """Fold a LoRA adapter into its base (or a compressed model's factors, --dense) as a plain model folder.
 
     The merged model is checked against the source on a probe sentence before anything is
@@ -53,14 +27,13 @@ def merge(
     """
     from rich.table import Table
 
-    from tuneyard.export.merge import MergeOptions, merge_model
+    from tuneyard.config import resolve_options
+    from tuneyard.export.merge import merge_model
 
+    options = resolve_options(MergeOptions, flags)
     quiet_libraries()
-    options = MergeOptions(
-        checkpoint=str(checkpoint), dense=dense, name=name, output_dir=str(output_dir) if output_dir else None
-    )
     result = merge_model(options, yard_from(ctx))
-    table = Table(title=f"merge of {checkpoint}", show_header=False)
+    table = Table(title=f"merge of {options.checkpoint}", show_header=False)
     table.add_column("field")
     table.add_column("value", justify="right")
     table.add_row("folded in", f"{result.layers} {'LoRA' if result.source == 'lora' else 'low-rank'} layers")
@@ -71,28 +44,12 @@ def merge(
     out.print(f"saved {result.path}")
 
 
+@with_model_options(ExportOptions)
+@with_model_options(ValidateOptions, into="checks")
 def export(
     ctx: typer.Context,
-    checkpoint: Annotated[
-        Path,
-        typer.Option("--checkpoint", "--model", help="A model folder, a LoRA run or a compressed model."),
-    ],
-    format_: Annotated[
-        str,
-        typer.Option(
-            "--format", help="gguf (one file for llama.cpp) or safetensors (a plain Hugging Face folder)."
-        ),
-    ] = "gguf",
-    quant: Annotated[
-        str | None, typer.Option(help=f"GGUF tensor type, default f16: {quant_choices()}.")
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(help="exports/{name}_{quant}/ or {name}_safetensors/ (default: the model's or run's)."),
-    ] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Write here instead of the yard layout path.")
-    ] = None,
+    flags: dict[str, Any],
+    checks: dict[str, Any],
     validate: Annotated[
         bool,
         typer.Option(
@@ -100,18 +57,6 @@ def export(
             help="GGUF: run the file in llama.cpp and compare it with its source (see tuneyard validate).",
         ),
     ] = True,
-    task: TaskOpt = None,
-    data: DataOpt = None,
-    split: SplitOpt = None,
-    samples: SamplesOpt = None,
-    min_accuracy: MinAccuracyOpt = None,
-    threads: ThreadsOpt = None,
-    grader: GraderOpt = None,
-    fields: FieldsOpt = None,
-    pattern: PatternOpt = None,
-    choices: ChoicesOpt = None,
-    max_new_tokens: ValidateMaxNewTokensOpt = None,
-    stop: StopOpt = None,
     quiet: QuietOption = False,
 ) -> None:
     """Write a model as a GGUF file with llama.cpp's own tools, or a plain safetensors folder, in exports/.
@@ -133,31 +78,22 @@ def export(
 
     from tuneyard.cli.console import note
     from tuneyard.config import resolve_options
-    from tuneyard.export.agreement import ValidateOptions, check_ready
-    from tuneyard.export.exporter import ExportOptions, export_model
+    from tuneyard.export.agreement import check_ready
+    from tuneyard.export.exporter import export_model
     from tuneyard.models.loading import resolve_model_folder
 
     quiet_libraries()
-    flags = {
-        "checkpoint": str(checkpoint),
-        "format": format_,
-        "quant": quant,
-        "name": name,
-        "output_dir": str(output_dir) if output_dir else None,
-    }
-    options = resolve_options(ExportOptions, flags, None, [])
+    options = resolve_options(ExportOptions, flags)
     yard = yard_from(ctx)
     validation = None
     if validate and options.format == "gguf":
-        answers = answer_flags(grader, fields, pattern, choices, max_new_tokens, stop)
-        checks = validation_flags(task, data, split, samples, min_accuracy, threads, answers)
-        validation = resolve_options(ValidateOptions, checks, None, [])
-        check_ready(validation, yard, resolve_model_folder(str(checkpoint)))
+        validation = resolve_options(ValidateOptions, checks)
+        check_ready(validation, yard, resolve_model_folder(options.checkpoint))
     result = export_model(options, yard)
     for line in result.notes:
         note(f"note: {line}")
     title = "GGUF export" if options.format == "gguf" else "safetensors export"
-    table = Table(title=f"{title} of {checkpoint}", show_header=False)
+    table = Table(title=f"{title} of {options.checkpoint}", show_header=False)
     table.add_column("field")
     table.add_column("value", justify="right")
     if options.quant:

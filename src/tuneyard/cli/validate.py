@@ -1,7 +1,7 @@
 """``tuneyard validate``: parse flags, call :mod:`tuneyard.export.agreement`, print the comparison.
 
-The validation flags are defined here once; ``tuneyard export`` takes the same ones
-(validation is on by default there).
+The validation flags come from :class:`~tuneyard.export.agreement.ValidateOptions`;
+``tuneyard export`` takes the same ones (validation is on by default there).
 """
 
 from __future__ import annotations
@@ -13,69 +13,9 @@ import typer
 
 from tuneyard.cli.console import out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.cli.data_flags import (
-    ChoicesOpt,
-    DataOpt,
-    FieldsOpt,
-    GraderOpt,
-    PatternOpt,
-    StopOpt,
-    TaskOpt,
-    comma_list,
-)
 from tuneyard.cli.evaluate import ConfigOption, QuietOption, SetOption, progress_bar
-
-SamplesOpt = Annotated[
-    int | None, typer.Option(help="Compare on the first N rows of the split (default 32).")
-]
-SplitOpt = Annotated[str | None, typer.Option(help="Split of the data to compare on (default validation).")]
-MinAccuracyOpt = Annotated[
-    float | None,
-    typer.Option(help="Release gate: fail (exit 1, export marked failed) under this llama.cpp accuracy."),
-]
-ValidateMaxNewTokensOpt = Annotated[int | None, typer.Option(help="Longest answer, in tokens (default 32).")]
-ThreadsOpt = Annotated[int | None, typer.Option(help="llama.cpp threads (default: every core).")]
-
-
-def validation_flags(
-    task: str | None,
-    data: Path | None,
-    split: str | None,
-    samples: int | None,
-    min_accuracy: float | None,
-    threads: int | None,
-    answers: dict[str, Any],
-) -> dict[str, Any]:
-    """The validation flags as ``ValidateOptions`` fields (None: not given)."""
-    given = {key: value for key, value in answers.items() if value is not None}
-    return {
-        "task": task,
-        "data": str(data) if data else None,
-        "split": split,
-        "samples": samples,
-        "min_accuracy": min_accuracy,
-        "threads": threads,
-        "answers": given or None,
-    }
-
-
-def answer_flags(
-    grader: str | None,
-    fields: str | None,
-    pattern: str | None,
-    choices: str | None,
-    max_new_tokens: int | None,
-    stop: list[str] | None,
-) -> dict[str, Any]:
-    """How answers are graded and how long they may be, as ``AnswerOptions`` fields."""
-    return {
-        "grader": grader,
-        "fields": comma_list(fields),
-        "pattern": pattern,
-        "choices": comma_list(choices),
-        "max_new_tokens": max_new_tokens,
-        "stop": stop or None,
-    }
+from tuneyard.cli.options_cli import with_model_options
+from tuneyard.export.agreement import ValidateOptions
 
 
 def run_validation(ctx: typer.Context, exports: list[Path], options: Any, quiet: bool) -> None:
@@ -142,23 +82,13 @@ def validation_table(results: list[Any]) -> str:
     return format_table(header, rows)
 
 
+@with_model_options(ValidateOptions)
 def validate(
     ctx: typer.Context,
     exports: Annotated[
         list[Path], typer.Argument(metavar="EXPORT...", help="exports/{name}_{quant} folders.")
     ],
-    task: TaskOpt = None,
-    data: DataOpt = None,
-    split: SplitOpt = None,
-    samples: SamplesOpt = None,
-    min_accuracy: MinAccuracyOpt = None,
-    threads: ThreadsOpt = None,
-    grader: GraderOpt = None,
-    fields: FieldsOpt = None,
-    pattern: PatternOpt = None,
-    choices: ChoicesOpt = None,
-    max_new_tokens: ValidateMaxNewTokensOpt = None,
-    stop: StopOpt = None,
+    flags: dict[str, Any],
     quiet: QuietOption = False,
     config: ConfigOption = None,
     set_: SetOption = None,
@@ -173,10 +103,7 @@ def validate(
     Example: tuneyard validate exports/smollm2_135m_lora_f16 exports/smollm2_135m_lora_q8_0 --min-accuracy 0.8
     """
     from tuneyard.config import resolve_options
-    from tuneyard.export.agreement import ValidateOptions
 
-    answers = answer_flags(grader, fields, pattern, choices, max_new_tokens, stop)
-    flags = validation_flags(task, data, split, samples, min_accuracy, threads, answers)
     options = resolve_options(ValidateOptions, flags, config, set_ or ())
     run_validation(ctx, exports, options, quiet)
 

@@ -7,34 +7,57 @@ is read with the column names given here, as its task type's data
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import Field
 
-from tuneyard.config import StrictModel
+from tuneyard.config import Cli, StrictModel
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 
+# The --help panels of these fields on every verb that takes them.
+DATA = Cli(panel="Data")
+CHAT = Cli(panel="Chat data")
+
+
 class ColumnOptions(StrictModel):
     """How to read a local data folder's columns, and which task type its rows are for."""
 
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
-    task_type: str | None = Field(
-        default=None, description="Task type of a --data folder (default: recognised from its columns)."
+    text_column: Annotated[str, DATA] = Field(default="text", description="Text column of --data files.")
+    text_pair_column: Annotated[str | None, DATA] = Field(
+        default=None, description="Second text column (sentence pairs)."
+    )
+    label_column: Annotated[str, DATA] = Field(default="label", description="Label column of --data files.")
+    task_type: Annotated[str | None, Cli(panel="Data", choices_from="tuneyard.task_types:TASK_TYPES")] = (
+        Field(
+            default=None, description="Task type of a --data folder (default: recognised from its columns)."
+        )
     )
     # causal_lm: which columns hold the conversation (see tuneyard.task_types.causal_lm.data)
-    messages_column: str = "messages"
-    prompt_column: str | None = None
-    response_column: str | None = None
-    system_column: str = "system"
-    reference_column: str = "reference"
-    system_prompt: str | None = None
-    chat_template: str | None = Field(
-        default=None, description="A Jinja chat template file, for a model whose tokenizer has none."
+    messages_column: Annotated[str, CHAT] = Field(
+        default="messages", description="Chat data: column of {role, content} message lists."
+    )
+    prompt_column: Annotated[str | None, CHAT] = Field(
+        default=None, description="Chat data: prompt text column (default: prompt, else user)."
+    )
+    response_column: Annotated[str | None, CHAT] = Field(
+        default=None,
+        description="Chat data: answer text column (default: response, completion, else assistant).",
+    )
+    system_column: Annotated[str, CHAT] = Field(
+        default="system", description="Chat data: system message column."
+    )
+    reference_column: Annotated[str, CHAT] = Field(
+        default="reference",
+        description="Chat data: reference answer column for grading (if absent: the answer).",
+    )
+    system_prompt: Annotated[str | None, CHAT] = Field(
+        default=None, description="Chat data: a system message for prompts that have none."
+    )
+    chat_template: Annotated[str | None, Cli(panel="Chat data", path=True)] = Field(
+        default=None, description="Chat data: a Jinja chat template file, for a tokenizer without one."
     )
 
     def chat_template_text(self) -> str | None:
@@ -55,11 +78,20 @@ class ColumnOptions(StrictModel):
         return self.model_dump(include=set(ColumnOptions.model_fields))
 
 
+# The tasks --task can name come from the installed task types (listed in --help only).
+NAMED_TASKS = "tuneyard.task_types.data_loading:named_task_names"
+
+
 class DataOptions(ColumnOptions):
     """A named task or a local data folder (at most one of them)."""
 
-    task: str | None = None
-    data: str | None = None
+    task: Annotated[str | None, Cli(panel="Data", choices_from=NAMED_TASKS)] = Field(
+        default=None, description="A named (GLUE) task."
+    )
+    data: Annotated[str | None, Cli(panel="Data", path=True)] = Field(
+        default=None,
+        description="Folder with train/validation/test CSV, TSV, JSONL or Parquet files (or a yard dataset).",
+    )
 
     def dataset_name(self) -> str | None:
         """How the yard names the dataset: the task name, else the data folder's name."""

@@ -23,11 +23,11 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, model_validator
 
-from tuneyard.config import StrictModel
+from tuneyard.config import Cli, StrictModel
 from tuneyard.data import file_errors
 from tuneyard.data.formatting import TaskFormat, format_rows, load_task_format
 from tuneyard.data.loading import FORMATS, SHARD_SUFFIX, find_split_files, read_split, stratified_split
@@ -54,10 +54,16 @@ class PrepareOptions(StrictModel):
     name: str | None = Field(
         default=None, description="The dataset's name in the yard (default: the source's)."
     )
-    config: str | None = Field(default=None, description="Hub datasets: the configuration (subset).")
+    config: Annotated[str | None, Cli(flag="--subset")] = Field(
+        default=None, description="Hub datasets: the configuration (subset)."
+    )
     revision: str | None = Field(default=None, description="Hub datasets: a branch, tag or commit.")
-    splits: list[str] | None = Field(default=None, description="Keep only these splits of the source.")
-    rename: dict[str, str] = Field(default_factory=dict, description="Column renames, old name -> new.")
+    splits: Annotated[list[str] | None, Cli(flag="--split", repeat=True)] = Field(
+        default=None, description="Keep only this split of the source (repeat for several)."
+    )
+    rename: Annotated[dict[str, str], Cli(repeat=True)] = Field(
+        default_factory=dict, description="Rename a column: --rename sentence=text (repeat)."
+    )
     num_samples: int | None = Field(default=None, gt=0, description="Rows kept per split (seeded).")
     sample_percent: float | None = Field(
         default=None, gt=0, le=100, description="Percent of rows kept per split."
@@ -71,7 +77,9 @@ class PrepareOptions(StrictModel):
     label_column: str = Field(
         default="label", description="Stratify carved splits by this column, if present."
     )
-    task_spec: str | None = Field(default=None, description="A YAML file of tasks (seed 002's format).")
+    task_spec: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="A YAML file of tasks (seed 002's format)."
+    )
     task: str | None = Field(default=None, description="Which task of --task-spec formats the rows.")
     experiment: str | None = Field(
         default=None, description="File under experiments/{experiment}/formatted_datasets/{name}."
@@ -79,8 +87,10 @@ class PrepareOptions(StrictModel):
     max_shard_size: str = Field(
         default="500MB", description="Split a split's Parquet into shards of at most this size."
     )
-    seed: int = 42
-    output_dir: str | None = None
+    seed: int = Field(default=42, description="Seed for sampling and carving.")
+    output_dir: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="Write here instead of datasets/{name}."
+    )
 
     @model_validator(mode="after")
     def _task_with_spec(self) -> PrepareOptions:

@@ -27,10 +27,11 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from tuneyard.config import Cli
 from tuneyard.data.options import DataOptions
 from tuneyard.errors import ExportError
 from tuneyard.task_types import get_task_type
@@ -54,14 +55,16 @@ VALIDATION_FOLDER = "validation"
 class ValidateOptions(DataOptions):
     """What to compare an export with, on which rows, and the gate (``task``/``data``: default the run's)."""
 
-    split: str = "validation"
+    split: str = Field(default="validation", description="Split of the data to compare on.")
     samples: int = Field(default=32, ge=1, description="Compare on the first N rows of the split.")
     max_length: int = Field(default=512, ge=8, description="Cut each conversation to this many tokens.")
     min_accuracy: float | None = Field(
         default=None, ge=0, le=1, description="Fail the export when llama.cpp's graded accuracy is lower."
     )
     threads: int | None = Field(default=None, ge=1, description="llama.cpp threads (default: every core).")
-    answers: AnswerOptions = Field(default_factory=lambda: AnswerOptions(max_new_tokens=32))
+    answers: Annotated[AnswerOptions, Cli(flatten=True)] = Field(
+        default_factory=lambda: AnswerOptions(max_new_tokens=32), title="Answers (chat data)"
+    )
 
 
 class PipelineValidateOptions(ValidateOptions):

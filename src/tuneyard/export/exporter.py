@@ -23,11 +23,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from tuneyard.config import StrictModel
+from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ConfigError, ExportError
 from tuneyard.export.converter import Converter, convert, find_converter
 from tuneyard.export.merge import MergeOptions, find_merged, merge_model
@@ -47,13 +47,23 @@ PLAIN = {"gguf": "GGUF has", "safetensors": "plain folders for other runtimes ha
 class ExportOptions(StrictModel):
     """What one export depends on; saved in the manifest."""
 
-    checkpoint: str
-    format: Literal["gguf", "safetensors"] = "gguf"
+    checkpoint: Annotated[str, Cli(path=True, aliases=("--model",))] = Field(
+        description="A model folder, a LoRA run or a compressed model."
+    )
+    format: Literal["gguf", "safetensors"] = Field(
+        default="gguf",
+        description="gguf (one file for llama.cpp) or safetensors (a plain Hugging Face folder).",
+    )
     quant: str | None = Field(
         default=None, description=f"GGUF tensor type (default {DEFAULT_QUANT}): {quant_choices()}"
     )
-    name: str | None = None
-    output_dir: str | None = None
+    name: str | None = Field(
+        default=None,
+        description="exports/{name}_{quant}/ or {name}_safetensors/ (default: the model's or run's).",
+    )
+    output_dir: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="Write here instead of the yard layout path."
+    )
 
     @model_validator(mode="after")
     def _quant_fits_format(self) -> ExportOptions:

@@ -20,9 +20,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from tuneyard.config import StrictModel
+from pydantic import Field
+
+from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ExportError
 from tuneyard.yard.root import Yard
 
@@ -35,10 +37,18 @@ TOLERANCE = 1e-4  # of the largest probe logit's magnitude
 class MergeOptions(StrictModel):
     """What one merge depends on; saved in the manifest."""
 
-    checkpoint: str
-    dense: bool = False
-    name: str | None = None
-    output_dir: str | None = None
+    checkpoint: Annotated[str, Cli(path=True, aliases=("--model",))] = Field(
+        description="A LoRA run (its folder or best/), an adapter, or a compressed model."
+    )
+    dense: bool = Field(
+        default=False, description="Multiply a compressed model's factors back into dense layers."
+    )
+    name: str | None = Field(
+        default=None, description="Folder name under models/merged/{arch}/ (default: the run's)."
+    )
+    output_dir: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="Write here instead of the yard layout path."
+    )
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
-from tuneyard.config import StrictModel
+from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ConfigError
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
@@ -14,8 +16,12 @@ class AnswerFormat(StrictModel):
     """What a valid teacher answer looks like: one of a choice set, a regex, or a JSON schema."""
 
     choices: list[str] | None = Field(default=None, description="The answer must be one of these.")
-    regex: str | None = Field(default=None, description="The answer must match this (fully).")
-    json_schema: dict | None = Field(default=None, description="The answer is JSON valid under this schema.")
+    regex: Annotated[str | None, Cli(flag="--answer-regex")] = Field(
+        default=None, description="The answer must match this (fully)."
+    )
+    json_schema: Annotated[dict | None, Cli(file_flag="--answer-schema")] = Field(
+        default=None, description="The answer is JSON valid under this schema."
+    )
 
     @model_validator(mode="after")
     def _at_most_one(self) -> AnswerFormat:
@@ -36,9 +42,15 @@ class LabelOptions(StrictModel):
     data: str = Field(description="A dataset of the yard (by name) or a folder / file of splits.")
     teacher: str = Field(description="The model name the server serves (the request's 'model').")
     base_url: str = Field(description="The OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
-    prompt: str = Field(description="Jinja template over the row's columns: the user message.")
-    system_prompt: str | None = None
-    answer: AnswerFormat = Field(default_factory=AnswerFormat)
+    prompt: Annotated[str, Cli(file_flag="--prompt-file")] = Field(
+        description="Jinja template over the row's columns: the user message."
+    )
+    system_prompt: Annotated[str | None, Cli(flag="--system", file_flag="--system-file")] = Field(
+        default=None, description="The system prompt."
+    )
+    answer: Annotated[AnswerFormat, Cli(flatten=True)] = Field(
+        default_factory=AnswerFormat, title="Valid answers (at most one)"
+    )
     target: str | None = Field(
         default=None,
         description="Jinja template mapping the parsed answer to the student target ({{ answer }}, "
@@ -46,28 +58,36 @@ class LabelOptions(StrictModel):
     )
     output_column: str = Field(default="label", description="The column the target is written to.")
     image_column: str | None = Field(default=None, description="Send this column's image as a data URL.")
-    splits: list[str] | None = Field(default=None, description="Label only these splits (default: all).")
+    splits: Annotated[list[str] | None, Cli(flag="--split", repeat=True)] = Field(
+        default=None, description="Label only this split (repeat; default: all)."
+    )
     name: str | None = Field(default=None, description="The new dataset's name (default: DATA-labelled).")
     api_key_env: str = Field(
         default=DEFAULT_KEY_ENV, description="The environment variable holding the API key."
     )
     no_api_key: bool = Field(default=False, description="Send no key (a local server that needs none).")
-    concurrency: int = Field(default=8, ge=1, le=512)
-    requests_per_minute: float | None = Field(default=None, gt=0)
+    concurrency: int = Field(default=8, ge=1, le=512, description="Requests in flight.")
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Pace all requests, retries included."
+    )
     timeout: float = Field(default=60.0, gt=0, description="Seconds per request.")
     max_retries: int = Field(
         default=5, ge=0, description="Retries of a request (429, 5xx, timeout, bad body)."
     )
     answer_retries: int = Field(default=1, ge=0, description="Asks again when the answer is invalid.")
-    max_tokens: int = Field(default=64, gt=0)
-    temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int = Field(default=64, gt=0, description="Longest answer, in tokens.")
+    temperature: float = Field(default=0.0, ge=0, description="Sampling temperature.")
     logprobs: bool = Field(default=True, description="Ask for log-probabilities (the confidence).")
-    min_confidence: float | None = Field(default=None, ge=0, le=1)
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Keep apart answers whose probability is lower."
+    )
     price_prompt: float | None = Field(default=None, ge=0, description="Price per million prompt tokens.")
     price_completion: float | None = Field(
         default=None, ge=0, description="Price per million completion tokens."
     )
-    output_dir: str | None = None
+    output_dir: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="Write here instead of datasets/{name}."
+    )
 
     def dataset_name(self, source: str) -> str:
         """``--name``, else the source dataset's name with ``-labelled``."""

@@ -41,6 +41,11 @@ def folder_task_type(data_dir: Path, columns: ColumnOptions) -> str:
     return leaders[0]
 
 
+def named_task_names() -> list[str]:
+    """Every task ``--task`` can name, from every installed task type (GLUE's, for classification)."""
+    return [name for type_name in TASK_TYPES for name in get_task_type(type_name).data.named_tasks()]
+
+
 def named_task(name: str) -> TaskSpec:
     """The spec of a named task (case-insensitive, ``sst-2`` works too), from the task type that knows it."""
     key = name.lower().replace("-", "").replace("_", "")

@@ -7,12 +7,12 @@ folder as ``config.yaml`` and is what ``--resume`` reads back.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
 from tuneyard.components.distillation import DistillOptions
-from tuneyard.config import StrictModel
+from tuneyard.config import Cli, StrictModel
 from tuneyard.data.options import DataOptions
 
 StrategyName = Literal["full", "frozen", "lora", "lowrank"]
@@ -22,50 +22,76 @@ Precision = Literal["no", "fp16", "bf16"]
 class LoraOptions(StrictModel):
     """PEFT LoRA settings; ``targets`` default to the family table's ``lora_targets``."""
 
-    r: PositiveInt = 8
-    alpha: PositiveInt = 16
-    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
-    targets: list[str] | None = None
-    layers: str | None = None
+    r: PositiveInt = Field(default=8, description="LoRA rank.")
+    alpha: PositiveInt = Field(default=16, description="LoRA alpha (scaling).")
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
+    targets: list[str] | None = Field(
+        default=None, description="Module names that get adapters (default: the family table's)."
+    )
+    layers: str | None = Field(default=None, description="Layers that get adapters: 0,1,2 or 7-12 or a mix.")
 
 
 class FinetuneOptions(DataOptions):
     """One fine-tuning run: what to train, on what, how, and where to file it."""
 
-    checkpoint: str
-    validation_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    checkpoint: str = Field(description="Model folder (plain, compressed), a .gguf file or a hub id.")
+    validation_fraction: float = Field(
+        default=0.1, gt=0.0, lt=1.0, description="Share of train used as validation when the data has none."
+    )
 
-    strategy: StrategyName | None = None
-    lora: LoraOptions = Field(default_factory=LoraOptions)
-    freeze_factors: bool = False
-    reset_head: bool = False
+    strategy: StrategyName | None = Field(
+        default=None, description="How to train (default: lowrank for a compressed model, else full)."
+    )
+    lora: LoraOptions = Field(default_factory=LoraOptions, title="LoRA")
+    freeze_factors: bool = Field(
+        default=False, description="Compressed models: keep the low-rank factors fixed, train the rest."
+    )
+    reset_head: bool = Field(
+        default=False, description="Replace a classifier head whose label count does not match the task."
+    )
     distill_from: str | None = Field(
         default=None,
         description="A teacher model (same labels) whose logits the run also learns; a lowrank run of a "
         "model compressed from a fine-tuned one defaults to that model.",
     )
     no_distill: bool = Field(default=False, description="Train on the labels alone, with no default teacher.")
-    distill: DistillOptions = Field(default_factory=DistillOptions)
+    distill: DistillOptions = Field(default_factory=DistillOptions, title="Distillation (with a teacher)")
 
-    epochs: float = Field(default=3.0, gt=0)
-    learning_rate: float | None = Field(default=None, gt=0)
-    batch_size: PositiveInt = 16
-    eval_batch_size: PositiveInt | None = None
-    grad_accum: PositiveInt = 1
-    max_length: PositiveInt = 128
-    packing: bool = False
-    weight_decay: float = Field(default=0.0, ge=0)
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
-    precision: Precision = "no"
-    seed: int = 42
-    save_steps: PositiveInt | None = None
-    keep: PositiveInt = 2
-    metric_for_best: str | None = None
-    report_to: list[str] = Field(default_factory=list)
+    epochs: float = Field(default=3.0, gt=0, description="Training epochs.")
+    learning_rate: Annotated[float | None, Cli(default_from="tuneyard.train.strategies:default_rates")] = (
+        Field(default=None, gt=0, description="Peak learning rate.")
+    )
+    batch_size: PositiveInt = Field(default=16, description="Per-device batch size.")
+    eval_batch_size: PositiveInt | None = Field(
+        default=None, description="Per-device batch size of evaluation (default: the training one)."
+    )
+    grad_accum: PositiveInt = Field(default=1, description="Gradient accumulation steps.")
+    max_length: PositiveInt = Field(default=128, description="Truncate inputs to this many tokens.")
+    packing: bool = Field(
+        default=False, description="Chat data: pack rows into --max-length sequences (TRL)."
+    )
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(
+        default=0.0, ge=0, lt=1, description="Share of the steps that warm the learning rate up."
+    )
+    precision: Precision = Field(default="no", description="Mixed precision.")
+    seed: int = Field(default=42, description="Seed for the head, data order and dropout.")
+    save_steps: PositiveInt | None = Field(
+        default=None, description="Evaluate and checkpoint every N steps (default: every epoch)."
+    )
+    keep: PositiveInt = Field(default=2, description="Checkpoints to keep.")
+    metric_for_best: str | None = Field(
+        default=None, description="Metric that picks best/ (default: the task's main metric)."
+    )
+    report_to: list[str] = Field(
+        default_factory=list, description="Also log to: wandb, mlflow (tensorboard/ is always written)."
+    )
 
-    output_dir: str | None = None
-    name: str | None = None
-    project: str | None = None
+    output_dir: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="Exact run folder instead of the yard layout."
+    )
+    name: str | None = Field(default=None, description="Run name (the last folder of the layout).")
+    project: str | None = Field(default=None, description="File under outputs/{project}/{dataset}/{name}.")
 
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="Extra transformers.TrainingArguments fields, passed through."

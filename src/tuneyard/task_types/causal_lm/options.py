@@ -5,22 +5,24 @@ Kept apart from the generation code so the CLI and the option models load withou
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from tuneyard.config import StrictModel
+from tuneyard.config import Cli, StrictModel
 
 
 class GenerationOptions(StrictModel):
     """How answers are decoded."""
 
-    max_new_tokens: int = Field(default=64, gt=0)
-    do_sample: bool = False
-    temperature: float = Field(default=1.0, gt=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int = 0
-    stop: list[str] = Field(default_factory=list)
+    max_new_tokens: int = Field(default=64, gt=0, description="Longest answer, in tokens.")
+    do_sample: bool = Field(default=False, description="Sample answers instead of greedy decoding.")
+    temperature: float = Field(default=1.0, gt=0, description="With --do-sample: softmax temperature.")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="With --do-sample: nucleus top-p.")
+    seed: int = Field(default=0, description="With --do-sample: the sampling seed.")
+    stop: Annotated[list[str], Cli(repeat=True)] = Field(
+        default_factory=list, description="End an answer at this string (repeatable)."
+    )
 
     def generation_config(self, tokenizer: Any) -> Any:
         """transformers' ``GenerationConfig`` for these options (sampling fields only when sampling)."""
@@ -40,7 +42,9 @@ class GenerationOptions(StrictModel):
 class AnswerOptions(GenerationOptions):
     """How answers are generated (see :class:`GenerationOptions`) and graded."""
 
-    grader: str = "exact"
+    grader: Annotated[str, Cli(choices_from="tuneyard.components.graders:GRADER_NAMES")] = Field(
+        default="exact", description="How an answer is compared with its reference."
+    )
     fields: list[str] = Field(default_factory=list, description="json grader: the fields compared.")
     pattern: str | None = Field(default=None, description="regex grader: the pattern the answer must match.")
     choices: list[str] = Field(default_factory=list, description="choice grader: the allowed answers.")
