@@ -43,6 +43,9 @@ class Cli:
     # "module:NAME": a table whose keys --help lists, or a function returning them (not enforced)
     choices_from: str | None = None
     default_from: str | None = None  # "module:function": the text of a default that depends on others
+    # "module:function" -> {panel title: options model}: a mapping field whose keys are those
+    # models' fields, each offered as a flag in its panel (the task types' own options)
+    models_from: str | None = None
 
 
 class StrictModel(BaseModel):

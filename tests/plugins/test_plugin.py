@@ -86,6 +86,7 @@ def test_a_plugin_task_type_finetunes_and_evaluates_through_the_cli(
         "--learning-rate", "3e-3",
         "--batch-size", 16,
         "--max-length", 32,
+        "--label-all-subwords",
         "--quiet",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
@@ -97,6 +98,7 @@ def test_a_plugin_task_type_finetunes_and_evaluates_through_the_cli(
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["task_type"] == "token_classification"
     assert manifest["status"] == "complete"
+    assert manifest["config"]["task_options"] == {"label_all_subwords": True}  # the plugin's own option
     assert json.loads((run / "best" / "manifest.json").read_text())["task_type"] == "token_classification"
 
     scored = tuneyard(
@@ -131,3 +133,24 @@ def test_without_the_plugin_the_task_type_is_unknown(tmp_path, word_tags):
     )
     assert result.returncode == 2, result.stderr
     assert "text" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_plugin_brings_its_own_options_to_finetune(tmp_path, plugin_path, topics_data):
+    """Its options model is offered as flags in a --help panel of its own, and refused for other data."""
+    shown = tuneyard(plugin_path, "finetune", "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "Task type token_classification" in shown.stdout and "--label-all-subwords" in shown.stdout
+    refused = tuneyard(
+        plugin_path,
+        "--yard",
+        tmp_path,
+        "finetune",
+        "--checkpoint",
+        "x",
+        "--data",
+        topics_data,
+        "--label-all-subwords",
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "sequence_classification takes no options of its own" in " ".join(refused.stderr.split())
+    assert not (tmp_path / "models").exists()

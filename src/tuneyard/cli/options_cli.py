@@ -118,22 +118,25 @@ def nested_flags(
     ``defaults``: the parent's default for this nested model, whose values win over the
     class's own (``answers`` of ``validate`` defaults to 32 new tokens, not 64).
     """
-    nested: list[tuple[str, FieldInfo, type[BaseModel]]] = []
+    nested: list[tuple[str, FieldInfo, type[BaseModel], str | None]] = []
     for name, field in model.model_fields.items():
         marker = marker_of(field)
         if name in exclude or marker.hidden:
             continue
         inner = nested_model(field)
         if inner is not None:
-            nested.append((name, field, inner))
+            nested.append((name, field, inner, None))
+        elif marker.models_from:  # a mapping whose keys are the fields of these models, by panel
+            models = load_reference(marker.models_from)().items()
+            nested.extend((name, field, model_of_panel, panel) for panel, model_of_panel in models)
         elif not is_mapping(field) or marker.file_flag or marker.repeat:  # else: --config and --set only
             flag = flag_for(root, (*path, name))
             default = field_default(field, name, defaults)
             yield FieldFlag((*path, name), flag, field, marker, marker.panel or panel, default, group)
-    for name, field, inner in nested:
+    for name, field, inner, panel_of_model in nested:
         marker = marker_of(field)
-        title = marker.panel or field.title or name.replace("_", " ").capitalize()
-        inner_defaults = field_default(field, name, defaults)
+        title = panel_of_model or marker.panel or field.title or name.replace("_", " ").capitalize()
+        inner_defaults = None if marker.models_from else field_default(field, name, defaults)
         yield from nested_flags(root, inner, (), group, (*path, name), title, inner_defaults)
 
 

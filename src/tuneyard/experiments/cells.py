@@ -141,6 +141,8 @@ def cell_options(
 def cell_id(options: FinetuneOptions, start: CompressedStart | None = None) -> str:
     """A hash of everything that shapes the run (not where it or its compressed start is filed)."""
     shaping = options.model_dump(mode="json", exclude=PLACEMENT_FIELDS)
+    if not shaping.get("task_options"):  # added after grids were run: unset, it keeps their cells' ids
+        shaping.pop("task_options", None)
     if start is not None:
         shaping["checkpoint"] = {"model": start.options.model, "compression": start.id}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]

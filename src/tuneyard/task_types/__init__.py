@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from tuneyard.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from tuneyard.task_types.base import TaskType
 
 ENTRY_POINT_GROUP = "tuneyard.task_types"
@@ -34,6 +36,12 @@ def _registered() -> dict[str, str]:
 
 # name -> "module:attribute" defining the TaskType.
 TASK_TYPES: dict[str, str] = _registered()
+
+
+def options_models() -> dict[str, type[BaseModel]]:
+    """The task types' own options models, by the ``--help`` panel that shows their flags."""
+    found = {name: get_task_type(name).options for name in TASK_TYPES}
+    return {f"Task type {name}": model for name, model in found.items() if model is not None}
 
 
 def get_task_type(name: str | None = None) -> TaskType:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset
+    from pydantic import BaseModel
 
     from tuneyard.components.calibration import Batch, CalibrationSet
     from tuneyard.components.distillation import Teacher
@@ -68,10 +69,15 @@ class CompressionSubject:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """What the fine-tuning options tell a task type's Trainer (the interface's own type)."""
+    """What the fine-tuning options tell a task type's Trainer (the interface's own type).
+
+    ``task_options``: the run's values of the task type's own options model
+    (:attr:`TaskType.options`), validated; None when it declares none.
+    """
 
     max_length: int
     packing: bool = False
+    task_options: Any = None
 
 
 class DataRole(ABC):
@@ -181,7 +187,7 @@ class TrainingRole(ABC):
         arguments: Any,
         data: TaskData,
         tokenizer: Any,
-        max_length: int,
+        settings: TrainingSettings,
         callbacks: list[Any],
         teacher: Teacher | None = None,
     ) -> Any:
@@ -294,3 +300,7 @@ class TaskType:
     evaluation: EvaluationRole
     compression: CompressionRole | None = None
     generation: GenerationRole | None = None
+    # Its own fine-tuning options (a pydantic model): ``finetune`` offers each field as a flag
+    # in a --help panel named after the task type, and hands the values to the training
+    # role as ``TrainingSettings.task_options`` (YAML: ``task_options:``).
+    options: type[BaseModel] | None = None

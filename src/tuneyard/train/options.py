@@ -31,6 +31,10 @@ class LoraOptions(StrictModel):
     layers: str | None = Field(default=None, description="Layers that get adapters: 0,1,2 or 7-12 or a mix.")
 
 
+# The options models of the installed task types, by --help panel (read when help or flags are built).
+TASK_OPTIONS = "tuneyard.task_types:options_models"
+
+
 class FinetuneOptions(DataOptions):
     """One fine-tuning run: what to train, on what, how, and where to file it."""
 
@@ -69,6 +73,11 @@ class FinetuneOptions(DataOptions):
     max_length: PositiveInt = Field(default=128, description="Truncate inputs to this many tokens.")
     packing: bool = Field(
         default=False, description="Chat data: pack rows into --max-length sequences (TRL)."
+    )
+    # The data's task type's own options: each installed task type's options model is offered
+    # as flags in a --help panel of its own; the task type validates them (train/plan.py).
+    task_options: Annotated[dict[str, Any], Cli(flatten=True, models_from=TASK_OPTIONS)] = Field(
+        default_factory=dict, description="Options of the data's task type (its own options model)."
     )
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(

@@ -113,7 +113,7 @@ class FinetunePlan:
             "disable_tqdm": True,
             "dataloader_pin_memory": distributed.has_gpu(),
             "use_cpu": distributed.cpu_processes(),
-            **task_type.training.trainer_settings(TrainingSettings(options.max_length, options.packing)),
+            **task_type.training.trainer_settings(training_settings(options, task_type)),
         }
         if options.save_steps:
             fields.update(eval_steps=options.save_steps, save_steps=options.save_steps)
@@ -212,6 +212,36 @@ def check_trainer_overrides(options: FinetuneOptions) -> None:
         )
 
 
+def training_settings(options: FinetuneOptions, task_type: TaskType) -> TrainingSettings:
+    """What the options tell the task type's Trainer, its own options validated by its model.
+
+    Options given for a task type that declares none (or fields its model does not have)
+    are refused, naming the task type.
+    """
+    if task_type.options is None:
+        if options.task_options:
+            raise ConfigError(
+                f"task_options {', '.join(options.task_options)} given, but {task_type.name} takes "
+                "no options of its own.",
+                "Drop them (a flag from another task type's --help panel), or choose that task type's data.",
+            )
+        return TrainingSettings(options.max_length, options.packing)
+    return TrainingSettings(options.max_length, options.packing, task_options_of(options, task_type))
+
+
+def task_options_of(options: FinetuneOptions, task_type: TaskType) -> Any:
+    """``options.task_options`` as the task type's options model (a clear error naming the field)."""
+    from pydantic import ValidationError
+
+    from tuneyard.config import format_validation_error
+
+    assert task_type.options is not None
+    try:
+        return task_type.options.model_validate(options.task_options)
+    except ValidationError as exc:
+        raise format_validation_error(task_type.options, exc) from exc
+
+
 def plan_finetune(
     options: FinetuneOptions, yard: Yard, data: TaskData, resume: bool | Path = False
 ) -> FinetunePlan:
@@ -228,6 +258,7 @@ def plan_finetune(
     check_trainer_overrides(options)
     task_type = get_task_type(data.spec.task_type)
     task_type.data.check_trainable(data)
+    training_settings(options, task_type)  # refuse task options the task type does not take
     metric, greater_is_better = best_metric(options, data, task_type)  # before a GGUF checkpoint converts
     parent = describe_checkpoint(resolve_checkpoint(options.checkpoint, yard), yard)
     family_for(parent.arch)

@@ -24,7 +24,7 @@ from tuneyard.task_types.base import TaskType
 from tuneyard.train.artifacts import name_adapter_base
 from tuneyard.train.distillation import load_teacher
 from tuneyard.train.options import FinetuneOptions
-from tuneyard.train.plan import FinetunePlan, plan_finetune
+from tuneyard.train.plan import FinetunePlan, plan_finetune, training_settings
 from tuneyard.train.recorder import TENSORBOARD_DIR, RunRecorder
 from tuneyard.train.resume import check_resumable, read_saved_options, reopen_run, write_saved_options
 from tuneyard.train.strategies import STRATEGIES, parameter_counts
@@ -149,7 +149,7 @@ class PreparedFinetune:
             self.arguments,
             self.data,
             self.tokenizer,
-            self.options.max_length,
+            training_settings(self.options, self.task_type),
             callbacks,
             self.teacher,
         )

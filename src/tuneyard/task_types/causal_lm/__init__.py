@@ -110,7 +110,7 @@ class InstructionTraining(TrainingRole):
         arguments: Any,
         task_data: TaskData,
         tokenizer: Any,
-        max_length: int,
+        settings: TrainingSettings,
         callbacks: list[Any],
         teacher: Teacher | None = None,
     ) -> Any:

@@ -102,7 +102,7 @@ class ClassifierTraining(TrainingRole):
         arguments: Any,
         task_data: TaskData,
         tokenizer: Any,
-        max_length: int,
+        settings: TrainingSettings,
         callbacks: list[Any],
         teacher: Teacher | None = None,
     ) -> Any:
@@ -114,7 +114,7 @@ class ClassifierTraining(TrainingRole):
         from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
 
         with main_process_first():
-            tokenized = tokenize_task(task_data, tokenizer, max_length)
+            tokenized = tokenize_task(task_data, tokenizer, settings.max_length)
         trainer_class, extra = (
             (Trainer, {}) if teacher is None else (distilling_trainer_class(Trainer), {"teacher": teacher})
         )

@@ -5,7 +5,8 @@ would: the roles of :mod:`tuneyard.task_types.base`, the shared classifier parts
 :mod:`tuneyard.task_types.classifier`, transformers' ``AutoModelForTokenClassification``
 and ``DataCollatorForTokenClassification``. Each word's tag is learned and scored at
 its first sub-word token; the other sub-words are ignored (label -100), as the
-transformers token-classification examples do.
+transformers token-classification examples do, unless ``--label-all-subwords`` (the
+task type's own option, offered by ``tuneyard finetune`` in a panel of its own).
 """
 
 from __future__ import annotations
@@ -16,16 +17,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from tuneyard.components.throughput import Throughput, peak_memory
+from tuneyard.config import StrictModel
 from tuneyard.data.loading import dataset_name, read_split_files
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError
-from tuneyard.task_types.base import DataRole, EvaluationRole, TaskType, TrainingRole
+from tuneyard.task_types.base import DataRole, EvaluationRole, TaskType, TrainingRole, TrainingSettings
 from tuneyard.task_types.classifier import ClassifierModel
 
 NAME = "token_classification"
 TOKENS, TAGS = "tokens", "tags"
 IGNORED = -100
+
+
+class WordTagOptions(StrictModel):
+    """This task type's own fine-tuning options."""
+
+    label_all_subwords: bool = Field(
+        default=False, description="Learn each word's tag at every one of its sub-words, not only the first."
+    )
 
 
 class WordTagData(DataRole):
@@ -46,8 +58,8 @@ class WordTagData(DataRole):
         return spec, splits
 
 
-def encode(rows: Any, tokenizer: Any, spec: TaskSpec, max_length: int) -> Any:
-    """Sub-word ids, with each word's tag id at its first sub-word and -100 elsewhere."""
+def encode(rows: Any, tokenizer: Any, spec: TaskSpec, max_length: int, every_subword: bool = False) -> Any:
+    """Sub-word ids, with each word's tag id at its first sub-word (or all of them) and -100 elsewhere."""
     ids = {tag: index for index, tag in enumerate(spec.label_names)}
 
     def encode_batch(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -56,7 +68,8 @@ def encode(rows: Any, tokenizer: Any, spec: TaskSpec, max_length: int) -> Any:
         for index, tags in enumerate(batch[TAGS]):
             words, labels, previous = encoded.word_ids(index), [], None
             for word in words:
-                labels.append(IGNORED if word is None or word == previous else ids[tags[word]])
+                repeated = word == previous and not every_subword
+                labels.append(IGNORED if word is None or repeated else ids[tags[word]])
                 previous = word
             encoded["labels"].append(labels)
         return encoded
@@ -113,8 +126,12 @@ def token_accuracy(logits: Any, labels: Any) -> float:
 class WordTagTraining(TrainingRole):
     """transformers' Trainer with its token-classification collator; accuracy over tagged words."""
 
-    def build_trainer(self, model, arguments, data, tokenizer, max_length, callbacks, teacher=None):  # type: ignore[no-untyped-def]
+    def build_trainer(
+        self, model, arguments, data, tokenizer, settings: TrainingSettings, callbacks, teacher=None
+    ):  # type: ignore[no-untyped-def]
         from transformers import DataCollatorForTokenClassification, Trainer
+
+        every_subword = settings.task_options.label_all_subwords
 
         def metrics(prediction: Any) -> dict[str, float]:
             return {"accuracy": token_accuracy(prediction.predictions, prediction.label_ids)}
@@ -122,8 +139,10 @@ class WordTagTraining(TrainingRole):
         return Trainer(
             model=model,
             args=arguments,
-            train_dataset=encode(data.split("train"), tokenizer, data.spec, max_length),
-            eval_dataset=encode(data.split("validation"), tokenizer, data.spec, max_length),
+            train_dataset=encode(
+                data.split("train"), tokenizer, data.spec, settings.max_length, every_subword
+            ),
+            eval_dataset=encode(data.split("validation"), tokenizer, data.spec, settings.max_length),
             data_collator=DataCollatorForTokenClassification(tokenizer),
             processing_class=tokenizer,
             compute_metrics=metrics,
@@ -192,4 +211,5 @@ TASK_TYPE = TaskType(
     model=TokenClassifierModel(),
     training=WordTagTraining(),
     evaluation=WordTagEvaluation(),
+    options=WordTagOptions,
 )
