@@ -127,11 +127,10 @@ def _task_type(folder: Path) -> TaskType:
 
 def _load_with_probe(folder: Path, task_type: TaskType) -> tuple[Any, Any, dict[str, Any]]:
     """The source model (eval mode, float32 as loaded), its tokenizer and the task type's probe inputs."""
-    from tuneyard.models.loading import load_tokenizer
     from tuneyard.task_types.model_loading import load
 
     model = load(folder)
-    tokenizer = load_tokenizer(folder)
+    tokenizer = task_type.model.load_processor(folder)
     return model, tokenizer, task_type.model.probe_inputs(tokenizer)
 
 

@@ -151,6 +151,14 @@ class ModelRole(ABC):
     def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
         """The base model a saved LoRA ``adapter`` of this task type goes onto (``tuneyard.load``)."""
 
+    def load_processor(self, folder: Path) -> Any:
+        """What turns raw inputs into model inputs for a saved model folder: its tokenizer by default
+        (an audio or vision model: its feature extractor or processor). Merge saves it beside the weights.
+        """
+        from tuneyard.models.loading import load_tokenizer
+
+        return load_tokenizer(folder)
+
     def head_modules(self, model: Any) -> list[str]:
         """Top-level modules that are the task head: ``frozen`` trains them, LoRA saves them whole."""
         return []
