@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.components.throughput import choose_device, json_number
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
 from tuneyard.task_types import get_task_type
-from tuneyard.task_types.base import EvalResult, ProgressCallback
+from tuneyard.task_types.base import EvalResult, ProgressCallback, TaskType
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 from tuneyard.yard.root import Yard
 
@@ -33,17 +33,31 @@ class EvalOutcome:
     metrics_key: str
 
 
-def trained_max_length(folder: Path, artifact: Path | None) -> int | None:
-    """The ``max_length`` the model was fine-tuned with, from its manifest's config.
+def trained_setting(folder: Path, artifact: Path | None, field: str) -> Any:
+    """A setting the model was fine-tuned with (``max_length``, ``task_options``), from its manifest's config.
 
-    Scoring at the training length keeps eval numbers equal to those the run logged.
+    Scoring at the training length, with the task type's own training options, keeps
+    eval numbers equal to those the run logged.
     """
     for candidate in (folder, artifact):
         if candidate is not None and (candidate / MANIFEST_FILE).is_file():
-            length = read_manifest(candidate).config.get("max_length")
-            if isinstance(length, int) and length > 0:
-                return length
+            value = read_manifest(candidate).config.get(field)
+            if value:
+                return value
     return None
+
+
+def trained_max_length(folder: Path, artifact: Path | None) -> int | None:
+    """The ``max_length`` the model was fine-tuned with (see :func:`trained_setting`)."""
+    length = trained_setting(folder, artifact, "max_length")
+    return length if isinstance(length, int) and length > 0 else None
+
+
+def trained_task_options(task_type: TaskType, folder: Path, artifact: Path | None) -> Any:
+    """The task type's own options the model was fine-tuned with, as its options model (None: it has none)."""
+    if task_type.options is None:
+        return None
+    return task_type.options.model_validate(trained_setting(folder, artifact, "task_options") or {})
 
 
 def evaluate_model(
@@ -81,8 +95,9 @@ def evaluate_model(
     model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
     if max_length is None:
         max_length = trained_max_length(folder, placement.artifact)
+    task_options = trained_task_options(task_type, folder, placement.artifact)
     result = task_type.evaluation.evaluate(
-        model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress, answers
+        model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress, answers, task_options
     )
     with results_folder(yard, placement) as (temp, final):
         result.write_files(temp, yard.relative(folder))

@@ -226,8 +226,13 @@ class EvaluationRole(ABC):
         max_length: int | None,
         progress: ProgressCallback | None = None,
         answers: Any = None,
+        task_options: Any = None,
     ) -> EvalResult:
-        """Score ``model`` on one split (``answers``: how a generative task type decodes and grades)."""
+        """Score ``model`` on one split.
+
+        ``answers``: how a generative task type decodes and grades; ``task_options``: the
+        task type's own options the model was fine-tuned with (its options model, or None).
+        """
 
 
 class CompressionRole(ABC):

@@ -139,6 +139,7 @@ class GeneratedAnswersEvaluation(EvaluationRole):
         max_length: int | None,
         progress: ProgressCallback | None = None,
         answers: Any = None,
+        task_options: Any = None,
     ) -> EvalResult:
         from tuneyard.components.throughput import max_length_for
         from tuneyard.task_types.causal_lm.evaluation import evaluate_generations, evaluate_text

@@ -155,6 +155,7 @@ class ClassifierEvaluation(EvaluationRole):
         max_length: int | None,
         progress: ProgressCallback | None = None,
         answers: Any = None,
+        task_options: Any = None,
     ) -> ClassificationResult:
         from tuneyard.task_types.sequence_classification.evaluation import evaluate_classifier
 

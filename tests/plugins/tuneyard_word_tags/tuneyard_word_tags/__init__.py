@@ -170,9 +170,10 @@ class WordTagResult:
 class WordTagEvaluation(EvaluationRole):
     """Tag every word of the split in batches; accuracy over words."""
 
-    def evaluate(
-        self, model, tokenizer, dataset, spec, split, batch_size, max_length, progress=None, answers=None
-    ):  # type: ignore[no-untyped-def]
+    def evaluate(  # type: ignore[no-untyped-def]
+        self, model, tokenizer, dataset, spec, split, batch_size, max_length, progress=None, answers=None,
+        task_options=None,
+    ):  # fmt: skip
         import torch
         from transformers import DataCollatorForTokenClassification
 
