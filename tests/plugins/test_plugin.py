@@ -64,9 +64,9 @@ def word_tags(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def tuneyard(plugin_path: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    """``tuneyard ARGS`` in a fresh process that sees the installed plugin."""
-    paths = [str(plugin_path), os.environ.get("PYTHONPATH", "")]
+def tuneyard(plugin_path: Path | None, *args: object) -> subprocess.CompletedProcess[str]:
+    """``tuneyard ARGS`` in a fresh process that sees the installed plugin (None: tuneyard alone)."""
+    paths = [str(plugin_path or ""), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
     command = [sys.executable, "-m", "tuneyard", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -114,23 +114,7 @@ def test_a_plugin_task_type_finetunes_and_evaluates_through_the_cli(
 
 def test_without_the_plugin_the_task_type_is_unknown(tmp_path, word_tags):
     """The same data read by tuneyard alone: no task type claims the columns, and the default one says so."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tuneyard",
-            "--yard",
-            tmp_path,
-            "finetune",
-            "--checkpoint",
-            "x",
-            "--data",
-            word_tags,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = tuneyard(None, "--yard", tmp_path, "finetune", "--checkpoint", "x", "--data", word_tags)
     assert result.returncode == 2, result.stderr
     assert "text" in result.stderr and "Traceback" not in result.stderr
 
