@@ -78,9 +78,11 @@ def test_reindex_infers_the_task_type_of_an_older_manifest_into_the_index(cli, t
     (tiny_decoder("llama") / "manifest.json").write_text(json.dumps(older))
     try:
         assert cli("--yard", yard, "runs", "reindex", "-q").exit_code == 0
-        listed = cli("--yard", yard, "runs", "ls", "--format", "json")
+        listed = cli("--yard", yard, "runs", "ls", "--task-type", "causal_lm", "--format", "json")
         (row,) = json.loads(listed.stdout)
         assert row["task_type"] == "causal_lm"
+        other = cli("--yard", yard, "runs", "ls", "--task-type", "other", "--format", "json")
+        assert json.loads(other.stdout) == []
         assert "task_type" not in manifest(tiny_decoder("llama"))
     finally:
         (tiny_decoder("llama") / "manifest.json").unlink()

@@ -49,6 +49,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
 
 
+def flag_of(name: str) -> str:
+    """A field's filter flag: ``task_type`` -> ``--task-type``."""
+    return "--" + name.replace("_", "-")
+
+
 def with_filter_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give ``command`` one ``--FIELD VALUE`` option per filterable manifest field.
 
@@ -61,7 +66,7 @@ def with_filter_options(command: Callable[..., None]) -> Callable[..., None]:
             name,
             inspect.Parameter.KEYWORD_ONLY,
             default=None,
-            annotation=Annotated[str | None, typer.Option(f"--{name}", help=BY_NAME[name].help)],
+            annotation=Annotated[str | None, typer.Option(flag_of(name), help=BY_NAME[name].help)],
         )
         for name in FILTERS
     ]
