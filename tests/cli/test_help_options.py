@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from tuneyard.compress.options import CompressOptions
 from tuneyard.config import Cli
 from tuneyard.data.prepare import PrepareOptions
+from tuneyard.evaluate.grade_file import GradeOptions
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
 from tuneyard.export.agreement import ValidateOptions
 from tuneyard.export.exporter import ExportOptions
@@ -37,6 +38,7 @@ VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
     "validate": [(ValidateOptions, ())],
     "label": [(LabelOptions, ())],
     "prepare": [(PrepareOptions, ("source",))],  # source: the SOURCE argument
+    "grade": [(GradeOptions, ())],
 }
 
 

@@ -13,17 +13,13 @@ import typer
 from tuneyard.cli.console import live_progress, note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.options_cli import with_model_options
+from tuneyard.evaluate.grade_file import GradeOptions
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
 from tuneyard.task_types.data_loading import load_data
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set batch_size=64.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-
-
-def comma_list(text: str | None) -> list[str] | None:
-    """``a, b,c`` -> ``["a", "b", "c"]`` (None when not given)."""
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 @contextmanager
@@ -102,35 +98,33 @@ def eval_command(
         note(f"manifest: {outcome.artifact / 'manifest.json'} (metrics.{outcome.metrics_key})")
 
 
+@with_model_options(GradeOptions)
 def grade_command(
-    predictions: Annotated[Path, typer.Option(help="JSONL or CSV with id, prediction, reference.")],
-    grader: Annotated[str, typer.Option(help="exact | contains | regex | json | choice.")],
-    fields: Annotated[
-        str | None, typer.Option(help="json: comma-separated fields to compare (default: all).")
-    ] = None,
-    pattern: Annotated[
-        str | None, typer.Option(help="regex: pattern whose first group is the answer.")
-    ] = None,
-    choices: Annotated[
-        str | None, typer.Option(help="choice: comma-separated labels (default: the distinct references).")
-    ] = None,
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Where grader_logs/ goes (default: next to the predictions file).")
-    ] = None,
+    ctx: typer.Context,
+    flags: dict[str, Any],
     format_: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
+    config: ConfigOption = None,
+    set_: SetOption = None,
 ) -> None:
     """Grade generated answers against references; print a summary, log every sample.
 
     Example: tuneyard grade --predictions answers.jsonl --grader json --fields name,year
     """
     from tuneyard.cli.output import format_table
+    from tuneyard.config import resolve_options
     from tuneyard.errors import EvaluationError
     from tuneyard.evaluate.grade_file import grade_file
 
     if format_ not in ("table", "json"):
         raise EvaluationError(f"--format {format_!r} is not known.", "Use --format table or --format json.")
+    options = resolve_options(GradeOptions, flags, config, set_ or ())
     summary, folder = grade_file(
-        predictions, grader, comma_list(fields), pattern, comma_list(choices), output_dir
+        Path(options.predictions),
+        options.grader,
+        options.fields,
+        options.pattern,
+        options.choices,
+        Path(options.output_dir) if options.output_dir else None,
     )
     if format_ == "json":
         import json

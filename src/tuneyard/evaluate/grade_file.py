@@ -11,15 +11,35 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from tuneyard.components.grade_log import LOGS_FOLDER, GradeSummary, grade_records, write_grade_log
 from tuneyard.components.graders import make_grader
+from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import EvaluationError
 from tuneyard.yard.storage import LOCAL
 from tuneyard.yard.writer import new_folder
 
 REQUIRED_COLUMNS = ("prediction", "reference")
+
+
+class GradeOptions(StrictModel):
+    """Options of ``tuneyard grade``: the arguments of :func:`grade_file`."""
+
+    predictions: Annotated[str, Cli(path=True)] = Field(
+        description="JSONL or CSV with id, prediction, reference."
+    )
+    grader: str = Field(description="exact | contains | regex | json | choice.")
+    fields: list[str] | None = Field(default=None, description="json: fields to compare (default: all).")
+    pattern: str | None = Field(default=None, description="regex: pattern whose first group is the answer.")
+    choices: list[str] | None = Field(
+        default=None, description="choice: labels (default: the distinct references)."
+    )
+    output_dir: Annotated[str | None, Cli(path=True)] = Field(
+        default=None, description="Where grader_logs/ goes (default: next to the predictions file)."
+    )
 
 
 def read_prediction_records(path: Path) -> list[dict[str, Any]]:
