@@ -24,6 +24,7 @@ from tuneyard.export.agreement import ValidateOptions
 from tuneyard.export.exporter import ExportOptions
 from tuneyard.export.merge import MergeOptions
 from tuneyard.label.options import LabelOptions
+from tuneyard.report.options import ReportOptions
 from tuneyard.train.options import FinetuneOptions
 
 # verb -> its options models, each with the fields it takes another way (eval-grid: --models A B C).
@@ -39,6 +40,7 @@ VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
     "label": [(LabelOptions, ())],
     "prepare": [(PrepareOptions, ("source",))],  # source: the SOURCE argument
     "grade": [(GradeOptions, ())],
+    "report": [(ReportOptions, ())],
 }
 
 

@@ -3,42 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
+from tuneyard.cli.options_cli import with_model_options
+from tuneyard.report.options import ReportOptions
 
 
+@with_model_options(ReportOptions)
 def report_command(
+    ctx: typer.Context,
     path: Annotated[
         Path, typer.Argument(help="A run, model, compressed model, eval grid or project folder.")
     ],
-    output_dir: Annotated[
-        Path | None, typer.Option(help="Folder for the PNGs (default PATH/report).")
-    ] = None,
-    metric: Annotated[
-        str | None,
-        typer.Option(
-            help="Metric for the comparison chart, as in --where: sst2.accuracy (default: the most common)."
-        ),
-    ] = None,
-    base: Annotated[
-        Path | None,
-        typer.Option(
-            help="Original model of a compressed one, for the energy-kept plot "
-            "(default: from compression_info)."
-        ),
+    flags: dict[str, Any],
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override an option: --set metric=sst2.accuracy.")
     ] = None,
 ) -> None:
     """Draw training curves, weight spectra and norms, grid heatmaps and run comparisons as PNGs.
 
     Example: tuneyard report outputs/demo/topics --metric debian_topics.accuracy
     """
+    from tuneyard.config import resolve_options
     from tuneyard.report.build import build_report
 
+    options = resolve_options(ReportOptions, flags, config, overrides or [])
     quiet_libraries()
-    report = build_report(path, output_dir, metric, base)
+    report = build_report(path, options.output_dir, options.metric, options.base)
     for plot in report.plots:
         out.print(str(plot), markup=False)
     for message in report.notes:
