@@ -20,6 +20,7 @@ from tuneyard.config import Cli
 from tuneyard.data.prepare import PrepareOptions
 from tuneyard.evaluate.grade_file import GradeOptions
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
+from tuneyard.experiments.options import GridRunOptions
 from tuneyard.export.agreement import ValidateOptions
 from tuneyard.export.exporter import ExportOptions
 from tuneyard.export.merge import MergeOptions
@@ -41,6 +42,7 @@ VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
     "prepare": [(PrepareOptions, ("source",))],  # source: the SOURCE argument
     "grade": [(GradeOptions, ())],
     "report": [(ReportOptions, ())],
+    "grid": [(GridRunOptions, ())],
 }
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
-from tuneyard.errors import ConfigError
+from tuneyard.cli.options_cli import with_model_options
+from tuneyard.experiments.options import GridRunOptions
 
 
+@with_model_options(GridRunOptions)
 def grid(
     ctx: typer.Context,
     experiment_file: Annotated[
@@ -21,18 +23,11 @@ def grid(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the cells and their state; run nothing.")
     ] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again.")] = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Cells run side by side here, sharing the cores.")] = 1,
-    backend: Annotated[
-        str, typer.Option(help="local, or ray: each cell a Ray task (a local instance, or --ray-address).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None, typer.Option(help="An existing Ray cluster (ray://... or host:port).")
+    flags: dict[str, Any] | None = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML file with these options.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override an option: --set jobs=2.")
     ] = None,
-    cpus_per_cell: Annotated[float, typer.Option(min=0.1, help="Ray: CPUs each cell asks for.")] = 1.0,
-    gpus_per_cell: Annotated[
-        float, typer.Option(min=0.0, help="Ray: GPUs each cell asks for (Ray sets the GPUs it sees).")
-    ] = 0.0,
 ) -> None:
     """Run an experiment file: a fine-tuning grid, then an eval grid (and a search, if it has one).
 
@@ -46,10 +41,11 @@ def grid(
     eval_grid_results.json, heatmap, metrics.csv).
     """
     from tuneyard.cli.output import format_table
-    from tuneyard.experiments.backends import Execution
+    from tuneyard.config import resolve_options
     from tuneyard.experiments.grid import STATES, plan_cells, run_experiment
     from tuneyard.experiments.spec import load_experiment
 
+    options = resolve_options(GridRunOptions, flags, config, overrides or [])
     spec = load_experiment(experiment_file)
     yard = yard_from(ctx)
     if dry_run:
@@ -70,9 +66,7 @@ def grid(
     def on_cell(plan, number: int, total: int) -> None:  # type: ignore[no-untyped-def]
         note(f"[{number}/{total}] {plan.cell.name}: {plan.state}" + (f": {plan.error}" if plan.error else ""))
 
-    if backend not in ("local", "ray"):
-        raise ConfigError(f"--backend {backend!r} is not a backend.", "Use local or ray.")
-    execution = Execution(backend, jobs, ray_address, cpus_per_cell, gpus_per_cell)  # type: ignore[arg-type]
+    execution = options.execution()
 
     def on_probe(probe) -> None:  # type: ignore[no-untyped-def]
         verdict = "within the target" if probe.meets else "below the target"
@@ -81,7 +75,9 @@ def grid(
     def on_start(start) -> None:  # type: ignore[no-untyped-def]
         note(f"compressed start {start.label} of {start.options.model}: {yard.relative(start.folder)}")
 
-    result = run_experiment(spec, yard, experiment_file, retry_failed, on_cell, execution, on_probe, on_start)
+    result = run_experiment(
+        spec, yard, experiment_file, options.retry_failed, on_cell, execution, on_probe, on_start
+    )
     if result.cells:
         out.print(str(result.folder / "metrics.csv"))
         note(f"ran {result.ran} cell(s) of {len(result.cells)}")
