@@ -41,24 +41,30 @@ def folder_task_type(data_dir: Path, columns: ColumnOptions) -> str:
     return leaders[0]
 
 
-def named_task_names() -> list[str]:
+def named_tasks() -> dict[str, TaskSpec]:
     """Every task ``--task`` can name, from every installed task type (GLUE's, for classification)."""
-    return [name for type_name in TASK_TYPES for name in get_task_type(type_name).data.named_tasks()]
+    return {
+        name: spec
+        for type_name in TASK_TYPES
+        for name, spec in get_task_type(type_name).data.named_tasks().items()
+    }
+
+
+def named_task_names() -> list[str]:
+    """The names ``--help`` lists for ``--task``."""
+    return list(named_tasks())
 
 
 def named_task(name: str) -> TaskSpec:
     """The spec of a named task (case-insensitive, ``sst-2`` works too), from the task type that knows it."""
     key = name.lower().replace("-", "").replace("_", "")
-    known: list[str] = []
-    for type_name in TASK_TYPES:
-        tasks = get_task_type(type_name).data.named_tasks()
-        if key in tasks:
-            return tasks[key]
-        known += tasks
-    raise DataError(
-        f"unknown task {name!r}.",
-        f"Known tasks: {', '.join(sorted(known))}; or pass --data DIR for a local dataset.",
-    )
+    tasks = named_tasks()
+    if key not in tasks:
+        raise DataError(
+            f"unknown task {name!r}.",
+            f"Known tasks: {', '.join(sorted(tasks))}; or pass --data DIR for a local dataset.",
+        )
+    return tasks[key]
 
 
 def load_task_data(
