@@ -8,9 +8,11 @@ and the files it listed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -53,6 +55,42 @@ def wait_for_best(root: Path, process: subprocess.Popen[str], timeout: float = 1
     raise AssertionError("no best/ within the timeout")
 
 
+def holds_a_yard_lock(root: Path, run: Path) -> bool:
+    """Whether a (paused) writer holds the index's write lock or a run folder's lock."""
+    index = sqlite3.connect(root / ".tuneyard" / "index.db", timeout=0, isolation_level=None)
+    try:
+        index.execute("BEGIN IMMEDIATE")
+        index.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        index.close()
+    for folder in (run, run / "best"):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(descriptor)
+    return False
+
+
+def pause_between_writes(process: subprocess.Popen[str], root: Path, run: Path) -> None:
+    """SIGSTOP the run at a moment it is not in the middle of filing something.
+
+    A writer stopped inside its index transaction or a folder lock would make any other
+    writer wait forever; the user's case is an eval made between the run's writes.
+    """
+    for _ in range(1000):
+        os.kill(process.pid, signal.SIGSTOP)
+        if not holds_a_yard_lock(root, run):
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError("the run never paused outside a yard lock")
+
+
 def test_an_eval_of_best_made_while_the_run_trains_keeps_its_metrics(
     tiny_model: Callable[..., Path],
     topics_with_test: Path,
@@ -64,7 +102,7 @@ def test_an_eval_of_best_made_while_the_run_trains_keeps_its_metrics(
         "--yard", root, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics_with_test, *TRAINING
     )
     run = wait_for_best(root, training)
-    os.kill(training.pid, signal.SIGSTOP)
+    pause_between_writes(training, root, run)
     try:
         paused_at = manifest(run)["training"]["step"]
         evaluated = subprocess.run(
