@@ -21,6 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY_ARCHS = ("bert", "roberta", "modernbert", "gpt2", "llama")
+# The families people fine-tune most, beyond TINY_ARCHS: every verb runs on each (tests/test_families.py).
+MORE_DECODERS = ("qwen2", "qwen3", "mistral", "gemma3_text", "phi3", "olmo2")
+MORE_ENCODERS = ("distilbert", "deberta-v2", "xlm-roberta", "electra")
+DECODER_SHAPE = {"num_key_value_heads": 2, "max_position_embeddings": 128, "head_dim": 16}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,6 +62,21 @@ def tiny_config(arch: str, num_labels: int, layers: int, tokenizer):  # type: ig
         },
         "gpt2": {"n_positions": 128},
         "llama": {"num_key_value_heads": 2, "max_position_embeddings": 128, "head_dim": 16},
+        **{decoder: DECODER_SHAPE for decoder in ("qwen2", "qwen3", "mistral", "olmo2")},
+        "gemma3_text": DECODER_SHAPE | {"sliding_window": 16, "query_pre_attn_scalar": 16},
+        "phi3": DECODER_SHAPE | {"original_max_position_embeddings": 128},
+        "distilbert": {"max_position_embeddings": 128, "hidden_dim": 64},
+        "deberta-v2": {
+            "max_position_embeddings": 128,
+            "relative_attention": True,  # as DeBERTa-v3 ships: disentangled attention, shared keys
+            "pos_att_type": ["p2c", "c2p"],
+            "position_buckets": 32,
+            "norm_rel_ebd": "layer_norm",
+            "share_att_key": True,
+            "type_vocab_size": 0,
+        },
+        "xlm-roberta": {"max_position_embeddings": 130},
+        "electra": {"max_position_embeddings": 128, "embedding_size": 32},
     }[arch]
     return AutoConfig.for_model(arch, **common, **extra)
 

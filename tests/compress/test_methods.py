@@ -20,7 +20,7 @@ from tuneyard.compress.factorize import weighted_svds
 from tuneyard.compress.options import CompressOptions
 from tuneyard.compress.registry import METHODS, build_method
 from tuneyard.compress.statistics import collect_fisher, collect_input_statistics
-from tuneyard.models.family import family_for
+from tuneyard.models.layout import layout_of
 from tuneyard.models.lowrank import LowRankLinear, compressible_modules, linear_weight
 from tuneyard.yard.root import Yard
 
@@ -106,7 +106,7 @@ class _LayerData:
 
     def __init__(self, model_dir: Path, data: Path) -> None:
         self.model, calibration = _base_and_calibration(model_dir, data, samples=32)
-        self.modules = compressible_modules(self.model, family_for(self.model.config.model_type))
+        self.modules = compressible_modules(self.model, layout_of(self.model))
         self.weights = {name: linear_weight(module).detach() for name, module in self.modules.items()}
         self.batches = batches = calibration.batches  # type: ignore[attr-defined]
         self.stats = collect_input_statistics(self.model, self.modules, batches, gram=True, abs_mean=True)
@@ -221,7 +221,7 @@ def test_whiten_output_error_is_the_discarded_singular_energy(tmp_path, model_an
     model_dir, data = model_and_data(arch)
     result = _compress(tmp_path, model_dir, data, method="whiten", rank=str(rank))
     base, calibration = _base_and_calibration(model_dir, data)
-    modules = compressible_modules(base, family_for(base.config.model_type))
+    modules = compressible_modules(base, layout_of(base))
     inputs = _layer_inputs(base, modules, calibration.batches)  # type: ignore[attr-defined]
     compressed = dict(result.model.named_modules())
     for name, x in inputs.items():
@@ -254,7 +254,7 @@ def test_data_aware_methods_beat_standard_on_their_objective(tmp_path, model_and
     base.load_state_dict(
         {key: value for key, value in made["fwsvd"].state_dict().items() if key in dense_state}, strict=False
     )
-    modules = compressible_modules(base, family_for(base.config.model_type))
+    modules = compressible_modules(base, layout_of(base))
     # Held-out: rows of the validation split, which calibration never reads.
     tokenizer = load_tokenizer(model_dir)
     validation = [

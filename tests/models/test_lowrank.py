@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tuneyard.models.family import family_for
+from tuneyard.models.layout import layout_of
 from tuneyard.models.lowrank import (
     LowRankLinear,
     compressible_modules,
@@ -62,7 +62,7 @@ def test_gpt2_conv1d_is_found_read_as_out_by_in_and_replaced(tiny_model):
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model("gpt2")).eval()
-    modules = compressible_modules(model, family_for("gpt2"))
+    modules = compressible_modules(model, layout_of(model))
     assert set(modules) == {
         f"transformer.h.{i}.{suffix}"
         for i in range(2)
@@ -93,17 +93,16 @@ def test_classifier_heads_and_embeddings_stay_out_of_the_compressible_set(tiny_m
     }
     for arch, head in heads.items():
         model = AutoModelForSequenceClassification.from_pretrained(tiny_model(arch))
-        family = family_for(arch)
-        names = compressible_modules(model, family)
+        layout = layout_of(model)
+        names = compressible_modules(model, layout)
         assert head not in names and "bert.pooler.dense" not in names
-        # Every suffix in the family table names a real module in each of the 2 layers
-        # (BERT's FFN "output.dense" also ends "attention.output.dense", hence >= 2).
-        for suffix in family.compressible:
-            assert sum(name.endswith("." + suffix) for name in names) >= 2, (arch, suffix)
-        types = [family.module_type(name) for name in names]
-        assert types.count("attn") == 2 * len(family.attention) and types.count("ffn") == 2 * len(family.ffn)
-        assert len(names) == 2 * len(family.compressible), arch
-        assert {family.layer_number(name) for name in names} == {0, 1}
+        # Every block layer of the layout names a real module in each of the 2 layers.
+        for relative in layout.compressible:
+            assert sum(name.endswith("." + relative) for name in names) >= 2, (arch, relative)
+        types = [layout.module_type(name) for name in names]
+        assert types.count("attn") == 2 * len(layout.attention) and types.count("ffn") == 2 * len(layout.ffn)
+        assert len(names) == 2 * len(layout.compressible), arch
+        assert {layout.layer_number(name) for name in names} == {0, 1}
 
 
 def test_install_empty_lowrank_keeps_shapes_and_bias():

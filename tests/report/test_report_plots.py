@@ -103,7 +103,7 @@ def test_compressed_model_weights_mark_rank_and_energy(
     tmp_path: Path, tiny_model: Callable[..., Path], run_cli: Callable[[list[str]], int]
 ) -> None:
     from tuneyard.models.compressed_folder import read_compression_info
-    from tuneyard.models.family import family_for
+    from tuneyard.models.layout import layout_of
     from tuneyard.report.weights import analyse_weights, energy_kept
     from tuneyard.task_types.model_loading import load
 
@@ -130,9 +130,11 @@ def test_compressed_model_weights_mark_rank_and_energy(
     )
     assert {layer.rank for layer in read_compression_info(compressed).layers.values()} == {8}
 
-    layers = analyse_weights(load(compressed), family_for("bert"))
+    model = load(compressed)
+    layers = analyse_weights(model, layout_of(model))
     assert {layer.rank for layer in layers.values()} == {8}
-    base_layers = analyse_weights(load(base), family_for("bert"))
+    base_model = load(base)
+    base_layers = analyse_weights(base_model, layout_of(base_model))
     query = base_layers[("attention.self.query", 0)].spectrum
     # energy kept = top-8 squared singular values over all of them, for a 32 x 32 random weight
     assert energy_kept(query, 8) == pytest.approx((query[:8] ** 2).sum() / (query**2).sum())

@@ -51,7 +51,7 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     from transformers import DataCollatorWithPadding
 
     from tuneyard.models.checkpoint import describe_checkpoint
-    from tuneyard.models.family import family_for
+    from tuneyard.models.layout import layout_of
     from tuneyard.models.lowrank import lowrank_layers
     from tuneyard.task_types import get_task_type
     from tuneyard.task_types.data_loading import load_task_data
@@ -65,7 +65,7 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     data = load_task_data(data_dir=topics)
     model = load_model(parent, data.spec, reset_head=False, seed=0)
     options = FinetuneOptions(checkpoint=parent.source, data=str(topics))
-    model = STRATEGIES["lowrank"].apply(model, options, family_for(arch), get_task_type())
+    model = STRATEGIES["lowrank"].apply(model, options, layout_of(model), get_task_type())
     tokenizer = load_tokenizer(parent)
     batch = DataCollatorWithPadding(tokenizer)(
         list(tokenize_task(data, tokenizer, 32)["train"].select(range(8)))
@@ -74,7 +74,7 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     model(**batch).loss.backward()
 
     layers = dict(lowrank_layers(model))
-    assert len(layers) == 2 * len(family_for(arch).compressible)  # two blocks, every compressible linear
+    assert len(layers) == 2 * len(layout_of(model).compressible)  # two blocks, every compressible linear
     for name, layer in layers.items():
         for factor in ("left", "right"):
             grad = getattr(layer, factor).grad

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tuneyard.errors import TrainingError
-from tuneyard.models.family import family_for
+from tuneyard.models.layout import layout_of
 from tuneyard.task_types import get_task_type
 from tuneyard.train.layers import parse_layers
 from tuneyard.train.options import FinetuneOptions
@@ -79,15 +79,14 @@ def test_full_trains_every_parameter(tiny_model, arch: str) -> None:
     model = load(tiny_model(arch))
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    model = STRATEGIES["full"].apply(model, options(strategy="full"), family_for(arch), get_task_type())
+    model = STRATEGIES["full"].apply(model, options(strategy="full"), layout_of(model), get_task_type())
     assert trainable(model) == {name for name, _ in model.named_parameters()}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_frozen_trains_only_the_head(tiny_model, arch: str) -> None:
-    model = STRATEGIES["frozen"].apply(
-        load(tiny_model(arch)), options(strategy="frozen"), family_for(arch), get_task_type()
-    )
+    model = load(tiny_model(arch))
+    model = STRATEGIES["frozen"].apply(model, options(strategy="frozen"), layout_of(model), get_task_type())
     assert trainable(model) == HEAD_PARAMETERS[arch]
     count, total = parameter_counts(model)
     assert 0 < count < total
@@ -97,7 +96,7 @@ def test_frozen_trains_only_the_head(tiny_model, arch: str) -> None:
 def test_lora_on_chosen_layers_trains_adapters_there_and_the_head(tiny_model, arch: str) -> None:
     model = load(tiny_model(arch, layers=3))
     peft_model = STRATEGIES["lora"].apply(
-        model, options(strategy="lora", lora={"layers": "0,2"}), family_for(arch), get_task_type()
+        model, options(strategy="lora", lora={"layers": "0,2"}), layout_of(model), get_task_type()
     )
     adapters = {
         f"base_model.model.{BLOCKS[arch]}.{layer}.{linear}.lora_{side}.default.weight"
@@ -116,10 +115,11 @@ def test_lora_on_chosen_layers_trains_adapters_there_and_the_head(tiny_model, ar
 
 
 def test_lora_custom_targets_limit_the_adapted_modules(tiny_model) -> None:
+    model = load(tiny_model("bert"))
     peft_model = STRATEGIES["lora"].apply(
-        load(tiny_model("bert")),
+        model,
         options(strategy="lora", lora={"targets": ["query", "value"], "layers": "1"}),
-        family_for("bert"),
+        layout_of(model),
         get_task_type(),
     )
     adapted = {name.split(".lora_")[0] for name in trainable(peft_model) if ".lora_" in name}
@@ -130,11 +130,12 @@ def test_lora_custom_targets_limit_the_adapted_modules(tiny_model) -> None:
 
 
 def test_lora_layer_beyond_the_model_is_refused(tiny_model) -> None:
+    model = load(tiny_model("bert"))
     with pytest.raises(TrainingError) as caught:
         STRATEGIES["lora"].apply(
-            load(tiny_model("bert")),
+            model,
             options(strategy="lora", lora={"layers": "40"}),
-            family_for("bert"),
+            layout_of(model),
             get_task_type(),
         )
     assert "names layer 40, but the model has 2 layers" in caught.value.message
@@ -169,7 +170,6 @@ def test_default_strategy_depends_on_compression() -> None:
 
 
 def test_lowrank_on_a_plain_model_is_refused(tiny_model) -> None:
+    model = load(tiny_model("bert"))
     with pytest.raises(TrainingError, match="needs a compressed model"):
-        STRATEGIES["lowrank"].apply(
-            load(tiny_model("bert")), options(strategy="lowrank"), family_for("bert"), get_task_type()
-        )
+        STRATEGIES["lowrank"].apply(model, options(strategy="lowrank"), layout_of(model), get_task_type())

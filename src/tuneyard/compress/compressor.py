@@ -46,7 +46,7 @@ from tuneyard.models.compressed_folder import (
     is_compressed_folder,
     write_compressed_folder,
 )
-from tuneyard.models.family import Family, family_for
+from tuneyard.models.layout import ModelLayout, layout_of
 from tuneyard.models.lowrank import (
     LowRankLinear,
     compressible_modules,
@@ -92,13 +92,13 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def plan_layers(
-    modules: dict[str, nn.Module], family: Family, rank: RankSpec | None, ratio: float | None
+    modules: dict[str, nn.Module], layout: ModelLayout, rank: RankSpec | None, ratio: float | None
 ) -> list[LayerPlan]:
     """Each layer's rank from ``--rank`` or ``--ratio``; layers at break-even stay dense."""
     plans = []
     for name, module in modules.items():
         shape = tuple(linear_weight(module).shape)
-        plan = LayerPlan(name, (int(shape[0]), int(shape[1])), family.module_type(name))
+        plan = LayerPlan(name, (int(shape[0]), int(shape[1])), layout.module_type(name))
         requested = (
             rank.for_type(plan.module_type) if rank is not None else rank_for_ratio(plan.shape, ratio or 0)
         )
@@ -203,11 +203,13 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
         task_type = _task_type_for(options, spec)
         subject = _load_subject(task_type, options, spec)
         model = subject.model
-        family = family_for(model.config.model_type)
-        modules = compressible_modules(model, family)
+        layout = layout_of(model)
+        modules = compressible_modules(model, layout)
         if not modules:
-            raise CompressionError(f"{options.model} has no compressible layers for family {family.arch!r}.")
-        plans = plan_layers(modules, family, rank, options.ratio)
+            raise CompressionError(
+                f"{options.model} has no linear layers in its {layout.blocks} blocks to compress."
+            )
+        plans = plan_layers(modules, layout, rank, options.ratio)
         calibration = _calibration_for(method, options, data, task_type, subject.tokenizer, notes)
         held_out = HeldOut.measure(task_type, model, subject.tokenizer, data, options)
         params_before = count_parameters(model)
@@ -217,7 +219,7 @@ def compress_model(options: CompressOptions, yard: Yard, progress: bool = False)
         notes += [f"{plan.name} stays dense: {plan.dense_reason}." for plan in plans if plan.rank is None]
         held_out.measure_after(model)
         info = _compression_info(
-            options, method, rank, model, family, plans, layers, subject.head, calibration, params_before
+            options, method, rank, model, layout, plans, layers, subject.head, calibration, params_before
         )
         # A bare encoder compressed without a head is no task's model yet: it records none.
         recorded = task_type.name if subject.head != "none" else None
@@ -361,7 +363,7 @@ def _compression_info(
     method: CompressionMethod,
     rank: RankSpec | None,
     model: Any,
-    family: Family,
+    layout: ModelLayout,
     plans: list[LayerPlan],
     layers: dict[str, LayerInfo],
     head: str,
@@ -371,7 +373,7 @@ def _compression_info(
     compressible_before = sum(plan.shape[0] * plan.shape[1] for plan in plans)
     dense_kept = sum(plan.shape[0] * plan.shape[1] for plan in plans if plan.rank is None)
     return CompressionInfo(
-        arch=family.arch,
+        arch=layout.arch,
         model_type=model.config.model_type,
         model_class=type(model).__name__,
         method=method.name,

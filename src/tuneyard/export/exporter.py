@@ -190,7 +190,7 @@ def _manifest(
 ) -> tuple[str, Path, Manifest]:
     """The export's name, target folder ``exports/{name}_{method}`` and manifest."""
     from tuneyard.export.merge import artifact_folder, task_of
-    from tuneyard.models.family import family_for
+    from tuneyard.models.layout import arch_of
     from tuneyard.models.loading import load_config
     from tuneyard.task_types.model_loading import task_type_of_model
     from tuneyard.yard.layout import model_display_name
@@ -206,7 +206,7 @@ def _manifest(
         task=task,
         task_type=task_type.name if task_type else None,
         dataset=dataset,
-        arch=family_for(load_config(source).model_type).arch,
+        arch=arch_of(load_config(source).model_type),
         method=method,
         parents=[yard.parent_link(artifact_folder(source), "source")],
         config=options.model_dump() | tools | {"source": yard.relative(source)},

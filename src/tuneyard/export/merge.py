@@ -177,12 +177,12 @@ def _write(
     difference: float,
     task_type: str,
 ) -> Path:
-    from tuneyard.models.family import family_for
+    from tuneyard.models.layout import arch_of
     from tuneyard.yard.layout import model_display_name
     from tuneyard.yard.manifest import Manifest
 
     merged, tokenizer = converted
-    arch = family_for(merged.config.model_type).arch
+    arch = arch_of(merged.config.model_type)
     origin = artifact_folder(folder)
     name = options.name or model_display_name(origin)
     target = yard.target_path("merged", output_dir=options.output_dir, arch=arch, name=name)

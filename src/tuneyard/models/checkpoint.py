@@ -153,13 +153,13 @@ def describe_hub(model_id: str) -> StartingCheckpoint:
     from tuneyard.models.loading import load_config
 
     config = load_config(model_id)
-    from tuneyard.models.family import MODEL_TYPE_TO_ARCH
+    from tuneyard.models.layout import arch_of
 
     return StartingCheckpoint(
         source=model_id,
         local=False,
         folder_name=model_id.rsplit("/", 1)[-1],
-        arch=MODEL_TYPE_TO_ARCH.get(config.model_type, config.model_type),
+        arch=arch_of(config.model_type),
         model_type=config.model_type,
         num_layers=getattr(config, "num_hidden_layers", None),
         naming_source=model_id.rsplit("/", 1)[-1],

@@ -56,9 +56,9 @@ class GgufInfo:
     @property
     def arch(self) -> str:
         """The family name tuneyard files it under (``llama``)."""
-        from tuneyard.models.family import MODEL_TYPE_TO_ARCH
+        from tuneyard.models.layout import arch_of
 
-        return MODEL_TYPE_TO_ARCH.get(self.architecture, self.architecture)
+        return arch_of(self.architecture)
 
     @property
     def name(self) -> str:

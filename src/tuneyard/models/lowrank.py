@@ -17,13 +17,16 @@ factors.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tuneyard.errors import ModelError
-from tuneyard.models.family import Family
+
+if TYPE_CHECKING:
+    from tuneyard.models.layout import ModelLayout
 
 # Factors holding at least this fraction of the dense layer's weights run as one dense
 # product at inference (measured crossover, see the module docstring).
@@ -134,19 +137,16 @@ def linear_bias(module: nn.Module) -> torch.Tensor | None:
     return bias if isinstance(bias, torch.Tensor) else None
 
 
-def compressible_modules(model: nn.Module, family: Family) -> dict[str, nn.Module]:
-    """``{module name: layer}`` for every linear layer the family table lets SVD factorise.
+def compressible_modules(model: nn.Module, layout: ModelLayout) -> dict[str, nn.Module]:
+    """``{module name: layer}`` for every linear layer of the model's blocks (SVD may factorise them).
 
-    Only layers inside numbered transformer blocks count, so a classifier head that
-    happens to share a suffix (``dense``) stays dense.
+    Only layers inside the numbered blocks count, so a classifier head's ``dense`` stays dense.
     """
-    found: dict[str, nn.Module] = {}
-    for name, module in model.named_modules():
-        if not is_linear(module) or family.layer_number(name) is None:
-            continue
-        if family.module_type(name) is not None:
-            found[name] = module
-    return found
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if is_linear(module) and layout.module_type(name) is not None
+    }
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:

@@ -73,7 +73,7 @@ def choose_metric(artifacts: list[tuple[Path, Manifest]], requested: str | None)
 def _weights_plot(model_path: Path, target: Path, base: Path | None, report: Report) -> None:
     """Load the model (and its base, for a compressed one) and draw its weight analysis."""
     from tuneyard.models.compressed_folder import is_compressed_folder, read_compression_info
-    from tuneyard.models.family import family_for
+    from tuneyard.models.layout import layout_of
     from tuneyard.models.loading import resolve_model_folder
     from tuneyard.report.weights import analyse_weights, plot_weights
     from tuneyard.task_types.model_loading import load
@@ -81,18 +81,18 @@ def _weights_plot(model_path: Path, target: Path, base: Path | None, report: Rep
     folder = resolve_model_folder(model_path)
     model = load(folder)
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    family = family_for(inner.config.model_type)
-    layers = analyse_weights(inner, family)
+    layout = layout_of(inner)
+    layers = analyse_weights(inner, layout)
     base_layers = None
     if is_compressed_folder(folder):
         base_path = base or Path(read_compression_info(folder).base_model).expanduser()
         if base_path.is_dir():
-            base_layers = analyse_weights(load(base_path), family)
+            base_layers = analyse_weights(load(base_path), layout)
         else:
             report.notes.append(
                 f"base model {base_path} is not a local folder: energy kept not plotted (pass --base DIR)."
             )
-    title = f"{target.name.removesuffix('_weights.png')}: weights ({family.arch})"
+    title = f"{target.name.removesuffix('_weights.png')}: weights ({layout.arch})"
     report.plots.append(plot_weights(layers, base_layers, target, title))
 
 

@@ -1,7 +1,7 @@
 """Weight analysis of a model or a compressed model: ``{name}_weights.png``.
 
-Three views, with layer types and numbers from the family table
-(:mod:`tuneyard.models.family`):
+Three views, with layer types (a block's layer name, ``self_attn.q_proj``) and numbers
+from the model's layout (:mod:`tuneyard.models.layout`):
 
 * singular-value spectra (``sigma_i / sigma_1``) per layer type, one line per layer,
   with the kept rank marked for a compressed model;
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tuneyard.components.figure import new_figure, save_png
+
+if TYPE_CHECKING:
+    from tuneyard.models.layout import ModelLayout
 
 
 @dataclass
@@ -33,15 +36,7 @@ class LayerWeights:
     rank: int | None = None  # kept rank of a low-rank layer
 
 
-def layer_type(name: str, family: Any) -> str | None:
-    """The family-table suffix a module name ends with (attention suffixes checked first)."""
-    for suffix in family.compressible:
-        if name == suffix or name.endswith("." + suffix):
-            return suffix
-    return None
-
-
-def analyse_weights(model: Any, family: Any) -> dict[tuple[str, int], LayerWeights]:
+def analyse_weights(model: Any, layout: ModelLayout) -> dict[tuple[str, int], LayerWeights]:
     """Norms and spectra of every compressible (or already low-rank) layer of ``model``."""
     import torch
 
@@ -53,8 +48,8 @@ def analyse_weights(model: Any, family: Any) -> dict[tuple[str, int], LayerWeigh
             low_rank = isinstance(module, LowRankLinear)
             if not (low_rank or is_linear(module)):
                 continue
-            kind, number = layer_type(name, family), family.layer_number(name)
-            if kind is None or number is None:
+            kind, number = layout.relative_name(name), layout.layer_number(name)
+            if kind not in layout.compressible or number is None:
                 continue
             weight = linear_weight(module).detach().to(torch.float32)
             spectrum = torch.linalg.svdvals(weight).cpu().numpy()

@@ -20,13 +20,15 @@ Precision = Literal["no", "fp16", "bf16"]
 
 
 class LoraOptions(StrictModel):
-    """PEFT LoRA settings; ``targets`` default to the family table's ``lora_targets``."""
+    """PEFT LoRA settings; ``targets`` default to every linear layer of the model's blocks."""
 
     r: PositiveInt = Field(default=8, description="LoRA rank.")
     alpha: PositiveInt = Field(default=16, description="LoRA alpha (scaling).")
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0, description="LoRA dropout.")
     targets: list[str] | None = Field(
-        default=None, description="Module names that get adapters (default: the family table's)."
+        default=None,
+        description="Layers that get adapters: attn, mlp, all-linear (the default: every linear layer "
+        "of the blocks) or module names (q_proj, self_attn.o_proj).",
     )
     layers: str | None = Field(default=None, description="Layers that get adapters: 0,1,2 or 7-12 or a mix.")
 

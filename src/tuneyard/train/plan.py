@@ -250,7 +250,6 @@ def plan_finetune(
     ``resume``: the run folder to continue, or True for the one these options lead to.
     """
     from tuneyard.models.checkpoint import describe_checkpoint
-    from tuneyard.models.family import family_for
     from tuneyard.task_types import get_task_type
     from tuneyard.task_types.model_loading import resolve_checkpoint
     from tuneyard.train.strategies import strategy_for
@@ -261,7 +260,6 @@ def plan_finetune(
     training_settings(options, task_type)  # refuse task options the task type does not take
     metric, greater_is_better = best_metric(options, data, task_type)  # before a GGUF checkpoint converts
     parent = describe_checkpoint(resolve_checkpoint(options.checkpoint, yard), yard)
-    family_for(parent.arch)
     strategy = strategy_for(options.strategy, parent.compressed)
     if options.freeze_factors and strategy.NAME != "lowrank":
         from tuneyard.errors import TrainingError

@@ -18,7 +18,7 @@ from tuneyard.components import distributed
 from tuneyard.components.distillation import Teacher
 from tuneyard.data.loading import TaskData
 from tuneyard.errors import ConfigError, TrainingError
-from tuneyard.models.family import family_for
+from tuneyard.models.layout import layout_of
 from tuneyard.task_types import data_loading, get_task_type
 from tuneyard.task_types.base import TaskType
 from tuneyard.train.artifacts import name_adapter_base
@@ -201,7 +201,7 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    model = strategy.apply(model, options, family_for(plan.parent.arch), task_type)
+    model = strategy.apply(model, options, layout_of(model), task_type)
     name_adapter_base(model, plan.parent)  # the Trainer's checkpoints record where the base is
     teacher, teacher_notes = load_run_teacher(plan, task_type, model)  # refused before a run folder exists
     notes += teacher_notes

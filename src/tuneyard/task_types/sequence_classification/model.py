@@ -161,11 +161,9 @@ def load_for_compression(model_id: str, spec: TaskSpec | None, seed: int) -> Com
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from tuneyard.models.family import family_for
     from tuneyard.models.loading import load_config, model_class_for, transformers_errors_only
 
     config = load_config(model_id)
-    family_for(config.model_type)
     labels = spec.num_labels if spec is not None else 0
     tokenizer = AutoTokenizer.from_pretrained(model_id)
     ensure_padding_token(tokenizer)

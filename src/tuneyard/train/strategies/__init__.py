@@ -2,7 +2,7 @@
 
 Every strategy module has the same shape: ``NAME``, ``DEFAULT_LEARNING_RATE`` (the
 rate that strategy usually wants; ``--learning-rate`` overrides it) and
-``apply(model, options, family, task_type) -> model``, which freezes / wraps the model
+``apply(model, options, layout, task_type) -> model``, which freezes / wraps the model
 and returns what the Trainer should train. The modules import torch only inside
 ``apply``, so the CLI reads this table (names, default rates) without loading it.
 """

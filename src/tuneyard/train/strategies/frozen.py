@@ -10,7 +10,7 @@ from tuneyard.errors import TrainingError
 if TYPE_CHECKING:
     from torch import nn
 
-    from tuneyard.models.family import Family
+    from tuneyard.models.layout import ModelLayout
     from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
@@ -18,7 +18,7 @@ NAME = "frozen"
 DEFAULT_LEARNING_RATE = 1e-3  # a fresh head on fixed features wants a large step
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
+def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_type: TaskType) -> nn.Module:
     """Freeze the base model, train the head; refuse a model whose head has no weights of its own."""
     head = parameters_under(model, task_type.model.head_modules(model))
     if not head:

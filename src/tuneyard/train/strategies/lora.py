@@ -1,8 +1,10 @@
 """``lora``: PEFT LoRA adapters on chosen modules of chosen layers; the task's head trains in full.
 
-``--lora-targets`` default to the family table's ``lora_targets``; ``--lora-layers``
-(``0,1,2``, ``7-12``) becomes PEFT's ``layers_to_transform`` with the family's
-``layers_pattern``, so only those transformer blocks get adapters.
+``--lora-targets`` default to every linear layer of the model's blocks (its layout, named
+inside a block: ``self_attn.q_proj``); ``attn``, ``mlp`` and ``all-linear`` pick the
+block's attention or MLP layers or all of them; other names are PEFT's module-name
+suffixes. ``--lora-layers`` (``0,1,2``, ``7-12``) becomes PEFT's ``layers_to_transform``
+with the block list's name as ``layers_pattern``, so only those blocks get adapters.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
+from tuneyard.models.layout import LAYER_KINDS
 from tuneyard.train.layers import check_layers, parse_layers
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from tuneyard.models.family import Family
+    from tuneyard.models.layout import ModelLayout
     from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
@@ -23,17 +26,32 @@ NAME = "lora"
 DEFAULT_LEARNING_RATE = 2e-4
 
 
-def selected_layers(model: nn.Module, options: FinetuneOptions) -> list[int] | None:
-    """The ``--lora-layers`` as numbers, checked against the model's depth (None: all)."""
+def selected_layers(layout: ModelLayout, options: FinetuneOptions) -> list[int] | None:
+    """The ``--lora-layers`` as numbers, checked against the model's blocks (None: all)."""
     spec = options.lora.layers
     if spec is None:
         return None
     layers = parse_layers(spec)
-    check_layers(spec, layers, int(model.config.num_hidden_layers))  # type: ignore[union-attr]
+    check_layers(spec, layers, layout.num_blocks)
     return layers
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
+def selected_targets(layout: ModelLayout, options: FinetuneOptions) -> list[str]:
+    """The modules that get adapters: ``--lora-targets`` with its kind words expanded."""
+    targets: list[str] = []
+    for target in options.lora.targets or ["all-linear"]:
+        targets += layout.targets(target) if target in LAYER_KINDS else [target]
+    if not targets:
+        raise TrainingError(
+            f"--lora-targets {','.join(options.lora.targets or [])} names no layer of this "
+            f"{layout.arch} model's blocks.",
+            f"Its attention layers: {', '.join(layout.attention) or 'none'}; "
+            f"its MLP layers: {', '.join(layout.ffn) or 'none'}.",
+        )
+    return list(dict.fromkeys(targets))
+
+
+def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_type: TaskType) -> nn.Module:
     """Wrap ``model`` in a PEFT model with LoRA adapters; the task type's head trains in full."""
     from peft import LoraConfig, get_peft_model
 
@@ -44,8 +62,8 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type:
             "--strategy lora does not apply to a compressed model: its layers are low-rank already.",
             "Use --strategy lowrank to train the factors (the default for compressed models).",
         )
-    layers = selected_layers(model, options)
-    targets = list(options.lora.targets or family.lora_targets)
+    layers = selected_layers(layout, options)
+    targets = selected_targets(layout, options)
     config = LoraConfig(
         task_type=task_type.model.peft_task_type,
         r=options.lora.r,
@@ -53,7 +71,7 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type:
         lora_dropout=options.lora.dropout,
         target_modules=targets,
         layers_to_transform=layers,
-        layers_pattern=family.layers_pattern if layers is not None else None,
+        layers_pattern=layout.layers_pattern if layers is not None else None,
         modules_to_save=task_type.model.head_modules(model),
     )
     try:
@@ -61,5 +79,6 @@ def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type:
     except ValueError as exc:
         raise TrainingError(
             f"LoRA could not be applied with targets {targets}: {exc}",
-            f"Choose --lora-targets among the model's linear layers, e.g. {', '.join(family.lora_targets)}.",
+            f"Choose --lora-targets among {', '.join(LAYER_KINDS)} or the model's block layers: "
+            f"{', '.join(layout.compressible)}.",
         ) from exc

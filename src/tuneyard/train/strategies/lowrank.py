@@ -18,7 +18,7 @@ from tuneyard.errors import TrainingError
 if TYPE_CHECKING:
     from torch import nn
 
-    from tuneyard.models.family import Family
+    from tuneyard.models.layout import ModelLayout
     from tuneyard.task_types.base import TaskType
     from tuneyard.train.options import FinetuneOptions
 
@@ -33,7 +33,7 @@ def factor_parameter_names(model: nn.Module) -> set[str]:
     return {f"{name}.{factor}" for name, _ in lowrank_layers(model) for factor in ("left", "right")}
 
 
-def apply(model: nn.Module, options: FinetuneOptions, family: Family, task_type: TaskType) -> nn.Module:
+def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_type: TaskType) -> nn.Module:
     """Train the factors and the head, or (``--freeze-factors``) all but the factors."""
     factors = factor_parameter_names(model)
     if not factors:
