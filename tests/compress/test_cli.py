@@ -187,22 +187,6 @@ def test_missing_data_folder_and_unlabelled_data_for_fwsvd(tmp_path, capsys, tin
     assert code == 0, err
 
 
-def test_unknown_architecture_lists_the_supported_ones(tmp_path, capsys, tiny_model):
-    from transformers import AutoConfig, AutoTokenizer, DistilBertForSequenceClassification
-
-    folder = tmp_path / "tiny-distilbert"
-    config = AutoConfig.for_model(
-        "distilbert", dim=32, hidden_dim=64, n_layers=1, n_heads=2, vocab_size=30522
-    )
-    DistilBertForSequenceClassification(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model("bert")).save_pretrained(folder)
-    code, _, err = _cli(capsys, "--yard", str(tmp_path), "compress", "--model", str(folder), "--rank", "4")
-    assert code == 2
-    assert "'distilbert' is not in tuneyard's family table" in err
-    assert "bert, gpt2, hubert, llama, modernbert, roberta" in err
-    assert _nothing_written(tmp_path)
-
-
 def test_config_file_and_set_override(tmp_path, capsys, tiny_model):
     config = tmp_path / "compress.yaml"
     config.write_text(f"model: {tiny_model('gpt2')}\nmethod: standard\nrank: '12'\n")

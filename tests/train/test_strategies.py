@@ -173,3 +173,27 @@ def test_lowrank_on_a_plain_model_is_refused(tiny_model) -> None:
     model = load(tiny_model("bert"))
     with pytest.raises(TrainingError, match="needs a compressed model"):
         STRATEGIES["lowrank"].apply(model, options(strategy="lowrank"), layout_of(model), get_task_type())
+
+
+@pytest.mark.parametrize(
+    ("targets", "adapted"),
+    [(["attn"], ("attn.c_attn", "attn.c_proj")), (["mlp"], ("mlp.c_fc", "mlp.c_proj"))],
+)
+def test_lora_targets_by_kind_adapt_that_part_of_each_block(tiny_model, targets, adapted) -> None:
+    model = load(tiny_model("gpt2"))
+    peft_model = STRATEGIES["lora"].apply(
+        model, options(strategy="lora", lora={"targets": targets}), layout_of(model), get_task_type()
+    )
+    found = {name.split(".lora_")[0] for name in trainable(peft_model) if ".lora_" in name}
+    assert found == {
+        f"base_model.model.transformer.h.{block}.{linear}" for block in (0, 1) for linear in adapted
+    }
+
+
+def test_lora_targets_the_model_lacks_name_its_block_layers(tiny_model) -> None:
+    model = load(tiny_model("llama"))
+    with pytest.raises(TrainingError) as caught:
+        STRATEGIES["lora"].apply(
+            model, options(strategy="lora", lora={"targets": ["query"]}), layout_of(model), get_task_type()
+        )
+    assert "attn, mlp, all-linear" in (caught.value.hint or "") and "self_attn.q_proj" in caught.value.hint
