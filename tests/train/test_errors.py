@@ -145,6 +145,13 @@ def test_trainer_fields_tuneyard_manages_cannot_be_set(finetune, tmp_path) -> No
     assert not yard_artifacts(tmp_path)
 
 
+def test_fsdp_on_cpu_is_refused_rather_than_run_as_ddp(finetune, tmp_path) -> None:
+    # accelerate drops FSDP on CPU processes without a word; tuneyard says so before anything runs.
+    result = finetune("--set", "trainer.fsdp=full_shard auto_wrap")
+    assert_user_error(result, "trainer.fsdp needs GPUs", "torchrun then runs DDP")
+    assert not yard_artifacts(tmp_path)
+
+
 def test_trainer_extras_pass_through(finetune) -> None:
     result = finetune("--strategy", "frozen", "--set", "trainer.lr_scheduler_type=constant", "-q")
     assert result.exit_code == 0, result.stderr

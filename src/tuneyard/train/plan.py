@@ -210,6 +210,26 @@ def check_trainer_overrides(options: FinetuneOptions) -> None:
             f"--set trainer.{owned[0]} is managed by tuneyard and cannot be overridden.",
             "Use --save-steps, --keep, --metric-for-best or --output-dir instead.",
         )
+    check_sharding(options)
+
+
+def check_sharding(options: FinetuneOptions) -> None:
+    """Refuse FSDP where accelerate would quietly run DDP instead (no GPU or other accelerator).
+
+    accelerate turns FSDP on only for multi-accelerator runs (``accelerate/state.py``): on
+    CPU processes ``trainer.fsdp`` is dropped without a word and every rank holds the whole
+    model, which is not what the user asked for.
+    """
+    import torch
+
+    if options.trainer.get("fsdp") and (
+        options.trainer.get("use_cpu") or not torch.accelerator.is_available()
+    ):
+        raise ConfigError(
+            "--set trainer.fsdp needs GPUs (or another accelerator): accelerate shards a model with FSDP "
+            "only across accelerators, and on CPU processes would run plain DDP instead.",
+            "Drop trainer.fsdp on CPU (torchrun then runs DDP, which is tested), or launch on GPUs.",
+        )
 
 
 def training_settings(options: FinetuneOptions, task_type: TaskType) -> TrainingSettings:
