@@ -1,0 +1,117 @@
+"""``--dtype``, ``--gradient-checkpointing`` and ``--strategy qlora`` on a CPU.
+
+The GPU side (auto picking a checkpoint's half-precision dtype, QLoRA training) is in
+``tests/gpu/test_qlora.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from safetensors import safe_open
+from test_errors import assert_user_error, yard_artifacts
+from transformers import TrainerCallback
+
+QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3", "--max-length", "32", "--quiet")
+
+
+def weight_dtypes(folder: Path, weights: str = "model.safetensors") -> set[str]:
+    with safe_open(str(folder / weights), framework="pt") as handle:
+        return {str(handle.get_slice(key).get_dtype()) for key in handle.keys()}  # noqa: SIM118
+
+
+def finetuned(cli, yard: Path, *args: object) -> Path:  # type: ignore[no-untyped-def]
+    result = cli("--yard", yard, "finetune", *args, *QUICK)
+    assert result.exit_code == 0, result.stderr
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_decoder_trains_in_bfloat16_on_the_cpu_and_saves_bfloat16_weights(
+    cli, tiny_decoder, chat_topics, tmp_path
+) -> None:
+    run = finetuned(cli, tmp_path, "--checkpoint", tiny_decoder("llama"), "--data", chat_topics,
+                    "--dtype", "bfloat16")  # fmt: skip
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["config"]["dtype"] == "bfloat16" and manifest["config"]["precision"] == "no"
+    for folder in (run / "best", run / "last"):
+        assert weight_dtypes(folder) == {"BF16"}
+        assert json.loads((folder / "config.json").read_text())["dtype"] == "bfloat16"
+    with open(run / "training_log.csv") as handle:
+        losses = [float(row[key]) for row in csv.DictReader(handle) for key in ("train_loss", "val_loss")]
+    assert losses and all(math.isfinite(loss) for loss in losses)
+
+
+def test_auto_is_float32_on_the_cpu_whatever_the_checkpoint_holds(
+    cli, tiny_decoder, chat_topics, tmp_path
+) -> None:
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    checkpoint = tmp_path / "bf16-lm"
+    shutil.copytree(tiny_decoder("llama"), checkpoint)
+    AutoModelForCausalLM.from_pretrained(checkpoint, dtype="bfloat16").save_pretrained(checkpoint)
+    assert weight_dtypes(checkpoint) == {"BF16"}
+    run = finetuned(cli, tmp_path, "--checkpoint", checkpoint, "--data", chat_topics, "--strategy", "full")
+    assert json.loads((run / "manifest.json").read_text())["config"]["dtype"] == "float32"
+    assert weight_dtypes(run / "best") == {"F32"}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("--dtype", "float16"), ("--dtype float16 cannot train on a CPU", "--dtype bfloat16")),
+        (("--dtype", "float16", "--precision", "fp16"), ("cannot train weights loaded in float16",)),
+        (("--strategy", "qlora"), ("needs a CUDA GPU with bitsandbytes", "no CUDA GPU", "--strategy lora",
+                                   "pip install 'tuneyard[qlora]'")),
+    ],
+)  # fmt: skip
+def test_what_the_machine_cannot_train_is_refused_before_anything_is_written(
+    cli, tiny_decoder, chat_topics, tmp_path, args: tuple[str, ...], fragments: tuple[str, ...]
+) -> None:
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_decoder("llama"), "--data", chat_topics,
+                 *args, *QUICK)  # fmt: skip
+    assert_user_error(result, *fragments)
+    assert not yard_artifacts(tmp_path)
+
+
+class CheckpointingSeen(TrainerCallback):  # type: ignore[misc]
+    """Records, at each step, whether the model being trained recomputes its activations."""
+
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.seen.append(bool(inner.is_activation_checkpointing))
+
+
+@pytest.mark.parametrize(("strategy", "checkpointing"), [("lora", True), ("full", True), ("lora", False)])
+def test_gradient_checkpointing_is_on_while_the_model_trains_when_asked(
+    tiny_decoder, chat_topics, tmp_path, strategy: str, checkpointing: bool
+) -> None:
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import finetune
+    from tuneyard.yard.root import Yard
+
+    options = FinetuneOptions(
+        checkpoint=str(tiny_decoder("llama")),
+        data=str(chat_topics),
+        strategy=strategy,
+        gradient_checkpointing=checkpointing,
+        epochs=1,
+        batch_size=8,
+        max_length=32,
+    )
+    seen = CheckpointingSeen()
+    result = finetune(options, Yard.open(tmp_path), callbacks=[seen])
+    assert seen.seen and set(seen.seen) == {checkpointing}  # off unless asked (TRL's default is on)
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config"]["gradient_checkpointing"] is checkpointing
+    assert math.isfinite(result.last_metrics["loss"])
