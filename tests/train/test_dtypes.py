@@ -69,7 +69,7 @@ def test_auto_is_float32_on_the_cpu_whatever_the_checkpoint_holds(
         (("--dtype", "float16"), ("--dtype float16 cannot train on a CPU", "--dtype bfloat16")),
         (("--dtype", "float16", "--precision", "fp16"), ("cannot train weights loaded in float16",)),
         (("--strategy", "qlora"), ("needs a CUDA GPU with bitsandbytes", "no CUDA GPU", "--strategy lora",
-                                   "pip install 'tuneyard[qlora]'")),
+                                   "pip install -e '.[qlora]'")),
     ],
 )  # fmt: skip
 def test_what_the_machine_cannot_train_is_refused_before_anything_is_written(

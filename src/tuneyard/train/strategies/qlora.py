@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 NAME = "qlora"
 DEFAULT_LEARNING_RATE = lora.DEFAULT_LEARNING_RATE
-INSTALL = "pip install 'tuneyard[qlora]'"
+INSTALL = "tuneyard's [qlora] extra: pip install -e '.[qlora]' in its checkout"
 
 
 def check_machine() -> None:
@@ -47,7 +47,7 @@ def check_machine() -> None:
             f"--strategy qlora needs a CUDA GPU with bitsandbytes (4-bit NF4 weights); this machine has "
             f"{' and '.join(missing)}.",
             f"Use --strategy lora (with --dtype bfloat16 its base takes half the memory), or on a CUDA GPU "
-            f"install bitsandbytes: {INSTALL}",
+            f"install bitsandbytes, {INSTALL}.",
         )
 
 
