@@ -115,3 +115,24 @@ def test_gradient_checkpointing_is_on_while_the_model_trains_when_asked(
     manifest = json.loads((result.path / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["gradient_checkpointing"] is checkpointing
     assert math.isfinite(result.last_metrics["loss"])
+
+
+def test_auto_follows_the_checkpoint_where_a_gpu_runs_it(tiny_decoder, tmp_path) -> None:
+    """The GPU side of ``auto`` and of the refusals, given the machine's facts (this machine has no GPU)."""
+    import shutil
+
+    from tuneyard.errors import ConfigError
+    from tuneyard.models.dtypes import check_trainable_dtype, resolve_load_dtype
+
+    checkpoint = tmp_path / "bf16-lm"
+    shutil.copytree(tiny_decoder("llama"), checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "dtype": "bfloat16"}))
+    assert resolve_load_dtype("auto", checkpoint, on_gpu=True, gpu_has_bf16=True) == "bfloat16"
+    assert resolve_load_dtype("auto", checkpoint, on_gpu=True, gpu_has_bf16=False) == "float32"
+    assert resolve_load_dtype("auto", checkpoint, on_gpu=False, gpu_has_bf16=False) == "float32"
+    assert resolve_load_dtype("float16", checkpoint, on_gpu=True, gpu_has_bf16=True) == "float16"
+    with pytest.raises(ConfigError, match="needs a GPU with bfloat16 support") as refused:
+        check_trainable_dtype("bfloat16", on_gpu=True, gpu_has_bf16=False, precision="no")
+    assert refused.value.hint is not None and "--dtype float32 with --precision fp16" in refused.value.hint
+    check_trainable_dtype("float16", on_gpu=True, gpu_has_bf16=False, precision="no")  # a GPU trains it
