@@ -81,6 +81,17 @@ def test_what_the_machine_cannot_train_is_refused_before_anything_is_written(
     assert not yard_artifacts(tmp_path)
 
 
+def test_qlora_of_a_compressed_model_is_refused(cli, tiny_decoder, chat_topics, tmp_path) -> None:
+    compressed = cli("--yard", tmp_path, "compress", "--model", tiny_decoder("llama"), "--method", "standard",
+                     "--rank", "4", "--data", chat_topics, "-q")  # fmt: skip
+    assert compressed.exit_code == 0, compressed.stderr
+    folder = compressed.stdout.strip().splitlines()[-1].removeprefix("saved ")
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", folder, "--data", chat_topics,
+                 "--strategy", "qlora", *QUICK)  # fmt: skip
+    assert_user_error(result, "--strategy qlora quantizes a plain model's layers", "--strategy lowrank")
+    assert not list((tmp_path / "models").glob("finetuned/**/manifest.json"))
+
+
 class CheckpointingSeen(TrainerCallback):  # type: ignore[misc]
     """Records, at each step, whether the model being trained recomputes its activations."""
 

@@ -91,7 +91,7 @@ class FinetuneOptions(DataOptions):
     )
     precision: Precision = Field(default="no", description="Mixed precision.")
     gradient_checkpointing: bool = Field(
-        default=False, description="Recompute activations in the backward pass: less memory, slower steps."
+        default=False, description="Recompute each block's activations in the backward pass, not keep them."
     )
     seed: int = Field(default=42, description="Seed for the head, data order and dropout.")
     save_steps: PositiveInt | None = Field(
