@@ -59,7 +59,7 @@ class QuantizedBaseSeen(TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         inner = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.four_bit = bool(getattr(inner, "is_loaded_in_4bit", False)) and any(
-            type(module).__name__ == "Params4bit" for module in inner.parameters()
+            type(parameter).__name__ == "Params4bit" for parameter in inner.parameters()
         )
 
 
