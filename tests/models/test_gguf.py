@@ -176,6 +176,29 @@ def test_import_writes_a_plain_float32_folder_with_lineage(root, tiny_gguf):
         torch.testing.assert_close(converted(**inputs).logits, reference(**inputs).logits)
 
 
+@pytest.mark.parametrize(("weights", "dtype"), [("F16", "float16"), ("BF16", "bfloat16")])
+def test_a_half_precision_gguf_imports_in_its_own_dtype_exactly(root, tmp_path, gguf_files, weights, dtype):
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from safetensors.torch import load_file
+
+    gguf = gguf_files.tiny_llama(tmp_path / f"tiny-llama-{weights.lower()}.gguf", weights=weights)
+    said: list[str] = []
+    folder = import_gguf(gguf, Yard.open(root), announce=said.append)
+    assert said == [f"converting {gguf.name} to a {dtype} model (once; filed at {folder})"]
+    assert json.loads((folder / "config.json").read_text())["dtype"] == dtype
+    assert read_manifest(folder).config["dtype"] == dtype
+    stored = load_file(str(folder / "model.safetensors"))
+    assert {tensor.dtype for tensor in stored.values()} == {getattr(torch, dtype)}
+    # Every weight is the file's value, not rounded again: F16/BF16 -> float32 -> dtype is exact.
+    tensor = next(t for t in GGUFReader(gguf).tensors if t.name == "blk.0.ffn_up.weight")
+    in_file = dequantize(tensor.data, tensor.tensor_type).reshape(tensor.shape[::-1].tolist())
+    imported = stored["model.layers.0.mlp.up_proj.weight"].float().numpy()
+    assert np.array_equal(imported, in_file)
+
+
 def test_a_second_import_of_the_same_file_converts_nothing(root, tiny_gguf, tmp_path):
     yard = Yard.open(root)
     first = import_gguf(tiny_gguf, yard, announce=lambda message: None)

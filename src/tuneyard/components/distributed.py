@@ -24,6 +24,13 @@ def has_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def gpu_has_bfloat16() -> bool:
+    """Whether the CUDA GPU computes in bfloat16 natively (Ampere or newer), not by emulation."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def cpu_processes() -> bool:
     """True for a multi-process run without GPUs: accelerate then needs ``cpu=True`` (gloo)."""
     if world_size() <= 1:

@@ -27,6 +27,8 @@ from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 ID_LENGTH = 10
 PLACEMENT_FIELDS = {"output_dir", "name", "project"}  # where a run is filed: not part of its id
+# Options added after grids were run, with their defaults: left at them, a cell keeps the id it had.
+LATER_FIELDS: dict[str, Any] = {"task_options": {}, "dtype": "auto", "gradient_checkpointing": False}
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,9 @@ def cell_options(
 def cell_id(options: FinetuneOptions, start: CompressedStart | None = None) -> str:
     """A hash of everything that shapes the run (not where it or its compressed start is filed)."""
     shaping = options.model_dump(mode="json", exclude=PLACEMENT_FIELDS)
-    if not shaping.get("task_options"):  # added after grids were run: unset, it keeps their cells' ids
-        shaping.pop("task_options", None)
+    for field, default in LATER_FIELDS.items():
+        if shaping.get(field) == default:
+            shaping.pop(field)
     if start is not None:
         shaping["checkpoint"] = {"model": start.options.model, "compression": start.id}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]

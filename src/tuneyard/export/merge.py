@@ -13,6 +13,12 @@ probe input (its task type's :meth:`~tuneyard.task_types.base.ModelRole.probe_in
 a sentence for a text model) must equal the source model's (to 1e-4 of their scale);
 a mismatch is an error and nothing is filed. The merged model records its source's
 task type.
+
+The merge computes in float32, whatever the run trained in, and the merged weights are
+saved in the dtype the run loaded its base in (``--dtype`` of finetune, recorded in its
+manifest; float32 for a run that records none) or the one ``--dtype`` asks for: a
+bfloat16 run merges into bfloat16 weights rounded once, a QLoRA run into its base
+loaded unquantized (never into the 4-bit weights it trained over).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pydantic import Field
 
 from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ExportError
+from tuneyard.models.dtypes import DEFAULT_DTYPE, DtypeName, LoadDtype, dtype_name, torch_dtype
 from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
@@ -42,6 +49,10 @@ class MergeOptions(StrictModel):
     )
     dense: bool = Field(
         default=False, description="Multiply a compressed model's factors back into dense layers."
+    )
+    dtype: LoadDtype = Field(
+        default="auto",
+        description="Dtype of the merged weights (auto: the one the run trained in, as recorded).",
     )
     name: str | None = Field(
         default=None, description="Folder name under models/merged/{arch}/ (default: the run's)."
@@ -87,15 +98,29 @@ def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
         )
     _refuse_quantized(base)
     task_type = _task_type(folder)
+    options = options.model_copy(update={"dtype": merged_dtype(options.dtype, folder)})
     model, tokenizer, probe = _load_with_probe(folder, task_type)
     before = _probe_logits(model, probe)
     merged, layers = _fold(model, source)
     difference = _check_same_outputs(before, _probe_logits(merged, probe), folder)
+    merged = merged.to(torch_dtype(options.dtype))
     path = _write(
         yard, options, folder, base, (merged, tokenizer), source, layers, difference, task_type.name
     )
     params = sum(parameter.numel() for parameter in merged.parameters())
     return MergeResult(path, source, layers, params, difference, time.perf_counter() - started, merged)
+
+
+def merged_dtype(requested: LoadDtype, folder: Path) -> DtypeName:
+    """``--dtype``, or for ``auto`` the dtype the source's run recorded (float32 when it records none)."""
+    from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+
+    if requested != "auto":
+        return requested
+    origin = artifact_folder(folder)
+    if not (origin / MANIFEST_FILE).is_file():
+        return DEFAULT_DTYPE
+    return dtype_name(read_manifest(origin).config.get("dtype")) or DEFAULT_DTYPE
 
 
 def _refuse_quantized(base: Path | str) -> None:
@@ -126,10 +151,11 @@ def _task_type(folder: Path) -> TaskType:
 
 
 def _load_with_probe(folder: Path, task_type: TaskType) -> tuple[Any, Any, dict[str, Any]]:
-    """The source model (eval mode, float32 as loaded), its tokenizer and the task type's probe inputs."""
+    """The source model (eval mode, in float32: the merge rounds once, when it saves), its tokenizer
+    and the task type's probe inputs."""
     from tuneyard.task_types.model_loading import load
 
-    model = load(folder)
+    model = load(folder).float()
     tokenizer = task_type.model.load_processor(folder)
     return model, tokenizer, task_type.model.probe_inputs(tokenizer)
 

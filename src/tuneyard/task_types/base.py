@@ -80,6 +80,28 @@ class TrainingSettings:
     task_options: Any = None
 
 
+@dataclass(frozen=True)
+class LoadSettings:
+    """How finetune wants the starting model's weights (the interface's own type).
+
+    ``dtype``: a torch dtype's name (``float32``, ``bfloat16``, ``float16``), resolved
+    from ``--dtype``; ``quantization``: a transformers quantization config the weights
+    load through (bitsandbytes' 4-bit for ``--strategy qlora``), or None.
+    """
+
+    dtype: str = "float32"
+    quantization: Any = None
+
+    def pretrained_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``from_pretrained`` that load the weights so."""
+        from tuneyard.models.dtypes import torch_dtype
+
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(self.dtype)}
+        if self.quantization is not None:
+            kwargs["quantization_config"] = self.quantization
+        return kwargs
+
+
 class DataRole(ABC):
     """Rows: which folders this task type reads, and what it refuses before training."""
 
@@ -140,8 +162,16 @@ class ModelRole(ABC):
         """The checkpoint's tokenizer (or processor), ready to batch and format ``spec``'s rows."""
 
     @abstractmethod
-    def load(self, checkpoint: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
-        """The checkpoint as the model class this task trains (a fresh head seeded by ``seed``)."""
+    def load(
+        self,
+        checkpoint: StartingCheckpoint,
+        spec: TaskSpec,
+        reset_head: bool,
+        seed: int,
+        settings: LoadSettings = LoadSettings(),
+    ) -> Any:
+        """The checkpoint as the model class this task trains (a fresh head seeded by ``seed``),
+        its weights loaded as ``settings`` say (dtype, quantization)."""
 
     @abstractmethod
     def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:

@@ -14,8 +14,9 @@ from pydantic import Field, PositiveInt, model_validator
 from tuneyard.components.distillation import DistillOptions
 from tuneyard.config import Cli, StrictModel
 from tuneyard.data.options import DataOptions
+from tuneyard.models.dtypes import LoadDtype
 
-StrategyName = Literal["full", "frozen", "lora", "lowrank"]
+StrategyName = Literal["full", "frozen", "lora", "qlora", "lowrank"]
 Precision = Literal["no", "fp16", "bf16"]
 
 
@@ -85,7 +86,15 @@ class FinetuneOptions(DataOptions):
     warmup_ratio: float = Field(
         default=0.0, ge=0, lt=1, description="Share of the steps that warm the learning rate up."
     )
+    dtype: LoadDtype = Field(
+        default="auto",
+        description="Dtype the weights load and train in (auto: the checkpoint's own on a GPU, "
+        "float32 on a CPU).",
+    )
     precision: Precision = Field(default="no", description="Mixed precision.")
+    gradient_checkpointing: bool = Field(
+        default=False, description="Recompute each block's activations in the backward pass, not keep them."
+    )
     seed: int = Field(default=42, description="Seed for the head, data order and dropout.")
     save_steps: PositiveInt | None = Field(
         default=None, description="Evaluate and checkpoint every N steps (default: every epoch)."

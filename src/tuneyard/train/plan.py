@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from tuneyard.components import distributed
@@ -99,6 +100,11 @@ class FinetunePlan:
             "warmup_steps": options.warmup_ratio,
             "fp16": options.precision == "fp16",
             "bf16": options.precision == "bf16",
+            # Non-reentrant checkpointing gives adapters behind frozen layers their gradients.
+            "activation_checkpointing": options.gradient_checkpointing,
+            "activation_checkpointing_kwargs": {"use_reentrant": False}
+            if options.gradient_checkpointing
+            else None,
             "seed": options.seed,
             "eval_strategy": schedule,
             "save_strategy": schedule,
@@ -186,7 +192,7 @@ def run_target(
     ``models/finetuned/{arch}/{method}/{name}``; ``--output-dir`` replaces the whole path."""
     if options.project:
         model_type, model_size = parent.name_parts()
-        layers = options.lora.layers if strategy == "lora" else None
+        layers = options.lora.layers if strategy in ("lora", "qlora") else None
         name = options.name or run_name(model_type, model_size, strategy, layers)
         return "run", yard.target_path(
             "run",
@@ -288,11 +294,12 @@ def plan_finetune(
             f"--freeze-factors applies to --strategy lowrank (compressed models), not {strategy.NAME!r}.",
             "Drop --freeze-factors, or fine-tune a compressed checkpoint.",
         )
+    dtype = load_dtype(options, parent, strategy)
     kind, target = run_target(options, parent, strategy.NAME, yard)
     resume_dir = resume if isinstance(resume, Path) else (target if resume else None)
     teacher = teacher_for(options, parent, strategy.NAME, yard)
     return FinetunePlan(
-        options=options.model_copy(update={"distill_from": teacher}),
+        options=options.model_copy(update={"distill_from": teacher, "dtype": dtype}),
         parent=parent,
         task=data.spec.name,
         task_type=task_type.name,
@@ -306,6 +313,28 @@ def plan_finetune(
         resume=resume_dir,
         default_teacher=teacher is not None and options.distill_from is None,
     )
+
+
+def load_dtype(options: FinetuneOptions, parent: StartingCheckpoint, strategy: ModuleType) -> str:
+    """The dtype the run loads its model in (``--dtype``, ``auto`` resolved), refused when the machine
+    cannot train in it; a strategy with a quantized base checks the machine for that too.
+
+    The plan's options record the resolved dtype, so the manifest and a resumed run name it.
+    """
+    from tuneyard.models.dtypes import check_trainable_dtype, resolve_load_dtype
+
+    if hasattr(strategy, "check_machine"):
+        if parent.compressed:
+            raise ConfigError(
+                f"--strategy {strategy.NAME} quantizes a plain model's layers; "
+                f"{parent.source} is compressed.",
+                "Use --strategy lowrank to train its factors.",
+            )
+        strategy.check_machine()
+    on_gpu, bf16 = distributed.has_gpu(), distributed.gpu_has_bfloat16()
+    dtype = resolve_load_dtype(options.dtype, parent.source, on_gpu, bf16)
+    check_trainable_dtype(dtype, on_gpu, bf16, options.precision)
+    return dtype
 
 
 def teacher_for(

@@ -20,7 +20,7 @@ from tuneyard.data.loading import TaskData
 from tuneyard.errors import ConfigError, TrainingError
 from tuneyard.models.layout import layout_of
 from tuneyard.task_types import data_loading, get_task_type
-from tuneyard.task_types.base import TaskType
+from tuneyard.task_types.base import LoadSettings, TaskType
 from tuneyard.train.artifacts import name_adapter_base
 from tuneyard.train.distillation import load_teacher
 from tuneyard.train.options import FinetuneOptions
@@ -198,7 +198,9 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     strategy = STRATEGIES[plan.strategy]
     tokenizer = task_type.model.load_tokenizer(plan.parent, data.spec)
     notes = task_type.data.check_lengths(data, tokenizer, options.max_length)
-    model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed)
+    quantization = strategy.quantization_config() if hasattr(strategy, "quantization_config") else None
+    settings = LoadSettings(dtype=options.dtype, quantization=quantization)
+    model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed, settings)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, layout_of(model), task_type)

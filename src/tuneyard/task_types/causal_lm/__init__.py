@@ -21,6 +21,7 @@ from tuneyard.task_types.base import (
     EvalResult,
     EvaluationRole,
     GenerationRole,
+    LoadSettings,
     ProgressCallback,
     TaskType,
     TrainingRole,
@@ -71,8 +72,15 @@ class DecoderModel(ChatModel):
         model.check_decoder(checkpoint)
         return model.load_tokenizer(checkpoint.source, spec)
 
-    def load(self, checkpoint: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
-        return model.load_model(checkpoint, seed)
+    def load(
+        self,
+        checkpoint: StartingCheckpoint,
+        spec: TaskSpec,
+        reset_head: bool,
+        seed: int,
+        settings: LoadSettings = LoadSettings(),
+    ) -> Any:
+        return model.load_model(checkpoint, seed, settings)
 
     def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
         return model.load_for_eval(folder, device)
@@ -92,16 +100,16 @@ class InstructionTraining(TrainingRole):
         return SFTConfig
 
     def trainer_settings(self, settings: TrainingSettings) -> dict[str, Any]:
-        # SFTConfig's own defaults for these (gradient checkpointing on, truncation at 1024)
-        # would differ from what the options say; validation rows are never packed, so
-        # validation loss means the same with and without --packing. Completion-only loss
-        # is TRL's choice by the rows' form: on for prompt-completion, off for plain text.
+        # SFTConfig's own default for truncation (1024) would differ from what the options
+        # say (its gradient checkpointing default gives way to tuneyard's activation_checkpointing,
+        # set by --gradient-checkpointing); validation rows are never packed, so validation loss
+        # means the same with and without --packing. Completion-only loss is TRL's choice by
+        # the rows' form: on for prompt-completion, off for plain text.
         return {
             "max_length": settings.max_length,
             "packing": settings.packing,
             "eval_packing": False,
             "completion_only_loss": None,
-            "activation_checkpointing": False,
         }
 
     def build_trainer(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from tuneyard.data.tasks import TaskSpec
     from tuneyard.models.checkpoint import StartingCheckpoint
-    from tuneyard.task_types.base import CompressionSubject
+    from tuneyard.task_types.base import CompressionSubject, LoadSettings
 
 
 def with_chat_template(tokenizer: Any, spec: TaskSpec | None, source: str) -> Any:
@@ -81,22 +81,23 @@ def check_decoder(parent: StartingCheckpoint) -> None:
         )
 
 
-def load_model(parent: StartingCheckpoint, seed: int) -> PreTrainedModel:
-    """The checkpoint as ``AutoModelForCausalLM`` in float32 (what CPU and mixed precision train).
+def load_model(parent: StartingCheckpoint, seed: int, settings: LoadSettings) -> PreTrainedModel:
+    """The checkpoint as ``AutoModelForCausalLM``, its weights as ``settings`` say (``--dtype``).
 
     A compressed decoder keeps its low-rank layers (``--strategy lowrank`` trains them).
     """
-    import torch
     from transformers import AutoModelForCausalLM, set_seed
+
+    from tuneyard.models.dtypes import torch_dtype
 
     check_decoder(parent)
     set_seed(seed)
     if parent.compressed:
         from tuneyard.models.compressed_folder import load_compressed_folder
 
-        return load_compressed_folder(Path(parent.source)).train()
+        return load_compressed_folder(Path(parent.source)).to(torch_dtype(settings.dtype)).train()
     with transformers_errors_only():
-        return AutoModelForCausalLM.from_pretrained(parent.source, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(parent.source, **settings.pretrained_kwargs())
 
 
 def load_for_compression(model_id: str, spec: TaskSpec | None) -> CompressionSubject:

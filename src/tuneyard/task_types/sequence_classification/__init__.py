@@ -20,6 +20,7 @@ from tuneyard.task_types.base import (
     CompressionSubject,
     DataRole,
     EvaluationRole,
+    LoadSettings,
     ProgressCallback,
     TaskType,
     TrainingRole,
@@ -78,8 +79,15 @@ class TextClassifierModel(ClassifierModel):
     def load_tokenizer(self, checkpoint: StartingCheckpoint, spec: TaskSpec) -> Any:
         return model.load_tokenizer(checkpoint)
 
-    def load(self, checkpoint: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
-        return model.load_model(checkpoint, spec, reset_head, seed)
+    def load(
+        self,
+        checkpoint: StartingCheckpoint,
+        spec: TaskSpec,
+        reset_head: bool,
+        seed: int,
+        settings: LoadSettings = LoadSettings(),
+    ) -> Any:
+        return model.load_model(checkpoint, spec, reset_head, seed, settings)
 
     def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
         return model.load_for_eval(folder, device)

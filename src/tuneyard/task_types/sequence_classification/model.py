@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import CompressionError, ModelError, TrainingError
 from tuneyard.models.loading import ensure_padding_token
-from tuneyard.task_types.base import CompressionSubject
+from tuneyard.task_types.base import CompressionSubject, LoadSettings
 
 if TYPE_CHECKING:
     import torch
@@ -75,8 +75,10 @@ def load_tokenizer(parent: StartingCheckpoint) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_plain_classifier(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool) -> PreTrainedModel:
-    """A HF model folder or hub id as ``AutoModelForSequenceClassification``."""
+def load_plain_classifier(
+    parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, settings: LoadSettings
+) -> PreTrainedModel:
+    """A HF model folder or hub id as ``AutoModelForSequenceClassification``, weights as ``settings`` say."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     try:
@@ -86,7 +88,10 @@ def load_plain_classifier(parent: StartingCheckpoint, spec: TaskSpec, reset_head
     check_head_size(parent, config, spec, reset_head)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            parent.source, ignore_mismatched_sizes=reset_head, **label_options(spec)
+            parent.source,
+            ignore_mismatched_sizes=reset_head,
+            **label_options(spec),
+            **settings.pretrained_kwargs(),
         )
     except (OSError, ValueError) as exc:
         raise ModelError(f"checkpoint {parent.source} is not a loadable model: {exc}") from exc
@@ -126,14 +131,18 @@ def load_compressed_classifier(
     return classifier
 
 
-def load_model(parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int) -> PreTrainedModel:
-    """The checkpoint as a sequence classifier for ``spec``; a new head is seeded."""
+def load_model(
+    parent: StartingCheckpoint, spec: TaskSpec, reset_head: bool, seed: int, settings: LoadSettings
+) -> PreTrainedModel:
+    """The checkpoint as a sequence classifier for ``spec`` (a new head is seeded), in ``settings.dtype``."""
     from transformers import set_seed
+
+    from tuneyard.models.dtypes import torch_dtype
 
     set_seed(seed)
     if parent.compressed:
-        return load_compressed_classifier(parent, spec, reset_head)
-    return load_plain_classifier(parent, spec, reset_head)
+        return load_compressed_classifier(parent, spec, reset_head).to(torch_dtype(settings.dtype))
+    return load_plain_classifier(parent, spec, reset_head, settings)
 
 
 def load_for_eval(folder: Path, device: torch.device) -> tuple[Any, Any]:

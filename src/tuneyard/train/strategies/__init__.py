@@ -3,8 +3,11 @@
 Every strategy module has the same shape: ``NAME``, ``DEFAULT_LEARNING_RATE`` (the
 rate that strategy usually wants; ``--learning-rate`` overrides it) and
 ``apply(model, options, layout, task_type) -> model``, which freezes / wraps the model
-and returns what the Trainer should train. The modules import torch only inside
-``apply``, so the CLI reads this table (names, default rates) without loading it.
+and returns what the Trainer should train. A strategy whose base loads quantized
+(``qlora``) also has ``quantization_config()``, which the recipe passes to the model's
+load, and ``check_machine()``, which the plan calls before anything loads. The modules
+import torch only inside their functions, so the CLI reads this table (names, default
+rates) without loading it.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.train.strategies import frozen, full, lora, lowrank
+from tuneyard.train.strategies import frozen, full, lora, lowrank, qlora
 
 if TYPE_CHECKING:
     from torch import nn
 
-STRATEGIES: dict[str, ModuleType] = {module.NAME: module for module in (full, frozen, lora, lowrank)}
+STRATEGIES: dict[str, ModuleType] = {module.NAME: module for module in (full, frozen, lora, qlora, lowrank)}
 
 
 def default_rates() -> str:

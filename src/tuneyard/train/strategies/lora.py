@@ -62,6 +62,10 @@ def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_
             "--strategy lora does not apply to a compressed model: its layers are low-rank already.",
             "Use --strategy lowrank to train the factors (the default for compressed models).",
         )
+    if options.gradient_checkpointing:
+        # A checkpointed block recomputes from its input, which must require grad for the
+        # adapters inside it to get one: the frozen embeddings' output does not, unless told.
+        model.enable_input_require_grads()  # type: ignore[operator]
     layers = selected_layers(layout, options)
     targets = selected_targets(layout, options)
     config = LoraConfig(

@@ -24,7 +24,14 @@ from tuneyard.config import StrictModel
 from tuneyard.data.loading import dataset_name, read_split_files
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError
-from tuneyard.task_types.base import DataRole, EvaluationRole, TaskType, TrainingRole, TrainingSettings
+from tuneyard.task_types.base import (
+    DataRole,
+    EvaluationRole,
+    LoadSettings,
+    TaskType,
+    TrainingRole,
+    TrainingSettings,
+)
 from tuneyard.task_types.classifier import ClassifierModel
 
 NAME = "token_classification"
@@ -88,12 +95,20 @@ class TokenClassifierModel(ClassifierModel):
 
         return AutoTokenizer.from_pretrained(checkpoint.source)
 
-    def load(self, checkpoint: Any, spec: TaskSpec, reset_head: bool, seed: int) -> Any:
+    def load(
+        self,
+        checkpoint: Any,
+        spec: TaskSpec,
+        reset_head: bool,
+        seed: int,
+        settings: LoadSettings = LoadSettings(),
+    ) -> Any:
         from transformers import AutoModelForTokenClassification, set_seed
 
         set_seed(seed)
         return AutoModelForTokenClassification.from_pretrained(
             checkpoint.source,
+            **settings.pretrained_kwargs(),
             num_labels=len(spec.label_names),
             id2label=dict(enumerate(spec.label_names)),
             label2id={tag: index for index, tag in enumerate(spec.label_names)},
