@@ -17,6 +17,7 @@ import pytest
 from tuneyard.data.options import ColumnOptions
 from tuneyard.errors import DataError, ModelError
 from tuneyard.task_types.causal_lm.data import load_folder
+from tuneyard.task_types.causal_lm.tokens import render_prompt
 from tuneyard.task_types.causal_lm.training import learned_columns
 
 # ChatML with generation markers around what the assistant writes, as SmolLM3's and TRL's
@@ -32,7 +33,7 @@ MARKED_CHATML = (
     "</tool_call>{% endfor %}<|im_end|>\n{% endgeneration %}"
     "{%- elif message.role == 'tool' %}<|im_start|>user\n<tool_response>\n{{ message.content }}\n"
     "</tool_response><|im_end|>\n"
-    "{%- else %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endif %}"
+    "{% else %}<|im_start|>{{ message.role }}\n{{ message.content }}<|im_end|>\n{% endif %}"
     "{%- endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 WEATHER_TOOL = {
@@ -237,6 +238,15 @@ def test_tool_rows_need_a_template_that_renders_tools(smollm2_tokenizer: Any, tm
         ModelError, match="the chat template does not render tools, but the rows hold assistant"
     ):
         learned_columns(rows, smollm2_tokenizer)
+    with pytest.raises(ModelError, match="does not render tools"):  # eval and generate's prompts too
+        render_prompt(smollm2_tokenizer, rows[0]["prompt"], rows[0]["tools"])
+
+
+def test_eval_answers_the_last_turn_after_the_tool_result(marked_tokenizer: Any, tmp_path) -> None:
+    row = train_rows(tmp_path / "rows", [TOOL_ROW])[0]
+    prompt = render_prompt(marked_tokenizer, row["prompt"], row["tools"])
+    assert prompt.endswith("<tool_response>\nrain, 4 C\n</tool_response><|im_end|>\n<|im_start|>assistant\n")
+    assert '"arguments": {"city": "Oslo"}' in prompt and row["reference"] == "Yes, it is raining."
 
 
 def test_a_template_that_rerenders_earlier_turns_is_refused(marked_tokenizer: Any, tmp_path) -> None:

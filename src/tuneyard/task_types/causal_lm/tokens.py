@@ -79,6 +79,7 @@ def chat_tokens(
         template_messages(completion),
         template_tools(tools),
     )
+    check_tool_support(tokenizer, prompt + completion, tools)
     prompt_ids = tokenizer.apply_chat_template(
         prompt, tools=tools, add_generation_prompt=True, return_dict=True
     )
@@ -88,11 +89,9 @@ def chat_tokens(
 
 def render_prompt(tokenizer: Any, prompt: Messages, tools: Any = None) -> str:
     """A prompt through the chat template as text, ending with the generation prompt."""
-    return str(
-        tokenizer.apply_chat_template(
-            template_messages(prompt), tools=template_tools(tools), add_generation_prompt=True, tokenize=False
-        )
-    )
+    prompt, tools = template_messages(prompt), template_tools(tools)
+    check_tool_support(tokenizer, prompt, tools)
+    return str(tokenizer.apply_chat_template(prompt, tools=tools, add_generation_prompt=True, tokenize=False))
 
 
 def conversation_tokens(tokenizer: Any, messages: Messages, tools: Any = None) -> tuple[list[int], list[int]]:
