@@ -490,6 +490,14 @@ def test_a_tokenizer_from_another_folder_trains_and_is_saved_with_the_run(
     assert not yard_artifacts(tmp_path)
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_decoder("llama"))
+    tokenizer.add_tokens(["<beyond-the-embeddings>"])
+    tokenizer.save_pretrained(tmp_path / "bigger")
+    bigger = cli("--yard", tmp_path, "finetune", "--checkpoint", bare, "--data", chat_topics,
+                 "--tokenizer", tmp_path / "bigger", *QUICK)  # fmt: skip
+    assert_user_error(bigger, f"tokens, but the model embeds only {len(tokenizer) - 1}")
+    assert not yard_artifacts(tmp_path)
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_decoder("llama"))
     tokenizer.chat_template = tokenizer.chat_template.replace(" : ", " says ").replace(
         "assistant :", "assistant says"
     )

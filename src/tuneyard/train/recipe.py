@@ -210,6 +210,17 @@ def load_run_tokenizer(plan: FinetunePlan, task_type: TaskType, data: TaskData) 
     return replace(plan, options=plan.options.model_copy(update={"tokenizer": source})), tokenizer
 
 
+def check_tokenizer_fits(model: Any, tokenizer: Any, source: str) -> None:
+    """Refuse a ``--tokenizer`` with token ids past the model's embeddings (training would fail on them)."""
+    embeddings = model.get_input_embeddings()
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is not None and len(tokenizer) > rows:
+        raise ModelError(
+            f"--tokenizer {source} has {len(tokenizer)} tokens, but the model embeds only {rows}.",
+            "Give the tokenizer the checkpoint was trained with (or one with the same vocabulary).",
+        )
+
+
 def fit_max_length(
     plan: FinetunePlan, task_type: TaskType, data: TaskData, tokenizer: Any
 ) -> tuple[FinetunePlan, list[str]]:
@@ -241,6 +252,8 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     options = plan.options
     notes += task_type.data.check_lengths(data, tokenizer, options.max_length)
     model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed)
+    if options.tokenizer is not None:
+        check_tokenizer_fits(model, tokenizer, options.tokenizer)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, family_for(plan.parent.arch), task_type)
