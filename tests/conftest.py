@@ -15,16 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from families import DECODER_SHAPE
 from servers import fault_server, llama_server  # noqa: F401 - fixtures for every test folder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY_ARCHS = ("bert", "roberta", "modernbert", "gpt2", "llama")
-# The families people fine-tune most, beyond TINY_ARCHS: every verb runs on each (tests/test_families.py).
-MORE_DECODERS = ("qwen2", "qwen3", "mistral", "gemma3_text", "phi3", "olmo2")
-MORE_ENCODERS = ("distilbert", "deberta-v2", "xlm-roberta", "electra")
-DECODER_SHAPE = {"num_key_value_heads": 2, "max_position_embeddings": 128, "head_dim": 16}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

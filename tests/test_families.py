@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MORE_DECODERS, MORE_ENCODERS
+from families import MORE_DECODERS, MORE_ENCODERS
 from safetensors.torch import load_file
 from topic_data import write_topic_csvs
 

@@ -32,7 +32,8 @@ def write_topic_csvs(folder: Path, labels: tuple[str, ...], rows: dict[str, int]
 
 
 def chat_row(shape: str, index: int, text: str, label: str) -> dict[str, object]:
-    """One topic question as a chat row in ``shape``: messages, prompt_response or system_user_assistant."""
+    """One topic question as a chat row in ``shape``: messages, prompt_response, system_user_assistant,
+    alpaca or sharegpt (a multi-turn conversation)."""
     question = f"which topic : {text}"
     if shape == "messages":
         return {
@@ -45,6 +46,11 @@ def chat_row(shape: str, index: int, text: str, label: str) -> dict[str, object]
         }
     if shape == "prompt_response":
         return {"id": index, "prompt": question, "response": label}
+    if shape == "alpaca":
+        return {"id": index, "instruction": "which topic ?", "input": text, "output": label}
+    if shape == "sharegpt":  # two exchanges: the first answer is learned too
+        turns = [("human", "ready ?"), ("gpt", "yes"), ("human", question), ("gpt", label)]
+        return {"id": index, "conversations": [{"from": who, "value": said} for who, said in turns]}
     return {"id": index, "system": "answer with one word", "user": question, "assistant": label}
 
 

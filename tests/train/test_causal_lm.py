@@ -391,3 +391,127 @@ def test_packing_fills_sequences_with_several_rows(tiny_decoder, chat_topics, tm
     assert all(len(row["input_ids"]) <= 64 for row in packed)
     assert sum(len(row["seq_lengths"]) for row in packed) == len(prepared.data.splits["train"])
     assert len(trainer.eval_dataset) == len(prepared.data.splits["validation"])  # validation is never packed
+
+
+@pytest.mark.parametrize("shape", ["alpaca", "sharegpt"])
+def test_alpaca_and_sharegpt_folders_fine_tune_at_a_length_that_fits_them(
+    shape: str, cli, tiny_decoder, chat_folder, tmp_path
+) -> None:
+    from transformers import AutoTokenizer
+
+    folder = chat_folder(tmp_path / shape, {"train": 6, "validation": 2}, shape=shape)
+    checkpoint = tiny_decoder("llama")
+    result = cli(
+        "--yard", tmp_path, "finetune", "--checkpoint", checkpoint, "--data", folder, "--epochs", "1"
+    )
+    assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+
+    # no --max-length: the longest train row's tokens, said in a note and recorded
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    rows = load_data_folder(folder)["train"]
+    longest = max(
+        len(tokenizer.apply_chat_template(row["prompt"] + row["completion"])["input_ids"]) for row in rows
+    )
+    assert f"note: --max-length {longest}, the longest train row's tokens, so no row is cut" in result.stderr
+    assert manifest["config"]["max_length"] == longest
+
+
+def load_data_folder(folder: Path) -> dict:
+    from tuneyard.data.options import ColumnOptions
+    from tuneyard.task_types.causal_lm.data import load_folder
+
+    return load_folder(folder, ColumnOptions())[1]
+
+
+def test_every_assistant_turn_of_a_conversation_is_learned(tiny_decoder, chat_folder, tmp_path) -> None:
+    from transformers import AutoTokenizer
+
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import prepare_finetune
+    from tuneyard.yard.root import Yard
+
+    folder = chat_folder(tmp_path / "sharegpt", {"train": 4, "validation": 2}, shape="sharegpt")
+    options = FinetuneOptions(checkpoint=str(tiny_decoder("llama")), data=str(folder), max_length=64)
+    trainer = prepare_finetune(options, Yard.open(tmp_path)).trainer()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_decoder("llama"))
+    for index, row in enumerate(load_data_folder(folder)["train"]):
+        example = trainer.train_dataset[index]  # what TRL trains on, after its own preparation
+        learned = [label for label in example["labels"] if label != -100]
+        answer = row["completion"][0]["content"]
+        assert tokenizer.decode(learned) == f"yes [SEP] {answer} [SEP]"  # both answers, nothing else
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (
+            {"conversations": [{"from": "narrator", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+            "row 0: ShareGPT message from 'narrator' has no chat role",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "weather in Oslo?"},
+                    {"role": "assistant", "tool_calls": [{"function": {"name": "weather", "arguments": {}}}]},
+                    {"role": "tool", "content": "rain"},
+                    {"role": "assistant", "content": "rain"},
+                ]
+            },
+            "the chat template does not render tools, but the rows hold assistant tool_calls and 'tool'",
+        ),
+    ],
+    ids=["sharegpt_unknown_role", "tools_without_template_support"],
+)
+def test_rows_that_cannot_be_formatted_are_refused_before_any_run(
+    row: dict, problem: str, cli, tiny_decoder, tmp_path
+) -> None:
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text((json.dumps(row) + "\n") * 4)
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_decoder("llama"), "--data", folder)
+    assert_user_error(result, problem)
+    assert not yard_artifacts(tmp_path)
+
+
+def test_a_tokenizer_from_another_folder_trains_and_is_saved_with_the_run(
+    cli, tiny_decoder, chat_topics, tmp_path
+) -> None:
+    from transformers import AutoTokenizer
+
+    bare = tiny_decoder("llama", chat_template=False)
+    missing = cli("--yard", tmp_path, "finetune", "--checkpoint", bare, "--data", chat_topics,
+                  "--tokenizer", tmp_path / "missing", *QUICK)  # fmt: skip
+    assert_user_error(
+        missing, f"--tokenizer {tmp_path / 'missing'}: ", "Give a folder holding tokenizer files"
+    )
+    assert not yard_artifacts(tmp_path)
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_decoder("llama"))
+    tokenizer.add_tokens(["<beyond-the-embeddings>"])
+    tokenizer.save_pretrained(tmp_path / "bigger")
+    bigger = cli("--yard", tmp_path, "finetune", "--checkpoint", bare, "--data", chat_topics,
+                 "--tokenizer", tmp_path / "bigger", *QUICK)  # fmt: skip
+    assert_user_error(bigger, f"tokens, but the model embeds only {len(tokenizer) - 1}")
+    assert not yard_artifacts(tmp_path)
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_decoder("llama"))
+    tokenizer.chat_template = tokenizer.chat_template.replace(" : ", " says ").replace(
+        "assistant :", "assistant says"
+    )
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    result = cli("--yard", tmp_path, "finetune", "--checkpoint", bare, "--data", chat_topics,
+                 "--tokenizer", tmp_path / "tokenizer", *QUICK)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    run = Path(result.stdout.strip())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["tokenizer"] == str((tmp_path / "tokenizer").resolve())
+
+    # eval of the run formats prompts with the tokenizer saved in it
+    scored = tmp_path / "run-eval"
+    args = ("--data", chat_topics, "--split", "test", "--max-new-tokens", "2", "--output-dir", scored, "-q")
+    assert cli("--yard", tmp_path, "eval", "--checkpoint", run / "best", *args).exit_code == 0
+    prediction = json.loads((scored / "chat_topics_test" / "predictions.jsonl").read_text().splitlines()[0])
+    assert prediction["prompt"].endswith("assistant says")

@@ -52,6 +52,8 @@ def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
         "db": {"Secret": "s"},
         "lr": 3e-4,
         "token_budget": None,
+        "tokenizer": "/models/tokenizer",
+        "max_new_tokens": 64,
     }
     write_manifest(tmp_path, Manifest(kind="run", name="r", config=config))
     text = (tmp_path / "manifest.json").read_text()
@@ -60,6 +62,9 @@ def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
     saved = read_manifest(tmp_path).config
     assert saved["teacher"]["api_key"] == REDACTED and saved["teacher"]["base_url"] == "http://x"
     assert saved["lr"] == 3e-4
+    assert (
+        saved["tokenizer"] == "/models/tokenizer" and saved["max_new_tokens"] == 64
+    )  # settings, not secrets
     assert saved["token_budget"] is None  # an unset value reveals nothing and stays as it is
 
 

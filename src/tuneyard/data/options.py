@@ -39,6 +39,19 @@ class ColumnOptions(StrictModel):
     messages_column: Annotated[str, CHAT] = Field(
         default="messages", description="Chat data: column of {role, content} message lists."
     )
+    conversations_column: Annotated[str, CHAT] = Field(
+        default="conversations", description="Chat data: ShareGPT column of {from, value} message lists."
+    )
+    instruction_column: Annotated[str | None, CHAT] = Field(
+        default=None, description="Chat data: Alpaca instruction column (default: instruction)."
+    )
+    input_column: Annotated[str, CHAT] = Field(
+        default="input",
+        description="Chat data: Alpaca input column, appended to the instruction if not empty.",
+    )
+    output_column: Annotated[str | None, CHAT] = Field(
+        default=None, description="Chat data: Alpaca answer column (default: output)."
+    )
     prompt_column: Annotated[str | None, CHAT] = Field(
         default=None, description="Chat data: prompt text column (default: prompt, else user)."
     )

@@ -138,6 +138,12 @@ class DataRole(ABC):
         """Refuse rows that cannot train within ``max_length`` tokens; notes for the user on what is cut."""
         return []
 
+    def fitting_max_length(
+        self, data: TaskData, tokenizer: Any, checkpoint: StartingCheckpoint
+    ) -> tuple[int, list[str]] | None:
+        """A ``max_length`` fitted to the data when the user gave none, with a note; None: the default."""
+        return None
+
 
 class ModelRole(ABC):
     """The model class, its tokenizer or processor, and the parts of it other verbs ask about."""

@@ -18,6 +18,7 @@ from tuneyard.models.dtypes import LoadDtype
 
 StrategyName = Literal["full", "frozen", "lora", "qlora", "lowrank"]
 Precision = Literal["no", "fp16", "bf16"]
+DEFAULT_MAX_LENGTH = 128  # tokens, where the data's task type fits none to the data
 
 
 class LoraOptions(StrictModel):
@@ -42,6 +43,10 @@ class FinetuneOptions(DataOptions):
     """One fine-tuning run: what to train, on what, how, and where to file it."""
 
     checkpoint: str = Field(description="Model folder (plain, compressed), a .gguf file or a hub id.")
+    tokenizer: str | None = Field(
+        default=None,
+        description="Tokenizer folder or hub id, when not the checkpoint's own (saved with the run).",
+    )
     validation_fraction: float = Field(
         default=0.1, gt=0.0, lt=1.0, description="Share of train used as validation when the data has none."
     )
@@ -73,7 +78,11 @@ class FinetuneOptions(DataOptions):
         default=None, description="Per-device batch size of evaluation (default: the training one)."
     )
     grad_accum: PositiveInt = Field(default=1, description="Gradient accumulation steps.")
-    max_length: PositiveInt = Field(default=128, description="Truncate inputs to this many tokens.")
+    max_length: PositiveInt | None = Field(
+        default=None,
+        description=f"Truncate inputs to this many tokens (default: {DEFAULT_MAX_LENGTH}; chat data: "
+        "its longest train row, within the model's context).",
+    )
     packing: bool = Field(
         default=False, description="Chat data: pack rows into --max-length sequences (TRL)."
     )

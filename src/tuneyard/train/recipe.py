@@ -9,7 +9,7 @@ runs the Hugging Face Trainer with the callbacks that feed the run's recorder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,13 +17,13 @@ from typing import Any
 from tuneyard.components import distributed
 from tuneyard.components.distillation import Teacher
 from tuneyard.data.loading import TaskData
-from tuneyard.errors import ConfigError, TrainingError
+from tuneyard.errors import ConfigError, ModelError, TrainingError
 from tuneyard.models.layout import layout_of
 from tuneyard.task_types import data_loading, get_task_type
 from tuneyard.task_types.base import LoadSettings, TaskType
 from tuneyard.train.artifacts import name_adapter_base
 from tuneyard.train.distillation import load_teacher
-from tuneyard.train.options import FinetuneOptions
+from tuneyard.train.options import DEFAULT_MAX_LENGTH, FinetuneOptions
 from tuneyard.train.plan import FinetunePlan, plan_finetune, training_settings
 from tuneyard.train.recorder import TENSORBOARD_DIR, RunRecorder
 from tuneyard.train.resume import check_resumable, read_saved_options, reopen_run, write_saved_options
@@ -186,6 +186,57 @@ def open_run(yard: Yard, plan: FinetunePlan, task_type: TaskType) -> tuple[RunWr
     return run, run_dir, arguments
 
 
+def load_run_tokenizer(plan: FinetunePlan, task_type: TaskType, data: TaskData) -> tuple[FinetunePlan, Any]:
+    """The run's tokenizer: the checkpoint's own, or ``--tokenizer``'s (a folder or hub id).
+
+    A local ``--tokenizer`` folder is recorded by its absolute path, so the run's
+    manifest says where its tokenizer came from wherever the run is read.
+    """
+    source = plan.options.tokenizer
+    if source is None:
+        return plan, task_type.model.load_tokenizer(plan.parent, data.spec)
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        source = str(folder.resolve())
+    try:
+        tokenizer = task_type.model.load_tokenizer(replace(plan.parent, source=source), data.spec)
+    except ModelError as exc:
+        if source not in exc.message:  # about the checkpoint (not a decoder ...), not the tokenizer
+            raise
+        raise ModelError(
+            f"--tokenizer {plan.options.tokenizer}: {exc.message}",
+            "Give a folder holding tokenizer files (tokenizer_config.json, tokenizer.json) or a hub id.",
+        ) from exc
+    return replace(plan, options=plan.options.model_copy(update={"tokenizer": source})), tokenizer
+
+
+def check_tokenizer_fits(model: Any, tokenizer: Any, source: str) -> None:
+    """Refuse a ``--tokenizer`` with token ids past the model's embeddings (training would fail on them)."""
+    embeddings = model.get_input_embeddings()
+    rows = getattr(embeddings, "num_embeddings", None)
+    if rows is not None and len(tokenizer) > rows:
+        raise ModelError(
+            f"--tokenizer {source} has {len(tokenizer)} tokens, but the model embeds only {rows}.",
+            "Give the tokenizer the checkpoint was trained with (or one with the same vocabulary).",
+        )
+
+
+def fit_max_length(
+    plan: FinetunePlan, task_type: TaskType, data: TaskData, tokenizer: Any
+) -> tuple[FinetunePlan, list[str]]:
+    """The plan with ``--max-length`` settled, and a note on the choice where tuneyard made it.
+
+    Without ``--max-length``, the data's task type fits one to the data (chat rows: the
+    longest, within the model's context), else :data:`DEFAULT_MAX_LENGTH`. The chosen
+    value is what the run's saved options and manifest record, so a resumed run keeps it.
+    """
+    if plan.options.max_length is not None:
+        return plan, []
+    fitted = task_type.data.fitting_max_length(data, tokenizer, plan.parent)
+    length, notes = fitted or (DEFAULT_MAX_LENGTH, [])
+    return replace(plan, options=plan.options.model_copy(update={"max_length": length})), notes
+
+
 def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = None) -> PreparedFinetune:
     """Load the model of ``plan`` through its task type, apply its strategy, open (or reopen) its run.
 
@@ -196,11 +247,8 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     data = data or load_data(options)
     task_type = get_task_type(plan.task_type)
     strategy = STRATEGIES[plan.strategy]
-    tokenizer = task_type.model.load_tokenizer(plan.parent, data.spec)
-    notes = task_type.data.check_lengths(data, tokenizer, options.max_length)
-    quantization = strategy.quantization_config() if hasattr(strategy, "quantization_config") else None
-    settings = LoadSettings(dtype=options.dtype, quantization=quantization)
-    model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed, settings)
+from tuneyard.errors import ConfigError, ModelError, TrainingError
+from tuneyard.models.layout import layout_of
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, layout_of(model), task_type)

@@ -43,7 +43,11 @@ TaskTypeOf = Callable[[Path], "str | None"]
 
 TRACKED_LIBRARIES = ("torch", "transformers", "peft", "datasets", "safetensors", "accelerate")
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+# "token" only as a word of the key (hf_token, Authorization-Token): tokenizer and
+# max_new_tokens are settings a run must show.
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|password|passwd|credential|(^|[_-])token($|[_-]))", re.IGNORECASE
+)
 REDACTED = "***redacted***"
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -1,9 +1,9 @@
 """``causal_lm``: instruction tuning of decoder language models on chat rows.
 
-Rows are conversations: a prompt (system and user messages) and the assistant's
-answer (``data``); the model is an ``AutoModelForCausalLM`` whose tokenizer formats
+Rows are conversations: a prompt (system, user and earlier turns) and the assistant's
+last answer (``data``); the model is an ``AutoModelForCausalLM`` whose tokenizer formats
 rows through its chat template (``model``); training is TRL's ``SFTTrainer`` with the
-loss on the answer tokens only, reporting loss, perplexity and next-token accuracy
+loss on every assistant turn's tokens only, reporting loss, perplexity and next-token accuracy
 on the validation split (``training``); eval generates answers (``generation``),
 grades them and scores the references' perplexity (``evaluation``, ``scoring``).
 This module puts them into the task type's roles.
@@ -62,6 +62,13 @@ class ChatData(DataRole):
 
         return check_lengths(task_data, tokenizer, max_length)
 
+    def fitting_max_length(
+        self, task_data: TaskData, tokenizer: Any, checkpoint: StartingCheckpoint
+    ) -> tuple[int, list[str]] | None:
+        from tuneyard.task_types.causal_lm.training import fitting_max_length
+
+        return fitting_max_length(task_data, tokenizer, checkpoint)
+
 
 class DecoderModel(ChatModel):
     """``AutoModelForCausalLM`` with its chat-formatting tokenizer."""
@@ -103,13 +110,12 @@ class InstructionTraining(TrainingRole):
         # SFTConfig's own default for truncation (1024) would differ from what the options
         # say (its gradient checkpointing default gives way to tuneyard's activation_checkpointing,
         # set by --gradient-checkpointing); validation rows are never packed, so validation loss
-        # means the same with and without --packing. Completion-only loss is TRL's choice by
-        # the rows' form: on for prompt-completion, off for plain text.
+        # means the same with and without --packing. Chat rows come with their own labels (the
+        # assistant turns, training.learned_columns), which TRL keeps; plain text is learned whole.
         return {
             "max_length": settings.max_length,
             "packing": settings.packing,
             "eval_packing": False,
-            "completion_only_loss": None,
         }
 
     def build_trainer(

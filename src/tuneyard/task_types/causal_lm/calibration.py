@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.components.throughput import length_sorted_batches
 from tuneyard.errors import CompressionError
 from tuneyard.task_types.causal_lm.scoring import padded_batch
-from tuneyard.task_types.causal_lm.tokens import chat_tokens
+from tuneyard.task_types.causal_lm.tokens import chat_tokens, row_tools
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -34,8 +34,10 @@ def token_sequences(tokenizer: Any, rows: Dataset, spec: TaskSpec) -> list[list[
     if {"prompt", "completion"} <= set(rows.column_names):
         with_chat_template(tokenizer, spec, "the model")
         return [
-            chat_tokens(tokenizer, prompt, completion)[0]
-            for prompt, completion in zip(rows["prompt"], rows["completion"], strict=True)
+            chat_tokens(tokenizer, prompt, completion, tools)[0]
+            for prompt, completion, tools in zip(
+                rows["prompt"], rows["completion"], row_tools(rows), strict=True
+            )
         ]
     if "text" in rows.column_names:
         return [list(ids) for ids in tokenizer(list(rows["text"]))["input_ids"]]

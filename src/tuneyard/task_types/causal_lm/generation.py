@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.components.throughput import length_sorted_batches
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.causal_lm.options import GenerationOptions
+from tuneyard.task_types.causal_lm.tokens import render_prompt, row_tools
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -63,7 +64,8 @@ def write_predictions(folder: Path, generations: Generations, scores: list[float
 def render_prompts(tokenizer: Any, rows: Dataset) -> list[str]:
     """Each row's prompt messages through the chat template, ending with the generation prompt."""
     return [
-        tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in rows["prompt"]
+        render_prompt(tokenizer, prompt, tools)
+        for prompt, tools in zip(rows["prompt"], row_tools(rows), strict=True)
     ]
 
 

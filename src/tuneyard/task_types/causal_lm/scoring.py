@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.components.throughput import length_sorted_batches
-from tuneyard.task_types.causal_lm.tokens import chat_tokens
+from tuneyard.task_types.causal_lm.tokens import chat_tokens, row_tools
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -57,8 +57,8 @@ def score_references(
     import torch
 
     encoded = [
-        chat_tokens(tokenizer, prompt, [{"role": "assistant", "content": reference}])
-        for prompt, reference in zip(rows["prompt"], rows["reference"], strict=True)
+        chat_tokens(tokenizer, prompt, [{"role": "assistant", "content": reference}], tools)
+        for prompt, reference, tools in zip(rows["prompt"], rows["reference"], row_tools(rows), strict=True)
     ]
     sequences = [ids[:max_length] for ids, _ in encoded]
     starts = [start for _, start in encoded]
