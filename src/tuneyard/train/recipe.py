@@ -247,8 +247,15 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     data = data or load_data(options)
     task_type = get_task_type(plan.task_type)
     strategy = STRATEGIES[plan.strategy]
-from tuneyard.errors import ConfigError, ModelError, TrainingError
-from tuneyard.models.layout import layout_of
+    plan, tokenizer = load_run_tokenizer(plan, task_type, data)
+    plan, notes = fit_max_length(plan, task_type, data, tokenizer)
+    options = plan.options
+    notes += task_type.data.check_lengths(data, tokenizer, options.max_length)
+    quantization = strategy.quantization_config() if hasattr(strategy, "quantization_config") else None
+    settings = LoadSettings(dtype=options.dtype, quantization=quantization)
+    model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed, settings)
+    if options.tokenizer is not None:
+        check_tokenizer_fits(model, tokenizer, options.tokenizer)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model = strategy.apply(model, options, layout_of(model), task_type)
