@@ -27,7 +27,9 @@ def build_smol_decoder(
     """A random 2-layer ``model_type`` decoder (tests/tiny_configs.py) with SmolLM2's real tokenizer.
 
     llama.cpp's converter recognises SmolLM2's tokenizer by its behaviour, whatever the
-    family; ``overrides`` are config fields.
+    family; ``overrides`` are config fields. No padding id: SmolLM2 pads with its
+    end-of-turn token, and an embedding's padding row never learns (a fine-tuned model
+    would not learn to stop).
     """
     import torch
     from tiny_configs import tiny_config
@@ -38,11 +40,15 @@ def build_smol_decoder(
     heads = config.num_attention_heads
     config.update({
         "vocab_size": len(tokenizer), "hidden_size": hidden, "intermediate_size": intermediate,
-        "head_dim": hidden // heads, "max_position_embeddings": 256, "pad_token_id": tokenizer.pad_token_id,
+        "head_dim": hidden // heads, "max_position_embeddings": 256, "pad_token_id": None,
         "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, **overrides,
     })  # fmt: skip
     torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    model = AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():  # weights F16 holds exactly: an F16 export differs only in llama.cpp's arithmetic
+        for parameter in model.parameters():
+            parameter.copy_(parameter.half().float())
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -145,8 +145,8 @@ def convert(converter: Converter, model_folder: Path, outfile: Path, outtype: st
             )
         raise ExportError(
             f"llama.cpp's converter could not convert {model_folder}: {failure_reason(done.stderr)}",
-            "llama.cpp recognises a model's tokenizer by how it splits a probe text: "
-            "export with the tokenizer the base model was published with.",
+            "If it is the tokenizer: llama.cpp recognises one by how it splits a probe text, "
+            "so export with the tokenizer the base model was published with.",
         )
     return done.stderr
 
