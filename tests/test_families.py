@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from families import MORE_DECODERS, MORE_ENCODERS
 from safetensors.torch import load_file
+from tiny_configs import MORE_DECODERS, MORE_ENCODERS
 from topic_data import write_topic_csvs
 
 import tuneyard

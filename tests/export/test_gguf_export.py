@@ -94,8 +94,18 @@ def test_a_model_the_converter_cannot_handle_is_an_error(cli, smol_decoder, tmp_
     config = json.loads((foreign / "config.json").read_text())
     (foreign / "config.json").write_text(json.dumps(config | {"architectures": ["FooForCausalLM"]}))
     result = cli("--yard", tmp_path, "export", "--no-validate", "--checkpoint", foreign)
-    assert result.exit_code == 2 and result.stderr.startswith("error: ")
-    assert "Model FooForCausalLM is not supported" in result.stderr
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert message.startswith(
+        "error: llama.cpp's converter (llama.cpp vendored in llama-cpp-python 0.3.36) has no FooForCausalLM; "
+        "it converts "
+    )
+    # The converter's own list (its --print-supported-models), the families tuneyard tests among them.
+    named = message.split(" architectures: ", 1)[1].split(". ", 1)[0].split(", ")
+    assert f"it converts {len(named)} architectures: " in message and len(named) > 200
+    families = ("LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM")
+    assert {*families, "Gemma3ForCausalLM", "Phi3ForCausalLM", "Olmo2ForCausalLM"} <= set(named)
+    assert "FooForCausalLM" not in named and "or use --format safetensors" in message
     assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
 
 

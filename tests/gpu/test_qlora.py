@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import torch
-from smol_llama import build_smol_llama
+from smol_decoders import build_smol_decoder
 from transformers import TrainerCallback
 
 pytestmark = pytest.mark.gpu
@@ -72,7 +72,7 @@ def test_a_qlora_run_trains_on_a_4bit_base_then_merges_and_exports_gguf(cli, cha
     from tuneyard.yard.root import Yard
 
     # Hidden size 64: every matrix a whole number of bitsandbytes' 64-weight blocks.
-    base = build_smol_llama(tmp_path / "smol-64", hidden=64, intermediate=128)
+    base = build_smol_decoder(tmp_path / "smol-64", hidden=64, intermediate=128, tie_word_embeddings=True)
     options = FinetuneOptions(checkpoint=str(base), data=str(chat_topics), strategy="qlora", epochs=2,
                               batch_size=8, learning_rate=1e-3, max_length=32, name="qlora")  # fmt: skip
     seen = QuantizedBaseSeen()

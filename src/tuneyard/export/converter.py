@@ -9,12 +9,16 @@ licensed, their LICENSE alongside) in its cache, ``$XDG_CACHE_HOME/tuneyard`` (d
 
 The script runs in a subprocess with this Python (it puts its ``gguf-py`` first on
 ``sys.path`` and configures logging globally), so a failure is its own exit status and
-message, turned into an :class:`~tuneyard.errors.ExportError` that names the cause.
+message, turned into an :class:`~tuneyard.errors.ExportError` that names the cause; an
+architecture it has no converter for is named with the list of those it has, read from
+the converter itself (``--print-supported-models``), so the list is never out of date.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +26,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,9 @@ VENDORED = f"llama_cpp_python-{SDIST_VERSION}/vendor/llama.cpp/"
 # What the converter needs from llama.cpp's tree (and the license it comes under).
 PARTS = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
 SCRIPT = "convert_hf_to_gguf.py"
+TOKENIZER_CONFIG, TOKENIZER_JSON = "tokenizer_config.json", "tokenizer.json"
+# The tokenizer_class transformers 5 saves for any tokenizer on the `tokenizers` library.
+GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 
 @dataclass(frozen=True)
@@ -115,22 +122,103 @@ def convert(converter: Converter, model_folder: Path, outfile: Path, outtype: st
     """Run the converter on ``model_folder``; its log on success, an ``ExportError`` naming the cause."""
     if outtype not in CONVERTER_OUTTYPES:
         raise ExportError(f"llama.cpp's converter writes {', '.join(CONVERTER_OUTTYPES)}, not {outtype!r}.")
-    command = [
-        sys.executable,
-        str(converter.script),
-        str(model_folder),
-        "--outtype",
-        outtype,
-        "--outfile",
-        str(outfile),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    with converter_view(model_folder) as folder:
+        command = [
+            sys.executable,
+            str(converter.script),
+            str(folder),
+            "--outtype",
+            outtype,
+            "--outfile",
+            str(outfile),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not outfile.is_file():
+        architecture = model_architecture(model_folder)
+        supported = supported_architectures(converter)
+        if architecture and supported and architecture not in supported:
+            raise ExportError(
+                f"llama.cpp's converter ({converter.version}) has no {architecture}; it converts "
+                f"{len(supported)} architectures: {', '.join(supported)}.",
+                "Export a model of one of these architectures as GGUF, "
+                "or use --format safetensors (a plain folder for runtimes that read Hugging Face models).",
+            )
         raise ExportError(
             f"llama.cpp's converter could not convert {model_folder}: {failure_reason(done.stderr)}",
-            "Export a family llama.cpp supports (LLaMA, Qwen2, GPT-2, ...) with a tokenizer it recognises.",
+            "If it is the tokenizer: llama.cpp recognises one by how it splits a probe text, "
+            "so export with the tokenizer the base model was published with.",
         )
     return done.stderr
+
+
+@contextlib.contextmanager
+def converter_view(model_folder: Path) -> Iterator[Path]:
+    """``model_folder`` as the converter expects to read it: a byte-level BPE declared as ``GPT2Tokenizer``.
+
+    transformers 5 saves every tokenizer it runs on the ``tokenizers`` library with
+    ``tokenizer_class: TokenizersBackend``, whatever the class it was published with. The
+    converter tells a byte-level BPE from a SentencePiece tokenizer by that name for some
+    families (Phi3ForCausalLM: Phi-4 publishes ``GPT2Tokenizer``) and otherwise asks for a
+    ``tokenizer.model``. For a folder whose ``tokenizer.json`` is a byte-level BPE, declared
+    generically, with no ``tokenizer.model``, the converter reads a view of it: links to its
+    files and a ``tokenizer_config.json`` naming ``GPT2Tokenizer`` (the same ids:
+    transformers loads ``tokenizer.json`` as it is either way). The folder is not changed.
+    """
+    config_file = model_folder / TOKENIZER_CONFIG
+    try:
+        config = json.loads(config_file.read_text())
+        tokenizer = json.loads((model_folder / TOKENIZER_JSON).read_text())
+    except (OSError, ValueError):
+        config, tokenizer = {}, {}
+    byte_level_bpe = (tokenizer.get("model") or {}).get("type") == "BPE" and (
+        tokenizer.get("decoder") or {}
+    ).get("type") == "ByteLevel"
+    if (
+        config.get("tokenizer_class") not in GENERIC_TOKENIZER_CLASSES
+        or not byte_level_bpe
+        or (model_folder / "tokenizer.model").exists()
+    ):
+        yield model_folder
+        return
+    with tempfile.TemporaryDirectory(prefix="tuneyard-convert-") as scratch:
+        view = Path(scratch) / model_folder.name  # the converter names the model after its folder
+        view.mkdir()
+        for path in model_folder.iterdir():
+            if path.name != TOKENIZER_CONFIG:
+                (view / path.name).symlink_to(path.resolve())
+        (view / TOKENIZER_CONFIG).write_text(
+            json.dumps(config | {"tokenizer_class": "GPT2Tokenizer"}, indent=2)
+        )
+        yield view
+
+
+def model_architecture(model_folder: Path) -> str | None:
+    """The architecture the converter picks for a folder: the first of its config's ``architectures``."""
+    try:
+        architectures = json.loads((model_folder / "config.json").read_text()).get("architectures")
+    except (OSError, ValueError):
+        return None
+    return str(architectures[0]) if architectures else None
+
+
+def supported_architectures(converter: Converter) -> list[str]:
+    """The Hugging Face architectures the converter makes a GGUF model of, as it lists them itself.
+
+    ``--print-supported-models`` prints its registry (``TEXT models:`` then ``MMPROJ models:``,
+    one ``  - Name`` line each; the multimodal projectors are not models a runtime loads
+    alone). Asked only after a failed conversion: it imports every model module (seconds).
+    An empty list when the converter does not list them that way (another checkout).
+    """
+    command = [sys.executable, str(converter.script), "--print-supported-models"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    names: list[str] = []
+    section = None
+    for line in (done.stderr + done.stdout).splitlines():
+        if line.strip().endswith("models:"):
+            section = line.strip()
+        elif section == "TEXT models:" and line.strip().startswith("- "):
+            names.append(line.strip()[2:])
+    return names
 
 
 def failure_reason(log: str) -> str:
