@@ -44,7 +44,7 @@ Trainer's ``train_runtime`` / steps, which includes the one evaluation and check
 of both sides). Appends to ``bench/RESULTS.md`` under ``## sft memory`` (not with
 ``--no-append``).
 
-    python bench/sft_memory.py                   # 2 repetitions, 1 step, ~20 min on 2 quiet cores
+    python bench/sft_memory.py                   # 2 repetitions, 1 step: 12 runs of 1 to 4 min on 2 cores
 """
 
 from __future__ import annotations
