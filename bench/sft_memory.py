@@ -23,7 +23,8 @@ Pairs (each side once per repetition, the side that runs first alternating):
 
 - ``default``: tuneyard as it is; TRL with ``activation_checkpointing=False``
   (SFTConfig turns it on by default; tuneyard turns it off).
-- ``checkpointing``: tuneyard with ``--set trainer.activation_checkpointing=true``;
+- ``checkpointing``: tuneyard with ``--gradient-checkpointing`` (the runs recorded on
+  2026-12-06 used ``--set trainer.activation_checkpointing=true``, before the flag);
   TRL's default SFTConfig, which checkpoints activations.
 - ``mmap``: ``default`` with ``MALLOC_MMAP_THRESHOLD_=65536`` in both processes'
   environment: glibc returns every freed block of 64 KiB or more to the OS, instead of
@@ -131,7 +132,7 @@ def tuneyard_command(
     if args.pad_to:
         command += ["--set", f"trainer.pad_to_multiple_of={args.pad_to}"]
     if variant == "checkpointing":
-        command += ["--set", "trainer.activation_checkpointing=true"]
+        command += ["--gradient-checkpointing"]
     return command
 
 
