@@ -54,6 +54,7 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     from tuneyard.models.layout import layout_of
     from tuneyard.models.lowrank import lowrank_layers
     from tuneyard.task_types import get_task_type
+    from tuneyard.task_types.base import LoadSettings
     from tuneyard.task_types.data_loading import load_task_data
     from tuneyard.task_types.sequence_classification.encoding import tokenize_task
     from tuneyard.task_types.sequence_classification.model import load_model, load_tokenizer
@@ -63,7 +64,7 @@ def test_every_factor_receives_a_gradient(compressed, topics, arch: str) -> None
     parent = describe_checkpoint(str(compressed(arch)))
     assert parent.compressed and parent.method == "standard"
     data = load_task_data(data_dir=topics)
-    model = load_model(parent, data.spec, reset_head=False, seed=0)
+    model = load_model(parent, data.spec, reset_head=False, seed=0, settings=LoadSettings())
     options = FinetuneOptions(checkpoint=parent.source, data=str(topics))
     model = STRATEGIES["lowrank"].apply(model, options, layout_of(model), get_task_type())
     tokenizer = load_tokenizer(parent)
