@@ -169,6 +169,8 @@ def test_an_empty_audio_file_is_refused_by_name(cli, tmp_path, words, audio_mode
     assert not (yard / "models").exists()  # refused before a run folder exists
 
 
+# Not here: Whisper with lora on layer 0 or frozen stays at chance (0.333) from scratch: the mean
+# over a random tiny encoder's positions carries no word (measured; full training learns it).
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("family", "strategy", "epochs", "floor"),
@@ -177,8 +179,10 @@ def test_an_empty_audio_file_is_refused_by_name(cli, tmp_path, words, audio_mode
         ("hubert", ("--strategy", "full"), 6, 0.6),
         ("whisper", ("--strategy", "full"), 8, 0.6),
         ("wav2vec2", ("--strategy", "lora", "--lora-layers", "0", "--learning-rate", "1e-2"), 8, 0.5),
+        ("hubert", ("--strategy", "lora", "--lora-layers", "0", "--learning-rate", "1e-2"), 8, 0.5),
+        ("wav2vec2", ("--strategy", "frozen", "--learning-rate", "1e-2"), 8, 0.4),
     ],
-    ids=["wav2vec2-full", "hubert-full", "whisper-full", "wav2vec2-lora0"],
+    ids=["wav2vec2-full", "hubert-full", "whisper-full", "wav2vec2-lora0", "hubert-lora0", "wav2vec2-frozen"],
 )
 def test_tiny_speech_encoders_learn_the_words_of_unseen_voices(
     cli, tmp_path, words, audio_model, family, strategy, epochs, floor
