@@ -115,7 +115,7 @@ def test_whisper_head_is_its_projector_and_classifier_not_its_encoder(audio_mode
     assert role.head_modules(wav2vec2) == ["projector", "classifier"]
 
 
-def test_an_audio_model_trains_with_lora_on_a_layer_and_eval_writes_its_files(
+def test_an_audio_model_trains_with_lora_on_a_layer_evaluates_and_merges(
     cli, tmp_path, words, audio_model
 ) -> None:
     yard = tmp_path / "yard"
@@ -137,6 +137,10 @@ def test_an_audio_model_trains_with_lora_on_a_layer_and_eval_writes_its_files(
     with (results / "predictions.csv").open() as handle:
         predictions = list(csv.DictReader(handle))
     assert len(predictions) == 36 and predictions[0]["text"].endswith(".wav")
+    merged = cli("--yard", yard, "merge", "--checkpoint", run / "best")  # compares logits on a probe tone
+    assert merged.exit_code == 0, merged.stderr
+    (merged_folder,) = yard.glob("models/merged/whisper/*")
+    assert (merged_folder / "preprocessor_config.json").is_file()
 
 
 def test_a_text_model_on_audio_rows_and_an_audio_model_on_text_rows_are_refused(
