@@ -155,6 +155,8 @@ def test_a_text_model_on_audio_rows_and_an_audio_model_on_text_rows_are_refused(
         "--yard", yard, "finetune", "--checkpoint", audio_model("wav2vec2"), "--data", topics, *AUDIO
     )
     assert on_text.exit_code == 2 and "'audio'" in on_text.stderr
+    as_text = cli("--yard", yard, "finetune", "--checkpoint", audio_model("wav2vec2"), "--data", topics)
+    assert as_text.exit_code == 2 and "no loadable tokenizer" in as_text.stderr  # read as text rows
     assert not (yard / "models").exists()  # nothing written
 
 
