@@ -66,10 +66,11 @@ def load_tokenizer(parent: StartingCheckpoint) -> PreTrainedTokenizerBase:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(parent.source)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:  # TypeError: a tokenizer class without its vocab file
         raise ModelError(
             f"checkpoint {parent.source} has no loadable tokenizer: {exc}",
-            "Save the tokenizer next to the model (tokenizer.save_pretrained(folder)).",
+            "Save the tokenizer next to the model (tokenizer.save_pretrained(folder)); a model without "
+            "one (a speech encoder) classifies other rows: give them, with --task-type.",
         ) from exc
     ensure_padding_token(tokenizer)
     return tokenizer

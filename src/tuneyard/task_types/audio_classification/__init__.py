@@ -1,0 +1,195 @@
+"""``audio_classification``: a clip of speech or sound to a class.
+
+Speech encoders (Wav2Vec2, HuBERT, Whisper's encoder, any model
+``AutoModelForAudioClassification`` builds) with their ``AutoFeatureExtractor``, on an
+audiofolder or a prepared audio dataset. Its parts live beside this module: ``data``
+(rows and labels), ``features`` (decoding, resampling, crop/pad and the cached
+extraction), ``model`` (loading), ``evaluation`` and ``options`` (``--max-seconds``).
+The classifier parts every input kind shares (head, output space, metrics, the eval
+files) are reused from :mod:`tuneyard.task_types.classifier` and sequence classification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuneyard.errors import DataError
+from tuneyard.task_types.audio_classification import data, model
+from tuneyard.task_types.audio_classification.options import AudioOptions
+from tuneyard.task_types.base import (
+    DataRole,
+    EvaluationRole,
+    LoadSettings,
+    ProgressCallback,
+    TaskType,
+    TrainingSettings,
+)
+from tuneyard.task_types.classifier import ClassifierModel
+from tuneyard.task_types.sequence_classification import ClassifierTraining
+
+if TYPE_CHECKING:
+    import torch
+    from datasets import Dataset
+
+    from tuneyard.components.distillation import Teacher
+    from tuneyard.data.loading import TaskData
+    from tuneyard.data.options import ColumnOptions
+    from tuneyard.data.tasks import TaskSpec
+    from tuneyard.models.checkpoint import StartingCheckpoint
+    from tuneyard.task_types.sequence_classification.eval_files import ClassificationResult
+
+
+class AudioData(DataRole):
+    """An ``audio`` column (or an audiofolder) with a label."""
+
+    def recognize(self, column_names: list[str], columns: ColumnOptions) -> int:
+        return 3 if data.AUDIO_COLUMN in column_names else 0
+
+    def load_folder(
+        self, folder: Path, columns: ColumnOptions, require_labels: bool
+    ) -> tuple[TaskSpec, dict[str, Dataset]]:
+        return data.load_folder(folder, columns, require_labels)
+
+    def check_lengths(self, task_data: TaskData, extractor: Any, max_length: int) -> list[str]:
+        # Every clip decodes (an unreadable or empty file is refused, named, before anything is
+        # written); the note says how long the clips are, for choosing --max-seconds.
+        from tuneyard.task_types.audio_classification.features import durations
+
+        seconds = [
+            s for split in task_data.splits for s in durations(task_data.split(split), extractor, split)
+        ]
+        return [
+            f"clips last {min(seconds):.2f} to {max(seconds):.2f} s; --max-seconds crops longer ones "
+            "to their start and pads shorter ones with silence."
+        ]
+
+    def check_trainable(self, task_data: TaskData) -> None:
+        if task_data.spec.num_labels < 2:
+            raise DataError(
+                f"{task_data.source} has {task_data.spec.num_labels} distinct label(s); "
+                "classification needs at least 2.",
+                "Check --label-column (an audiofolder: a folder per label).",
+            )
+
+
+class AudioClassifierModel(ClassifierModel):
+    """``AutoModelForAudioClassification`` with its feature extractor."""
+
+    architecture_mapping = model.MAPPING
+
+    def load_tokenizer(self, checkpoint: StartingCheckpoint, spec: TaskSpec) -> Any:
+        return model.load_extractor(checkpoint.source)
+
+    def load(
+        self,
+        checkpoint: StartingCheckpoint,
+        spec: TaskSpec,
+        reset_head: bool,
+        seed: int,
+        settings: LoadSettings = LoadSettings(),
+    ) -> Any:
+        return model.load_model(checkpoint, spec, reset_head, seed, settings)
+
+    def load_for_eval(self, folder: Path, device: torch.device) -> tuple[Any, Any]:
+        return model.load_for_eval(folder, device)
+
+    def load_adapter_base(self, base: Path | str, adapter: Path) -> Any:
+        return model.load_adapter_base(base, adapter)
+
+    def load_processor(self, folder: Path) -> Any:
+        return model.load_extractor(model.extractor_folder(folder))
+
+    def head_modules(self, classifier: Any) -> list[str]:
+        # Every top-level module but the one holding the encoder's blocks: Whisper's base model
+        # prefix ("model") names no child of WhisperForAudioClassification, so the shared rule
+        # (components.heads) would count its encoder as head.
+        from tuneyard.models.layout import layout_of
+
+        encoder = layout_of(classifier).blocks.partition(".")[0]
+        return [
+            name
+            for name, child in classifier.named_children()
+            if name != encoder and any(True for _ in child.parameters())
+        ]
+
+    def probe_inputs(self, extractor: Any) -> dict[str, Any]:
+        import numpy as np
+
+        rate = extractor.sampling_rate
+        tone = np.sin(2 * np.pi * 440 * np.arange(rate) / rate).astype(np.float32)  # one second of A4
+        return dict(extractor(tone, sampling_rate=rate, return_tensors="pt"))
+
+
+class AudioTraining(ClassifierTraining):
+    """The plain Trainer on the cached features (every clip the same length: no padding per batch)."""
+
+    distills = False
+
+    def build_trainer(
+        self,
+        classifier: Any,
+        arguments: Any,
+        task_data: TaskData,
+        extractor: Any,
+        settings: TrainingSettings,
+        callbacks: list[Any],
+        teacher: Teacher | None = None,
+    ) -> Any:
+        from transformers import Trainer, default_data_collator
+
+        from tuneyard.components.distributed import main_process_first
+        from tuneyard.task_types.audio_classification.features import extract
+        from tuneyard.task_types.sequence_classification.metrics import trainer_metrics
+
+        options = settings.task_options or AudioOptions()
+        with main_process_first():
+            features = {
+                split: extract(task_data.split(split), extractor, options.max_seconds, split)
+                for split in ("train", "validation")
+            }
+        return Trainer(
+            model=classifier,
+            args=arguments,
+            train_dataset=features["train"],
+            eval_dataset=features["validation"],
+            data_collator=default_data_collator,
+            processing_class=extractor,
+            compute_metrics=trainer_metrics(task_data.spec),
+            callbacks=callbacks,
+        )
+
+
+class AudioEvaluation(EvaluationRole):
+    """Classify the split's clips, cropped/padded as the model was trained (its ``--max-seconds``)."""
+
+    def evaluate(
+        self,
+        classifier: Any,
+        extractor: Any,
+        dataset: Dataset,
+        spec: TaskSpec,
+        split: str,
+        batch_size: int,
+        max_length: int | None,
+        progress: ProgressCallback | None = None,
+        answers: Any = None,
+        task_options: Any = None,
+    ) -> ClassificationResult:
+        from tuneyard.task_types.audio_classification.evaluation import evaluate_audio
+
+        options = task_options or AudioOptions()
+        return evaluate_audio(
+            classifier, extractor, dataset, spec, split, batch_size, options.max_seconds, progress
+        )
+
+
+TASK_TYPE = TaskType(
+    name=data.NAME,
+    summary="audio clips (speech, sounds) to a class: wav2vec2, HuBERT, Whisper encoders",
+    data=AudioData(),
+    model=AudioClassifierModel(),
+    training=AudioTraining(),
+    evaluation=AudioEvaluation(),
+    options=AudioOptions,
+)
