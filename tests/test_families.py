@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from merged_outputs import logits, saved
 from safetensors.torch import load_file
 from tiny_configs import MORE_DECODERS, MORE_ENCODERS
 from topic_data import write_topic_csvs
@@ -26,17 +27,6 @@ from tuneyard.models.layout import layout_of
 
 FAMILIES = MORE_DECODERS + MORE_ENCODERS
 QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3", "--max-length", "96", "-q")
-PROBES = ["which topic : oven salt recipe", "a plain sentence about trains and hotels"]
-
-
-def saved(result) -> Path:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.stderr
-    return Path(result.stdout.strip().splitlines()[-1].removeprefix("saved "))
-
-
-def logits(model, tokenizer) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    with torch.inference_mode():
-        return torch.cat([model(**tokenizer(text, return_tensors="pt")).logits.flatten() for text in PROBES])
 
 
 @pytest.fixture(scope="module")
