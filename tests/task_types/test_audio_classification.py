@@ -50,7 +50,7 @@ def audio_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 
 def test_an_audiofolder_is_read_as_audio_rows_with_unseen_test_voices(words) -> None:
-    data = load_task_data(data_dir=words, columns=ColumnOptions(task_type="audio_classification"))
+    data = load_task_data(data_dir=words)  # no --task-type: an audiofolder is audio rows
     assert data.spec.task_type == "audio_classification" and data.spec.label_names == ("no", "stop", "yes")
     assert {split: len(rows) for split, rows in data.splits.items()} == {
         "train": 72,

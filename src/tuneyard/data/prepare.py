@@ -272,6 +272,10 @@ def read_folder(path: Path) -> dict[str, Dataset]:
     return dict(loaded)
 
 
+# The column each of datasets' folder builders stores its media in (beside ``label``).
+MEDIA_COLUMNS = {"imagefolder": "image", "audiofolder": "audio"}
+
+
 def media_builder(path: Path) -> str | None:
     """``imagefolder`` or ``audiofolder`` when the folder's files are images or audio (else None)."""
     suffixes = {file.suffix.lower() for file in path.rglob("*") if file.is_file()}
@@ -280,6 +284,13 @@ def media_builder(path: Path) -> str | None:
     if suffixes & AUDIO_SUFFIXES:
         return "audiofolder"
     return None
+
+
+def media_folder_columns(path: Path) -> list[str]:
+    """The columns an imagefolder or audiofolder reads as (``image``/``audio`` and ``label``), without
+    reading it; none for a folder of neither (which task type a folder is, before loading it)."""
+    builder = media_builder(path)
+    return [MEDIA_COLUMNS[builder], "label"] if builder else []
 
 
 def load_hub(options: PrepareOptions) -> tuple[dict[str, Dataset], str | None]:

@@ -2,7 +2,8 @@
 
 A named task (``--task sst2``) knows its task type. A ``--data`` folder is read as
 ``--task-type`` when given, else as the task type whose :meth:`DataRole.recognize`
-scores its columns highest; two task types scoring the same is an error naming
+scores its columns highest (a split file's, or those an imagefolder / audiofolder
+reads as); two task types scoring the same is an error naming
 ``--task-type``, and a folder no task type reads goes to the default one, whose
 loader says which columns are missing.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneyard.data.loading import TaskData, carve_validation, find_split_files, read_split
+from tuneyard.data.prepare import media_folder_columns
 from tuneyard.errors import DataError
 from tuneyard.task_types import DEFAULT_TASK_TYPE, TASK_TYPES, get_task_type
 
@@ -22,11 +24,12 @@ if TYPE_CHECKING:
 
 
 def folder_task_type(data_dir: Path, columns: ColumnOptions) -> str:
-    """The task type whose data role scores a folder's first split file highest (see the module)."""
-    files = find_split_files(data_dir) if data_dir.is_dir() else {}
-    if not files:
+    """The task type whose data role scores a folder's columns highest (see the module): its first
+    split file's, or an imagefolder's / audiofolder's (``image``/``audio`` and ``label``)."""
+    if not data_dir.is_dir():
         return DEFAULT_TASK_TYPE  # the task type's loader says what is missing
-    names = read_split(next(iter(files.values()))).column_names
+    files = find_split_files(data_dir)
+    names = read_split(next(iter(files.values()))).column_names if files else media_folder_columns(data_dir)
     scores = {name: get_task_type(name).data.recognize(names, columns) for name in TASK_TYPES}
     best = max(scores.values(), default=0)
     if best == 0:
