@@ -59,19 +59,25 @@ def subset(rows: int, eval_rows: int, target: Path) -> Path:
     target.mkdir(parents=True)
     for split, count in (("train", rows), ("validation", eval_rows)):
         lines = (DATA / f"{split}.jsonl").read_text().splitlines()[:count]
+        if len(lines) < count:
+            raise SystemExit(f"error: {split}.jsonl has {len(lines)} rows, fewer than the {count} asked for.")
         (target / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
     return target
 
 
-def plain_trl_run(model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace) -> Run:
-    """What a TRL user writes by hand: load, split the conversations, SFTTrainer with LoRA, train, save."""
+def plain_sft_trainer(model_dir: str, data_dir: Path, output: Path, **settings: Any) -> Any:
+    """What a TRL user writes by hand: load, split the conversations, ``SFTTrainer`` with LoRA r 8.
+
+    ``settings`` are the ``SFTConfig`` fields a benchmark sets (epochs, rate, batch size, ...);
+    float32 and no activation checkpointing unless a setting says otherwise, as tuneyard trains
+    by default (``SFTConfig`` turns checkpointing and, on a GPU, bf16 on).
+    """
     import torch
     from datasets import load_dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    started = time.perf_counter()
     raw = load_dataset(
         "json",
         data_files={"train": str(data_dir / "train.jsonl"), "validation": str(data_dir / "validation.jsonl")},
@@ -82,34 +88,45 @@ def plain_trl_run(model_dir: str, data_dir: Path, output: Path, args: argparse.N
 
     dataset = raw.map(prompt_completion, remove_columns=raw["train"].column_names)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    set_seed(args.seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     config = SFTConfig(
         output_dir=str(output),
-        num_train_epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
         eval_strategy="epoch",
         save_strategy="epoch",
-        logging_strategy="steps",
-        logging_steps=logging_steps(len(dataset["train"]), args.batch_size),
-        activation_checkpointing=False,  # SFTConfig turns it on by default; tuneyard turns it off
-        bf16=False,
+        **{"activation_checkpointing": False, "bf16": False, **settings},
         report_to="none",
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=TARGETS, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(
+    return SFTTrainer(
         model=model,
         args=config,
         train_dataset=dataset["train"],
         eval_dataset=dataset["validation"],
         processing_class=tokenizer,
         peft_config=lora,
+    )
+
+
+def plain_trl_run(model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace) -> Run:
+    """The plain script, from loading the data to the saved adapter; all timed."""
+    from transformers import set_seed
+
+    started = time.perf_counter()
+    set_seed(args.seed)
+    trainer = plain_sft_trainer(
+        model_dir,
+        data_dir,
+        output,
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        logging_strategy="steps",
+        logging_steps=logging_steps(args.rows, args.batch_size),
     )
     loop_rate = trainer.train().metrics["train_samples_per_second"]
     trainer.save_model()
@@ -140,10 +157,8 @@ def tuneyard_run(model_dir: str, data_dir: Path, yard_root: Path, args: argparse
     return Run(time.perf_counter() - started, result.throughput["train_samples_per_second"])
 
 
-def model_folder(args: argparse.Namespace, scratch: Path) -> str:
-    """``--model``, else SmolLM2 dequantized from its wheel's GGUF into a scratch yard (not timed)."""
-    if args.model:
-        return args.model
+def packaged_model(scratch: Path) -> str:
+    """SmolLM2-135M-Instruct dequantized from its wheel's GGUF into a scratch yard (not timed)."""
     from tuneyard.models.gguf import import_gguf, packaged_gguf
     from tuneyard.yard.root import Yard
 
@@ -175,7 +190,7 @@ def main() -> None:
     quiet_libraries()
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        model_dir = model_folder(args, scratch)
+        model_dir = args.model or packaged_model(scratch)
         data_dir = subset(args.rows, args.eval_rows, scratch / "data")
         runs = alternate(
             partial(plain_trl_run, model_dir, data_dir, args=args),

@@ -65,14 +65,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from results import record  # bench/: python bench/x.py puts it on sys.path
+from pairs import spread  # bench/: python bench/x.py puts it on sys.path
+from results import record
+from sft import TARGETS, packaged_model, plain_sft_trainer, subset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "data" / "debian_sections_chat"
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 LEARNING_RATE = 2e-4  # tuneyard's LoRA default, given to both sides
 SEED = 42
 EVAL_ROWS = 2  # one small evaluation at the end on both sides (tuneyard always evaluates)
@@ -89,17 +88,6 @@ class Measured:
     peak_bytes: int
     step_seconds: float
     wall_seconds: float
-
-
-def subset(rows: int, target: Path) -> Path:
-    """The first ``rows`` training and ``EVAL_ROWS`` validation conversations, as a new data folder."""
-    target.mkdir(parents=True)
-    for split, count in (("train", rows), ("validation", EVAL_ROWS)):
-        lines = (DATA / f"{split}.jsonl").read_text().splitlines()[:count]
-        if len(lines) < count:
-            raise SystemExit(f"error: {split}.jsonl has {len(lines)} rows, fewer than the {count} asked for.")
-        (target / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
-    return target
 
 
 def run_child(command: list[str], log: Path, env: dict[str, str] | None = None) -> tuple[int, float]:
@@ -157,51 +145,23 @@ def find_key(tree: Any, key: str) -> Any:
 
 
 def plain_trl(model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace) -> None:
-    """What a TRL user writes by hand; prints the Trainer's ``train_runtime`` as JSON on its last line."""
-    import torch
-    from datasets import load_dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
-    raw = load_dataset(
-        "json",
-        data_files={"train": str(data_dir / "train.jsonl"), "validation": str(data_dir / "validation.jsonl")},
-    )
-
-    def prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
-        return {"prompt": row["messages"][:-1], "completion": row["messages"][-1:]}
-
-    dataset = raw.map(prompt_completion, remove_columns=raw["train"].column_names)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    extra: dict[str, Any] = {"pad_to_multiple_of": args.pad_to} if args.pad_to else {}
-    if args.variant != "checkpointing":
-        extra["activation_checkpointing"] = False  # SFTConfig's default is on; tuneyard's is off
-    config = SFTConfig(
-        output_dir=str(output),
+    """The plain TRL script (bench/sft.py's); prints the Trainer's ``train_runtime`` as JSON on its
+    last line."""
+    settings: dict[str, Any] = {"pad_to_multiple_of": args.pad_to} if args.pad_to else {}
+    if args.variant == "checkpointing":
+        settings["activation_checkpointing"] = True  # as SFTConfig's default, and tuneyard's flag
+    trainer = plain_sft_trainer(
+        model_dir,
+        data_dir,
+        output,
         num_train_epochs=1,
         learning_rate=LEARNING_RATE,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size,
         max_length=args.max_length,
         seed=SEED,
-        eval_strategy="epoch",
-        save_strategy="epoch",
         logging_steps=1,
-        bf16=False,  # SFTConfig's default bf16 would not be the float32 tuneyard trains in
-        report_to="none",
-        disable_tqdm=True,
-        **extra,
-    )
-    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=TARGETS, task_type="CAUSAL_LM")
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=dataset["train"],
-        eval_dataset=dataset["validation"],
-        processing_class=tokenizer,
-        peft_config=lora,
+        **settings,
     )
     runtime = trainer.train().metrics["train_runtime"]
     trainer.save_model()
@@ -278,11 +238,6 @@ def measure(
     return Measured(peak, step, wall)
 
 
-def spread(values: list[float]) -> str:
-    """``median (min..max)``."""
-    return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
-
-
 def table(runs: dict[tuple[str, str], list[Measured]]) -> str:
     """Per variant: each side's peak RSS and s/step (medians), and the paired tuneyard / plain ratios."""
     lines = [
@@ -342,14 +297,6 @@ def head_table(model: str, scratch: Path, args: argparse.Namespace) -> str:
     )
 
 
-def model_folder(scratch: Path) -> str:
-    """SmolLM2-135M-Instruct dequantized from its wheel's GGUF once, into a scratch yard (not measured)."""
-    from tuneyard.models.gguf import import_gguf, packaged_gguf
-    from tuneyard.yard.root import Yard
-
-    return str(import_gguf(packaged_gguf(), Yard.open(scratch / "models")))
-
-
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -385,8 +332,8 @@ def main() -> None:
     order: list[list[tuple[str, str]]] = []
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
-        model = args.model or model_folder(scratch)
-        data = subset(args.steps * args.batch_size, scratch / "data")
+        model = args.model or packaged_model(scratch)
+        data = subset(args.steps * args.batch_size, EVAL_ROWS, scratch / "data")
         for repetition in range(args.repeats):
             # Who goes first alternates, within each pair and between the pairs.
             sides = ("plain", "tuneyard") if repetition % 2 == 0 else ("tuneyard", "plain")
