@@ -102,3 +102,42 @@ def test_runs_compare_prints_paired_difference_interval_and_p_of_two_evaluated_m
     assert refused.exit_code == 2
     assert refused.stderr.startswith("error: ")
     assert "not on the same rows: 16 row ids only in the first" in refused.stderr
+
+
+def graded_eval(folder: Path, scores: list[float], references: list[str] | None = None) -> Path:
+    """An eval folder with ``predictions.jsonl`` as a graded generation eval writes it."""
+    from tuneyard.task_types.causal_lm.generation import Generation, Generations, write_predictions
+
+    references = references or [f"answer {i}" for i in range(len(scores))]
+    rows = [Generation(i, "prompt", "said", reference, 2, 0.1) for i, reference in enumerate(references)]
+    folder.mkdir(parents=True)
+    write_predictions(folder, Generations(rows), scores)
+    return folder
+
+
+def test_artifacts_pair_their_newest_graded_evals_and_skip_evals_without_rows(tmp_path: Path) -> None:
+    from tuneyard.evaluate.paired import compare_artifacts
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    graded_eval(first / "evaluation_results" / "chat_test", [1, 0, 0.5, 1, 0, 0])
+    graded_eval(second / "evaluation_results" / "chat_test", [0, 0, 0, 0, 0, 0])  # older, not used
+    graded_eval(second / "evaluation_results" / "chat_test-2", [1, 1, 1, 1, 0, 0.5])
+    graded_eval(second / "evaluation_results" / "other_test", [1])  # only one side has it
+    for artifact in (first, second):  # a perplexity eval: metrics.json, no per-row file
+        (artifact / "evaluation_results" / "text_validation").mkdir()
+        (artifact / "evaluation_results" / "text_validation" / "metrics.json").write_text("{}")
+
+    comparison = compare_artifacts(first, second)
+    assert comparison.without_rows == ["text_validation"]
+    [(name, paired)] = comparison.compared
+    # Rows 1, 2 and 5 went B's way (0 -> 1, 0.5 -> 1, 0 -> 0.5), none A's: the sign test's
+    # p = 2 / 2^3; the difference is (1 + 0.5 + 0.5) / 6.
+    assert (name, paired.metric, paired.a_better, paired.b_better) == ("chat_test", "score", 0, 3)
+    assert paired.difference == pytest.approx(2 / 6) and paired.p_value == pytest.approx(2 / 8)
+
+    graded_eval(second / "evaluation_results" / "chat_test-3", [1] * 6, [f"other {i}" for i in range(6)])
+    with pytest.raises(EvaluationError, match="6 rows differ in their gold answer or text"):
+        compare_artifacts(first, second)
+    (first / "evaluation_results" / "chat_test" / "predictions.jsonl").unlink()
+    with pytest.raises(EvaluationError, match="has no per-example predictions"):
+        compare_artifacts(first, second)
