@@ -141,3 +141,31 @@ def test_artifacts_pair_their_newest_graded_evals_and_skip_evals_without_rows(tm
     (first / "evaluation_results" / "chat_test" / "predictions.jsonl").unlink()
     with pytest.raises(EvaluationError, match="has no per-example predictions"):
         compare_artifacts(first, second)
+
+
+def test_eval_grid_compares_every_two_models_row_by_row(
+    yard: Yard,
+    run_in_yard: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    cli: Callable[..., Any],
+) -> None:
+    runs = [run_in_yard("bert", name="first"), run_in_yard("roberta", name="second")]
+    data = data_folder(labels=("neg", "pos", "pos"), rows=24)
+    grid = cli(
+        "--yard", yard.root, "eval-grid", "--models", *runs, "--tasks", data,
+        "--experiment", "pairs", "--quiet",
+    )  # fmt: skip
+    assert grid.exit_code == 0, grid.stderr
+    table = yard.root / "experiments" / "pairs" / "eval_grid_paired.csv"
+    assert f"McNemar p): {table}" in grid.stderr
+    with table.open(newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    a, b = (correctness(run / "evaluation_results" / "toy_validation") for run in runs)
+    a_better, b_better = sum(a[i] > b[i] for i in a), sum(b[i] > a[i] for i in a)
+    assert (row["task"], row["model_a"], row["model_b"], row["metric"], row["rows"]) == (
+        "toy", "first", "second", "accuracy", "24"
+    )  # fmt: skip
+    assert (int(row["a_better"]), int(row["b_better"])) == (a_better, b_better)
+    assert float(row["difference"]) == pytest.approx((sum(b.values()) - sum(a.values())) / 24, abs=1e-6)
+    assert float(row["p_value"]) == pytest.approx(two_sided_binomial(b_better, a_better + b_better), rel=1e-5)
+    assert float(row["ci_low"]) <= float(row["difference"]) <= float(row["ci_high"]) and row["refused"] == ""
