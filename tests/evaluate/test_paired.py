@@ -45,6 +45,20 @@ def test_hand_computed_table_gives_mcnemar_exact_p_and_a_seeded_interval() -> No
     assert swapped.difference == pytest.approx(-0.5) and swapped.p_value == pytest.approx(paired.p_value)
 
 
+@pytest.mark.parametrize("distinct", ["few", "many"])
+def test_bootstrap_interval_matches_the_normal_approximation_on_many_rows(distinct: str) -> None:
+    from tuneyard.evaluate.paired import FEW_VALUES, bootstrap_interval
+
+    rng = np.random.default_rng(7)
+    # Right/wrong rows (3 distinct differences: counted draws) or graded ones (all distinct: rows drawn).
+    differences = rng.integers(-1, 2, 2000).astype(float) if distinct == "few" else rng.normal(0.1, 1, 2000)
+    assert (len(np.unique(differences)) <= FEW_VALUES) == (distinct == "few")
+    low, high = bootstrap_interval(differences)
+    half = 1.96 * differences.std() / math.sqrt(len(differences))
+    assert low == pytest.approx(differences.mean() - half, abs=0.1 * half)
+    assert high == pytest.approx(differences.mean() + half, abs=0.1 * half)
+
+
 def test_no_disagreement_gives_p_one_and_a_zero_interval() -> None:
     paired = compare_scores(A, A.copy(), "accuracy")
     assert paired.p_value == 1.0 and (paired.low, paired.high) == (0.0, 0.0)

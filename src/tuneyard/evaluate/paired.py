@@ -42,8 +42,10 @@ from tuneyard.evaluate.placement import RESULTS_FOLDER
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
 SEED = 0
-# Resamples drawn per numpy call: bounds memory at CHUNK x rows indices.
+# Resamples drawn per numpy call: bounds memory at CHUNK x rows.
 CHUNK = 500
+# Up to this many distinct row differences, resamples are drawn as counts (resampled_means).
+FEW_VALUES = 64
 _REPEAT_SUFFIX = re.compile(r"^(?P<name>.+?)(?:-(?P<number>\d+))?$")
 
 
@@ -141,18 +143,28 @@ def paired_arrays(a: RowScores, b: RowScores) -> tuple[np.ndarray, np.ndarray]:
     return np.array([a.scores[row] for row in order]), np.array([b.scores[row] for row in order])
 
 
+def resampled_means(differences: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The mean of ``resamples`` resamples of the rows, drawn with replacement.
+
+    Drawing n rows with replacement is drawing how many times each distinct value comes
+    up (a multinomial over the values' shares). Right/wrong rows differ by -1, 0 or 1,
+    so that costs a few numbers per resample instead of n (20,000 rows: 0.01 s instead
+    of 4 s); many distinct values (graded scores) draw the rows themselves.
+    """
+    rows = len(differences)
+    values, counts = np.unique(differences, return_counts=True)
+    if len(values) <= FEW_VALUES:
+        return rng.multinomial(rows, counts / rows, size=resamples) @ values / rows
+    return differences[rng.integers(0, rows, size=(resamples, rows))].mean(axis=1)
+
+
 def bootstrap_interval(
     differences: np.ndarray, resamples: int = RESAMPLES, confidence: float = CONFIDENCE, seed: int = SEED
 ) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean of ``differences`` (rows resampled with replacement)."""
     rng = np.random.default_rng(seed)
-    rows = len(differences)
-    means = np.concatenate(
-        [
-            differences[rng.integers(0, rows, size=(min(CHUNK, resamples - start), rows))].mean(axis=1)
-            for start in range(0, resamples, CHUNK)
-        ]
-    )
+    chunks = [min(CHUNK, resamples - start) for start in range(0, resamples, CHUNK)]
+    means = np.concatenate([resampled_means(differences, size, rng) for size in chunks])
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
