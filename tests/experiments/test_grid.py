@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from topic_data import write_topic_csvs
 
@@ -261,3 +262,21 @@ def test_compressed_starts_are_an_axis_compressed_once_each(cli, tiny_model, tmp
     )
     refused = cli("--yard", yard, "grid", bad, "--dry-run")
     assert refused.exit_code == 2 and "sets 'model', which the grid decides" in refused.stderr
+
+
+def test_cells_that_differ_only_by_seed_get_their_mean_and_spread(cli, tiny_model, tmp_path) -> None:
+    import statistics
+
+    spec = write_experiment(tmp_path, [tiny_model("bert")], strategies=["full"], seeds=[1, 2, 3])
+    yard = tmp_path / "yard"
+    result = cli("--yard", yard, "grid", spec)
+    assert result.exit_code == 0, result.stderr
+    path = yard / "experiments" / EXPERIMENT / "seeds.csv"
+    assert f"mean and spread over seeds: {path}" in result.stderr
+    scores = [float(row["topics"]) for row in metrics_table(yard).values()]
+    with open(path) as handle:
+        [row] = list(csv.DictReader(handle))
+    assert (row["strategy"], row["task"], row["seeds"], row["lora_rank"]) == ("full", "topics", "3", "")
+    assert float(row["mean"]) == pytest.approx(statistics.fmean(scores), abs=1e-6)
+    assert float(row["sd"]) == pytest.approx(statistics.stdev(scores), abs=1e-6)
+    assert (float(row["min"]), float(row["max"])) == (pytest.approx(min(scores)), pytest.approx(max(scores)))

@@ -181,6 +181,9 @@ def eval_grid_command(
 ) -> None:
     """Evaluate every model on every task; resumable, with a results JSON and a heatmap.
 
+    Every two models are then compared row by row on each task (eval_grid_paired.csv:
+    paired difference, bootstrap interval, McNemar's exact p-value).
+
     --models A B C and --tasks t1 t2 (GLUE names or data folders) take several values each,
     or come from --config grid.yaml (keys models:, tasks:). Cells already done are skipped.
 
@@ -223,6 +226,8 @@ def eval_grid_command(
     for cell in failed:
         note(f"failed: {cell.model} x {cell.task}: {cell.error}")
     note(f"computed {result.computed} cell(s); results: {result.folder / 'eval_grid_results.json'}")
+    if result.paired is not None:
+        note(f"every two models row by row (difference, bootstrap interval, McNemar p): {result.paired}")
     if failed:
         sys.exit(1)
 

@@ -81,6 +81,8 @@ def grid(
     if result.cells:
         out.print(str(result.folder / "metrics.csv"))
         note(f"ran {result.ran} cell(s) of {len(result.cells)}")
+    if result.seeds is not None:
+        note(f"mean and spread over seeds: {result.seeds}")
     if result.search is not None:
         print_search(*result.search, spec.search)
     if any(plan.state == "failed" for plan in result.cells):

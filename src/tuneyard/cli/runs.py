@@ -269,6 +269,9 @@ def compare(
     """Config and metric differences of two or more artifacts, side by side, with metric deltas.
 
     The last columns hold each metric's difference from the first artifact (B - A).
+    With --format table, every eval that the first and another artifact both have (same
+    task and split) is then compared row by row: the paired difference B - A, its 95%
+    bootstrap interval and McNemar's exact p-value. Rows that differ are refused.
 
     Example: tuneyard runs compare bert_r64 bert_r128 --format csv
     """
@@ -291,6 +294,32 @@ def compare(
     if not rows and fmt is OutputFormat.table:
         note("no differences (--all shows every field).")
     out.out(format_rows(fmt, columns, rows), end="")
+    if fmt is OutputFormat.table:
+        for record in records[1:]:
+            print_paired(yard.absolute(records[0]["path"]), yard.absolute(record["path"]))
+
+
+def print_paired(first: Path, second: Path) -> None:
+    """The row-by-row comparison of every eval two artifacts share (B - A)."""
+    from tuneyard.evaluate.paired import CONFIDENCE, RESAMPLES, SEED, compare_artifacts
+
+    comparison = compare_artifacts(first, second)
+    for name in comparison.without_rows:
+        note(f"{name}: no per-row scores on either side (perplexity or regression), not paired.")
+    if not comparison.compared:
+        note(f"no eval of the same task and split in both {first.name} and {second.name}: nothing paired.")
+        return
+    out.out(f"\npaired on the same rows, B - A: A = {first.name}, B = {second.name}")
+    for name, paired in comparison.compared:
+        out.out(
+            f"  {name}  {paired.metric}  n={paired.rows}  A {paired.mean_a:.4f}  B {paired.mean_b:.4f}  "
+            f"diff {paired.difference:+.4f}  {CONFIDENCE:.0%} CI [{paired.low:+.4f}, {paired.high:+.4f}]  "
+            f"McNemar p={paired.p_value:.4g} (A better on {paired.a_better} rows, B on {paired.b_better})"
+        )
+    out.out(
+        f"CI: percentile bootstrap, {RESAMPLES:,} resamples of the rows (seed {SEED}); "
+        "p: exact binomial test on the rows where A and B differ."
+    )
 
 
 @runs_app.command("aggregate")

@@ -2,7 +2,8 @@
 
 The grid folder (``experiments/{experiment}/`` or ``--output-dir``) holds
 ``eval_grid_results.json``, rewritten atomically after every cell, and
-``eval_grid_heatmap.png``. Running the same grid again skips the cells already
+``eval_grid_heatmap.png``, and ``eval_grid_paired.csv``: every two models on each task
+compared row by row (:mod:`tuneyard.evaluate.paired`). Running the same grid again skips the cells already
 complete, so an interrupted grid (Ctrl-C, a lost machine) only computes what is
 missing. Each cell is an ordinary ``tuneyard eval``: a model in the yard gets its
 results and manifest metrics as usual; a model outside it gets them under
@@ -11,6 +12,9 @@ results and manifest metrics as usual; a model outside it gets them under
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +25,7 @@ from tuneyard.components.throughput import json_number
 from tuneyard.errors import EvaluationError, TuneyardError
 from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
+from tuneyard.evaluate.paired import compare_evals, row_scores
 from tuneyard.evaluate.placement import owning_artifact
 from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, Status, update_manifest, utc_now, write_manifest
@@ -31,6 +36,11 @@ if TYPE_CHECKING:
 
 RESULTS_FILE = "eval_grid_results.json"
 HEATMAP_FILE = "eval_grid_heatmap.png"
+PAIRED_FILE = "eval_grid_paired.csv"
+PAIRED_COLUMNS = [
+    "task", "model_a", "model_b", "metric", "rows", "mean_a", "mean_b", "difference",
+    "ci_low", "ci_high", "a_better", "b_better", "p_value", "refused",
+]  # fmt: skip
 
 # Called after each cell: (cell number from 1, number of cells, model label, task label, state),
 # state being "skipped" (done earlier), "complete" or "failed".
@@ -123,6 +133,7 @@ class GridResult:
     cells: dict[tuple[str, str], GridCell]
     computed: int
     heatmap: Path | None
+    paired: Path | None = None
 
     def document(self, options: GridOptions) -> dict[str, Any]:
         """The content of ``eval_grid_results.json``."""
@@ -132,6 +143,7 @@ class GridResult:
             "tasks": [asdict(axis) for axis in self.tasks],
             "cells": [asdict(cell) for cell in self.cells.values()],
             "heatmap": HEATMAP_FILE if self.heatmap else None,
+            "paired": PAIRED_FILE if self.paired else None,
             "updated": utc_now(),
         }
 
@@ -183,10 +195,49 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
             if progress is not None:
                 progress(number, total, model.label, task.label, state)
     result.heatmap = _draw_heatmap(result, options)
+    result.paired = write_paired_table(result, yard)
     yard.storage.write_text(folder / RESULTS_FILE, json.dumps(result.document(options), indent=2) + "\n")
     failed = any(cell.status != "complete" for cell in cells.values())
     _register_experiment(folder, yard, options, "failed" if failed else "complete")
     return result
+
+
+def write_paired_table(result: GridResult, yard: Yard) -> Path | None:
+    """``eval_grid_paired.csv``: every two models on each task, row by row (B - A, A listed first).
+
+    Cells whose eval has per-row scores take part (perplexity and regression evals have
+    none). A pair whose rows differ (a cell kept from an earlier run with other
+    ``--nb-eval-samples``) keeps the refusal in ``refused`` rather than stopping the grid.
+    None when no two models could be paired.
+    """
+    rows: list[list[Any]] = []
+    for task in result.tasks:
+        scored = []
+        for model in result.models:
+            cell = result.cells.get((model.key, task.key))
+            if cell is not None and cell.status == "complete" and cell.results:
+                scores = row_scores(yard.absolute(cell.results))
+                if not isinstance(scores, str):
+                    scored.append((model.label, scores))
+        for (label_a, a), (label_b, b) in itertools.combinations(scored, 2):
+            try:
+                paired = compare_evals(a, b)
+            except EvaluationError as exc:
+                rows.append([task.label, label_a, label_b, a.metric, *[None] * 9, exc.message])
+                continue
+            numbers = [paired.mean_a, paired.mean_b, paired.difference, paired.low, paired.high]
+            rows.append([
+                task.label, label_a, label_b, paired.metric, paired.rows, *(round(x, 6) for x in numbers),
+                paired.a_better, paired.b_better, float(f"{paired.p_value:.6g}"), "",
+            ])  # fmt: skip
+    if not rows:
+        return None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PAIRED_COLUMNS)
+    writer.writerows(rows)
+    yard.storage.write_text(result.folder / PAIRED_FILE, buffer.getvalue())
+    return result.folder / PAIRED_FILE
 
 
 def _evaluate_cell(

@@ -6,7 +6,8 @@ the grid trains on, prepared once), ``compressed/`` (the compressed starts,
 cell), ``finetune_logs/{name}-{id}.log`` (:mod:`tuneyard.experiments.cell_log`),
 ``grader_logs/{model}-{task}`` (links to each evaluation's folder),
 ``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`)
-and ``metrics.csv`` (one row per cell: its axes, state and eval scores).
+``metrics.csv`` (one row per cell: its axes, state and eval scores) and ``seeds.csv``
+(cells that differ only by seed: the mean and spread of their scores).
 
 Each cell's state is read from its run folder's manifest, so a rerun is exact: a
 complete cell is skipped, a cell whose run was interrupted (its manifest still says
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 CHECKPOINTS = "finetuned_checkpoints"
 GRADER_LOGS = "grader_logs"
 METRICS_FILE = "metrics.csv"
+SEEDS_FILE = "seeds.csv"
 # What a cell's run folder says about it; "new" when there is none yet.
 STATES = ("new", "complete", "interrupted", "failed")
 
@@ -65,6 +67,7 @@ class ExperimentResult:
     ran: int
     evals: GridResult | None
     search: tuple[float, list[MethodResult]] | None = None  # dense's score, each method's bisection
+    seeds: Path | None = None  # seeds.csv: the spread of cells that differ only by seed
 
 
 def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
@@ -134,10 +137,12 @@ def run_experiment(
     evals = run_evals(spec, yard, plans) if spec.evals is not None else None
     if evals is not None:
         link_grader_logs(folder / GRADER_LOGS, evals, yard)
+    seeds = None
     if plans:
         write_metrics(folder / METRICS_FILE, plans, evals, yard)
+        seeds = write_seed_spread(folder / SEEDS_FILE, plans, evals, yard)
     search = run_search(spec.search, folder, yard, on_probe) if spec.search is not None else None
-    return ExperimentResult(folder, plans, ran, evals, search)
+    return ExperimentResult(folder, plans, ran, evals, search, seeds)
 
 
 def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execution) -> CellTask:
@@ -201,8 +206,8 @@ def link_grader_logs(logs: Path, evals: GridResult, yard: Yard) -> None:
         os.replace(temporary, logs / name)
 
 
-def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> None:
-    """``metrics.csv``: a row per cell (axes, id, state, run folder) and its main eval score per task."""
+def plan_scores(plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> list[list[Any]]:
+    """Each cell's main eval score on each task of the eval grid (None where it has none)."""
     tasks = evals.tasks if evals is not None else []
     scores: dict[tuple[str, str], Any] = {}
     if evals is not None:
@@ -210,14 +215,55 @@ def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, y
             scores[(model, task)] = (
                 cell.metrics.get(cell.main_metric or "") if cell.status == "complete" else None
             )
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["cell", "name", *AXES, "state", "run", *(task.label for task in tasks)])
+    table = []
     for plan in plans:
         run = yard.relative(plan.folder)
         model_key = yard.relative(plan.folder / "best") if (plan.folder / "best").is_dir() else run
+        table.append([scores.get((model_key, task.key)) for task in tasks])
+    return table
+
+
+def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> None:
+    """``metrics.csv``: a row per cell (axes, id, state, run folder) and its main eval score per task."""
+    tasks = evals.tasks if evals is not None else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["cell", "name", *AXES, "state", "run", *(task.label for task in tasks)])
+    for plan, scores in zip(plans, plan_scores(plans, evals, yard), strict=True):
         writer.writerow([
-            plan.cell.id, plan.cell.name, *(plan.cell.axes[axis] for axis in AXES), plan.state, run,
-            *(scores.get((model_key, task.key)) for task in tasks),
+            plan.cell.id, plan.cell.name, *(plan.cell.axes[axis] for axis in AXES), plan.state,
+            yard.relative(plan.folder), *scores,
         ])  # fmt: skip
     yard.storage.write_text(path, buffer.getvalue())
+
+
+def write_seed_spread(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> Path | None:
+    """``seeds.csv``: cells that differ only by seed, grouped: per task the mean and spread of their scores.
+
+    A row per group of two or more seeds (every axis but ``seed`` equal) and task with a
+    score: ``seeds`` (how many scored), ``mean``, ``sd`` (sample standard deviation,
+    n - 1), ``min`` and ``max``. How far seeds alone move a score is the noise any other
+    axis's difference must beat. None (no file) when no group has two scored seeds.
+    """
+    import statistics
+
+    tasks = evals.tasks if evals is not None else []
+    varied = [axis for axis in AXES if axis != "seed"]
+    groups: dict[tuple[Any, ...], list[list[Any]]] = {}
+    for plan, scores in zip(plans, plan_scores(plans, evals, yard), strict=True):
+        groups.setdefault(tuple(plan.cell.axes[axis] for axis in varied), []).append(scores)
+    rows = []
+    for axes, members in groups.items():
+        for index, task in enumerate(tasks):
+            values = [float(scores[index]) for scores in members if scores[index] is not None]
+            if len(values) >= 2:
+                numbers = [statistics.fmean(values), statistics.stdev(values), min(values), max(values)]
+                rows.append([*axes, task.label, len(values), *(round(x, 6) for x in numbers)])
+    if not rows:
+        return None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*varied, "task", "seeds", "mean", "sd", "min", "max"])
+    writer.writerows(rows)
+    yard.storage.write_text(path, buffer.getvalue())
+    return path
