@@ -126,6 +126,16 @@ def test_eval_of_an_audio_model_writes_the_text_classifier_files_and_audio_secon
     assert summary["audio_seconds_per_second"] == pytest.approx(heard / summary["seconds"], rel=0.01)
     assert heard < 36 * 1.0  # some clips are shorter than the window: padding would have counted 36 s
 
+    # An unreadable clip in the split evaluated: refused by row, and no results folder is filed.
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    one_each = [sorted((words / "test" / label).glob("*.wav"))[0] for label in ("no", "stop")]
+    test_rows = [(str(p), p.parent.name) for p in one_each] + [(str(junk), "yes")]  # every label
+    broken = write_table(tmp_path / "broken", {"test": test_rows})
+    refused = cli("--yard", yard, "eval", "--checkpoint", run / "best", "--data", broken, "--split", "test")
+    assert refused.exit_code == 2 and "test row 2 (junk.wav) could not be decoded as audio" in refused.stderr
+    assert [path.name for path in (run / "evaluation_results").iterdir()] == [audio.name]
+
 
 def test_bad_audio_rows_are_refused_by_row_with_the_fix_and_nothing_written(
     cli, tmp_path, words, audio_model
