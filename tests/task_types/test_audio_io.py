@@ -115,6 +115,8 @@ def test_eval_of_an_audio_model_writes_the_text_classifier_files_and_audio_secon
         summary = {row["metric"]: float(row["value"]) for row in csv.DictReader(handle)}
     throughput = json.loads((audio / "metrics.json").read_text())["throughput"]
     assert throughput["audio_seconds_per_second"] == summary["audio_seconds_per_second"] > 0
+    manifest = json.loads((run / "manifest.json").read_text())["metrics"][audio.name]
+    assert manifest["audio_seconds_per_second"] == summary["audio_seconds_per_second"]
 
     # The audio counted is each clip's own, cropped to --max-seconds 1, padding not counted.
     from torchcodec.decoders import AudioDecoder
