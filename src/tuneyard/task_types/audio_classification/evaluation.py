@@ -66,7 +66,7 @@ def evaluate_audio(
     features = extract(dataset, extractor, options, split)
     names = model_inputs(model, features)
     window = window_samples(extractor, options.max_seconds)
-    features = features.with_format("torch", columns=[*names, "attention_mask"])
+    features = features.with_format("torch", columns=list(dict.fromkeys([*names, "attention_mask"])))
     device = next(model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
