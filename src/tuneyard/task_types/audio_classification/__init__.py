@@ -3,8 +3,9 @@
 Speech encoders (Wav2Vec2, HuBERT, Whisper's encoder, any model
 ``AutoModelForAudioClassification`` builds) with their ``AutoFeatureExtractor``, on an
 audiofolder or a prepared audio dataset. Its parts live beside this module: ``data``
-(rows and labels), ``features`` (decoding, resampling, crop/pad and the cached
-extraction), ``model`` (loading), ``evaluation`` and ``options`` (``--max-seconds``).
+(rows and labels, from an audiofolder or a table of audio paths), ``features`` (decoding,
+resampling, crop/pad and the cached extraction), ``model`` (loading, for training and for
+compress), ``evaluation`` and ``options`` (``--max-seconds``, ``--no-resample``).
 The classifier parts every input kind shares (head, output space, metrics, the eval
 files) are reused from :mod:`tuneyard.task_types.classifier` and sequence classification.
 """

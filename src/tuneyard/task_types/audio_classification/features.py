@@ -65,18 +65,18 @@ def read_clip(value: dict[str, Any], rate: int, where: str, options: AudioOption
         raise DataError(f"{where} is an empty audio file.", "Remove the row or re-record the clip.")
     try:
         decoder = AudioDecoder(source, sample_rate=rate, num_channels=1)
+        native = decoder.metadata.sample_rate
+        if not options.resample and native != rate:  # refused before decoding the whole clip
+            raise DataError(
+                f"{where} is sampled at {native} Hz, the model's feature extractor takes {rate} Hz, "
+                "and --no-resample refuses to resample it.",
+                f"Convert the files to {rate} Hz (e.g. ffmpeg -i IN -ar {rate} OUT), or drop "
+                "--no-resample to let torchcodec resample them.",
+            )
         samples = decoder.get_all_samples().data
     except (RuntimeError, ValueError) as exc:
         reason = re.sub(r"^.*\.cpp:\d+, ", "", str(exc)).strip()  # torchcodec's C++ location is noise
         raise DataError(f"{where} could not be decoded as audio: {reason}", FIX) from None
-    native = decoder.metadata.sample_rate
-    if not options.resample and native != rate:
-        raise DataError(
-            f"{where} is sampled at {native} Hz, the model's feature extractor takes {rate} Hz, "
-            "and --no-resample refuses to resample it.",
-            f"Convert the files to {rate} Hz (e.g. ffmpeg -i IN -ar {rate} OUT), or drop --no-resample "
-            "to let torchcodec resample them.",
-        )
     if samples.numel() == 0:
         raise DataError(
             f"{where} is an empty audio clip (no samples).", "Remove the row or re-record the clip."
