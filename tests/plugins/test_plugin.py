@@ -111,6 +111,13 @@ def test_a_plugin_task_type_finetunes_and_evaluates_through_the_cli(
     majority = max(tags.count("function"), tags.count("content")) / len(tags)
     assert accuracy > majority, f"accuracy {accuracy:.3f} does not beat always-{majority:.3f}"
 
+    # The plugin declares no compression role: compress refuses its models by name.
+    compress = ("compress", "--checkpoint", run / "best", "--method", "standard", "--ratio", "0.5")
+    refused = tuneyard(plugin_path, "--yard", yard, *compress)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert "task type token_classification does not say how to compress" in " ".join(refused.stderr.split())
+    assert not (yard / "compressed_models").exists()
+
 
 def test_without_the_plugin_the_task_type_is_unknown(tmp_path, word_tags):
     """The same data read by tuneyard alone: no task type claims the columns, and the default one says so."""

@@ -1,52 +1,28 @@
 """Audio classification: real speech (espeak-ng words, split by voice), tiny speech encoders
 built from configs (Wav2Vec2, HuBERT, Whisper's encoder), trained and evaluated through the CLI.
 
-The words come from scripts/build_spoken_words.py: three words ("no", "stop", "yes"; chance
-is 1/3) in 6 train voices, 2 validation voices and 3 test voices nobody trained on.
+The words come from scripts/build_spoken_words.py (the ``words`` fixture, conftest.py): three
+words ("no", "stop", "yes"; chance is 1/3) in 6 train voices, 2 validation voices and 3 test
+voices nobody trained on. Tables of audio paths, bad audio, eval files, grids and compression:
+test_audio_io.py.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from audio_models import build_tiny_audio_model
 from topic_data import write_topic_csvs
 
 from tuneyard.data.options import ColumnOptions
 from tuneyard.task_types.data_loading import load_task_data
 
-REPO = Path(__file__).resolve().parents[2]
 AUDIO = ("--task-type", "audio_classification")
 # Tiny encoders from scratch learn these words in a few epochs at a high learning rate.
 TRAIN = ("--learning-rate", "2e-3", "--batch-size", "8", "--max-seconds", "1", "-q")
 CHANCE = 1 / 3
-
-
-@pytest.fixture(scope="module")
-def words(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The spoken-word audiofolder, made by the repository's script."""
-    out = tmp_path_factory.mktemp("audio") / "words"
-    script = REPO / "scripts" / "build_spoken_words.py"
-    subprocess.run([sys.executable, str(script), str(out)], check=True, capture_output=True, timeout=120)
-    return out
-
-
-@pytest.fixture(scope="module")
-def audio_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("audio_models")
-    built: dict[str, Path] = {}
-
-    def make(family: str) -> Path:
-        if family not in built:
-            built[family] = build_tiny_audio_model(root / family, family)
-        return built[family]
-
-    return make
 
 
 def test_an_audiofolder_is_read_as_audio_rows_with_unseen_test_voices(words) -> None:
@@ -84,20 +60,23 @@ def test_features_are_resampled_cropped_padded_and_extracted_once(words, audio_m
     from transformers import AutoFeatureExtractor
 
     from tuneyard.task_types.audio_classification.features import extract
+    from tuneyard.task_types.audio_classification.options import AudioOptions
 
     extractor = AutoFeatureExtractor.from_pretrained(audio_model("wav2vec2"))
     rows = load_task_data(data_dir=words, columns=ColumnOptions(task_type="audio_classification"))
     train = rows.splits["train"]
-    short = extract(train, extractor, 0.25, "train")  # crops every clip (all are longer than 0.25 s)
+    short = extract(
+        train, extractor, AudioOptions(max_seconds=0.25), "train"
+    )  # crops every clip (all are longer than 0.25 s)
     assert {len(values) for values in short["input_values"]} == {4000}  # 0.25 s at 16 kHz
-    padded = extract(train, extractor, 1.0, "train")
+    padded = extract(train, extractor, AudioOptions(max_seconds=1.0), "train")
     masks = padded["attention_mask"]
     assert {len(mask) for mask in masks} == {16000}
     heard = [sum(mask) for mask in masks]  # the clip's own samples (22.05 kHz resampled to 16 kHz)
     assert all(4000 < n < 16000 for n in heard), (min(heard), max(heard))
     cache = Path(padded.cache_files[0]["filename"])
     written = cache.stat().st_mtime_ns
-    again = extract(train, extractor, 1.0, "train")
+    again = extract(train, extractor, AudioOptions(max_seconds=1.0), "train")
     assert (
         again.cache_files == padded.cache_files and cache.stat().st_mtime_ns == written
     )  # not extracted again
@@ -171,7 +150,8 @@ def test_an_empty_audio_file_is_refused_by_name(cli, tmp_path, words, audio_mode
         "--yard", yard, "finetune", "--checkpoint", audio_model("wav2vec2"), "--data", broken, *AUDIO
     )
     assert result.exit_code == 2, result.stderr
-    assert "error:" in result.stderr.lower() and "empty.wav" in result.stderr and "train row" in result.stderr
+    assert "error:" in result.stderr.lower() and "train row" in result.stderr
+    assert "(empty.wav) is an empty audio file" in result.stderr and "Remove the row" in result.stderr
     assert not (yard / "models").exists()  # refused before a run folder exists
 
 

@@ -89,9 +89,15 @@ def eval_command(
     result = outcome.result
     _print_scores(result.metrics, result.main_metric)
     speed = result.throughput
+    rates = "".join(
+        f", {value:.1f} {unit.replace('_', ' ')}"
+        for unit, value in speed.rates().items()
+        if unit.endswith("_second")
+    )
     note(
-        f"{speed.samples} examples in {speed.seconds:.2f} s ({speed.samples_per_second:.1f} samples/s) "
-        f"on {speed.device}, peak memory {speed.peak_memory_mb:.0f} MiB"
+        f"{speed.samples} examples in {speed.seconds:.2f} s "
+        f"({speed.samples_per_second:.1f} samples/s{rates}) on {speed.device}, "
+        f"peak memory {speed.peak_memory_mb:.0f} MiB"
     )
     note(f"results: {outcome.folder}")
     if outcome.artifact is not None:

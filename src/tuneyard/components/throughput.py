@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import resource
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ class Throughput:
     device: str
     peak_memory_mb: float
     memory_measure: str  # "cuda_max_allocated" or "process_max_rss"
+    # How much of the input besides its samples the passes took, by unit ({"audio_seconds": 36.0}):
+    # a sample's size varies by task type, so each amount is reported with its own rate per second.
+    amounts: dict[str, float] = field(default_factory=dict)
 
     @property
     def samples_per_second(self) -> float:
@@ -50,8 +53,17 @@ class Throughput:
             "samples": self.samples,
             "seconds": round(self.seconds, 4),
             "samples_per_second": round(self.samples_per_second, 2),
+            **self.rates(),
             "peak_memory_mb": round(self.peak_memory_mb, 1),
         }
+
+    def rates(self) -> dict[str, float]:
+        """Each of :attr:`amounts` and its rate per second (``audio_seconds_per_second``), rounded."""
+        rates: dict[str, float] = {}
+        for unit, amount in self.amounts.items():
+            per_second = amount / self.seconds if self.seconds > 0 else float("inf")
+            rates |= {unit: round(amount, 2), f"{unit}_per_second": round(per_second, 2)}
+        return rates
 
 
 def json_number(value: float) -> float | None:

@@ -257,10 +257,17 @@ def _task_type_for(options: CompressOptions, spec: TaskSpec | None) -> TaskType:
 
 
 def _load_subject(task_type: TaskType, options: CompressOptions, spec: TaskSpec | None) -> CompressionSubject:
-    """The dense model to compress, shaped by its task type (refusing a compressed one)."""
+    """The dense model to compress, shaped by its task type (refusing a compressed one, and one
+    whose task type declares no compression role: a plugin's may not)."""
     if Path(options.model).is_dir() and is_compressed_folder(Path(options.model)):
         raise CompressionError(
             f"{options.model} is already a compressed model.", "Compress the original (dense) model instead."
+        )
+    if task_type.compression is None:
+        raise CompressionError(
+            f"{options.model} is a {task_type.name} model, and task type {task_type.name} does not "
+            "say how to compress its models (it has no compression role).",
+            "Compress a model of another task type, or give that task type a CompressionRole.",
         )
     return task_type.compression.load_for_compression(options.model, spec, options.seed)
 

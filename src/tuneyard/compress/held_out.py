@@ -8,6 +8,9 @@ read exactly the same tokens. Every model is also measured by its *output error*
 relative distance between the compressed and the dense model's last hidden states,
 ``||H' - H||_F / ||H||_F``, over the real tokens of those rows only (padding positions
 carry no meaning, and counting them would dilute or inflate the error by batch shape).
+The batches are the task type's model inputs, whatever they are (token ids, a speech
+encoder's samples); an attention mask at another resolution than the hidden states (a
+speech encoder's, over samples) cannot pick positions, and every position counts.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class HeldOut:
         )
         if not batches:
             return cls()
-        rows = sum(len(batch["input_ids"]) for batch in batches)
+        rows = sum(len(next(iter(batch.values()))) for batch in batches)
         before = task_type.compression.held_out_scores(model, batches)
         return cls(task_type, batches, rows, before, reference=final_hidden_states(model, batches))
 
@@ -86,14 +89,12 @@ def final_hidden_states(model: Any, batches: list[Batch]) -> list[torch.Tensor]:
     states = []
     with torch.inference_mode():
         for batch in batches:
-            inputs = {
-                name: tensor.to(device)
-                for name, tensor in batch.items()
-                if name in ("input_ids", "attention_mask", "token_type_ids")
-            }
+            inputs = {name: tensor.to(device) for name, tensor in batch.items() if name != "labels"}
             hidden = model(**inputs, output_hidden_states=True).hidden_states[-1]
-            mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).bool()
-            states.append(hidden[mask].float().cpu())
+            mask = inputs.get("attention_mask")
+            if mask is None or mask.shape != hidden.shape[:2]:
+                mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+            states.append(hidden[mask.bool()].float().cpu())
     return states
 
 

@@ -30,6 +30,11 @@ class ColumnOptions(StrictModel):
         default=None, description="Second text column (sentence pairs)."
     )
     label_column: Annotated[str, DATA] = Field(default="label", description="Label column of --data files.")
+    audio_column: Annotated[str, DATA] = Field(
+        default="audio",
+        description="Audio column of --data CSV/JSONL/Parquet files: file paths (relative to the file, "
+        "or absolute) or embedded audio.",
+    )
     task_type: Annotated[str | None, Cli(panel="Data", choices_from="tuneyard.task_types:TASK_TYPES")] = (
         Field(
             default=None, description="Task type of a --data folder (default: recognised from its columns)."

@@ -104,6 +104,8 @@ def evaluate_model(
     scores = {name: json_number(value) for name, value in result.metrics.items()}
     numbers = result.throughput.numbers()
     scores.update(samples_per_second=numbers["samples_per_second"], peak_memory_mb=numbers["peak_memory_mb"])
+    rates = result.throughput.rates()  # audio_seconds_per_second ... beside samples_per_second
+    scores.update({name: value for name, value in rates.items() if name.endswith("_per_second")})
     record_in_manifest(yard, placement, scores, final)
     return EvalOutcome(
         result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key

@@ -134,8 +134,9 @@ class DataRole(ABC):
     def check_trainable(self, data: TaskData) -> None:
         """Refuse data that cannot train a model (a single class, no targets); nothing by default."""
 
-    def check_lengths(self, data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
-        """Refuse rows that cannot train within ``max_length`` tokens; notes for the user on what is cut."""
+    def check_lengths(self, data: TaskData, tokenizer: Any, settings: TrainingSettings) -> list[str]:
+        """Refuse rows that cannot train with ``settings`` (too long for its ``max_length``, at odds
+        with its task options), before a run folder exists; notes for the user on what is cut."""
         return []
 
     def fitting_max_length(

@@ -250,7 +250,7 @@ def prepare_from_plan(plan: FinetunePlan, yard: Yard, data: TaskData | None = No
     plan, tokenizer = load_run_tokenizer(plan, task_type, data)
     plan, notes = fit_max_length(plan, task_type, data, tokenizer)
     options = plan.options
-    notes += task_type.data.check_lengths(data, tokenizer, options.max_length)
+    notes += task_type.data.check_lengths(data, tokenizer, training_settings(options, task_type))
     quantization = strategy.quantization_config() if hasattr(strategy, "quantization_config") else None
     settings = LoadSettings(dtype=options.dtype, quantization=quantization)
     model = task_type.model.load(plan.parent, data.spec, options.reset_head, options.seed, settings)

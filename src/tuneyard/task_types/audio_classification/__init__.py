@@ -3,8 +3,9 @@
 Speech encoders (Wav2Vec2, HuBERT, Whisper's encoder, any model
 ``AutoModelForAudioClassification`` builds) with their ``AutoFeatureExtractor``, on an
 audiofolder or a prepared audio dataset. Its parts live beside this module: ``data``
-(rows and labels), ``features`` (decoding, resampling, crop/pad and the cached
-extraction), ``model`` (loading), ``evaluation`` and ``options`` (``--max-seconds``).
+(rows and labels, from an audiofolder or a table of audio paths), ``features`` (decoding,
+resampling, crop/pad and the cached extraction), ``model`` (loading, for training and for
+compress), ``evaluation`` and ``options`` (``--max-seconds``, ``--no-resample``).
 The classifier parts every input kind shares (head, output space, metrics, the eval
 files) are reused from :mod:`tuneyard.task_types.classifier` and sequence classification.
 """
@@ -18,6 +19,7 @@ from tuneyard.errors import DataError
 from tuneyard.task_types.audio_classification import data, model
 from tuneyard.task_types.audio_classification.options import AudioOptions
 from tuneyard.task_types.base import (
+    CompressionSubject,
     DataRole,
     EvaluationRole,
     LoadSettings,
@@ -26,12 +28,13 @@ from tuneyard.task_types.base import (
     TrainingSettings,
 )
 from tuneyard.task_types.classifier import ClassifierModel
-from tuneyard.task_types.sequence_classification import ClassifierTraining
+from tuneyard.task_types.sequence_classification import ClassifierCompression, ClassifierTraining
 
 if TYPE_CHECKING:
     import torch
     from datasets import Dataset
 
+    from tuneyard.components.calibration import Batch
     from tuneyard.components.distillation import Teacher
     from tuneyard.data.loading import TaskData
     from tuneyard.data.options import ColumnOptions
@@ -41,23 +44,27 @@ if TYPE_CHECKING:
 
 
 class AudioData(DataRole):
-    """An ``audio`` column (or an audiofolder) with a label."""
+    """An audio column (``--audio-column``; or an audiofolder) with a label."""
 
     def recognize(self, column_names: list[str], columns: ColumnOptions) -> int:
-        return 3 if data.AUDIO_COLUMN in column_names else 0
+        return 3 if columns.audio_column in column_names else 0
 
     def load_folder(
         self, folder: Path, columns: ColumnOptions, require_labels: bool
     ) -> tuple[TaskSpec, dict[str, Dataset]]:
         return data.load_folder(folder, columns, require_labels)
 
-    def check_lengths(self, task_data: TaskData, extractor: Any, max_length: int) -> list[str]:
-        # Every clip decodes (an unreadable or empty file is refused, named, before anything is
-        # written); the note says how long the clips are, for choosing --max-seconds.
+    def check_lengths(self, task_data: TaskData, extractor: Any, settings: TrainingSettings) -> list[str]:
+        # Every clip decodes (an unreadable or empty file, or one at another rate under
+        # --no-resample, is refused, named, before anything is written); the note says how long
+        # the clips are, for choosing --max-seconds.
         from tuneyard.task_types.audio_classification.features import durations
 
+        options = settings.task_options or AudioOptions()
         seconds = [
-            s for split in task_data.splits for s in durations(task_data.split(split), extractor, split)
+            s
+            for split in task_data.splits
+            for s in durations(task_data.split(split), extractor, split, options)
         ]
         return [
             f"clips last {min(seconds):.2f} to {max(seconds):.2f} s; --max-seconds crops longer ones "
@@ -145,7 +152,7 @@ class AudioTraining(ClassifierTraining):
         options = settings.task_options or AudioOptions()
         with main_process_first():
             features = {
-                split: extract(task_data.split(split), extractor, options.max_seconds, split)
+                split: extract(task_data.split(split), extractor, options, split)
                 for split in ("train", "validation")
             }
         return Trainer(
@@ -158,6 +165,24 @@ class AudioTraining(ClassifierTraining):
             compute_metrics=trainer_metrics(task_data.spec),
             callbacks=callbacks,
         )
+
+
+class AudioCompression(ClassifierCompression):
+    """The audio classifier and its extractor; calibration rows are the cached features.
+
+    Compress takes no task options: calibration clips are cropped/padded to the default
+    ``--max-seconds`` (a fixed-window extractor, Whisper's, to its own window).
+    """
+
+    def load_for_compression(self, model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
+        return model.load_for_compression(model_id, spec, seed)
+
+    def calibration_batches(
+        self, tokenizer: Any, rows: Dataset, spec: TaskSpec, batch_size: int, max_length: int
+    ) -> list[Batch]:
+        from tuneyard.task_types.audio_classification.features import feature_batches
+
+        return feature_batches(tokenizer, rows, batch_size, AudioOptions(), "calibration")
 
 
 class AudioEvaluation(EvaluationRole):
@@ -179,9 +204,7 @@ class AudioEvaluation(EvaluationRole):
         from tuneyard.task_types.audio_classification.evaluation import evaluate_audio
 
         options = task_options or AudioOptions()
-        return evaluate_audio(
-            classifier, extractor, dataset, spec, split, batch_size, options.max_seconds, progress
-        )
+        return evaluate_audio(classifier, extractor, dataset, spec, split, batch_size, options, progress)
 
 
 TASK_TYPE = TaskType(
@@ -191,5 +214,6 @@ TASK_TYPE = TaskType(
     model=AudioClassifierModel(),
     training=AudioTraining(),
     evaluation=AudioEvaluation(),
+    compression=AudioCompression(),
     options=AudioOptions,
 )

@@ -1,8 +1,10 @@
 """Audio classification rows: ``audio`` (datasets' ``Audio`` feature), ``label`` and ``id``.
 
-Two sources: a folder of split files with an ``audio`` column (what ``tuneyard prepare``
-writes from an audiofolder: the audio bytes in Parquet) and an ``audiofolder`` itself
-(a folder per label, optionally under train/ validation/ test/). Labels come out as int
+Two sources: a folder of split files with an audio column (``--audio-column``, default
+``audio``) and an ``audiofolder`` itself (a folder per label, optionally under train/
+validation/ test/). The split files' audio column holds either the audio itself (what
+``tuneyard prepare`` writes from an audiofolder: the bytes in Parquet) or file paths, relative
+to the split file or absolute (a CSV / JSONL table a user wrote). Labels come out as int
 ids in sorted order of their names, whatever the source.
 """
 
@@ -69,25 +71,63 @@ def standardize(rows: Dataset, label_column: str, label_ids: dict[str, int] | No
     return rows
 
 
+def audio_paths(rows: Dataset, column: str, table: Path, split: str) -> list[str]:
+    """The ``column`` of file paths as absolute paths (a relative one is relative to ``table``'s
+    folder); a blank cell or a missing file is refused with its row."""
+    found = []
+    for index, value in enumerate(rows[column]):
+        where = f"{table} ({split}) row {index}"
+        if value is None or not str(value).strip():
+            raise DataError(f"{where} has no audio path in column {column!r}.", "Fill it in or drop the row.")
+        path = Path(str(value)).expanduser()
+        path = path if path.is_absolute() else table.parent / path
+        if not path.is_file():
+            raise DataError(
+                f"{where}: audio file {value!r} does not exist (looked for {path}).",
+                "Give paths relative to the table file, or absolute ones.",
+            )
+        found.append(str(path.resolve()))
+    return found
+
+
+def audio_rows(rows: Dataset, column: str, table: Path, split: str) -> Dataset:
+    """``rows`` with their audio in an ``audio`` column of datasets' ``Audio`` feature (still
+    undecoded): a column of paths becomes that, an embedded one is renamed."""
+    from datasets import Audio
+
+    if not isinstance(rows.features[column], Audio):
+        paths = audio_paths(rows, column, table, split)
+        rows = rows.remove_columns(column).add_column(column, paths).cast_column(column, Audio())
+    if column != AUDIO_COLUMN:
+        if AUDIO_COLUMN in rows.column_names:
+            rows = rows.remove_columns(AUDIO_COLUMN)
+        rows = rows.rename_column(column, AUDIO_COLUMN)
+    return rows
+
+
 def load_folder(
     folder: Path, columns: ColumnOptions, require_labels: bool
 ) -> tuple[TaskSpec, dict[str, Dataset]]:
-    """Split files with an ``audio`` column, or an audiofolder, as audio classification splits."""
+    """Split files with an audio column (``--audio-column``), or an audiofolder, as audio
+    classification splits."""
     if find_split_files(folder):
         raw, files = read_split_files(folder)
+        audio_column = columns.audio_column
     else:
         raw = read_audiofolder(folder)
         files = {split: folder for split in raw}
+        audio_column = AUDIO_COLUMN  # the column datasets' audiofolder builder names
     label_column = columns.label_column
     for split, rows in raw.items():
-        wanted = [AUDIO_COLUMN] + ([label_column] if require_labels else [])
+        wanted = [audio_column] + ([label_column] if require_labels else [])
         missing = [column for column in wanted if column not in rows.column_names]
         if missing:
             raise DataError(
                 f"{files[split]} ({split}) has no column {missing[0]!r}: its columns are "
                 f"{', '.join(rows.column_names)}.",
-                "Audio rows need an 'audio' column and a label column (--label-column).",
+                "Audio rows need an audio column (--audio-column) and a label column (--label-column).",
             )
+        raw[split] = audio_rows(rows, audio_column, files[split], split)
     has_labels = all(label_column in rows.column_names for rows in raw.values())
     names = label_names_of(raw, label_column) if has_labels else ()
     label_ids = {name: index for index, name in enumerate(names)} if has_labels else None

@@ -1,8 +1,12 @@
 """Audio classification eval: the split's features (cached, as training extracts them), batched
 forward passes, and the same scores and files as text classification.
 
-Every clip has the same length after cropping and padding, so batches need no sorting;
-the throughput reports clips per second, and ``max_length`` is the window in samples.
+Every clip has the same length after cropping and padding, so batches need no sorting.
+The throughput reports clips per second and seconds of audio per second
+(``audio_seconds_per_second``): the audio counted is what the model heard of each clip, its
+own samples after cropping to ``--max-seconds``, padding not counted (the share of the
+extractor's attention mask that is set, times the window); ``max_length`` is the window in
+samples.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from tuneyard.components.throughput import Throughput, peak_memory
 from tuneyard.errors import DataError, EvaluationError
 from tuneyard.task_types.audio_classification.data import audio_sources
 from tuneyard.task_types.audio_classification.features import extract, window_samples
+from tuneyard.task_types.audio_classification.options import AudioOptions
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.sequence_classification.eval_files import ClassificationResult
 from tuneyard.task_types.sequence_classification.evaluation import check_labelled, label_columns, softmax
@@ -46,7 +51,7 @@ def evaluate_audio(
     spec: TaskSpec,
     split: str,
     batch_size: int,
-    max_seconds: float,
+    options: AudioOptions,
     progress: ProgressCallback | None = None,
 ) -> ClassificationResult:
     """Score ``model`` on one split of audio rows: metrics, per-class rows, predictions."""
@@ -58,20 +63,24 @@ def evaluate_audio(
         raise DataError(f"split {split!r} of {spec.name!r} is empty.", "Choose a split with examples.")
     check_labelled(dataset, spec, split)
     columns = label_columns(dict(model.config.id2label), spec)
-    features = extract(dataset, extractor, max_seconds, split)
+    features = extract(dataset, extractor, options, split)
     names = model_inputs(model, features)
-    features = features.with_format("torch", columns=names)
+    window = window_samples(extractor, options.max_seconds)
+    features = features.with_format("torch", columns=list(dict.fromkeys([*names, "attention_mask"])))
     device = next(model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.eval()
     chunks = []
+    heard = 0.0  # seconds of the clips' own audio the model took (see the module)
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(features), batch_size):
             batch = features[start : start + batch_size]
             logits = model(**{name: batch[name].to(device) for name in names}).logits
             chunks.append(logits.float().cpu().numpy())
+            mask = batch["attention_mask"]
+            heard += float(mask.float().mean(dim=1).sum()) * window / extractor.sampling_rate
             if progress is not None:
                 progress(len(chunks[-1]))
     if device.type == "cuda":
@@ -96,9 +105,10 @@ def evaluate_audio(
             samples=len(dataset),
             seconds=seconds,
             batch_size=batch_size,
-            max_length=window_samples(extractor, max_seconds),
+            max_length=window,
             device=str(device),
             peak_memory_mb=memory,
             memory_measure=measure,
+            amounts={"audio_seconds": heard},
         ),
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import ModelError, TrainingError
-from tuneyard.task_types.base import LoadSettings
+from tuneyard.errors import CompressionError, ModelError, TrainingError
+from tuneyard.task_types.base import CompressionSubject, LoadSettings
 from tuneyard.task_types.sequence_classification.model import label_options
 
 if TYPE_CHECKING:
@@ -116,3 +116,35 @@ def load_adapter_base(base: Path | str, adapter: Path) -> Any:
         options |= {"id2label": id2label, "label2id": {label: index for index, label in id2label.items()}}
     with transformers_errors_only():
         return AutoModelForAudioClassification.from_pretrained(base, **options)
+
+
+def load_for_compression(model_id: str, spec: TaskSpec | None, seed: int) -> CompressionSubject:
+    """The audio model to compress, its feature extractor, and the state of its head.
+
+    An audio classifier loads as one (head ``trained``); a bare speech encoder loads as an
+    audio classifier with a seeded new head when a task is given (``untrained``), else as
+    its own class (``none``), as text encoders do in sequence classification.
+    """
+    import torch
+    from transformers import AutoModelForAudioClassification
+
+    from tuneyard.models.loading import load_config, model_class_for, transformers_errors_only
+
+    config = load_config(model_id)
+    labels = spec.num_labels if spec is not None else 0
+    extractor = load_extractor(model_id)
+    if any(is_audio_classifier(name) for name in getattr(config, "architectures", None) or ()):
+        if labels and labels != config.num_labels:
+            raise CompressionError(
+                f"{model_id} classifies into {config.num_labels} labels, the task data has {labels}.",
+                "Calibrate with data of the model's own task, or compress the base encoder.",
+            )
+        model, head = AutoModelForAudioClassification.from_pretrained(model_id), "trained"
+    elif labels and spec is not None:
+        torch.manual_seed(seed)
+        with transformers_errors_only():  # transformers' "newly initialised" warning: compress notes it
+            model = AutoModelForAudioClassification.from_pretrained(model_id, **label_options(spec))
+        head = "untrained"
+    else:
+        model, head = model_class_for(config).from_pretrained(model_id), "none"
+    return CompressionSubject(model.eval(), extractor, head)

@@ -57,10 +57,10 @@ class ChatData(DataRole):
     ) -> tuple[TaskSpec, dict[str, Dataset]]:
         return data.load_folder(folder, columns)
 
-    def check_lengths(self, task_data: TaskData, tokenizer: Any, max_length: int) -> list[str]:
+    def check_lengths(self, task_data: TaskData, tokenizer: Any, settings: TrainingSettings) -> list[str]:
         from tuneyard.task_types.causal_lm.training import check_lengths
 
-        return check_lengths(task_data, tokenizer, max_length)
+        return check_lengths(task_data, tokenizer, settings.max_length)
 
     def fitting_max_length(
         self, task_data: TaskData, tokenizer: Any, checkpoint: StartingCheckpoint
