@@ -94,6 +94,18 @@ def test_whisper_head_is_its_projector_and_classifier_not_its_encoder(audio_mode
     assert role.head_modules(wav2vec2) == ["projector", "classifier"]
 
 
+def test_a_second_run_on_the_same_clips_extracts_no_features(cli, tmp_path, words, audio_model) -> None:
+    # 0.5 s: options no other test uses, so the first run here is the first to extract them.
+    args = ("--checkpoint", audio_model("wav2vec2"), "--data", words, "--max-seconds", "0.5")
+    quick = ("--epochs", "2", "--batch-size", "16", "--learning-rate", "1e-3")
+    runs = [cli("--yard", tmp_path / "yard", "finetune", *args, *quick) for _ in range(2)]
+    assert all(run.exit_code == 0 for run in runs), [run.stderr for run in runs]
+    notes = [next(line for line in run.stderr.splitlines() if "features:" in line) for run in runs]
+    print(*notes, sep="\n")  # with the seconds each took
+    assert "features: 132 clips extracted" in notes[0] and "0 read from the cache" in notes[0]
+    assert "features: 0 clips extracted" in notes[1] and "132 read from the cache" in notes[1]
+
+
 def test_an_audio_model_trains_with_lora_on_a_layer_evaluates_and_merges(
     cli, tmp_path, words, audio_model
 ) -> None:

@@ -179,7 +179,7 @@ def test_no_resample_takes_clips_already_at_the_models_rate(tmp_path, words, aud
     from torchcodec.decoders import AudioDecoder
     from transformers import AutoFeatureExtractor
 
-    from tuneyard.task_types.audio_classification.features import durations
+    from tuneyard.task_types.audio_classification.features import extract
     from tuneyard.task_types.audio_classification.options import AudioOptions
 
     rows = []
@@ -192,7 +192,7 @@ def test_no_resample_takes_clips_already_at_the_models_rate(tmp_path, words, aud
         rows.append((str(target), source.parent.name))
     data = load_task_data(data_dir=write_table(tmp_path / "at16k", {"train": rows, "validation": rows}))
     extractor = AutoFeatureExtractor.from_pretrained(audio_model("wav2vec2"))
-    seconds = durations(data.splits["train"], extractor, "train", AudioOptions(resample=False))
+    seconds = extract(data.splits["train"], extractor, AudioOptions(resample=False), "train")["clip_seconds"]
     assert len(seconds) == 4 and all(0.2 < s < 2 for s in seconds)
 
 

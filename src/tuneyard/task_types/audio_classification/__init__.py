@@ -56,19 +56,25 @@ class AudioData(DataRole):
 
     def check_lengths(self, task_data: TaskData, extractor: Any, settings: TrainingSettings) -> list[str]:
         # Every clip decodes (an unreadable or empty file, or one at another rate under
-        # --no-resample, is refused, named, before anything is written); the note says how long
-        # the clips are, for choosing --max-seconds.
-        from tuneyard.task_types.audio_classification.features import durations
+        # --no-resample, is refused, named, before anything is written) as its features are
+        # extracted into the cache training then reads; the notes say how long the clips are,
+        # for choosing --max-seconds, and how many clips this run had to extract.
+        import time
+
+        from tuneyard.task_types.audio_classification.features import extraction
 
         options = settings.task_options or AudioOptions()
-        seconds = [
-            s
-            for split in task_data.splits
-            for s in durations(task_data.split(split), extractor, split, options)
-        ]
+        started, seconds, extracted = time.perf_counter(), [], 0
+        for split in task_data.splits:
+            features, count = extraction(task_data.split(split), extractor, options, split)
+            seconds += features["clip_seconds"]
+            extracted += count
+        cached = len(seconds) - extracted
         return [
             f"clips last {min(seconds):.2f} to {max(seconds):.2f} s; --max-seconds crops longer ones "
-            "to their start and pads shorter ones with silence."
+            "to their start and pads shorter ones with silence.",
+            f"features: {extracted} clips extracted in {time.perf_counter() - started:.1f} s, "
+            f"{cached} read from the cache (a later epoch, run or eval on these rows extracts none).",
         ]
 
     def check_trainable(self, task_data: TaskData) -> None:

@@ -7,7 +7,9 @@ is refused naming its row and file. A clip is cropped to its first ``max_seconds
 shorter one padded with silence up to that length (a fixed-window extractor, Whisper's,
 pads to its own window instead). The extraction is a ``datasets`` ``map``: its cache file
 is keyed by the rows' fingerprint, the extractor and the options, so a second epoch never
-extracts again and a second run on the same data reads the cached features.
+extracts again and a second run (or eval) on the same data reads the cached features.
+Finetune extracts every split while it checks the data, before a run folder exists: a bad
+clip is refused then, and training reads what that check cached.
 """
 
 from __future__ import annotations
@@ -85,27 +87,36 @@ def read_clip(value: dict[str, Any], rate: int, where: str, options: AudioOption
 
 
 def extract(rows: Dataset, extractor: Any, options: AudioOptions, split: str) -> Dataset:
-    """``rows`` as the extractor's inputs (``input_values`` or ``input_features``) plus ``labels``."""
+    """``rows`` as the extractor's inputs (``input_values`` or ``input_features``), ``labels`` and
+    ``clip_seconds`` (each clip's own length before cropping), from the cache when it has them."""
+    return extraction(rows, extractor, options, split)[0]
+
+
+def extraction(rows: Dataset, extractor: Any, options: AudioOptions, split: str) -> tuple[Dataset, int]:
+    """:func:`extract`'s features and how many clips this call decoded and extracted: 0 when the
+    ``datasets`` cache served them (a later epoch, a second run or eval on the same rows)."""
     rate = extractor.sampling_rate
     window = window_samples(extractor, options.max_seconds)
     keep = min(round(options.max_seconds * rate), window)
+    extracted = [0]  # counted inside the map, which the cache skips (0 when hashed: same fingerprint)
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> Any:
-        arrays = [
-            read_clip(value, rate, f"{split} row {index}", options)[:keep]
+        clips = [
+            read_clip(value, rate, f"{split} row {index}", options)
             for value, index in zip(batch[AUDIO_COLUMN], indices, strict=True)
         ]
+        extracted[0] += len(clips)
         features = extractor(
-            arrays,
+            [clip[:keep] for clip in clips],
             sampling_rate=rate,
             padding="max_length",
             max_length=window,
             truncation=True,
             return_attention_mask=True,
         )
-        return {**features, "labels": batch["label"]}
+        return {**features, "labels": batch["label"], "clip_seconds": [len(clip) / rate for clip in clips]}
 
-    return undecoded(rows).map(
+    features = undecoded(rows).map(
         encode,
         batched=True,
         batch_size=32,
@@ -113,18 +124,7 @@ def extract(rows: Dataset, extractor: Any, options: AudioOptions, split: str) ->
         remove_columns=rows.column_names,
         desc=f"features ({split})",
     )
-
-
-def durations(rows: Dataset, extractor: Any, split: str, options: AudioOptions) -> list[float]:
-    """Each clip's duration in seconds, decoded at the extractor's rate; an unreadable or empty clip
-    (or one at another rate under ``--no-resample``) is refused with its row and file, before a run
-    folder exists: the data role's check calls this."""
-    rate = extractor.sampling_rate
-    audio = undecoded(rows).select_columns([AUDIO_COLUMN])
-    return [
-        len(read_clip(row[AUDIO_COLUMN], rate, f"{split} row {index}", options)) / rate
-        for index, row in enumerate(audio)  # one clip in memory at a time
-    ]
+    return features, extracted[0]
 
 
 def feature_batches(
