@@ -18,7 +18,7 @@ from PIL import Image
 
 import tuneyard
 
-QUICK = ("--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3")
+QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-3")
 SRC = Path(tuneyard.__file__).resolve().parents[1]
 
 # `tuneyard ARGS` in a fresh interpreter, in one of two roles that make two runs' ends
@@ -91,10 +91,10 @@ def start(role: str, yard: Path, *args: object) -> subprocess.Popen[str]:
 
 
 def test_four_runs_two_concurrent_give_one_row_each_and_weight_plots(
-    cli, tiny_model, topics, tmp_path
+    cli, tiny_model, topics_with_test, tmp_path
 ) -> None:
     model = tiny_model("bert", layers=2)
-    common = ("--checkpoint", model, "--data", topics, "--project", "clic", *QUICK)
+    common = ("--checkpoint", model, "--data", topics_with_test, "--project", "clic", *QUICK)
     runs = []
     for strategy in (("--strategy", "lora", "--lora-layers", "0"), ("--strategy", "full")):
         result = cli("--yard", tmp_path, "finetune", *common, *strategy)
@@ -126,6 +126,24 @@ def test_four_runs_two_concurrent_give_one_row_each_and_weight_plots(
     for row in rows:
         assert row["status"] == "complete" and float(row["training.train_runtime"]) > 0
         assert 0 <= float(row["metrics.topics.accuracy"]) <= 1
+
+    # Test scores that `tuneyard eval` adds to a completed run join its row.
+    full = runs[1]
+    scored = cli(
+        "--yard",
+        tmp_path,
+        "eval",
+        "--checkpoint",
+        full / "best",
+        "--data",
+        topics_with_test,
+        "--split",
+        "test",
+    )
+    assert scored.exit_code == 0, scored.stderr
+    rows = {row["name"]: row for row in read_csv(project / "metrics.csv")}
+    assert len(rows) == 4 and 0 <= float(rows["bert_tiny_full"]["metrics.topics_test.accuracy"]) <= 1
+    assert rows["bert_tiny_frozen"]["metrics.topics_test.accuracy"] == ""
 
     norms = {}
     for run in runs:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneyard.yard.project import refresh_project_metrics
+from tuneyard.yard.project import project_folder_of, refresh_project_metrics
 
 if TYPE_CHECKING:
     from tuneyard.train.recipe import PreparedFinetune
@@ -37,9 +37,8 @@ def write_project_outputs(prepared: PreparedFinetune) -> list[Path]:
     from tuneyard.task_types.base import LoadSettings
 
     plan, options, run = prepared.plan, prepared.options, prepared.run
-    project = options.project if options.output_dir is None else None  # filed by the layout
-    folder = prepared.yard.project_folder(project) if project else None
-    if run is None or project is None or folder is None or not run.path.is_relative_to(folder):
+    project = options.project
+    if run is None or project is None or project_folder_of(prepared.yard, run.path, project) is None:
         return []
 
     def load_base() -> object:

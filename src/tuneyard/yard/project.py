@@ -1,6 +1,7 @@
 """A project's ``metrics.csv``: one row per completed run filed under ``outputs/{project}/``.
 
-Rebuilt whole from the index each time a run of the project completes, with the table
+Rebuilt whole from the index each time a run of the project completes (or ``tuneyard
+eval`` adds scores to a completed one), with the table
 of ``tuneyard runs aggregate`` (:func:`~tuneyard.yard.summary.aggregate_table`), and
 replaced atomically. Two runs finishing at once must not each write a table missing the
 other: every run registers its ``complete`` status in the index *before* it refreshes,
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneyard.errors import LayoutError
 from tuneyard.yard.summary import aggregate_table, format_csv
 
 if TYPE_CHECKING:
@@ -29,6 +31,21 @@ def project_runs(yard: Yard, project: str, folder: Path) -> list[dict[str, Any]]
     """
     rows = yard.query(kind="run", project=project, status="complete", sort="created", with_manifest=True)
     return [row["manifest"] for row in rows if yard.absolute(row["path"]).is_relative_to(folder)]
+
+
+def project_folder_of(yard: Yard, run_folder: Path, project: str | None) -> Path | None:
+    """The folder of ``project`` when ``run_folder`` is filed inside it, else None.
+
+    None for a run without a project, one filed elsewhere (``--output-dir``, a grid's
+    cell), or a layout that gives projects no folder of their own.
+    """
+    if not project:
+        return None
+    try:
+        folder = yard.project_folder(project)
+    except LayoutError:  # a name the layout refuses: the run was filed with --output-dir
+        return None
+    return folder if folder is not None and run_folder.resolve().is_relative_to(folder) else None
 
 
 def refresh_project_metrics(yard: Yard, project: str) -> Path | None:
