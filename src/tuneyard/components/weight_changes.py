@@ -84,11 +84,9 @@ def _lora_norms(model: nn.Module, layout: ModelLayout) -> dict[tuple[str, int], 
     norms = {}
     with torch.no_grad():
         for key, module in _block_layers(model, layout).items():
-            adapters = (
-                [name for name in module.active_adapters if name in module.lora_A]
-                if (isinstance(module, LoraLayer))
-                else []
-            )
+            adapters = []
+            if isinstance(module, LoraLayer):
+                adapters = [name for name in module.active_adapters if name in module.lora_A]
             if not adapters:  # a layer --lora-layers or --lora-targets left out: unchanged
                 norms[key] = 0.0
                 continue

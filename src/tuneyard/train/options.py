@@ -124,7 +124,7 @@ class FinetuneOptions(DataOptions):
         default=None,
         description="File under outputs/{project}/{dataset}/{name}; at the end also writes "
         "{name}_weights.png (+ .csv) beside the run and refreshes outputs/{project}/metrics.csv "
-        "(one row per run of the project).",
+        "(one row per completed run of the project).",
     )
 
     trainer: dict[str, Any] = Field(
