@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sqlite3
@@ -44,8 +45,12 @@ def test_two_processes_train_and_only_rank_zero_files_the_run(tiny_model, topics
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    runs = list((tmp_path / "outputs" / "dist" / "topics").iterdir())
+    runs = [path for path in (tmp_path / "outputs" / "dist" / "topics").iterdir() if path.is_dir()]
     assert [path.name for path in runs] == ["bert_tiny_full"]  # no -2 from a second rank, no temp folders
+    # the project outputs, which rank 0 alone writes (the others have no run writer)
+    assert (runs[0].parent / "bert_tiny_full_weights.png").is_file()
+    (row,) = csv.DictReader((tmp_path / "outputs" / "dist" / "metrics.csv").open())
+    assert row["name"] == "bert_tiny_full"
     run = runs[0]
     assert done.stdout.split() == [str(run)]  # one report, from rank 0
     assert done.stderr.count("trainable parameters") == 1
@@ -80,7 +85,7 @@ def test_two_processes_instruction_tune_a_decoder_into_one_run(tiny_decoder, cha
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    runs = list((tmp_path / "outputs" / "dist" / "chat_topics").iterdir())
+    runs = [path for path in (tmp_path / "outputs" / "dist" / "chat_topics").iterdir() if path.is_dir()]
     assert len(runs) == 1 and done.stdout.split() == [str(runs[0])]  # one run, one report from rank 0
     run = runs[0]
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"

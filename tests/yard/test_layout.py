@@ -100,3 +100,12 @@ def test_a_symlink_cannot_lead_a_template_out_of_the_yard(yard: Yard, tmp_path: 
     (yard.root / "exports").symlink_to(outside, target_is_directory=True)
     with pytest.raises(LayoutError, match="resolves outside the yard"):
         yard.target_path("export", name="m")
+
+
+def test_project_folder_is_the_run_template_up_to_its_project_component() -> None:
+    assert Layout().project_folder("clic 2025") == Path("outputs/clic-2025")
+    assert Layout({"run": "{project}/{dataset}/{name}"}).project_folder("p") == Path("p")
+    # no folder of the project's own: no metrics.csv to keep
+    assert Layout({"run": "runs/{dataset}/{name}"}).project_folder("p") is None
+    assert Layout({"run": "runs/{dataset}/{project}/{name}"}).project_folder("p") is None
+    assert Layout({"run": "runs/{project}-{dataset}/{name}"}).project_folder("p") is None

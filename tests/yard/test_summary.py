@@ -46,3 +46,14 @@ def test_compare_lists_only_differences_unless_asked() -> None:
         "[0, 1, 2]",
         None,
     ]
+
+
+def test_a_runs_training_numbers_are_columns_after_the_metrics_but_not_its_last_scores() -> None:
+    trained = {
+        **RECORDS[0],
+        "training": {"train_runtime": 5.2, "trainable_parameters": 3650, "last": {"accuracy": 0.5}},
+    }
+    columns, rows = aggregate_table([trained, RECORDS[1]])
+    assert columns[-2:] == ["training.train_runtime", "training.trainable_parameters"]
+    assert [row[-2:] for row in rows] == [[5.2, 3650.0], [None, None]]
+    assert not any(column.startswith("training.last") for column in columns)

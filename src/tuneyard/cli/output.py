@@ -6,12 +6,12 @@ and stays fast for thousands of rows.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
+
+from tuneyard.yard.summary import format_csv  # shared with a project's metrics.csv
 
 
 class OutputFormat(StrEnum):
@@ -38,15 +38,6 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths)).rstrip()]
     lines.extend("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in texts)
     return "\n".join(lines) + "\n"
-
-
-def format_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """RFC 4180 CSV with a header row; missing values are empty cells."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([["" if value is None else value for value in row] for row in rows])
-    return buffer.getvalue()
 
 
 def format_rows(

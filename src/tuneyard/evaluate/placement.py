@@ -12,7 +12,8 @@ Rules (see docs/evaluate.md):
 * The artifact's manifest gets the scores under ``metrics[{prefix}{task}]`` for the
   validation split, ``metrics[{prefix}{task}_{split}]`` for others, through
   :func:`~tuneyard.yard.manifest.update_manifest` (so a run still training keeps them),
-  and is re-registered in the index.
+  and is re-registered in the index; a completed run of ``finetune --project P`` also gets
+  its row of ``outputs/P/metrics.csv`` rewritten (test scores land there).
 * ``tuneyard generate`` files its answers the same way under ``<artifact>/generations/``
   (files only, no scores).
 * ``--output-dir DIR`` replaces ``<artifact>/evaluation_results``. A model outside the
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from tuneyard.errors import EvaluationError
 from tuneyard.yard.manifest import MANIFEST_FILE, FileEntry, Manifest, list_files, update_manifest
+from tuneyard.yard.project import project_folder_of, refresh_project_metrics
 from tuneyard.yard.root import Yard
 from tuneyard.yard.writer import new_folder
 
@@ -136,4 +138,9 @@ def record_in_manifest(
             }
         manifest.files = [*manifest.files, *added]
 
-    yard.register(update_manifest(artifact, add_scores, yard.storage))
+    manifest = update_manifest(artifact, add_scores, yard.storage)
+    yard.register(manifest)
+    project = manifest.project
+    finished = manifest.kind == "run" and manifest.status == "complete"
+    if finished and project and project_folder_of(yard, artifact, project) is not None:
+        refresh_project_metrics(yard, project)  # the run's row in outputs/P/metrics.csv

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuneyard.components.figure import new_figure, save_png
+from tuneyard.components.figure import new_figure, plot_per_layer, save_png
 
 if TYPE_CHECKING:
     from tuneyard.models.layout import ModelLayout
@@ -114,14 +114,10 @@ def plot_weights(
         axes.grid(alpha=0.3)
         if position == 1:
             axes.legend(fontsize=7)
-    norms = figure.add_subplot(rows, columns, len(types) + 1)
-    for kind in types:
-        points = sorted((n, model_layers[(kind, n)].norm) for n in layers if (kind, n) in model_layers)
-        norms.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=kind)
-    norms.set(title="Weight norm per layer", xlabel="Layer", ylabel="Frobenius norm")
-    norms.xaxis.set_major_locator(MaxNLocator(integer=True))
-    norms.legend(fontsize=7)
-    norms.grid(alpha=0.3)
+    norms = {key: layer.norm for key, layer in model_layers.items()}
+    plot_per_layer(
+        figure.add_subplot(rows, columns, len(types) + 1), norms, "Weight norm per layer", "Frobenius norm"
+    )
     if compressed:
         energy = figure.add_subplot(rows, columns, len(types) + 2)
         if base_layers:

@@ -120,7 +120,12 @@ class FinetuneOptions(DataOptions):
         default=None, description="Exact run folder instead of the yard layout."
     )
     name: str | None = Field(default=None, description="Run name (the last folder of the layout).")
-    project: str | None = Field(default=None, description="File under outputs/{project}/{dataset}/{name}.")
+    project: str | None = Field(
+        default=None,
+        description="File under outputs/{project}/{dataset}/{name}; at the end also writes "
+        "{name}_weights.png (+ .csv) beside the run and refreshes outputs/{project}/metrics.csv "
+        "(one row per completed run of the project).",
+    )
 
     trainer: dict[str, Any] = Field(
         default_factory=dict, description="Extra transformers.TrainingArguments fields, passed through."

@@ -25,6 +25,7 @@ from tuneyard.train.artifacts import name_adapter_base
 from tuneyard.train.distillation import load_teacher
 from tuneyard.train.options import DEFAULT_MAX_LENGTH, FinetuneOptions
 from tuneyard.train.plan import FinetunePlan, plan_finetune, training_settings
+from tuneyard.train.project import write_project_outputs
 from tuneyard.train.recorder import TENSORBOARD_DIR, RunRecorder
 from tuneyard.train.resume import check_resumable, read_saved_options, reopen_run, write_saved_options
 from tuneyard.train.strategies import STRATEGIES, parameter_counts
@@ -120,6 +121,7 @@ class PreparedFinetune:
                 recorder.interrupted(trainer.state, throughput)
             else:
                 recorder.finished(trainer.state, throughput)
+                write_project_outputs(self)  # after `complete` is in the index: metrics.csv lists this run
         return FinetuneResult(
             path=self.run_dir,
             best_metrics=recorder.best_metrics if recorder else {},

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.train import checkpoints
 from tuneyard.train.checkpoints import STAGING
 from tuneyard.train.resume import LOG_FILE
+from tuneyard.train.strategies import parameter_counts
 from tuneyard.yard.manifest import Manifest, TrainingProgress
 
 if TYPE_CHECKING:
@@ -156,12 +157,16 @@ class RunRecorder:
         self.run.fail()
 
     def _wrap_up(self, state: TrainerState, throughput: dict[str, float]) -> None:
-        """The Trainer's final state at the run root, no staging debris, its speed in the manifest view."""
+        """The final Trainer state at the run root, no staging debris; speed and size in the manifest view."""
         storage = self.run.yard.storage
         storage.write_text(self.path / STATE_FILE, state_json(state))
         checkpoints.clear_staging(storage, self.path)
+        trainable, total = parameter_counts(self.model)
+        sizes = {"trainable_parameters": trainable, "total_parameters": total}
         manifest = self.run.manifest
-        manifest.training = (manifest.training or TrainingProgress()).model_copy(update=throughput)
+        manifest.training = (manifest.training or TrainingProgress()).model_copy(
+            update={**throughput, **sizes}
+        )
 
     def _write_last(self, final_step: int) -> None:
         """``last/``: shares the files of ``best/`` or of the final checkpoint when they hold its weights."""

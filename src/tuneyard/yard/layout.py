@@ -122,6 +122,21 @@ class Layout:
             values[name] = safe_component(name, value)
         return Path(template.format(**values))
 
+    def project_folder(self, project: str) -> Path | None:
+        """The folder that holds every run of ``project`` (``outputs/{project}``), relative to the root.
+
+        The run template's components up to the one that is exactly ``{project}``; None
+        when the template has no such component, or a field before it (a project's runs
+        then share no folder of their own to hold its ``metrics.csv``).
+        """
+        parts = Path(self.templates["run"]).parts
+        if "{project}" not in parts:
+            return None
+        leading = parts[: parts.index("{project}")]
+        if any(template_fields(part) for part in leading):
+            return None
+        return Path(*leading, safe_component("project", project))
+
 
 def format_layers(spec: str) -> str:
     """The layer part of a run name, as users of the audio projects write it.

@@ -130,6 +130,8 @@ class TrainingProgress(BaseModel):
     best_step: int | None = None
     last: dict[str, float] = Field(default_factory=dict, description="Scores of the latest evaluation.")
     train_runtime: float | None = Field(default=None, description="Seconds of the Trainer's train() loop.")
+    trainable_parameters: int | None = Field(default=None, description="Parameters the run trained.")
+    total_parameters: int | None = Field(default=None, description="Parameters of the model it trained.")
     train_samples_per_second: float | None = None
     train_steps_per_second: float | None = None
 

@@ -130,6 +130,11 @@ class Yard:
             raise LayoutError(f"layout for {kind!r} resolves outside the yard: {path}.")
         return path
 
+    def project_folder(self, project: str) -> Path | None:
+        """Absolute folder of ``project``'s runs and outputs (``outputs/{project}``; see :class:`Layout`)."""
+        relative = self.layout.project_folder(project)
+        return (self.root / relative).resolve() if relative is not None else None
+
     def create(self, manifest: Manifest, target: Path) -> ArtifactWriter:
         """Begin a one-shot artifact at ``target`` (or ``target-N`` if taken)."""
         from tuneyard.yard.writer import ArtifactWriter

@@ -1,13 +1,19 @@
 """Flat views of manifests for ``runs aggregate`` (one row per run) and ``runs compare``.
 
 A manifest becomes one flat mapping: its key fields (name, arch, method, rank ...),
-``config.<dotted key>`` for each config leaf and ``metrics.<dotted key>`` for each
-numeric metric, so runs line up column by column.
+``config.<dotted key>`` for each config leaf, ``metrics.<dotted key>`` for each
+numeric metric and ``training.<key>`` for a run's numbers (trainable parameters,
+``train_runtime``, best step; not ``training.last``, the latest evaluation's scores, which
+would double every metric column), so runs line up column by column. The same table is
+``runs aggregate``'s output and a project's ``metrics.csv`` (:mod:`tuneyard.yard.project`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from tuneyard.yard.fields import LISTED
@@ -39,6 +45,8 @@ def flat_record(record: dict[str, Any]) -> dict[str, Scalar]:
     flat.update(
         {f"metrics.{key}": value for key, value in flatten_metrics(record.get("metrics") or {}).items()}
     )
+    training = {key: value for key, value in (record.get("training") or {}).items() if key != "last"}
+    flat.update({f"training.{key}": value for key, value in flatten_metrics(training).items()})
     return flat
 
 
@@ -49,15 +57,26 @@ def varying_keys(flats: list[dict[str, Scalar]], prefix: str) -> list[str]:
 
 
 def aggregate_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[Scalar]]]:
-    """Columns and rows: one row per run; key fields, the config fields that vary, every metric.
+    """Columns and rows: one row per run; key fields, the config fields that vary, every metric,
+    then the run's training numbers.
 
     Config fields equal in every run are left out: they say nothing about why the
     runs' metrics differ (the full config stays in each manifest).
     """
     flats = [flat_record(record) for record in records]
     metric_keys = sorted({key for flat in flats for key in flat if key.startswith("metrics.")})
-    columns = [*KEY_FIELDS, *varying_keys(flats, "config."), *metric_keys]
+    training_keys = sorted({key for flat in flats for key in flat if key.startswith("training.")})
+    columns = [*KEY_FIELDS, *varying_keys(flats, "config."), *metric_keys, *training_keys]
     return columns, [[flat.get(column) for column in columns] for flat in flats]
+
+
+def format_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """RFC 4180 CSV with a header row; missing values are empty cells."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([["" if value is None else value for value in row] for row in rows])
+    return buffer.getvalue()
 
 
 def compare_table(records: list[dict[str, Any]], every_field: bool = False) -> list[list[Scalar]]:
