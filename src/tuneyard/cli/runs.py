@@ -338,7 +338,7 @@ def aggregate(
 ) -> None:
     """One row per run: key fields, the config fields that vary, one column per metric.
 
-    Example: tuneyard runs aggregate --project clic_2025 -o outputs/clic_2025/metrics.csv
+    Example: tuneyard runs aggregate --project clic_2025 --status running -o running.csv
     """
     from tuneyard.yard.summary import aggregate_table
 
