@@ -23,14 +23,17 @@ def words(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def audio_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """A tiny audio classifier of a family (wav2vec2, hubert, whisper), built once per session."""
+def audio_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """A tiny audio classifier of a family (wav2vec2, hubert, whisper), built once per session;
+    ``stable_layer_norm``: the -large layout, whose layers take transformers' attention adapters."""
     root = tmp_path_factory.mktemp("audio_models")
-    built: dict[str, Path] = {}
+    built: dict[tuple[str, bool], Path] = {}
 
-    def make(family: str) -> Path:
-        if family not in built:
-            built[family] = build_tiny_audio_model(root / family, family)
-        return built[family]
+    def make(family: str, stable_layer_norm: bool = False) -> Path:
+        key = (family, stable_layer_norm)
+        if key not in built:
+            folder = root / (f"{family}-large" if stable_layer_norm else family)
+            built[key] = build_tiny_audio_model(folder, family, stable_layer_norm=stable_layer_norm)
+        return built[key]
 
     return make

@@ -197,3 +197,28 @@ def test_lora_targets_the_model_lacks_name_its_block_layers(tiny_model) -> None:
             model, options(strategy="lora", lora={"targets": ["query"]}), layout_of(model), get_task_type()
         )
     assert "attn, mlp, all-linear" in (caught.value.hint or "") and "self_attn.q_proj" in caught.value.hint
+
+
+def test_every_strategy_in_the_table_is_a_choice_of_the_options() -> None:
+    from typing import get_args
+
+    from tuneyard.train.options import StrategyName
+
+    assert set(get_args(StrategyName)) == set(STRATEGIES)
+
+
+def test_adapter_on_a_text_model_is_lora_of_its_width_on_the_mlp_layers(tiny_model) -> None:
+    # GPT-2's blocks have no slot for transformers' attention adapters (only pre-LayerNorm speech
+    # encoders do: tests/task_types/test_audio_classification.py), so PEFT LoRA goes on its MLP.
+    model = load(tiny_model("gpt2"))
+    peft_model = STRATEGIES["adapter"].apply(
+        model, options(strategy="adapter", adapter={"dim": 4}), layout_of(model), get_task_type()
+    )
+    adapters = {
+        f"base_model.model.transformer.h.{block}.mlp.{linear}.lora_{side}.default.weight"
+        for block in (0, 1)
+        for linear in ("c_fc", "c_proj")
+        for side in "AB"
+    }
+    assert trainable(peft_model) == adapters | {"base_model.model.score.modules_to_save.default.weight"}
+    assert peft_model.peft_config["default"].r == 4

@@ -13,7 +13,7 @@ from tuneyard.cli.context import yard_from
 from tuneyard.cli.options_cli import with_model_options
 from tuneyard.train.options import FinetuneOptions
 
-HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, or a compressed model's factors).
+HELP = """Fine-tune a model (full, frozen, LoRA on chosen layers, adapters, or a compressed model's factors).
 
 Classification data (text, label) trains a classifier.
 Chat data (messages, or prompt and response columns) trains a decoder on the answers.

@@ -6,7 +6,8 @@ with ``--dense`` (``left @ right``, in the layer type the class had: ``nn.Linear
 GPT-2's ``Conv1D``). The result is the base class with plain weights, saved with
 safetensors, its config, generation config and tokenizer (chat template included), as
 a ``merged`` artifact at ``models/merged/{arch}/{name}`` whose parents are the source
-(the run, or the compressed model) and the base.
+(the run, or the compressed model) and the base. A run of ``--strategy adapter`` with
+transformers' attention adapters is refused: their ReLU keeps them out of any weight.
 
 The merge checks itself before anything is written: the merged model's logits on a
 probe input (its task type's :meth:`~tuneyard.task_types.base.ModelRole.probe_inputs`:
@@ -23,6 +24,7 @@ loaded unquantized (never into the 4-bit weights it trained over).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from pydantic import Field
 from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ExportError
 from tuneyard.models.dtypes import DEFAULT_DTYPE, DtypeName, LoadDtype, dtype_name, torch_dtype
+from tuneyard.models.layout import ATTENTION_ADAPTER_DIM
 from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
@@ -91,6 +94,14 @@ def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
                 "Pass --dense to multiply each factor pair back into a dense layer.",
             )
         source, base = "lowrank", folder
+    elif _has_attention_adapters(folder):
+        raise ExportError(
+            f"{folder} has bottleneck adapters in its encoder layers (--strategy adapter: transformers' "
+            "attention adapters, a ReLU between their two projections), which no weight of the base can "
+            "absorb: they cannot be merged.",
+            "Use the folder as it is: it is a complete model (eval, export and compress read it). "
+            "A run that should merge: --strategy lora.",
+        )
     else:
         raise ExportError(
             f"{folder} holds neither a LoRA adapter nor low-rank layers: there is nothing to merge.",
@@ -109,6 +120,12 @@ def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
     )
     params = sum(parameter.numel() for parameter in merged.parameters())
     return MergeResult(path, source, layers, params, difference, time.perf_counter() - started, merged)
+
+
+def _has_attention_adapters(folder: Path) -> bool:
+    """Whether the folder's config builds transformers' (non-linear) attention adapters into its layers."""
+    config = folder / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get(ATTENTION_ADAPTER_DIM) is not None
 
 
 def merged_dtype(requested: LoadDtype, folder: Path) -> DtypeName:

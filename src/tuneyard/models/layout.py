@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 MODEL_TYPE_TO_ARCH = {"idefics3": "smolvlm", "smolvlm": "smolvlm"}
 ATTENTION, MLP = "attn", "ffn"  # a block layer's type (compress's --rank attn=..,ffn=..)
 LAYER_KINDS = (ATTENTION, "mlp", "all-linear")  # words --lora-targets takes for kinds of block layers
+# The config field that makes transformers build a bottleneck adapter into each encoder layer that has a slot
+# for one (Wav2Vec2/HuBERT with stable layer norm; --strategy adapter sets it, merge refuses what it built).
+ATTENTION_ADAPTER_DIM = "adapter_attn_dim"
 # PEFT wraps a target layer: its base layer and adapter matrices are not block layers of their own.
 _ADAPTER_PARTS = re.compile(r"(?:^|\.)(?:base_layer|lora_[A-Za-z_]+|modules_to_save|original_module)(?:\.|$)")
 

@@ -16,7 +16,7 @@ from tuneyard.config import Cli, StrictModel
 from tuneyard.data.options import DataOptions
 from tuneyard.models.dtypes import LoadDtype
 
-StrategyName = Literal["full", "frozen", "lora", "qlora", "lowrank"]
+StrategyName = Literal["full", "frozen", "lora", "qlora", "lowrank", "adapter"]
 Precision = Literal["no", "fp16", "bf16"]
 DEFAULT_MAX_LENGTH = 128  # tokens, where the data's task type fits none to the data
 
@@ -33,6 +33,16 @@ class LoraOptions(StrictModel):
         "of the blocks) or module names (q_proj, self_attn.o_proj).",
     )
     layers: str | None = Field(default=None, description="Layers that get adapters: 0,1,2 or 7-12 or a mix.")
+
+
+class AdapterOptions(StrictModel):
+    """``--strategy adapter`` settings: the width of each block's bottleneck."""
+
+    dim: PositiveInt = Field(
+        default=16,
+        description="Bottleneck width of each block's adapter (transformers' attention adapters), or the "
+        "LoRA rank on the blocks' MLP layers where a model has no adapter slot.",
+    )
 
 
 # The options models of the installed task types, by --help panel (read when help or flags are built).
@@ -55,6 +65,7 @@ class FinetuneOptions(DataOptions):
         default=None, description="How to train (default: lowrank for a compressed model, else full)."
     )
     lora: LoraOptions = Field(default_factory=LoraOptions, title="LoRA")
+    adapter: AdapterOptions = Field(default_factory=AdapterOptions, title="Adapters")
     freeze_factors: bool = Field(
         default=False, description="Compressed models: keep the low-rank factors fixed, train the rest."
     )

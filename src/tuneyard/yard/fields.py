@@ -34,7 +34,9 @@ FIELDS: tuple[ManifestField, ...] = (
     ManifestField("arch", "Architecture, e.g. bert.", filter=True, table=True),
     ManifestField("method", "Compression method, e.g. fwsvd.", filter=True, table=True),
     ManifestField("rank", "Compression rank.", numeric=True, table=True),
-    ManifestField("strategy", "Fine-tuning strategy: full, frozen, lora, lowrank.", filter=True),
+    ManifestField(
+        "strategy", "Fine-tuning strategy: full, frozen, lora, qlora, lowrank, adapter.", filter=True
+    ),
     ManifestField("task", "Task, e.g. sst2.", filter=True, table=True),
     ManifestField("task_type", "Task type of a model, e.g. causal_lm.", filter=True),
     ManifestField("dataset", "Dataset name, e.g. debian_topics.", filter=True),

@@ -16,12 +16,14 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.train.strategies import frozen, full, lora, lowrank, qlora
+from tuneyard.train.strategies import adapter, frozen, full, lora, lowrank, qlora
 
 if TYPE_CHECKING:
     from torch import nn
 
-STRATEGIES: dict[str, ModuleType] = {module.NAME: module for module in (full, frozen, lora, qlora, lowrank)}
+STRATEGIES: dict[str, ModuleType] = {
+    module.NAME: module for module in (full, frozen, lora, qlora, lowrank, adapter)
+}
 
 
 def default_rates() -> str:
