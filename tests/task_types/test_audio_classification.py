@@ -155,6 +155,11 @@ def test_adapter_trains_only_attention_adapters_and_head_evaluates_and_refuses_t
     assert len(adapters) == 2 * 6 and adapters <= changed  # both layers: norm, down, up (weight, bias)
     others = changed - adapters
     assert {name.split(".")[0] for name in others} == {"projector", "classifier"}  # nothing else moved
+    with run.with_name(f"{run.name}_weights.csv").open() as handle:  # the project's weight-change numbers
+        norms = {(row["module"], int(row["layer"])): float(row["norm"]) for row in csv.DictReader(handle)}
+    added = {key: norm for key, norm in norms.items() if key[0].startswith("adapter_layer.")}
+    assert {layer for _, layer in added} == {0, 1} and all(norm > 0 for norm in added.values())
+    assert all(norm == 0 for key, norm in norms.items() if key not in added)  # the encoder's own: frozen
     evaluated = cli(
         "--yard", yard, "eval", "--checkpoint", run / "best", "--data", words, *AUDIO, "--split", "test"
     )

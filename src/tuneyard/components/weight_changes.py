@@ -10,7 +10,8 @@ Frobenius norm of the change training made to that layer's weight.
 * Any other model (``full``, ``frozen``, ``lowrank``): ``W_trained - W_base``, the base
   being the checkpoint the run started from. A layer whose weights did not train (every
   block layer of ``frozen``) is 0 without reading the base, so the base is loaded only
-  when some block layer trained.
+  when some block layer trained. A layer the base lacks (transformers' attention adapters,
+  ``--strategy adapter``) counts whole: its weight is the change.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def _delta_norms(
                 norms[key] = 0.0
                 continue
             weight = linear_weight(module).detach().to("cpu", torch.float32)
+            if key not in base_layers:  # a layer training added (an attention adapter): all of it is new
+                norms[key] = float(torch.linalg.matrix_norm(weight))
+                continue
             base = linear_weight(base_layers[key]).detach().to("cpu", torch.float32)
             norms[key] = float(torch.linalg.matrix_norm(weight - base))
     return norms
