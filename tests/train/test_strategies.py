@@ -190,6 +190,23 @@ def test_lora_targets_by_kind_adapt_that_part_of_each_block(tiny_model, targets,
     }
 
 
+@pytest.mark.parametrize(("kind", "layers"), [("mlp", None), ("mlp", "1"), ("attn", None)])
+def test_a_kind_adapts_only_its_layers_when_one_name_ends_another(tiny_model, kind, layers) -> None:
+    # BERT's MLP output is "output.dense", the end of its attention's "attention.output.dense":
+    # PEFT matches names as suffixes, so the MLP's name alone would adapt the attention's too.
+    model = load(tiny_model("bert"))
+    layout = layout_of(model)
+    lora = {"targets": [kind], "layers": layers}
+    peft_model = STRATEGIES["lora"].apply(model, options(strategy="lora", lora=lora), layout, get_task_type())
+    found = {name.split(".lora_")[0] for name in trainable(peft_model) if ".lora_" in name}
+    blocks = (0, 1) if layers is None else (1,)
+    assert found == {
+        f"base_model.model.bert.encoder.layer.{block}.{linear}"
+        for block in blocks
+        for linear in layout.targets(kind)
+    }
+
+
 def test_lora_targets_the_model_lacks_name_its_block_layers(tiny_model) -> None:
     model = load(tiny_model("llama"))
     with pytest.raises(TrainingError) as caught:

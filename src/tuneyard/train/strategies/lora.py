@@ -36,11 +36,13 @@ def selected_layers(layout: ModelLayout, options: FinetuneOptions) -> list[int] 
     return layers
 
 
-def selected_targets(layout: ModelLayout, options: FinetuneOptions) -> list[str]:
-    """The modules that get adapters: ``--lora-targets`` with its kind words expanded."""
+def selected_targets(layout: ModelLayout, options: FinetuneOptions, layers: list[int] | None) -> list[str]:
+    """The modules that get adapters: ``--lora-targets`` with its kind words expanded to the
+    blocks' layers (named so PEFT matches exactly those, see :func:`block_layer_targets`)."""
     targets: list[str] = []
     for target in options.lora.targets or ["all-linear"]:
-        targets += layout.targets(target) if target in LAYER_KINDS else [target]
+        kind = target in LAYER_KINDS
+        targets += block_layer_targets(layout, layout.targets(target), layers) if kind else [target]
     if not targets:
         raise TrainingError(
             f"--lora-targets {','.join(options.lora.targets or [])} names no layer of this "
@@ -49,6 +51,23 @@ def selected_targets(layout: ModelLayout, options: FinetuneOptions) -> list[str]
             f"its MLP layers: {', '.join(layout.ffn) or 'none'}.",
         )
     return list(dict.fromkeys(targets))
+
+
+def block_layer_targets(layout: ModelLayout, names: tuple[str, ...], layers: list[int] | None) -> list[str]:
+    """``names`` (block layers) as PEFT target names that match those layers and no others.
+
+    PEFT matches a target as a module-name suffix, so BERT's ``output.dense`` (the MLP's
+    output) also matches ``attention.output.dense``: a layer whose name ends another block
+    layer that is not a target is named with its block instead (``layer.3.output.dense``,
+    for each chosen block), so ``--lora-targets mlp`` adapts no attention layer.
+    """
+    chosen = set(names)
+    blocks = range(layout.num_blocks) if layers is None else layers
+    targets: list[str] = []
+    for name in names:
+        clash = any(o.endswith(f".{name}") and o not in chosen for o in layout.compressible if o != name)
+        targets += [f"{layout.layers_pattern}.{block}.{name}" for block in blocks] if clash else [name]
+    return targets
 
 
 def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_type: TaskType) -> nn.Module:
@@ -67,7 +86,7 @@ def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_
         # adapters inside it to get one: the frozen embeddings' output does not, unless told.
         model.enable_input_require_grads()  # type: ignore[operator]
     layers = selected_layers(layout, options)
-    targets = selected_targets(layout, options)
+    targets = selected_targets(layout, options, layers)
     config = LoraConfig(
         task_type=task_type.model.peft_task_type,
         r=options.lora.r,
