@@ -67,6 +67,33 @@ def test_class_never_predicted_nor_present_counts_as_zero_in_macro_average() -> 
     assert per_class_metrics(GOLD, PRED, four.label_names)[3]["support"] == 0
 
 
+def test_averages_equal_scikit_learns_own_on_random_tables() -> None:
+    # The averages are taken from one per-class pass: each must equal scikit-learn's own
+    # average over all classes, also where a class is never predicted or absent.
+    from sklearn.metrics import f1_score, matthews_corrcoef, precision_score, recall_score
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        classes = int(rng.integers(2, 7))
+        rows = int(rng.integers(1, 40))
+        gold = rng.integers(0, classes, rows)
+        pred = np.zeros(rows, dtype=int) if trial % 5 == 0 else rng.integers(0, classes, rows)
+        spec = TaskSpec(name="random", label_names=tuple(str(c) for c in range(classes)))
+        got = classification_metrics(gold, pred, spec)
+        labels = list(range(classes))
+        expected = {
+            "accuracy": float(np.mean(gold == pred)),
+            "matthews_correlation": matthews_corrcoef(gold, pred),
+        }
+        for name, score in (("f1", f1_score), ("precision", precision_score), ("recall", recall_score)):
+            for average in ("macro", "weighted", "micro"):
+                expected[f"{name}_{average}"] = score(
+                    gold, pred, labels=labels, average=average, zero_division=0
+                )
+        for key, value in got.items():
+            assert value == pytest.approx(expected[key], abs=1e-12), (trial, key)
+
+
 def test_mrpc_and_qqp_report_binary_f1_of_the_positive_class() -> None:
     gold, pred = [1, 1, 1, 0, 0], [1, 1, 0, 1, 0]  # TP=2 FP=1 FN=1 TN=1
     for task in ("mrpc", "qqp"):
