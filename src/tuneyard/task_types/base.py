@@ -164,6 +164,13 @@ class ModelRole(ABC):
             architecture in (names if isinstance(names, tuple) else (names,)) for names in mapping.values()
         )
 
+    def builds(self, model_type: str) -> bool:
+        """Whether this task type's auto class builds a model of a config's ``model_type`` (which
+        task type a bare encoder's adapter is, when its PEFT tag names several)."""
+        import transformers.models.auto.modeling_auto as auto
+
+        return model_type in getattr(auto, self.architecture_mapping, {})
+
     @abstractmethod
     def load_tokenizer(self, checkpoint: StartingCheckpoint, spec: TaskSpec) -> Any:
         """The checkpoint's tokenizer (or processor), ready to batch and format ``spec``'s rows."""

@@ -132,7 +132,16 @@ def _adapter_task_type(folder: Path) -> str | None:
     if len(tagged) == 1:
         return tagged[0]
     base = adapter_base(folder)
-    return recorded_task_type(base) or infer_task_type(base) if isinstance(base, Path) else None
+    if not isinstance(base, Path):
+        return None
+    found = recorded_task_type(base) or infer_task_type(base)
+    if found or not tagged:
+        return found
+    # A bare encoder's base (BertModel) and a tag several task types share (SEQ_CLS: text and
+    # audio classifiers): the one whose auto class builds the base's model type.
+    model_type = str(_read_json(base / "config.json").get("model_type") or "")
+    building = [name for name in tagged if get_task_type(name).model.builds(model_type)]
+    return building[0] if len(building) == 1 else None
 
 
 def _architectures(folder: Path) -> list[str]:

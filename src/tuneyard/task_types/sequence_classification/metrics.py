@@ -80,14 +80,21 @@ def general_classification_metrics(
     _, _, f1_micro, _ = precision_recall_fscore_support(
         gold, pred, labels=classes, average="micro", zero_division=0
     )
-    metrics = {"accuracy": float(np.mean(gold == pred))}
-    per_class = {"f1": f1, "precision": precision, "recall": recall}
-    for name, values in per_class.items():
-        metrics[f"{name}_macro"] = float(np.mean(values))
-        metrics[f"{name}_weighted"] = float(np.average(values, weights=support)) if support.sum() else 0.0
-    metrics["f1_micro"] = float(f1_micro)
-    metrics["matthews_correlation"] = float(matthews_corrcoef(gold, pred))
-    return metrics
+
+    def weighted(values: np.ndarray) -> float:
+        return float(np.average(values, weights=support)) if support.sum() else 0.0
+
+    return {  # in the order training_log.csv and the eval files show them
+        "accuracy": float(np.mean(gold == pred)),
+        "f1_macro": float(np.mean(f1)),
+        "f1_micro": float(f1_micro),
+        "f1_weighted": weighted(f1),
+        "precision_macro": float(np.mean(precision)),
+        "recall_macro": float(np.mean(recall)),
+        "precision_weighted": weighted(precision),
+        "recall_weighted": weighted(recall),
+        "matthews_correlation": float(matthews_corrcoef(gold, pred)),
+    }
 
 
 def regression_metrics(labels: ArrayLike, predictions: ArrayLike) -> dict[str, float]:
