@@ -39,8 +39,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from finetune import accuracy_and_f1  # bench/: python bench/x.py puts it on sys.path
-from pairs import Run, alternate, logging_steps, quiet_libraries, report
+from finetune import (  # bench/: python bench/x.py puts it on sys.path
+    accuracy_and_f1,
+    plain_training_arguments,
+)
+from pairs import Run, alternate, quiet_libraries, report
 from results import record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,13 +62,11 @@ def spoken_words(target: Path) -> Path:
 
 def plain_trainer_run(model_dir: Path, data_dir: Path, output: Path, args: argparse.Namespace) -> Run:
     """What a user writes by hand: audiofolder, cast, extract, Trainer, train, save; all timed."""
-    import torch
     from datasets import Audio, load_dataset
     from transformers import (
         AutoFeatureExtractor,
         AutoModelForAudioClassification,
         Trainer,
-        TrainingArguments,
         default_data_collator,
         set_seed,
     )
@@ -98,21 +99,7 @@ def plain_trainer_run(model_dir: Path, data_dir: Path, output: Path, args: argpa
         id2label=dict(enumerate(labels)),
         label2id={label: index for index, label in enumerate(labels)},
     )
-    training_args = TrainingArguments(
-        output_dir=str(output),
-        num_train_epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
-        seed=args.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        logging_strategy="steps",
-        logging_steps=logging_steps(len(features["train"]), args.batch_size),
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
-    )
+    training_args = plain_training_arguments(output, args, len(features["train"]))
     trainer = Trainer(
         model=model,
         args=training_args,

@@ -85,16 +85,36 @@ def accuracy_and_f1(prediction: Any) -> dict[str, float]:
     }
 
 
+def plain_training_arguments(output: Path, args: argparse.Namespace, train_rows: int) -> Any:
+    """The plain scripts' ``TrainingArguments``: the benchmark's settings, eval and save each epoch."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output),
+        num_train_epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        seed=args.seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=logging_steps(train_rows, args.batch_size),
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
 def plain_trainer_run(model_dir: str, data_dir: Path, output: Path, args: argparse.Namespace) -> Run:
     """What a user writes by hand: load, tokenize, Trainer, train, save the model; all timed."""
-    import torch
     from datasets import load_dataset
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
-        TrainingArguments,
         set_seed,
     )
 
@@ -117,21 +137,7 @@ def plain_trainer_run(model_dir: str, data_dir: Path, output: Path, args: argpar
         return encoded
 
     tokenized = raw.map(encode, batched=True, remove_columns=raw["train"].column_names)
-    training_args = TrainingArguments(
-        output_dir=str(output),
-        num_train_epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
-        seed=args.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        logging_strategy="steps",
-        logging_steps=logging_steps(len(tokenized["train"]), args.batch_size),
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_pin_memory=torch.cuda.is_available(),
-    )
+    training_args = plain_training_arguments(output, args, len(tokenized["train"]))
     trainer = Trainer(
         model=model,
         args=training_args,
