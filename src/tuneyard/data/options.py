@@ -35,6 +35,16 @@ class ColumnOptions(StrictModel):
         description="Audio column of --data CSV/JSONL/Parquet files: file paths (relative to the file, "
         "or absolute) or embedded audio.",
     )
+    image_column: Annotated[str, DATA] = Field(
+        default="image",
+        description="Image column of --data CSV/JSONL/Parquet files (one image per row): file paths "
+        "(relative to the file, or absolute) or embedded images. Rows with several hold an 'images' list.",
+    )
+    image_question: Annotated[str, DATA] = Field(
+        default="What is in this image?",
+        description="The question asked of each image of rows with an image and a label but no chat "
+        "columns (an imagefolder); the answer is the label.",
+    )
     task_type: Annotated[str | None, Cli(panel="Data", choices_from="tuneyard.task_types:TASK_TYPES")] = (
         Field(
             default=None, description="Task type of a --data folder (default: recognised from its columns)."

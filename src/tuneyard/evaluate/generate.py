@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from tuneyard.components.throughput import choose_device
 from tuneyard.errors import EvaluationError
+from tuneyard.evaluate.model_eval import trained_task_options
 from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import ProgressCallback
@@ -71,7 +72,8 @@ def generate(
     )
     model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
     generation.prepare_tokenizer(tokenizer, data.spec, str(folder))
-    generations = generation.generate(model, tokenizer, rows, options, batch_size, progress)
+    task_options = trained_task_options(task_type, folder, placement.artifact)
+    generations = generation.generate(model, tokenizer, rows, options, batch_size, progress, task_options)
     with results_folder(yard, placement) as (temp, final):
         generation.write_predictions(temp, generations)
         settings = {"model": yard.relative(folder), "split": split, **options.model_dump()}

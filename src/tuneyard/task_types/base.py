@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -100,6 +100,21 @@ class LoadSettings:
         if self.quantization is not None:
             kwargs["quantization_config"] = self.quantization
         return kwargs
+
+
+@dataclass(frozen=True)
+class LoraScope:
+    """Where LoRA goes in a model of several towers (a vision-language model's text and vision towers).
+
+    ``main``: the tower whose blocks ``--lora-layers`` numbers (a module path, e.g.
+    ``model.text_model``); ``others``: further towers adapted, each with the blocks chosen
+    there (``"0,1"``, ``"2-5"``, ``"all"``); ``trained``: modules that train in full beside
+    the task head (a connector between towers).
+    """
+
+    main: str
+    others: dict[str, str] = field(default_factory=dict)
+    trained: tuple[str, ...] = ()
 
 
 class DataRole(ABC):
@@ -202,6 +217,11 @@ class ModelRole(ABC):
         from tuneyard.models.loading import load_tokenizer
 
         return load_tokenizer(folder)
+
+    def lora_scope(self, model: Any, task_options: Any) -> LoraScope | None:
+        """Where LoRA goes when the model has several towers; None (the default): its one stack of
+        blocks (``task_options``: the run's values of the task type's options model, or None)."""
+        return None
 
     def head_modules(self, model: Any) -> list[str]:
         """Top-level modules that are the task head: ``frozen`` trains them, LoRA saves them whole."""
@@ -337,8 +357,10 @@ class GenerationRole(ABC):
         options: Any,
         batch_size: int,
         progress: ProgressCallback | None = None,
+        task_options: Any = None,
     ) -> Any:
-        """An answer for every row (``options``: decoding settings), with token counts and seconds."""
+        """An answer for every row (``options``: decoding settings), with token counts and seconds;
+        ``task_options``: the task type's own options the model was fine-tuned with, or None."""
 
     @abstractmethod
     def write_predictions(self, folder: Path, generations: Any) -> str:

@@ -217,6 +217,7 @@ class ChatGeneration(GenerationRole):
         options: Any,
         batch_size: int,
         progress: ProgressCallback | None = None,
+        task_options: Any = None,
     ) -> Any:
         from tuneyard.task_types.causal_lm.generation import generate_answers
 

@@ -74,9 +74,9 @@ COLUMNS_HELP = (
 )
 IMAGES_COLUMN = "images"  # image-chat rows (tuneyard prepare --task-spec with an image column)
 IMAGES_HELP = (
-    "causal_lm trains on text alone and would drop the images. Image-chat rows are read by a "
-    "vision-language task type (image_text_to_text), which this tuneyard does not have yet; "
-    "to train on the text only, remove the 'images' column and the image parts yourself."
+    "causal_lm trains on text alone and would drop the images: train a vision-language model on "
+    "them with --task-type image_text_to_text (the default for rows with images); to train on the "
+    "text only, remove the 'images' column and the image parts yourself."
 )
 # The problem a folder's rows pose: answers to prompts, or plain text to model.
 GENERATION, LANGUAGE_MODELING = "generation", "language_modeling"

@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
-from tuneyard.models.layout import LAYER_KINDS
+from tuneyard.models.layout import LAYER_KINDS, layout_of
 from tuneyard.train.layers import check_layers, parse_layers
+from tuneyard.train.plan import task_options_of
 
 if TYPE_CHECKING:
     from torch import nn
 
     from tuneyard.models.layout import ModelLayout
-    from tuneyard.task_types.base import TaskType
+    from tuneyard.task_types.base import LoraScope, TaskType
     from tuneyard.train.options import FinetuneOptions
 
 NAME = "lora"
@@ -70,6 +71,22 @@ def block_layer_targets(layout: ModelLayout, names: tuple[str, ...], layers: lis
     return targets
 
 
+def scoped_targets(model: nn.Module, options: FinetuneOptions, scope: LoraScope) -> list[str]:
+    """Full module names of the chosen layers in every tower of ``scope`` (``--lora-layers`` choose the
+    main tower's blocks, the scope the others'), so a name two towers share adapts only the blocks chosen."""
+    towers = {scope.main: options.lora.layers, **scope.others}
+    targets: list[str] = []
+    for tower, spec in towers.items():
+        layout = layout_of(model.get_submodule(tower))
+        layers = None if spec in (None, "all") else parse_layers(spec)
+        if layers is not None:
+            check_layers(spec, layers, layout.num_blocks)
+        names = selected_targets(layout, options, None)
+        blocks = range(layout.num_blocks) if layers is None else layers
+        targets += [f"{tower}.{layout.blocks}.{block}.{name}" for block in blocks for name in names]
+    return targets
+
+
 def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_type: TaskType) -> nn.Module:
     """Wrap ``model`` in a PEFT model with LoRA adapters; the task type's head trains in full."""
     from peft import LoraConfig, get_peft_model
@@ -85,17 +102,21 @@ def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_
         # A checkpointed block recomputes from its input, which must require grad for the
         # adapters inside it to get one: the frozen embeddings' output does not, unless told.
         model.enable_input_require_grads()  # type: ignore[operator]
+    scope = task_type.model.lora_scope(model, task_options_of(options, task_type))
     layers = selected_layers(layout, options)
-    targets = selected_targets(layout, options, layers)
+    if scope is None:
+        targets = selected_targets(layout, options, layers)
+    else:
+        targets = scoped_targets(model, options, scope)
     config = LoraConfig(
         task_type=task_type.model.peft_task_type,
         r=options.lora.r,
         lora_alpha=options.lora.alpha,
         lora_dropout=options.lora.dropout,
         target_modules=targets,
-        layers_to_transform=layers,
-        layers_pattern=layout.layers_pattern if layers is not None else None,
-        modules_to_save=task_type.model.head_modules(model),
+        layers_to_transform=layers if scope is None else None,
+        layers_pattern=layout.layers_pattern if layers is not None and scope is None else None,
+        modules_to_save=[*task_type.model.head_modules(model), *(scope.trained if scope else ())],
     )
     try:
         return get_peft_model(model, config)
