@@ -275,8 +275,13 @@ def test_image_chat_rows_are_refused_by_a_text_model_and_nothing_is_written(
         return sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if ".tuneyard" not in p.parts)
 
     before = artifacts()
-    result = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_decoder("llama"), "--data", "digits")
+    decoder = ("--checkpoint", tiny_decoder("llama"), "--data", "digits")
+    result = cli("--yard", tmp_path, "finetune", *decoder)  # read as image_text_to_text, for its images
     assert result.exit_code == 2, result.stderr
     message = " ".join(result.stderr.split())
+    assert message.startswith("error:") and "reads text only" in message and "vision-language" in message
+    as_text = cli("--yard", tmp_path, "finetune", *decoder, "--task-type", "causal_lm")
+    assert as_text.exit_code == 2, as_text.stderr
+    message = " ".join(as_text.stderr.split())
     assert message.startswith("error:") and "image-chat rows" in message and "image_text_to_text" in message
     assert artifacts() == before

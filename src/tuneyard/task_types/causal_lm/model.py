@@ -74,6 +74,14 @@ def is_decoder(model_type: str) -> bool:
 
 def check_decoder(parent: StartingCheckpoint) -> None:
     """Refuse a checkpoint that is no decoder language model (an encoder, a speech model)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
+
+    if parent.model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
+        raise ModelError(
+            f"{parent.source} is a {parent.arch} vision-language model, and these chat rows have no images.",
+            "Give it rows with images (their user turns hold {'type': 'image'} parts and an 'images' "
+            "column, or an image column), or train a text decoder on text-only rows.",
+        )
     if not is_decoder(parent.model_type):
         raise ModelError(
             f"{parent.source} is a {parent.arch} model, not a decoder language model.",

@@ -59,9 +59,9 @@ def recognizes(columns: list[str], options: ColumnOptions) -> int:
 
 
 def parts(content: Any) -> list[Part]:
-    """A message's content as ``{type, text}`` parts (a plain string is one text part)."""
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
+    """A message's content as ``{type, text}`` parts (plain text, or a number, is one text part)."""
+    if isinstance(content, str | int | float):
+        return [{"type": "text", "text": str(content)}]
     if isinstance(content, list) and all(isinstance(part, dict) for part in content):
         return [
             {"type": "image", "text": None} if part.get("type") == "image" else text_part(part)

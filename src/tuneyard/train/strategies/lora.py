@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from tuneyard.errors import TrainingError
 from tuneyard.models.layout import LAYER_KINDS, layout_of
 from tuneyard.train.layers import check_layers, parse_layers
-from tuneyard.train.plan import task_options_of
+from tuneyard.train.plan import training_settings
 
 if TYPE_CHECKING:
     from torch import nn
@@ -102,7 +102,7 @@ def apply(model: nn.Module, options: FinetuneOptions, layout: ModelLayout, task_
         # A checkpointed block recomputes from its input, which must require grad for the
         # adapters inside it to get one: the frozen embeddings' output does not, unless told.
         model.enable_input_require_grads()  # type: ignore[operator]
-    scope = task_type.model.lora_scope(model, task_options_of(options, task_type))
+    scope = task_type.model.lora_scope(model, training_settings(options, task_type).task_options)
     layers = selected_layers(layout, options)
     if scope is None:
         targets = selected_targets(layout, options, layers)

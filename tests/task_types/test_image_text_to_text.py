@@ -1,0 +1,284 @@
+"""Vision-language chat (``image_text_to_text``): image-chat rows from every source, a tiny model of
+SmolVLM's architecture (tests/vlm_models.py) trained, evaluated, generated from and merged through the CLI,
+the LoRA scope over its towers, the pixels every verb feeds it, and the bad input it refuses.
+
+The images are scikit-learn's bundled handwritten digits (the ``digit_images`` imagefolder).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from tuneyard.data.options import ColumnOptions
+from tuneyard.task_types.data_loading import load_task_data
+
+QUESTION = ("--image-question", "What digit is this?")
+QUICK = ("--epochs", "1", "--batch-size", "4", "-q")
+
+
+def only_run(yard: Path) -> Path:
+    (manifest,) = (yard / "models" / "finetuned").glob("*/*/*/manifest.json")
+    return manifest.parent
+
+
+def test_an_imagefolder_is_read_as_a_question_per_image_answered_by_its_label(digit_images) -> None:
+    data = load_task_data(data_dir=digit_images, columns=ColumnOptions(image_question="What digit is this?"))
+    assert data.spec.task_type == "image_text_to_text"  # no --task-type: the image files decide
+    rows = data.splits["train"]
+    row = rows[0]
+    assert row["prompt"] == [
+        {
+            "role": "user",
+            "content": [{"type": "image", "text": None}, {"type": "text", "text": "What digit is this?"}],
+        }
+    ]
+    assert row["completion"][0]["content"] == [{"type": "text", "text": row["reference"]}]
+    assert set(rows["reference"]) == {"0", "1", "2"}
+    assert len(row["images"]) == 1 and row["images"][0].size == (8, 8)
+
+
+def test_a_table_of_image_paths_and_image_chat_rows_read_as_the_same_rows(tmp_path, digit_images) -> None:
+    import datasets
+
+    table = tmp_path / "table"
+    table.mkdir()
+    images = sorted(digit_images.glob("*/*.png"))[:4]
+    lines = [
+        {"image": str(path.relative_to(digit_images)), "prompt": "Which digit?", "response": path.parent.name}
+        for path in images
+    ]
+    (table / "train.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for line in lines:  # paths are relative to the table file
+        (table / line["image"]).parent.mkdir(exist_ok=True)
+        (table / line["image"]).write_bytes((digit_images / line["image"]).read_bytes())
+    chat = tmp_path / "chat"
+    chat.mkdir()
+    messages = [
+        [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which digit?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": path.parent.name}]},
+        ]
+        for path in images
+    ]
+    rows = {"messages": messages, "images": [[str(path)] for path in images]}
+    features = datasets.Features({
+        "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(
+            {"type": datasets.Value("string"), "text": datasets.Value("string")})}),
+        "images": datasets.List(datasets.Image()),
+    })  # fmt: skip
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(chat / "train.parquet"))
+
+    from_table = load_task_data(data_dir=table).splits["train"]
+    from_chat = load_task_data(data_dir=chat).splits["train"]
+    assert from_table["prompt"] == from_chat["prompt"] and from_table["reference"] == from_chat["reference"]
+    pixels = [[image.tobytes() for image in row] for row in from_table["images"]]
+    assert pixels == [[image.tobytes() for image in row] for row in from_chat["images"]]
+
+
+def test_a_dataset_prepared_with_an_image_column_trains_the_model(
+    cli, tmp_path, tiny_vlm, digit_images
+) -> None:
+    """``tuneyard prepare --task-spec`` with an image column writes the images' bytes into Parquet."""
+    spec = tmp_path / "tasks.yaml"
+    spec.write_text(
+        f"tasks:\n  digits:\n    dataset: {digit_images}\n    user_prompt: Which digit is this?\n"
+        "    assistant_text_column: label\n    image_column: image\n"
+    )
+    assert cli("--yard", tmp_path, "prepare", "--task-spec", spec, "--task", "digits", "-q").exit_code == 0
+    trained = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_vlm, "--data", "digits", *QUICK)
+    assert trained.exit_code == 0, trained.stderr
+    assert json.loads((only_run(tmp_path) / "manifest.json").read_text())["task_type"] == "image_text_to_text"
+
+
+def test_lora_adapts_the_chosen_blocks_of_each_tower_and_trains_the_connector(
+    cli, tmp_path, tiny_vlm, digit_images
+) -> None:
+    yard = tmp_path / "yard"
+    lora = ("--strategy", "lora", "--lora-layers", "1", "--lora-vision-layers", "0", "--train-connector")
+    trained = cli(
+        "--yard", yard, "finetune", "--checkpoint", tiny_vlm, "--data", digit_images, *QUESTION, *lora, *QUICK
+    )
+    assert trained.exit_code == 0, trained.stderr
+    run = only_run(yard)
+    adapter = json.loads((run / "best" / "adapter_config.json").read_text())
+    targets = set(adapter["target_modules"])
+    assert {target.rsplit(".", 1)[0] for target in targets} == {
+        "model.text_model.layers.1.self_attn",
+        "model.text_model.layers.1.mlp",
+        "model.vision_model.encoder.layers.0.self_attn",
+        "model.vision_model.encoder.layers.0.mlp",
+    }
+    assert adapter["modules_to_save"] == ["model.connector"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["task_type"] == "image_text_to_text"
+    assert manifest["config"]["task_options"] == {"lora_vision_layers": "0", "train_connector": True}
+
+
+def test_a_run_is_evaluated_generated_from_and_merged_with_its_images(
+    cli, tmp_path, tiny_vlm, digit_images
+) -> None:
+    import torch
+
+    import tuneyard
+    from tuneyard.task_types.image_text_to_text import model as vlm
+
+    yard = tmp_path / "yard"
+    args = ("--checkpoint", tiny_vlm, "--data", digit_images, *QUESTION)
+    assert (
+        cli("--yard", yard, "finetune", *args, "--strategy", "lora", "--train-connector", *QUICK).exit_code
+        == 0
+    )
+    best = only_run(yard) / "best"
+    evaluated = cli(
+        "--yard", yard, "eval", "--model", best, "--data", digit_images, *QUESTION, "--split", "validation"
+    )
+    assert evaluated.exit_code == 0, evaluated.stderr
+    (metrics,) = best.parent.glob("evaluation_results/*/metrics.json")
+    scores = json.loads(metrics.read_text())["metrics"]
+    assert 0 <= scores["exact"] <= 1 and scores["perplexity"] > 1
+    generated = cli(
+        "--yard", yard, "generate", "--checkpoint", best, "--data", digit_images, *QUESTION,
+        "--split", "validation", "--max-new-tokens", "3",
+    )  # fmt: skip
+    assert generated.exit_code == 0, generated.stderr
+    (predictions,) = best.parent.glob("generations/*/predictions.jsonl")
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert lines and all(line["tokens"] <= 3 and "<image>" in line["prompt"] for line in lines)
+
+    merged = cli("--yard", yard, "merge", "--checkpoint", best)
+    assert merged.exit_code == 0, merged.stderr
+    merged_folder = Path(merged.stdout.strip().splitlines()[-1].removeprefix("saved "))
+    processor = vlm.load_processor(merged_folder)
+    from tuneyard.task_types.image_text_to_text.inputs import probe_inputs
+
+    probe = probe_inputs(processor)
+    assert probe["pixel_values"].abs().sum() > 0  # the probe carries a real photograph
+    with torch.no_grad():
+        adapted = tuneyard.load(best)(**probe).logits
+        folded = tuneyard.load(merged_folder)(**probe).logits
+    assert torch.allclose(adapted, folded, atol=1e-4)
+
+
+@pytest.mark.parametrize("preprocess", ["processor"])
+def test_every_verb_feeds_the_model_the_same_pixels(
+    cli, tmp_path, tiny_vlm, digit_images, monkeypatch, preprocess
+) -> None:
+    """The vision tower's input, recorded in finetune (its validation passes), eval and generate."""
+    from transformers.models.idefics3 import modeling_idefics3
+
+    seen: dict[str, set[bytes]] = {}
+    verb = {"name": ""}
+    forward = modeling_idefics3.Idefics3VisionTransformer.forward
+
+    def recording(
+        self: typing.Any, pixel_values: typing.Any, *args: typing.Any, **kwargs: typing.Any
+    ) -> typing.Any:
+        tiles = pixel_values.detach().to("cpu").float().numpy()
+        seen.setdefault(verb["name"], set()).update(tile.tobytes() for tile in tiles)
+        return forward(self, pixel_values, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_idefics3.Idefics3VisionTransformer, "forward", recording)
+    yard = tmp_path / "yard"
+    data = ("--data", digit_images, *QUESTION)
+    verb["name"] = "finetune"
+    options = ("--image-preprocess", preprocess, "--strategy", "lora", "--train-connector")
+    assert cli("--yard", yard, "finetune", "--checkpoint", tiny_vlm, *data, *options, *QUICK).exit_code == 0
+    best = only_run(yard) / "best"
+    verb["name"] = "eval"
+    assert cli("--yard", yard, "eval", "--model", best, *data, "--split", "validation").exit_code == 0
+    verb["name"] = "generate"
+    generate = ("--split", "validation", "--max-new-tokens", "2")
+    assert cli("--yard", yard, "generate", "--checkpoint", best, *data, *generate).exit_code == 0
+    assert seen["eval"] and seen["eval"] == seen["generate"]
+    assert seen["eval"] <= seen["finetune"]  # the validation images, as training's evaluations saw them
+
+
+def test_the_preprocessing_choices_are_one_table() -> None:
+    from tuneyard.task_types.image_text_to_text.options import ImagePreprocess
+    from tuneyard.task_types.image_text_to_text.preprocess import PREPROCESSES
+
+    assert set(typing.get_args(ImagePreprocess)) == set(PREPROCESSES)
+
+
+def write_table(folder: Path, rows: list[dict[str, str]]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_an_image_that_cannot_be_decoded_is_refused_with_its_row(
+    cli, tmp_path, tiny_vlm, digit_images
+) -> None:
+    good = sorted(digit_images.glob("0/*.png"))[0]
+    (tmp_path / "broken.png").write_text("not an image")
+    table = write_table(tmp_path / "data", [
+        {"image": str(good), "prompt": "Which digit?", "response": "0"},
+        {"image": str(tmp_path / "broken.png"), "prompt": "Which digit?", "response": "1"},
+    ])  # fmt: skip
+    yard = tmp_path / "yard"
+    result = cli("--yard", yard, "finetune", "--checkpoint", tiny_vlm, "--data", table, *QUICK)
+    assert result.exit_code == 2
+    assert (
+        result.stderr.startswith("error:")
+        and "row 1" in result.stderr
+        and "cannot be decoded" in result.stderr
+    )
+    assert not (yard / "models").exists()
+
+
+def test_a_row_whose_image_markers_and_images_differ_is_refused(tmp_path, digit_images) -> None:
+    from tuneyard.errors import DataError
+
+    image = str(sorted(digit_images.glob("1/*.png"))[0])
+    row = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Same?"}],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": "yes"}]},
+        ],
+        "images": [image],
+    }
+    (tmp_path / "train.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=r"row 0 has 2 image marker\(s\) in its messages but 1 image\(s\)"):
+        load_task_data(data_dir=tmp_path)
+
+
+def test_a_text_only_model_on_image_rows_is_refused(cli, tmp_path, tiny_vlm, digit_images) -> None:
+    text_model = tiny_vlm.parent / f"{tiny_vlm.name}-text"  # the decoder the tiny VLM was assembled around
+    result = cli(
+        "--yard", tmp_path / "yard", "finetune", "--checkpoint", text_model, "--data", digit_images, *QUICK
+    )
+    assert result.exit_code == 2
+    assert "reads text only" in result.stderr and "AutoModelForImageTextToText" in result.stderr
+    assert not (tmp_path / "yard" / "models").exists()
+
+
+def test_a_vision_language_model_on_text_only_rows_is_refused_with_why(
+    cli, tmp_path, tiny_vlm, chat_folder
+) -> None:
+    chat = chat_folder(tmp_path / "chat", {"train": 4, "validation": 2})
+    result = cli("--yard", tmp_path / "yard", "finetune", "--checkpoint", tiny_vlm, "--data", chat, *QUICK)
+    assert result.exit_code == 2
+    assert "vision-language model, and these chat rows have no images" in result.stderr
+    assert not (tmp_path / "yard" / "models").exists()
+
+
+def test_packing_image_rows_is_refused(cli, tmp_path, tiny_vlm, digit_images) -> None:
+    result = cli(
+        "--yard",
+        tmp_path / "yard",
+        "finetune",
+        "--checkpoint",
+        tiny_vlm,
+        "--data",
+        digit_images,
+        "--packing",
+        *QUICK,
+    )
+    assert result.exit_code == 2 and "--packing does not apply to image-chat rows" in result.stderr
