@@ -237,6 +237,19 @@ def test_a_batch_pads_tiles_per_prompt(processor, photos) -> None:  # type: igno
     assert not inputs["pixel_values"][0, 5:].any()
 
 
+def test_prompts_without_images(processor, photos) -> None:  # type: ignore[no-untyped-def]
+    """A text-only prompt in a batch gets only padding tiles; a batch of text only has no pixels."""
+    for choice in PREPROCESSES:
+        mixed = model_inputs(processor, ["Hello.", prompt(processor)], [[], [photos["wide"]]], choice)
+        assert not mixed["pixel_attention_mask"][0].any() and mixed["pixel_attention_mask"][1].all()
+        text_only = model_inputs(processor, ["Hello.", "Good morning."], [[], []], choice, padding="longest")
+        assert sorted(text_only.keys()) == ["attention_mask", "input_ids"]
+        assert (
+            text_only["input_ids"].tolist()
+            == processor.tokenizer(["Hello.", "Good morning."], padding=True)["input_ids"]
+        )
+
+
 def test_unknown_choice_is_refused_with_the_choices(processor, photos) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(
         ConfigError, match="unknown image preprocessing 'android'; the choices are processor, llamacpp"

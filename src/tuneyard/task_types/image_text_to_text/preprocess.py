@@ -94,7 +94,13 @@ def model_inputs(
 def _processor_inputs(
     processor: Any, texts: list[str], images: list[list[Image.Image]], **text_kwargs: Any
 ) -> BatchFeature:
-    return processor(text=texts, images=images, return_tensors="pt", padding=True, **text_kwargs)  # type: ignore[no-any-return]
+    # A batch of text-only prompts has no pixels; the processor's image processor refuses an empty batch.
+    return processor(  # type: ignore[no-any-return]
+        text=texts,
+        images=images if any(images) else None,
+        return_tensors="pt",
+        **{"padding": True, **text_kwargs},
+    )
 
 
 def _llamacpp_inputs(
@@ -134,8 +140,12 @@ def _llamacpp_inputs(
         tiles.append(prompt_tiles)
     # Every tile is already tile x tile: no splitting and no resize is left to the image processor,
     # only its rescale, normalise and padding of each prompt's tiles, which equal llama.cpp's.
-    pixels = image_processor(tiles, do_resize=False, do_image_splitting=False, return_tensors="pt")
-    text_inputs = processor.tokenizer(expanded, return_tensors="pt", padding=True, **text_kwargs)
+    pixels = (
+        image_processor(tiles, do_resize=False, do_image_splitting=False, return_tensors="pt")
+        if any(tiles)
+        else {}
+    )
+    text_inputs = processor.tokenizer(expanded, return_tensors="pt", **{"padding": True, **text_kwargs})
     return BatchFeature(data={**text_inputs, **pixels})
 
 
