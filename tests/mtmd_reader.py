@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,26 +36,19 @@ F32_NX = 48
 F32_NY = 52
 
 
-def _quiet() -> None:
-    import llama_cpp
-    from llama_cpp import mtmd_cpp
-
-    @llama_cpp.llama_log_callback
-    def drop(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        return None
-
-    _quiet.callback = drop  # type: ignore[attr-defined]  # ctypes keeps only a pointer: hold the function
-    llama_cpp.llama_log_set(drop, ctypes.c_void_p())
-    mtmd_cpp.mtmd_log_set(drop, ctypes.c_void_p())
-
-
 @contextmanager
 def mtmd_context(text_gguf: Path, mmproj_gguf: Path) -> Iterator[object]:
     """A llama.cpp multimodal context of a text GGUF and its mmproj GGUF, on the CPU."""
     import llama_cpp
     from llama_cpp import mtmd_cpp
+    from llama_cpp._logger import llama_log_callback
+    from llama_cpp._logger import logger as llama_logger
 
-    _quiet()
+    # llama.cpp logs every tensor it loads: route mtmd's log through llama-cpp-python's, and
+    # quieten that to errors while the context lives (it prints everything by default).
+    mtmd_cpp.mtmd_log_set(llama_log_callback, ctypes.c_void_p())
+    level = llama_logger.level
+    llama_logger.setLevel(logging.ERROR)
     llama_cpp.llama_backend_init()
     model = llama_cpp.llama_model_load_from_file(
         str(text_gguf).encode(), llama_cpp.llama_model_default_params()
@@ -69,6 +63,7 @@ def mtmd_context(text_gguf: Path, mmproj_gguf: Path) -> Iterator[object]:
     finally:
         mtmd_cpp.mtmd_free(context)
         llama_cpp.llama_model_free(model)
+        llama_logger.setLevel(level)
 
 
 def llamacpp_prompt(

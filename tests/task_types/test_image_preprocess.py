@@ -133,7 +133,7 @@ def prompt(processor, count: int = 1) -> str:  # type: ignore[no-untyped-def]
     return PROMPT.format(processor.image_token * count)
 
 
-@pytest.mark.slow  # 15-25 s: loading SmolLM2's tokenizer and three conversions
+@pytest.mark.slow  # about 25 s on 2 busy cores: three conversions, SmolLM2's tokenizer
 def test_llamacpp_inputs_are_llamacpps_own(processor, one_tile_processor, photos, ggufs) -> None:  # type: ignore[no-untyped-def]
     """For every photo (tall, wide, tiny, square; RGBA, L, LA, P, 1 modes), for two images in one
     prompt, and with images resized to one tile: the token ids llama.cpp makes of the prompt, and
