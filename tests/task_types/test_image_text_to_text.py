@@ -163,7 +163,7 @@ def test_a_run_is_evaluated_generated_from_and_merged_with_its_images(
     assert torch.allclose(adapted, folded, atol=1e-4)
 
 
-@pytest.mark.parametrize("preprocess", ["processor"])
+@pytest.mark.parametrize("preprocess", ["processor", "llamacpp"])
 def test_every_verb_feeds_the_model_the_same_pixels(
     cli, tmp_path, tiny_vlm, digit_images, monkeypatch, preprocess
 ) -> None:

@@ -13,7 +13,7 @@ from pydantic import Field
 from tuneyard.config import StrictModel
 
 # The names of tuneyard.task_types.image_text_to_text.preprocess.PREPROCESSES (a test keeps them equal).
-ImagePreprocess = Literal["processor"]
+ImagePreprocess = Literal["processor", "llamacpp"]
 
 
 class ImageTextOptions(StrictModel):
