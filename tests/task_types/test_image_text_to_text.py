@@ -94,6 +94,58 @@ def test_a_dataset_prepared_with_an_image_column_trains_the_model(
     assert json.loads((only_run(tmp_path) / "manifest.json").read_text())["task_type"] == "image_text_to_text"
 
 
+def digit_table(folder: Path, digit_images: Path) -> Path:
+    """The digit images as train/validation/test tables of image paths and question/answer columns."""
+    images = sorted(digit_images.glob("*/*.png"))
+    splits = {"train": images[::3] + images[1::3], "validation": images[2::6], "test": images[5::6]}
+    folder.mkdir()
+    for split, paths in splits.items():
+        rows = [
+            {"image": str(path), "prompt": "Which digit?", "response": path.parent.name} for path in paths
+        ]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_a_grid_of_image_runs_and_an_eval_grid_over_them(cli, tmp_path, tiny_vlm, digit_images) -> None:
+    import csv
+
+    import yaml
+
+    table = digit_table(tmp_path / "digits", digit_images)
+    yard = tmp_path / "yard"
+    spec = {
+        "experiment": "vision",
+        "finetuning": {
+            "models": [str(tiny_vlm)],
+            "data": str(table),
+            "strategies": ["full", "lora"],
+            "epochs": 1,
+            "batch_size": 4,
+            "options": {"task_options": {"train_connector": True}},
+        },
+        "evals": {"tasks": [str(table)], "split": "test"},
+    }
+    (tmp_path / "vision.yaml").write_text(yaml.safe_dump(spec))
+    ran = cli("--yard", yard, "grid", tmp_path / "vision.yaml")
+    assert ran.exit_code == 0, ran.stderr
+    assert "ran 2 cell(s) of 2" in ran.stderr
+    folder = yard / "experiments" / "vision"
+    with (folder / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["strategy"] for row in rows} == {"full", "lora"}
+    assert {row["state"] for row in rows} == {"complete"} and all(
+        0 <= float(row["digits"]) <= 1 for row in rows
+    )
+    runs = sorted((folder / "finetuned_checkpoints").iterdir())
+    args = ("--models", tiny_vlm, *runs, "--tasks", table, "--experiment", "again", "--split", "test")
+    again = cli("--yard", yard, "eval-grid", *args, "--set", "answers.max_new_tokens=3")
+    assert again.exit_code == 0, again.stderr
+    assert (
+        len(json.loads((yard / "experiments" / "again" / "eval_grid_results.json").read_text())["cells"]) == 3
+    )
+
+
 def test_lora_adapts_the_chosen_blocks_of_each_tower_and_trains_the_connector(
     cli, tmp_path, tiny_vlm, digit_images
 ) -> None:
