@@ -334,3 +334,23 @@ def test_packing_image_rows_is_refused(cli, tmp_path, tiny_vlm, digit_images) ->
         *QUICK,
     )
     assert result.exit_code == 2 and "--packing does not apply to image-chat rows" in result.stderr
+
+
+def test_vision_layers_the_tower_lacks_are_refused_naming_the_option(
+    cli, tmp_path, tiny_vlm, digit_images
+) -> None:
+    lora = ("--strategy", "lora", "--lora-vision-layers", "5")
+    result = cli(
+        "--yard",
+        tmp_path / "yard",
+        "finetune",
+        "--checkpoint",
+        tiny_vlm,
+        "--data",
+        digit_images,
+        *lora,
+        *QUICK,
+    )
+    assert result.exit_code == 2
+    assert "--lora-vision-layers '5' names layer 5, but the model has 2 layers" in result.stderr
+    assert not (tmp_path / "yard").exists()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,17 +103,26 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class AdaptedTower:
+    """A further tower LoRA adapts: its module path, the blocks chosen there (``"0,1"``, ``"2-5"``,
+    ``"all"``) and the option that chose them (named in errors)."""
+
+    path: str
+    layers: str
+    option: str
+
+
+@dataclass(frozen=True)
 class LoraScope:
     """Where LoRA goes in a model of several towers (a vision-language model's text and vision towers).
 
     ``main``: the tower whose blocks ``--lora-layers`` numbers (a module path, e.g.
-    ``model.text_model``); ``others``: further towers adapted, each with the blocks chosen
-    there (``"0,1"``, ``"2-5"``, ``"all"``); ``trained``: modules that train in full beside
-    the task head (a connector between towers).
+    ``model.text_model``); ``others``: further towers adapted; ``trained``: modules that
+    train in full beside the task head (a connector between towers).
     """
 
     main: str
-    others: dict[str, str] = field(default_factory=dict)
+    others: tuple[AdaptedTower, ...] = ()
     trained: tuple[str, ...] = ()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.task_types.base import (
+    AdaptedTower,
     DataRole,
     EvalResult,
     EvaluationRole,
@@ -112,7 +113,8 @@ class VisionLanguageModel(ChatModel):
     def lora_scope(self, vlm: Any, task_options: Any) -> LoraScope | None:
         options = task_options or ImageTextOptions()
         text, vision, connector = model.lora_towers(vlm)
-        others = {vision: options.lora_vision_layers} if options.lora_vision_layers else {}
+        layers = options.lora_vision_layers
+        others = (AdaptedTower(vision, layers, "--lora-vision-layers"),) if layers else ()
         return LoraScope(main=text, others=others, trained=(connector,) if options.train_connector else ())
 
     def probe_inputs(self, processor: Any) -> dict[str, Any]:

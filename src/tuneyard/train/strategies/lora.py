@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from tuneyard.errors import TrainingError
 from tuneyard.models.layout import LAYER_KINDS, layout_of
+from tuneyard.task_types.base import AdaptedTower
 from tuneyard.train.layers import check_layers, parse_layers
 from tuneyard.train.plan import training_settings
 
@@ -74,16 +75,16 @@ def block_layer_targets(layout: ModelLayout, names: tuple[str, ...], layers: lis
 def scoped_targets(model: nn.Module, options: FinetuneOptions, scope: LoraScope) -> list[str]:
     """Full module names of the chosen layers in every tower of ``scope`` (``--lora-layers`` choose the
     main tower's blocks, the scope the others'), so a name two towers share adapts only the blocks chosen."""
-    towers = {scope.main: options.lora.layers, **scope.others}
+    towers = [AdaptedTower(scope.main, options.lora.layers or "all", "--lora-layers"), *scope.others]
     targets: list[str] = []
-    for tower, spec in towers.items():
-        layout = layout_of(model.get_submodule(tower))
-        layers = None if spec in (None, "all") else parse_layers(spec)
-        if layers is not None:
-            check_layers(spec, layers, layout.num_blocks)
+    for tower in towers:
+        layout = layout_of(model.get_submodule(tower.path))
+        blocks: list[int] | range = range(layout.num_blocks)
+        if tower.layers != "all":
+            blocks = parse_layers(tower.layers, tower.option)
+            check_layers(tower.layers, blocks, layout.num_blocks, tower.option)
         names = selected_targets(layout, options, None)
-        blocks = range(layout.num_blocks) if layers is None else layers
-        targets += [f"{tower}.{layout.blocks}.{block}.{name}" for block in blocks for name in names]
+        targets += [f"{tower.path}.{layout.blocks}.{block}.{name}" for block in blocks for name in names]
     return targets
 
 
