@@ -354,3 +354,22 @@ def test_vision_layers_the_tower_lacks_are_refused_naming_the_option(
     assert result.exit_code == 2
     assert "--lora-vision-layers '5' names layer 5, but the model has 2 layers" in result.stderr
     assert not (tmp_path / "yard").exists()
+
+
+def test_the_answer_length_is_recorded_and_caps_eval_and_generate(
+    cli, tmp_path, tiny_vlm, digit_images
+) -> None:
+    yard = tmp_path / "yard"
+    args = ("--checkpoint", tiny_vlm, "--data", digit_images, *QUESTION, "--strategy", "lora", *QUICK)
+    too_short = cli("--yard", yard, "finetune", *args, "--max-answer-tokens", "1")
+    assert too_short.exit_code == 2 and "answers longer than --max-answer-tokens 1" in too_short.stderr
+    assert not (yard / "models").exists()  # " 0" and the end of turn are two tokens
+    assert cli("--yard", yard, "finetune", *args, "--max-answer-tokens", "3").exit_code == 0
+    best = only_run(yard) / "best"
+    assert json.loads((best.parent / "manifest.json").read_text())["config"]["task_options"] == {
+        "max_answer_tokens": 3
+    }
+    generate = ("--data", digit_images, *QUESTION, "--split", "validation", "--max-new-tokens", "64")
+    assert cli("--yard", yard, "generate", "--checkpoint", best, *generate).exit_code == 0
+    (predictions,) = best.parent.glob("generations/*/predictions.jsonl")
+    assert all(json.loads(line)["tokens"] <= 3 for line in predictions.read_text().splitlines())

@@ -44,6 +44,14 @@ if TYPE_CHECKING:
     from tuneyard.models.checkpoint import StartingCheckpoint
 
 
+def capped(options: Any, task_options: Any) -> Any:
+    """Decoding ``options`` stopped at the model's recorded ``--max-answer-tokens``, if it has one."""
+    limit = (task_options or ImageTextOptions()).max_answer_tokens
+    if limit is None or options.max_new_tokens <= limit:
+        return options
+    return options.model_copy(update={"max_new_tokens": limit})
+
+
 def preprocess_of(task_options: Any) -> str:
     """The ``--image-preprocess`` a run was fine-tuned with (the default for a model from elsewhere)."""
     return (task_options or ImageTextOptions()).image_preprocess
@@ -69,7 +77,8 @@ class ImageChatData(DataRole):
                 "--packing does not apply to image-chat rows: a packed sequence would mix rows' images.",
                 "Leave out --packing.",
             )
-        return check_lengths(task_data, processor, settings.max_length, preprocess_of(settings.task_options))
+        options = settings.task_options or ImageTextOptions()
+        return check_lengths(task_data, processor, settings.max_length, options)
 
     def fitting_max_length(
         self, task_data: TaskData, processor: Any, checkpoint: StartingCheckpoint
@@ -185,7 +194,7 @@ class ImageAnswersEvaluation(EvaluationRole):
         from tuneyard.task_types.image_text_to_text.evaluation import evaluate_generations
 
         model.with_chat_template(processor, spec, "the model")
-        options = answers or AnswerOptions()
+        options = capped(answers or AnswerOptions(), task_options)
         preprocess = preprocess_of(task_options)
         return evaluate_generations(
             vlm, processor, dataset, spec, split, batch_size, options, preprocess, progress
@@ -228,7 +237,9 @@ class ImageChatGeneration(GenerationRole):
         from tuneyard.task_types.image_text_to_text.generation import generate_answers
 
         preprocess = preprocess_of(task_options)
-        return generate_answers(vlm, processor, rows, options, batch_size, preprocess, progress)
+        return generate_answers(
+            vlm, processor, rows, capped(options, task_options), batch_size, preprocess, progress
+        )
 
     def write_predictions(self, folder: Path, generations: Any) -> str:
         from tuneyard.task_types.causal_lm.generation import write_predictions

@@ -80,6 +80,17 @@ class ImageChatCollator:
         return training_inputs(self.processor, rows, self.preprocess)
 
 
+def answer_lengths(processor: Any, rows: Dataset) -> list[int]:
+    """Tokens each row's answer takes to generate: up to and with its end-of-turn token."""
+    tokenizer = processor.tokenizer
+    lengths = []
+    for prompt, completion in zip(rows["prompt"], rows["completion"], strict=True):
+        ids = tokenizer(answer_text(processor, prompt, completion), add_special_tokens=False)["input_ids"]
+        end = ids.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in ids else len(ids)
+        lengths.append(end)
+    return lengths
+
+
 def row_lengths(processor: Any, rows: Dataset, preprocess: str) -> list[int]:
     """Each row's tokens with its image tokens and answer (what ``--max-length`` must hold)."""
     return [

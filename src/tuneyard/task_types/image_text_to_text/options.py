@@ -24,6 +24,12 @@ class ImageTextOptions(StrictModel):
         description="How images become pixels, for training and every later verb: 'processor' (the "
         "model's own processor) or 'llamacpp' (what the pinned llama.cpp does, for a model deployed there).",
     )
+    max_answer_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        description="The longest answer the deployment generates (seed 003's app: 32): finetune refuses "
+        "longer answers, and eval and generate of the model stop there.",
+    )
     lora_vision_layers: str | None = Field(
         default=None,
         description="LoRA: also adapt these vision-tower blocks ('0,1', '0-3' or 'all'); default: the "

@@ -14,19 +14,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import DataError
-from tuneyard.task_types.image_text_to_text.inputs import ImageChatCollator, row_lengths
+from tuneyard.task_types.image_text_to_text.inputs import ImageChatCollator, answer_lengths, row_lengths
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
+    from tuneyard.task_types.image_text_to_text.options import ImageTextOptions
 
 TRAINED_SPLITS = ("train", "validation")
 
 
-def check_lengths(data: TaskData, processor: Any, max_length: int, preprocess: str) -> list[str]:
-    """Refuse rows longer than ``max_length`` tokens, image tokens included."""
+def check_lengths(data: TaskData, processor: Any, max_length: int, options: ImageTextOptions) -> list[str]:
+    """Refuse rows longer than ``max_length`` tokens (image tokens included), and answers longer than
+    ``--max-answer-tokens`` (the deployment would cut them)."""
     for split in TRAINED_SPLITS:
         rows = data.split(split)
-        lengths = row_lengths(processor, rows, preprocess)
+        lengths = row_lengths(processor, rows, options.image_preprocess)
         long = [row_id for row_id, length in zip(rows["id"], lengths, strict=True) if length > max_length]
         if long:
             shown = ", ".join(str(row_id) for row_id in long[:5])
@@ -36,7 +38,23 @@ def check_lengths(data: TaskData, processor: Any, max_length: int, preprocess: s
                 f"Raise --max-length to {max(lengths)}, or shorten those rows (a row is never cut: "
                 "that would cut its image tokens or its answer).",
             )
+        if options.max_answer_tokens is not None:
+            check_answers(rows, processor, split, options.max_answer_tokens)
     return []
+
+
+def check_answers(rows: Any, processor: Any, split: str, limit: int) -> None:
+    """Refuse answers that take more than ``limit`` generated tokens, their end-of-turn token counted."""
+    answers = answer_lengths(processor, rows)
+    long = [row_id for row_id, length in zip(rows["id"], answers, strict=True) if length > limit]
+    if long:
+        shown = ", ".join(str(row_id) for row_id in long[:5])
+        raise DataError(
+            f"{len(long)} of {len(rows)} {split} rows have answers longer than --max-answer-tokens {limit} "
+            f"(ids: {shown}; the longest takes {max(answers)} tokens with its end of turn): the model "
+            "would learn answers its deployment cuts off.",
+            f"Shorten those answers, or raise --max-answer-tokens to {max(answers)}.",
+        )
 
 
 def longest_row(data: TaskData, processor: Any, preprocess: str) -> int:
