@@ -100,6 +100,8 @@ def export(
         table.add_row("type", options.quant)
     table.add_row("tensors", str(result.tensors))
     table.add_row("file size" if options.quant else "size", f"{result.file_bytes / 2**20:,.1f} MiB")
+    if result.projector is not None:
+        table.add_row("projector (mmproj, f16)", f"{result.projector_bytes / 2**20:,.1f} MiB")
     table.add_row("time", f"{result.seconds:.1f} s")
     out.print(table)
     if validation is not None:
