@@ -86,11 +86,18 @@ def test_a_run_exports_its_text_model_and_projector_and_llama_cpp_answers_the_im
     f16 = exported(cli("--yard", yard, "export", "--checkpoint", run, *data, *QUICK_VALIDATE))
     text, projector = f16 / "digits_vlm-f16.gguf", f16 / "mmproj-digits_vlm-f16.gguf"
     assert text.is_file() and projector.is_file()
-    assert gguf_fields(projector, "general.type", "clip.projector_type", "clip.vision.image_size") == [
-        "mmproj",
-        "idefics3",
-        32,
-    ]
+    # What llama.cpp's mtmd tiles and resizes by, read by the converter from the model folder: the
+    # tile size (vision_config), the processor's longest edge (processor_config.json), the connector's
+    # pixel shuffle (config.json): the tiny model's 32 px tiles, 64 px images, 2x2 shuffle.
+    fields = (
+        "general.type",
+        "clip.projector_type",
+        "clip.vision.image_size",
+        "clip.vision.preproc_image_size",
+    )
+    assert gguf_fields(projector, *fields, "clip.vision.projector.scale_factor") == [
+        "mmproj", "idefics3", 32, 64, 2,
+    ]  # fmt: skip
     manifest = json.loads((f16 / "manifest.json").read_text())
     assert manifest["config"]["projector"] == {"file": projector.name, "type": "f16"}
     assert manifest["metrics"]["projector_bytes"] == projector.stat().st_size

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 VALIDATION_FOLDER = "validation"
 # llama.cpp's context for image prompts: mtmd counts a prompt's image tokens only once the text model
 # is loaded, so the context is sized for SmolVLM's largest tiling (17 tiles of 64 tokens, with
-# their separators) plus an answer; a prompt that needs more is refused with its count.
+# their separators) plus an answer, or the model's own context if shorter; a prompt that needs
+# more is refused with its count.
 IMAGE_CONTEXT = 2048
 
 
@@ -459,7 +460,7 @@ def validate_with(
     rows = source.rows
     projector = find_projector(file) if rows.image_marker is not None else None
     runtime = (
-        MultimodalRuntime(file, projector, IMAGE_CONTEXT, options.threads)
+        MultimodalRuntime(file, projector, image_context(source.model), options.threads)
         if projector is not None
         else LlamaRuntime(file, context_size(source.tokenizer, rows, options), options.threads)
     )
@@ -488,6 +489,12 @@ def context_size(tokenizer: Any, rows: Rows, options: ValidateOptions) -> int:
     )
     longest_sequence = max((len(ids) for ids in rows.sequences), default=0)
     return max(longest_sequence, longest_prompt + options.answers.max_new_tokens) + 16
+
+
+def image_context(model: Any) -> int:
+    """llama.cpp's context for image prompts: :data:`IMAGE_CONTEXT`, or the text model's own if shorter."""
+    trained = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    return min(IMAGE_CONTEXT, trained or IMAGE_CONTEXT)
 
 
 def compare(
