@@ -79,7 +79,7 @@ def gguf_fields(file: Path, *names: str) -> list[object]:
 
 @pytest.mark.slow
 def test_a_run_exports_its_text_model_and_projector_and_llama_cpp_answers_the_images_as_transformers(
-    cli, vlm_run, varied_images
+    cli, tmp_path, vlm_run, varied_images
 ) -> None:
     yard, run = vlm_run
     data = ("--data", varied_images)
@@ -115,6 +115,8 @@ def test_a_run_exports_its_text_model_and_projector_and_llama_cpp_answers_the_im
     answers = [json.loads(line) for line in (f16 / "validation" / "answers.jsonl").open()]
     assert all(line["llama_cpp"] == line["transformers"] for line in answers)
     assert len({line["llama_cpp"] for line in answers}) >= 4  # the images, not only the text, decide
+
+    same_prompts(f16, varied_images, tmp_path)
 
     q8 = exported(
         cli("--yard", yard, "export", "--checkpoint", run, "--quant", "q8_0", "--no-validate", "-q")
@@ -161,3 +163,32 @@ def test_the_converter_reads_a_vision_language_folder_as_a_text_model_and_a_proj
     assert has_vision_tower(tiny_vlm) and not has_vision_tower(tiny_vlm.parent / f"{tiny_vlm.name}-text")
     assert model_architecture(tiny_vlm) == "LlamaForCausalLM"  # the text model: text_config's
     assert model_architecture(tiny_vlm, projector=True) == "Idefics3ForConditionalGeneration"
+
+
+def same_prompts(export: Path, table: Path, scratch: Path) -> None:
+    """llama.cpp builds each image's prompt as transformers' processor does: the same text tokens,
+    the same tiles in the same places (the table's images, of odd sizes: wide, tall, tiny, and a
+    300 x 130 px banner)."""
+    from PIL import Image
+
+    from tuneyard.export.llama_runtime import MultimodalRuntime
+    from tuneyard.task_types.image_text_to_text.model import load_processor
+
+    source = json.loads((export / "manifest.json").read_text())["config"]["source"]
+    processor = load_processor(export.parent.parent / source)
+    Image.new("RGB", (300, 130), (0, 128, 255)).save(scratch / "banner.png")
+    rows = [json.loads(line) for line in (table / "validation.jsonl").open()]
+    files = [table / row["image"] for row in rows] + [scratch / "banner.png"]
+    prompt = "<|im_start|>User:<image>What is this?<end_of_utterance>\nAssistant:"
+    (text,) = (file for file in export.glob("*.gguf") if not file.name.startswith("mmproj-"))
+    runtime = MultimodalRuntime(text, next(export.glob("mmproj-*.gguf")), 256, 1)
+    try:
+        for file in files:
+            ids = processor(text=[prompt], images=[[Image.open(file)]], add_special_tokens=False)[
+                "input_ids"
+            ][0]
+            expected = [None if token == processor.image_token_id else token for token in ids]
+            found = runtime.prompt_positions(prompt.replace("<image>", runtime.marker), [file.read_bytes()])
+            assert found == expected, file.name
+    finally:
+        runtime.close()

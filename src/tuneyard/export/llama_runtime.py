@@ -188,6 +188,22 @@ class MultimodalRuntime(LlamaRuntime):
         text = self.llama.detokenize(tokens).decode("utf-8", errors="replace")
         return Answer(text, len(tokens), time.perf_counter() - started)
 
+    def prompt_positions(self, prompt: str, images: list[bytes]) -> list[int | None]:
+        """The prompt llama.cpp builds, position by position: text token ids, and None for each
+        position an image embedding fills. Where it differs from transformers' input ids (image
+        tokens as None), the two runtimes tile or mark an image differently."""
+        positions: list[int | None] = []
+        with self._chunks(prompt, images) as chunks:
+            for index in range(self.mtmd.mtmd_input_chunks_size(chunks)):
+                chunk = self.mtmd.mtmd_input_chunks_get(chunks, index)
+                if self.mtmd.mtmd_input_chunk_get_type(chunk) == self.mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
+                    count = ctypes.c_size_t()
+                    tokens = self.mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+                    positions += [int(tokens[i]) for i in range(count.value)]
+                else:
+                    positions += [None] * self.mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+        return positions
+
     @contextlib.contextmanager
     def _chunks(self, prompt: str, images: list[bytes]) -> Iterator[Any]:
         """``prompt`` and its images as mtmd's input chunks (text tokens, image embeddings to be)."""
