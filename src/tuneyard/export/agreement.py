@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from tuneyard.data.loading import TaskData
-    from tuneyard.export.llama_runtime import LlamaRuntime
+    from tuneyard.export.llama_runtime import Answer, LlamaRuntime
     from tuneyard.task_types.base import GenerationRole, ProgressCallback
 
 VALIDATION_FOLDER = "validation"
@@ -148,7 +148,8 @@ def export_gguf(folder: Path) -> Path:
             f"{folder} does not exist.",
             "Give an exports/{name}_{quant}/ folder (tuneyard runs ls --kind export).",
         )
-    files = sorted(file for file in folder.glob("*.gguf") if not file.name.startswith(PROJECTOR_PREFIX))
+    found = folder.glob("*.gguf") if folder.is_dir() else []
+    files = sorted(file for file in found if not file.name.startswith(PROJECTOR_PREFIX))
     if len(files) != 1:
         raise ExportError(
             f"{folder} is not a GGUF export (it holds {len(files)} .gguf model files, not one).",
@@ -302,7 +303,7 @@ def gguf_side(
     return side
 
 
-def _image_answer(runtime: LlamaRuntime, rows: Rows, index: int, max_new_tokens: int) -> Any:
+def _image_answer(runtime: LlamaRuntime, rows: Rows, index: int, max_new_tokens: int) -> Answer:
     """Row ``index``'s prompt and images answered by mtmd (a :class:`MultimodalRuntime`)."""
     from tuneyard.export.llama_runtime import MultimodalRuntime
 
