@@ -110,6 +110,8 @@ def validate(
     the same token ids, next-token top-1 agreement teacher-forced, perplexity,
     identical greedy answers and the graded accuracy through llama.cpp vs transformers.
     Filed in each export's manifest (metrics.validation.*) and validation/ folder.
+    A vision-language export (with its mmproj) answers the rows' images through llama.cpp's
+    mtmd: identical answers and accuracy are compared, logits are not.
 
     Example: tuneyard validate exports/smollm2_135m_lora_f16 exports/smollm2_135m_lora_q8_0 --min-accuracy 0.8
     """
