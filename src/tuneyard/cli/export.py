@@ -65,7 +65,9 @@ def export(
     `merged` artifact). GGUF files are written by llama.cpp's convert_hf_to_gguf.py (pinned,
     fetched once); the types it lacks (see --quant) are then made by llama.cpp's quantizer
     (llama-cpp-python). --format safetensors copies the model folder (weights, config,
-    tokenizer, chat template) for runtimes that read Hugging Face folders.
+    tokenizer, chat template) for runtimes that read Hugging Face folders. As GGUF, a
+    vision-language model (a config with a vision_config) also gets its multimodal projector
+    (mmproj-{name}-f16.gguf, the converter's --mmproj), validated through llama.cpp's mtmd.
 
     A GGUF export is then validated in llama.cpp against its source on the run's
     validation rows (or --data), as `tuneyard validate` does; with --min-accuracy it is a
@@ -100,6 +102,8 @@ def export(
         table.add_row("type", options.quant)
     table.add_row("tensors", str(result.tensors))
     table.add_row("file size" if options.quant else "size", f"{result.file_bytes / 2**20:,.1f} MiB")
+    if result.projector is not None:
+        table.add_row("projector (mmproj, f16)", f"{result.projector_bytes / 2**20:,.1f} MiB")
     table.add_row("time", f"{result.seconds:.1f} s")
     out.print(table)
     if validation is not None:

@@ -56,15 +56,26 @@ def validation_table(results: list[Any]) -> str:
             "",
             "tokenizer_identical",
             share,
-        ),
-        row(f"next-token top-1 agreement ({int(first['positions'])} positions)", "", "top1_agreement", share),
-        row("perplexity", f"{first['perplexity_hf']:.3f}", "perplexity_gguf", "{:.3f}".format),
-        row("perplexity change", "", "perplexity_change", "{:+.3%}".format),
+        )
     ]
+    if "top1_agreement" in first:
+        rows += [
+            row(
+                f"next-token top-1 agreement ({int(first['positions'])} positions)",
+                "",
+                "top1_agreement",
+                share,
+            ),
+            row("perplexity", f"{first['perplexity_hf']:.3f}", "perplexity_gguf", "{:.3f}".format),
+            row("perplexity change", "", "perplexity_change", "{:+.3%}".format),
+        ]
+    else:  # image prompts: llama.cpp's mtmd gives no per-position logits
+        rows.append(["next-token agreement, perplexity", "", *("not compared (images)" for _ in results)])
+    images = f", {int(first['images'])} images" if "images" in first else ""
     if "accuracy_gguf" in first:
         rows += [
             row("same chat template", "", "chat_template_identical", lambda v: "yes" if v else "NO"),
-            row(f"identical greedy answers ({int(first['rows'])})", "", "greedy_identical", share),
+            row(f"identical greedy answers ({int(first['rows'])}{images})", "", "greedy_identical", share),
             row(
                 f"{results[0].grader} accuracy",
                 f"{first['accuracy_hf']:.3f}",
@@ -99,6 +110,8 @@ def validate(
     the same token ids, next-token top-1 agreement teacher-forced, perplexity,
     identical greedy answers and the graded accuracy through llama.cpp vs transformers.
     Filed in each export's manifest (metrics.validation.*) and validation/ folder.
+    A vision-language export (with its mmproj) answers the rows' images through llama.cpp's
+    mtmd: identical answers and accuracy are compared, logits are not.
 
     Example: tuneyard validate exports/smollm2_135m_lora_f16 exports/smollm2_135m_lora_q8_0 --min-accuracy 0.8
     """

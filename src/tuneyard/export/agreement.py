@@ -14,6 +14,14 @@ fine-tuning run trained on, found through the lineage):
 - **greedy answers**: the share of prompts answered identically, and the task's graded
   accuracy of each side's answers (the grader ``tuneyard eval`` uses).
 
+A vision-language export (a text GGUF with its ``mmproj-`` projector beside it) is run by
+llama.cpp's ``mtmd`` (:class:`~.llama_runtime.MultimodalRuntime`): each row's prompt is
+rendered by the model's chat template, its image markers replaced by mtmd's, and llama.cpp
+is given the image files themselves, to prepare as a deployment does; transformers
+answers with the preprocessing the model was fine-tuned with (its run's task options).
+Tokenizer identity, identical answers and both accuracies are compared; next-token
+agreement and perplexity are not (mtmd evaluates image chunks without per-position logits).
+
 Results go into the export's manifest (``metrics.validation.*``, settings under
 ``config.validation``) and its ``validation/`` folder (every answer of both sides,
 every tokenizer mismatch). ``min_accuracy`` is a release gate: an export whose
@@ -34,6 +42,7 @@ from pydantic import Field
 from tuneyard.config import Cli
 from tuneyard.data.options import DataOptions
 from tuneyard.errors import ExportError
+from tuneyard.export.converter import PROJECTOR_PREFIX, has_vision_tower
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.causal_lm.options import AnswerOptions
 from tuneyard.task_types.data_loading import load_data
@@ -46,10 +55,15 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
     from tuneyard.data.loading import TaskData
-    from tuneyard.export.llama_runtime import LlamaRuntime
+    from tuneyard.export.llama_runtime import Answer, LlamaRuntime
     from tuneyard.task_types.base import GenerationRole, ProgressCallback
 
 VALIDATION_FOLDER = "validation"
+# llama.cpp's context for image prompts: mtmd counts a prompt's image tokens only once the text model
+# is loaded, so the context is sized for SmolVLM's largest tiling (17 tiles of 64 tokens, with
+# their separators) plus an answer, or the model's own context if shorter; a prompt that needs
+# more is refused with its count.
+IMAGE_CONTEXT = 2048
 
 
 class ValidateOptions(DataOptions):
@@ -112,13 +126,17 @@ class Validation:
 
 @dataclass
 class Rows:
-    """The rows both sides see: conversations as token ids, rendered prompts, references."""
+    """The rows both sides see: conversations as token ids, rendered prompts, references; for image
+    prompts, each row's image files and the marker that stands for an image in a prompt."""
 
     data: TaskData
     rows: Dataset
     sequences: list[list[int]]
     prompts: list[str]
     references: list[str]
+    images: list[list[bytes]] = field(default_factory=list)
+    image_marker: str | None = None
+    task_options: Any = None  # the task type's own options the model was fine-tuned with
 
 
 def export_gguf(folder: Path) -> Path:
@@ -130,17 +148,18 @@ def export_gguf(folder: Path) -> Path:
             f"{folder} does not exist.",
             "Give an exports/{name}_{quant}/ folder (tuneyard runs ls --kind export).",
         )
-    files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
+    found = folder.glob("*.gguf") if folder.is_dir() else []
+    files = sorted(file for file in found if not file.name.startswith(PROJECTOR_PREFIX))
     if len(files) != 1:
         raise ExportError(
-            f"{folder} is not a GGUF export (it holds {len(files)} .gguf files, not one).",
+            f"{folder} is not a GGUF export (it holds {len(files)} .gguf model files, not one).",
             "Give an exports/{name}_{quant}/ folder written by tuneyard export --format gguf.",
         )
     return files[0]
 
 
-def training_data(yard: Yard, folder: Path) -> tuple[DataOptions, dict[str, Any]] | None:
-    """The data options (and seed, validation fraction) of the nearest fine-tuning run behind ``folder``.
+def training_config(yard: Yard, folder: Path) -> dict[str, Any] | None:
+    """The config of the nearest fine-tuning run behind ``folder`` (one that names its data).
 
     Found through the lineage (export -> merged -> run -> ...; :mod:`tuneyard.yard.lineage`).
     """
@@ -156,23 +175,50 @@ def training_data(yard: Yard, folder: Path) -> tuple[DataOptions, dict[str, Any]
             continue
         config = read_manifest(yard.absolute(step.path), yard.storage).config
         if config.get("data") or config.get("task"):
-            fields = {name: config[name] for name in DataOptions.model_fields if name in config}
-            split_settings = {"seed": config.get("seed", 42)}
-            split_settings["validation_fraction"] = config.get("validation_fraction", 0.1)
-            return DataOptions(**fields), split_settings
+            return config
     return None
 
 
-def load_rows(options: ValidateOptions, data: TaskData, tokenizer: Any) -> Rows:
-    """The first ``samples`` rows of the split (:func:`validation_data`) as token ids and prompts."""
+def training_data(yard: Yard, folder: Path) -> tuple[DataOptions, dict[str, Any]] | None:
+    """The data options (and seed, validation fraction) of the nearest fine-tuning run behind ``folder``."""
+    config = training_config(yard, folder)
+    if config is None:
+        return None
+    fields = {name: config[name] for name in DataOptions.model_fields if name in config}
+    split_settings = {"seed": config.get("seed", 42)}
+    split_settings["validation_fraction"] = config.get("validation_fraction", 0.1)
+    return DataOptions(**fields), split_settings
+
+
+def trained_task_options(yard: Yard, folder: Path, task_type: str) -> Any:
+    """The task type's own options the model behind ``folder`` was fine-tuned with (its defaults for a
+    model from elsewhere; None for a task type without any), so transformers answers as training saw."""
+    options = get_task_type(task_type).options
+    if options is None:
+        return None
+    config = training_config(yard, folder) or {}
+    return options.model_validate(config.get("task_options") or {})
+
+
+def load_rows(options: ValidateOptions, data: TaskData, tokenizer: Any, task_options: Any = None) -> Rows:
+    """The first ``samples`` rows of the split (:func:`validation_data`) as token ids and prompts.
+
+    Image prompts keep no token sequences: their logits are not compared (see the module's note).
+    """
     generation = _generation(data)
     split = data.split(options.split)
     rows = split.select(range(min(options.samples, len(split))))
-    sequences = [ids[: options.max_length] for ids in generation.token_sequences(tokenizer, rows, data.spec)]
     if not generation.has_prompts(data.spec):  # plain text: perplexity and agreement only
-        return Rows(data, rows, sequences, [], [])
+        sequences = generation.token_sequences(tokenizer, rows, data.spec)
+        return Rows(data, rows, [ids[: options.max_length] for ids in sequences], [], [])
     generation.prepare_tokenizer(tokenizer, data.spec, "the exported model")
-    return Rows(data, rows, sequences, generation.render_prompts(tokenizer, rows), list(rows["reference"]))
+    prompts = generation.render_prompts(tokenizer, rows)
+    media = generation.prompt_images(tokenizer, rows)
+    if media is not None:
+        marker, images = media
+        return Rows(data, rows, [], prompts, list(rows["reference"]), images, marker, task_options)
+    sequences = [ids[: options.max_length] for ids in generation.token_sequences(tokenizer, rows, data.spec)]
+    return Rows(data, rows, sequences, prompts, list(rows["reference"]), task_options=task_options)
 
 
 def _generation(data: TaskData) -> GenerationRole:
@@ -226,7 +272,9 @@ def hf_side(
         progress(1)
     if rows.prompts:  # one row per batch: no padding, so no padding can change an answer
         generation = _generation(rows.data)
-        generations = generation.generate(model, tokenizer, rows.rows, _greedy(options.answers), 1, progress)
+        generations = generation.generate(
+            model, tokenizer, rows.rows, _greedy(options.answers), 1, progress, rows.task_options
+        )
         side.answers = [row.prediction for row in generations.rows]
         side.answer_tokens, side.answer_seconds = generations.tokens, generations.seconds
     return side
@@ -235,20 +283,44 @@ def hf_side(
 def gguf_side(
     runtime: LlamaRuntime, rows: Rows, options: ValidateOptions, progress: ProgressCallback
 ) -> Side:
-    """The export in llama.cpp: the same sequences teacher-forced, the same prompts answered greedily."""
+    """The export in llama.cpp: the same sequences teacher-forced, the same prompts answered greedily
+    (image prompts through mtmd, each image marker replaced by mtmd's)."""
     from tuneyard.task_types.causal_lm.generation import cut_at_stop
 
     side = Side()
     for ids in rows.sequences:
         side.add_logits(runtime.logits(ids), ids)
         progress(1)
-    for prompt in rows.prompts:
-        answer = runtime.answer(prompt, options.answers.max_new_tokens, options.answers.stop)
+    for index, prompt in enumerate(rows.prompts):
+        if rows.image_marker is not None:
+            answer = _image_answer(runtime, rows, index, options.answers.max_new_tokens)
+        else:
+            answer = runtime.answer(prompt, options.answers.max_new_tokens, options.answers.stop)
         side.answers.append(cut_at_stop(answer.text, options.answers.stop).strip())
         side.answer_tokens += answer.tokens
         side.answer_seconds += answer.seconds
         progress(1)
     return side
+
+
+def _image_answer(runtime: LlamaRuntime, rows: Rows, index: int, max_new_tokens: int) -> Answer:
+    """Row ``index``'s prompt and images answered by mtmd (a :class:`MultimodalRuntime`)."""
+    from tuneyard.export.llama_runtime import MultimodalRuntime
+
+    if not isinstance(runtime, MultimodalRuntime):
+        raise ExportError(
+            "these rows carry images, and the export has no multimodal projector (mmproj-*.gguf) beside it.",
+            "Re-export the vision-language model with tuneyard export (it writes the projector too).",
+        )
+    prompt, images = rows.prompts[index], rows.images[index]
+    marker = str(rows.image_marker)
+    if prompt.count(marker) != len(images):
+        raise ExportError(
+            f"row {rows.rows[index]['id']}: its prompt has {prompt.count(marker)} {marker} marker(s) "
+            f"and {len(images)} image(s).",
+            "Give one image part per image in the row's messages.",
+        )
+    return runtime.answer_images(prompt.replace(marker, runtime.marker), images, max_new_tokens)
 
 
 def _greedy(answers: AnswerOptions) -> AnswerOptions:
@@ -271,11 +343,16 @@ def tokenizer_check(tokenizer: Any, runtime: LlamaRuntime, rows: Rows) -> tuple[
     texts = tokenizer_texts(rows)
     mismatches = []
     for text in texts:
-        expected = tokenizer(text, add_special_tokens=False)["input_ids"]
+        expected = text_tokenizer(tokenizer)(text, add_special_tokens=False)["input_ids"]
         found = runtime.tokenize(text)
         if list(expected) != found:
             mismatches.append({"text": text, "transformers": list(expected), "llama.cpp": found})
     return 1 - len(mismatches) / max(len(texts), 1), mismatches
+
+
+def text_tokenizer(tokenizer: Any) -> Any:
+    """The text tokenizer of a processor (a vision-language model's), or the tokenizer itself."""
+    return getattr(tokenizer, "tokenizer", tokenizer)
 
 
 def graded(answers: list[str], rows: Rows, options: AnswerOptions) -> tuple[float, list[float]]:
@@ -316,10 +393,24 @@ def validate_exports(
     files = [export_gguf(locate(yard, reference)) for reference in references]
     folders = [source_folder(yard, file.parent) for file in files]  # every export checked before any work
     for file, folder in zip(files, folders, strict=True):
+        check_projector(file, folder)
+    for file, folder in zip(files, folders, strict=True):
         if folder not in sources:
             sources[folder] = load_source(folder, options, yard, file.parent, advance)
         results.append(validate_with(file, sources[folder], options, yard, advance))
     return results
+
+
+def check_projector(file: Path, source: Path) -> None:
+    """A vision-language source needs its projector beside the export's text model (and only it has one)."""
+    from tuneyard.export.exporter import find_projector
+
+    if has_vision_tower(source) and find_projector(file) is None:
+        raise ExportError(
+            f"{file.parent} was converted from a vision-language model ({source}) and holds no "
+            f"multimodal projector ({PROJECTOR_PREFIX}*.gguf), so llama.cpp cannot read its images.",
+            "Re-export it with tuneyard export --format gguf, which writes the projector too.",
+        )
 
 
 def locate(yard: Yard, reference: str | Path) -> Path:
@@ -352,8 +443,9 @@ def load_source(
     data = validation_data(options, yard, export)
     model, tokenizer = get_task_type(data.spec.task_type).model.load_for_eval(folder, torch.device("cpu"))
     model.eval()
-    rows = load_rows(options, data, tokenizer)
-    if not rows.sequences:
+    task_options = trained_task_options(yard, export, data.spec.task_type)
+    rows = load_rows(options, data, tokenizer, task_options)
+    if not rows.sequences and not rows.prompts:
         raise ExportError(f"split {options.split!r} of {rows.data.spec.name} has no rows to validate on.")
     return Source(folder, model, tokenizer, rows, hf_side(model, tokenizer, rows, options, progress))
 
@@ -362,11 +454,17 @@ def validate_with(
     file: Path, source: Source, options: ValidateOptions, yard: Yard, progress: ProgressCallback
 ) -> Validation:
     """Run the export in llama.cpp on the source's rows, compare, gate, file."""
-    from tuneyard.export.llama_runtime import LlamaRuntime
+    from tuneyard.export.exporter import find_projector
+    from tuneyard.export.llama_runtime import LlamaRuntime, MultimodalRuntime
 
     started = time.perf_counter()
     rows = source.rows
-    runtime = LlamaRuntime(file, context_size(source.tokenizer, rows, options), options.threads)
+    projector = find_projector(file) if rows.image_marker is not None else None
+    runtime = (
+        MultimodalRuntime(file, projector, image_context(source.model), options.threads)
+        if projector is not None
+        else LlamaRuntime(file, context_size(source.tokenizer, rows, options), options.threads)
+    )
     try:
         gguf = gguf_side(runtime, rows, options, progress)
         identical, mismatches = tokenizer_check(source.tokenizer, runtime, rows)
@@ -387,9 +485,17 @@ def validate_with(
 def context_size(tokenizer: Any, rows: Rows, options: ValidateOptions) -> int:
     """A llama.cpp context long enough for the longest sequence and the longest prompt plus its answer."""
     longest_prompt = max(
-        (len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in rows.prompts), default=0
+        (len(text_tokenizer(tokenizer)(p, add_special_tokens=False)["input_ids"]) for p in rows.prompts),
+        default=0,
     )
-    return max(max(len(ids) for ids in rows.sequences), longest_prompt + options.answers.max_new_tokens) + 16
+    longest_sequence = max((len(ids) for ids in rows.sequences), default=0)
+    return max(longest_sequence, longest_prompt + options.answers.max_new_tokens) + 16
+
+
+def image_context(model: Any) -> int:
+    """llama.cpp's context for image prompts: :data:`IMAGE_CONTEXT`, or the text model's own if shorter."""
+    trained = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    return min(IMAGE_CONTEXT, trained or IMAGE_CONTEXT)
 
 
 def compare(
@@ -398,15 +504,20 @@ def compare(
     """``metrics.validation``: agreement, perplexity both sides, identical answers, accuracy both sides."""
     hf = source.side
     metrics = {
-        "rows": float(len(source.rows.sequences)),
-        "positions": float(hf.positions),
+        "rows": float(len(source.rows.rows)),
         "texts": float(len(tokenizer_texts(source.rows))),
         "tokenizer_identical": tokenizer_identical,
-        "top1_agreement": agreement(hf, gguf),
-        "perplexity_hf": hf.perplexity,
-        "perplexity_gguf": gguf.perplexity,
-        "perplexity_change": gguf.perplexity / hf.perplexity - 1,
     }
+    if source.rows.sequences:
+        metrics |= {
+            "positions": float(hf.positions),
+            "top1_agreement": agreement(hf, gguf),
+            "perplexity_hf": hf.perplexity,
+            "perplexity_gguf": gguf.perplexity,
+            "perplexity_change": gguf.perplexity / hf.perplexity - 1,
+        }
+    if source.rows.images:
+        metrics["images"] = float(sum(len(images) for images in source.rows.images))
     if source.rows.prompts:
         same = sum(a == b for a, b in zip(hf.answers, gguf.answers, strict=True))
         metrics["greedy_identical"] = same / len(hf.answers)

@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuneyard.errors import ExportError
 from tuneyard.export.quantize import CONVERTER_OUTTYPES
@@ -47,6 +48,9 @@ SCRIPT = "convert_hf_to_gguf.py"
 TOKENIZER_CONFIG, TOKENIZER_JSON = "tokenizer_config.json", "tokenizer.json"
 # The tokenizer_class transformers 5 saves for any tokenizer on the `tokenizers` library.
 GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+VISION_CONFIG = "vision_config"
+# The converter's own prefix for a multimodal projector's file (``--mmproj``).
+PROJECTOR_PREFIX = "mmproj-"
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,15 @@ def _fetch(folder: Path) -> None:
                 raise
 
 
-def convert(converter: Converter, model_folder: Path, outfile: Path, outtype: str) -> str:
-    """Run the converter on ``model_folder``; its log on success, an ``ExportError`` naming the cause."""
+def convert(
+    converter: Converter, model_folder: Path, outfile: Path, outtype: str, projector: bool = False
+) -> str:
+    """Run the converter on ``model_folder``; its log on success, an ``ExportError`` naming the cause.
+
+    ``projector``: write the model's multimodal projector (``--mmproj``: the vision tower
+    and connector, which llama.cpp's ``mtmd`` loads beside the text model) instead of
+    its text model.
+    """
     if outtype not in CONVERTER_OUTTYPES:
         raise ExportError(f"llama.cpp's converter writes {', '.join(CONVERTER_OUTTYPES)}, not {outtype!r}.")
     with converter_view(model_folder) as folder:
@@ -131,15 +142,19 @@ def convert(converter: Converter, model_folder: Path, outfile: Path, outtype: st
             outtype,
             "--outfile",
             str(outfile),
+            *(["--mmproj"] if projector else []),
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not outfile.is_file():
-        architecture = model_architecture(model_folder)
-        supported = supported_architectures(converter)
+        architecture = model_architecture(model_folder, projector)
+        section = "MMPROJ" if projector else "TEXT"
+        supported = supported_architectures(converter, section)
         if architecture and supported and architecture not in supported:
+            what = f"multimodal projector (--mmproj) for {architecture}" if projector else architecture
             raise ExportError(
-                f"llama.cpp's converter ({converter.version}) has no {architecture}; it converts "
-                f"{len(supported)} architectures: {', '.join(supported)}.",
+                f"llama.cpp's converter ({converter.version}) has no {what}; it converts "
+                f"{len(supported)} {'projectors of ' if projector else ''}architectures: "
+                f"{', '.join(supported)}.",
                 "Export a model of one of these architectures as GGUF, "
                 "or use --format safetensors (a plain folder for runtimes that read Hugging Face models).",
             )
@@ -192,31 +207,50 @@ def converter_view(model_folder: Path) -> Iterator[Path]:
         yield view
 
 
-def model_architecture(model_folder: Path) -> str | None:
-    """The architecture the converter picks for a folder: the first of its config's ``architectures``."""
+def _config(model_folder: Path) -> dict[str, Any]:
     try:
-        architectures = json.loads((model_folder / "config.json").read_text()).get("architectures")
+        config = json.loads((model_folder / "config.json").read_text())
     except (OSError, ValueError):
-        return None
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def model_architecture(model_folder: Path, projector: bool = False) -> str | None:
+    """The architecture the converter picks for a folder (its ``get_model_architecture``): the first
+    of its config's ``architectures``, or of its text (``projector``: vision) sub-config's if named."""
+    config = _config(model_folder)
+    sub = config.get(VISION_CONFIG if projector else "text_config") or {}
+    architectures = sub.get("architectures") or config.get("architectures")
     return str(architectures[0]) if architectures else None
 
 
-def supported_architectures(converter: Converter) -> list[str]:
+def has_vision_tower(model_folder: Path) -> bool:
+    """Whether a model folder has a vision tower: its config has a ``vision_config``.
+
+    That sub-config is what the converter's ``--mmproj`` reads the projector's shape from
+    (``MmprojModel.get_vision_config``), whatever the family, so it is how an export knows
+    there is a projector to write.
+    """
+    return bool(_config(model_folder).get(VISION_CONFIG))
+
+
+def supported_architectures(converter: Converter, section: str = "TEXT") -> list[str]:
     """The Hugging Face architectures the converter makes a GGUF model of, as it lists them itself.
 
     ``--print-supported-models`` prints its registry (``TEXT models:`` then ``MMPROJ models:``,
-    one ``  - Name`` line each; the multimodal projectors are not models a runtime loads
-    alone). Asked only after a failed conversion: it imports every model module (seconds).
+    one ``  - Name`` line each; ``section`` picks one: the multimodal projectors are not
+    models a runtime loads alone). Asked only after a failed conversion: it imports every
+    model module (seconds).
     An empty list when the converter does not list them that way (another checkout).
     """
     command = [sys.executable, str(converter.script), "--print-supported-models"]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     names: list[str] = []
-    section = None
+    current = None
     for line in (done.stderr + done.stdout).splitlines():
         if line.strip().endswith("models:"):
-            section = line.strip()
-        elif section == "TEXT models:" and line.strip().startswith("- "):
+            current = line.strip()
+        elif current == f"{section} models:" and line.strip().startswith("- "):
             names.append(line.strip()[2:])
     return names
 

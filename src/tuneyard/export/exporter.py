@@ -9,6 +9,10 @@ each recorded as its own ``merged`` artifact, so the export's lineage reads base
   file at the asked type, or at F16 for llama.cpp's quantizer (:mod:`.quantize`) to
   quantize (``q4_k_m``, ...), into ``exports/{name}_{quant}/``. The manifest records the
   source, the type, the converter (and quantizer), the tensor count and the file's size.
+  A model with a vision tower (its config has a ``vision_config``) also gets its
+  multimodal projector, ``mmproj-{name}-f16.gguf`` (the converter's ``--mmproj``: vision
+  tower and connector at F16, what llama.cpp's ``mtmd`` loads beside the text model),
+  in the same folder; the text file alone is at the asked type.
 - ``--format safetensors``: the folder's weights, config, generation config and
   tokenizer (chat template included) are copied into ``exports/{name}_safetensors/``, for
   runtimes that read Hugging Face folders (vLLM, TGI, MLX, transformers itself).
@@ -29,7 +33,7 @@ from pydantic import Field, model_validator
 
 from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ConfigError, ExportError
-from tuneyard.export.converter import Converter, convert, find_converter
+from tuneyard.export.converter import PROJECTOR_PREFIX, Converter, convert, find_converter, has_vision_tower
 from tuneyard.export.merge import MergeOptions, find_merged, merge_model
 from tuneyard.export.quantize import QUANTIZER_INPUT, QUANTS, quant_choices, quantize, quantizer_version
 from tuneyard.yard.root import Yard
@@ -42,6 +46,9 @@ DEFAULT_QUANT = "f16"
 # plus a chat template saved on its own); the source's manifest.json is the yard's, not copied.
 FOLDER_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "*.jinja")
 PLAIN = {"gguf": "GGUF has", "safetensors": "plain folders for other runtimes have"}
+# The projector is written at F16 whatever --quant says: it is small next to the text model,
+# and F16 is the type llama.cpp's own multimodal models are published with.
+PROJECTOR_TYPE = "f16"
 
 
 class ExportOptions(StrictModel):
@@ -93,6 +100,8 @@ class ExportResult:
     seconds: float
     source: Path  # the plain model folder that was exported
     notes: list[str] = field(default_factory=list)
+    projector: Path | None = None  # a vision-language model's mmproj GGUF, beside ``file``
+    projector_bytes: int = 0
 
 
 def export_model(options: ExportOptions, yard: Yard) -> ExportResult:
@@ -123,7 +132,18 @@ def export_model(options: ExportOptions, yard: Yard) -> ExportResult:
     else:
         path, file, metrics = _write_gguf(yard, options, folder, source, converter, quantizer, notes)
     seconds = time.perf_counter() - started
-    return ExportResult(path, file, metrics["tensors"], metrics["file_bytes"], seconds, source, notes)
+    projector = find_projector(file)
+    return ExportResult(
+        path,
+        file,
+        metrics["tensors"],
+        metrics["file_bytes"],
+        seconds,
+        source,
+        notes,
+        projector,
+        metrics.get("projector_bytes", 0),
+    )
 
 
 def _write_gguf(
@@ -152,11 +172,15 @@ def _write_gguf(
                 intermediate.unlink(missing_ok=True)  # only the asked type is filed
         else:
             convert(converter, source, file, quant.name)
-        manifest.metrics.update(
-            file_bytes=file.stat().st_size,
-            tensors=gguf_tensor_count(file),
-            conversion_seconds=round(time.perf_counter() - started, 1),
-        )
+        manifest.metrics.update(file_bytes=file.stat().st_size, tensors=gguf_tensor_count(file))
+        if has_vision_tower(source):
+            projector = writer.path / f"{PROJECTOR_PREFIX}{name}-{PROJECTOR_TYPE}.gguf"
+            convert(converter, source, projector, PROJECTOR_TYPE, projector=True)
+            manifest.metrics.update(
+                projector_bytes=projector.stat().st_size, projector_tensors=gguf_tensor_count(projector)
+            )
+            manifest.config["projector"] = {"file": projector.name, "type": PROJECTOR_TYPE}
+        manifest.metrics["conversion_seconds"] = round(time.perf_counter() - started, 1)
     return writer.final_path, writer.final_path / file.name, manifest.metrics
 
 
@@ -212,6 +236,12 @@ def _manifest(
         config=options.model_dump() | tools | {"source": yard.relative(source)},
     )
     return name, target, manifest
+
+
+def find_projector(file: Path) -> Path | None:
+    """The multimodal projector filed beside a GGUF export's text model, if it has one."""
+    found = sorted(file.parent.glob(f"{PROJECTOR_PREFIX}*.gguf"))
+    return found[0] if found else None
 
 
 def gguf_tensor_count(file: Path) -> int:

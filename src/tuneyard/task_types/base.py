@@ -375,6 +375,12 @@ class GenerationRole(ABC):
     def write_predictions(self, folder: Path, generations: Any) -> str:
         """Write the generations into ``folder``; returns the file's name."""
 
+    def prompt_images(self, tokenizer: Any, rows: Dataset) -> tuple[str, list[list[bytes]]] | None:
+        """For prompts that carry images: the marker that stands for an image in a rendered prompt, and
+        each row's images as the encoded files they were read from (what a deployed runtime such as
+        llama.cpp is given, to prepare as it does); None for text prompts."""
+        return None
+
 
 @dataclass(frozen=True)
 class TaskType:

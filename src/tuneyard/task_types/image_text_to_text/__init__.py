@@ -246,6 +246,9 @@ class ImageChatGeneration(GenerationRole):
 
         return write_predictions(folder, generations)
 
+    def prompt_images(self, processor: Any, rows: Dataset) -> tuple[str, list[list[bytes]]] | None:
+        return processor.image_token, data.image_files(rows)
+
 
 TASK_TYPE = TaskType(
     name=data.NAME,

@@ -177,6 +177,16 @@ def image_chat_rows(rows: Dataset, options: ColumnOptions, table: Path, split: s
     return out
 
 
+def image_files(rows: Dataset) -> list[list[bytes]]:
+    """Each row's images as the encoded files they were read from (embedded bytes, or the file's)."""
+    from datasets import Image, List
+
+    raw = rows.cast_column(IMAGES_COLUMN, List(Image(decode=False)))
+    return [
+        [image["bytes"] or Path(image["path"]).read_bytes() for image in row] for row in raw[IMAGES_COLUMN]
+    ]
+
+
 def read_imagefolder(folder: Path) -> dict[str, Dataset]:
     """An imagefolder's splits, read by ``datasets`` (a label per folder)."""
     from datasets import load_dataset
