@@ -114,6 +114,23 @@ class CliResult:
     stderr: str
 
 
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SmolVLM-architecture model (Idefics3 around a random decoder with SmolLM2's tokenizer,
+    tests/vlm_models.py), built once per session."""
+    from vlm_models import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny_smolvlm")
+
+
+@pytest.fixture(scope="session")
+def digit_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-learn's handwritten digits 0-2 as an imagefolder (a folder per digit)."""
+    from media_data import digits_imagefolder
+
+    return digits_imagefolder(tmp_path_factory.mktemp("images") / "digits")
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """Run ``tuneyard ARGS`` in this process; returns exit code, stdout and stderr."""

@@ -1,6 +1,5 @@
 """Decoders llama.cpp recognises: tiny random models of each family with SmolLM2's real tokenizer
-(built by tests/smol_decoders.py); a tiny SmolVLM-architecture model and digit images for the
-vision-language export (tests/vlm_models.py, tests/media_data.py)."""
+(built by tests/smol_decoders.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from media_data import digits_imagefolder
 from smol_decoders import build_smol_decoder
-from vlm_models import build_tiny_vlm
 
 
 @pytest.fixture(scope="session")
@@ -41,15 +38,3 @@ def smol_family(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
         return cache[model_type]
 
     return make
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny SmolVLM-architecture model (Idefics3 around a random decoder with SmolLM2's tokenizer)."""
-    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny_smolvlm")
-
-
-@pytest.fixture(scope="session")
-def digit_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scikit-learn's handwritten digits 0-2 as an imagefolder (a folder per digit)."""
-    return digits_imagefolder(tmp_path_factory.mktemp("images") / "digits")

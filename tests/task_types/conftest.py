@@ -1,4 +1,4 @@
-"""Fixtures shared by the task type tests: spoken words, tiny audio encoders, digit images, a tiny VLM."""
+"""Audio fixtures shared by the audio classification tests: the spoken words, tiny encoders."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 from audio_models import build_tiny_audio_model
-from media_data import digits_imagefolder
-from vlm_models import build_tiny_vlm
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,15 +37,3 @@ def audio_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]
         return built[key]
 
     return make
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny SmolVLM-architecture model (tests/vlm_models.py), built once per session."""
-    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny_smolvlm")
-
-
-@pytest.fixture(scope="session")
-def digit_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scikit-learn's handwritten digits 0-2 as an imagefolder (a folder per digit)."""
-    return digits_imagefolder(tmp_path_factory.mktemp("images") / "digits")
