@@ -78,6 +78,9 @@ def assemble_vlm(text_model: Any, tokenizer: Any, out: Path, vision: VisionTower
     text_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     text_config = text_model.config
     text_config.eos_token_id = tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE)
+    # A decoder read from a GGUF file is dequantised, but its config still names the GGUF
+    # "quantization"; copied on, the Trainer would refuse the assembled model as quantized.
+    text = {key: value for key, value in text_config.to_dict().items() if key != "quantization_config"}
     config = Idefics3Config(
         vision_config=Idefics3VisionConfig(
             hidden_size=vision.hidden_size,
@@ -87,7 +90,7 @@ def assemble_vlm(text_model: Any, tokenizer: Any, out: Path, vision: VisionTower
             image_size=vision.image_size,
             patch_size=vision.patch_size,
         ).to_dict(),
-        text_config=text_config.to_dict(),
+        text_config=text,
         scale_factor=vision.scale_factor,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=text_config.tie_word_embeddings,
