@@ -61,6 +61,30 @@ class VisionTower:
         return (self.image_size // self.patch_size) ** 2 // self.scale_factor**2
 
 
+# How much stronger the new end-of-utterance's embedding starts than the decoder's own end-of-turn's.
+END_PREFERENCE = 1.1
+
+
+def start_ending_as(text_model: Any, end: int, own_end: int) -> None:
+    """Start the new end-of-utterance token's embedding (and output row) as the decoder's own end of turn.
+
+    Why: a mean-initialised new token is never predicted, and LoRA leaves the embeddings
+    frozen, so a LoRA-trained model would never learn to stop (its loss on the token stays
+    at about ln(vocabulary)). An instruct decoder already ends an answer with its own token
+    (SmolLM2's ``<|im_end|>``); scaled by ``END_PREFERENCE`` the new row's logit is the
+    larger wherever the decoder wants to end, so greedy decoding ends with the template's token.
+    """
+    import torch
+
+    rows = {
+        id(module.weight): module.weight
+        for module in (text_model.get_input_embeddings(), text_model.get_output_embeddings())
+    }
+    with torch.no_grad():
+        for weight in rows.values():
+            weight[end] = END_PREFERENCE * weight[own_end]
+
+
 def assemble_vlm(text_model: Any, tokenizer: Any, out: Path, vision: VisionTower = VisionTower()) -> Path:
     """Write an Idefics3 model around ``text_model`` (a loaded ``...ForCausalLM``) into ``out``."""
     import torch
@@ -72,12 +96,18 @@ def assemble_vlm(text_model: Any, tokenizer: Any, out: Path, vision: VisionTower
         Idefics3VisionConfig,
     )
 
+    own_end = None if END_OF_UTTERANCE in tokenizer.get_vocab() else tokenizer.eos_token_id
     tokenizer.add_special_tokens({"additional_special_tokens": list(IMAGE_TOKENS)})
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     tokenizer.eos_token = END_OF_UTTERANCE  # a turn ends with it, as SmolVLM's tokenizer says
     text_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    if own_end is not None:
+        start_ending_as(text_model, tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE), own_end)
     text_config = text_model.config
     text_config.eos_token_id = tokenizer.convert_tokens_to_ids(END_OF_UTTERANCE)
+    # A decoder read from a GGUF file is dequantised, but its config still names the GGUF
+    # "quantization"; copied on, the Trainer would refuse the assembled model as quantized.
+    text = {key: value for key, value in text_config.to_dict().items() if key != "quantization_config"}
     config = Idefics3Config(
         vision_config=Idefics3VisionConfig(
             hidden_size=vision.hidden_size,
@@ -87,7 +117,7 @@ def assemble_vlm(text_model: Any, tokenizer: Any, out: Path, vision: VisionTower
             image_size=vision.image_size,
             patch_size=vision.patch_size,
         ).to_dict(),
-        text_config=text_config.to_dict(),
+        text_config=text,
         scale_factor=vision.scale_factor,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=text_config.tie_word_embeddings,
