@@ -373,3 +373,22 @@ def test_the_answer_length_is_recorded_and_caps_eval_and_generate(
     assert cli("--yard", yard, "generate", "--checkpoint", best, *generate).exit_code == 0
     (predictions,) = best.parent.glob("generations/*/predictions.jsonl")
     assert all(json.loads(line)["tokens"] <= 3 for line in predictions.read_text().splitlines())
+
+
+def test_the_assembled_model_names_its_text_model_class_for_llama_cpp(tmp_path) -> None:
+    """A decoder built from a config (or read from a GGUF file) records no class; the converter needs one."""
+    import copy
+
+    from smol_decoders import smol_tokenizer
+    from tiny_configs import tiny_config
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tuneyard.task_types.image_text_to_text.assembly import VisionTower, assemble_vlm
+
+    tokenizer = copy.deepcopy(smol_tokenizer())
+    config = tiny_config("llama", 2, 2, tokenizer)
+    config.vocab_size = len(tokenizer)
+    decoder = AutoModelForCausalLM.from_config(config)
+    assert not decoder.config.architectures
+    folder = assemble_vlm(decoder, tokenizer, tmp_path / "vlm", VisionTower(image_size=32, hidden_size=32))
+    assert AutoConfig.from_pretrained(folder).text_config.architectures == ["LlamaForCausalLM"]

@@ -108,6 +108,9 @@ def assemble_vlm(text_model: Any, tokenizer: Any, out: Path, vision: VisionTower
     # A decoder read from a GGUF file is dequantised, but its config still names the GGUF
     # "quantization"; copied on, the Trainer would refuse the assembled model as quantized.
     text = {key: value for key, value in text_config.to_dict().items() if key != "quantization_config"}
+    # llama.cpp's converter picks the text model's converter by its class name (SmolVLM's hub
+    # config says VLlama3ForCausalLM); a decoder read from a GGUF file has none recorded.
+    text["architectures"] = text_config.architectures or [type(text_model).__name__]
     config = Idefics3Config(
         vision_config=Idefics3VisionConfig(
             hidden_size=vision.hidden_size,
