@@ -392,3 +392,16 @@ def test_the_assembled_model_names_its_text_model_class_for_llama_cpp(tmp_path) 
     assert not decoder.config.architectures
     folder = assemble_vlm(decoder, tokenizer, tmp_path / "vlm", VisionTower(image_size=32, hidden_size=32))
     assert AutoConfig.from_pretrained(folder).text_config.architectures == ["LlamaForCausalLM"]
+
+
+def test_llamacpp_preprocessing_of_one_tile_images_trains_without_a_max_length(
+    cli, tmp_path, digit_images
+) -> None:
+    """llama.cpp makes a one-tile image a slice plus the overview (twice the processor's image tokens):
+    the length finetune picks must hold the rows as the run's --image-preprocess prepares them."""
+    from vlm_models import build_tiny_vlm
+
+    model = build_tiny_vlm(tmp_path / "one_tile_vlm", longest_edge=32)
+    args = ("--checkpoint", model, "--data", digit_images, "--image-preprocess", "llamacpp", *QUICK)
+    result = cli("--yard", tmp_path / "yard", "finetune", *args)
+    assert result.exit_code == 0, result.stderr

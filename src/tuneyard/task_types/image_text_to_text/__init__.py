@@ -83,9 +83,11 @@ class ImageChatData(DataRole):
     def fitting_max_length(
         self, task_data: TaskData, processor: Any, checkpoint: StartingCheckpoint
     ) -> tuple[int, list[str]] | None:
+        from tuneyard.task_types.image_text_to_text.preprocess import PREPROCESSES
         from tuneyard.task_types.image_text_to_text.training import longest_row
 
-        longest = longest_row(task_data, processor, preprocess_of(None))
+        # The run's --image-preprocess is not known here; a length that fits every choice refuses nothing.
+        longest = max(longest_row(task_data, processor, preprocess) for preprocess in PREPROCESSES)
         return longest, [
             f"note: --max-length {longest}, the longest train row's tokens with its image tokens."
         ]
