@@ -125,6 +125,11 @@ def graded_metrics(summary: GradeSummary, perplexity: float, generations: Genera
     return metrics
 
 
+def answer_grader(options: AnswerOptions, rows: Dataset) -> Any:
+    """The task's grader for these options, built before anything is generated (bad options fail first)."""
+    return make_grader(options.grader, options.fields, options.pattern, options.choices, rows["reference"])
+
+
 def evaluate_generations(
     model: Any,
     tokenizer: Any,
@@ -137,18 +142,37 @@ def evaluate_generations(
     progress: ProgressCallback | None = None,
 ) -> GradedResult:
     """Generate, grade and score one split."""
+    grader = answer_grader(options, rows)
+    model.eval()
+    generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
+    references = score_references(model, tokenizer, rows, batch_size, max_length)
+    return graded_result(
+        model, grader, rows, generations, references.perplexity, spec, split, batch_size, max_length, options
+    )
+
+
+def graded_result(
+    model: Any,
+    grader: Any,
+    rows: Dataset,
+    generations: Generations,
+    references_perplexity: float,
+    spec: TaskSpec,
+    split: str,
+    batch_size: int,
+    max_length: int,
+    options: AnswerOptions,
+) -> GradedResult:
+    """Every chat model's eval once its answers are generated: graded, with the references'
+    perplexity, the speed and the peak memory."""
     import torch
 
-    grader = make_grader(options.grader, options.fields, options.pattern, options.choices, rows["reference"])
-    model.eval()
-    device = next(model.parameters()).device
-    generations = generate_answers(model, tokenizer, rows, options, batch_size, progress)
     records = [{"id": r.id, "prediction": r.prediction, "reference": r.reference} for r in generations.rows]
     logs, summary = grade_records(records, grader)
-    references = score_references(model, tokenizer, rows, batch_size, max_length)
+    device = next(model.parameters()).device
     memory, measure = peak_memory(torch.device(device))
     throughput = Throughput(
         len(rows), generations.seconds, batch_size, max_length, str(device), memory, measure
     )
-    metrics = graded_metrics(summary, references.perplexity, generations)
+    metrics = graded_metrics(summary, references_perplexity, generations)
     return GradedResult(spec, split, options, metrics, generations, logs, summary, throughput)

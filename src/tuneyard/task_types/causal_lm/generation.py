@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,19 +85,41 @@ def generate_answers(
     progress: ProgressCallback | None = None,
 ) -> Generations:
     """Generate an answer for every row of a chat split (``prompt`` / ``reference`` columns)."""
-    import torch
-
     prompts = render_prompts(tokenizer, rows)
     encoded = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+
+    def inputs_of(batch: list[int]) -> Any:
+        return tokenizer.pad(
+            {"input_ids": [encoded[i] for i in batch]}, padding_side="left", return_tensors="pt"
+        )
+
+    lengths = [len(ids) for ids in encoded]
+    return answer_batches(model, tokenizer, rows, prompts, lengths, inputs_of, options, batch_size, progress)
+
+
+def answer_batches(
+    model: Any,
+    tokenizer: Any,
+    rows: Dataset,
+    prompts: list[str],
+    lengths: list[int],
+    inputs_of: Callable[[list[int]], Any],
+    options: GenerationOptions,
+    batch_size: int,
+    progress: ProgressCallback | None = None,
+) -> Generations:
+    """The decoding loop of every chat model: rows batched by ``lengths``, each batch's model inputs
+    from ``inputs_of(row indices)`` (a text model's tokens, a vision-language model's with images),
+    answers decoded and put back in the split's order."""
+    import torch
+
     config = options.generation_config(tokenizer)
     device = next(model.parameters()).device
     answers: list[Generation | None] = [None] * len(prompts)
     result = Generations()
     torch.manual_seed(options.seed)
-    for batch in length_sorted_batches([len(ids) for ids in encoded], batch_size):
-        inputs = tokenizer.pad(
-            {"input_ids": [encoded[i] for i in batch]}, padding_side="left", return_tensors="pt"
-        ).to(device)
+    for batch in length_sorted_batches(lengths, batch_size):
+        inputs = inputs_of(batch).to(device)
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)

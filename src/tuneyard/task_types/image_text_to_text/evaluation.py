@@ -12,11 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.components.grade_log import grade_records
-from tuneyard.components.graders import make_grader
-from tuneyard.components.throughput import Throughput, peak_memory
 from tuneyard.task_types.base import ProgressCallback
-from tuneyard.task_types.causal_lm.evaluation import GradedResult, graded_metrics
+from tuneyard.task_types.causal_lm.evaluation import GradedResult, answer_grader, graded_result
 from tuneyard.task_types.image_text_to_text.generation import generate_answers
 from tuneyard.task_types.image_text_to_text.inputs import IGNORED, training_inputs
 
@@ -63,16 +60,8 @@ def evaluate_generations(
     progress: ProgressCallback | None = None,
 ) -> GradedResult:
     """Generate, grade and score one split of image-chat rows."""
-    import torch
-
-    grader = make_grader(options.grader, options.fields, options.pattern, options.choices, rows["reference"])
+    grader = answer_grader(options, rows)
     model.eval()
-    device = next(model.parameters()).device
     generations = generate_answers(model, processor, rows, options, batch_size, preprocess, progress)
-    records = [{"id": r.id, "prediction": r.prediction, "reference": r.reference} for r in generations.rows]
-    logs, summary = grade_records(records, grader)
     perplexity = reference_perplexity(model, processor, rows, batch_size, preprocess)
-    memory, measure = peak_memory(torch.device(device))
-    throughput = Throughput(len(rows), generations.seconds, batch_size, 0, str(device), memory, measure)
-    metrics = graded_metrics(summary, perplexity, generations)
-    return GradedResult(spec, split, options, metrics, generations, logs, summary, throughput)
+    return graded_result(model, grader, rows, generations, perplexity, spec, split, batch_size, 0, options)
