@@ -134,6 +134,49 @@ kill "$server"
 step "each step's state" \
     "$tuneyard" pipeline status debian_chain
 
+# Seed 003 for images: SmolVLM's architecture (Idefics3) around the real SmolLM2-135M-Instruct,
+# its vision tower and connector built from scratch (untrained), taught to read real handwritten
+# digits (scikit-learn's bundled UCI scans), trained on pixels prepared exactly as llama.cpp
+# prepares them, merged, exported as GGUF Q8_0 plus its vision projector (mmproj) and validated
+# in llama.cpp's multimodal library. No vision-language teacher runs offline, so the digits'
+# own labels are the answers here; the same chain with a teacher labelling the images behind a
+# local server runs in tests/experiments/test_image_pipeline.py.
+digits="$yard/digit-questions"
+step "real handwritten digits as image questions (scikit-learn's UCI scans, 32 px; 600/100/200)" \
+    "$python" "$repo/scripts/build_digit_questions.py" "$digits"
+step "SmolVLM's architecture around the real SmolLM2-135M-Instruct, vision side untrained -> base/smolvlm" \
+    "$python" "$repo/scripts/build_smolvlm.py" base/smolvlm --image-size 32 --longest-edge 32 --patch-size 4 \
+    --scale-factor 4
+looks=(--data "$digits" --image-question "What digit is this?" --image-preprocess llamacpp --split test
+    --max-new-tokens 32 --quiet)
+step "the assembled model answers the 200 held-out digit images, before tuning (chance: 0.1)" \
+    "$tuneyard" eval --checkpoint base/smolvlm "${looks[@]}"
+cat >vision.yaml <<PIPELINE
+experiment: digits_chain
+steps:
+  - name: data
+    prepare: {source: $digits, name: digits}
+  - name: tuned
+    finetune: {checkpoint: $yard/base/smolvlm, data: "\${data}", image_question: "What digit is this?",
+               strategy: lora, epochs: 1, batch_size: 8, learning_rate: 0.001, save_steps: 15,
+               task_options: {image_preprocess: llamacpp, lora_vision_layers: all, train_connector: true,
+                              max_answer_tokens: 32}}
+  - name: merged
+    merge: {checkpoint: "\${tuned}"}
+  - name: exported
+    export: {checkpoint: "\${merged}", quant: q8_0}
+  - name: checked
+    validate: {export: "\${exported}", split: test, samples: 100, min_accuracy: 0.8,
+               answers: {max_new_tokens: 32}}
+PIPELINE
+step "the image chain as one pipeline file: prepare -> LoRA on both towers and the connector -> merge -> GGUF Q8_0 + mmproj -> validate in llama.cpp (gate: accuracy >= 0.8)" \
+    "$tuneyard" pipeline vision.yaml
+step "run again: every step is found by its hash and skipped" \
+    "$tuneyard" pipeline vision.yaml
+tuned_vlm="$("$python" -c 'import json; print(json.load(open("experiments/digits_chain/pipeline.json"))["steps"]["tuned"]["path"])')"
+step "the tuned model answers the same 200 images" \
+    "$tuneyard" eval --checkpoint "$tuned_vlm" "${looks[@]}"
+
 step "every artifact, best test accuracy first" \
     "$tuneyard" runs ls --where "metrics.debian_topics_test.accuracy > 0" --sort -metrics.debian_topics_test.accuracy
 step "the instruction model before and after tuning: exact answers on the test questions" \

@@ -110,3 +110,35 @@ def test_an_imagefolder_is_sent_as_images_and_labelled(cli, fault_server, tmp_pa
     assert "original_label" in labelled.column_names and len(labelled) == len(server.requests())
     manifest = json.loads((Path(result.stdout.strip()) / "manifest.json").read_text())
     assert manifest["parents"][0]["path"] == "datasets/digits"
+
+
+def test_the_teacher_is_shown_each_image_as_the_student_will_see_it(
+    cli, fault_server, tmp_path, tiny_vlm, tiny_model
+) -> None:
+    """The 8x8 digits, prepared the llama.cpp way for a student whose images are resized to 64 px:
+    the teacher (it answers the size of the PNG it decodes) is sent 64x64 pictures."""
+    images = digits_imagefolder(tmp_path / "digits")
+    yard = tmp_path / "yard"
+    assert cli("--yard", yard, "prepare", images, "--name", "digits", "-q").exit_code == 0
+    server = fault_server()
+    ask = (
+        "--yard", yard, "label", "--data", "digits", "--teacher", "vision",
+        "--base-url", server.url, "--no-api-key", "--prompt", "What size is this digit?",
+        "--image-column", "image", "--answer-regex", r"\d+x\d+", "-q",
+    )  # fmt: skip
+    result = cli(*ask, "--image-preprocess", "llamacpp", "--student", tiny_vlm, "--name", "seen")
+    assert result.exit_code == 0, result.stderr
+    from datasets import Dataset
+
+    labelled = Dataset.from_parquet(str(Path(result.stdout.strip()) / "train.parquet"))
+    assert set(labelled["label"]) == {"64x64"}
+
+    asked = len(server.requests())
+    alone = cli(*ask, "--image-preprocess", "llamacpp")
+    assert alone.exit_code == 2 and "--image-preprocess and --student go together" in alone.stderr
+    text_student = cli(*ask, "--image-preprocess", "llamacpp", "--student", tiny_model("bert", num_labels=3))
+    assert text_student.exit_code == 2 and text_student.stderr.startswith("error:")
+    assert "is a sequence_classification model" in text_student.stderr
+    unknown = cli(*ask, "--image-preprocess", "ollama", "--student", tiny_vlm)
+    assert unknown.exit_code == 2 and "unknown image preprocessing 'ollama'" in unknown.stderr
+    assert len(server.requests()) == asked  # refused before any request

@@ -22,7 +22,7 @@ from sklearn.datasets import load_digits, load_sample_images
 from smol_decoders import smol_tokenizer
 
 from tuneyard.errors import ConfigError, DataError
-from tuneyard.task_types.image_text_to_text.preprocess import PREPROCESSES, model_inputs
+from tuneyard.task_types.image_text_to_text.preprocess import PREPROCESSES, model_inputs, seen_image
 
 SPECIAL = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>"] + [
     f"<row_{row}_col_{column}>" for row in range(1, 7) for column in range(1, 7)
@@ -278,3 +278,33 @@ def test_llamacpp_refuses_images_it_cannot_reproduce(processor, photos) -> None:
         model_inputs(processor, [prompt(processor)], [[thin]], "llamacpp")
     with pytest.raises(DataError, match="a prompt has 1 <image> tokens but 2 images"):
         model_inputs(processor, [prompt(processor)], [[photos["wide"], photos["tall"]]], "llamacpp")
+
+
+@pytest.mark.parametrize("choice", list(PREPROCESSES))
+@pytest.mark.parametrize("name", ["wide", "tall", "tiny", "rgba"])
+def test_a_teacher_is_shown_the_picture_the_tiles_are_cut_from(processor, photos, choice, name) -> None:  # type: ignore[no-untyped-def]
+    """``label --image-preprocess``: cut into tiles and normalised, the picture ``seen_image`` gives
+    is, bit for bit, every tile the model is fed but the overview."""
+    seen = seen_image(processor, photos[name], choice)
+    tile = processor.image_processor.max_image_size["longest_edge"]
+    columns, rows = seen.width // tile, seen.height // tile
+    assert (columns * tile, rows * tile) == seen.size and seen.mode == "RGB"
+    crops = [
+        seen.crop((column * tile, row * tile, (column + 1) * tile, (row + 1) * tile))
+        for row in range(rows)
+        for column in range(columns)
+    ]
+    cut = processor.image_processor(crops, do_resize=False, do_image_splitting=False, return_tensors="pt")
+    fed = model_inputs(processor, [prompt(processor)], [[photos[name]]], choice)["pixel_values"][0]
+    assert len(fed) == len(crops) + 1  # and the overview
+    assert torch.equal(fed[: len(crops)], cut["pixel_values"][0])
+
+
+def test_the_picture_a_teacher_is_shown_of_a_one_tile_image(one_tile_processor, photos) -> None:  # type: ignore[no-untyped-def]
+    """Resized to one tile, the processor's picture is the single tile it sends; llama.cpp's, its slice."""
+    for choice in PREPROCESSES:
+        seen = seen_image(one_tile_processor, photos["wide"], choice)
+        assert seen.size == (64, 64)
+        cut = one_tile_processor.image_processor([seen], do_resize=False, do_image_splitting=False)
+        fed = model_inputs(one_tile_processor, [prompt(one_tile_processor)], [[photos["wide"]]], choice)
+        assert torch.equal(fed["pixel_values"][0][0], torch.as_tensor(cut["pixel_values"][0][0]))

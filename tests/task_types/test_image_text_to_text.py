@@ -219,7 +219,8 @@ def test_a_run_is_evaluated_generated_from_and_merged_with_its_images(
 def test_every_verb_feeds_the_model_the_same_pixels(
     cli, tmp_path, tiny_vlm, digit_images, monkeypatch, preprocess
 ) -> None:
-    """The vision tower's input, recorded in finetune (its validation passes), eval and generate."""
+    """The vision tower's input, recorded in finetune (its validation passes), eval, generate and the
+    transformers side of an export's validation (llama.cpp's side: test_image_preprocess.py)."""
     from transformers.models.idefics3 import modeling_idefics3
 
     seen: dict[str, set[bytes]] = {}
@@ -245,7 +246,14 @@ def test_every_verb_feeds_the_model_the_same_pixels(
     verb["name"] = "generate"
     generate = ("--split", "validation", "--max-new-tokens", "2")
     assert cli("--yard", yard, "generate", "--checkpoint", best, *data, *generate).exit_code == 0
-    assert seen["eval"] and seen["eval"] == seen["generate"]
+    verb["name"] = "export"
+    exported = cli("--yard", yard, "export", "--checkpoint", best, "--quant", "f16", "--no-validate", "-q")
+    assert exported.exit_code == 0, exported.stderr
+    (export,) = (yard / "exports").iterdir()
+    verb["name"] = "validate"
+    every_row = ("--split", "validation", "--samples", "1000", "--max-new-tokens", "2")
+    assert cli("--yard", yard, "validate", export, *data, *every_row, "-q").exit_code == 0
+    assert seen["eval"] and seen["eval"] == seen["generate"] == seen["validate"]
     assert seen["eval"] <= seen["finetune"]  # the validation images, as training's evaluations saw them
 
 

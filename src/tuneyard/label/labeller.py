@@ -35,7 +35,7 @@ from tuneyard.label.journal import JOURNAL_FILE, Journal
 from tuneyard.label.limits import RequestPace
 from tuneyard.label.options import LabelOptions
 from tuneyard.label.output import write_dataset
-from tuneyard.label.prompts import PromptRenderer
+from tuneyard.label.prompts import ImageView, PromptRenderer
 from tuneyard.label.tally import LabelledDataset, Tally
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ def label_dataset(
     """
     api_key = read_api_key(options)
     source, splits, files = read_rows(options, yard)
-    renderer, checker = PromptRenderer(options), AnswerChecker(options.answer)
+    renderer = PromptRenderer(options, student_image_view(options, yard))
+    checker = AnswerChecker(options.answer)
     for split, rows in splits.items():
         if len(rows):
             renderer.check(rows[0], rows.column_names, split)
@@ -124,6 +125,35 @@ def label_dataset(
     if not any(entry["status"] == "failed" for entry in entries.values()):
         shutil.rmtree(job_dir, ignore_errors=True)
     return written
+
+
+def student_image_view(options: LabelOptions, yard: Yard) -> ImageView | None:
+    """With ``--image-preprocess``: each image as ``--student`` will see it (its processor, prepared
+    the way its task type names ``options.image_preprocess``); None sends the images as they are.
+
+    One blank image goes through the view first, so a student that reads no images, an unknown
+    preprocessing or one the student's processor does not support is refused before any request."""
+    if options.image_preprocess is None or options.student is None:
+        return None
+    from PIL import Image
+
+    from tuneyard.task_types.model_loading import resolve_checkpoint, task_type_of_model
+
+    checkpoint = resolve_checkpoint(options.student, yard)
+    task_type = task_type_of_model(checkpoint)
+    generation = task_type.generation if task_type else None
+    preprocess = options.image_preprocess
+    if task_type and generation:
+        processor = task_type.model.load_processor(Path(checkpoint))
+        if generation.image_as_seen(processor, Image.new("RGB", (8, 8)), preprocess) is not None:
+            return lambda image: generation.image_as_seen(processor, image, preprocess)
+    kind = f"a {task_type.name} model" if task_type else "a model tuneyard cannot place"
+    raise ConfigError(
+        f"--student {options.student} is {kind}, and --image-preprocess shows the teacher an image "
+        "as a vision-language student sees it.",
+        "Pass a vision-language checkpoint as --student (e.g. HuggingFaceTB/SmolVLM-256M-Instruct), "
+        "or drop --image-preprocess and --student to send the images as they are.",
+    )
 
 
 def read_api_key(options: LabelOptions) -> str:

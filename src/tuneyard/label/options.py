@@ -58,6 +58,16 @@ class LabelOptions(StrictModel):
     )
     output_column: str = Field(default="label", description="The column the target is written to.")
     image_column: str | None = Field(default=None, description="Send this column's image as a data URL.")
+    image_preprocess: str | None = Field(
+        default=None,
+        description="Send each image as the --student model sees it after this preprocessing ('processor' or "
+        "'llamacpp', as finetune's --image-preprocess), not the file as it is.",
+    )
+    student: str | None = Field(
+        default=None,
+        description="With --image-preprocess: the vision-language checkpoint (folder or hub id) whose image "
+        "sizes the teacher's images follow.",
+    )
     splits: Annotated[list[str] | None, Cli(flag="--split", repeat=True)] = Field(
         default=None, description="Label only this split (repeat; default: all)."
     )
@@ -88,6 +98,22 @@ class LabelOptions(StrictModel):
     output_dir: Annotated[str | None, Cli(path=True)] = Field(
         default=None, description="Write here instead of datasets/{name}."
     )
+
+    @model_validator(mode="after")
+    def _student_view_is_whole(self) -> LabelOptions:
+        if (self.image_preprocess is None) != (self.student is None):
+            raise ConfigError(
+                "--image-preprocess and --student go together: the teacher is shown each image as the "
+                "student model sees it after that preprocessing.",
+                "Give both (e.g. --image-preprocess llamacpp --student HuggingFaceTB/SmolVLM-256M-Instruct), "
+                "or neither to send the image files as they are.",
+            )
+        if self.image_preprocess is not None and self.image_column is None:
+            raise ConfigError(
+                "--image-preprocess prepares the rows' images, and no --image-column names them.",
+                "Add --image-column COLUMN (the column holding each row's image).",
+            )
+        return self
 
     def dataset_name(self, source: str) -> str:
         """``--name``, else the source dataset's name with ``-labelled``."""

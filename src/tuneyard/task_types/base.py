@@ -381,6 +381,12 @@ class GenerationRole(ABC):
         llama.cpp is given, to prepare as it does); None for text prompts."""
         return None
 
+    def image_as_seen(self, processor: Any, image: Any, preprocess: str) -> Any | None:
+        """``image`` (PIL) as this task type's model reads it once prepared the ``preprocess`` way: what a
+        teacher labelling for the model is shown (``label --image-preprocess``); None (the default): the
+        task type's models read no images."""
+        return None
+
 
 @dataclass(frozen=True)
 class TaskType:

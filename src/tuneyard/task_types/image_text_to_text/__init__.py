@@ -251,6 +251,11 @@ class ImageChatGeneration(GenerationRole):
     def prompt_images(self, processor: Any, rows: Dataset) -> tuple[str, list[list[bytes]]] | None:
         return processor.image_token, data.image_files(rows)
 
+    def image_as_seen(self, processor: Any, image: Any, preprocess: str) -> Any:
+        from tuneyard.task_types.image_text_to_text.preprocess import seen_image
+
+        return seen_image(processor, image, preprocess)
+
 
 TASK_TYPE = TaskType(
     name=data.NAME,

@@ -4,7 +4,8 @@ A model trained on pixels prepared one way and served on pixels prepared another
 sees images it never learned from (the worst bug in seed 003). So tuneyard names the
 preprocessing, records the name with the model, and every verb (the finetune collator,
 eval, generate, export validation) builds its inputs through :func:`model_inputs`, which
-makes the pixel tensors identical everywhere by construction. The choices are
+makes the pixel tensors identical everywhere by construction; ``label`` shows a teacher
+:func:`seen_image`, the picture those tensors are cut from. The choices are
 :data:`PREPROCESSES`:
 
 ``processor``
@@ -67,6 +68,7 @@ class Preprocess:
 
     summary: str  # one line, for --help
     inputs: Callable[..., BatchFeature]  # (processor, texts, images, **text_kwargs) -> BatchFeature
+    seen: Callable[[Any, Image.Image], Image.Image]  # (processor, image) -> the picture the tiles come from
 
 
 # Image modes whose RGB conversion in PIL (drop alpha, repeat grey, look up the palette)
@@ -82,13 +84,23 @@ def model_inputs(
     """The model inputs (``input_ids``, ``attention_mask``, ``pixel_values``, ``pixel_attention_mask``)
     for ``texts`` that carry the processor's image token once per image, as the chat template
     renders them, and each prompt's ``images``, prepared the ``preprocess`` way."""
+    return _named(preprocess).inputs(processor, texts, images, **text_kwargs)
+
+
+def seen_image(processor: Any, image: Image.Image, preprocess: str) -> Image.Image:
+    """``image`` as the vision tower reads it once prepared the ``preprocess`` way: the resized picture
+    its tiles are cut from (a teacher labelling for this model should judge what the model will see)."""
+    return _named(preprocess).seen(processor, image)
+
+
+def _named(preprocess: str) -> Preprocess:
     if preprocess not in PREPROCESSES:
         raise ConfigError(
             f"unknown image preprocessing {preprocess!r}; the choices are {', '.join(PREPROCESSES)}.",
             "Pass --image-preprocess processor (the Hugging Face processor's own) "
             "or --image-preprocess llamacpp (what llama.cpp does when the model is served as GGUF).",
         )
-    return PREPROCESSES[preprocess].inputs(processor, texts, images, **text_kwargs)
+    return PREPROCESSES[preprocess]
 
 
 def _processor_inputs(
@@ -103,19 +115,28 @@ def _processor_inputs(
     )
 
 
+def _processor_seen(processor: Any, image: Image.Image) -> Image.Image:
+    """The processor's resized picture, put back together from the tiles it cuts (its own resize,
+    whichever backend the image processor uses; pixels before rescaling and normalising)."""
+    import numpy as np
+
+    cut = processor.image_processor(
+        [[image]], do_rescale=False, do_normalize=False, do_pad=False, return_row_col_info=True
+    )
+    tiles = [np.asarray(tile, dtype=np.float32) for tile in cut["pixel_values"][0]]
+    rows, columns = cut["rows"][0][0], cut["cols"][0][0]
+    if rows == 0:  # one tile and no overview: the image itself, squared to the tile size
+        canvas = tiles[0]
+    else:
+        rows_of_tiles = [tiles[row * columns : (row + 1) * columns] for row in range(rows)]
+        canvas = np.concatenate([np.concatenate(row, axis=2) for row in rows_of_tiles], axis=1)
+    return Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8).transpose(1, 2, 0))
+
+
 def _llamacpp_inputs(
     processor: Any, texts: list[str], images: list[list[Image.Image]], **text_kwargs: Any
 ) -> BatchFeature:
-    name = type(processor).__name__
-    if name not in LLAMACPP_PROCESSORS:
-        raise ConfigError(
-            f"--image-preprocess llamacpp covers the Idefics3 / SmolVLM family "
-            f"({', '.join(LLAMACPP_PROCESSORS)}), not a model with a {name}.",
-            "Use --image-preprocess processor for this model.",
-        )
-    image_processor = processor.image_processor
-    longest_edge = image_processor.size["longest_edge"]
-    tile = image_processor.max_image_size["longest_edge"]
+    longest_edge, tile = _llamacpp_sizes(processor)
     if len(texts) != len(images):
         raise DataError(
             f"{len(texts)} prompts came with {len(images)} lists of images; each prompt needs its own list."
@@ -141,12 +162,31 @@ def _llamacpp_inputs(
     # Every tile is already tile x tile: no splitting and no resize is left to the image processor,
     # only its rescale, normalise and padding of each prompt's tiles, which equal llama.cpp's.
     pixels = (
-        image_processor(tiles, do_resize=False, do_image_splitting=False, return_tensors="pt")
+        processor.image_processor(tiles, do_resize=False, do_image_splitting=False, return_tensors="pt")
         if any(tiles)
         else {}
     )
     text_inputs = processor.tokenizer(expanded, return_tensors="pt", **{"padding": True, **text_kwargs})
     return BatchFeature(data={**text_inputs, **pixels})
+
+
+def _llamacpp_seen(processor: Any, image: Image.Image) -> Image.Image:
+    """The tiled picture llama.cpp cuts its slices from (its overview is this, shrunk to one tile)."""
+    return _llamacpp_tiled(_llamacpp_rgb(image), *_llamacpp_sizes(processor))
+
+
+def _llamacpp_sizes(processor: Any) -> tuple[int, int]:
+    """The longest edge llama.cpp resizes to and its tile size, as the converter writes them from
+    ``processor``; refuses a processor whose model family llama.cpp prepares differently."""
+    name = type(processor).__name__
+    if name not in LLAMACPP_PROCESSORS:
+        raise ConfigError(
+            f"--image-preprocess llamacpp covers the Idefics3 / SmolVLM family "
+            f"({', '.join(LLAMACPP_PROCESSORS)}), not a model with a {name}.",
+            "Use --image-preprocess processor for this model.",
+        )
+    image_processor = processor.image_processor
+    return image_processor.size["longest_edge"], image_processor.max_image_size["longest_edge"]
 
 
 def _llamacpp_rgb(image: Image.Image) -> Image.Image:
@@ -164,6 +204,18 @@ def _llamacpp_slices(
     image: Image.Image, longest_edge: int, tile: int
 ) -> tuple[list[Image.Image], int, Image.Image]:
     """llama.cpp's slices (row by row), their number of columns and the overview of ``image``."""
+    tiled = _llamacpp_tiled(image, longest_edge, tile)
+    columns, rows = tiled.width // tile, tiled.height // tile
+    slices = [
+        tiled.crop((column * tile, row * tile, (column + 1) * tile, (row + 1) * tile))
+        for row in range(rows)
+        for column in range(columns)
+    ]
+    return slices, columns, tiled.resize((tile, tile), Image.Resampling.LANCZOS)
+
+
+def _llamacpp_tiled(image: Image.Image, longest_edge: int, tile: int) -> Image.Image:
+    """``image`` resized to ``longest_edge``, then to whole tiles, each edge on its own."""
     width, height = image.size
     aspect = width / height
     if width >= height:
@@ -179,15 +231,9 @@ def _llamacpp_slices(
             "Crop or pad such images to a less extreme aspect ratio.",
         )
     columns, rows = math.ceil(resized[0] / tile), math.ceil(resized[1] / tile)
-    tiled = image.resize(resized, Image.Resampling.LANCZOS).resize(
+    return image.resize(resized, Image.Resampling.LANCZOS).resize(
         (columns * tile, rows * tile), Image.Resampling.LANCZOS
     )
-    slices = [
-        tiled.crop((column * tile, row * tile, (column + 1) * tile, (row + 1) * tile))
-        for row in range(rows)
-        for column in range(columns)
-    ]
-    return slices, columns, tiled.resize((tile, tile), Image.Resampling.LANCZOS)
 
 
 def _llamacpp_image_text(processor: Any, rows: int, columns: int) -> str:
@@ -201,9 +247,12 @@ def _llamacpp_image_text(processor: Any, rows: int, columns: int) -> str:
 
 
 PREPROCESSES: dict[str, Preprocess] = {
-    "processor": Preprocess("the Hugging Face processor's own image preprocessing", _processor_inputs),
+    "processor": Preprocess(
+        "the Hugging Face processor's own image preprocessing", _processor_inputs, _processor_seen
+    ),
     "llamacpp": Preprocess(
         "what the pinned llama.cpp does to images of an Idefics3 / SmolVLM model (for GGUF deployment)",
         _llamacpp_inputs,
+        _llamacpp_seen,
     ),
 }
