@@ -21,16 +21,14 @@ from tuneyard.errors import ArtifactNotFoundError, TuneyardError
 from tuneyard.serve.artifact import api_record, artifact_page, record_by_id
 from tuneyard.serve.compare import comparison
 from tuneyard.serve.files import OutsideArtifactError, artifact_file
-from tuneyard.serve.listing import RunsQuery, listing, run_query
+from tuneyard.serve.listing import RunsQuery, listing, metric_text, run_query
 from tuneyard.serve.read_only import ReadOnlyYard, check_readable
 from tuneyard.yard.fields import FILTERS
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-
-def metric_text(value: object) -> str:
-    """A metric cell: four significant digits, ``-`` when the run has none."""
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+# A file of an artifact is shown, never run: an HTML file in a run folder gets no scripts
+# and no access to the view's origin, and the browser does not guess another type.
+FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
 def delta_text(value: object) -> str:
@@ -109,7 +107,7 @@ def artifact_view(request: Request, yard: YardDep, artifact_id: str) -> Response
 def artifact_file_view(yard: YardDep, artifact_id: str, path: str) -> Response:
     record = record_by_id(yard, artifact_id)
     try:
-        return FileResponse(artifact_file(yard, record, path))
+        return FileResponse(artifact_file(yard, record, path), headers=FILE_HEADERS)
     except FileNotFoundError:
         raise ArtifactNotFoundError(
             f"no file {path!r} in {record['path']}.", "The artifact's page lists its files."

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tuneyard.errors import QueryError
-from tuneyard.yard.fields import FILTERS, TABLE
+from tuneyard.yard.fields import BY_NAME, FILTERS, TABLE
 from tuneyard.yard.query import mentioned_metric_keys
 from tuneyard.yard.root import Yard
 
@@ -52,8 +52,8 @@ class RunsQuery:
             filters={name: params.get(name) or None for name in FILTERS},
         )
 
-    def url(self, **changes: str | None) -> str:
-        """This query's ``/runs?...`` link, with some parameters changed (None drops one)."""
+    def url(self, page: str = "/runs", **changes: str | None) -> str:
+        """This query's ``/runs?...`` link (or ``page``'s, e.g. ``/api/runs``), some parameters changed."""
         values: dict[str, Any] = {
             **self.filters,
             "where": self.where,
@@ -61,7 +61,7 @@ class RunsQuery:
             "limit": self.limit if self.limit != DEFAULT_LIMIT else None,
             **changes,
         }
-        return "/runs?" + urlencode({key: value for key, value in values.items() if value})
+        return f"{page}?" + urlencode({key: value for key, value in values.items() if value})
 
     def sort_url(self, key: str) -> str:
         """The link a column header carries: sort by ``key``, descending first, then ascending."""
@@ -73,6 +73,19 @@ class RunsQuery:
         return {f"-{key}": " ▼", key: " ▲", f"+{key}": " ▲"}.get(first, "")
 
 
+def metric_text(value: object) -> str:
+    """A metric cell: four significant digits, ``-`` when the run has none."""
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the table, formatted: its text and whether it holds a number (right-aligned)."""
+
+    text: str
+    numeric: bool = False
+
+
 @dataclass
 class Listing:
     """One page of the runs table."""
@@ -82,7 +95,19 @@ class Listing:
     more: bool
     metric_columns: list[str]
     notes: list[str]
-    columns: tuple[str, ...] = TABLE
+
+    # The name column comes first and links to the artifact; these follow it.
+    columns: tuple[str, ...] = tuple(name for name in TABLE if name != "name")
+
+    def cells(self, row: dict[str, Any]) -> list[Cell]:
+        """A row's cells after its name: the table's fields, then its metrics (formatted once, here)."""
+        fields = [
+            Cell(row["created"][:16].replace("T", " ")) if name == "created"
+            else Cell("-" if row[name] is None else str(row[name]), BY_NAME[name].numeric)
+            for name in self.columns
+        ]  # fmt: skip
+        metrics = row["metrics"]
+        return fields + [Cell(metric_text(metrics.get(key)), True) for key in self.metric_columns]
 
 
 def run_query(yard: Yard, query: RunsQuery) -> list[dict[str, Any]]:
