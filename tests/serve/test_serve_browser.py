@@ -60,6 +60,7 @@ def test_the_runs_table_filters_and_sorts(served: Served, browser: object, tmp_p
     page.fill("input[name=where]", "rank >")
     page.click("button[type=submit] >> text=filter")
     assert "error: --where:" in page.locator("#error").inner_text()
+    assert page.input_value("input[name=where]") == "rank >"  # kept, to correct
 
 
 def test_an_artifact_page_shows_its_plot_and_lineage(served: Served, browser: object, tmp_path: Path) -> None:

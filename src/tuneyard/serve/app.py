@@ -17,11 +17,11 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from tuneyard.errors import ArtifactNotFoundError, TuneyardError
+from tuneyard.errors import ArtifactNotFoundError, QueryError, TuneyardError
 from tuneyard.serve.artifact import api_record, artifact_page, record_by_id
 from tuneyard.serve.compare import comparison
 from tuneyard.serve.files import OutsideArtifactError, artifact_file
-from tuneyard.serve.listing import RunsQuery, listing, metric_text, run_query
+from tuneyard.serve.listing import Listing, RunsQuery, listing, metric_text, run_query
 from tuneyard.serve.read_only import ReadOnlyYard, check_readable
 from tuneyard.yard.fields import FILTERS
 
@@ -86,8 +86,10 @@ def tuneyard_error(request: Request, exc: TuneyardError) -> Response:
     )
 
 
-def page(request: Request, template: str, **context: Any) -> Response:
-    return TEMPLATES.TemplateResponse(request, template, {"root": request.app.state.root, **context})
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    return TEMPLATES.TemplateResponse(
+        request, template, {"root": request.app.state.root, **context}, status_code=status_code
+    )
 
 
 def home() -> RedirectResponse:
@@ -96,7 +98,12 @@ def home() -> RedirectResponse:
 
 def runs_page(request: Request, yard: YardDep) -> Response:
     query = RunsQuery.from_params(request.query_params)
-    return page(request, "runs.html", title="runs", listing=listing(yard, query), filters=FILTERS)
+    try:
+        shown = listing(yard, query)
+    except QueryError as exc:  # shown above the form, which keeps the text to correct
+        empty = Listing(query, rows=[], more=False, metric_columns=[], notes=[])
+        return page(request, "runs.html", 400, title="runs", listing=empty, filters=FILTERS, error=exc)
+    return page(request, "runs.html", title="runs", listing=shown, filters=FILTERS)
 
 
 def artifact_view(request: Request, yard: YardDep, artifact_id: str) -> Response:
