@@ -29,3 +29,10 @@ def test_the_page_query_is_sql_on_the_index(tmp_path: Path) -> None:
     assert "WHERE" in selects[0] and "'sst2.accuracy'" in selects[0] and "'bert'" in selects[0]
     assert selects[0].rstrip().endswith("LIMIT 6")
     yard.close()
+
+
+def test_a_yard_without_an_index_lists_nothing_and_says_why(tmp_path: Path) -> None:
+    yard = ReadOnlyYard(tmp_path)
+    shown = listing(yard, RunsQuery(where="metrics.sst2.accuracy > 0.5"))
+    assert shown.rows == [] and "no index in" in shown.notes[0] and "runs reindex" in shown.notes[0]
+    assert not (tmp_path / ".tuneyard").exists()  # read-only: not even an empty index is created
