@@ -1,7 +1,7 @@
 """The small real yard the web view tests serve.
 
 The yard holds a compressed model, four runs made from it (their accuracy differs), one
-with a training log and the training curves tuneyard draws from it, and traps for the path
+with a training log, the training curves tuneyard draws from it and a confusion matrix, and traps for the path
 checks: a symlink inside an artifact that points out of the yard, and a secret file
 beside the yard.
 """
@@ -14,6 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from tuneyard.components.confusion import plot_confusion_matrix
 from tuneyard.report.curves import LOG_FILE, plot_training_curves
 from tuneyard.yard import Manifest, Yard
 
@@ -69,9 +72,16 @@ def build_yard(root: Path) -> Yard:
                     "1,10,0.70,0.66,1e-4,0.80\n2,20,0.52,0.49,5e-5,0.88\n3,30,0.41,0.45,1e-5,0.91\n"
                 )
     first = root / "outputs" / RUNS[0][0]
-    # The plot `tuneyard report` draws for a run, where it puts it.
+    # The plots `tuneyard report` and `tuneyard eval` draw for a run, where they put them.
     (first / "report").mkdir()
     plot_training_curves(first / LOG_FILE, first / "report" / "bert_lora_a_training_curves.png", "curves")
+    (first / "evaluation_results" / "sst2_validation").mkdir(parents=True)
+    plot_confusion_matrix(
+        np.array([[40, 6], [3, 51]]),
+        ["negative", "positive"],
+        first / "evaluation_results" / "sst2_validation" / "confusion_matrix.png",
+        "sst2 validation",
+    )
     (root.parent / "secret.txt").write_text(SECRET)
     os.symlink(root.parent / "secret.txt", first / "leak.txt")
     os.symlink(root.parent, first / "outside")

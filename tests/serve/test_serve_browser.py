@@ -67,9 +67,11 @@ def test_an_artifact_page_shows_its_plot_and_lineage(served: Served, browser: ob
     page = browser.new_page(viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
     page.goto(f"{served.url}/runs?sort=-metrics.sst2.accuracy")
     page.click("#runs a:text('bert_lora_a')")
-    image = page.locator("#plots img")
-    image.wait_for()
-    assert image.evaluate("img => img.complete && img.naturalWidth") > 100
+    images = page.locator("#plots img")
+    images.first.wait_for()
+    page.wait_for_load_state("load")  # every image fetched (or failed)
+    widths = images.evaluate_all("imgs => imgs.map(img => img.complete ? img.naturalWidth : 0)")
+    assert len(widths) == 2 and min(widths) > 100, widths  # the confusion matrix and the curves
     assert "compressed" in page.locator("#lineage").inner_text()
     assert "0.91" in page.locator("#metrics").inner_text()
     assert "training_log.csv" in page.locator("#files").inner_text()
