@@ -24,6 +24,7 @@ from tuneyard.serve.files import OutsideArtifactError, artifact_file
 from tuneyard.serve.listing import Listing, RunsQuery, listing, metric_text, run_query
 from tuneyard.serve.read_only import ReadOnlyYard, check_readable
 from tuneyard.yard.fields import FILTERS
+from tuneyard.yard.root import resolve_root
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 # A file of an artifact is shown, never run: an HTML file in a run folder gets no scripts
@@ -52,8 +53,10 @@ def request_yard(request: Request) -> Iterator[ReadOnlyYard]:
 YardDep = Annotated[ReadOnlyYard, Depends(request_yard)]
 
 
-def create_app(root: Path) -> FastAPI:
-    """The web view of the yard at ``root`` (resolved); refuses an index it cannot read."""
+def create_app(root: str | Path) -> FastAPI:
+    """The web view of the yard at ``root``; refuses an index it cannot read."""
+    # Resolved once: every file check compares resolved paths against it.
+    root = resolve_root(root)
     check_readable(ReadOnlyYard(root))
     # No /docs: its pages load scripts from a CDN, and the view works offline.
     app = FastAPI(title="tuneyard", docs_url=None, redoc_url=None, openapi_url=None)
