@@ -81,15 +81,6 @@ def with_filter_options(command: Callable[..., None]) -> Callable[..., None]:
     return with_filters
 
 
-def metric_keys(where: str | None, sort: str | None) -> list[str]:
-    """Metric keys a ``--where`` / ``--sort`` mentions: the table shows them as columns."""
-    from tuneyard.yard.query import compile_sort, compile_where
-
-    keys = compile_where(where).metric_keys if where else []
-    keys += compile_sort(sort).metric_keys if sort else []
-    return list(dict.fromkeys(keys))
-
-
 def metrics_summary(metrics: dict[str, float]) -> str:
     """A few metrics as ``key=value`` for the ``metrics`` table column."""
     shown = [f"{key}={value:.4g}" for key, value in list(metrics.items())[:SUMMARY_METRICS]]
@@ -139,23 +130,17 @@ def ls(
 
     Example: tuneyard runs ls --arch bert --where "metrics.accuracy >= 0.8 and rank <= 64" --sort -rank
     """
+    from tuneyard.yard.query import mentioned_metric_keys
+
     yard = yard_from(ctx)
     rows = yard.query(where=where, sort=sort, limit=limit, **filters)
-    shown_metrics = metric_keys(where, sort)
+    shown_metrics = mentioned_metric_keys(where, sort)
     if not yard.has_index:
         note(f"no index in {yard.root} yet: the yard is empty, or run `tuneyard runs reindex`.")
     elif shown_metrics:
-        warn_unknown_metrics(yard.index.unknown_metric_keys(shown_metrics))
+        for message in yard.index.unknown_metric_notes(shown_metrics):
+            note(f"note: {message}")
     print_listing(rows, fmt, shown_metrics)
-
-
-def warn_unknown_metrics(unknown: dict[str, list[str]]) -> None:
-    """A note (not an error: the yard may simply not have such runs yet) per metric no artifact has."""
-    for key, similar in unknown.items():
-        suggestion = (
-            f"; did you mean {' or '.join(f'metrics.{name}' for name in similar)}?" if similar else "."
-        )
-        note(f"note: no artifact in the yard has metrics.{key}{suggestion}")
 
 
 def aligned(pairs: list[tuple[str, Any]], indent: str = "  ") -> list[str]:
@@ -238,25 +223,19 @@ def show(
     """
     import json
 
-    from tuneyard.yard.lineage import lineage
+    from tuneyard.yard.lineage import family
 
     yard = yard_from(ctx)
     record = yard.find(reference)
-    children = yard.index.children(record["id"], record["path"]) if yard.has_index else []
-    chain = lineage(yard, record)
+    relatives = family(yard, record)
     if fmt is OutputFormat.json:
-        payload = {
-            **record,
-            "children": [{"id": c["id"], "path": c["path"], "kind": c["kind"]} for c in children],
-            "lineage": [step.to_data() for step in chain],
-        }
-        out.out(json.dumps(payload, indent=2))
+        out.out(json.dumps({**record, **relatives.to_data()}, indent=2))
     elif fmt is OutputFormat.csv:
         raise ConfigError(
             "runs show prints one artifact: --format table or json.", "Use runs ls -f csv for tables."
         )
     else:
-        out.out(show_text(record, children, chain), end="")
+        out.out(show_text(record, relatives.children, relatives.chain), end="")
 
 
 @runs_app.command("compare")

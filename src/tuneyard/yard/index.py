@@ -369,6 +369,19 @@ class Index:
         known = [row[0] for row in self.connection.execute("SELECT DISTINCT key FROM metrics")]
         return {key: difflib.get_close_matches(key, known, n=1, cutoff=0.6) for key in missing}
 
+    def unknown_metric_notes(self, keys: list[str]) -> list[str]:
+        """One sentence per key of ``keys`` that no artifact has, suggesting the closest key that exists.
+
+        Listings show it as a note, not an error: the yard may simply not have such runs yet.
+        """
+        notes = []
+        for key, similar in self.unknown_metric_keys(keys).items():
+            names = " or ".join(f"metrics.{name}" for name in similar)
+            notes.append(
+                f"no artifact in the yard has metrics.{key}" + (f"; did you mean {names}?" if names else ".")
+            )
+        return notes
+
     def paths(self) -> list[str]:
         """Every indexed artifact path (relative to the root, or absolute when outside it)."""
         return [row[0] for row in self.connection.execute("SELECT path FROM artifacts ORDER BY path")]

@@ -113,6 +113,27 @@ def lineage(yard: Yard, record: dict[str, Any]) -> list[LineageStep]:
     return chain[::-1]
 
 
+@dataclass(frozen=True)
+class Family:
+    """An artifact's relatives: the artifacts made from it, and the chain it descends from."""
+
+    children: list[dict[str, Any]]
+    chain: list[LineageStep]
+
+    def to_data(self) -> dict[str, Any]:
+        """The ``children`` and ``lineage`` entries of ``runs show --format json`` and the web view's API."""
+        return {
+            "children": [{"id": c["id"], "path": c["path"], "kind": c["kind"]} for c in self.children],
+            "lineage": [step.to_data() for step in self.chain],
+        }
+
+
+def family(yard: Yard, record: dict[str, Any]) -> Family:
+    """``record``'s children (from the index, when there is one) and its :func:`lineage`."""
+    children = yard.index.children(record["id"], record["path"]) if yard.has_index else []
+    return Family(children, lineage(yard, record))
+
+
 def _keys(path: str, artifact_id: str | None) -> set[str]:
     """What identifies a model already in the chain: its path, and its id when it has one."""
     return {path, artifact_id} if artifact_id else {path}

@@ -433,3 +433,10 @@ def compile_sort(source: str) -> Ordering:
         terms.append(f"{value_sql} {'DESC' if descending else 'ASC'} NULLS LAST")
         params.extend(value_params)
     return Ordering(", ".join(terms), params, keys)
+
+
+def mentioned_metric_keys(where: str | None, sort: str | None) -> list[str]:
+    """Metric keys a ``--where`` / ``--sort`` mentions, once each: listings show them as columns."""
+    keys = compile_where(where).metric_keys if where else []
+    keys += compile_sort(sort).metric_keys if sort else []
+    return list(dict.fromkeys(keys))
