@@ -94,6 +94,7 @@ def adapted_copy(seed: str, data: Path, model: Path) -> str:
     return seed
 
 
+@pytest.mark.slow  # 4 fine-tuning cells and 8 graded evals: over a minute on 2 cores
 def test_seed_002s_file_runs_as_its_users_write_it(cli, tiny_decoder, tmp_path) -> None:
     data = write_json_topics(tmp_path / "debian_json")
     config = tmp_path / "config.yaml"

@@ -51,8 +51,8 @@ def json_task(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     data = prepare_dataset(PrepareOptions(task_spec=str(spec), task="sections"), yard).path
     base = build_smol_decoder(root / "smol", hidden=64, intermediate=128)
     options = FinetuneOptions(
-        checkpoint=str(base), data=str(data), strategy="full", epochs=30, batch_size=8, learning_rate=3e-3,
-        max_length=64,
+        checkpoint=str(base), data=str(data), strategy="full", epochs=6, batch_size=4, learning_rate=1e-2,
+        max_length=64, save_steps=24,
     )  # fmt: skip
     run = finetune(options, yard).path
     return spec, yard, data, run / "best"
