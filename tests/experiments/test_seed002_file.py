@@ -57,7 +57,7 @@ def test_the_docs_show_the_table() -> None:
 
 
 def write_json_topics(folder: Path) -> Path:
-    """data/debian_topics with seed 002's answer column, ``ground_truth`` (a JSON object), texts cut to fit."""
+    """data/debian_topics with seed 002's answer column ``ground_truth`` (JSON), texts cut to fit."""
     folder.mkdir(parents=True)
     for split in ("train", "validation", "test"):
         with (TOPICS / f"{split}.csv").open() as source, (folder / f"{split}.jsonl").open("w") as target:
