@@ -125,6 +125,7 @@ def test_seed_002s_file_runs_as_its_users_write_it(cli, tiny_decoder, tmp_path) 
     with (experiment / "metrics.csv").open() as file:
         cells = list(csv.DictReader(file))
     assert [cell["state"] for cell in cells] == ["complete"] * 4
+    assert all(cell["task1"] != "" and cell["task2"] != "" for cell in cells)  # last/'s scores, per cell
     document = json.loads((experiment / "eval_grid_results.json").read_text())
     assert {model["key"].rsplit("/", 1)[-1] for model in document["models"]} == {"last"}  # -1: the latest
     graders = {(cell["task"].rsplit("/", 1)[-1], cell["grader"]["grader"]) for cell in document["cells"]}

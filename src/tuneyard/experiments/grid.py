@@ -234,7 +234,11 @@ def link_grader_logs(logs: Path, evals: GridResult, yard: Yard) -> None:
 
 
 def plan_scores(plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> list[list[Any]]:
-    """Each cell's main eval score on each task of the eval grid (None where it has none)."""
+    """Each cell's main eval score on each task of the eval grid (None where it has none).
+
+    A cell's run is scored as the folder ``checkpoint_to_eval`` picked in it (``best/``,
+    ``last/``, a checkpoint) or as the run itself.
+    """
     tasks = evals.tasks if evals is not None else []
     scores: dict[tuple[str, str], Any] = {}
     if evals is not None:
@@ -242,10 +246,11 @@ def plan_scores(plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> 
             scores[(model, task)] = (
                 cell.metrics.get(cell.main_metric or "") if cell.status == "complete" else None
             )
+    evaluated = [model.key for model in evals.models] if evals is not None else []
     table = []
     for plan in plans:
         run = yard.relative(plan.folder)
-        model_key = yard.relative(plan.folder / "best") if (plan.folder / "best").is_dir() else run
+        model_key = next((key for key in evaluated if key == run or key.startswith(run + "/")), run)
         table.append([scores.get((model_key, task.key)) for task in tasks])
     return table
 
