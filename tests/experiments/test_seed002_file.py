@@ -201,3 +201,11 @@ def test_fields_with_no_meaning_here_are_warned_about_by_name(tmp_path) -> None:
     )
     named = [warning.split(" has no meaning")[0] for warning in spec.warnings]
     assert named == ["finetuning.fusion", "finetuning.fusion+decoder", "evals.model_server_args"]
+
+
+def test_minus_one_is_the_runs_latest_folder_in_eval_grid_too(tmp_path) -> None:
+    from tuneyard.evaluate.transfer_grid import checkpoint_to_eval
+
+    for folder in ("best", "last", "checkpoint-1-4"):
+        (tmp_path / "run" / folder).mkdir(parents=True)
+    assert checkpoint_to_eval(str(tmp_path / "run"), "-1") == str(tmp_path / "run" / "last")
