@@ -170,7 +170,7 @@ tasks:
     user_prompt: "Which section does this package belong to? {{ text }}"
     assistant_text_column: label
     grader: exact
-    sample_percent: 5
+    sample_percent: 0.05
   broken:
     user_prompt: "Summarise {{ description }}"
     assistant_text_column: label
@@ -192,7 +192,8 @@ def test_a_task_spec_formats_rows_into_conversations_the_decoder_trains_on(
         "validation": 17,
         "test": 17,
     }
-    assert manifest["config"]["format"]["grader"] == "exact"
+    assert manifest["config"]["format"]["grader"]["name"] == "exact"
+    assert manifest["config"]["sample_percent"] == 5  # the task's fraction 0.05: 5 % of each split
     first = Dataset.from_parquet(str(folder / "train.parquet"))[0]
     source = {row["id"]: row for row in Dataset.from_csv(str(TOPICS / "train.csv"))}[first["id"]]
     assert first["messages"] == [

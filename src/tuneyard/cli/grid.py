@@ -47,6 +47,8 @@ def grid(
 
     options = resolve_options(GridRunOptions, flags, config, overrides or [])
     spec = load_experiment(experiment_file)
+    for warning in spec.warnings:
+        note(f"warning: {warning}")
     yard = yard_from(ctx)
     if dry_run:
         plans = plan_cells(spec, yard, experiment_file)

@@ -195,6 +195,17 @@ class ChoiceGrader:
 GRADER_NAMES = ("exact", "contains", "regex", "json", "choice")
 
 
+def grader_name(name: str) -> str:
+    """tuneyard's name of a grader: ``json`` as given, or seed 002's class name ``JSONGrader`` (any case)."""
+    key = name.strip().lower().removesuffix("grader")
+    if key not in GRADER_NAMES:
+        raise EvaluationError(
+            f"unknown grader {name!r}.",
+            f"Graders: {', '.join(GRADER_NAMES)} (seed 002's JSONGrader is json, ExactGrader is exact).",
+        )
+    return key
+
+
 def make_grader(
     name: str,
     fields: Sequence[str] = (),
@@ -203,6 +214,7 @@ def make_grader(
     references: Sequence[Any] = (),
 ) -> ExactGrader | ContainsGrader | RegexGrader | JsonGrader | ChoiceGrader:
     """The grader called ``name``; ``choice`` defaults its set to the distinct references."""
+    name = grader_name(name)
     if name == "exact":
         return ExactGrader()
     if name == "contains":
@@ -211,6 +223,4 @@ def make_grader(
         return RegexGrader(pattern)
     if name == "json":
         return JsonGrader(fields)
-    if name == "choice":
-        return ChoiceGrader(list(choices) or [str(reference) for reference in references])
-    raise EvaluationError(f"unknown grader {name!r}.", f"Graders: {', '.join(GRADER_NAMES)}.")
+    return ChoiceGrader(list(choices) or [str(reference) for reference in references])

@@ -4,7 +4,10 @@ A task spec is one entry of seed 002's ``config.yaml`` (``tasks:``, or task name
 top level): a system prompt, a user prompt that is a Jinja template over the row's
 columns, where the answer comes from (``assistant_text_column``, or an
 ``assistant_template``), an optional ``image_column`` and the ``grader`` that scores
-answers. Formatting writes a ``messages`` column (``[system], user, assistant``, the
+answers (a name, seed 002's ``JSONGrader`` or tuneyard's ``json``, or a name with its
+settings: ``{name: json, fields: [section]}``; ``eval`` grades the task's answers with it).
+``sample_percent`` is seed 002's: a fraction of each split (``0.01`` keeps 1 %).
+Formatting writes a ``messages`` column (``[system], user, assistant``, the
 chat rows ``finetune`` and ``eval`` read) next to the row's ``id``; with an image column
 the user turn is ``[{"type": "image"}, {"type": "text", ...}]`` and an ``images``
 column holds the row's image, the layout TRL's vision-language trainer reads.
@@ -18,13 +21,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tuneyard.config import StrictModel
 from tuneyard.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from datasets import Dataset
+
+
+class TaskGrader(StrictModel):
+    """The grader a task's answers are scored with: its name and settings, as the task file gives them."""
+
+    name: str = Field(description="exact | contains | regex | json | choice, or seed 002's JSONGrader ...")
+    fields: list[str] = Field(default_factory=list, description="json: the fields compared (default: all).")
+    pattern: str | None = Field(default=None, description="regex: the pattern the answer must match.")
+    choices: list[str] = Field(default_factory=list, description="choice: the allowed answers.")
+
+
+def task_grader(value: Any) -> TaskGrader | None:
+    """A task entry's ``grader:`` (a name, or a name with settings) as a :class:`TaskGrader`."""
+    if value is None or isinstance(value, TaskGrader):
+        return value
+    return TaskGrader.model_validate({"name": value} if isinstance(value, str) else value)
 
 
 class TaskFormat(StrictModel):
@@ -35,10 +54,28 @@ class TaskFormat(StrictModel):
     assistant_text_column: str | None = Field(default=None, description="The column holding the answer.")
     assistant_template: str | None = Field(default=None, description="Or: a Jinja template for the answer.")
     image_column: str | None = None
-    grader: str | None = Field(default=None, description="How answers are scored (recorded for eval).")
+    grader: TaskGrader | None = Field(default=None, description="How answers are scored (eval applies it).")
     # Source keys a seed-002 entry may carry; prepare reads them as its own defaults.
     dataset: str | None = None
-    sample_percent: float | None = Field(default=None, gt=0, le=100)
+    sample_percent: float | None = Field(
+        default=None, gt=0, description="Seed 002's: the fraction of each split kept (0.01 keeps 1 %)."
+    )
+
+    @field_validator("grader", mode="before")
+    @classmethod
+    def _grader_settings(cls, value: Any) -> Any:
+        return task_grader(value)
+
+    @field_validator("sample_percent")
+    @classmethod
+    def _a_fraction(cls, value: float | None) -> float | None:
+        if value is not None and value > 1:
+            raise ValueError(
+                f"sample_percent is a fraction of each split, as in seed 002 (0.01 keeps 1 %), "
+                f"and {value:g} is over 1; to keep {value:g} % of each split write "
+                f"sample_percent: {value / 100:g}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_answer(self) -> TaskFormat:

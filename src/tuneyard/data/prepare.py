@@ -211,7 +211,8 @@ def data_parents(data: str | None, yard: Yard) -> list[Any]:
 
 
 def with_task_defaults(options: PrepareOptions, task: TaskFormat | None) -> PrepareOptions:
-    """The task entry's ``dataset`` and ``sample_percent`` where the options give none."""
+    """The task entry's ``dataset`` and ``sample_percent`` (a fraction there, a percent here) where the
+    options give none."""
     if task is None:
         return options
     update: dict[str, Any] = {}
@@ -220,7 +221,7 @@ def with_task_defaults(options: PrepareOptions, task: TaskFormat | None) -> Prep
             raise DataError(f"give a SOURCE: task {options.task!r} names no dataset.")
         update["source"] = task.dataset
     if task.sample_percent and not (options.num_samples or options.sample_percent):
-        update["sample_percent"] = task.sample_percent
+        update["sample_percent"] = task.sample_percent * 100
     return options.model_copy(update=update)
 
 

@@ -31,6 +31,7 @@ class EvalOutcome:
     folder: Path
     artifact: Path | None
     metrics_key: str
+    grader: dict[str, Any] | None = None  # which grader scored the answers, with its settings (chat evals)
 
 
 def trained_setting(folder: Path, artifact: Path | None, field: str) -> Any:
@@ -79,9 +80,11 @@ def evaluate_model(
     its results fails at once. Without ``max_length``, inputs are truncated at the
     length the model was fine-tuned with (its manifest's config), else at 512. A GGUF
     file is evaluated as the float32 folder it is imported to (once) in ``yard``, and
-    its results are filed there.
+    its results are filed there. Chat answers are graded by ``answers.grader`` when given,
+    else by the grader ``prepare`` recorded for the data's task, else ``exact``.
     """
     from tuneyard.models.loading import local_model_folder
+    from tuneyard.task_types.causal_lm.options import AnswerOptions, answers_for_data
     from tuneyard.task_types.model_loading import resolve_checkpoint
 
     task_type = get_task_type(data.spec.task_type)
@@ -96,6 +99,8 @@ def evaluate_model(
     if max_length is None:
         max_length = trained_max_length(folder, placement.artifact)
     task_options = trained_task_options(task_type, folder, placement.artifact)
+    if answers is None or isinstance(answers, AnswerOptions):
+        answers = answers_for_data(answers, data.source)
     result = task_type.evaluation.evaluate(
         model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress, answers, task_options
     )
@@ -107,6 +112,8 @@ def evaluate_model(
     rates = result.throughput.rates()  # audio_seconds_per_second ... beside samples_per_second
     scores.update({name: value for name, value in rates.items() if name.endswith("_per_second")})
     record_in_manifest(yard, placement, scores, final)
+    graded = isinstance(getattr(result, "options", None), AnswerOptions)  # a result that graded answers
     return EvalOutcome(
-        result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key
-    )
+        result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key,
+        grader=answers.grader_settings() if graded else None,
+    )  # fmt: skip

@@ -74,7 +74,8 @@ class GridOptions(ColumnOptions, RunOptions):
     )
     experiment: str = Field(default="eval_grid", description="Grid folder name under experiments/.")
     checkpoint_to_eval: str = Field(
-        default="best", description="Of a run folder: best, last or a checkpoint-{epoch}-{step} folder."
+        default="best",
+        description="Of a run folder: best, last (-1: the latest) or a checkpoint-{epoch}-{step} folder.",
     )
     answers: Annotated[AnswerOptions, Cli(flatten=True)] = Field(
         default_factory=AnswerOptions, title="Answers (chat data)"

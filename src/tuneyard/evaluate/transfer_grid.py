@@ -27,6 +27,7 @@ from tuneyard.evaluate.model_eval import evaluate_model
 from tuneyard.evaluate.options import GridOptions, load_eval_data
 from tuneyard.evaluate.paired import compare_evals, row_scores
 from tuneyard.evaluate.placement import owning_artifact
+from tuneyard.task_types.causal_lm.options import answers_for_data
 from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, Status, update_manifest, utc_now, write_manifest
 from tuneyard.yard.root import Yard
@@ -60,6 +61,7 @@ class GridCell:
     results: str | None = None
     error: str | None = None
     created: str = field(default_factory=utc_now)
+    grader: dict[str, Any] | None = None  # chat tasks: the grader that scored the answers, and its settings
 
 
 @dataclass
@@ -82,7 +84,9 @@ def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
 
 
 def checkpoint_to_eval(model: str, which: str) -> str:
-    """A run folder's ``best``, ``last`` or ``checkpoint-{epoch}-{step}``; any other model as given."""
+    """A run folder's ``best``, ``last`` (``-1``: seed 002's latest) or ``checkpoint-{epoch}-{step}``;
+    any other model as given."""
+    which = "last" if which == "-1" else which
     folder = Path(model).expanduser()
     if (folder / which).is_dir():
         return str(folder / which)
@@ -178,11 +182,13 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
     result = GridResult(folder, models, tasks, cells, computed=0, heatmap=None)
     total = len(models) * len(tasks)
     number = 0
+    graders = {task.key: grader_for(options, tasks_given[task.key]) for task in tasks}
     for model, model_path in zip(models, options.models):
         for task in tasks:
             number += 1
             state = "skipped"
-            if (model.key, task.key) not in cells:
+            done = cells.get((model.key, task.key))
+            if done is None or done.grader not in (None, graders[task.key]):  # regraded: another grader now
                 cell = _evaluate_cell(
                     model, model_path, task.key, tasks_given[task.key], options, yard, folder, task_data
                 )
@@ -200,6 +206,11 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
     failed = any(cell.status != "complete" for cell in cells.values())
     _register_experiment(folder, yard, options, "failed" if failed else "complete")
     return result
+
+
+def grader_for(options: GridOptions, task: str) -> dict[str, Any]:
+    """The grader (and settings) that scores a chat task's answers: the options', else the task's own."""
+    return answers_for_data(options.answers, task).grader_settings()
 
 
 def write_paired_table(result: GridResult, yard: Yard) -> Path | None:
@@ -282,6 +293,7 @@ def _evaluate_cell(
         metrics=metrics,
         main_metric=outcome.result.main_metric,
         results=yard.relative(outcome.folder),
+        grader=outcome.grader,
     )
 
 

@@ -117,6 +117,7 @@ def cell_options(
 ) -> FinetuneOptions:
     """The ``tuneyard finetune`` options of one cell; a bad ``options:`` entry names its field."""
     fields: dict[str, Any] = {
+        **({"tokenizer": grid.tokenizer_path} if grid.tokenizer_path is not None else {}),
         **grid.options,
         **source,
         "checkpoint": str(start.folder) if start is not None else axes["model"],

@@ -1,7 +1,7 @@
 """``tuneyard grid``: run an experiment file's fine-tuning cells, then its eval grid, resumably.
 
-``experiments/{experiment}/`` receives ``formatted_datasets/{task}`` (a ``tasks:`` entry
-the grid trains on, prepared once), ``compressed/`` (the compressed starts,
+``experiments/{experiment}/`` receives ``formatted_datasets/{task}`` (each task of the
+file the grid trains or evaluates on, prepared once), ``compressed/`` (the compressed starts,
 :mod:`tuneyard.experiments.starts`), ``finetuned_checkpoints/{name}-{id}`` (one run per
 cell), ``finetune_logs/{name}-{id}.log`` (:mod:`tuneyard.experiments.cell_log`),
 ``grader_logs/{model}-{task}`` (links to each evaluation's folder),
@@ -86,10 +86,19 @@ def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPl
 
 
 def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare: bool) -> Path | None:
-    """``formatted_datasets/{task}`` when the grid trains on a task of ``tasks:`` (prepared once)."""
+    """The folder the cells train on when it is a task of the file (None: the grid's own ``data``)."""
     task = spec.finetuning.task if spec.finetuning is not None else None
     if task is None or task not in spec.tasks:
         return None
+    return task_folder(spec, yard, spec_path, task, prepare)
+
+
+def task_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, task: str, prepare: bool) -> Path:
+    """``formatted_datasets/{task}``: a task of the file, prepared (``prepare``) once.
+
+    ``prepare --task-spec`` on the experiment file itself, so the dataset's manifest
+    records the task's format and grader, which eval applies.
+    """
     from tuneyard.data.prepare import PrepareOptions, dataset_target, prepare_dataset
 
     options = PrepareOptions(task_spec=str(spec_path), task=task, experiment=spec.experiment)
@@ -97,6 +106,14 @@ def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare:
     if prepare and cell_state(folder) != "complete":
         folder = prepare_dataset(options, yard).path
     return folder
+
+
+def prepare_tasks(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> None:
+    """Every task of the file the grid trains or evaluates on, prepared once, before any cell runs."""
+    used = [spec.finetuning.task] if spec.finetuning is not None else []
+    used += spec.evals.tasks if spec.evals is not None else []
+    for task in dict.fromkeys(name for name in used if name in spec.tasks):
+        task_folder(spec, yard, spec_path, task, prepare=True)
 
 
 def run_experiment(
@@ -114,7 +131,7 @@ def run_experiment(
     ``on_cell`` sees each cell as it is settled: skipped ones first, then each run as it ends;
     ``on_start`` each compressed start once it is written.
     """
-    task_data_folder(spec, yard, spec_path, prepare=True)
+    prepare_tasks(spec, yard, spec_path)
     plans = plan_cells(spec, yard, spec_path)
     todo = [p for p in plans if p.state in ("new", "interrupted") or (p.state == "failed" and retry_failed)]
     compress_starts([p.cell.start for p in todo if p.cell.start is not None], yard, on_start)
@@ -134,7 +151,7 @@ def run_experiment(
             on_cell(plan, settled, len(plans))
     ran = len(todo)
     folder = experiment_folder(spec, yard)
-    evals = run_evals(spec, yard, plans) if spec.evals is not None else None
+    evals = run_evals(spec, yard, spec_path, plans) if spec.evals is not None else None
     if evals is not None:
         link_grader_logs(folder / GRADER_LOGS, evals, yard)
     seeds = None
@@ -167,10 +184,15 @@ def register_run(folder: Path, yard: Yard) -> None:
         yard.register(manifest)
 
 
-def run_evals(spec: ExperimentSpec, yard: Yard, plans: list[CellPlan]) -> GridResult | None:
-    """The eval grid over the complete cells' runs (``finetuned``) and any other models listed."""
+def run_evals(spec: ExperimentSpec, yard: Yard, spec_path: Path, plans: list[CellPlan]) -> GridResult | None:
+    """The eval grid over the complete cells' runs (``finetuned``) and any other models listed.
+
+    A task of the file is its prepared folder; each is graded with the task's own grader
+    unless ``evals.grader`` overrides it.
+    """
     from tuneyard.evaluate.options import GridOptions
     from tuneyard.evaluate.transfer_grid import run_grid
+    from tuneyard.task_types.causal_lm.options import AnswerOptions
 
     evals = spec.evals
     assert evals is not None
@@ -179,10 +201,15 @@ def run_evals(spec: ExperimentSpec, yard: Yard, plans: list[CellPlan]) -> GridRe
     models = [path for entry in listed for path in (finetuned if entry == FINETUNED else [entry])]
     if not models:
         return None
+    tasks = [
+        str(task_folder(spec, yard, spec_path, task, prepare=False)) if task in spec.tasks else task
+        for task in evals.tasks
+    ]
+    answers = AnswerOptions().graded_by(evals.grader) if evals.grader is not None else AnswerOptions()
     options = GridOptions(
-        models=models, tasks=evals.tasks, split=evals.split, nb_eval_samples=evals.nb_eval_samples,
+        models=models, tasks=tasks, split=evals.split, nb_eval_samples=evals.nb_eval_samples,
         checkpoint_to_eval=evals.checkpoint_to_eval, batch_size=evals.batch_size, max_length=evals.max_length,
-        experiment=spec.experiment,
+        experiment=spec.experiment, answers=answers,
     )  # fmt: skip
     return run_grid(options, yard)
 
@@ -207,7 +234,11 @@ def link_grader_logs(logs: Path, evals: GridResult, yard: Yard) -> None:
 
 
 def plan_scores(plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> list[list[Any]]:
-    """Each cell's main eval score on each task of the eval grid (None where it has none)."""
+    """Each cell's main eval score on each task of the eval grid (None where it has none).
+
+    A cell's run is scored as the folder ``checkpoint_to_eval`` picked in it (``best/``,
+    ``last/``, a checkpoint) or as the run itself.
+    """
     tasks = evals.tasks if evals is not None else []
     scores: dict[tuple[str, str], Any] = {}
     if evals is not None:
@@ -215,10 +246,11 @@ def plan_scores(plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> 
             scores[(model, task)] = (
                 cell.metrics.get(cell.main_metric or "") if cell.status == "complete" else None
             )
+    evaluated = [model.key for model in evals.models] if evals is not None else []
     table = []
     for plan in plans:
         run = yard.relative(plan.folder)
-        model_key = yard.relative(plan.folder / "best") if (plan.folder / "best").is_dir() else run
+        model_key = next((key for key in evaluated if key == run or key.startswith(run + "/")), run)
         table.append([scores.get((model_key, task.key)) for task in tasks])
     return table
 

@@ -21,6 +21,12 @@ evals:
   nb_eval_samples: null
   checkpoint_to_eval: best
 ```
+
+Seed 002's own file is read as it is (:mod:`tuneyard.experiments.seed002_fields`): task
+entries at the top level beside ``finetuning:`` (``task1: {...}``), ``model_path`` /
+``tokenizer_path``, the ``fusion...`` strategy flags, ``checkpoint_to_eval: -1``,
+``model_server_args``; ``evals.tasks`` defaults to every task of the file. A file may
+have only ``evals:`` (its ``models`` listed) or only ``finetuning:``.
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from tuneyard.config import StrictModel, format_validation_error, read_config_file
-from tuneyard.errors import ConfigError
+from tuneyard.data.formatting import TaskFormat, TaskGrader, task_grader
+from tuneyard.errors import ConfigError, EvaluationError
 from tuneyard.experiments.search import SearchSpec
+from tuneyard.experiments.seed002_fields import ignored_fields
 from tuneyard.train.options import StrategyName
 
 FINETUNED = "finetuned"  # evals.models entry: every run of the fine-tuning grid
@@ -42,9 +50,11 @@ AXES = ("model", "compression", "strategy", "lora_rank", "lora_layers", "seed") 
 class FinetuneGrid(StrictModel):
     """Lists that expand to a cross product of ``tuneyard finetune`` runs."""
 
-    models: list[str] = Field(min_length=1)
+    models: list[str] = Field(default_factory=list, description="The starts (or seed 002's model_path).")
     data: str | None = Field(default=None, description="A data folder or a dataset of the yard.")
-    task: str | None = Field(default=None, description="A task of `tasks:` or a GLUE task name.")
+    task: str | None = Field(
+        default=None, description="A task of the file or a GLUE task name (default: the file's first task)."
+    )
     compressions: list[dict[str, Any] | None] = Field(
         default_factory=lambda: [None], min_length=1,
         description="Starts: null (the model as it is) or tuneyard compress options (method, ratio or rank).",
@@ -58,13 +68,44 @@ class FinetuneGrid(StrictModel):
     batch_size: int = Field(default=16, gt=0)
     options: dict[str, Any] = Field(default_factory=dict, description="Other finetune options, every cell.")
     exclude: list[dict[str, Any]] = Field(default_factory=list)
+    # Seed 002's fields (tuneyard.experiments.seed002_fields says what each sets).
+    model_path: str | None = Field(default=None, description="Seed 002's one model: models: [model_path].")
+    tokenizer_path: str | None = Field(default=None, description="The finetune --tokenizer of every cell.")
+    fusion: bool = False
+    fusion_encoder: bool = Field(default=False, alias="fusion+encoder")
+    fusion_decoder: bool = Field(default=False, alias="fusion+decoder")
+    fusion_encoder_decoder: bool = Field(default=False, alias="fusion+encoder+decoder")
 
     @model_validator(mode="after")
     def _one_data_source(self) -> FinetuneGrid:
-        if (self.data is None) == (self.task is None):
+        if self.data is not None and self.task is not None:
             raise ConfigError(
-                "finetuning: give exactly one of data or task.",
-                "data: data/debian_topics (a folder or a dataset), or task: sections (a task of tasks:).",
+                "finetuning: give one of data or task, not both.",
+                "data: data/debian_topics (a folder or a dataset), or task: sections (a task of the file).",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _seed_fields(self) -> FinetuneGrid:
+        """``model_path`` is the one start; ``fusion+encoder+decoder`` and ``lora_ranks`` the strategies."""
+        if self.model_path is not None:
+            if self.models:
+                raise ConfigError(
+                    "finetuning: give models or model_path, not both.", "models: [a, b] lists several."
+                )
+            self.models = [self.model_path]
+        if not self.models:
+            raise ConfigError(
+                "finetuning: no model to fine-tune.", "models: [base/model] (or model_path: base/model)."
+            )
+        given = self.model_fields_set
+        if "strategies" not in given and "fusion_encoder_decoder" in given:
+            lora = ["lora"] if "lora_ranks" in given or not self.fusion_encoder_decoder else []
+            self.strategies = (["full"] if self.fusion_encoder_decoder else []) + lora  # type: ignore[assignment]
+        elif self.fusion_encoder_decoder and "full" not in self.strategies:
+            raise ConfigError(
+                "finetuning: fusion+encoder+decoder: true (a full run) but strategies leaves out full.",
+                "Add full to strategies, or drop the flag.",
             )
         return self
 
@@ -84,12 +125,40 @@ class EvalGrid(StrictModel):
     """Every model on every task (``tuneyard eval-grid``)."""
 
     models: list[str] | Literal["finetuned"] = FINETUNED
-    tasks: list[str] = Field(min_length=1)
+    tasks: list[str] = Field(
+        default_factory=list, description="Tasks of the file, data folders, GLUE names (default: the file's)."
+    )
     split: str = "test"
     nb_eval_samples: int | None = Field(default=None, gt=0)
-    checkpoint_to_eval: str = "best"
+    checkpoint_to_eval: str = Field(
+        default="best", description="Of each run: best, last (-1: the latest) or checkpoint-{epoch}-{step}."
+    )
     batch_size: int = Field(default=32, gt=0)
     max_length: int = Field(default=128, gt=0)
+    grader: TaskGrader | None = Field(
+        default=None, description="Grades every chat task (default: each task's own grader, else exact)."
+    )
+    model_server_args: dict[str, Any] | None = Field(default=None, description="Seed 002's; no meaning here.")
+
+    @field_validator("checkpoint_to_eval", mode="before")
+    @classmethod
+    def _latest(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value != -1:
+                raise ValueError(
+                    f"{value} is not a checkpoint: -1 is the latest (last/); "
+                    "otherwise name one: best, last or checkpoint-{epoch}-{step}"
+                )
+            return "last"
+        return value
+
+    @field_validator("grader", mode="before")
+    @classmethod
+    def _grader_settings(cls, value: Any) -> Any:
+        from tuneyard.components.graders import grader_name
+
+        grader = task_grader(value)
+        return grader.model_copy(update={"name": grader_name(grader.name)}) if grader else None
 
 
 class ExperimentSpec(StrictModel):
@@ -102,22 +171,115 @@ class ExperimentSpec(StrictModel):
     search: SearchSpec | None = Field(
         default=None, description="The smallest model within X points of dense."
     )
+    _notes: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _top_level_tasks(cls, data: Any) -> Any:
+        """Seed 002's task entries at the top level (``task1: {user_prompt: ...}``) join ``tasks:``."""
+        if not isinstance(data, dict):
+            return data
+        entries = {
+            key: value for key, value in data.items()
+            if key not in cls.model_fields and isinstance(value, dict) and TASK_KEYS & set(value)
+        }  # fmt: skip
+        empty = [key for key, value in data.items() if key not in cls.model_fields and value is None]
+        if empty:
+            raise ConfigError(
+                f"{empty[0]}: is empty.",
+                f"Give the task's fields ({', '.join(sorted(TASK_KEYS))}), or delete the line.",
+            )
+        both = sorted(set(entries) & set(data.get("tasks") or {}))
+        if both:
+            raise ConfigError(
+                f"task {both[0]!r} is both under tasks: and at the top level.", "Keep one of them."
+            )
+        rest = {key: value for key, value in data.items() if key not in entries}
+        return {**rest, "tasks": {**(data.get("tasks") or {}), **entries}} if entries else data
 
     @model_validator(mode="after")
     def _task_is_known(self) -> ExperimentSpec:
-        if self.finetuning is None and self.search is None:
-            raise ConfigError("an experiment needs finetuning:, search:, or both.")
-        task = self.finetuning.task if self.finetuning is not None else None
-        if task is not None and self.tasks and task not in self.tasks:
-            raise ConfigError(
-                f"finetuning.task {task!r} is not a task of tasks:.", f"Its tasks: {', '.join(self.tasks)}."
-            )
+        if self.finetuning is None and self.search is None and self.evals is None:
+            raise ConfigError("an experiment needs finetuning:, evals:, search:, or several of them.")
+        for name, entry in self.tasks.items():
+            check_task(name, entry)
+        if self.finetuning is not None:
+            self._training_task(self.finetuning)
+        if self.evals is not None:
+            self._eval_tasks(self.evals)
         return self
+
+    def _training_task(self, grid: FinetuneGrid) -> None:
+        """Without data or task: the file's only task (the first, with a warning, when it has several)."""
+        if grid.task is not None and self.tasks and grid.task not in self.tasks:
+            raise ConfigError(
+                f"finetuning.task {grid.task!r} is not a task of the file.",
+                f"Its tasks: {', '.join(self.tasks)}.",
+            )
+        if grid.data is not None or grid.task is not None:
+            return
+        if not self.tasks:
+            raise ConfigError(
+                "finetuning: nothing to train on.",
+                "data: data/debian_topics (a folder or a dataset), or a task entry in the file.",
+            )
+        grid.task = next(iter(self.tasks))
+        if len(self.tasks) > 1:
+            self._notes.append(
+                f"finetuning trains on task {grid.task!r} only (seed 002 trains on each task; that task axis "
+                f"is not built yet): name finetuning.task to choose among {', '.join(self.tasks)}."
+            )
+
+    def _eval_tasks(self, evals: EvalGrid) -> None:
+        if evals.models == FINETUNED and self.finetuning is None:
+            raise ConfigError(
+                "evals: models: finetuned needs a finetuning: section.",
+                "List the models to evaluate: evals: {models: [base/model, ...]}.",
+            )
+        if not evals.tasks:
+            if not self.tasks:
+                raise ConfigError(
+                    "evals: no task to evaluate on.", "tasks: [data/debian_topics], or task entries."
+                )
+            evals.tasks = list(self.tasks)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the file asks for that tuneyard reads differently or not at all (each names its field)."""
+        notes = list(self._notes)
+        if self.finetuning is not None:
+            notes += ignored_fields("finetuning", self.finetuning.model_dump(by_alias=True))
+        if self.evals is not None:
+            notes += ignored_fields("evals", self.evals.model_dump())
+        return notes
+
+
+TASK_KEYS = set(TaskFormat.model_fields)  # a top-level mapping with any of these is a task entry
+
+
+def check_task(name: str, entry: dict[str, Any]) -> None:
+    """A task entry's fields and its grader's name, checked when the file is read (not when prepared)."""
+    from tuneyard.components.graders import grader_name
+
+    try:
+        task = TaskFormat.model_validate(entry)
+        if task.grader is not None:
+            grader_name(task.grader.name)
+    except ValidationError as exc:
+        error = format_validation_error(TaskFormat, exc)
+        raise ConfigError(f"task {name!r}: {error.message}", error.hint) from None
+    except EvaluationError as exc:
+        raise ConfigError(f"task {name!r}: {exc.message}", exc.hint) from None
 
 
 def load_experiment(path: str | Path) -> ExperimentSpec:
-    """The experiment file at ``path``; a bad field is a :class:`ConfigError` naming it."""
+    """The experiment file at ``path``; a bad field is a :class:`ConfigError` naming it.
+
+    Without ``experiment:`` (seed 002's file has none), the experiment is named after the
+    file: ``config.yaml`` runs into ``experiments/config/``.
+    """
     data = read_config_file(path)
+    data.setdefault("experiment", Path(path).stem)
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as exc:

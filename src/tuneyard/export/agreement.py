@@ -44,7 +44,7 @@ from tuneyard.data.options import DataOptions
 from tuneyard.errors import ExportError
 from tuneyard.export.converter import PROJECTOR_PREFIX, has_vision_tower
 from tuneyard.task_types import get_task_type
-from tuneyard.task_types.causal_lm.options import AnswerOptions
+from tuneyard.task_types.causal_lm.options import AnswerOptions, answers_for_data
 from tuneyard.task_types.data_loading import load_data
 from tuneyard.yard.manifest import MANIFEST_FILE, TRAINING_KINDS, list_files, read_manifest, update_manifest
 from tuneyard.yard.root import Yard
@@ -378,6 +378,7 @@ class Source:
     tokenizer: Any
     rows: Rows
     side: Side
+    answers: AnswerOptions  # how answers on these rows are graded (the task's grader, or the options')
 
 
 def validate_exports(
@@ -397,7 +398,8 @@ def validate_exports(
     for file, folder in zip(files, folders, strict=True):
         if folder not in sources:
             sources[folder] = load_source(folder, options, yard, file.parent, advance)
-        results.append(validate_with(file, sources[folder], options, yard, advance))
+        graded = options.model_copy(update={"answers": sources[folder].answers})
+        results.append(validate_with(file, sources[folder], graded, yard, advance))
     return results
 
 
@@ -441,13 +443,14 @@ def load_source(
     import torch
 
     data = validation_data(options, yard, export)
+    answers = answers_for_data(options.answers, data.source)  # the task's grader, unless --grader names one
     model, tokenizer = get_task_type(data.spec.task_type).model.load_for_eval(folder, torch.device("cpu"))
     model.eval()
     task_options = trained_task_options(yard, export, data.spec.task_type)
     rows = load_rows(options, data, tokenizer, task_options)
     if not rows.sequences and not rows.prompts:
         raise ExportError(f"split {options.split!r} of {rows.data.spec.name} has no rows to validate on.")
-    return Source(folder, model, tokenizer, rows, hf_side(model, tokenizer, rows, options, progress))
+    return Source(folder, model, tokenizer, rows, hf_side(model, tokenizer, rows, options, progress), answers)
 
 
 def validate_with(

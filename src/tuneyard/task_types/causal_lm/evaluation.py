@@ -62,7 +62,10 @@ class GradedResult:
         logs.mkdir(parents=True)
         details = self.options.model_dump(include={"fields", "pattern", "choices"})
         write_grade_log(logs, self.logs, self.summary, {"model": model, "split": self.split, **details})
-        document = {"model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics}
+        document = {
+            "model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics,
+            "grader": self.options.grader_settings(),
+        }  # fmt: skip
         (folder / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
         return [predictions, LOGS_FOLDER, "metrics.json"]
 

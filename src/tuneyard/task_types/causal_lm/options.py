@@ -5,11 +5,13 @@ Kept apart from the generation code so the CLI and the option models load withou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from tuneyard.config import Cli, StrictModel
+from tuneyard.data.formatting import TaskGrader, task_grader
 
 
 class GenerationOptions(StrictModel):
@@ -48,3 +50,37 @@ class AnswerOptions(GenerationOptions):
     fields: list[str] = Field(default_factory=list, description="json grader: the fields compared.")
     pattern: str | None = Field(default=None, description="regex grader: the pattern the answer must match.")
     choices: list[str] = Field(default_factory=list, description="choice grader: the allowed answers.")
+
+    def graded_by(self, grader: TaskGrader) -> AnswerOptions:
+        """These options with ``grader`` (its name, seed 002's or tuneyard's, and its settings) set."""
+        from tuneyard.components.graders import grader_name
+
+        settings = {"fields": grader.fields, "pattern": grader.pattern, "choices": grader.choices}
+        return self.model_copy(update={"grader": grader_name(grader.name), **settings})
+
+    def grader_settings(self) -> dict[str, Any]:
+        """The grader that scores the answers and its settings, as a result records them."""
+        return self.model_dump(include={"grader", "fields", "pattern", "choices"})
+
+
+def answers_for_data(answers: AnswerOptions | None, source: str | Path) -> AnswerOptions:
+    """``answers``, graded by the task's own grader when the data has one and ``answers`` names none.
+
+    ``prepare --task-spec`` records the task's grader in the dataset's manifest
+    (``config.format.grader``); a grader given explicitly (``--grader``, ``evals.grader``)
+    overrides it.
+    """
+    answers = answers or AnswerOptions()
+    if "grader" in answers.model_fields_set:
+        return answers
+    grader = recorded_grader(Path(source))
+    return answers.graded_by(grader) if grader is not None else answers
+
+
+def recorded_grader(folder: Path) -> TaskGrader | None:
+    """The grader a prepared dataset's manifest records for its task (None: none, or no manifest)."""
+    from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+
+    if not (folder / MANIFEST_FILE).is_file():
+        return None
+    return task_grader((read_manifest(folder).config.get("format") or {}).get("grader"))
