@@ -22,7 +22,7 @@ VERBS: dict[str, str] = {
     "runs": "runs", "prepare": "prepare", "label": "label", "compress": "compress",
     "finetune": "finetune", "eval": "evaluate", "generate": "evaluate", "grade": "evaluate",
     "eval-grid": "evaluate", "merge": "export", "export": "export", "validate": "validate",
-    "report": "report", "grid": "grid", "pipeline": "pipeline",
+    "report": "report", "grid": "grid", "pipeline": "pipeline", "release": "release",
 }  # fmt: skip
 
 _built: dict[str, click.Group] = {}

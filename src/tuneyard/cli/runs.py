@@ -140,6 +140,11 @@ def ls(
     Example: tuneyard runs ls --arch bert --where "metrics.accuracy >= 0.8 and rank <= 64" --sort -rank
     """
     yard = yard_from(ctx)
+    healed = yard.heal_index()
+    if healed is not None:
+        note(f"the index was missing: rebuilt it from {healed.indexed} manifests.")
+        for problem in healed.problems:
+            note(f"warning: {problem.path}: {problem.message}")
     rows = yard.query(where=where, sort=sort, limit=limit, **filters)
     shown_metrics = metric_keys(where, sort)
     if not yard.has_index:
