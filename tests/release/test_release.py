@@ -48,6 +48,8 @@ def test_a_release_has_a_model_card_the_hub_library_parses(cli, yard) -> None:
         assert heading in card.text
     assert f"`{run['path']}`" in card.text and "learning_rate" in card.text
     assert f"`{run['versions']['transformers']}`" in card.text
+    down = cli("runs", "lineage", yard.first, "--down").stdout
+    assert down.splitlines()[1:] == ["  release  releases/topics/1.0.0"]
 
 
 def test_the_cards_loading_example_runs_as_written(cli, yard) -> None:

@@ -263,10 +263,12 @@ class Yard:
         """Rebuild a missing index from the manifests, in a folder that is a yard; the report, if rebuilt.
 
         A yard is a folder with ``.tuneyard/`` or ``tuneyard.yaml``: a query in any
-        other folder (a home folder) must not walk its whole tree. SQLite's side files
-        of the deleted database go first, so none of its pages come back.
+        other folder (a home folder) must not walk its whole tree. A grid worker, which
+        never writes the index, leaves it to the driver. SQLite's side files of the
+        deleted database go first, so none of its pages come back.
         """
-        if self.has_index or not (self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()):
+        is_yard = self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
+        if self.has_index or not is_yard or not self.index_writes:
             return None
         for suffix in ("-wal", "-shm"):
             self.storage.delete(self.state_dir / f"{INDEX_FILE}{suffix}")
