@@ -22,7 +22,7 @@ class RunsYard:
     second: Path
 
 
-def few_rows(source: Path, target: Path, rows: int = 120) -> Path:
+def few_rows(source: Path, target: Path, rows: int = 64) -> Path:
     """The first ``rows`` rows of each split of ``source`` (a release needs a run, not a good one)."""
     target.mkdir(parents=True)
     for split in ("train", "validation"):

@@ -35,7 +35,8 @@ def render_card(release: dict[str, Any], chain: Sequence[LineageStep], license_i
         f"# {reference}\n\n{info['notes']}".rstrip(),
         "## Metrics\n\n" + _metrics_table(flatten_metrics(release.get("metrics") or {})),
         "## Lineage\n\nOldest first; each model was made from the one above it.\n\n" + _lineage(chain),
-        "## Training config\n\n" + _pairs_table(flatten_config(release.get("config") or {}), "setting"),
+        "## Training config\n\nEvery setting the artifact was made with (unset ones left out).\n\n"
+        + _pairs_table(_set(flatten_config(release.get("config") or {})), "setting"),
         "## Library versions\n\n" + _pairs_table(release.get("versions") or {}, "library"),
         "## Loading\n\n" + loading_snippet(reference),
     ]
@@ -89,6 +90,10 @@ def front_matter(release: dict[str, Any], chain: Sequence[LineageStep], license_
             }
         ]
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def _set(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in settings.items() if value is not None}
 
 
 def _metrics_table(metrics: dict[str, float]) -> str:
