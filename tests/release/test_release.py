@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,19 @@ def test_unknown_versions_and_aliases_name_what_there_is(cli, yard) -> None:
     assert result.exit_code == 2 and "t has no version or alias 'staging'" in result.stderr
     assert "Versions: 1.0.0. Aliases: none." in result.stderr
     assert cli("release", "alias", "t@1.0.0", "2.0.0").exit_code == 2
+
+
+def test_a_release_finds_its_artifact_by_id_after_a_move_and_says_when_it_is_gone(cli, yard) -> None:
+    import tuneyard
+    from tuneyard.errors import ArtifactNotFoundError
+    from tuneyard.release.loading import release_folder
+
+    released(cli, yard, yard.first, "--name", "t", "--notes", "kept")
+    moved = yard.root / "archive" / "topics-a"
+    moved.parent.mkdir()
+    yard.first.rename(moved)
+    assert cli("runs", "reindex", "--quiet").exit_code == 0
+    assert release_folder("release:t@1.0.0") == moved
+    shutil.rmtree(moved)
+    with pytest.raises(ArtifactNotFoundError, match="the artifact of t@1.0.0, archive/topics-a, is gone"):
+        tuneyard.load("release:t")

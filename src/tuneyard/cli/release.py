@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from tuneyard.cli.console import note, out
 from tuneyard.cli.context import yard_from
 from tuneyard.cli.output import OutputFormat, format_rows
-from tuneyard.cli.runs import metrics_summary
+from tuneyard.cli.runs import aligned, metrics_summary
 from tuneyard.release.semver import Bump
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class DefaultCommandGroup(TyperGroup):
 release_app = typer.Typer(
     cls=DefaultCommandGroup,
     help="Release a model artifact: tuneyard release ARTIFACT --name NAME [--version X.Y.Z | --bump minor] "
-    "--notes TEXT; then alias, ls, show.",
+    "--notes TEXT (its options: tuneyard release create --help); then alias, ls, show.",
     no_args_is_help=True,
 )
 
@@ -191,7 +191,7 @@ def show_text(data: dict[str, Any]) -> str:
     ]
     if data["metrics"]:
         lines.append("metrics:")
-        lines += [f"  {key}  {value:.6g}" for key, value in data["metrics"].items()]
+        lines += aligned([(key, f"{value:.6g}") for key, value in data["metrics"].items()])
     if data["alias_moves"]:
         lines.append("alias moves to this version:")
         lines += [
