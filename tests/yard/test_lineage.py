@@ -264,3 +264,21 @@ def test_lineage_as_graphviz_dot(cli: Callable[..., Any], chain: Chain) -> None:
     assert f'"{COMPRESSED}" -> "{RUN}" [label="init"];' in dot
     assert f'"{RUN}" -> "{MERGED}";' in dot and f'"{MERGED}" -> "{EXPORT}";' in dot
     assert f'"{RUN}" [label="run\\n{RUN}"];' in dot
+
+
+def test_where_descends_from_filters_on_ancestry(cli: Callable[..., Any], chain: Chain) -> None:
+    def listed(where: str) -> list[str]:
+        result = cli("--yard", chain.yard.root, "runs", "ls", "--where", where, "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return sorted(row["path"] for row in json.loads(result.stdout))
+
+    assert listed(f"descends_from = '{COMPRESSED}'") == sorted([RUN, MERGED, EXPORT])
+    assert listed(f"descends_from = '{BASE}'") == sorted([COMPRESSED, RUN, MERGED, EXPORT])  # a plain folder
+    assert listed("descends_from = smollm2_lora and kind = export") == [EXPORT]  # by name
+    assert listed(f"not descends_from = '{RUN}'") == sorted([COMPRESSED, RUN])
+    root = chain.yard.root
+    (root / RUN).rename(root / "outputs/demo/chat/renamed")
+    assert cli("--yard", root, "runs", "reindex", "--quiet").exit_code == 0
+    assert listed("descends_from = 'outputs/demo/chat/renamed'") == sorted([MERGED, EXPORT])  # by id
+    bad = cli("--yard", root, "runs", "ls", "--where", "descends_from ~ x")
+    assert bad.exit_code == 2 and "expected '='" in bad.stderr
