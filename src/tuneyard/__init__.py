@@ -12,14 +12,15 @@ from tuneyard.version import __version__
 
 if TYPE_CHECKING:
     from tuneyard.models.loading import load_tokenizer as load_tokenizer
-    from tuneyard.task_types.model_loading import load as load
+    from tuneyard.release.loading import load as load
 
 __all__ = ["__version__", "load", "load_tokenizer"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "load":
-        from tuneyard.task_types.model_loading import load
+        # The release layer's load: it adds "release:NAME@ALIAS" to the task types' loading.
+        from tuneyard.release.loading import load
 
         return load
     if name == "load_tokenizer":

@@ -72,6 +72,28 @@ def test_ls_json_and_csv_carry_the_documented_fields(tuneyard: Run, cli_yard: Ya
     assert "metrics.params" not in table[0]  # only metrics the listed runs have
 
 
+def test_ls_after_the_index_was_deleted_rebuilds_it_and_lists_everything(
+    tuneyard: Run, cli_yard: Yard
+) -> None:
+    before = tuneyard("runs", "ls").out
+    cli_yard.index.close()
+    for path in (cli_yard.root / ".tuneyard").glob("index.db*"):
+        path.unlink()
+    result = tuneyard("runs", "ls")
+    assert result.code == 0
+    assert result.err == "the index was missing: rebuilt it from 3 manifests.\n"
+    assert result.out == before and len(result.out.splitlines()) == 4
+
+
+def test_ls_lists_an_artifact_with_a_corrupt_manifest_and_its_path(tuneyard: Run, cli_yard: Yard) -> None:
+    (cli_yard.root / "outputs/demo/sst2/bert_base_full/manifest.json").write_text("{not json")
+    assert tuneyard("runs", "reindex", "--quiet").code == 0
+    rows = json.loads(tuneyard("runs", "ls", "--status", "corrupt", "--format", "json").out)
+    assert [(row["name"], row["status"], row["path"]) for row in rows] == [
+        ("bert_base_full", "corrupt", "outputs/demo/sst2/bert_base_full")
+    ]
+
+
 def test_ls_in_an_empty_folder_says_there_is_no_index(tuneyard: Run, tmp_path: Path) -> None:
     result = tuneyard("--yard", str(tmp_path), "runs", "ls")
     assert result.code == 0

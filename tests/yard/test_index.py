@@ -110,12 +110,34 @@ def test_reindex_skips_temp_folders_and_reports_bad_or_copied_manifests(
     copied = make_artifact("export", layout={"name": "orig"})
     shutil.copytree(copied, root / "exports" / "copy-of-orig")
     report = filled_yard.reindex()
-    assert report.indexed == 4
+    assert report.indexed == 5  # orig, the broken one (listed as corrupt) and the 3 of filled_yard
     messages = sorted(f"{problem.path.relative_to(root)}: {problem.message}" for problem in report.problems)
     assert messages == [
         "exports/broken/manifest.json: not a valid manifest: name: Field required",
         f"exports/copy-of-orig: has the same manifest id as {root / 'exports/orig'} (a copy?); skipped",
     ]
+
+
+def test_an_unparsable_manifest_is_listed_as_corrupt_with_its_path(filled_yard: Yard) -> None:
+    broken = filled_yard.root / "exports" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "manifest.json").write_text('{"kind": "export", "name": ')  # cut short
+    filled_yard.reindex()
+    [row] = filled_yard.query(status="corrupt", with_manifest=True)
+    assert (row["path"], row["name"], row["kind"]) == ("exports/broken", "broken", "unknown")
+    assert row["manifest"]["problem"].startswith("not a valid manifest: (manifest): Invalid JSON")
+    (broken / "manifest.json").write_text('{"kind": "export"}')
+    filled_yard.reindex()
+    assert filled_yard.query(status="corrupt")[0]["kind"] == "export"  # what could be read of it
+
+
+def test_a_missing_index_is_rebuilt_by_the_first_query(filled_yard: Yard) -> None:
+    before = table_rows(filled_yard)
+    filled_yard.index.close()
+    (filled_yard.root / ".tuneyard" / "index.db").unlink()
+    reopened = Yard.open(filled_yard.root)
+    assert len(reopened.query()) == 3
+    assert table_rows(reopened) == before
 
 
 def test_a_folder_moved_by_hand_is_found_where_it_is(filled_yard: Yard) -> None:

@@ -218,3 +218,67 @@ def test_ls_lists_exports_by_kind(cli: Callable[..., Any], chain: Chain) -> None
     assert [(row["kind"], row["path"]) for row in json.loads(result.stdout)] == [("export", EXPORT)]
     table = cli("--yard", chain.yard.root, "runs", "ls", "--kind", "export").stdout.splitlines()
     assert len(table) == 2 and table[1].split()[1] == "export" and table[1].endswith(EXPORT)
+
+
+def test_lineage_up_goes_from_an_export_back_to_its_base_in_one_command(
+    cli: Callable[..., Any], chain: Chain
+) -> None:
+    result = cli("--yard", chain.yard.root, "runs", "lineage", EXPORT, "--up")
+    assert result.exit_code == 0, result.stderr
+    assert [line.split() for line in result.stdout.splitlines()] == [
+        ["up", "(oldest", "first):"],
+        ["base", BASE, "(external)"],
+        ["compressed", COMPRESSED],
+        ["run", RUN],
+        ["merged", MERGED],
+        ["export", EXPORT],
+    ]
+
+
+def test_lineage_down_is_a_tree_found_by_id_after_a_rename(cli: Callable[..., Any], chain: Chain) -> None:
+    root = chain.yard.root
+    (root / RUN).rename(root / "outputs/demo/chat/renamed")
+    assert cli("--yard", root, "runs", "reindex", "--quiet").exit_code == 0
+    result = cli("--yard", root, "runs", "lineage", "outputs/demo/chat/renamed", "--down")
+    assert result.stdout.splitlines() == [
+        "down (made from outputs/demo/chat/renamed):",
+        f"  merged  {MERGED}",  # its manifest still names the run's old path; the id finds it
+        f"    export  {EXPORT}",
+    ]
+    # The merge was made from the compressed model too: it appears once, under the first parent.
+    assert cli("--yard", root, "runs", "lineage", COMPRESSED, "--down").stdout.splitlines()[1:] == [
+        "  run  outputs/demo/chat/renamed",
+        f"  merged  {MERGED}",
+        f"    export  {EXPORT}",
+    ]
+    data = json.loads(cli("--yard", root, "runs", "lineage", MERGED, "--format", "json").stdout)
+    assert [step["path"] for step in data["up"]] == [BASE, COMPRESSED, "outputs/demo/chat/renamed", MERGED]
+    assert data["down"] == [
+        {"kind": "export", "path": EXPORT, "id": manifest_id(chain.export), "children": []}
+    ]
+
+
+def test_lineage_as_graphviz_dot(cli: Callable[..., Any], chain: Chain) -> None:
+    dot = cli("--yard", chain.yard.root, "runs", "lineage", RUN, "--format", "dot").stdout
+    assert dot.startswith("digraph lineage {\n  rankdir=LR;\n")
+    assert f'"{COMPRESSED}" -> "{RUN}" [label="init"];' in dot
+    assert f'"{RUN}" -> "{MERGED}";' in dot and f'"{MERGED}" -> "{EXPORT}";' in dot
+    assert f'"{RUN}" [label="run\\n{RUN}"];' in dot
+
+
+def test_where_descends_from_filters_on_ancestry(cli: Callable[..., Any], chain: Chain) -> None:
+    def listed(where: str) -> list[str]:
+        result = cli("--yard", chain.yard.root, "runs", "ls", "--where", where, "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return sorted(row["path"] for row in json.loads(result.stdout))
+
+    assert listed(f"descends_from = '{COMPRESSED}'") == sorted([RUN, MERGED, EXPORT])
+    assert listed(f"descends_from = '{BASE}'") == sorted([COMPRESSED, RUN, MERGED, EXPORT])  # a plain folder
+    assert listed("descends_from = smollm2_lora and kind = export") == [EXPORT]  # by name
+    assert listed(f"not descends_from = '{RUN}'") == sorted([COMPRESSED, RUN])
+    root = chain.yard.root
+    (root / RUN).rename(root / "outputs/demo/chat/renamed")
+    assert cli("--yard", root, "runs", "reindex", "--quiet").exit_code == 0
+    assert listed("descends_from = 'outputs/demo/chat/renamed'") == sorted([MERGED, EXPORT])  # by id
+    bad = cli("--yard", root, "runs", "ls", "--where", "descends_from ~ x")
+    assert bad.exit_code == 2 and "expected '='" in bad.stderr

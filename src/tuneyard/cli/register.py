@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "finetune": "finetune", "eval": "evaluate", "generate": "evaluate", "grade": "evaluate",
     "eval-grid": "evaluate", "merge": "export", "export": "export", "validate": "validate",
     "report": "report", "grid": "grid", "pipeline": "pipeline", "serve": "serve",
+    "release": "release",
 }  # fmt: skip
 
 _built: dict[str, click.Group] = {}

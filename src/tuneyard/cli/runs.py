@@ -11,6 +11,7 @@ import inspect
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,10 +24,10 @@ from tuneyard.errors import ConfigError
 from tuneyard.yard.fields import BY_NAME, COLUMNS, FILTERS, LISTED, TABLE
 
 if TYPE_CHECKING:
-    from tuneyard.yard.lineage import LineageStep
+    from tuneyard.yard.lineage import Descendant, LineageStep
 
 runs_app = typer.Typer(
-    help="Query the yard: ls, show, compare, aggregate, reindex, import, gc.", no_args_is_help=True
+    help="Query the yard: ls, show, lineage, compare, aggregate, reindex, import, gc.", no_args_is_help=True
 )
 
 SUMMARY_METRICS = 2
@@ -133,6 +134,11 @@ def ls(
     from tuneyard.yard.query import mentioned_metric_keys
 
     yard = yard_from(ctx)
+    healed = yard.heal_index()
+    if healed is not None:
+        note(f"the index was missing: rebuilt it from {healed.indexed} manifests.")
+        for problem in healed.problems:
+            note(f"warning: {problem.path}: {problem.message}")
     rows = yard.query(where=where, sort=sort, limit=limit, **filters)
     shown_metrics = mentioned_metric_keys(where, sort)
     if not yard.has_index:
@@ -236,6 +242,72 @@ def show(
         )
     else:
         out.out(show_text(record, relatives.children, relatives.chain), end="")
+
+
+class LineageFormat(StrEnum):
+    """How ``runs lineage`` prints."""
+
+    text = "text"
+    json = "json"
+    dot = "dot"
+
+
+@runs_app.command("lineage")
+def lineage_(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(metavar="NAME_OR_PATH", help="A name, folder, or id (prefix).")],
+    up: Annotated[bool, typer.Option("--up", help="Only the ancestors, oldest first.")] = False,
+    down: Annotated[bool, typer.Option("--down", help="Only the descendants, as a tree.")] = False,
+    fmt: Annotated[LineageFormat, typer.Option("--format", "-f", help="text, json or dot (Graphviz).")] = (
+        LineageFormat.text
+    ),
+) -> None:
+    """An artifact's lineage both ways: the models it came from, and what was made from it.
+
+    Up follows the parents back to the model the chain started from (see
+    tuneyard.yard.lineage); down lists the merges, exports, releases and runs made from
+    it, and from those, found by manifest id so renamed folders keep their place.
+
+    Example: tuneyard runs lineage exports/smollm2_lora_q8_0 --up --format dot | dot -Tpng > lineage.png
+    """
+    import json
+
+    from tuneyard.yard.lineage import descendants, lineage, lineage_dot
+
+    yard = yard_from(ctx)
+    record = yard.find(reference)
+    both = up == down
+    chain = lineage(yard, record) if up or both else lineage(yard, {**record, "parents": []})
+    tree = descendants(yard, record) if down or both else []
+    if fmt is LineageFormat.json:
+        payload = {"up": [step.to_data() for step in chain], "down": [node.to_data() for node in tree]}
+        out.out(json.dumps(payload, indent=2))
+    elif fmt is LineageFormat.dot:
+        out.out(lineage_dot(chain, tree), end="")
+    else:
+        out.out(lineage_text(chain, tree, show_up=up or both, show_down=down or both), end="")
+
+
+def lineage_text(chain: list[LineageStep], tree: list[Descendant], show_up: bool, show_down: bool) -> str:
+    """``runs lineage`` as text: the ancestors oldest first, then the descendants indented as a tree."""
+    lines = []
+    if show_up:
+        lines.append("up (oldest first):")
+        lines += aligned([(step.kind, step.path + ("" if step.state == "artifact" else f"  ({step.state})"))
+                          for step in chain])  # fmt: skip
+    if show_down:
+        lines.append(f"down (made from {chain[-1].path}):")
+        lines += descendant_lines(tree, "  ") or ["  (nothing)"]
+    return "\n".join(lines) + "\n"
+
+
+def descendant_lines(tree: tuple[Descendant, ...] | list[Descendant], indent: str) -> list[str]:
+    """One ``kind  path`` line per descendant, each level indented two more spaces."""
+    lines = []
+    for node in tree:
+        lines.append(f"{indent}{node.kind}  {node.path}")
+        lines += descendant_lines(node.children, indent + "  ")
+    return lines
 
 
 @runs_app.command("compare")

@@ -191,3 +191,68 @@ def read_record(yard: Yard, folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
+
+
+@dataclass(frozen=True)
+class Descendant:
+    """An artifact made from another (``runs lineage --down``), with those made from it."""
+
+    kind: str
+    path: str
+    id: str
+    children: tuple[Descendant, ...]
+
+    def to_data(self) -> dict[str, Any]:
+        """The subtree as JSON-ready data (``runs lineage --format json``)."""
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "id": self.id,
+            "children": [c.to_data() for c in self.children],
+        }
+
+
+def descendants(yard: Yard, record: dict[str, Any]) -> list[Descendant]:
+    """The artifacts made from ``record`` (merges, exports, releases, runs started from it), as a tree.
+
+    Children are found in the index by the parent's id or path, so a parent moved or
+    renamed since keeps its children. Each artifact appears once, under the first parent
+    the walk reaches it from (a merge made of a run and its base sits under the run's branch
+    or the base's, not both).
+    """
+    if not yard.has_index:
+        return []
+    seen = {str(record["id"])}
+
+    def below(artifact_id: str, path: str) -> tuple[Descendant, ...]:
+        found = []
+        for row in yard.index.children(artifact_id, path):
+            if row["id"] in seen:
+                continue
+            seen.add(row["id"])
+            found.append(row)
+        return tuple(Descendant(r["kind"], r["path"], r["id"], below(r["id"], r["path"])) for r in found)
+
+    return list(below(str(record["id"]), str(record["path"])))
+
+
+def lineage_dot(chain: list[LineageStep], tree: list[Descendant]) -> str:
+    """Graphviz DOT of the ancestors (edges labelled with how each was used) and the descendants."""
+    nodes: dict[str, str] = {}
+    edges: list[str] = []
+
+    def node(kind: str, path: str) -> str:
+        label = json.dumps(f"{kind}\n{path}")
+        nodes.setdefault(path, f"  {json.dumps(path)} [label={label}];")
+        return json.dumps(path)
+
+    def down(parent: str, children: tuple[Descendant, ...]) -> None:
+        for child in children:
+            edges.append(f"  {parent} -> {node(child.kind, child.path)};")
+            down(json.dumps(child.path), child.children)
+
+    for older, newer in zip(chain, chain[1:]):
+        source, target = node(older.kind, older.path), node(newer.kind, newer.path)
+        edges.append(f"  {source} -> {target} [label={json.dumps(older.role)}];")
+    down(node(chain[-1].kind, chain[-1].path), tuple(tree))
+    return "digraph lineage {\n  rankdir=LR;\n" + "\n".join([*nodes.values(), *edges]) + "\n}\n"

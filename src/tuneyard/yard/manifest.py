@@ -30,7 +30,7 @@ SCHEMA_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 
 ArtifactKind = Literal[
-    "compressed", "finetuned", "run", "merged", "export", "eval", "dataset", "model", "experiment"
+    "compressed", "finetuned", "run", "merged", "export", "eval", "dataset", "model", "experiment", "release"
 ]
 Status = Literal["running", "complete", "failed"]
 # The kinds a fine-tuning run is filed as: under outputs/{project}/ (run) or models/finetuned/.

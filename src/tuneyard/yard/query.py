@@ -12,12 +12,16 @@ user text only ever reaches SQLite as bound parameters. Grammar::
                 | field "in" "(" value ("," value)* ")"
                 | field "is" ["not"] "null"
     op         := "=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">="
+                | "descends_from" "=" value
     field      := column | "metrics." key | "config." key      (key: dotted names)
     value      := 'string' | "string" | number | bare-word | null
 
 ``~`` matches a glob pattern (``*``, ``?``, ``[...]``), case-insensitively; ``like``
 is SQL ``LIKE`` (``%``, ``_``). A comparison on a field an artifact does not have is
-false (so ``not`` of it is true). Errors point at the offending token.
+false (so ``not`` of it is true). ``descends_from = X`` holds for every artifact made
+from X (a name, path or id of an artifact, or a parent path such as a base model's), or
+from what was made from X, and so on, along the index's lineage links (by id, so renamed
+folders count). Errors point at the offending token.
 """
 
 from __future__ import annotations
@@ -30,6 +34,19 @@ from tuneyard.errors import QueryError
 from tuneyard.yard.fields import BY_NAME, COLUMNS
 
 PREFIXES = ("metrics", "config")
+DESCENDS_FROM = "descends_from"
+
+# Artifacts whose lineage reaches the artifact(s) named ? (name, path or id), or the parent
+# path ?: the parents table walked down from them, by id or by path.
+_DESCENDANTS_SQL = """a.id IN (
+    WITH RECURSIVE below(id, path) AS (
+        SELECT c.id, c.path FROM artifacts AS c JOIN parents AS p ON p.artifact_id = c.id
+        WHERE p.parent_path = ?
+           OR p.parent_id IN (SELECT id FROM artifacts WHERE name = ? OR path = ? OR id = ?)
+        UNION
+        SELECT c.id, c.path FROM below AS b JOIN parents AS p ON p.parent_id = b.id OR p.parent_path = b.path
+        JOIN artifacts AS c ON c.id = p.artifact_id
+    ) SELECT id FROM below)"""
 COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 KEYWORDS = {"and", "or", "not", "like", "in", "is", "null"}
 
@@ -108,7 +125,7 @@ def field_hint() -> str:
     """The list of fields the language knows, for error hints."""
     return (
         f"Fields: {', '.join(COLUMNS)}, metrics.<key> (e.g. metrics.accuracy), "
-        "config.<key> (e.g. config.lora.r)."
+        f"config.<key> (e.g. config.lora.r), {DESCENDS_FROM} (e.g. {DESCENDS_FROM} = my-run)."
     )
 
 
@@ -240,6 +257,8 @@ class Parser:
         if token.kind != "word" or token.keyword:
             found = "the end of the expression" if token.kind == "end" else repr(token.text)
             raise self.error(token, f"expected a field name, found {found}", field_hint())
+        if token.text.lower() == DESCENDS_FROM:
+            return self.parse_descends_from()
         ref = resolve_field(self.source, self.option, self.advance())
         if ref.source == "metrics":
             self.metric_keys.append(ref.name)
@@ -273,6 +292,18 @@ class Parser:
         if value is None:
             raise self.error(value_token, "compare with null using 'is null' or 'is not null'")
         return compare(ref, COMPARISONS[operator.text], value)
+
+    def parse_descends_from(self) -> Condition:
+        self.advance()
+        self.expect_op("=")
+        token = self.current
+        if token.kind not in ("string", "word", "number"):
+            raise self.error(
+                token, f"{DESCENDS_FROM} needs an artifact", f"Example: {DESCENDS_FROM} = my-run"
+            )
+        self.advance()
+        ancestor = unquote(token)
+        return Condition(_DESCENDANTS_SQL, [ancestor, ancestor, ancestor.rstrip("/"), ancestor.upper()])
 
     def parse_in(self, ref: FieldRef) -> Condition:
         self.expect_op("(")

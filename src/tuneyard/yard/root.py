@@ -228,6 +228,7 @@ class Yard:
         conditions = [equals(name, value) for name, value in filters.items() if value is not None]
         if where:
             conditions.append(compile_where(where))
+        self.heal_index()
         if not self.has_index:
             return []
         order = compile_sort(sort) if sort else None
@@ -243,6 +244,7 @@ class Yard:
                 manifest = read_manifest(candidate, self.storage)
                 manifest.path = self.relative(candidate)
                 return manifest.to_data()
+        self.heal_index()
         rows = self.index.find(reference) if self.has_index else []
         if not rows:
             raise ArtifactNotFoundError(
@@ -256,6 +258,21 @@ class Yard:
             )
         record: dict[str, Any] = rows[0]["manifest"]
         return record
+
+    def heal_index(self) -> ScanReport | None:
+        """Rebuild a missing index from the manifests, in a folder that is a yard; the report, if rebuilt.
+
+        A yard is a folder with ``.tuneyard/`` or ``tuneyard.yaml``: a query in any
+        other folder (a home folder) must not walk its whole tree. A grid worker, which
+        never writes the index, leaves it to the driver. SQLite's side files of the
+        deleted database go first, so none of its pages come back.
+        """
+        is_yard = self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
+        if self.has_index or not is_yard or not self.index_writes:
+            return None
+        for suffix in ("-wal", "-shm"):
+            self.storage.delete(self.state_dir / f"{INDEX_FILE}{suffix}")
+        return self.reindex()
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
         """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""

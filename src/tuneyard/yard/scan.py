@@ -9,6 +9,8 @@ of their own. The one exception is an experiment workspace, which holds artifact
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,12 +39,21 @@ if TYPE_CHECKING:
 CONTAINER_KINDS = frozenset({"experiment"})
 
 
+# The index status of an artifact whose manifest.json cannot be parsed: listed, not dropped.
+CORRUPT = "corrupt"
+
+
 @dataclass
 class Problem:
-    """A folder that could not be indexed or imported, and why."""
+    """A folder that could not be indexed or imported, and why.
+
+    ``corrupt``: the folder's ``manifest.json`` cannot be parsed; the index still lists
+    the folder, with status ``corrupt`` (:func:`corrupt_record`), so it does not vanish.
+    """
 
     path: Path
     message: str
+    corrupt: bool = False
 
 
 @dataclass
@@ -85,7 +96,7 @@ def walk_manifests(storage: Storage, top: Path, problems: list[Problem]) -> Iter
             try:
                 manifest = Manifest.model_validate_json(text)
             except ValidationError as exc:
-                problems.append(Problem(folder / MANIFEST_FILE, _first_error(exc)))
+                problems.append(Problem(folder / MANIFEST_FILE, _first_error(exc), corrupt=True))
                 continue
             yield folder, manifest
             if manifest.kind not in CONTAINER_KINDS:
@@ -138,13 +149,39 @@ def collect_records(
                 Problem(copy.folder, f"has the same manifest id as {original.folder} (a copy?); skipped")
             )
             chosen[manifest.id] = original
-    records = []
+    records = [corrupt_record(yard, problem) for problem in problems if problem.corrupt]
     for found in chosen.values():
         found.manifest.path = found.location
         if task_type_of and found.manifest.task_type is None and found.manifest.kind in MODEL_KINDS:
             found.manifest.task_type = task_type_of(found.folder)
         records.append(found.manifest.to_data())
     return records
+
+
+def corrupt_record(yard: Yard, problem: Problem) -> dict[str, Any]:
+    """The index record of a folder whose manifest cannot be parsed: status ``corrupt``, its path.
+
+    Its id is made from its path (the file's own may be unreadable), its kind is the
+    file's when that much can be read, and ``problem`` says what is wrong with it.
+    """
+    folder = problem.path.parent
+    location = yard.relative(folder)
+    try:
+        raw = json.loads(yard.storage.read_bytes(problem.path))
+    except (OSError, ValueError):
+        raw = None
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    created = folder_created(folder, [MANIFEST_FILE])
+    return {
+        "id": f"{CORRUPT}-{hashlib.sha256(location.encode()).hexdigest()[:20]}",
+        "path": location,
+        "name": folder.name,
+        "kind": kind if isinstance(kind, str) else "unknown",
+        "status": CORRUPT,
+        "created": created,
+        "updated": created,
+        "problem": problem.message,
+    }
 
 
 def reindex(yard: Yard, task_type_of: TaskTypeOf | None = None) -> ScanReport:

@@ -54,14 +54,25 @@ def new_folder(storage: Storage, target: Path) -> Iterator[tuple[Path, Path]]:
     removed: nothing half-written is left looking complete.
     """
     final = claim_folder(storage, target)
-    staged = storage.staging_folder(final)
-    try:
+    with fill_claimed(storage, final) as staged:
         yield staged, final
+
+
+@contextlib.contextmanager
+def fill_claimed(storage: Storage, claimed: Path) -> Iterator[Path]:
+    """Yield a staging folder that is published onto the empty folder ``claimed`` on success.
+
+    For a caller that claimed an exact name itself (a release's version folder, which
+    must not become ``1.2.0-2``). On failure the staging folder and the claim are removed.
+    """
+    staged = storage.staging_folder(claimed)
+    try:
+        yield staged
     except BaseException:
         storage.delete(staged)
-        storage.delete(final)
+        storage.delete(claimed)
         raise
-    storage.publish(staged, final)
+    storage.publish(staged, claimed)
 
 
 @contextlib.contextmanager
