@@ -11,7 +11,7 @@ from topic_data import write_topic_preferences
 
 from tuneyard.task_types.data_loading import load_data
 
-QUICK = ("--epochs", "2", "--batch-size", "4", "--learning-rate", "1e-3", "--max-length", "48")
+QUICK = ("--epochs", "1", "--batch-size", "4", "--learning-rate", "1e-3", "--max-length", "48")
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +218,7 @@ def test_each_objective_files_a_complete_run(
         assert 0.0 <= scores["rewards/accuracies"] <= 1.0
     assert (run / "best").is_dir() and (run / "last").is_dir()
     log = (run / "training_log.csv").read_text().splitlines()
-    assert len(log) >= 3  # a row per evaluation
+    assert len(log) >= 2  # a header and a row per evaluation
 
     if objective == "dpo":  # eval of the LoRA run: graded answers and the rewards on the pairs
         scored = tmp_path / "scored"
