@@ -67,3 +67,45 @@ def write_chat_topics(folder: Path, rows: dict[str, int], shape: str = "messages
                 rng.shuffle(words)
                 handle.write(json.dumps(chat_row(shape, index, " ".join(words), label)) + "\n")
     return folder
+
+
+def write_topic_preferences(folder: Path, rows: dict[str, int], shape: str = "pairs", seed: int = 0) -> Path:
+    """``{split}.jsonl`` of topic questions as preference rows: the right topic preferred to the other one.
+
+    ``shape``: ``pairs`` (prompt / chosen / rejected strings), ``conversations`` (chosen and rejected
+    message lists sharing the prompt turns) or ``unpaired`` (KTO: one completion and its label).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    labels = ("sports", "cooking")
+    for split, count in rows.items():
+        with open(folder / f"{split}.jsonl", "w") as handle:
+            for index in range(count):
+                label, other = labels[index % 2], labels[(index + 1) % 2]
+                words = rng.choices(FILLER, k=3) + rng.choices(CUES[label], k=3)
+                rng.shuffle(words)
+                question = f"which topic : {' '.join(words)}"
+                handle.write(json.dumps(preference_row(shape, index, question, label, other)) + "\n")
+    return folder
+
+
+def preference_row(shape: str, index: int, question: str, label: str, other: str) -> dict[str, object]:
+    if shape == "unpaired":  # alternate desirable and undesirable completions
+        desirable = index % 4 < 2
+        return {
+            "id": index,
+            "prompt": question,
+            "completion": label if desirable else other,
+            "label": desirable,
+        }
+    if shape == "conversations":
+        prompt = [
+            {"role": "system", "content": "answer with one word"},
+            {"role": "user", "content": question},
+        ]
+        return {
+            "id": index,
+            "chosen": [*prompt, {"role": "assistant", "content": label}],
+            "rejected": [*prompt, {"role": "assistant", "content": other}],
+        }
+    return {"id": index, "prompt": question, "chosen": label, "rejected": other}

@@ -268,6 +268,15 @@ def task_options_of(options: FinetuneOptions, task_type: TaskType) -> Any:
         raise format_validation_error(task_type.options, exc) from exc
 
 
+def recorded_task_options(settings: TrainingSettings) -> dict[str, Any]:
+    """The task options a run records: those given, and those its task type's model filled in from them
+    (a preference objective's beta and loss type), so the manifest says what the run trained with."""
+    if settings.task_options is None:
+        return {}
+    recorded: dict[str, Any] = settings.task_options.model_dump(mode="json", exclude_unset=True)
+    return recorded
+
+
 def plan_finetune(
     options: FinetuneOptions, yard: Yard, data: TaskData, resume: bool | Path = False
 ) -> FinetunePlan:
@@ -283,7 +292,7 @@ def plan_finetune(
     check_trainer_overrides(options)
     task_type = get_task_type(data.spec.task_type)
     task_type.data.check_trainable(data)
-    training_settings(options, task_type)  # refuse task options the task type does not take
+    settings = training_settings(options, task_type)  # refuse task options the task type does not take
     metric, greater_is_better = best_metric(options, data, task_type)  # before a GGUF checkpoint converts
     parent = describe_checkpoint(resolve_checkpoint(options.checkpoint, yard), yard)
     strategy = strategy_for(options.strategy, parent.compressed)
@@ -299,7 +308,9 @@ def plan_finetune(
     resume_dir = resume if isinstance(resume, Path) else (target if resume else None)
     teacher = teacher_for(options, parent, strategy.NAME, yard)
     return FinetunePlan(
-        options=options.model_copy(update={"distill_from": teacher, "dtype": dtype}),
+        options=options.model_copy(
+            update={"distill_from": teacher, "dtype": dtype, "task_options": recorded_task_options(settings)}
+        ),
         parent=parent,
         task=data.spec.name,
         task_type=task_type.name,
