@@ -14,7 +14,11 @@
 # is merged and exported as GGUF F16 and Q8_0, each run in llama.cpp and compared with
 # the merged model before it counts (llama-cpp-python, the `demo` extra). The same chain
 # (labels from SmolLM2 behind llama.cpp's server) then runs as one pipeline file. Then
-# query, compare and plot everything filed in the yard. About 20 minutes on 2 CPU cores.
+# images: SmolVLM's architecture around the same SmolLM2 learns to read handwritten digits
+# (scikit-learn's UCI scans), trained on pixels prepared as llama.cpp prepares them, merged,
+# exported as GGUF Q8_0 with its vision projector and validated in llama.cpp, as one
+# pipeline file. Then query, compare and plot everything filed in the yard. About 30
+# minutes on 2 CPU cores.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -147,8 +151,11 @@ step "real handwritten digits as image questions (scikit-learn's UCI scans, 32 p
 step "SmolVLM's architecture around the real SmolLM2-135M-Instruct, vision side untrained -> base/smolvlm" \
     "$python" "$repo/scripts/build_smolvlm.py" base/smolvlm --image-size 32 --longest-edge 32 --patch-size 4 \
     --scale-factor 4
-looks=(--data "$digits" --image-question "What digit is this?" --image-preprocess llamacpp --split test
-    --max-new-tokens 32 --quiet)
+step "index it (its task type, image_text_to_text, inferred from its architecture)" \
+    "$tuneyard" runs import base/smolvlm
+# eval prepares the images the way the model records (the tuned one: llamacpp; the assembled one,
+# which records none: its processor's way).
+looks=(--data "$digits" --image-question "What digit is this?" --split test --max-new-tokens 32 --quiet)
 step "the assembled model answers the 200 held-out digit images, before tuning (chance: 0.1)" \
     "$tuneyard" eval --checkpoint base/smolvlm "${looks[@]}"
 cat >vision.yaml <<PIPELINE
@@ -166,10 +173,10 @@ steps:
   - name: exported
     export: {checkpoint: "\${merged}", quant: q8_0}
   - name: checked
-    validate: {export: "\${exported}", split: test, samples: 100, min_accuracy: 0.8,
+    validate: {export: "\${exported}", split: test, samples: 100, min_accuracy: 0.7,
                answers: {max_new_tokens: 32}}
 PIPELINE
-step "the image chain as one pipeline file: prepare -> LoRA on both towers and the connector -> merge -> GGUF Q8_0 + mmproj -> validate in llama.cpp (gate: accuracy >= 0.8)" \
+step "the image chain as one pipeline file: prepare -> LoRA on both towers and the connector -> merge -> GGUF Q8_0 + mmproj -> validate in llama.cpp (gate: accuracy >= 0.7)" \
     "$tuneyard" pipeline vision.yaml
 step "run again: every step is found by its hash and skipped" \
     "$tuneyard" pipeline vision.yaml
