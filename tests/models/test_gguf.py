@@ -215,6 +215,16 @@ def test_a_second_import_of_the_same_file_converts_nothing(root, tiny_gguf, tmp_
     assert [row["path"] for row in yard.query(kind="model")] == [yard.relative(first)]
 
 
+def test_an_archived_import_is_reused_not_converted_again(root, tiny_gguf):
+    from tuneyard.yard.lifecycle import set_archived
+
+    yard = Yard.open(root)
+    first = import_gguf(tiny_gguf, yard, announce=lambda message: None)
+    set_archived(yard, str(first))
+    assert import_gguf(tiny_gguf, yard, announce=never_announce) == first
+    assert yard.query(kind="model") == []  # still out of listings
+
+
 def test_an_incomplete_or_deleted_import_is_not_reused(root, tiny_gguf):
     from tuneyard.yard.manifest import update_manifest
 

@@ -294,6 +294,20 @@ def test_project_run_names_carry_the_lora_layers(minilm, tmp_path, layers, name)
     assert (kind, target) == ("run", tmp_path / "outputs" / "demo" / "my_topics" / name)
 
 
+def test_a_run_template_can_file_runs_by_arch_and_date(minilm, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from tuneyard.models.checkpoint import describe_checkpoint
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.plan import run_target
+
+    (tmp_path / "tuneyard.yaml").write_text("layout:\n  run: outputs/{project}/{arch}/{name}_{date}\n")
+    options = FinetuneOptions(checkpoint=str(minilm), data=str(tmp_path / "t"), strategy="full", project="p")
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    kind, target = run_target(options, describe_checkpoint(str(minilm)), "full", Yard.open(tmp_path))
+    assert (kind, target) == ("run", tmp_path / "outputs" / "p" / "bert" / f"minilm_l6_full_{today}")
+
+
 def test_lora_layers_flags_land_in_the_saved_adapter_config(cli, tiny_model, topics, tmp_path) -> None:
     checkpoint = tiny_model("gpt2", layers=4)
     result = cli(

@@ -71,7 +71,7 @@ def filled_yard(yard: Yard, make_artifact: Callable[..., Path], tmp_path: Path) 
 def test_index_uses_wal_and_the_latest_migration(filled_yard: Yard) -> None:
     connection = filled_yard.index.connection
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert filled_yard.index.version == len(MIGRATIONS) == 4
+    assert filled_yard.index.version == len(MIGRATIONS) == 5
 
 
 def test_indexed_rows_hold_columns_metrics_and_lineage(filled_yard: Yard, tmp_path: Path) -> None:
@@ -158,8 +158,9 @@ def test_a_version_1_index_migrates_to_the_latest_schema_with_its_data(
             old.execute(statement)
     old.execute("PRAGMA user_version = 1")
     current = filled_yard.index.connection
-    # Version 1 kept the manifest as the artifacts table's last column, and had no task_type.
-    columns = [row[1] for row in current.execute("PRAGMA table_info(artifacts)") if row[1] != "task_type"]
+    # Version 1 kept the manifest as the artifacts table's last column, and had no task_type or archived.
+    later = ("task_type", "archived")
+    columns = [row[1] for row in current.execute("PRAGMA table_info(artifacts)") if row[1] not in later]
     for row in current.execute(
         f"SELECT {', '.join(f'a.{c}' for c in columns)}, m.json "
         "FROM artifacts AS a JOIN manifests AS m ON m.artifact_id = a.id"
@@ -167,7 +168,7 @@ def test_a_version_1_index_migrates_to_the_latest_schema_with_its_data(
         old.execute(f"INSERT INTO artifacts VALUES ({', '.join('?' * len(row))})", row)
     old.close()
     migrated = Index.open(database)
-    assert migrated.version == 4
+    assert migrated.version == len(MIGRATIONS) == 5
     for table in ("artifacts", "manifests"):
         assert sorted(migrated.connection.execute(f"SELECT * FROM {table}")) == sorted(
             current.execute(f"SELECT * FROM {table}")
@@ -188,7 +189,7 @@ def test_a_corrupt_index_says_how_to_rebuild_it(yard: Yard) -> None:
 def test_an_index_from_a_newer_tuneyard_is_refused_not_misread(yard: Yard) -> None:
     yard.index.connection.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     yard.index.close()
-    with pytest.raises(IndexCorruptError, match="schema version 5 is newer than this tuneyard's") as caught:
+    with pytest.raises(IndexCorruptError, match="schema version 6 is newer than this tuneyard's") as caught:
         Yard.open(yard.root).index  # noqa: B018
     assert "upgrade tuneyard" in (caught.value.hint or "")
 

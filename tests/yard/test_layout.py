@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,17 @@ def test_yard_config_overrides_one_template(yard: Yard) -> None:
     )
     # Other kinds keep their defaults.
     assert reopened.target_path("export", name="m") == yard.root / "exports/m"
+
+
+def test_date_field_is_todays_utc_date_unless_given(yard: Yard) -> None:
+    """Seed 004 names models ``{type}_{desc}_{date}`` with a YYYYMMDD date."""
+    (yard.root / "tuneyard.yaml").write_text("layout:\n  export: exports/{name}_{date}\n")
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    assert yard.target_path("export", name="bert_sst2") == yard.root / f"exports/bert_sst2_{today}"
+    assert (
+        yard.target_path("export", name="bert_sst2", date="20250101")
+        == yard.root / "exports/bert_sst2_20250101"
+    )
 
 
 def test_output_dir_overrides_the_layout_even_outside_the_yard(yard: Yard, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``tuneyard runs``: list, show, compare and aggregate artifacts; reindex, import, gc.
+"""``tuneyard runs``: list, show, compare and aggregate artifacts; archive, rm, reindex, import, gc.
 
 Parsing and printing only: every command is one call into :mod:`tuneyard.yard`.
 Nothing here imports torch, transformers or pydantic-heavy code at module level.
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from tuneyard.yard.lineage import Descendant, LineageStep
 
 runs_app = typer.Typer(
-    help="Query the yard: ls, show, lineage, compare, aggregate, reindex, import, gc.", no_args_is_help=True
+    help="Query the yard: ls, show, lineage, compare, aggregate, archive, rm, reindex, import, gc.",
+    no_args_is_help=True,
 )
 
 SUMMARY_METRICS = 2
@@ -43,6 +44,10 @@ SortOpt = Annotated[
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table, json or csv.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")]
+ArchivedOpt = Annotated[
+    bool, typer.Option("--include-archived", help="Show archived artifacts too (`runs archive`).")
+]
+ReferenceArg = Annotated[str, typer.Argument(metavar="NAME_OR_PATH", help="A name, folder, or id (prefix).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -126,6 +131,7 @@ def ls(
     sort: SortOpt = None,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show at most N.")] = None,
     fmt: FormatOpt = OutputFormat.table,
+    include_archived: ArchivedOpt = False,
 ) -> None:
     """List artifacts, newest first.
 
@@ -139,7 +145,7 @@ def ls(
         note(f"the index was missing: rebuilt it from {healed.indexed} manifests.")
         for problem in healed.problems:
             note(f"warning: {problem.path}: {problem.message}")
-    rows = yard.query(where=where, sort=sort, limit=limit, **filters)
+    rows = yard.query(where=where, sort=sort, limit=limit, include_archived=include_archived, **filters)
     shown_metrics = mentioned_metric_keys(where, sort)
     if not yard.has_index:
         note(f"no index in {yard.root} yet: the yard is empty, or run `tuneyard runs reindex`.")
@@ -386,6 +392,7 @@ def aggregate(
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="csv (default), json or table.")] = (
         OutputFormat.csv
     ),
+    include_archived: ArchivedOpt = False,
 ) -> None:
     """One row per run: key fields, the config fields that vary, one column per metric.
 
@@ -394,7 +401,9 @@ def aggregate(
     from tuneyard.yard.summary import aggregate_table
 
     yard = yard_from(ctx)
-    rows = yard.query(where=where, sort=sort or "created", with_manifest=True, **filters)
+    rows = yard.query(
+        where=where, sort=sort or "created", with_manifest=True, include_archived=include_archived, **filters
+    )
     columns, table = aggregate_table([row["manifest"] for row in rows])
     text = format_rows(fmt, columns, table)
     if output is None:
@@ -408,6 +417,56 @@ def aggregate(
 def spinner(message: str, quiet: bool) -> AbstractContextManager[Any]:
     """A spinner on stderr while a long command works, when stderr is a terminal and not ``--quiet``."""
     return err.status(message, spinner="dots") if err.is_terminal and not quiet else nullcontext()
+
+
+@runs_app.command("archive")
+def archive(
+    ctx: typer.Context,
+    reference: ReferenceArg,
+    undo: Annotated[bool, typer.Option("--undo", help="Bring it back into default listings.")] = False,
+) -> None:
+    """Take an artifact out of default listings; its files stay (runs ls --include-archived shows it).
+
+    Recorded in its manifest, so `runs reindex` keeps it archived.
+
+    Example: tuneyard runs archive bert_base_full   (and back: tuneyard runs archive --undo bert_base_full)
+    """
+    from tuneyard.yard.lifecycle import set_archived
+
+    manifest = set_archived(yard_from(ctx), reference, archived=not undo)
+    out.out(f"{'unarchived' if undo else 'archived'}  {manifest.path}")
+
+
+@runs_app.command("unarchive")
+def unarchive(ctx: typer.Context, reference: ReferenceArg) -> None:
+    """Bring an archived artifact back into default listings (same as runs archive --undo).
+
+    Example: tuneyard runs unarchive bert_base_full
+    """
+    archive(ctx, reference, undo=True)
+
+
+@runs_app.command("rm")
+def rm(
+    ctx: typer.Context,
+    reference: ReferenceArg,
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete even what a release or a later artifact references.")
+    ] = False,
+) -> None:
+    """Delete an artifact's folder and its index entry.
+
+    Refused while a release, a merge, an export or a run started from it references it
+    (by manifest id, or its path), or while it is running, unless --force.
+
+    Example: tuneyard runs rm outputs/demo/sst2/bert_base_full
+    """
+    from tuneyard.yard.lifecycle import remove
+
+    removed = remove(yard_from(ctx), reference, force=force)
+    for row in removed.referrers:
+        note(f"warning: {row['path']} keeps a parent link to the removed {removed.path}.")
+    out.out(f"removed  {removed.path}")
 
 
 @runs_app.command("reindex")

@@ -286,7 +286,8 @@ def find_merged(yard: Yard, folder: Path, dense: bool) -> Path | None:
     from tuneyard.yard.manifest import read_manifest
 
     source = yard.relative(artifact_folder(folder))
-    for row in yard.query(kind="merged", status="complete", with_manifest=True):
+    # An archived merge still has its files: reuse it rather than write the same weights again.
+    for row in yard.query(kind="merged", status="complete", with_manifest=True, include_archived=True):
         parents = row["manifest"].get("parents") or []
         if not parents or parents[0].get("path") != source or row["manifest"]["config"].get("dense") != dense:
             continue

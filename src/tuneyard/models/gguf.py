@@ -219,7 +219,8 @@ def find_imported(yard: Yard, sha256: str) -> Path | None:
     from tuneyard.errors import ManifestError
     from tuneyard.yard.manifest import read_manifest
 
-    rows = yard.query(kind=LAYOUT_KIND, status="complete", where=f"config.gguf.sha256 = '{sha256}'")
+    where = f"config.gguf.sha256 = '{sha256}'"  # an archived conversion still has its files: reuse it
+    rows = yard.query(kind=LAYOUT_KIND, status="complete", where=where, include_archived=True)
     for row in sorted(rows, key=lambda row: str(row["created"])):
         folder = yard.absolute(row["path"])
         if not (folder / "config.json").is_file():

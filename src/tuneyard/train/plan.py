@@ -199,6 +199,7 @@ def run_target(
             output_dir=options.output_dir,
             project=options.project,
             dataset=options.dataset_name(),
+            arch=parent.arch,
             name=name,
         )
     method = parent.method or strategy

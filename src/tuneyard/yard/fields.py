@@ -44,6 +44,7 @@ FIELDS: tuple[ManifestField, ...] = (
     ManifestField("status", "running, complete or failed.", filter=True, table=True),
     ManifestField("created", "When the artifact was started (UTC, ISO 8601).", table=True),
     ManifestField("updated", "When its manifest last changed (UTC, ISO 8601).", listed=False),
+    ManifestField("archived", "1 once `runs archive` took it out of default listings.", listed=False),
 )
 
 BY_NAME: dict[str, ManifestField] = {field.name: field for field in FIELDS}

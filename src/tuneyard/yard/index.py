@@ -94,6 +94,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX artifacts_task_type ON artifacts(task_type);
     """,
+    # 5: archived artifacts (`runs archive`), kept out of default listings.
+    """
+    ALTER TABLE artifacts ADD COLUMN archived INTEGER;
+    UPDATE artifacts SET archived = (
+        SELECT json_extract(m.json, '$.archived') FROM manifests AS m WHERE m.artifact_id = artifacts.id
+    );
+    """,
 ]
 
 # Refresh the query planner's statistics when the yard has grown this much since the
@@ -351,6 +358,20 @@ class Index:
         condition = Condition(
             "a.id IN (SELECT artifact_id FROM parents WHERE parent_id = ? OR parent_path = ?)",
             [artifact_id, path],
+        )
+        return self.select(condition, Ordering("a.created ASC"))
+
+    def referrers(self, ids: list[str], path: str) -> list[dict[str, Any]]:
+        """Artifacts whose parents name one of ``ids``, the folder ``path`` or a folder inside it.
+
+        Inside it: a merge made from ``run/best`` names best/'s own manifest id and path.
+        """
+        marks = ", ".join("?" * len(ids))
+        escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        condition = Condition(
+            f"a.id IN (SELECT artifact_id FROM parents WHERE parent_id IN ({marks}) "
+            "OR parent_path = ? OR parent_path LIKE ? ESCAPE '\\')",
+            [*ids, path, f"{escaped}/%"],
         )
         return self.select(condition, Ordering("a.created ASC"))
 

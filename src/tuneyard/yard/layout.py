@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tuneyard.errors import LayoutError
@@ -29,6 +30,16 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "formatted_dataset": "experiments/{experiment}/formatted_datasets/{name}",
     "eval": "evaluations/{name}",
 }
+
+# Fields every template may use without the verb giving them: ``{date}`` is the UTC day
+# the artifact is filed (seed 004's ``{type}_{desc}_{date}``, e.g. ``20261206``).
+DATE_FORMAT = "%Y%m%d"
+
+
+def ambient_fields() -> dict[str, str]:
+    """Values of the fields no verb passes: today's UTC date as ``YYYYMMDD``."""
+    return {"date": datetime.now(UTC).strftime(DATE_FORMAT)}
+
 
 # Characters kept as they are in a path component; anything else becomes "-".
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._+=,@-]")
@@ -111,9 +122,10 @@ class Layout:
             known = ", ".join(sorted(self.templates))
             raise LayoutError(f"no layout template for artifact kind {kind!r}.", f"Known kinds: {known}.")
         template = self.templates[kind]
+        given = {**ambient_fields(), **fields}
         values: dict[str, str] = {}
         for name in template_fields(template):
-            value = fields.get(name)
+            value = given.get(name)
             if value is None:
                 raise LayoutError(
                     f"layout template {template!r} for {kind!r} needs {{{name}}}, which was not given.",

@@ -167,6 +167,10 @@ class Manifest(BaseModel):
     files: list[FileEntry] = Field(default_factory=list)
     training: TrainingProgress | None = Field(default=None, description="Fine-tuning runs only.")
     stop_reason: str | None = Field(default=None, description="Why a run stopped before its end.")
+    archived: bool | None = Field(
+        default=None,
+        description="True once `tuneyard runs archive` took it out of default listings (its files stay).",
+    )
     created: str = Field(default_factory=utc_now)
     updated: str = Field(default_factory=utc_now)
     host: str = Field(default_factory=socket.gethostname)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 CONFIG_FILE = "tuneyard.yaml"
 STATE_DIR = ".tuneyard"
 INDEX_FILE = "index.db"
+GITIGNORE_FILE = ".gitignore"
 # Artifacts written or imported outside the root (--output-dir, runs import): one
 # absolute path a line. A file, not an index table, so reindex can find them again.
 EXTERNAL_FILE = "external.txt"
@@ -91,10 +92,33 @@ class Yard:
 
     @cached_property
     def index(self) -> Index:
-        """The SQLite index (created on first use)."""
+        """The SQLite index (created on first use, which is when the yard is created)."""
         from tuneyard.yard.index import Index
 
+        if not self.has_index and self.index_writes:
+            self.write_gitignore()
         return Index.open(self.state_dir / INDEX_FILE)
+
+    def heavy_folders(self) -> list[str]:
+        """The top folders that hold weights and data: ``.tuneyard/`` and each layout template's first folder.
+
+        Releases are not among them: their cards and changelogs are what a team commits.
+        """
+        firsts = (Path(template).parts[0] for template in self.layout.templates.values())
+        return [f"{STATE_DIR}/", *sorted({f"{part}/" for part in firsts if "{" not in part})]
+
+    def write_gitignore(self) -> bool:
+        """Write ``.gitignore`` listing :meth:`heavy_folders` at the root, unless one exists; whether it did.
+
+        Seed 001 keeps outputs out of git: a yard inside a repository must not stage
+        gigabytes of weights on the next ``git add .``. A user's own file is never replaced.
+        """
+        target = self.root / GITIGNORE_FILE
+        if target.exists():
+            return False
+        lines = ["# Written by tuneyard when this yard was created: weights and data stay out of git."]
+        self.storage.write_text(target, "\n".join([*lines, *self.heavy_folders()]) + "\n")
+        return True
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the root in POSIX form, or absolute when outside."""
@@ -213,14 +237,16 @@ class Yard:
         sort: str | None = None,
         limit: int | None = None,
         with_manifest: bool = False,
+        include_archived: bool = False,
         **filters: str | None,
     ) -> list[dict[str, Any]]:
         """Artifacts matching ``--where`` and plain field filters (``arch="bert"``), as index rows.
 
         Each row holds the manifest's columns and ``metrics`` flattened to dotted keys;
-        ``with_manifest`` adds the whole stored manifest.
+        ``with_manifest`` adds the whole stored manifest. Archived artifacts
+        (``runs archive``) only with ``include_archived``.
         """
-        from tuneyard.yard.query import all_of, compile_sort, compile_where, equals
+        from tuneyard.yard.query import Condition, all_of, compile_sort, compile_where, equals
 
         unknown = set(filters) - set(FILTERS)
         if unknown:
@@ -228,6 +254,8 @@ class Yard:
         conditions = [equals(name, value) for name, value in filters.items() if value is not None]
         if where:
             conditions.append(compile_where(where))
+        if not include_archived:
+            conditions.append(Condition("COALESCE(a.archived, 0) = 0", []))
         self.heal_index()
         if not self.has_index:
             return []
