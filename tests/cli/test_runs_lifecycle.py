@@ -129,3 +129,18 @@ def test_rm_refuses_a_running_run(cli_yard: Yard, tuneyard: Run) -> None:
     result = tuneyard("runs", "rm", "live")
     assert result.code == 2 and "running" in result.err
     assert run.path.is_dir()
+
+
+def test_rm_never_deletes_a_folder_imported_in_place_outside_the_yard(
+    cli_yard: Yard, tuneyard: Run, tmp_path: Path
+) -> None:
+    """``runs import`` indexes a user's own folder where it is; ``rm`` refuses it, --force or not."""
+    foreign = tmp_path / "mine" / "roberta-base_standard_r40"
+    foreign.mkdir(parents=True)
+    (foreign / "model.safetensors").write_bytes(b"w")
+    assert tuneyard("runs", "import", str(tmp_path / "mine"), "-q").code == 0
+    for extra in ((), ("--force",)):
+        refused = tuneyard("runs", "rm", str(foreign), *extra)
+        assert refused.code == 2 and refused.err.startswith("error:")
+        assert "outside the yard" in refused.err
+    assert (foreign / "model.safetensors").read_bytes() == b"w"

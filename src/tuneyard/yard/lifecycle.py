@@ -71,13 +71,21 @@ def remove(yard: Yard, reference: str, force: bool = False) -> Removed:
     """Delete one artifact's folder and its index entry.
 
     Refused (:class:`ArtifactInUseError`) while a release, a merge, an export or a run
-    started from it still references it, or while it is ``running``, unless ``force``.
+    started from it still references it, or while it is ``running``, unless ``force``; always
+    refused for a folder outside the yard (a user's own folder that ``runs import`` indexed in place).
     """
     record = yard.find(reference)
+    folder = yard.absolute(record["path"])
+    if not folder.resolve().is_relative_to(yard.root.resolve()):
+        raise ArtifactInUseError(
+            f"{record['path']} is outside the yard ({yard.root}): `runs import` indexed it in place, "
+            "and tuneyard deletes only folders inside the yard, --force or not.",
+            "Delete the folder yourself if you mean to; `tuneyard runs reindex` then drops it.",
+        )
     found = referrers(yard, record)
     if not force:
         refuse_if_in_use(record, found)
-    yard.storage.delete(yard.absolute(record["path"]))
+    yard.storage.delete(folder)
     if yard.has_index:
         yard.index.remove([record["path"]])
     return Removed(record["path"], found)
