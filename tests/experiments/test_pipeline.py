@@ -89,14 +89,12 @@ def test_preflight_lists_every_problem_before_any_step_runs(cli, tiny_model, tmp
 
 
 def test_a_pipeline_in_the_background_logs_and_reports_its_state(
-    cli, tiny_model, fault_server, tmp_path
+    cli, tiny_model, fault_server, tmp_path, monkeypatch
 ) -> None:
-    import os
-
     server = fault_server()
     spec = write_pipeline(tmp_path, tiny_model("bert", num_labels=3), server.url, no_api_key=True)
     yard = tmp_path / "yard"
-    os.environ.pop("OPENAI_API_KEY", None)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     started = cli("--yard", yard, "pipeline", spec, "--background")
     assert started.exit_code == 0, started.stderr
     log = Path(started.stdout.strip())

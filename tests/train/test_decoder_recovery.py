@@ -49,6 +49,15 @@ def tied_as_embedding(weights: dict) -> dict:  # type: ignore[type-arg]
     return weights
 
 
+def read_jsonl(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def plain(answer: str) -> str:
+    """An answer as the exact grader compares it (written here, apart from the grader)."""
+    return " ".join(answer.split()).strip("\"'`“”‘’ ").lower().rstrip(".!?").strip("\"'`“”‘’ ")
+
+
 LAYERS = {"llama": 14, "gpt2": 8}  # 7 projections per layer; GPT-2: c_attn, two c_proj, c_fc
 CLASSES = {"llama": "LlamaForCausalLM", "gpt2": "GPT2LMHeadModel"}
 
@@ -95,9 +104,26 @@ def test_a_recovered_decoder_answers_and_is_graded(cli, compressed_decoder, chat
     )
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((run / "manifest.json").read_text())["metrics"]["chat_topics_test"]
-    assert 0.0 <= metrics["exact"] <= 1.0 and math.isfinite(metrics["perplexity"])
-    predictions = (run / "evaluation_results" / "chat_topics_test" / "predictions.jsonl").read_text()
-    assert len(predictions.splitlines()) == 8
+    assert math.isfinite(metrics["perplexity"])
+    rows = read_jsonl(run / "evaluation_results" / "chat_topics_test" / "predictions.jsonl")
+    answers = [row["messages"][-1]["content"] for row in read_jsonl(chat_topics / "test.jsonl")]
+    assert [row["reference"] for row in rows] == answers
+    # the exact grade, recomputed from the saved answers: case, spaces, quotes and a final .!? aside
+    matches = [float(plain(row["prediction"]) == plain(row["reference"])) for row in rows]
+    assert [row["score"] for row in rows] == matches
+    assert metrics["exact"] == pytest.approx(sum(matches) / len(matches))
+    # A tiny model answers nothing right, so a grader that never matches would pass the above:
+    # every other answer made its reference (as a person writes it) and graded again must match.
+    for row in rows[::2]:
+        row["prediction"] = f" {row['reference'].title()}. "
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    grade = ("grade", "--predictions", edited, "--grader", "exact", "--format", "json")
+    result = cli("--yard", tmp_path, *grade)
+    assert result.exit_code == 0, result.stderr
+    matches = [float(plain(row["prediction"]) == plain(row["reference"])) for row in rows]
+    assert sum(matches) >= len(rows) / 2
+    assert json.loads(result.stdout)["score"] == pytest.approx(sum(matches) / len(matches))
 
 
 def test_plain_text_rows_learn_every_token(tiny_decoder, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,13 @@ def test_manifest_round_trips_with_every_field(tmp_path: Path) -> None:
 
 
 def test_ids_sort_by_creation_and_never_repeat() -> None:
+    # A ULID orders by its millisecond: ids made 2 ms apart must sort in the order they were made
+    # (within one millisecond the random part decides, so a tight loop would test nothing).
+    spaced = []
+    for _ in range(30):
+        spaced.append(Manifest(kind="run", name="r").id)
+        time.sleep(0.002)
+    assert sorted(spaced) == spaced
     ids = [Manifest(kind="run", name="r").id for _ in range(2000)]
     assert len(set(ids)) == len(ids)
 
