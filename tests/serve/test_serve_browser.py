@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from served_yard import RUNS, Served
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,10 +50,11 @@ def test_the_runs_table_filters_and_sorts(served: Served, browser: object, tmp_p
     page.wait_for_url("**/runs?where=*")
     assert sorted(rows.locator("td:nth-child(2)").all_inner_texts()) == ["bert_lora_a", "bert_lora_b"]
 
+    # A click loads a new page: expect() waits for it (reading at once could read the page before).
     page.click("#runs thead a:text('sst2.accuracy')")  # descending first
-    assert rows.locator("td:nth-child(2)").all_inner_texts() == ["bert_lora_a", "bert_lora_b"]
+    expect(rows.locator("td:nth-child(2)")).to_have_text(["bert_lora_a", "bert_lora_b"])
     page.click("#runs thead a:text('sst2.accuracy')")
-    assert rows.locator("td:nth-child(2)").all_inner_texts() == ["bert_lora_b", "bert_lora_a"]
+    expect(rows.locator("td:nth-child(2)")).to_have_text(["bert_lora_b", "bert_lora_a"])
 
     page.fill("input[name=where]", "metrics.sst2.acuracy > 1")
     page.click("button[type=submit] >> text=filter")
@@ -78,6 +80,7 @@ def test_an_artifact_page_shows_its_plot_and_lineage(served: Served, browser: ob
     screenshot(page, tmp_path, "serve_artifact.png")
 
     page.click("#lineage a:text('compressed')")
+    expect(page.locator("#children a")).to_have_count(len({n for n, _, _ in RUNS}))
     assert {text.split("/")[-1] for text in page.locator("#children a").all_inner_texts()} == {
         n for n, _, _ in RUNS
     }
@@ -90,4 +93,4 @@ def test_compare_ticked_runs(served: Served, browser: object) -> None:
     page.check("input[aria-label='compare bert_full']")
     page.click("text=compare ticked runs")
     row = page.locator("#compare tr:has-text('metrics.sst2.accuracy')")
-    assert row.locator("td").all_inner_texts() == ["0.91", "0.78", "-0.13"]
+    expect(row.locator("td")).to_have_text(["0.91", "0.78", "-0.13"])
