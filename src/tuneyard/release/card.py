@@ -14,17 +14,22 @@ from typing import Any
 
 import yaml
 
+from tuneyard.errors import ConfigError
 from tuneyard.yard.index import flatten_metrics
 from tuneyard.yard.lineage import LineageStep
 from tuneyard.yard.summary import flatten_config
 
-# The Hub's pipeline tag of each of tuneyard's task types (the Hub's task names).
-PIPELINE_TAGS = {
-    "sequence_classification": "text-classification",
-    "causal_lm": "text-generation",
-    "audio_classification": "audio-classification",
-    "image_text_to_text": "image-text-to-text",
-}
+
+def hub_task(task_type: str | None) -> str | None:
+    """The Hub's pipeline tag of a recorded task type (each task type names its own), None if unknown."""
+    from tuneyard.task_types import get_task_type
+
+    if not task_type:
+        return None
+    try:
+        return get_task_type(task_type).hub_task or None
+    except ConfigError:
+        return None
 
 
 def render_card(release: dict[str, Any], chain: Sequence[LineageStep], license_id: str) -> str:
@@ -67,8 +72,9 @@ def front_matter(release: dict[str, Any], chain: Sequence[LineageStep], license_
     }
     if release.get("dataset"):
         data["datasets"] = [release["dataset"]]
-    if task_type in PIPELINE_TAGS:
-        data["pipeline_tag"] = PIPELINE_TAGS[task_type]
+    pipeline_tag = hub_task(task_type)
+    if pipeline_tag:
+        data["pipeline_tag"] = pipeline_tag
     metrics = flatten_metrics(release.get("metrics") or {})
     if metrics:
         data["model-index"] = [
@@ -76,7 +82,7 @@ def front_matter(release: dict[str, Any], chain: Sequence[LineageStep], license_
                 "name": f"{info['name']}@{info['version']}",
                 "results": [
                     {
-                        "task": {"type": PIPELINE_TAGS.get(task_type or "", task_type or "unknown")},
+                        "task": {"type": pipeline_tag or task_type or "unknown"},
                         "dataset": {
                             "name": release.get("dataset") or "unknown",
                             "type": release.get("dataset") or "unknown",

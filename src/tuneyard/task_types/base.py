@@ -404,3 +404,5 @@ class TaskType:
     # in a --help panel named after the task type, and hands the values to the training
     # role as ``TrainingSettings.task_options`` (YAML: ``task_options:``).
     options: type[BaseModel] | None = None
+    # The Hugging Face Hub's task name (pipeline tag) for its models, written into model cards.
+    hub_task: str = ""

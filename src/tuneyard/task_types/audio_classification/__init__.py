@@ -216,6 +216,7 @@ class AudioEvaluation(EvaluationRole):
 TASK_TYPE = TaskType(
     name=data.NAME,
     summary="audio clips (speech, sounds) to a class: wav2vec2, HuBERT, Whisper encoders",
+    hub_task="audio-classification",
     data=AudioData(),
     model=AudioClassifierModel(),
     training=AudioTraining(),

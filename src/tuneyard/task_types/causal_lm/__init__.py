@@ -232,6 +232,7 @@ class ChatGeneration(GenerationRole):
 TASK_TYPE = TaskType(
     name=data.NAME,
     summary="chat / instruction rows to generated answers (SmolLM2, Llama, GPT-2)",
+    hub_task="text-generation",
     data=ChatData(),
     model=DecoderModel(),
     training=InstructionTraining(),

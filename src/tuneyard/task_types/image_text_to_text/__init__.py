@@ -260,6 +260,7 @@ class ImageChatGeneration(GenerationRole):
 TASK_TYPE = TaskType(
     name=data.NAME,
     summary="images + chat rows to generated answers (SmolVLM / Idefics3)",
+    hub_task="image-text-to-text",
     data=ImageChatData(),
     model=VisionLanguageModel(),
     training=ImageChatTraining(),

@@ -130,6 +130,7 @@ class PreferenceEvaluation(EvaluationRole):
 TASK_TYPE = TaskType(
     name=data.NAME,
     summary="preference pairs or judged completions to an aligned chat model (DPO, ORPO, KTO, SimPO)",
+    hub_task="text-generation",
     data=PreferenceData(),
     model=PreferenceModel(),
     training=PreferenceTraining(),

@@ -202,6 +202,7 @@ class ClassifierCompression(CompressionRole):
 TASK_TYPE = TaskType(
     name=data.NAME,
     summary="text or text pairs to a class or a score (GLUE, topic labels)",
+    hub_task="text-classification",
     data=TextClassificationData(),
     model=TextClassifierModel(),
     training=ClassifierTraining(),
