@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +57,6 @@ def fault_server(tmp_path: Path) -> Iterator[Callable[..., FaultServer]]:
 def llama_server(tmp_path: Path) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2-135M-Instruct."""
     import socket
-    import time
-    import urllib.request
 
     from tuneyard.models.gguf import packaged_gguf
 
@@ -72,19 +72,25 @@ def llama_server(tmp_path: Path) -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/models", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(
-                    f"llama_cpp.server did not start: {(tmp_path / 'llama-server.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.5)
+    wait_until_serving(process, f"{url}/models", tmp_path / "llama-server.log", seconds=120)
     yield url
     process.kill()
     process.wait()
     log.close()
+
+
+def wait_until_serving(process: subprocess.Popen, url: str, log: Path, seconds: float) -> None:
+    """Return once ``url`` answers; fail the test with the log's tail if ``process`` ends first or
+    ``seconds`` pass (it is killed then)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(
+                    f"{' '.join(map(str, process.args[:3]))} did not start: {log.read_text()[-2000:]}"
+                )
+            time.sleep(0.2)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 from served_yard import Served, build_yard, free_port
+from servers import wait_until_serving
 
 
 @pytest.fixture(scope="session")
@@ -25,18 +24,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/runs", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(
-                    f"tuneyard serve did not start: {(root.parent / 'serve.log').read_text()}"
-                )
-            time.sleep(0.2)
+    wait_until_serving(process, f"{url}/api/runs", root.parent / "serve.log", seconds=60)
     yield Served(url, port, yard, process)
     process.terminate()
     process.wait(timeout=10)
