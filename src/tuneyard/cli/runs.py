@@ -495,9 +495,20 @@ def import_(
     hash_files: Annotated[
         bool, typer.Option("--hash", help="Record sha256 of every file (slow for big weights).")
     ] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Unpickle .pt checkpoints that hold more than tensors (custom classes). "
+            "Their code runs: only for files from a source you trust.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Index foreign model folders in place: writes a manifest.json into each, touches nothing else.
+    """Index foreign model folders in place: writes a manifest.json into each.
+
+    {Name}_best.pt / {Name}_last.pt checkpoints also get their weights written beside them
+    as safetensors, read with torch.load(weights_only=True).
 
     Example: tuneyard runs import ~/old_checkpoints/compressed_models
     """
@@ -506,7 +517,7 @@ def import_(
     yard = yard_from(ctx)
     start = time.perf_counter()
     with spinner("importing: looking for model folders ...", quiet):
-        report = yard.import_paths(paths, hash_files, task_type_of=infer_task_type_quietly)
+        report = yard.import_paths(paths, hash_files, task_type_of=infer_task_type_quietly, trust=trust)
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
     known = report.indexed - len(report.imported)
