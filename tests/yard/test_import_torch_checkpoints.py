@@ -86,6 +86,23 @@ def test_tensors_only_checkpoint_imports_with_epoch_metric_and_shapes(yard: Yard
     assert row["metrics"] == {"best_metric": 0.8125}
 
 
+def test_runs_show_prints_the_epoch_and_each_checkpoints_tensors(
+    cli: Callable[..., Any], yard: Yard, tmp_path: Path
+) -> None:
+    folder = tmp_path / "transformer_high-acc_09-20"
+    save_checkpoint(folder, "SignTransformer")
+    assert cli("--yard", yard.root, "runs", "import", folder).exit_code == 0
+
+    shown = cli("--yard", yard.root, "runs", "show", "transformer_high-acc_09-20").stdout
+
+    section = shown.split("checkpoints:\n")[1].split("files")[0].splitlines()
+    assert [line.split() for line in section] == [
+        ["epoch", "7"],
+        ["SignTransformer_best.pt", "4", "tensors,", "101", "weights"],  # 8x6 + 8 + 5x8 + 5
+        ["SignTransformer_last.pt", "4", "tensors,", "101", "weights"],
+    ]
+
+
 def test_checkpoint_with_a_custom_class_is_refused_without_trust(
     cli: Callable[..., Any], yard: Yard, tmp_path: Path
 ) -> None:

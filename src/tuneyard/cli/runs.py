@@ -202,6 +202,7 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]], chain: lis
             [(key, f"{value:.6g}") for key, value in flatten_metrics(record.get("metrics") or {}).items()],
         ),
         ("config", list(flatten_config(record.get("config") or {}).items())),
+        ("checkpoints", checkpoint_pairs(record)),
         (
             f"files ({len(files)}, {sum(entry['bytes'] for entry in files):,} bytes)",
             [
@@ -216,6 +217,21 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]], chain: lis
             lines.append(f"{title}:")
             lines.extend(aligned(pairs))
     return "\n".join(lines) + "\n"
+
+
+def checkpoint_pairs(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An imported PyTorch checkpoint's epoch and, per file, how many tensors and weights it holds."""
+    import math
+
+    tensors = record.get("tensors") or {}
+    if not tensors:
+        return []
+    epoch = (record.get("training") or {}).get("epoch")
+    pairs: list[tuple[str, Any]] = [("epoch", f"{epoch:g}")] if epoch is not None else []
+    for name, shapes in tensors.items():
+        weights = sum(math.prod(shape) for shape in shapes.values())
+        pairs.append((name, f"{len(shapes)} tensors, {weights:,} weights"))
+    return pairs
 
 
 @runs_app.command("show")
