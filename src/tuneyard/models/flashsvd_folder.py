@@ -177,10 +177,9 @@ def _load_rest(model: nn.Module, plain: dict[str, torch.Tensor], replaced: list[
     """Load every tensor outside the factors; any left over or missing is an error, not a random init."""
     result = model.load_state_dict(plain, strict=False)
     missing = [key for key in result.missing_keys if key.rpartition(".")[0] not in replaced]
+    # Buffers transformers no longer saves (position_ids) may be in an older state dict.
     buffers = {name for name, _ in model.named_buffers()}
-    unexpected = [
-        key for key in result.unexpected_keys if key.rpartition(".")[-1] not in {"position_ids"} | buffers
-    ]
+    unexpected = [key for key in result.unexpected_keys if key not in buffers]
     if missing or unexpected:
         problem = f"lacks {missing[:3]}" if missing else f"has unknown tensors {unexpected[:3]}"
         raise ModelError(
