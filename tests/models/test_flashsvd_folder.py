@@ -3,7 +3,8 @@
 The folder is made here as FlashSVD's ``flashsvd compress`` writes it: ``config.json``,
 ``flashsvd_state_dict.pt`` (the state dict of a model whose encoder layers are FlashSVD
 blocks: ``bert.encoder.layer.{i}.block.Pq`` ...), a schema-2 ``compression_info.json``
-with ranks by kind and no layer table, and the tokenizer. The factors come from a tiny
+with ranks by kind and no layer table (naming the base model, whose tokenizer is used:
+FlashSVD saves none). The factors come from a tiny
 BERT built from a config and factorised by SVD here, FlashSVD's way: Q, K and V per head,
 the other projections whole. The reference is that BERT with each dense weight replaced
 by the product of its factors.
@@ -102,12 +103,11 @@ def flashsvd_folder(
     folder.mkdir()
     config.architectures = [type(original).__name__]  # as FlashSVD's model.save_pretrained writes it
     config.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     torch.save(state, folder / "flashsvd_state_dict.pt")
     info = {
         "method": "standard",
         "ranks": {"attn": HEAD_RANK, "ffn": FFN_RANK, "wo": WO_RANK},
-        "base_model": "tiny-bert",
+        "base_model": str(minilm),  # the tokenizer's source
         "task": "sst2",
         "timestamp": "2026-01-30T10:00:00",
         "git_commit": None,
@@ -136,6 +136,7 @@ def logits_of(model: torch.nn.Module, texts: list[str], tokenizer_folder: Path) 
 
 def test_loads_with_low_rank_layers_of_the_factors_ranks_and_matches_the_factorised_model(
     flashsvd_folder: tuple[Path, torch.nn.Module, torch.nn.Module],
+    minilm: Path,
 ) -> None:
     import tuneyard
     from tuneyard.models.lowrank import lowrank_layers
@@ -155,10 +156,10 @@ def test_loads_with_low_rank_layers_of_the_factors_ranks_and_matches_the_factori
         "output.dense": FFN_RANK,
     }
     texts = ["football match tonight", "bake the bread slowly with butter", "goal"]
-    got, expected = logits_of(model, texts, folder), logits_of(reference, texts, folder)
+    got, expected = logits_of(model, texts, minilm), logits_of(reference, texts, minilm)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
     # The truncated factors are what runs: the uncompressed model answers otherwise.
-    assert (logits_of(original, texts, folder) - got).abs().max() > 1e-2
+    assert (logits_of(original, texts, minilm) - got).abs().max() > 1e-2
 
 
 def test_eval_scores_it_as_the_factorised_model(
@@ -166,6 +167,7 @@ def test_eval_scores_it_as_the_factorised_model(
     flashsvd_folder: tuple[Path, torch.nn.Module, torch.nn.Module],
     topics: Path,
     tmp_path: Path,
+    minilm: Path,
 ) -> None:
     folder, reference, _ = flashsvd_folder
     out = tmp_path / "scores"
@@ -178,7 +180,7 @@ def test_eval_scores_it_as_the_factorised_model(
     with next(out.rglob("predictions.csv")).open() as handle:
         rows = list(csv.DictReader(handle))
     texts = [row["text"] for row in rows]
-    expected = torch.softmax(logits_of(reference, texts, folder), dim=-1)
+    expected = torch.softmax(logits_of(reference, texts, minilm), dim=-1)
     got = torch.tensor([[float(row[f"prob_{label}"]) for label in LABELS] for row in rows])
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 

@@ -74,6 +74,14 @@ def is_flashsvd_folder(folder: Path) -> bool:
     return isinstance(info, dict) and "layers" not in info
 
 
+def flashsvd_base_model(folder: Path) -> str | None:
+    """The base model (hub id or path) a FlashSVD folder was compressed from, if it is one."""
+    if not is_flashsvd_folder(folder):
+        return None
+    base = json.loads((folder / COMPRESSION_INFO_FILE).read_text()).get("base_model")
+    return base if isinstance(base, str) and base else None
+
+
 def load_flashsvd_folder(folder: Path) -> Any:
     """The folder's model as its Hugging Face class with :class:`LowRankLinear` layers, in eval mode."""
     from transformers import AutoConfig
