@@ -80,6 +80,25 @@ def test_compression_info_is_read_not_inferred(tmp_path: Path) -> None:
     assert infer_metadata(folder) == ({"arch": "bert", "method": "asvd", "task": "mnli", "rank": 48}, [])
 
 
+def test_flashsvd_info_names_its_method_short_and_its_ranks_by_kind(tmp_path: Path) -> None:
+    folder = tmp_path / "whatever_name"
+    folder.mkdir()
+    (folder / "compression_info.json").write_text(  # as FlashSVD 0.1.0's schema 2 writes it
+        json.dumps(
+            {
+                "method": "fw",
+                "ranks": {"attn": 40, "ffn": 240, "wo": 240},
+                "base_model": "bert-base-uncased",
+                "task": "sst2",
+                "schema_version": 2,
+                "arch": "bert",
+                "block_impl": "BertFlashFWSVDBlock",
+            }
+        )
+    )
+    assert infer_metadata(folder) == ({"arch": "bert", "method": "fwsvd", "task": "sst2", "rank": 40}, [])
+
+
 def test_only_the_path_inside_the_yard_counts(tmp_path: Path) -> None:
     # An unrelated ancestor ("fw_experiments") must not decide the method inside a yard.
     root = tmp_path / "fw_experiments" / "yard"

@@ -202,6 +202,7 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]], chain: lis
             [(key, f"{value:.6g}") for key, value in flatten_metrics(record.get("metrics") or {}).items()],
         ),
         ("config", list(flatten_config(record.get("config") or {}).items())),
+        ("checkpoints", checkpoint_pairs(record)),
         (
             f"files ({len(files)}, {sum(entry['bytes'] for entry in files):,} bytes)",
             [
@@ -216,6 +217,21 @@ def show_text(record: dict[str, Any], children: list[dict[str, Any]], chain: lis
             lines.append(f"{title}:")
             lines.extend(aligned(pairs))
     return "\n".join(lines) + "\n"
+
+
+def checkpoint_pairs(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An imported PyTorch checkpoint's epoch and, per file, how many tensors and weights it holds."""
+    import math
+
+    tensors = record.get("tensors") or {}
+    if not tensors:
+        return []
+    epoch = (record.get("training") or {}).get("epoch")
+    pairs: list[tuple[str, Any]] = [("epoch", f"{epoch:g}")] if epoch is not None else []
+    for name, shapes in tensors.items():
+        weights = sum(math.prod(shape) for shape in shapes.values())
+        pairs.append((name, f"{len(shapes)} tensors, {weights:,} weights"))
+    return pairs
 
 
 @runs_app.command("show")
@@ -495,9 +511,20 @@ def import_(
     hash_files: Annotated[
         bool, typer.Option("--hash", help="Record sha256 of every file (slow for big weights).")
     ] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Unpickle .pt checkpoints that hold more than tensors (custom classes). "
+            "Their code runs: only for files from a source you trust.",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Index foreign model folders in place: writes a manifest.json into each, touches nothing else.
+    """Index foreign model folders in place: writes a manifest.json into each.
+
+    {Name}_best.pt / {Name}_last.pt checkpoints also get their weights written beside them
+    as safetensors, read with torch.load(weights_only=True).
 
     Example: tuneyard runs import ~/old_checkpoints/compressed_models
     """
@@ -506,7 +533,7 @@ def import_(
     yard = yard_from(ctx)
     start = time.perf_counter()
     with spinner("importing: looking for model folders ...", quiet):
-        report = yard.import_paths(paths, hash_files, task_type_of=infer_task_type_quietly)
+        report = yard.import_paths(paths, hash_files, task_type_of=infer_task_type_quietly, trust=trust)
     for problem in report.problems:
         note(f"warning: {problem.path}: {problem.message}")
     known = report.indexed - len(report.imported)

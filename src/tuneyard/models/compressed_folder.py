@@ -8,6 +8,9 @@ A compressed model folder holds:
   which rank (what a loader needs to rebuild the module tree), plus how they were made;
 * the tokenizer files of the base model.
 
+FlashSVD's own folders (``flashsvd_state_dict.pt``, an info file without the layer table)
+load too, through :mod:`tuneyard.models.flashsvd_folder`.
+
 Rebuilding needs nothing else: the class is built from the config, the listed layers
 are swapped for :class:`LowRankLinear` of the recorded ranks, and the safetensors are
 loaded strictly, so a missing or extra tensor is an error rather than a silent random init.
@@ -134,14 +137,33 @@ def write_compressed_folder(model: Any, tokenizer: Any, info: CompressionInfo, f
     (folder / COMPRESSION_INFO_FILE).write_text(info.model_dump_json(indent=2) + "\n")
 
 
+def compression_info_of(folder: Path, model: Any) -> CompressionInfo:
+    """The compression info of the folder ``model`` was loaded from.
+
+    A tuneyard folder's file as written; a FlashSVD folder's (which has no layer table)
+    with its layers read from ``model``'s low-rank layers.
+    """
+    from tuneyard.models.flashsvd_folder import flashsvd_compression_info, is_flashsvd_folder
+
+    if is_flashsvd_folder(folder):
+        return flashsvd_compression_info(folder, model)
+    return read_compression_info(folder)
+
+
 def load_compressed_folder(folder: Path) -> Any:
-    """Rebuild a compressed model from its folder alone (offline), in eval mode."""
+    """Rebuild a compressed model from its folder alone (offline), in eval mode.
+
+    A folder FlashSVD wrote loads through :mod:`tuneyard.models.flashsvd_folder`.
+    """
     import transformers
     from safetensors.torch import load_model
     from transformers import AutoConfig
 
+    from tuneyard.models.flashsvd_folder import is_flashsvd_folder, load_flashsvd_folder
     from tuneyard.models.lowrank import install_empty_lowrank
 
+    if is_flashsvd_folder(folder):
+        return load_flashsvd_folder(folder)
     info = read_compression_info(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():

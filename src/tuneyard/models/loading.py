@@ -50,10 +50,24 @@ def load_tokenizer(path: str | Path) -> Any:
     if (folder / ADAPTER_CONFIG).is_file() and not (folder / "tokenizer_config.json").is_file():
         base = adapter_base(folder)
         return load_tokenizer(base) if isinstance(base, Path) else AutoTokenizer.from_pretrained(base)
+    source = tokenizer_source(folder)
     try:
-        return AutoTokenizer.from_pretrained(folder)
+        return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder} has no loadable tokenizer: {exc}") from exc
+        raise ModelError(f"{source} has no loadable tokenizer: {exc}") from exc
+
+
+def tokenizer_source(folder: Path) -> Path | str:
+    """Where a model folder's tokenizer is: the folder, or for a FlashSVD folder without one,
+    the base model its ``compression_info.json`` names (FlashSVD's ``compress`` saves none)."""
+    from tuneyard.models.flashsvd_folder import flashsvd_base_model
+
+    if (folder / "tokenizer_config.json").is_file():
+        return folder
+    base = flashsvd_base_model(folder)
+    if base is None:
+        return folder
+    return Path(base).expanduser() if Path(base).expanduser().is_dir() else base
 
 
 def ensure_padding_token(tokenizer: Any) -> None:

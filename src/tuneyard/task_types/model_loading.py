@@ -145,8 +145,10 @@ def _adapter_task_type(folder: Path) -> str | None:
 
 
 def _architectures(folder: Path) -> list[str]:
-    if is_compressed_folder(folder):
-        return [str(_read_json(folder / COMPRESSION_INFO_FILE).get("model_class", ""))]
+    # A tuneyard compressed folder names its class in its info file; FlashSVD's does not.
+    model_class = _read_json(folder / COMPRESSION_INFO_FILE).get("model_class")
+    if is_compressed_folder(folder) and model_class:
+        return [str(model_class)]
     return list(_read_json(folder / "config.json").get("architectures") or [])
 
 

@@ -60,10 +60,10 @@ def name_adapter_base(model: Any, parent: StartingCheckpoint) -> None:
 
 def _compression_info_for(model: Any, parent: StartingCheckpoint) -> Any:
     """The parent's ``compression_info.json`` re-keyed to this classifier's module names."""
-    from tuneyard.models.compressed_folder import read_compression_info
+    from tuneyard.models.compressed_folder import compression_info_of
     from tuneyard.models.lowrank import lowrank_layers
 
-    info = read_compression_info(Path(parent.source))
+    info = compression_info_of(Path(parent.source), model)
     layers = {}
     for name, _ in lowrank_layers(model):
         key = next(k for k in info.layers if name == k or name.endswith("." + k))

@@ -165,6 +165,11 @@ class Manifest(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     files: list[FileEntry] = Field(default_factory=list)
+    tensors: dict[str, dict[str, list[int]]] | None = Field(
+        default=None,
+        description="A foreign PyTorch checkpoint's weights (`runs import` of a `{Name}_best.pt`): "
+        "checkpoint file -> tensor name -> shape.",
+    )
     training: TrainingProgress | None = Field(default=None, description="Fine-tuning runs only.")
     stop_reason: str | None = Field(default=None, description="Why a run stopped before its end.")
     archived: bool | None = Field(

@@ -139,6 +139,13 @@ def read_compression_fields(folder: Path) -> dict[str, Any]:
     fields: dict[str, Any] = {
         key: info[key] for key in ("arch", "method", "task") if isinstance(info.get(key), str)
     }
-    if isinstance(info.get("rank"), int) and not isinstance(info.get("rank"), bool):
-        fields["rank"] = info["rank"]
+    if "method" in fields:  # FlashSVD's short names (fw, ada) as the layout spells them
+        named = _match([fields["method"].lower()], METHOD_TOKENS)
+        fields["method"] = fields["method"] if named == "unknown" else named
+    # FlashSVD records ranks by kind ({"attn": 64, "ffn": 256, "wo": 256}) and names its
+    # folders {model}_{method}_r{attn rank}.
+    ranks = info.get("ranks")
+    rank = info.get("rank", ranks.get("attn") if isinstance(ranks, dict) else None)
+    if isinstance(rank, int) and not isinstance(rank, bool):
+        fields["rank"] = rank
     return fields

@@ -309,9 +309,13 @@ class Yard:
         return reindex(self, task_type_of)
 
     def import_paths(
-        self, paths: list[Path], hash_files: bool = False, task_type_of: TaskTypeOf | None = None
+        self,
+        paths: list[Path],
+        hash_files: bool = False,
+        task_type_of: TaskTypeOf | None = None,
+        trust: bool = False,
     ) -> ScanReport:
         """Index foreign model folders in place (see :func:`tuneyard.yard.scan.import_paths`)."""
         from tuneyard.yard.scan import import_paths
 
-        return import_paths(self, paths, hash_files, task_type_of)
+        return import_paths(self, paths, hash_files, task_type_of, trust)

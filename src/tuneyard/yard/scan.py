@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,11 @@ from tuneyard.yard.manifest import (
 )
 from tuneyard.yard.metadata_guess import infer_metadata, is_model_folder
 from tuneyard.yard.storage import Storage
+from tuneyard.yard.torch_checkpoint import (
+    UnsafeCheckpointWarning,
+    import_training_checkpoints,
+    training_checkpoint_files,
+)
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -239,13 +245,25 @@ def foreign_name(folder: Path) -> str:
 
 
 def manifest_for_foreign(
-    yard: Yard, folder: Path, hash_files: bool, task_type_of: TaskTypeOf | None = None
+    yard: Yard,
+    folder: Path,
+    hash_files: bool,
+    task_type_of: TaskTypeOf | None = None,
+    trust: bool = False,
 ) -> Manifest:
-    """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields."""
+    """A ``kind: model`` manifest for a folder tuneyard did not write, with inferred fields.
+
+    Seed 004's ``{Name}_best.pt`` / ``{Name}_last.pt`` checkpoints in it are read safely
+    (``trust``: in full) and their weights written beside them as safetensors; the
+    manifest records their epoch, best metric, training config and tensor shapes.
+    """
     values, inferred = infer_metadata(folder, relative_to=yard.root)
     task_type = task_type_of(folder) if task_type_of else None
     if task_type:
         values, inferred = {**values, "task_type": task_type}, [*inferred, "task_type"]
+    names = [entry.name for entry in yard.storage.list(folder) if not entry.is_dir]
+    if training_checkpoint_files(names):
+        values = {**values, **import_training_checkpoints(folder, names, yard.storage, trust)}
     files = list_files(folder, hash_files=hash_files)
     return Manifest.model_validate(
         {
@@ -265,12 +283,20 @@ def manifest_for_foreign(
 
 
 def import_paths(
-    yard: Yard, paths: list[Path], hash_files: bool = False, task_type_of: TaskTypeOf | None = None
+    yard: Yard,
+    paths: list[Path],
+    hash_files: bool = False,
+    task_type_of: TaskTypeOf | None = None,
+    trust: bool = False,
 ) -> ScanReport:
-    """Index model folders in place: write a ``manifest.json`` into each (no other file is touched).
+    """Index model folders in place: write a ``manifest.json`` into each.
 
-    A path that is not itself a model folder is searched recursively. Folders that
-    already have a manifest are indexed as they are.
+    No other file is touched, but for seed 004's pickled checkpoints, whose weights are
+    written beside them as safetensors (:mod:`tuneyard.yard.torch_checkpoint`; one that
+    needs full unpickling is refused unless ``trust``, and reported when trusted). A path
+    that is not itself a model folder is searched recursively. Folders that already have
+    a manifest are indexed as they are. If a folder is refused, the folders imported
+    before it stay imported and indexed.
     """
     missing = [path for path in paths if not path.is_dir()]
     if missing:
@@ -280,24 +306,45 @@ def import_paths(
         )
     report = ScanReport()
     records: list[dict[str, Any]] = []
-    for top in paths:
-        for folder, has_manifest in find_model_folders(yard.storage, top.resolve()):
-            if has_manifest:
-                records.extend(_existing_records(yard, folder, report.problems))
-                continue
-            try:
-                manifest = manifest_for_foreign(yard, folder, hash_files, task_type_of)
-                write_manifest(folder, manifest, yard.storage)
-            except OSError as exc:
-                report.problems.append(
-                    Problem(folder, f"cannot write {MANIFEST_FILE}: {exc.strerror or exc}")
-                )
-                continue
-            records.append(manifest.to_data())
-            report.imported.append(folder)
-    yard.remember_external([Path(data["path"]) for data in records if Path(data["path"]).is_absolute()])
-    report.indexed = yard.index.upsert_many(records)
+    try:
+        for top in paths:
+            for folder, has_manifest in find_model_folders(yard.storage, top.resolve()):
+                if has_manifest:
+                    records.extend(_existing_records(yard, folder, report.problems))
+                    continue
+                manifest = _import_folder(yard, folder, hash_files, task_type_of, trust, report)
+                if manifest is not None:
+                    records.append(manifest.to_data())
+                    report.imported.append(folder)
+    finally:
+        yard.remember_external([Path(data["path"]) for data in records if Path(data["path"]).is_absolute()])
+        report.indexed = yard.index.upsert_many(records)
     return report
+
+
+def _import_folder(
+    yard: Yard,
+    folder: Path,
+    hash_files: bool,
+    task_type_of: TaskTypeOf | None,
+    trust: bool,
+    report: ScanReport,
+) -> Manifest | None:
+    """Write the folder's manifest; None (a problem reported) when it cannot be written."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnsafeCheckpointWarning)
+            manifest = manifest_for_foreign(yard, folder, hash_files, task_type_of, trust)
+        write_manifest(folder, manifest, yard.storage)
+    except OSError as exc:
+        report.problems.append(Problem(folder, f"cannot write {MANIFEST_FILE}: {exc.strerror or exc}"))
+        return None
+    for warning in caught:
+        if issubclass(warning.category, UnsafeCheckpointWarning):
+            report.problems.append(Problem(folder, str(warning.message)))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return manifest
 
 
 def _existing_records(yard: Yard, folder: Path, problems: list[Problem]) -> list[dict[str, Any]]:

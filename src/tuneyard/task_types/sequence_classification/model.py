@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import CompressionError, ModelError, TrainingError
-from tuneyard.models.loading import ensure_padding_token
+from tuneyard.models.loading import ensure_padding_token, tokenizer_source
 from tuneyard.task_types.base import CompressionSubject, LoadSettings
 
 if TYPE_CHECKING:
@@ -64,8 +64,9 @@ def load_tokenizer(parent: StartingCheckpoint) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer, with a pad token."""
     from transformers import AutoTokenizer
 
+    source = tokenizer_source(Path(parent.source)) if parent.local else parent.source
     try:
-        tokenizer = AutoTokenizer.from_pretrained(parent.source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError) as exc:  # TypeError: a tokenizer class without its vocab file
         raise ModelError(
             f"checkpoint {parent.source} has no loadable tokenizer: {exc}",
