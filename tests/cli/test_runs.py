@@ -168,6 +168,19 @@ def test_aggregate_writes_one_row_per_run(tuneyard: Run, cli_yard: Yard, tmp_pat
     assert "config.epochs" not in rows[0]  # the same in every run
 
 
+def test_aggregate_refuses_to_replace_a_file_without_force(tuneyard: Run, cli_yard: Yard) -> None:
+    target = cli_yard.root / "mine.csv"
+    target.write_text("someone's table\n")
+    refused = tuneyard("runs", "aggregate", "--project", "demo", "-o", str(target))
+    assert refused.code == 2
+    assert f"error: {target} exists" in refused.err and "--force" in refused.err
+    assert target.read_text() == "someone's table\n"
+    assert not [p for p in cli_yard.root.iterdir() if p.name.startswith(".tmp-")]
+    replaced = tuneyard("runs", "aggregate", "--project", "demo", "-o", str(target), "--force")
+    assert replaced.code == 0, replaced.err
+    assert [row["name"] for row in csv.DictReader(target.open())] == ["bert_base_lora", "bert_base_full"]
+
+
 def test_reindex_import_and_gc_commands(tuneyard: Run, cli_yard: Yard, tmp_path: Path) -> None:
     (cli_yard.root / ".tuneyard" / "index.db").unlink()
     reindexed = tuneyard("runs", "reindex", "--quiet")

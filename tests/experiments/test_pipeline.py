@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -86,6 +90,41 @@ def test_preflight_lists_every_problem_before_any_step_runs(cli, tiny_model, tmp
     assert "step 'labels' (label): the API key variable OPENAI_API_KEY is not set" in message
     assert "step 'labels' (label): cannot reach http://127.0.0.1:9/v1" in message
     assert not (tmp_path / "yard" / "experiments").exists() and not (tmp_path / "yard" / "datasets").exists()
+
+
+# The CLI with llama-cpp-python hidden from imports, as on a machine without it.
+WITHOUT_LLAMA_CPP = (
+    "import sys; sys.modules['llama_cpp'] = None; from tuneyard.cli import main; main(sys.argv[1:])"
+)
+
+
+def test_preflight_refuses_without_llama_cpp_a_gpu_or_the_disk_a_model_needs(tiny_model, tmp_path) -> None:
+    huge = tmp_path / "huge_model"
+    shutil.copytree(tiny_model("bert", num_labels=2), huge)
+    with (huge / "weights_shard.bin").open("wb") as sparse:
+        sparse.truncate(2**43)  # 8 TiB in size, no block on disk: twice that cannot fit
+    steps = [
+        {"name": "tuned", "finetune": {"checkpoint": str(huge), "data": "unused", "epochs": 1}},
+        {"name": "scores", "eval": {"checkpoint": str(huge), "data": "unused", "device": "cuda"}},
+        {"name": "exported", "export": {"checkpoint": str(huge), "quant": "q8_0"}},
+    ]
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(yaml.safe_dump({"experiment": "chain", "steps": steps}))
+    yard = tmp_path / "yard"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_LLAMA_CPP, "--yard", str(yard), "pipeline", str(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},  # no GPU, whatever this machine has
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert "the pipeline cannot start (3 problem(s)); nothing has run" in message
+    assert "step 'exported' (export): llama.cpp (llama-cpp-python) is not installed" in message
+    assert "step 'scores' (eval) asks for a GPU and there is none" in message
+    assert f"the steps need about 32768.0 GiB free at {yard}" in message
+    assert not (yard / "experiments").exists() and not (yard / "models").exists()
 
 
 def test_a_pipeline_in_the_background_logs_and_reports_its_state(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from merged_outputs import logits, saved
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import tuneyard
 
@@ -126,6 +126,22 @@ def test_a_plain_model_has_nothing_to_merge(cli, tiny_decoder, tmp_path) -> None
     result = cli("--yard", tmp_path, "merge", "--checkpoint", tiny_decoder("llama"))
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
     assert "nothing to merge" in result.stderr and nothing_merged(tmp_path)
+
+
+def test_a_merge_whose_logit_check_fails_is_refused_and_nothing_is_filed(cli, lora_runs, tmp_path) -> None:
+    yard, run = lora_runs["llama"]
+    diverged = tmp_path / "diverged"
+    shutil.copytree(run / "best", diverged)
+    adapter = load_file(str(diverged / "adapter_model.safetensors"))
+    first = sorted(key for key in adapter if key.endswith("lora_B.weight"))[0]
+    adapter[first][0, 0] = float("nan")  # one weight of a run that diverged
+    save_file(adapter, str(diverged / "adapter_model.safetensors"))
+    result = cli("--yard", tmp_path / "yard", "merge", "--checkpoint", diverged)
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+    assert "the merged model's logits differ from" in result.stderr and "nothing was written" in result.stderr
+    assert "NaN or inf" in result.stderr
+    assert nothing_merged(tmp_path / "yard")
+    assert not list((tmp_path / "yard").rglob(".tmp-*"))
 
 
 def test_a_quantized_base_is_refused(cli, lora_runs, tmp_path) -> None:

@@ -7,6 +7,7 @@ so selecting them without one fails rather than passing on the CPU.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -30,12 +31,20 @@ def trained(cli, yard: Path, *args: object) -> Path:  # type: ignore[no-untyped-
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def assert_trained_on_cuda(run: Path) -> None:
+    """The Trainer's own device was CUDA: the log's GPU columns are written only then, from its counters."""
+    with (run / "training_log.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(float(row["gpu_memory_gib"]) > 0 for row in rows)  # the weights sat on the GPU
+    assert all(float(row["gpu_peak_memory_gib"]) >= float(row["gpu_memory_gib"]) for row in rows)
+
+
 def test_a_classifier_trains_in_bf16_on_the_gpu_and_is_scored_there(cli, tiny_model, tmp_path) -> None:
     data = write_topic_csvs(
         tmp_path / "topics", ("sports", "cooking"), {"train": 64, "validation": 16, "test": 16}
     )
     run = trained(cli, tmp_path, "--checkpoint", tiny_model("bert"), "--data", data, "--precision", "bf16")
-    assert torch.cuda.max_memory_allocated() > 0  # the Trainer put the model on the GPU
+    assert_trained_on_cuda(run)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["precision"] == "bf16"
     scored = cli("--yard", tmp_path, "eval", "--checkpoint", run / "best", "--data", data, "--split", "test")
@@ -54,6 +63,7 @@ def test_a_compressed_student_distils_from_its_teacher_on_the_gpu(cli, tiny_mode
     assert compressed.exit_code == 0, compressed.stderr
     student = Path(compressed.stdout.strip().splitlines()[-1].removeprefix("saved "))
     run = trained(cli, tmp_path, "--checkpoint", student, "--data", data, "--precision", "bf16")
+    assert_trained_on_cuda(run)
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["strategy"] == "lowrank"
     assert any(parent["role"] == "teacher" for parent in manifest["parents"])  # the dense model taught it
@@ -64,7 +74,7 @@ def test_a_decoder_is_lora_tuned_in_bf16_and_generates_on_the_gpu(
 ) -> None:
     run = trained(cli, tmp_path, "--checkpoint", tiny_decoder("llama"), "--data", chat_topics,
                   "--strategy", "lora", "--precision", "bf16")  # fmt: skip
-    assert torch.cuda.max_memory_allocated() > 0
+    assert_trained_on_cuda(run)
     scored = cli("--yard", tmp_path, "eval", "--checkpoint", run / "best", "--data", chat_topics, "--split",
                  "test", "--device", "cuda")  # fmt: skip
     assert scored.exit_code == 0, scored.stderr

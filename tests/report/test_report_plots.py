@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tuneyard.components.confusion import plot_confusion_matrix
-from tuneyard.errors import TuneyardError
+from tuneyard.errors import ArtifactExistsError, TuneyardError
 from tuneyard.report.build import build_report, find_artifacts
 from tuneyard.yard import Manifest, write_manifest
 
@@ -79,16 +79,26 @@ def test_run_report_draws_training_curves_and_weights(
         assert_real_png(plot)
 
 
-def test_second_report_replaces_the_first_and_refuses_foreign_folders(tmp_path: Path) -> None:
+def test_second_report_replaces_the_first_only_with_force_and_never_a_foreign_folder(tmp_path: Path) -> None:
     run = make_run(tmp_path, "r", 0.8)
     build_report(run)
-    build_report(run)
+    first = (run / "report" / "r_training_curves.png").read_bytes()
+    (run / "report" / "old_extra_plot.png").write_bytes(first)
+    with pytest.raises(ArtifactExistsError, match="add --force"):
+        build_report(run)
+    assert sorted(p.name for p in (run / "report").iterdir()) == [
+        "old_extra_plot.png",
+        "r_training_curves.png",
+    ]
+    build_report(run, force=True)
     assert sorted(p.name for p in (run / "report").iterdir()) == ["r_training_curves.png"]
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(TuneyardError, match="holds files other than an earlier report"):
-        build_report(run, output_dir=foreign)
+    for force in (False, True):
+        with pytest.raises(TuneyardError, match="holds files other than an earlier report"):
+            build_report(run, output_dir=foreign, force=force)
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 

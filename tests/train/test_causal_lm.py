@@ -97,7 +97,7 @@ def test_full_fine_tuning_files_a_complete_decoder_run(cli, tiny_decoder, chat_t
     assert result.exit_code == 0, result.stderr
     run = Path(result.stdout.strip())
     rows = read_log(run)
-    assert list(rows[0]) == [
+    assert list(rows[0])[:10] == [
         "epoch",
         "step",
         "train_loss",
@@ -106,6 +106,8 @@ def test_full_fine_tuning_files_a_complete_decoder_run(cli, tiny_decoder, chat_t
         "entropy",
         "mean_token_accuracy",
         "lr",
+        "cpu_rss_gib",
+        "cpu_peak_rss_gib",
     ]
     for row in rows:
         assert float(row["perplexity"]) == pytest.approx(2.718281828 ** float(row["val_loss"]), rel=1e-4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -155,5 +156,6 @@ def test_fsdp_on_cpu_is_refused_rather_than_run_as_ddp(finetune, tmp_path) -> No
 def test_trainer_extras_pass_through(finetune) -> None:
     result = finetune("--strategy", "frozen", "--set", "trainer.lr_scheduler_type=constant", "-q")
     assert result.exit_code == 0, result.stderr
-    rows = (Path(result.stdout.strip()) / "training_log.csv").read_text().splitlines()
-    assert rows[1].endswith(",0.001")  # frozen's default rate, held constant
+    with (Path(result.stdout.strip()) / "training_log.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["lr"] for row in rows] == ["0.001"] * len(rows)  # frozen's default rate, held constant

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -78,9 +79,14 @@ def test_run_folder_holds_everything_promised(
     }
 
     rows = read_log(run)
-    assert list(rows[0]) == ["epoch", "step", "train_loss", "val_loss", *CLASSIFICATION_COLUMNS, "lr"]
+    columns = ["epoch", "step", "train_loss", "val_loss", *CLASSIFICATION_COLUMNS, "lr"]
+    assert list(rows[0])[: len(columns) + 2] == [*columns, "cpu_rss_gib", "cpu_peak_rss_gib"]
+    assert all(name.startswith("gpu_") for name in list(rows[0])[len(columns) + 2 :])  # on a CUDA device
     assert [(row["epoch"], row["step"]) for row in rows] == [("1.0", "8"), ("2.0", "16")]
     assert all(float(row["train_loss"]) > 0 and float(row["lr"]) > 0 for row in rows)
+    # This process's memory as the OS counts it: at least the interpreter with torch loaded.
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    assert all(0.1 < float(row["cpu_rss_gib"]) <= float(row["cpu_peak_rss_gib"]) < memory for row in rows)
 
     run_manifest = manifest(run)
     assert run_manifest["status"] == "complete" and run_manifest["kind"] == "run"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import pickle
 import signal
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tuneyard.train.checkpoints import checkpoint_step, list_checkpoints
+from tuneyard.yard.manifest import update_manifest
 
 # 64 rows / batch 4 = 16 steps per epoch; 6 epochs; evaluate + checkpoint every 8 steps.
 TRAINING = (
@@ -211,3 +214,33 @@ def test_a_run_killed_in_any_window_resumes_to_the_uninterrupted_result(
     assert status(run) == "complete"
     assert_resumed_like(reference_run, run, subfolders=("best", "last"))
     assert not [path.name for path in run.iterdir() if path.name.startswith(".tmp-")]
+
+
+class RunsCode:
+    """Unpickled by full pickle, this object runs a shell command (what a malicious checkpoint does)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_resume_loads_the_trainers_pickled_state_with_torchs_restricted_unpickler(
+    cli, tiny_model, topics, tmp_path
+) -> None:
+    done = cli("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics,
+               "--epochs", "1", "--batch-size", "8", "--quiet")  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    run = Path(done.stdout.strip())
+    update_manifest(run, lambda manifest: setattr(manifest, "status", "failed"))  # as a crash leaves it
+    planted = list_checkpoints(run)[-1] / "optimizer.pt"
+    with planted.open("wb") as handle:
+        pickle.dump(RunsCode(tmp_path / "ran-by-resume"), handle)
+
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        cli("--yard", tmp_path, "finetune", "--resume", run)
+    assert not (tmp_path / "ran-by-resume").exists()
+
+    pickle.loads(planted.read_bytes())  # what a full unpickler would have done with it
+    assert (tmp_path / "ran-by-resume").exists()

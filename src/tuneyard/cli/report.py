@@ -33,7 +33,7 @@ def report_command(
 
     options = resolve_options(ReportOptions, flags, config, overrides or [])
     quiet_libraries()
-    report = build_report(path, options.output_dir, options.metric, options.base)
+    report = build_report(path, options.output_dir, options.metric, options.base, options.force)
     for plot in report.plots:
         out.print(str(plot), markup=False)
     for message in report.notes:

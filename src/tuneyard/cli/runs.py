@@ -409,24 +409,28 @@ def aggregate(
         OutputFormat.csv
     ),
     include_archived: ArchivedOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --output file if it exists.")] = False,
 ) -> None:
     """One row per run: key fields, the config fields that vary, one column per metric.
 
     Example: tuneyard runs aggregate --project clic_2025 --status running -o running.csv
     """
     from tuneyard.yard.summary import aggregate_table
+    from tuneyard.yard.writer import refuse_to_replace
 
+    target = output.expanduser().resolve() if output else None
+    if target:
+        refuse_to_replace(target, force)
     yard = yard_from(ctx)
     rows = yard.query(
         where=where, sort=sort or "created", with_manifest=True, include_archived=include_archived, **filters
     )
     columns, table = aggregate_table([row["manifest"] for row in rows])
     text = format_rows(fmt, columns, table)
-    if output is None:
+    if target is None:
         out.out(text, end="")
         return
-    # A derived table, replaced as a whole.
-    yard.storage.write_text(output.expanduser().resolve(), text)
+    yard.storage.write_text(target, text)
     note(f"wrote {len(table)} rows x {len(columns)} columns to {output}")
 
 

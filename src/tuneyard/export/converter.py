@@ -1,11 +1,15 @@
-"""llama.cpp's own Hugging Face -> GGUF converter, pinned, fetched once, run as llama.cpp runs it.
+"""llama.cpp's own Hugging Face -> GGUF converter, pinned, installed with tuneyard, run as llama.cpp runs it.
 
 The converter (``convert_hf_to_gguf.py``, its ``conversion`` package and its own
 ``gguf-py``) is not in any wheel; the ``llama-cpp-python`` source distribution vendors it
-at a fixed llama.cpp commit. tuneyard pins that sdist by version and sha256, downloads it
-from PyPI the first time an export needs it, and keeps the converter's files (MIT
-licensed, their LICENSE alongside) in its cache, ``$XDG_CACHE_HOME/tuneyard`` (default
-``~/.cache/tuneyard``). ``TUNEYARD_LLAMA_CPP`` points at a llama.cpp checkout instead.
+at a fixed llama.cpp commit. tuneyard pins that sdist by version and sha256, and the
+install commands (README, ``.ci/run``) fetch it once with ``python -m
+tuneyard.export.converter`` (:func:`install_converter`), keeping the converter's files
+(MIT licensed, their LICENSE alongside) in ``$XDG_CACHE_HOME/tuneyard`` (default
+``~/.cache/tuneyard``). An export never downloads: on a machine where the install step
+did not run it is an error that names the step, so a machine that is offline after
+installing exports as well as one that is not. ``TUNEYARD_LLAMA_CPP`` points at a
+llama.cpp checkout instead.
 
 The script runs in a subprocess with this Python (it puts its ``gguf-py`` first on
 ``sys.path`` and configures logging globally), so a failure is its own exit status and
@@ -69,8 +73,13 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tuneyard"
 
 
-def find_converter(announce: Callable[[str], None] = announce_on_stderr) -> Converter:
-    """``TUNEYARD_LLAMA_CPP``'s checkout, else the cached converter (fetched first if absent)."""
+def installed_folder() -> Path:
+    """Where :func:`install_converter` puts the pinned converter."""
+    return cache_root() / f"llama.cpp-from-llama-cpp-python-{SDIST_VERSION}"
+
+
+def find_converter() -> Converter:
+    """``TUNEYARD_LLAMA_CPP``'s checkout, else the installed converter; never a download."""
     checkout = os.environ.get("TUNEYARD_LLAMA_CPP")
     if checkout:
         folder = Path(checkout).expanduser()
@@ -80,17 +89,26 @@ def find_converter(announce: Callable[[str], None] = announce_on_stderr) -> Conv
                 "Point it at a llama.cpp checkout, or unset it.",
             )
         return Converter(folder, f"llama.cpp checkout {folder}")
-    folder = cache_root() / f"llama.cpp-from-llama-cpp-python-{SDIST_VERSION}"
+    folder = installed_folder()
     if not (folder / SCRIPT).is_file():
-        announce(
-            f"fetching llama.cpp's converter (llama-cpp-python {SDIST_VERSION} sdist, 77 MB, once): {folder}"
+        raise ExportError(
+            f"llama.cpp's converter is not installed (looked in {folder}).",
+            f"Install it once, with the network: {sys.executable} -m tuneyard.export.converter "
+            "(part of the README's install commands), or set TUNEYARD_LLAMA_CPP to a llama.cpp checkout.",
         )
-        _fetch(folder)
     return Converter(folder, f"llama.cpp vendored in llama-cpp-python {SDIST_VERSION}")
 
 
-def _fetch(folder: Path) -> None:
-    """Download the pinned sdist, check its sha256, unpack the converter's parts, rename into place."""
+def install_converter(announce: Callable[[str], None] = announce_on_stderr) -> Path:
+    """Fetch the pinned converter into :func:`installed_folder` unless it is there; the folder.
+
+    Downloads the pinned sdist, checks its sha256, unpacks the converter's parts and
+    renames them into place, so a folder that exists is complete.
+    """
+    folder = installed_folder()
+    if (folder / SCRIPT).is_file():
+        return folder
+    announce(f"fetching llama.cpp's converter (llama-cpp-python {SDIST_VERSION} sdist, 77 MB): {folder}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".fetch-") as scratch:
         archive = Path(scratch) / "sdist.tar.gz"
@@ -120,6 +138,7 @@ def _fetch(folder: Path) -> None:
         except OSError:
             if not (folder / SCRIPT).is_file():  # another process won the race with the same files
                 raise
+    return folder
 
 
 def convert(
@@ -261,3 +280,10 @@ def failure_reason(log: str) -> str:
     errors = [line.split(":", 2)[-1].strip() for line in lines if line.startswith("ERROR")]
     exceptions = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception"))]
     return (errors or exceptions or lines or ["no output"])[-1]
+
+
+if __name__ == "__main__":  # the install step: python -m tuneyard.export.converter
+    try:
+        print(install_converter())
+    except ExportError as exc:
+        raise SystemExit(f"error: {exc}") from None

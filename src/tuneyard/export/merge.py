@@ -197,14 +197,20 @@ def _fold(model: Any, source: str) -> tuple[Any, int]:
 
 
 def _check_same_outputs(before: Any, after: Any, folder: Path) -> float:
-    """The largest logit difference on the probe; an error beyond the tolerance."""
+    """The largest logit difference on the probe; an error beyond the tolerance.
+
+    A non-finite difference fails too (written ``not <=`` so NaN does): weights that
+    diverged to NaN or inf give logits no merge can be checked against.
+    """
     difference = float((before - after).abs().max())
     scale = max(1.0, float(before.abs().max()))
-    if difference > TOLERANCE * scale:
+    if not difference <= TOLERANCE * scale:
         raise ExportError(
             f"the merged model's logits differ from {folder}'s by up to {difference:.3g} on the probe "
             f"(allowed {TOLERANCE * scale:.3g}); nothing was written.",
-            "This is a bug in the merge or a layer type it does not know; please report it with the model.",
+            "If the source's weights hold NaN or inf (a run that diverged), merge an earlier checkpoint; "
+            "otherwise this is a bug in the merge or a layer type it does not know: "
+            "please report it with the model.",
         )
     return difference
 

@@ -9,8 +9,9 @@ What gets drawn depends on what ``PATH`` holds:
 * two or more artifacts with metrics (a project folder) — the curves of each run and
   ``comparison_{metric}.png``.
 
-The plots go to ``PATH/report/`` (or ``--output-dir``), replaced as a whole and
-atomically each time: a report is derived from results, never a result itself.
+The plots go to ``PATH/report/`` (or ``--output-dir``), published as a whole and
+atomically. An earlier report there is replaced only with ``force`` (``--force``), and a
+folder holding anything but an earlier report's PNGs never is.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tuneyard.report.curves import LOG_FILE
 from tuneyard.yard.index import flatten_metrics
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest
 from tuneyard.yard.storage import LOCAL
-from tuneyard.yard.writer import replace_folder
+from tuneyard.yard.writer import refuse_to_replace, replace_folder
 
 REPORT_FOLDER = "report"
 GRID_FILE = "eval_grid_results.json"
@@ -137,6 +138,7 @@ def build_report(
     output_dir: str | Path | None = None,
     metric: str | None = None,
     base: str | Path | None = None,
+    force: bool = False,
 ) -> Report:
     """Draw every plot that fits ``path`` (see the module docstring)."""
     from tuneyard.models.loading import resolve_model_folder
@@ -150,6 +152,7 @@ def build_report(
     artifacts = find_artifacts(top)
     final = Path(output_dir).expanduser().resolve() if output_dir else top / REPORT_FOLDER
     refuse_foreign_folder(final)
+    refuse_to_replace(final, force, "report")
     name = top.parent.name if top.name in ("best", "last") else top.name
     with replace_folder(LOCAL, final) as temp:
         report = Report(folder=final)

@@ -13,8 +13,8 @@ LOG_FILE = "training_log.csv"
 FIXED_COLUMNS = ("epoch", "step", "train_loss", "val_loss", "lr")
 # Plotted when present: the headline metrics of every task (the rest only crowd the panel).
 HEADLINE_METRICS = ("accuracy", "f1_macro", "f1", "matthews_correlation", "pearson", "spearmanr")
-# Trainer bookkeeping that is not a quality metric.
-NOT_METRICS = ("runtime", "per_second", "steps_per", "samples_per")
+# Trainer bookkeeping and the machine's use (memory, GPU busy), not quality metrics.
+NOT_METRICS = ("runtime", "per_second", "steps_per", "samples_per", "_gib", "_percent")
 
 
 def read_training_log(path: Path) -> dict[str, list[float]]:

@@ -25,3 +25,6 @@ class ReportOptions(StrictModel):
         description="Original model of a compressed one, for the energy-kept plot "
         "(default: from compression_info).",
     )
+    force: bool = Field(
+        default=False, description="Replace an earlier report (PNGs only) in the output folder."
+    )

@@ -16,6 +16,7 @@ import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tuneyard.components import distributed
+from tuneyard.train.resources import resource_usage
 
 if TYPE_CHECKING:
     from tuneyard.train.recorder import RunRecorder
@@ -50,7 +51,8 @@ class CheckpointLayout(TrainerCallback):
 
 
 class TrainingLog(TrainerCallback):
-    """``training_log.csv``: one row per evaluation with epoch, step, losses, metrics, lr.
+    """``training_log.csv``: one row per evaluation with epoch, step, losses, metrics, lr, and
+    the memory (and GPU use) the process holds then (:mod:`tuneyard.train.resources`).
 
     ``train_loss`` is the mean training loss over the steps since the previous row
     (the Trainer's logged losses, weighted by how many steps each covers).
@@ -117,6 +119,7 @@ class TrainingLog(TrainerCallback):
         }
         row.update(scores)
         row["lr"] = self.learning_rate if self.learning_rate is not None else ""
+        row.update(resource_usage(args.device))
         self.loss_sum, self.loss_steps = 0.0, 0
         self.recorder.log_row(row)
 

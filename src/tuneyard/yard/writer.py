@@ -45,6 +45,21 @@ def claim_folder(storage: Storage, target: Path) -> Path:
     raise ArtifactExistsError(f"{target} and {MAX_SUFFIX} numbered variants already exist.")
 
 
+def refuse_to_replace(target: Path, force: bool, what: str = "file") -> None:
+    """Raise unless ``target`` is free or ``force`` says the user means to replace it.
+
+    For derived outputs a user names (``runs aggregate -o``, ``report --output-dir``): a
+    name that exists may be someone's result, so replacing it is a choice, never a default.
+    An empty folder is free.
+    """
+    empty_folder = target.is_dir() and not any(target.iterdir())
+    if target.exists() and not empty_folder and not force:
+        raise ArtifactExistsError(
+            f"{target} exists; this would replace that {what}.",
+            "Choose another name, or add --force to replace it.",
+        )
+
+
 @contextlib.contextmanager
 def new_folder(storage: Storage, target: Path) -> Iterator[tuple[Path, Path]]:
     """Yield ``(staging, final)``: write into the first; it is published as the second on success.
