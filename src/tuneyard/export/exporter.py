@@ -190,12 +190,12 @@ def _write_gguf(
 def _write_safetensors(
     yard: Yard, options: ExportOptions, origin: Path, source: Path
 ) -> tuple[Path, Path, dict[str, Any]]:
-    from tuneyard.task_types.model_card import write_model_card
+    from tuneyard.task_types.model_card import CARD_FILE, write_model_card
     from tuneyard.yard.manifest import MANIFEST_FILE
 
-    files = sorted(
+    files = sorted(  # the source's manifest and card describe the source; the export gets its own
         {path for pattern in FOLDER_FILES for path in source.glob(pattern) if path.is_file()}
-        - {source / MANIFEST_FILE}
+        - {source / MANIFEST_FILE, source / CARD_FILE}
     )
     weights = [path for path in files if path.suffix == ".safetensors"]
     if not weights:
