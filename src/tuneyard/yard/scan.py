@@ -320,8 +320,15 @@ def unpack_archive(yard: Yard, archive: Path) -> Path:
     storage = yard.storage
     staged = storage.staging_folder(yard.state_dir / "unpack")
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(staged, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(staged, filter="data")
+        except tarfile.TarError as exc:  # unreadable, or a member the data filter refuses
+            raise ConfigError(
+                f"{archive} cannot be unpacked: {exc}.",
+                "Import a tar made by `tuneyard release pack`; a member outside its folder, "
+                "a link out of it or a device file is refused.",
+            ) from exc
         tops = list(staged.iterdir())
         if len(tops) != 1 or not tops[0].is_dir() or not is_model_folder(names_in(tops[0])):
             raise ConfigError(
