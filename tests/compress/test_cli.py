@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import ModelCard
 
 import tuneyard
 from tuneyard.cli import main
@@ -74,6 +75,12 @@ def test_cli_writes_a_complete_folder_and_prints_the_table(tmp_path, capsys, tin
         "labelled": True,
     }
     assert info["base_model"] == str(model) and info["tuneyard_version"] == tuneyard.__version__
+    # its card: parsed by the Hub's library; transformers cannot build low-rank layers, so tuneyard loads it
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == str(model)
+    assert card.data.tags[:2] == ["tuneyard", "sequence_classification"]
+    assert "[More Information Needed]" not in card.text and "from transformers" not in card.text
+    assert f'tuneyard.load("{manifest["path"]}")' in card.text
 
     # Same request again: a new folder with -2, and the CLI says so.
     code, out, err = _cli(capsys, *map(str, request))

@@ -190,10 +190,12 @@ def test_safetensors_export_is_a_copy_of_the_merged_folder(cli, smol_decoder, ch
     assert "plain folders for other runtimes have no adapter layers" in result.stderr
     merged = tmp_path / "models" / "merged" / "llama" / "tuned"
     copied = sorted(path.name for path in folder.iterdir())
-    assert copied == sorted(path.name for path in merged.iterdir())  # every file, its own manifest
+    assert copied == sorted(path.name for path in merged.iterdir())  # every file, its own manifest and card
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= set(copied)
+    assert "# tuned_safetensors" in (folder / "README.md").read_text()
+    own = ("manifest.json", "README.md")
     for name in copied:
-        if name != "manifest.json":
+        if name not in own:
             assert (folder / name).read_bytes() == (merged / name).read_bytes()
             assert not (folder / name).samefile(merged / name) and (folder / name).stat().st_nlink == 1
 
@@ -211,7 +213,7 @@ def test_safetensors_export_is_a_copy_of_the_merged_folder(cli, smol_decoder, ch
     assert manifest["parents"][0]["id"] == merged_manifest["id"] and manifest["task"] == "chat_topics"
     assert manifest["config"]["quant"] is None and manifest["metrics"]["tensors"] == 2 + 2 * 9
     assert manifest["metrics"]["file_bytes"] == sum(
-        (folder / name).stat().st_size for name in copied if name != "manifest.json"
+        (folder / name).stat().st_size for name in copied if name not in own
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from tuneyard.errors import ArtifactNotFoundError
+from tuneyard.errors import ArtifactNotFoundError, ConfigError
 from tuneyard.yard import Yard, read_manifest
 
 
@@ -120,6 +122,41 @@ def test_import_inside_the_yard_infers_from_the_yard_relative_path(yard: Yard) -
 def test_import_of_a_missing_folder_is_refused(yard: Yard, tmp_path: Path) -> None:
     with pytest.raises(ArtifactNotFoundError, match="no such folder"):
         yard.import_paths([tmp_path / "nope"])
+
+
+def test_a_tar_of_one_model_folder_is_unpacked_into_the_yard_and_imported(yard: Yard, tmp_path: Path) -> None:
+    folder = tmp_path / "packed" / "gpt2_standard_r8"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+    (folder / "model.safetensors").write_bytes(b"w")
+    archive = tmp_path / "model.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(folder, arcname=folder.name)
+    yard.import_paths([archive])
+    imported = yard.root / "models" / "imported" / "gpt2" / "gpt2_standard_r8"
+    assert sorted(path.name for path in imported.iterdir()) == [
+        "config.json",
+        "manifest.json",
+        "model.safetensors",
+    ]
+    assert [row["path"] for row in yard.query()] == ["models/imported/gpt2/gpt2_standard_r8"]
+
+
+@pytest.mark.parametrize("member", ["../outside.txt", "two/config.json"])
+def test_a_tar_that_is_not_one_safe_model_folder_is_refused_and_leaves_nothing(
+    yard: Yard, tmp_path: Path, member: str
+) -> None:
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name in ("one/config.json", member):
+            data = b"{}"
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ConfigError, match="bad.tar"):
+        yard.import_paths([archive])
+    assert [path for path in yard.root.rglob("*") if path.name != ".tuneyard"] == []  # no staging left
+    assert not (tmp_path / "outside.txt").exists()
 
 
 def test_import_of_many_folders(yard: Yard, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Parsing and printing only: every command is one call into :mod:`tuneyard.release
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import click
@@ -38,7 +39,7 @@ class DefaultCommandGroup(TyperGroup):
 release_app = typer.Typer(
     cls=DefaultCommandGroup,
     help="Release a model artifact: tuneyard release ARTIFACT --name NAME [--version X.Y.Z | --bump minor] "
-    "--notes TEXT (its options: tuneyard release create --help); then alias, ls, show.",
+    "--notes TEXT (its options: tuneyard release create --help); then alias, ls, show, pack.",
     no_args_is_help=True,
 )
 
@@ -94,6 +95,26 @@ def alias(
     move = registry_from(ctx).move_alias(reference, word)
     name = reference.partition("@")[0]
     out.out(f"{name}@{move.alias}: {move.before or '(new)'} -> {move.after}")
+
+
+@release_app.command("pack")
+def pack(
+    ctx: typer.Context,
+    reference: Annotated[str, typer.Argument(metavar="NAME@VERSION", help="The release (or NAME@ALIAS).")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="A folder (Hugging Face repository layout), or FILE.tar of one."),
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Pack a release for sharing: weights, config, tokenizer, card and GGUF exports, as a Hugging Face
+    repository that `huggingface-cli upload` and another yard's `tuneyard runs import` take as they are.
+
+    Example: tuneyard release pack topics@production -o topics.tar
+    """
+    from tuneyard.release.pack import pack_release
+
+    out.out(str(pack_release(registry_from(ctx), reference, output, force)))
 
 
 @release_app.command("ls")

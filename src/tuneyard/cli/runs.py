@@ -510,7 +510,10 @@ def reindex(ctx: typer.Context, quiet: QuietOpt = False) -> None:
 def import_(
     ctx: typer.Context,
     paths: Annotated[
-        list[Path], typer.Argument(metavar="PATH...", help="Model folders, or folders to search.")
+        list[Path],
+        typer.Argument(
+            metavar="PATH...", help="Model folders, folders to search, or a .tar of one (release pack)."
+        ),
     ],
     hash_files: Annotated[
         bool, typer.Option("--hash", help="Record sha256 of every file (slow for big weights).")
@@ -529,6 +532,8 @@ def import_(
 
     {Name}_best.pt / {Name}_last.pt checkpoints also get their weights written beside them
     as safetensors, read with torch.load(weights_only=True).
+
+    A .tar of one model folder (tuneyard release pack -o FILE.tar) is unpacked into the yard first.
 
     Example: tuneyard runs import ~/old_checkpoints/compressed_models
     """

@@ -56,6 +56,7 @@ from tuneyard.models.lowrank import (
 )
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import CompressionSubject, TaskType
+from tuneyard.task_types.model_card import write_model_card
 from tuneyard.task_types.model_loading import resolve_checkpoint, task_type_of_model
 from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import Manifest
@@ -456,4 +457,5 @@ def _write(
     )
     with yard.create(manifest, target) as writer:
         write_compressed_folder(subject.model, subject.tokenizer, info, writer.path)
+        write_model_card(yard, manifest, writer.path)
     return writer.final_path, writer.requested_path

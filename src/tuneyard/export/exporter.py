@@ -155,6 +155,8 @@ def _write_gguf(
     quantizer: str | None,
     notes: list[str],
 ) -> tuple[Path, Path, dict[str, Any]]:
+    from tuneyard.task_types.model_card import write_model_card
+
     quant = QUANTS[str(options.quant)]
     tools = {"converter": converter.version}
     if quantizer:
@@ -181,17 +183,19 @@ def _write_gguf(
             )
             manifest.config["projector"] = {"file": projector.name, "type": PROJECTOR_TYPE}
         manifest.metrics["conversion_seconds"] = round(time.perf_counter() - started, 1)
+        write_model_card(yard, manifest, writer.path)
     return writer.final_path, writer.final_path / file.name, manifest.metrics
 
 
 def _write_safetensors(
     yard: Yard, options: ExportOptions, origin: Path, source: Path
 ) -> tuple[Path, Path, dict[str, Any]]:
+    from tuneyard.task_types.model_card import CARD_FILE, write_model_card
     from tuneyard.yard.manifest import MANIFEST_FILE
 
-    files = sorted(
+    files = sorted(  # the source's manifest and card describe the source; the export gets its own
         {path for pattern in FOLDER_FILES for path in source.glob(pattern) if path.is_file()}
-        - {source / MANIFEST_FILE}
+        - {source / MANIFEST_FILE, source / CARD_FILE}
     )
     weights = [path for path in files if path.suffix == ".safetensors"]
     if not weights:
@@ -206,6 +210,7 @@ def _write_safetensors(
         manifest.metrics.update(
             file_bytes=sum(path.stat().st_size for path in files), tensors=safetensors_tensor_count(weights)
         )
+        write_model_card(yard, manifest, writer.path)
     return writer.final_path, writer.final_path, manifest.metrics
 
 

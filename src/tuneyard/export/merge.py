@@ -227,6 +227,7 @@ def _write(
     task_type: str,
 ) -> Path:
     from tuneyard.models.layout import arch_of
+    from tuneyard.task_types.model_card import write_model_card
     from tuneyard.yard.layout import model_display_name
     from tuneyard.yard.manifest import Manifest
 
@@ -259,6 +260,7 @@ def _write(
     with yard.create(manifest, target) as writer:
         merged.save_pretrained(writer.path)
         tokenizer.save_pretrained(writer.path)
+        write_model_card(yard, manifest, writer.path)
     return writer.final_path
 
 

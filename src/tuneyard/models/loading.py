@@ -8,9 +8,10 @@ What a folder is decides how it loads (first match wins):
    info file, built from ``config.json``, low-rank layers installed at the recorded ranks,
    ``model.safetensors`` loaded strictly. Offline, without the original weights.
 2. ``adapter_config.json`` — a PEFT (LoRA) adapter. Its base is
-   ``base_model_name_or_path`` (a local path, tried as given and then relative to the
-   adapter folder, or a hub id), loaded as the adapter's task type loads it (a
-   classifier's head sized from the adapter), else with these rules.
+   ``base_model_name_or_path`` (a local path: a relative one tried against the adapter
+   folder, the root of the yard holding it, then the working directory; or a hub id), loaded as
+   the adapter's task type loads it (a classifier's head sized from the adapter), else
+   with these rules.
 3. ``config.json`` — a plain HF model, loaded as the class its ``architectures`` names
    (``...ForSequenceClassification`` for a classifier; ``BertModel`` for a bare encoder
    such as all-MiniLM-L6-v2); ``AutoModel`` when the config names none.
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import ModelError
+from tuneyard.yard.root import enclosing_root
 
 ADAPTER_CONFIG = "adapter_config.json"
 RUN_SUBFOLDERS = ("best", "last")
@@ -184,7 +186,12 @@ def load_plain(folder: Path | str) -> Any:
 
 
 def adapter_base(folder: Path) -> Path | str:
-    """The adapter's base: an existing local folder if one matches, else the hub id."""
+    """The adapter's base: an existing local folder if one matches, else the hub id.
+
+    A relative path is tried against the adapter's own folder (a pack's ``base/``), then
+    the root of the yard holding the adapter (how tuneyard records a base in the yard),
+    then the working directory (as PEFT alone reads it).
+    """
     config = json.loads((folder / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
     if not base:
@@ -192,9 +199,15 @@ def adapter_base(folder: Path) -> Path | str:
             f"{folder / ADAPTER_CONFIG} has no base_model_name_or_path.",
             "Set it to the base model's folder or hub id.",
         )
-    for candidate in (Path(base).expanduser(), folder / base):
+    path = Path(base).expanduser()
+    root = enclosing_root(folder)
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [folder / path, *([root / path] if root is not None else []), path]
+    for candidate in candidates:
         if candidate.is_dir():
-            return candidate
+            return candidate.resolve()
     return str(base)
 
 

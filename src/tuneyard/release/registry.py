@@ -24,21 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import ArtifactExistsError, ArtifactNotFoundError, ConfigError
-from tuneyard.release.card import render_card
+from tuneyard.release.card import render_release_card
 from tuneyard.release.changelog import render_changelog
 from tuneyard.release.semver import Bump, Version, next_version
+from tuneyard.task_types.model_card import CARD_FILE, DEFAULT_LICENSE
 from tuneyard.yard.lineage import lineage, read_record, resolve
 from tuneyard.yard.manifest import MODEL_KINDS, Manifest, list_files, utc_now, write_manifest
 from tuneyard.yard.root import Yard
 from tuneyard.yard.writer import fill_claimed
 
 RELEASES_FOLDER = "releases"
-CARD_FILE = "README.md"
 CHANGELOG_FILE = "CHANGELOG.md"
 ALIAS_LOG = "aliases.log"
 RELEASE_ROLE = "release"  # the role of the artifact in a release manifest's parents
 REFERENCE_PREFIX = "release:"  # tuneyard.load("release:NAME@production")
-DEFAULT_LICENSE = "unknown"
 
 # A name is one folder; '@' separates it from a version or an alias in references.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -223,7 +222,7 @@ class Registry:
             manifest = self._manifest(record, name, chosen, notes, license_id, target)
             with fill_claimed(self.storage, target) as staged:
                 data = manifest.to_data()
-                card = render_card(data, lineage(self.yard, data), license_id)
+                card = render_release_card(data, lineage(self.yard, data), license_id)
                 self.storage.write_text(staged / CARD_FILE, card)
                 manifest.files = list_files(staged)
                 write_manifest(staged, manifest, self.storage)

@@ -2,13 +2,13 @@
 
 Each is published through :meth:`RunWriter.subfolder` (a temporary sibling renamed into
 place), holds the weights as safetensors, ``config.json``, the tokenizer and a
-``manifest.json`` of kind ``model`` whose parent is the run, and loads with
-``tuneyard.load(path)``:
+``manifest.json`` of kind ``model`` whose parent is the run, a model card (``README.md``,
+in place of PEFT's template) and loads with ``tuneyard.load(path)``:
 
 * a plain model: ``save_pretrained`` output;
 * a LoRA model: the adapter (``adapter_config.json`` whose ``base_model_name_or_path``
-  is the base model's absolute path, the adapter and head weights) plus the
-  classifier's ``config.json`` for the label names;
+  is the base's hub id or its path relative to the yard's root, the adapter and head
+  weights) plus the classifier's ``config.json`` for the label names;
 * a compressed model: the compressed-folder format (``compression_info.json`` with the
   factor ranks), so it loads without the original dense model.
 
@@ -23,6 +23,7 @@ sharing it is safe.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -30,10 +31,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneyard.models.loading import ADAPTER_CONFIG
+from tuneyard.task_types.model_card import CARD_FILE, write_model_card
 from tuneyard.yard.manifest import Manifest, Parent, list_files, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     from tuneyard.models.checkpoint import StartingCheckpoint
+    from tuneyard.yard.root import Yard
     from tuneyard.yard.writer import RunWriter
 
 # What a Trainer checkpoint holds besides the model: optimizer, scheduler, scaler, RNG and
@@ -49,13 +53,34 @@ _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_m
 def name_adapter_base(model: Any, parent: StartingCheckpoint) -> None:
     """Point a LoRA model's ``adapter_config.json`` at its base model's absolute path.
 
-    Set before training, so every checkpoint the Trainer writes (and every ``best/``
-    linked from one) loads its base from where this run found it.
+    Set before training, so every checkpoint the Trainer writes loads its base from
+    where this run found it (and PEFT, saving, can compare the base's vocabulary).
+    ``best/`` and ``last/`` record it relative to the yard instead (:func:`record_adapter_base`).
     """
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
         model.peft_config["default"].base_model_name_or_path = parent.source
+
+
+def record_adapter_base(yard: Yard, folder: Path) -> None:
+    """Make an adapter's base in ``folder`` a path relative to the yard's root, when it is inside it.
+
+    Like the yard's parent links, so a yard moved or copied elsewhere keeps its adapters:
+    tuneyard resolves the path against the root holding the adapter
+    (:func:`tuneyard.models.loading.adapter_base`), PEFT alone against the working
+    directory, which the cards' snippets say is the yard's. A hub id, or a folder outside
+    the yard, stays as it is. The file is replaced, never edited: it may be a link.
+    """
+    config_file = folder / ADAPTER_CONFIG
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text())
+    base = Path(str(config.get("base_model_name_or_path") or ""))
+    if not base.is_absolute() or not base.resolve().is_relative_to(yard.root):
+        return
+    config["base_model_name_or_path"] = yard.relative(base)
+    yard.storage.write_text(config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _compression_info_for(model: Any, parent: StartingCheckpoint) -> Any:
@@ -106,7 +131,7 @@ def checkpoint_model_files(checkpoint: Path) -> list[str] | None:
     names = sorted(entry.name for entry in checkpoint.iterdir() if entry.is_file())
     if not any(name in names for name in _WEIGHT_FILES):
         return None
-    return [name for name in names if not _TRAINER_STATE.match(name)]
+    return [name for name in names if not _TRAINER_STATE.match(name) and name != CARD_FILE]
 
 
 def _link_files(origin: Path, names: list[str], folder: Path) -> None:
@@ -143,15 +168,18 @@ def model_manifest(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> M
         parents=[Parent(id=run_manifest.id, path=run_manifest.path, role="run"), *run_manifest.parents],
         config=run_manifest.config,
         metrics=metrics,
+        versions=run_manifest.versions,
     )
 
 
 @contextlib.contextmanager
 def _model_folder(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> Iterator[Path]:
-    """A temporary folder to fill, published as ``run/<subfolder>`` with its manifest once filled."""
+    """A temporary folder to fill, published as ``run/<subfolder>`` with its card and manifest once filled."""
     manifest = model_manifest(run, subfolder, metrics)
     with run.subfolder(subfolder) as temp:
         yield temp
+        record_adapter_base(run.yard, temp)
+        write_model_card(run.yard, manifest, temp)
         manifest.files = list_files(temp)
         write_manifest(temp, manifest)
 
@@ -198,7 +226,7 @@ def link_model_folder(run: RunWriter, source: str, subfolder: str, metrics: dict
     Used for ``last/`` when the final evaluation was also the best.
     """
     origin = run.path / source
-    names = [entry.path for entry in read_manifest(origin).files]
+    names = [entry.path for entry in read_manifest(origin).files if entry.path != CARD_FILE]
     with _model_folder(run, subfolder, metrics) as temp:
         _link_files(origin, names, temp)
     return run.path / subfolder

@@ -58,6 +58,14 @@ def read_yard_config(root: Path) -> dict[str, Any]:
     return data
 
 
+def enclosing_root(path: Path) -> Path | None:
+    """The nearest folder at or above ``path`` that is a yard (has ``.tuneyard/`` or ``tuneyard.yaml``)."""
+    for folder in (path.resolve(), *path.resolve().parents):
+        if (folder / STATE_DIR).is_dir() or (folder / CONFIG_FILE).is_file():
+            return folder
+    return None
+
+
 class Yard:
     """One yard root: where artifacts go (layout), how they are written, and the index."""
 

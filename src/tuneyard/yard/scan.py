@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from tuneyard.errors import ArtifactNotFoundError
+from tuneyard.errors import ArtifactNotFoundError, ConfigError
 from tuneyard.yard.layout import is_generic_name
 from tuneyard.yard.manifest import (
     MANIFEST_FILE,
@@ -298,12 +298,14 @@ def import_paths(
     a manifest are indexed as they are. If a folder is refused, the folders imported
     before it stay imported and indexed.
     """
-    missing = [path for path in paths if not path.is_dir()]
+    missing = [path for path in paths if not path.is_dir() and not is_archive(path)]
     if missing:
         raise ArtifactNotFoundError(
             f"cannot import {missing[0]}: no such folder.",
-            "Give folders that hold models (config.json, weights).",
+            "Give folders that hold models (config.json, weights), or a .tar of one "
+            "(`tuneyard release pack -o FILE.tar`).",
         )
+    paths = [unpack_archive(yard, path) if is_archive(path) else path for path in paths]
     report = ScanReport()
     records: list[dict[str, Any]] = []
     try:
@@ -345,6 +347,52 @@ def _import_folder(
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return manifest
+
+
+def is_archive(path: Path) -> bool:
+    """A ``.tar`` file: what ``tuneyard release pack -o FILE.tar`` writes."""
+    return path.is_file() and path.suffix == ".tar"
+
+
+def unpack_archive(yard: Yard, archive: Path) -> Path:
+    """Unpack a ``.tar`` holding one model folder into the yard as ``models/imported/{arch}/{name}``.
+
+    Extracted with tarfile's ``data`` filter (no paths outside the folder, no links out,
+    no device files) into a staging folder, and published whole onto a claimed name.
+    """
+    import tarfile
+
+    from tuneyard.yard.writer import claim_folder
+
+    storage = yard.storage
+    staged = storage.staging_folder(yard.state_dir / "unpack")
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(staged, filter="data")
+        except tarfile.TarError as exc:  # unreadable, or a member the data filter refuses
+            raise ConfigError(
+                f"{archive} cannot be unpacked: {exc}.",
+                "Import a tar made by `tuneyard release pack`; a member outside its folder, "
+                "a link out of it or a device file is refused.",
+            ) from exc
+        tops = list(staged.iterdir())
+        if len(tops) != 1 or not tops[0].is_dir() or not is_model_folder(names_in(tops[0])):
+            raise ConfigError(
+                f"{archive} does not hold one model folder.",
+                "Import a tar made by `tuneyard release pack`, or unpack it and import the model folder.",
+            )
+        values, _ = infer_metadata(tops[0])
+        target = claim_folder(storage, yard.target_path("model", arch=values["arch"], name=tops[0].name))
+        storage.publish(tops[0], target)
+    finally:
+        storage.delete(staged)
+    return target
+
+
+def names_in(folder: Path) -> list[str]:
+    """The names of the files directly in ``folder``."""
+    return [entry.name for entry in folder.iterdir() if entry.is_file()]
 
 
 def _existing_records(yard: Yard, folder: Path, problems: list[Problem]) -> list[dict[str, Any]]:

@@ -110,8 +110,8 @@ def load_adapter_base(base: Path | str, adapter: Path) -> Any:
 
     num_labels, id2label = adapter_head_size(adapter)
     options: dict[str, Any] = {}
-    if num_labels is not None:
-        options["num_labels"] = num_labels
+    if num_labels is not None:  # a base with a head of another size keeps its body only
+        options |= {"num_labels": num_labels, "ignore_mismatched_sizes": True}
     if id2label is not None:
         options |= {"id2label": id2label, "label2id": {label: index for index, label in id2label.items()}}
     with transformers_errors_only():
