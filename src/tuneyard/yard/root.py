@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
 from tuneyard.yard.fields import FILTERS
-from tuneyard.yard.storage import LOCAL, Storage
+from tuneyard.yard.storage import LOCAL, Storage, open_url
 
 if TYPE_CHECKING:
     from tuneyard.yard.index import Index
@@ -70,7 +70,14 @@ class Yard:
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Yard:
-        """The yard at ``root``, ``$TUNEYARD_HOME`` or the working directory."""
+        """The yard at ``root``, ``$TUNEYARD_HOME`` or the working directory.
+
+        A URL (``s3://bucket/prefix``) picks its storage by scheme and works in a local copy.
+        """
+        chosen = str(root if root is not None else os.environ.get(HOME_ENV, ""))
+        if "://" in chosen:
+            working_copy, storage = open_url(chosen)
+            return cls(working_copy, storage)
         return cls(resolve_root(root))
 
     @cached_property
@@ -114,7 +121,7 @@ class Yard:
         gigabytes of weights on the next ``git add .``. A user's own file is never replaced.
         """
         target = self.root / GITIGNORE_FILE
-        if target.exists():
+        if target.exists() or self.storage.is_remote:  # a bucket is not a git working tree
             return False
         lines = ["# Written by tuneyard when this yard was created: weights and data stay out of git."]
         self.storage.write_text(target, "\n".join([*lines, *self.heavy_folders()]) + "\n")
@@ -295,7 +302,7 @@ class Yard:
         never writes the index, leaves it to the driver. SQLite's side files of the
         deleted database go first, so none of its pages come back.
         """
-        is_yard = self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
+        is_yard = self.storage.is_remote or self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
         if self.has_index or not is_yard or not self.index_writes:
             return None
         for suffix in ("-wal", "-shm"):
