@@ -73,6 +73,34 @@ def test_compress_finetune_eval_on_s3_then_another_machine_lists_and_shows_the_s
     assert any(name.endswith("best/model.safetensors") for name in remote_files(s3_yard))
 
 
+def test_another_machine_sees_new_artifacts_and_metrics_without_a_reindex(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard.yard import Manifest, Yard
+    from tuneyard.yard.manifest import update_manifest
+
+    def write_on_a(name: str) -> Path:
+        machine(monkeypatch, tmp_path / "machine-a")
+        yard = Yard.open(s3_yard)
+        manifest = Manifest(kind="compressed", name=name, path="", arch="bert")
+        with yard.create(manifest, yard.root / "compressed_models" / name) as writer:
+            (writer.path / "weights.bin").write_bytes(b"0" * 64)
+        return writer.path
+
+    def listed_on_b() -> dict[str, dict[str, float]]:
+        machine(monkeypatch, tmp_path / "machine-b")
+        result = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return {row["name"]: row["metrics"] for row in json.loads(result.stdout)}
+
+    first = write_on_a("first")
+    assert listed_on_b() == {"first": {}}
+    write_on_a("second")
+    yard_on_a = Yard.open(s3_yard)
+    update_manifest(first, lambda manifest: manifest.metrics.update({"accuracy": 0.75}), yard_on_a.storage)
+    assert listed_on_b() == {"first": {"accuracy": 0.75}, "second": {}}
+
+
 # Claims outputs/model once the test creates the file GO (after both processes said "ready").
 CLAIM = """
 import sys, time

@@ -259,6 +259,21 @@ class ObjectStorage(Storage):
             self.fs.get_file(name, str(local))
         return path
 
+    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
+        key = self.key(top)
+        if key is None:
+            return [], mark
+        self.fs.invalidate_cache(key)
+        # One paginated listing of the keys: S3 can neither filter by suffix nor by date.
+        found = self.fs.find(key, detail=True)
+        changed, newest = [], mark
+        for name, info in found.items():
+            modified = info["LastModified"].timestamp()
+            if posixpath.basename(name) == MANIFEST and modified >= mark:
+                changed.append(top / posixpath.relpath(posixpath.dirname(name), key))
+                newest = max(newest, modified)
+        return sorted(changed), newest
+
     def sync(self, folder: Path) -> None:
         key = self.key(folder)
         if key is None or not folder.is_dir():

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
+from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError, ManifestError
 from tuneyard.yard.fields import FILTERS
 from tuneyard.yard.storage import LOCAL, Storage, open_url
 
@@ -25,6 +25,8 @@ GITIGNORE_FILE = ".gitignore"
 # Artifacts written or imported outside the root (--output-dir, runs import): one
 # absolute path a line. A file, not an index table, so reindex can find them again.
 EXTERNAL_FILE = "external.txt"
+# On shared storage: the store's time of the newest manifest the local index has seen.
+LISTED_FILE = "listed_at"
 HOME_ENV = "TUNEYARD_HOME"
 
 
@@ -67,6 +69,7 @@ class Yard:
         # False in a grid's worker processes (Ray tasks, --jobs): only the driver writes the
         # index; the workers' manifests are the truth it registers when a cell ends.
         self.index_writes = index_writes
+        self.refreshed = False  # on shared storage: listed once per command, not per query
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Yard:
@@ -303,11 +306,39 @@ class Yard:
         deleted database go first, so none of its pages come back.
         """
         is_yard = self.storage.is_remote or self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
-        if self.has_index or not is_yard or not self.index_writes:
+        if not is_yard or not self.index_writes:
+            return None
+        if self.has_index:
+            self.refresh_index()
             return None
         for suffix in ("-wal", "-shm"):
             self.storage.delete(self.state_dir / f"{INDEX_FILE}{suffix}")
-        return self.reindex()
+        report = self.reindex()
+        self.refresh_index()  # sets the mark from which the next refresh lists
+        return report
+
+    def refresh_index(self) -> None:
+        """Index the manifests other machines wrote since the last listing (a yard on shared storage).
+
+        The mark is the store's own time of the newest manifest seen, so clocks that
+        disagree between machines cannot hide one; manifests at the mark are read again.
+        """
+        if not self.storage.is_remote or self.refreshed:
+            return
+        self.refreshed = True
+        from tuneyard.yard.manifest import read_manifest
+
+        mark_file = self.state_dir / LISTED_FILE
+        mark = float(self.storage.read_text(mark_file)) if mark_file.is_file() else 0.0
+        folders, newest = self.storage.manifests_since(self.root, mark)
+        for folder in folders:
+            try:
+                manifest = read_manifest(folder, self.storage)
+            except (FileNotFoundError, ManifestError):
+                continue  # deleted since the listing, or corrupt: `runs reindex` lists those
+            manifest.path = self.relative(folder)
+            self.register(manifest)
+        self.storage.write_text(mark_file, repr(newest))
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
         """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""

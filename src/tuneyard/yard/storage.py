@@ -149,6 +149,14 @@ class Storage(ABC):
     def sync(self, folder: Path) -> None:
         """Send what was written in place under ``folder`` (a run's logs) to where the yard lives."""
 
+    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
+        """Manifests under ``top`` written at or after ``mark`` (the store's clock), and the new mark.
+
+        Where the yard is shared (object storage), how the local index learns what other
+        machines wrote; a local yard's writers update the index themselves.
+        """
+        return [], mark
+
     def claim_of(self, folder: Path) -> Claim | None:
         """Who claimed ``folder``, where names are claimed with a record of it (object storage)."""
         return None
