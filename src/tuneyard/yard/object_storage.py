@@ -282,7 +282,7 @@ class ObjectStorage(Storage):
         remote = self.fs.find(key, detail=True)
         for local in sorted(folder.rglob("*")):
             relative = local.relative_to(folder).as_posix()
-            if not local.is_file() or any(part.startswith(TEMP_PREFIX) for part in local.parts):
+            if not local.is_file() or any(part.startswith(".") for part in local.relative_to(folder).parts):
                 continue
             info = remote.get(f"{key}/{relative}")
             if info is None or not is_current(local, info, newer_side="remote"):
