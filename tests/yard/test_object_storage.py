@@ -5,6 +5,7 @@ Each machine is a ``$TUNEYARD_YARD_CACHE`` folder; the bucket is the only thing 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -210,3 +211,52 @@ def test_an_s3_yard_without_s3fs_installed_says_how_to_install_it(tmp_path: Path
     assert result.returncode == 2
     assert "error: the yard s3://bucket/yard needs s3fs, which is not installed." in result.stderr
     assert "pip install 'tuneyard[s3]'" in result.stderr
+
+
+# 16 rows / batch 8 = 2 steps an epoch, 2 epochs; evaluate and checkpoint every step.
+RESUMABLE = (
+    "--strategy", "full", "--epochs", "2", "--batch-size", "8", "--save-steps", "1", "--keep", "2",
+    "--learning-rate", "5e-3", "--project", "p", "--quiet",
+)  # fmt: skip
+
+
+def logged(run: Path) -> list[dict[str, str]]:
+    with open(run / "training_log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_result(
+    cli: Callable[..., object],
+    run_killed_at: Callable[..., subprocess.CompletedProcess[str]],
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), {"train": 16, "validation": 8})
+    common = ("--yard", s3_yard, "finetune", "--checkpoint", tiny_model("bert"), "--data", data, *RESUMABLE)
+    reference = cli(*common, "--name", "reference")
+    assert reference.exit_code == 0, reference.stderr
+    # dies (os._exit, as SIGKILL would) as it opens the log for its third evaluation's row
+    killed = run_killed_at("training_log.csv", *common, "--name", "killed", event="open", nth=3)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    before = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/killed", "--format", "json")
+    assert json.loads(before.stdout)["status"] == "running"
+    resumed = cli("--yard", s3_yard, "finetune", "--resume", "outputs/p/topics/killed")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "from checkpoint-" in resumed.stderr, resumed.stderr
+    run = Path(resumed.stdout.strip())
+    assert run.is_relative_to(tmp_path / "machine-b")
+
+    expected, got = logged(Path(reference.stdout.strip())), logged(run)
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    for want, have in zip(expected, got, strict=True):
+        for column in ("train_loss", "val_loss", "accuracy"):
+            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
+    shown = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/killed", "--format", "json")
+    reference_shown = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/reference", "--format", "json")
+    record, reference_record = json.loads(shown.stdout), json.loads(reference_shown.stdout)
+    assert record["status"] == "complete"
+    assert record["metrics"]["topics"] == pytest.approx(reference_record["metrics"]["topics"], abs=1e-4)

@@ -151,6 +151,16 @@ class Yard:
         manifest_id = read_manifest(folder, self.storage).id if (folder / MANIFEST_FILE).is_file() else None
         return Parent(id=manifest_id, path=self.relative(folder), role=role)
 
+    def localize(self, folder: Path) -> Path:
+        """A folder the user named (``--resume RUN``), absolute and present on this machine.
+
+        On shared storage a relative path is the yard's (as ``runs ls`` prints it), and
+        the folder is downloaded into the working copy when missing or outdated there.
+        """
+        if self.storage.is_remote and not folder.is_absolute():
+            folder = self.root / folder
+        return self.storage.localize(folder.resolve())
+
     def absolute(self, relative: str) -> Path:
         """Inverse of :meth:`relative`."""
         return (self.root / relative).resolve()
