@@ -102,6 +102,15 @@ def test_another_machine_sees_new_artifacts_and_metrics_without_a_reindex(
     assert listed_on_b() == {"first": {"accuracy": 0.75}, "second": {}}
 
 
+def test_the_layout_in_the_buckets_tuneyard_yaml_applies_on_every_machine(s3_yard: str) -> None:
+    from tuneyard.yard import Yard
+
+    bucket_file = f"{s3_yard.removeprefix('s3://')}/tuneyard.yaml"
+    layout = b"layout:\n  compressed: small/{model}\n"
+    s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(bucket_file, layout)
+    assert Yard.open(s3_yard).layout.templates["compressed"] == "small/{model}"
+
+
 # Claims outputs/model once the test creates the file GO (after both processes said "ready").
 CLAIM = """
 import sys, time

@@ -36,15 +36,17 @@ def resolve_root(root: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def read_yard_config(root: Path) -> dict[str, Any]:
+def read_yard_config(root: Path, storage: Storage = LOCAL) -> dict[str, Any]:
     """The yard's ``tuneyard.yaml`` as a mapping (empty when there is none)."""
     import yaml
 
     config_file = root / CONFIG_FILE
-    if not config_file.is_file():
+    try:
+        text = storage.read_text(config_file)
+    except (FileNotFoundError, IsADirectoryError):
         return {}
     try:
-        data = yaml.safe_load(LOCAL.read_text(config_file)) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_file} is not valid YAML: {exc}.") from exc
     if not isinstance(data, dict):
@@ -88,7 +90,7 @@ class Yard:
         """Layout templates: the defaults, overridden by ``tuneyard.yaml``."""
         from tuneyard.yard.layout import Layout
 
-        return Layout(read_yard_config(self.root).get("layout"))
+        return Layout(read_yard_config(self.root, self.storage).get("layout"))
 
     @property
     def state_dir(self) -> Path:
