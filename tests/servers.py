@@ -94,3 +94,47 @@ def wait_until_serving(process: subprocess.Popen, url: str, log: Path, seconds: 
                     f"{' '.join(map(str, process.args[:3]))} did not start: {log.read_text()[-2000:]}"
                 )
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server in its own process on 127.0.0.1 (a real S3 HTTP API, conditional puts included)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(process, url, log_path, seconds=60)
+        yield url
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def s3_yard(
+    s3_endpoint: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """``s3://BUCKET/yard`` in a fresh bucket of the moto server; this process plays "machine a"
+    (``$TUNEYARD_YARD_CACHE`` = ``tmp_path/machine-a``; set it to another folder to play another machine)."""
+    import hashlib
+
+    import s3fs
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "TUNEYARD_YARD_CACHE": str(tmp_path / "machine-a"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = "yard-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
+    return f"s3://{bucket}/yard"

@@ -8,7 +8,6 @@ read-only commands (``runs ls``) start without pydantic, torch or transformers.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import click
@@ -40,8 +39,12 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     yard: Annotated[
-        Path | None,
-        typer.Option("--yard", envvar="TUNEYARD_HOME", help="Yard root (default: the working directory)."),
+        str | None,
+        typer.Option(
+            "--yard",
+            envvar="TUNEYARD_HOME",
+            help="Yard root: a folder or s3://bucket/prefix (default: the working directory).",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")

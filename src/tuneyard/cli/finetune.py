@@ -66,7 +66,7 @@ def finetune(
         given = list(flags) + (["--config"] if config else [])
         if given:
             note(f"note: resuming with the run's saved config.yaml; ignoring {', '.join(given)}.")
-        prepared = prepare_finetune(None, yard, resume=run_path.expanduser().resolve())
+        prepared = prepare_finetune(None, yard, resume=run_path.expanduser())
     else:
         options = resolve_options(FinetuneOptions, flags, config, set_ or ())
         prepared = prepare_finetune(options, yard, resume=resume)

@@ -328,6 +328,7 @@ def prepare_finetune(
     the run the given options lead to (same flags as when it started).
     """
     if isinstance(resume, Path):
+        resume = yard.localize(resume)  # on S3: the run as another machine left it
         check_resumable(resume)
         options = read_saved_options(resume)
     if options is None:

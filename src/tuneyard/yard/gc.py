@@ -35,6 +35,7 @@ FILE_REASON = "temporary file of an interrupted write"
 MANIFEST_REASON = "temporary manifest of an interrupted write"
 CLAIM_REASON = "empty folder claimed by a writer that stopped"
 RESTORE_REASON = "older version moved aside by an interrupted replace: put back"
+UPLOAD_REASON = "claimed folder whose upload stopped before its manifest"
 INDEX_REASON = "index entry whose folder or manifest is gone"
 
 
@@ -95,12 +96,18 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
     # (folder, protected): a claimed folder whose writer still works next to it in
     # ".tmp-{name}-..." is empty on purpose and must stay.
     stack: list[tuple[Path, bool]] = [(yard.root, True)]
+    with_manifest: set[Path] = set()
     while stack:
         folder, protected = stack.pop()
         entries = yard.storage.list(folder)
         if not entries and not protected and is_abandoned(folder, older_than_s, now):
             leftovers.append(Leftover(yard.relative(folder), CLAIM_REASON))
         names = {entry.name for entry in entries}
+        if MANIFEST_FILE in names:
+            with_manifest.add(folder)
+        elif (claim := yard.storage.claim_of(folder)) is not None and claim.abandoned(older_than_s, now):
+            leftovers.append(Leftover(yard.relative(folder), UPLOAD_REASON))
+            continue
         active_temps = []
         for entry in entries:
             path = folder / entry.name
@@ -115,7 +122,13 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
                 stack.append((path, claimed))
     if yard.has_index:
         for indexed in yard.index.paths():
-            if not (yard.root / indexed / MANIFEST_FILE).is_file():
+            folder = yard.root / indexed
+            # On object storage the walk's listings are the truth; the working copy may lack the folder.
+            if yard.storage.is_remote and folder.is_relative_to(yard.root):
+                missing = folder not in with_manifest
+            else:
+                missing = not (folder / MANIFEST_FILE).is_file()
+            if missing:
                 leftovers.append(Leftover(indexed, INDEX_REASON))
     leftovers.sort(key=lambda leftover: leftover.path)
     return leftovers

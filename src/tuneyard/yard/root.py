@@ -7,9 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
+from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError, ManifestError
 from tuneyard.yard.fields import FILTERS
-from tuneyard.yard.storage import LOCAL, Storage
+from tuneyard.yard.storage import LOCAL, Storage, open_url
 
 if TYPE_CHECKING:
     from tuneyard.yard.index import Index
@@ -25,6 +25,8 @@ GITIGNORE_FILE = ".gitignore"
 # Artifacts written or imported outside the root (--output-dir, runs import): one
 # absolute path a line. A file, not an index table, so reindex can find them again.
 EXTERNAL_FILE = "external.txt"
+# On shared storage: the store's time of the newest manifest the local index has seen.
+LISTED_FILE = "listed_at"
 HOME_ENV = "TUNEYARD_HOME"
 
 
@@ -34,15 +36,17 @@ def resolve_root(root: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def read_yard_config(root: Path) -> dict[str, Any]:
+def read_yard_config(root: Path, storage: Storage = LOCAL) -> dict[str, Any]:
     """The yard's ``tuneyard.yaml`` as a mapping (empty when there is none)."""
     import yaml
 
     config_file = root / CONFIG_FILE
-    if not config_file.is_file():
+    try:
+        text = storage.read_text(config_file)
+    except (FileNotFoundError, IsADirectoryError):
         return {}
     try:
-        data = yaml.safe_load(LOCAL.read_text(config_file)) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{config_file} is not valid YAML: {exc}.") from exc
     if not isinstance(data, dict):
@@ -75,10 +79,18 @@ class Yard:
         # False in a grid's worker processes (Ray tasks, --jobs): only the driver writes the
         # index; the workers' manifests are the truth it registers when a cell ends.
         self.index_writes = index_writes
+        self.refreshed = False  # on shared storage: listed once per command, not per query
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Yard:
-        """The yard at ``root``, ``$TUNEYARD_HOME`` or the working directory."""
+        """The yard at ``root``, ``$TUNEYARD_HOME`` or the working directory.
+
+        A URL (``s3://bucket/prefix``) picks its storage by scheme and works in a local copy.
+        """
+        chosen = str(root if root is not None else os.environ.get(HOME_ENV, ""))
+        if "://" in chosen:
+            working_copy, storage = open_url(chosen)
+            return cls(working_copy, storage)
         return cls(resolve_root(root))
 
     @cached_property
@@ -86,7 +98,7 @@ class Yard:
         """Layout templates: the defaults, overridden by ``tuneyard.yaml``."""
         from tuneyard.yard.layout import Layout
 
-        return Layout(read_yard_config(self.root).get("layout"))
+        return Layout(read_yard_config(self.root, self.storage).get("layout"))
 
     @property
     def state_dir(self) -> Path:
@@ -122,7 +134,7 @@ class Yard:
         gigabytes of weights on the next ``git add .``. A user's own file is never replaced.
         """
         target = self.root / GITIGNORE_FILE
-        if target.exists():
+        if target.exists() or self.storage.is_remote:  # a bucket is not a git working tree
             return False
         lines = ["# Written by tuneyard when this yard was created: weights and data stay out of git."]
         self.storage.write_text(target, "\n".join([*lines, *self.heavy_folders()]) + "\n")
@@ -148,6 +160,16 @@ class Yard:
             return Parent(path=str(source), role=role)
         manifest_id = read_manifest(folder, self.storage).id if (folder / MANIFEST_FILE).is_file() else None
         return Parent(id=manifest_id, path=self.relative(folder), role=role)
+
+    def localize(self, folder: Path) -> Path:
+        """A folder the user named (``--resume RUN``), absolute and present on this machine.
+
+        On shared storage a relative path is the yard's (as ``runs ls`` prints it), and
+        the folder is downloaded into the working copy when missing or outdated there.
+        """
+        if self.storage.is_remote and not folder.is_absolute():
+            folder = self.root / folder
+        return self.storage.localize(folder.resolve())
 
     def absolute(self, relative: str) -> Path:
         """Inverse of :meth:`relative`."""
@@ -303,12 +325,40 @@ class Yard:
         never writes the index, leaves it to the driver. SQLite's side files of the
         deleted database go first, so none of its pages come back.
         """
-        is_yard = self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
-        if self.has_index or not is_yard or not self.index_writes:
+        is_yard = self.storage.is_remote or self.state_dir.is_dir() or (self.root / CONFIG_FILE).is_file()
+        if not is_yard or not self.index_writes:
+            return None
+        if self.has_index:
+            self.refresh_index()
             return None
         for suffix in ("-wal", "-shm"):
             self.storage.delete(self.state_dir / f"{INDEX_FILE}{suffix}")
-        return self.reindex()
+        report = self.reindex()
+        self.refresh_index()  # sets the mark from which the next refresh lists
+        return report
+
+    def refresh_index(self) -> None:
+        """Index the manifests other machines wrote since the last listing (a yard on shared storage).
+
+        The mark is the store's own time of the newest manifest seen, so clocks that
+        disagree between machines cannot hide one; manifests at the mark are read again.
+        """
+        if not self.storage.is_remote or self.refreshed:
+            return
+        self.refreshed = True
+        from tuneyard.yard.manifest import read_manifest
+
+        mark_file = self.state_dir / LISTED_FILE
+        mark = float(self.storage.read_text(mark_file)) if mark_file.is_file() else 0.0
+        folders, newest = self.storage.manifests_since(self.root, mark)
+        for folder in folders:
+            try:
+                manifest = read_manifest(folder, self.storage)
+            except (FileNotFoundError, ManifestError):
+                continue  # deleted since the listing, or corrupt: `runs reindex` lists those
+            manifest.path = self.relative(folder)
+            self.register(manifest)
+        self.storage.write_text(mark_file, repr(newest))
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
         """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""

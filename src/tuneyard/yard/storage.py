@@ -23,13 +23,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import importlib
 import os
 import secrets
 import shutil
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# Yard roots given as a URL: the Storage class for each scheme, imported when a yard uses it.
+STORAGE_BY_SCHEME = {"s3": "tuneyard.yard.object_storage:ObjectStorage"}
 
 TEMP_PREFIX = ".tmp-"
 # A folder replaced by a newer one is moved aside under this prefix until the new one is in.
@@ -56,8 +61,34 @@ class Entry:
     is_dir: bool
 
 
+@dataclass(frozen=True)
+class Claim:
+    """Who claimed a folder on shared storage, and when: how gc tells an abandoned claim."""
+
+    host: str
+    pid: int
+    time: float
+
+    def abandoned(self, older_than_s: float, now: float) -> bool:
+        """Older than the grace period, and its writer is gone (known only on its own host)."""
+        if now - self.time < older_than_s:
+            return False
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
 class Storage(ABC):
     """What the yard does with files; one implementation per kind of place (local disk, object store)."""
+
+    # Whether the yard's truth lives elsewhere and its paths are a local working copy.
+    is_remote = False
 
     @abstractmethod
     def read_bytes(self, path: Path) -> bytes:
@@ -110,6 +141,40 @@ class Storage(ABC):
     @abstractmethod
     def restore_replaced(self, folder: Path) -> list[str]:
         """Put back versions that a killed :meth:`publish` had moved aside; returns their names."""
+
+    def localize(self, path: Path) -> Path:
+        """``path`` (a file or a folder) present and current on this machine, for readers that open it."""
+        return path
+
+    def sync(self, folder: Path) -> None:
+        """Send what was written in place under ``folder`` (a run's logs) to where the yard lives."""
+
+    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
+        """Manifests under ``top`` written at or after ``mark`` (the store's clock), and the new mark.
+
+        Where the yard is shared (object storage), how the local index learns what other
+        machines wrote; a local yard's writers update the index themselves.
+        """
+        return [], mark
+
+    def claim_of(self, folder: Path) -> Claim | None:
+        """Who claimed ``folder``, where names are claimed with a record of it (object storage)."""
+        return None
+
+
+def open_url(url: str) -> tuple[Path, Storage]:
+    """The local working copy and the storage of a yard root given as a URL, by its scheme."""
+    from tuneyard.errors import ConfigError
+
+    scheme = url.split("://", 1)[0]
+    if scheme not in STORAGE_BY_SCHEME:
+        raise ConfigError(
+            f"no yard storage for {scheme}:// URLs ({url}).",
+            f"Use a local folder or one of: {', '.join(f'{name}://' for name in STORAGE_BY_SCHEME)}.",
+        )
+    module, name = STORAGE_BY_SCHEME[scheme].split(":")
+    storage = getattr(importlib.import_module(module), name).open(url)
+    return storage.local_root, storage
 
 
 def _fsync(path: Path) -> None:

@@ -228,10 +228,12 @@ class RunWriter:
         """Mark the run complete, listing its files with their checksums (not ``checkpoint-*``'s)."""
         self.manifest.files = list_files(self.path, unhashed=is_checkpoint_file)
         self.manifest.status = "complete"
+        self.yard.storage.sync(self.path)
         self.save()
 
     def fail(self, reason: str | None = None) -> None:
         """Mark the run failed (``reason`` says why); its folder stays for inspection or ``--resume``."""
         self.manifest.status = "failed"
         self.manifest.stop_reason = reason
+        self.yard.storage.sync(self.path)
         self.save()

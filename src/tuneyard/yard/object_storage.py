@@ -1,0 +1,304 @@
+"""A yard on object storage (S3 through fsspec's ``s3fs``): the remote copy is the truth.
+
+The rest of tuneyard addresses yard files by local ``Path``; here those paths are the
+*working copy* of the yard on this machine, one folder per yard URL under
+``$TUNEYARD_YARD_CACHE`` (default ``~/.cache/tuneyard/yards``). :class:`ObjectStorage`
+maps a path under that folder to its object key and keeps both sides in step:
+
+* writes go to the working copy and are uploaded (one ``PUT`` is atomic on S3);
+* reads of yard files (manifests, logs, listings) ask the object store, so another
+  machine's artifacts are seen; :meth:`localize` downloads files a reader opens by
+  path (a model folder) when they are missing or outdated here;
+* ``publish`` uploads a staged folder file by file with ``manifest.json`` last, so an
+  interrupted upload never looks complete (reindex and ``runs ls`` only see folders
+  with a manifest);
+* ``create_exclusive`` is a conditional put (``If-None-Match: *``) of a claim marker
+  that records who claimed the name; ``runs gc`` removes a claimed folder that never
+  got its manifest once its writer is gone (:meth:`claim_of`);
+* ``lock`` is a lease object, also taken with a conditional put, broken when older
+  than :data:`LEASE_S` (its holder was killed);
+* ``.tuneyard/`` (the SQLite index) and staging folders (``.tmp-*``) stay local: the
+  index is a cache per machine, rebuilt by listing the remote manifests.
+
+The endpoint and credentials come from the standard places (``AWS_ENDPOINT_URL`` or
+``FSSPEC_S3_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` ..., ``~/.aws``), read by botocore
+and fsspec themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import posixpath
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tuneyard.errors import ConfigError
+from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage
+
+CACHE_ENV = "TUNEYARD_YARD_CACHE"
+# The name marker of a claimed folder, and the lease object of a locked one.
+CLAIM_MARKER = ".tuneyard-claim"
+LOCK_OBJECT = ".tuneyard-lock"
+# A lock older than this was left by a killed holder (a manifest update takes milliseconds).
+LEASE_S = 60.0
+MANIFEST = "manifest.json"
+LOCAL_ONLY = ".tuneyard"  # the index: a cache of this machine, never uploaded
+# Fail fast on a wrong endpoint instead of botocore's minutes of retries.
+CLIENT_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
+
+
+def cache_root() -> Path:
+    """Where working copies of remote yards live on this machine."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return (base / "tuneyard" / "yards").resolve()
+
+
+class ObjectStorage(Storage):
+    """The yard at ``url`` (``s3://bucket/prefix``) with its working copy at ``local_root``."""
+
+    is_remote = True
+
+    def __init__(self, fs: Any, url: str, local_root: Path) -> None:
+        self.fs = fs
+        self.url = url
+        self.remote_root = fs._strip_protocol(url).rstrip("/")
+        self.local_root = local_root
+
+    @classmethod
+    def open(cls, url: str) -> ObjectStorage:
+        """Connect to the yard at ``url``; a ``ConfigError`` naming the fix when that cannot work."""
+        scheme = url.split("://", 1)[0]
+        try:
+            import fsspec
+
+            fs = fsspec.filesystem(scheme, config_kwargs=CLIENT_CONFIG, skip_instance_cache=True)
+        except ImportError as exc:
+            raise ConfigError(
+                f"the yard {url} needs {scheme}fs, which is not installed.",
+                "Install it with `pip install 'tuneyard[s3]'`.",
+            ) from exc
+        storage = cls(fs, url, cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16])
+        storage.check_reachable()
+        storage.local_root.mkdir(parents=True, exist_ok=True)
+        return storage
+
+    def check_reachable(self) -> None:
+        """List the yard's bucket once, turning a wrong endpoint, bucket or credentials into a hint."""
+        bucket = self.remote_root.split("/", 1)[0]
+        try:
+            self.fs.ls(bucket, refresh=True)
+        except Exception as exc:  # botocore's connection, credential and HTTP errors share no base
+            raise ConfigError(
+                f"cannot reach the yard {self.url}: {exc}.",
+                "Check the bucket name, the endpoint (AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL) "
+                "and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or ~/.aws).",
+            ) from exc
+
+    def key(self, path: Path) -> str | None:
+        """The object key of a working-copy path; None for paths that stay local."""
+        if not path.is_relative_to(self.local_root):
+            return None
+        relative = path.relative_to(self.local_root)
+        # staging folders are built here and uploaded by publish; the index is this machine's
+        staged = any(part.startswith(TEMP_PREFIX) for part in relative.parts)
+        if staged or relative.parts[:1] == (LOCAL_ONLY,):
+            return None
+        return posixpath.join(self.remote_root, relative.as_posix()) if relative.parts else self.remote_root
+
+    def read_bytes(self, path: Path) -> bytes:
+        key = self.key(path)
+        if key is None:
+            return LOCAL.read_bytes(path)
+        data: bytes = self.fs.cat_file(key)
+        return data
+
+    def write_bytes(self, path: Path, data: bytes) -> None:
+        key = self.key(path)
+        LOCAL.write_bytes(path, data)
+        if key is not None:
+            self.fs.pipe_file(key, data)
+
+    def append_text(self, path: Path, text: str) -> None:
+        key = self.key(path)
+        if key is not None and not path.exists():
+            self.localize(path)  # the lines another machine wrote come first
+        LOCAL.append_text(path, text)
+        if key is not None:
+            self.fs.put_file(str(path), key)
+
+    def create_exclusive(self, path: Path) -> bool:
+        key = self.key(path)
+        if key is None:
+            return LOCAL.create_exclusive(path)
+        self.fs.invalidate_cache(key)
+        if self.fs.exists(key):
+            return False
+        claim = Claim(socket.gethostname(), os.getpid(), time.time())
+        try:
+            self.fs.pipe_file(f"{key}/{CLAIM_MARKER}", json.dumps(claim.__dict__).encode(), mode="create")
+        except FileExistsError:
+            return False
+        path.mkdir(parents=True, exist_ok=True)
+        return True
+
+    def claim_of(self, folder: Path) -> Claim | None:
+        key = self.key(folder)
+        if key is None:
+            return None
+        try:
+            return Claim(**json.loads(self.fs.cat_file(f"{key}/{CLAIM_MARKER}")))
+        except FileNotFoundError:
+            return None
+
+    def list(self, folder: Path) -> list[Entry]:
+        key = self.key(folder)
+        if key is None:
+            return LOCAL.list(folder)
+        self.fs.invalidate_cache(key)  # s3fs caches listings: another machine's writes must show
+        try:
+            listing = self.fs.ls(key, detail=True)
+        except FileNotFoundError:
+            return []
+        entries = {
+            posixpath.basename(item["name"].rstrip("/")): item["type"] == "directory"
+            for item in listing
+            if item["name"].rstrip("/") != key
+        }
+        return [Entry(name, is_dir) for name, is_dir in sorted(entries.items())]
+
+    def staging_folder(self, target: Path) -> Path:
+        return LOCAL.staging_folder(target)
+
+    def publish(self, staged: Path, target: Path) -> None:
+        key = self.key(target)
+        if key is not None:
+            files = sorted(
+                path.relative_to(staged).as_posix() for path in staged.rglob("*") if path.is_file()
+            )
+            # manifest.json last: a folder without one is an unfinished upload, never a result
+            body = [name for name in files if name != MANIFEST]
+            self.fs.put([str(staged / name) for name in body], [f"{key}/{name}" for name in body])
+            if MANIFEST in files:
+                self.fs.put_file(str(staged / MANIFEST), f"{key}/{MANIFEST}")
+            self.fs.invalidate_cache(key)
+            kept = {f"{key}/{name}" for name in files} | {f"{key}/{CLAIM_MARKER}"}
+            stale = [name for name in self.fs.find(key) if name not in kept]
+            if stale:
+                self.fs.rm(stale)
+        LOCAL.publish(staged, target)
+
+    def delete(self, path: Path) -> None:
+        key = self.key(path)
+        LOCAL.delete(path)
+        if key is None:
+            return
+        self.fs.invalidate_cache(key)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(key, recursive=True)
+
+    @contextlib.contextmanager
+    def lock(self, path: Path) -> Iterator[None]:
+        key = self.key(path)
+        if key is None:
+            with LOCAL.lock(path):
+                yield
+            return
+        lease = f"{key}/{LOCK_OBJECT}"
+        holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
+        wait = 0.02
+        while True:
+            try:
+                self.fs.pipe_file(lease, holder, mode="create")
+                break
+            except FileExistsError:
+                self.break_stale_lease(lease)
+                time.sleep(wait)
+                wait = min(wait * 2, 0.5)
+        try:
+            yield
+        finally:
+            self.fs.rm_file(lease)
+
+    def break_stale_lease(self, lease: str) -> None:
+        """Delete a lease object older than :data:`LEASE_S`: its holder was killed."""
+        try:
+            modified = self.fs.info(lease, refresh=True)["LastModified"].timestamp()
+        except FileNotFoundError:
+            return
+        if time.time() - modified > LEASE_S:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(lease)
+
+    def restore_replaced(self, folder: Path) -> list[str]:
+        # Remote folders are never moved aside; only the working copy can hold such versions.
+        return LOCAL.restore_replaced(folder) if folder.is_dir() else []
+
+    def localize(self, path: Path) -> Path:
+        key = self.key(path)
+        if key is None:
+            return path
+        self.fs.invalidate_cache(key)
+        remote = self.fs.find(key, detail=True)
+        if not remote:
+            return path
+        for name, info in remote.items():
+            relative = posixpath.relpath(name, key)
+            local = path if relative == "." else path / relative
+            if posixpath.basename(name) in (CLAIM_MARKER, LOCK_OBJECT) or is_current(local, info):
+                continue
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(name, str(local))
+        return path
+
+    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
+        key = self.key(top)
+        if key is None:
+            return [], mark
+        self.fs.invalidate_cache(key)
+        # One paginated listing of the keys: S3 can neither filter by suffix nor by date.
+        found = self.fs.find(key, detail=True)
+        changed, newest = [], mark
+        for name, info in found.items():
+            modified = info["LastModified"].timestamp()
+            if posixpath.basename(name) == MANIFEST and modified >= mark:
+                changed.append(top / posixpath.relpath(posixpath.dirname(name), key))
+                newest = max(newest, modified)
+        return sorted(changed), newest
+
+    def sync(self, folder: Path) -> None:
+        key = self.key(folder)
+        if key is None or not folder.is_dir():
+            return
+        self.fs.invalidate_cache(key)
+        remote = self.fs.find(key, detail=True)
+        for local in sorted(folder.rglob("*")):
+            relative = local.relative_to(folder).as_posix()
+            if not local.is_file() or any(part.startswith(".") for part in local.relative_to(folder).parts):
+                continue
+            info = remote.get(f"{key}/{relative}")
+            if info is None or not is_current(local, info, newer_side="remote"):
+                self.fs.put_file(str(local), f"{key}/{relative}")
+
+
+def is_current(local: Path, info: dict[str, Any], newer_side: str = "local") -> bool:
+    """Whether the working-copy file and the remote object agree: same size, and ``newer_side`` not older.
+
+    A download leaves the local file newer than its object, an upload the object newer
+    than its file; the other way round, one side changed since.
+    """
+    try:
+        stat = local.stat()
+    except FileNotFoundError:
+        return False
+    remote_time = info["LastModified"].timestamp()
+    in_order = stat.st_mtime >= remote_time if newer_side == "local" else remote_time >= stat.st_mtime
+    return stat.st_size == info["size"] and in_order

@@ -1,0 +1,271 @@
+"""A yard on S3 (moto's server on 127.0.0.1): shared between "machines" that each keep a working copy.
+
+Each machine is a ``$TUNEYARD_YARD_CACHE`` folder; the bucket is the only thing they share.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import s3fs
+from topic_data import write_topic_csvs
+
+QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-2", "-q")
+
+
+def remote_files(url: str) -> list[str]:
+    """Every object key under the yard ``url``, relative to it."""
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    root = url.removeprefix("s3://")
+    return sorted(name.removeprefix(f"{root}/") for name in fs.find(root))
+
+
+def machine(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+    """Play another machine from now on: its own working copy and index."""
+    monkeypatch.setenv("TUNEYARD_YARD_CACHE", str(cache))
+
+
+def subprocess_env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "TUNEYARD_YARD_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def test_compress_finetune_eval_on_s3_then_another_machine_lists_and_shows_the_same(
+    cli: Callable[..., object],
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), {"train": 16, "validation": 8})
+    compressed = cli("--yard", s3_yard, "compress", "--model", tiny_model("bert"), "--rank", "4", "-q")
+    assert compressed.exit_code == 0, compressed.stderr
+    parent = compressed.stdout.strip().splitlines()[-1].removeprefix("saved ")
+    finetuned = cli("--yard", s3_yard, "finetune", "--checkpoint", parent, "--data", data, *QUICK)
+    assert finetuned.exit_code == 0, finetuned.stderr
+    run = Path(finetuned.stdout.strip())
+    evaluated = cli("--yard", s3_yard, "eval", "--checkpoint", run / "best", "--data", data, "-q")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    on_a = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+    models = [row["path"] for row in json.loads(on_a.stdout) if row["kind"] == "finetuned"]
+    assert len(models) == 1, on_a.stdout + on_a.stderr
+    run_path = models[0]
+    shown_on_a = cli("--yard", s3_yard, "runs", "show", run_path, "--format", "json")
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    on_b = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+    shown_on_b = cli("--yard", s3_yard, "runs", "show", run_path, "--format", "json")
+
+    assert on_b.exit_code == 0 and shown_on_b.exit_code == 0, on_b.stderr + shown_on_b.stderr
+    rows = json.loads(on_b.stdout)
+    assert sorted(row["kind"] for row in rows) == ["compressed", "finetuned"]
+    assert rows == json.loads(on_a.stdout)
+    record = json.loads(shown_on_b.stdout)
+    assert record == json.loads(shown_on_a.stdout)
+    evals = {key: value for key, value in record["metrics"].items() if key != "train"}
+    assert evals and record["status"] == "complete", record
+    assert any(name.endswith("best/model.safetensors") for name in remote_files(s3_yard))
+
+
+def test_another_machine_sees_new_artifacts_and_metrics_without_a_reindex(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard.yard import Manifest, Yard
+    from tuneyard.yard.manifest import update_manifest
+
+    def write_on_a(name: str) -> Path:
+        machine(monkeypatch, tmp_path / "machine-a")
+        yard = Yard.open(s3_yard)
+        manifest = Manifest(kind="compressed", name=name, path="", arch="bert")
+        with yard.create(manifest, yard.root / "compressed_models" / name) as writer:
+            (writer.path / "weights.bin").write_bytes(b"0" * 64)
+        return writer.path
+
+    def listed_on_b() -> dict[str, dict[str, float]]:
+        machine(monkeypatch, tmp_path / "machine-b")
+        result = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return {row["name"]: row["metrics"] for row in json.loads(result.stdout)}
+
+    first = write_on_a("first")
+    assert listed_on_b() == {"first": {}}
+    write_on_a("second")
+    yard_on_a = Yard.open(s3_yard)
+    update_manifest(first, lambda manifest: manifest.metrics.update({"accuracy": 0.75}), yard_on_a.storage)
+    assert listed_on_b() == {"first": {"accuracy": 0.75}, "second": {}}
+
+
+def test_the_layout_in_the_buckets_tuneyard_yaml_applies_on_every_machine(s3_yard: str) -> None:
+    from tuneyard.yard import Yard
+
+    bucket_file = f"{s3_yard.removeprefix('s3://')}/tuneyard.yaml"
+    layout = b"layout:\n  compressed: small/{model}\n"
+    s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(bucket_file, layout)
+    assert Yard.open(s3_yard).layout.templates["compressed"] == "small/{model}"
+
+
+# Claims outputs/model once the test creates the file GO (after both processes said "ready").
+CLAIM = """
+import sys, time
+from pathlib import Path
+from tuneyard.yard import Yard
+yard = Yard.open(sys.argv[1])
+print("ready", flush=True)
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.005)
+print(yard.claim(yard.root / "outputs" / "model").name)
+"""
+
+
+def test_processes_claiming_one_name_on_s3_all_succeed_with_distinct_names(
+    s3_yard: str, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIM, s3_yard, str(go)],
+            env=subprocess_env(tmp_path / f"machine-{number}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for number in range(2)
+    ]
+    for process in processes:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+    go.touch()  # both claim at once
+    results = [process.communicate(timeout=120) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err for _, err in results]
+    assert sorted(out.strip() for out, _ in results) == ["model", "model-2"]
+    claims = [name for name in remote_files(s3_yard) if name.endswith(".tuneyard-claim")]
+    assert claims == sorted(f"outputs/{name}/.tuneyard-claim" for name in ("model", "model-2"))
+
+
+# The CLI, SIGKILLed (no cleanup at all) the moment it starts uploading a manifest.json:
+# every other file of the artifact is on S3 by then.
+KILLED_AT_MANIFEST_UPLOAD = """
+import os, signal, sys
+import s3fs
+real = s3fs.S3FileSystem._put_file
+
+async def put_file(self, lpath, rpath, *args, **kwargs):
+    if str(rpath).endswith("/manifest.json"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return await real(self, lpath, rpath, *args, **kwargs)
+
+s3fs.S3FileSystem._put_file = put_file
+from tuneyard.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_upload_killed_before_its_manifest_looks_like_nothing_and_gc_removes_it(
+    cli: Callable[..., object],
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_MANIFEST_UPLOAD, "--yard", s3_yard, "compress",
+         "--model", str(tiny_model("bert")), "--rank", "4", "-q"],
+        env=subprocess_env(tmp_path / "machine-a"), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    partial = remote_files(s3_yard)
+    assert any(name.endswith("/model.safetensors") for name in partial), partial
+    assert not any(name.endswith("/manifest.json") for name in partial), partial
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    listed = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == [], listed.stdout
+    kept = cli("--yard", s3_yard, "runs", "gc", "--older-than", "10")  # within the grace period
+    assert kept.exit_code == 0 and remote_files(s3_yard) == partial
+    collected = cli("--yard", s3_yard, "runs", "gc", "--older-than", "0")
+    assert collected.exit_code == 0, collected.stderr
+    assert "upload stopped before its manifest" in collected.stdout
+    assert remote_files(s3_yard) == []
+
+
+def test_an_s3_yard_on_an_unreachable_endpoint_is_a_user_error(
+    cli: Callable[..., object], s3_yard: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    result = cli("--yard", s3_yard, "runs", "ls")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot reach the yard s3://"), result.stderr
+    assert "AWS_ENDPOINT_URL" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_an_s3_yard_without_s3fs_installed_says_how_to_install_it(tmp_path: Path) -> None:
+    hidden = "import sys; sys.modules['s3fs'] = None; from tuneyard.cli import main; main(sys.argv[1:])"
+    result = subprocess.run(
+        [sys.executable, "-c", hidden, "--yard", "s3://bucket/yard", "runs", "ls"],
+        env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "error: the yard s3://bucket/yard needs s3fs, which is not installed." in result.stderr
+    assert "pip install 'tuneyard[s3]'" in result.stderr
+
+
+# 16 rows / batch 8 = 2 steps an epoch, 2 epochs; evaluate and checkpoint every step.
+RESUMABLE = (
+    "--strategy", "full", "--epochs", "2", "--batch-size", "8", "--save-steps", "1", "--keep", "2",
+    "--learning-rate", "5e-3", "--project", "p", "--quiet",
+)  # fmt: skip
+
+
+def logged(run: Path) -> list[dict[str, str]]:
+    with open(run / "training_log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_result(
+    cli: Callable[..., object],
+    run_killed_at: Callable[..., subprocess.CompletedProcess[str]],
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), {"train": 16, "validation": 8})
+    common = ("--yard", s3_yard, "finetune", "--checkpoint", tiny_model("bert"), "--data", data, *RESUMABLE)
+    reference = cli(*common, "--name", "reference")
+    assert reference.exit_code == 0, reference.stderr
+    # dies (os._exit, as SIGKILL would) as it opens the log for its third evaluation's row
+    killed = run_killed_at("training_log.csv", *common, "--name", "killed", event="open", nth=3)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    before = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/killed", "--format", "json")
+    assert json.loads(before.stdout)["status"] == "running"
+    resumed = cli("--yard", s3_yard, "finetune", "--resume", "outputs/p/topics/killed")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "from checkpoint-" in resumed.stderr, resumed.stderr
+    run = Path(resumed.stdout.strip())
+    assert run.is_relative_to(tmp_path / "machine-b")
+
+    expected, got = logged(Path(reference.stdout.strip())), logged(run)
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    for want, have in zip(expected, got, strict=True):
+        for column in ("train_loss", "val_loss", "accuracy"):
+            assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want["step"])
+    shown = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/killed", "--format", "json")
+    reference_shown = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/reference", "--format", "json")
+    record, reference_record = json.loads(shown.stdout), json.loads(reference_shown.stdout)
+    assert record["status"] == "complete"
+    assert record["metrics"]["topics"] == pytest.approx(reference_record["metrics"]["topics"], abs=1e-4)
