@@ -36,8 +36,9 @@ LLAMA_CPP = "llama.cpp"
 VLLM = "vllm"
 GIVEN_URL = "url"
 # Request fields beyond temperature 0 that make a server decode greedily: llama-cpp-python's
-# server applies a repeat penalty of 1.1 unless told otherwise (transformers applies none).
-GREEDY_FIELDS: dict[str, dict[str, Any]] = {LLAMA_CPP: {"repeat_penalty": 1.0}, VLLM: {}, GIVEN_URL: {}}
+# server applies a repeat penalty of 1.1 unless told otherwise (transformers applies none). A
+# server behind a URL may be one, so it is told too; vLLM takes and ignores the unknown field.
+GREEDY_FIELDS = {"repeat_penalty": 1.0}
 START_SECONDS = {LLAMA_CPP: 120.0, VLLM: 900.0}  # vLLM compiles and captures graphs before serving
 SERVER_MODULES = {
     LLAMA_CPP: ("llama_cpp.server", "pip install 'llama-cpp-python[server]==0.3.36' (tuneyard's gguf extra)"),
@@ -53,10 +54,6 @@ class ServedModel:
     model: str
     server: str  # llama.cpp, vllm or url
     server_args: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def greedy_fields(self) -> dict[str, Any]:
-        return GREEDY_FIELDS[self.server]
 
     def record(self) -> dict[str, Any]:
         """What a result files about the server: the backend, which server, its URL, model and options."""

@@ -3,8 +3,8 @@
 Each prompt is rendered here, by the model's tokenizer and chat template, with the call the
 in-process eval makes (the task type's ``render_prompts``), and sent as a plain completion
 (``/v1/completions``), so the server applies no template of its own and both backends
-answer the same text. Decoding is greedy: temperature 0, and the fields a server needs to
-sample nothing else (llama.cpp's repeat penalty off, :mod:`.model_server`). Answers are cut
+answer the same text. Decoding is greedy: temperature 0, and llama.cpp's repeat penalty off
+(``repeat_penalty: 1`` is sent to every server, :mod:`.model_server`). Answers are cut
 at the stop strings and stripped as in-process ones, then graded by the same grader into
 the same files (``predictions.jsonl``, ``grader_logs/``, ``metrics.json``, which also
 records the server) and the same metrics, less the references' perplexity: that needs
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.components.throughput import Throughput
 from tuneyard.errors import EvaluationError
-from tuneyard.evaluate.model_server import ServedModel, server_kind, serving
+from tuneyard.evaluate.model_server import GREEDY_FIELDS, ServedModel, server_kind, serving
 from tuneyard.evaluate.options import ServerOptions
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import ProgressCallback
@@ -122,8 +122,7 @@ def greedy_client(served: ServedModel, api_key: str, answers: AnswerOptions) -> 
     request: dict[str, Any] = {"temperature": 0.0, "max_tokens": answers.max_new_tokens}
     if answers.stop:
         request["stop"] = answers.stop
-    if served.greedy_fields:
-        request["extra_body"] = served.greedy_fields
+    request["extra_body"] = dict(GREEDY_FIELDS)
     return TeacherClient(
         served.url, api_key, served.model,
         timeout=REQUEST_SECONDS, max_retries=RETRIES, pace=RequestPace(None), request=request,
