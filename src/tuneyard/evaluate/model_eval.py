@@ -99,20 +99,19 @@ def evaluate_model(
     dataset = data.split(split)
     if samples is not None:  # the first rows, in file order: the same rows for every model
         dataset = dataset.select(range(min(samples, len(dataset))))
-    served = server is not None and server.served
-    if served:
-        assert server is not None
-        check_servable(data, model_path, server, answers)
+    served = server if server is not None and server.served else None  # answers asked of a server
+    if served is not None:
+        check_servable(data, model_path, served, answers)
     folder = local_model_folder(resolve_checkpoint(model_path, yard))
     placement = plan_placement(
         folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None,
-        variant=SERVED_VARIANT if served else "",
+        variant=SERVED_VARIANT if served is not None else "",
     )  # fmt: skip
     if answers is None or isinstance(answers, AnswerOptions):
         answers = answers_for_data(answers, data.source)
-    if server is not None and served:
+    if served is not None:
         result: Any = evaluate_served(
-            model_path, folder, data, dataset, split, answers, server, batch_size, progress
+            model_path, folder, data, dataset, split, answers, served, batch_size, progress
         )
     else:
         model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
@@ -136,7 +135,7 @@ def evaluate_model(
     scores = {name: json_number(value) for name, value in result.metrics.items()}
     numbers = result.throughput.numbers()
     scores.update(samples_per_second=numbers["samples_per_second"])
-    if not served:  # a server's memory is not this process's to measure
+    if served is None:  # a server's memory is not this process's to measure
         scores.update(peak_memory_mb=numbers["peak_memory_mb"])
     rates = result.throughput.rates()  # audio_seconds_per_second ... beside samples_per_second
     scores.update({name: value for name, value in rates.items() if name.endswith("_per_second")})
