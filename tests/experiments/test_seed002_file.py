@@ -22,7 +22,7 @@ TUNEYARD_FIELDS = {
     },
     "evals": {
         "models", "tasks", "split", "nb_eval_samples", "checkpoint_to_eval", "batch_size", "max_length",
-        "grader",
+        "grader", "backend", "server_url", "server_model", "api_key_env",
     },
     "task": {"assistant_template"},
 }  # fmt: skip
@@ -110,7 +110,7 @@ def test_seed_002s_file_runs_as_its_users_write_it(cli, tiny_decoder, tmp_path) 
         "lora-r32-s42",
     ]
     warnings = " ".join(plan.stderr.split())
-    assert "warning: evals.model_server_args has no meaning in tuneyard" in warnings
+    assert "warning: evals.model_server_args reaches a server only with evals.backend: server" in warnings
     assert "finetuning trains on task 'task1' only" in warnings
 
     result = cli("--yard", yard, "grid", config)
@@ -200,7 +200,20 @@ def test_fields_with_no_meaning_here_are_warned_about_by_name(tmp_path) -> None:
         "evals: {tasks: [d], model_server_args: {max_model_len: 4096}}\n",
     )
     named = [warning.split(" has no meaning")[0] for warning in spec.warnings]
-    assert named == ["finetuning.fusion", "finetuning.fusion+decoder", "evals.model_server_args"]
+    assert named[:2] == ["finetuning.fusion", "finetuning.fusion+decoder"]
+    assert named[2].startswith("evals.model_server_args reaches a server only with evals.backend: server")
+    assert len(named) == 3
+
+
+def test_model_server_args_reach_the_server_of_a_served_eval(tmp_path) -> None:
+    """Seed 002's model_server_args are the options of the server tuneyard starts (evals.backend: server)."""
+    spec = spec_of(
+        tmp_path,
+        "evals: {models: [m.gguf], tasks: [d], backend: server, model_server_args: {n_ctx: 4096}}\n",
+    )
+    server = spec.evals.server_options()
+    assert (server.backend, server.server_args) == ("server", {"n_ctx": 4096})
+    assert spec.warnings == []  # passed through, so nothing to warn about
 
 
 def test_minus_one_is_the_runs_latest_folder_in_eval_grid_too(tmp_path) -> None:

@@ -56,7 +56,15 @@ def eval_command(
     A classifier is scored on its predicted labels.
     A causal LM on chat data generates each answer, graded by --grader against the reference.
 
+    With --backend server the answers come from an OpenAI-compatible server instead of a model
+    loaded here: tuneyard starts llama.cpp's server for a .gguf file (vLLM's for a model folder
+    where vLLM and a GPU are present), or asks --server-url. Prompts are rendered here with the
+    model's chat template, answers are greedy and graded as in-process ones; results are filed
+    as served_{task}_{split}, beside the in-process ones. The API key is read from --api-key-env.
+
     Example: tuneyard eval --checkpoint outputs/demo/topics/bert_full/best --data ./topics --split test
+
+    Example: tuneyard eval --checkpoint model.gguf --data ./chat --backend server --server-arg n_ctx=4096
     """
     from tuneyard.config import resolve_options
     from tuneyard.errors import DataError
@@ -85,6 +93,7 @@ def eval_command(
             progress=advance,
             answers=options.answers,
             samples=options.nb_eval_samples,
+            server=options.server,
         )
     result = outcome.result
     _print_scores(result.metrics, result.main_metric)
@@ -94,10 +103,10 @@ def eval_command(
         for unit, value in speed.rates().items()
         if unit.endswith("_second")
     )
+    memory = "" if options.server.served else f", peak memory {speed.peak_memory_mb:.0f} MiB"
     note(
         f"{speed.samples} examples in {speed.seconds:.2f} s "
-        f"({speed.samples_per_second:.1f} samples/s{rates}) on {speed.device}, "
-        f"peak memory {speed.peak_memory_mb:.0f} MiB"
+        f"({speed.samples_per_second:.1f} samples/s{rates}) on {speed.device}{memory}"
     )
     note(f"results: {outcome.folder}")
     if outcome.artifact is not None:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.components.throughput import choose_device, json_number
-from tuneyard.evaluate.placement import plan_placement, record_in_manifest, results_folder
+from tuneyard.evaluate.options import ServerOptions
+from tuneyard.evaluate.placement import SERVED_VARIANT, plan_placement, record_in_manifest, results_folder
+from tuneyard.evaluate.served import check_servable, evaluate_served
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import EvalResult, ProgressCallback, TaskType
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
@@ -73,6 +75,7 @@ def evaluate_model(
     progress: ProgressCallback | None = None,
     answers: Any = None,
     samples: int | None = None,
+    server: ServerOptions | None = None,
 ) -> EvalOutcome:
     """Evaluate the model at ``model_path`` on ``data``'s ``split`` and file the results.
 
@@ -82,6 +85,11 @@ def evaluate_model(
     file is evaluated as the float32 folder it is imported to (once) in ``yard``, and
     its results are filed there. Chat answers are graded by ``answers.grader`` when given,
     else by the grader ``prepare`` recorded for the data's task, else ``exact``.
+
+    With ``server.backend == "server"`` the answers come from an OpenAI-compatible server
+    (:mod:`tuneyard.evaluate.served`), graded the same way; their results are filed beside the
+    in-process ones under ``served_{task}_{split}`` (metrics key ``served_{task}``...), and the
+    manifest's ``config.served_evals`` records the server for that key.
     """
     from tuneyard.models.loading import local_model_folder
     from tuneyard.task_types.causal_lm.options import AnswerOptions, answers_for_data
@@ -91,27 +99,47 @@ def evaluate_model(
     dataset = data.split(split)
     if samples is not None:  # the first rows, in file order: the same rows for every model
         dataset = dataset.select(range(min(samples, len(dataset))))
+    served = server if server is not None and server.served else None  # answers asked of a server
+    if served is not None:
+        check_servable(data, model_path, served, answers)
     folder = local_model_folder(resolve_checkpoint(model_path, yard))
     placement = plan_placement(
-        folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None
-    )
-    model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
-    if max_length is None:
-        max_length = trained_max_length(folder, placement.artifact)
-    task_options = trained_task_options(task_type, folder, placement.artifact)
+        folder, data.spec.name, split, yard, Path(output_dir) if output_dir is not None else None,
+        variant=SERVED_VARIANT if served is not None else "",
+    )  # fmt: skip
     if answers is None or isinstance(answers, AnswerOptions):
         answers = answers_for_data(answers, data.source)
-    result = task_type.evaluation.evaluate(
-        model, tokenizer, dataset, data.spec, split, batch_size, max_length, progress, answers, task_options
-    )
+    if served is not None:
+        result: Any = evaluate_served(
+            model_path, folder, data, dataset, split, answers, served, batch_size, progress
+        )
+    else:
+        model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
+        if max_length is None:
+            max_length = trained_max_length(folder, placement.artifact)
+        task_options = trained_task_options(task_type, folder, placement.artifact)
+        result = task_type.evaluation.evaluate(
+            model,
+            tokenizer,
+            dataset,
+            data.spec,
+            split,
+            batch_size,
+            max_length,
+            progress,
+            answers,
+            task_options,
+        )
     with results_folder(yard, placement) as (temp, final):
         result.write_files(temp, yard.relative(folder))
     scores = {name: json_number(value) for name, value in result.metrics.items()}
     numbers = result.throughput.numbers()
-    scores.update(samples_per_second=numbers["samples_per_second"], peak_memory_mb=numbers["peak_memory_mb"])
+    scores.update(samples_per_second=numbers["samples_per_second"])
+    if served is None:  # a server's memory is not this process's to measure
+        scores.update(peak_memory_mb=numbers["peak_memory_mb"])
     rates = result.throughput.rates()  # audio_seconds_per_second ... beside samples_per_second
     scores.update({name: value for name, value in rates.items() if name.endswith("_per_second")})
-    record_in_manifest(yard, placement, scores, final)
+    record_in_manifest(yard, placement, scores, final, getattr(result, "backend", None))
     graded = isinstance(getattr(result, "options", None), AnswerOptions)  # a result that graded answers
     return EvalOutcome(
         result=result, folder=final, artifact=placement.artifact, metrics_key=placement.metrics_key,

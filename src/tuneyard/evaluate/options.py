@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -32,6 +32,48 @@ class RunOptions(StrictModel):
     )
 
 
+Backend = Literal["transformers", "server"]
+
+
+class ServerOptions(StrictModel):
+    """Where a chat model's answers come from: transformers in this process, or an OpenAI-compatible server.
+
+    The served answers are requested greedily for the prompts rendered here (the model's own chat
+    template, as in-process), and graded as in-process ones are.
+    """
+
+    backend: Backend = Field(
+        default="transformers",
+        description="transformers: load the model here. server: ask an OpenAI-compatible server for every "
+        "answer: tuneyard starts llama.cpp's server for a .gguf model, vLLM for a model folder where vLLM "
+        "and a GPU are present, or uses --server-url.",
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="With --backend server: a running server's base URL (http://host:port/v1) instead of "
+        "one tuneyard starts; it must serve the model under test.",
+    )
+    server_model: str | None = Field(
+        default=None,
+        description="With --server-url: the model name to ask for (default: the first it lists).",
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="With --backend server: the environment variable holding the server's API key (unset: "
+        "no key is sent).",
+    )
+    server_args: Annotated[dict[str, Any], Cli(flag="--server-arg", repeat=True)] = Field(
+        default_factory=dict,
+        description="An option of the server tuneyard starts, name=value (repeatable): n_ctx=2048 for "
+        "llama.cpp's, tensor_parallel_size=2 or max_model_len=4096 for vLLM's (seed 002's "
+        "model_server_args).",
+    )
+
+    @property
+    def served(self) -> bool:
+        return self.backend == "server"
+
+
 class EvalOptions(DataOptions, RunOptions):
     """One model on one task or data folder (``answers``: how a causal LM's answers are made and graded)."""
 
@@ -44,6 +86,9 @@ class EvalOptions(DataOptions, RunOptions):
     )
     answers: Annotated[AnswerOptions, Cli(flatten=True)] = Field(
         default_factory=AnswerOptions, title="Answers (chat data)"
+    )
+    server: Annotated[ServerOptions, Cli(flatten=True)] = Field(
+        default_factory=ServerOptions, title="Backend (chat data)"
     )
 
 
@@ -79,6 +124,9 @@ class GridOptions(ColumnOptions, RunOptions):
     )
     answers: Annotated[AnswerOptions, Cli(flatten=True)] = Field(
         default_factory=AnswerOptions, title="Answers (chat data)"
+    )
+    server: Annotated[ServerOptions, Cli(flatten=True)] = Field(
+        default_factory=ServerOptions, title="Backend (chat data)"
     )
 
 

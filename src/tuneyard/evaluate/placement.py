@@ -16,6 +16,9 @@ Rules (see docs/evaluate.md):
   its row of ``outputs/P/metrics.csv`` rewritten (test scores land there).
 * ``tuneyard generate`` files its answers the same way under ``<artifact>/generations/``
   (files only, no scores).
+* ``eval --backend server`` (answers from a server) files as ``served_{task}_{split}``, metrics
+  key ``served_{task}`` (``served_{task}_{split}``), beside the in-process results of the same
+  model, with the server recorded in the manifest's ``config.served_evals``.
 * ``--output-dir DIR`` replaces ``<artifact>/evaluation_results``. A model outside the
   yard (or without a manifest) needs it, and then nothing else is written anywhere.
 """
@@ -26,6 +29,7 @@ import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuneyard.errors import EvaluationError
 from tuneyard.yard.manifest import MANIFEST_FILE, FileEntry, Manifest, list_files, update_manifest
@@ -34,6 +38,10 @@ from tuneyard.yard.root import Yard
 from tuneyard.yard.writer import new_folder
 
 RESULTS_FOLDER = "evaluation_results"
+SERVED_VARIANT = (
+    "served_"  # an eval whose answers came from a server: served_{task}_{split}, beside in-process
+)
+SERVED_EVALS = "served_evals"  # manifest config: the server behind each served metrics key
 DEFAULT_SUBFOLDER = "best"
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -83,8 +91,10 @@ def plan_placement(
     yard: Yard,
     output_dir: Path | None,
     results: str = RESULTS_FOLDER,
+    variant: str = "",
 ) -> Placement:
-    """The module docstring's rules (``results``: the artifact's folder for them), or why none fits."""
+    """The module docstring's rules (``results``: the artifact's folder for them; ``variant``: a prefix
+    of the name and key, ``served_`` for answers from a server), or why none fits."""
     artifact = owning_artifact(model_folder, yard)
     if artifact is None and output_dir is None:
         where = (
@@ -100,8 +110,8 @@ def plan_placement(
         )
     prefix = subfolder_prefix(model_folder, artifact)
     task_key = key_part(task)
-    name = f"{prefix}{task_key}_{key_part(split)}"
-    metrics_key = f"{prefix}{task_key}" if split == "validation" else name
+    name = f"{prefix}{variant}{task_key}_{key_part(split)}"
+    metrics_key = f"{prefix}{variant}{task_key}" if split == "validation" else name
     root = output_dir.expanduser().resolve() if output_dir is not None else artifact / results  # type: ignore[operator]
     return Placement(results_root=root, name=name, artifact=artifact, metrics_key=metrics_key)
 
@@ -112,12 +122,18 @@ def results_folder(yard: Yard, placement: Placement) -> contextlib.AbstractConte
 
 
 def record_in_manifest(
-    yard: Yard, placement: Placement, scores: dict[str, float | None], results: Path
+    yard: Yard,
+    placement: Placement,
+    scores: dict[str, float | None],
+    results: Path,
+    backend: dict[str, Any] | None = None,
 ) -> None:
     """Merge ``scores`` into the artifact's manifest metrics and list the new files.
 
     Other keys (training's own metrics, other tasks) are kept; the same key from an
     earlier eval is replaced by the newest scores, while its files stay on disk.
+    ``backend`` (a served eval's server, its URL and options) goes to
+    ``config.served_evals[key]``, where secrets are redacted as in any config.
     """
     artifact = placement.artifact
     if artifact is None:
@@ -137,6 +153,11 @@ def record_in_manifest(
                 **scores,
             }
         manifest.files = [*manifest.files, *added]
+        if backend is not None:
+            manifest.config[SERVED_EVALS] = {
+                **manifest.config.get(SERVED_EVALS, {}),
+                placement.metrics_key: backend,
+            }
 
     manifest = update_manifest(artifact, add_scores, yard.storage)
     yard.register(manifest)

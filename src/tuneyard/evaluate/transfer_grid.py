@@ -62,6 +62,7 @@ class GridCell:
     error: str | None = None
     created: str = field(default_factory=utc_now)
     grader: dict[str, Any] | None = None  # chat tasks: the grader that scored the answers, and its settings
+    backend: str = "transformers"  # where the answers came from: this process, or a server (--backend server)
 
 
 @dataclass
@@ -188,7 +189,11 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
             number += 1
             state = "skipped"
             done = cells.get((model.key, task.key))
-            if done is None or done.grader not in (None, graders[task.key]):  # regraded: another grader now
+            # Computed again when graded by another grader, or answered by another backend, now.
+            stale = done is not None and (
+                done.grader not in (None, graders[task.key]) or done.backend != options.server.backend
+            )
+            if done is None or stale:
                 cell = _evaluate_cell(
                     model, model_path, task.key, tasks_given[task.key], options, yard, folder, task_data
                 )
@@ -281,6 +286,7 @@ def _evaluate_cell(
             device=options.device,
             answers=options.answers,
             samples=options.nb_eval_samples,
+            server=options.server,
         )
     except TuneyardError as exc:
         return GridCell(model=model.key, task=key, split=options.split, status="failed", error=exc.message)
@@ -294,6 +300,7 @@ def _evaluate_cell(
         main_metric=outcome.result.main_metric,
         results=yard.relative(outcome.folder),
         grader=outcome.grader,
+        backend=options.server.backend,
     )
 
 

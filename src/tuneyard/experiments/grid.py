@@ -209,7 +209,7 @@ def run_evals(spec: ExperimentSpec, yard: Yard, spec_path: Path, plans: list[Cel
     options = GridOptions(
         models=models, tasks=tasks, split=evals.split, nb_eval_samples=evals.nb_eval_samples,
         checkpoint_to_eval=evals.checkpoint_to_eval, batch_size=evals.batch_size, max_length=evals.max_length,
-        experiment=spec.experiment, answers=answers,
+        experiment=spec.experiment, answers=answers, server=evals.server_options(),
     )  # fmt: skip
     return run_grid(options, yard)
 

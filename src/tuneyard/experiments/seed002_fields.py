@@ -88,9 +88,9 @@ SEED_FIELDS: tuple[SeedField, ...] = (
     SeedField(
         "evals",
         "model_server_args",
-        None,
-        "arguments of the server the model is evaluated through (tensor_parallel_size, max_model_len): "
-        "evals run in-process with transformers here",
+        "evals.model_server_args (with evals.backend: server)",
+        "options of the server the model is evaluated through (vLLM's tensor_parallel_size, max_model_len; "
+        "llama.cpp's n_ctx); without backend: server the evals run in-process, and a warning says so",
     ),  # fmt: skip
 )
 

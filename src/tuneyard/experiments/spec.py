@@ -20,6 +20,8 @@ evals:
   tasks: [data/debian_topics]
   nb_eval_samples: null
   checkpoint_to_eval: best
+  backend: transformers             # or server: answers from llama.cpp's server (a .gguf), vLLM, server_url
+  model_server_args: {n_ctx: 4096}  # backend server: the options of the server tuneyard starts
 ```
 
 Seed 002's own file is read as it is (:mod:`tuneyard.experiments.seed002_fields`): task
@@ -39,6 +41,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from tuneyard.config import StrictModel, format_validation_error, read_config_file
 from tuneyard.data.formatting import TaskFormat, TaskGrader, task_grader
 from tuneyard.errors import ConfigError, EvaluationError
+from tuneyard.evaluate.options import Backend, ServerOptions
 from tuneyard.experiments.search import SearchSpec
 from tuneyard.experiments.seed002_fields import ignored_fields
 from tuneyard.train.options import StrategyName
@@ -138,7 +141,23 @@ class EvalGrid(StrictModel):
     grader: TaskGrader | None = Field(
         default=None, description="Grades every chat task (default: each task's own grader, else exact)."
     )
-    model_server_args: dict[str, Any] | None = Field(default=None, description="Seed 002's; no meaning here.")
+    backend: Backend = Field(
+        default="transformers",
+        description="transformers (in-process) or server: answers from a served model.",
+    )
+    server_url: str | None = Field(default=None, description="backend server: a running server instead.")
+    server_model: str | None = Field(default=None, description="backend server: the model name to ask.")
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="backend server: the key's variable.")
+    model_server_args: dict[str, Any] | None = Field(
+        default=None, description="Seed 002's: options of the server tuneyard starts (backend server)."
+    )
+
+    def server_options(self) -> ServerOptions:
+        """``tuneyard eval``'s backend options for these evals (``model_server_args``: the server's)."""
+        return ServerOptions(
+            backend=self.backend, server_url=self.server_url, server_model=self.server_model,
+            api_key_env=self.api_key_env, server_args=self.model_server_args or {},
+        )  # fmt: skip
 
     @field_validator("checkpoint_to_eval", mode="before")
     @classmethod
@@ -251,6 +270,11 @@ class ExperimentSpec(StrictModel):
             notes += ignored_fields("finetuning", self.finetuning.model_dump(by_alias=True))
         if self.evals is not None:
             notes += ignored_fields("evals", self.evals.model_dump())
+            if self.evals.model_server_args and not self.evals.server_options().served:
+                notes.append(
+                    "evals.model_server_args reaches a server only with evals.backend: server; these evals "
+                    "run in-process with transformers, so it is unused."
+                )
         return notes
 
 

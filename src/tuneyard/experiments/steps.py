@@ -65,6 +65,7 @@ def _eval(options: Any, yard: Yard) -> Path:
         options.checkpoint, load_data(options.in_yard(yard)), yard, split=options.split,
         output_dir=options.output_dir, batch_size=options.batch_size, max_length=options.max_length,
         device=options.device, answers=options.answers, samples=options.nb_eval_samples,
+        server=options.server,
     )  # fmt: skip
     return Path(outcome.folder)
 

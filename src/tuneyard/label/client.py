@@ -1,7 +1,9 @@
 """One question to the teacher, asked until it gets an answer or runs out of retries.
 
 The request goes through the ``openai`` package's ``AsyncOpenAI`` with ``base_url`` (any
-OpenAI-compatible server: vLLM, llama.cpp's, TGI, OpenAI itself). The client's own
+OpenAI-compatible server: vLLM, llama.cpp's, TGI, OpenAI itself): a chat completion for a
+teacher's label (:meth:`TeacherClient.ask`), a plain completion of an already rendered prompt
+for ``tuneyard eval --backend server`` (:meth:`TeacherClient.complete`). The client's own
 retries are turned off and this module retries instead, because the policy needs more
 than the client offers: every attempt (retries included) waits for the shared
 requests-per-minute pace, a 200 whose body is not a chat completion is retried like a
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,7 +68,7 @@ class TeacherRefused(TuneyardError):
 
 
 class TeacherClient:
-    """Asks the teacher; shared by all workers of a job."""
+    """Asks the teacher (or, for `eval --backend server`, the model under test); shared by all workers."""
 
     def __init__(
         self,
@@ -94,12 +97,35 @@ class TeacherClient:
 
     async def ask(self, messages: list[dict[str, Any]]) -> Reply:
         """The teacher's reply to ``messages`` (raises :class:`RequestFailed` after the retries)."""
+        return await self._asked(lambda: self._chat(messages))
+
+    async def complete(self, prompt: str) -> Reply:
+        """The server's continuation of ``prompt``, a text already rendered through the chat template
+        (``/v1/completions``: the server applies no template of its own), retried as :meth:`ask` is."""
+        return await self._asked(lambda: self._completion(prompt))
+
+    async def _chat(self, messages: list[dict[str, Any]]) -> tuple[Any, str | None]:
+        raw = await self.client.chat.completions.with_raw_response.create(
+            model=self.model, messages=messages, **self.request
+        )
+        completion = raw.parse()
+        return completion, completion.choices[0].message.content
+
+    async def _completion(self, prompt: str) -> tuple[Any, str | None]:
+        raw = await self.client.completions.with_raw_response.create(
+            model=self.model, prompt=prompt, **self.request
+        )
+        completion = raw.parse()
+        return completion, completion.choices[0].text
+
+    async def _asked(self, send: Callable[[], Awaitable[tuple[Any, str | None]]]) -> Reply:
+        """``send``'s reply, each attempt paced and recorded, retried as the module says."""
         attempts: list[Attempt] = []
         retry = 0
         while True:
             await self.pace.wait()
             started = time.monotonic()
-            outcome, detail, headers = await self._attempt(messages, started, attempts)
+            outcome, detail, headers = await self._attempt(send, started, attempts)
             if outcome == "ok":
                 return detail
             if outcome == "unsupported":
@@ -110,17 +136,13 @@ class TeacherClient:
             await asyncio.sleep(retry_delay(retry, headers))
 
     async def _attempt(
-        self, messages: list[dict[str, Any]], started: float, attempts: list[Attempt]
+        self, send: Callable[[], Awaitable[tuple[Any, str | None]]], started: float, attempts: list[Attempt]
     ) -> tuple[str, Any, Any]:
         """One request: ``("ok", Reply, None)`` or ``(outcome, reason, response headers)``."""
         import openai
 
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(
-                model=self.model, messages=messages, **self.request
-            )
-            completion = raw.parse()
-            text = completion.choices[0].message.content
+            completion, text = await send()
             if text is None:
                 raise ValueError("the reply has no message content")
         except openai.APITimeoutError:

@@ -50,6 +50,7 @@ class GradedResult:
     logs: list[dict[str, Any]]
     summary: GradeSummary
     throughput: Throughput
+    backend: dict[str, Any] | None = None  # the server that answered, for a served eval (None: this process)
 
     @property
     def main_metric(self) -> str:
@@ -66,6 +67,8 @@ class GradedResult:
             "model": model, "task": self.spec.name, "split": self.split, "metrics": self.metrics,
             "grader": self.options.grader_settings(),
         }  # fmt: skip
+        if self.backend is not None:
+            document["backend"] = self.backend
         (folder / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
         return [predictions, LOGS_FOLDER, "metrics.json"]
 
@@ -113,8 +116,10 @@ def evaluate_text(
     return PerplexityResult(spec, split, {"perplexity": value}, throughput)
 
 
-def graded_metrics(summary: GradeSummary, perplexity: float, generations: Generations) -> dict[str, float]:
-    """The scores an eval files: the grader's, per field, perplexity, generation speed."""
+def graded_metrics(
+    summary: GradeSummary, perplexity: float | None, generations: Generations
+) -> dict[str, float]:
+    """The scores an eval files: the grader's, per field, perplexity (None: unmeasured), generation speed."""
     metrics = {summary.grader: summary.score, "unparsable": summary.unparsable / max(summary.samples, 1)}
     if summary.score_parsed is not None:
         metrics[f"{summary.grader}_parsed"] = summary.score_parsed
@@ -122,7 +127,8 @@ def graded_metrics(summary: GradeSummary, perplexity: float, generations: Genera
         values = list(summary.field_accuracy.values())
         metrics["json_field_accuracy"] = sum(values) / len(values)
         metrics.update({f"field_{name}": value for name, value in summary.field_accuracy.items()})
-    metrics["perplexity"] = perplexity
+    if perplexity is not None:
+        metrics["perplexity"] = perplexity
     if generations.seconds > 0:
         metrics["tokens_per_second"] = generations.tokens / generations.seconds
     return metrics
@@ -170,12 +176,26 @@ def graded_result(
     perplexity, the speed and the peak memory."""
     import torch
 
-    records = [{"id": r.id, "prediction": r.prediction, "reference": r.reference} for r in generations.rows]
-    logs, summary = grade_records(records, grader)
     device = next(model.parameters()).device
     memory, measure = peak_memory(torch.device(device))
     throughput = Throughput(
         len(rows), generations.seconds, batch_size, max_length, str(device), memory, measure
     )
+    return grade_generations(grader, generations, spec, split, options, throughput, references_perplexity)
+
+
+def grade_generations(
+    grader: Any,
+    generations: Generations,
+    spec: TaskSpec,
+    split: str,
+    options: AnswerOptions,
+    throughput: Throughput,
+    references_perplexity: float | None,
+) -> GradedResult:
+    """Answers graded into a result, wherever they were generated (here, or by a server:
+    ``tuneyard eval --backend server``, which measures no perplexity)."""
+    records = [{"id": r.id, "prediction": r.prediction, "reference": r.reference} for r in generations.rows]
+    logs, summary = grade_records(records, grader)
     metrics = graded_metrics(summary, references_perplexity, generations)
     return GradedResult(spec, split, options, metrics, generations, logs, summary, throughput)
