@@ -60,10 +60,10 @@ class WinRateOptions(TeacherOptions):
     baseline: Annotated[str, Cli(path=True)] = Field(
         description="The eval folder of the model it is compared with (e.g. the start), on the same split."
     )
-    prompt: Annotated[str, Cli(file_flag="--prompt-file")] = Field(
-        default=JUDGE_PROMPT,
+    prompt: Annotated[str | None, Cli(file_flag="--prompt-file")] = Field(
+        default=None,
         description="The judge's Jinja template over {{ prompt }}, {{ first }} and {{ second }}; it must ask "
-        "for A or B.",
+        "for A or B (default: which answer is more correct and closer to what was asked, A or B).",
     )
     system_prompt: Annotated[str | None, Cli(flag="--system", file_flag="--system-file")] = Field(
         default=None, description="The judge's system prompt."
@@ -85,7 +85,7 @@ class WinRate:
     unjudged: int
     prompts: int
     judge: str
-    judge_prompt: str
+    judge_prompt: str | None
     system_prompt: str | None
     judgements: str  # the dataset of judgements (the label job's folder)
 
@@ -134,6 +134,7 @@ def judge_win_rate(
     """Ask the judge (see the module) and file the win rate beside the candidate's eval files."""
     from tuneyard.label.labeller import label_dataset
 
+    options = options.model_copy(update={"prompt": options.prompt or JUDGE_PROMPT})
     candidate, baseline = Path(options.candidate), Path(options.baseline)
     rows, same = judgement_rows(read_predictions(candidate), read_predictions(baseline))
     if not rows:
