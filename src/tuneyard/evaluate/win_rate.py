@@ -7,7 +7,8 @@ as a ``label`` job that ranks two candidates (:mod:`tuneyard.label.pairs`): the 
 client, retries, journal, cost log (``requests.jsonl``) and card, filed as a dataset of
 judgements. A prompt whose answers are the same is a tie without asking. The result,
 ``win_rate.json`` with the judge prompt it was asked with, goes beside the candidate's
-eval files (``win_rates/{judgements}.json``, beside the rows put to the judge):
+eval files (``win_rates/{judgements}.json``, beside the rows put to the judge, named by their
+content):
 
     win_rate = (wins + ties / 2) / (wins + ties + losses)
 
@@ -17,6 +18,7 @@ judge never gave validly (rejected or failed rows of the job) is counted apart.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -143,9 +145,11 @@ def judge_win_rate(
             "Compare models whose answers differ (the tuned model against its start).",
         )
     name = options.name or f"{candidate.name}-vs-{baseline.name}"
-    source = candidate / WIN_RATES_DIR / f"{name}.rows.jsonl"  # the same rows again resume the same job
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    # Named by its content: the same comparison again resumes the same job, another never replaces it.
+    source = candidate / WIN_RATES_DIR / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.rows.jsonl"
     source.parent.mkdir(exist_ok=True)
-    yard.storage.write_text(source, "".join(json.dumps(row) + "\n" for row in rows))
+    yard.storage.write_text(source, text)
     job = LabelOptions(
         **options.model_dump(include=set(TeacherOptions.model_fields)),
         data=str(source), prompt=options.prompt, system_prompt=options.system_prompt, name=name,
