@@ -20,6 +20,7 @@ from tuneyard.config import Cli
 from tuneyard.data.prepare import PrepareOptions
 from tuneyard.evaluate.grade_file import GradeOptions
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
+from tuneyard.evaluate.win_rate import WinRateOptions
 from tuneyard.experiments.options import GridRunOptions
 from tuneyard.export.agreement import ValidateOptions
 from tuneyard.export.exporter import ExportOptions
@@ -34,6 +35,7 @@ VERBS: dict[str, list[tuple[type[BaseModel], tuple[str, ...]]]] = {
     "compress": [(CompressOptions, ())],
     "eval": [(EvalOptions, ())],
     "generate": [(GenerateOptions, ())],
+    "win-rate": [(WinRateOptions, ())],
     "eval-grid": [(GridOptions, ("models", "tasks"))],
     "merge": [(MergeOptions, ())],
     "export": [(ExportOptions, ()), (ValidateOptions, ())],

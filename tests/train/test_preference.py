@@ -237,3 +237,37 @@ def test_each_objective_files_a_complete_run(
         assert result.exit_code == 0, result.stderr
         metrics = json.loads(next(scored.rglob("metrics.json")).read_text())["metrics"]
         assert {"exact", "perplexity", "rewards/accuracies", "rewards/margins"} <= set(metrics)
+
+
+def test_a_killed_dpo_run_resumes_to_the_uninterrupted_result(
+    cli, tuneyard_process, tiny_decoder, tmp_path
+) -> None:
+    import signal
+
+    from test_resume import read_log, status, wait_for_checkpoint
+
+    data = write_topic_preferences(tmp_path / "prefs", {"train": 16, "validation": 4})
+    common = (
+        "--yard", tmp_path, "finetune", "--checkpoint", tiny_decoder("llama"), "--data", data,
+        "--strategy", "full", "--epochs", "2", "--batch-size", "4", "--max-length", "48", "--learning-rate",
+        "1e-3", "--save-steps", "2", "--keep", "2", "--objective", "dpo", "--project", "p", "--quiet",
+    )  # fmt: skip
+    reference = cli(*common, "--name", "reference")
+    assert reference.exit_code == 0, reference.stderr
+
+    killed = tmp_path / "outputs" / "p" / "prefs" / "killed"
+    process = tuneyard_process(*common, "--name", "killed")
+    wait_for_checkpoint(killed, process, min_step=4)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert status(killed) == "running" and int(read_log(killed)[-1]["step"]) < 8, "killed after the end"
+    resumed = cli("--yard", tmp_path, "finetune", "--resume", killed)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "from checkpoint-" in resumed.stderr and status(killed) == "complete"
+
+    expected, got = read_log(Path(reference.stdout.strip())), read_log(killed)
+    assert [row["step"] for row in got] == [row["step"] for row in expected]
+    for want, have in zip(expected, got, strict=True):  # the reference after resuming is still the start
+        for column in ("train_loss", "val_loss", "rewards/accuracies", "rewards/margins"):
+            if want[column]:
+                assert float(have[column]) == pytest.approx(float(want[column]), abs=1e-4), (column, want)

@@ -15,6 +15,7 @@ from tuneyard.cli.context import yard_from
 from tuneyard.cli.options_cli import with_model_options
 from tuneyard.evaluate.grade_file import GradeOptions
 from tuneyard.evaluate.options import EvalOptions, GenerateOptions, GridOptions
+from tuneyard.evaluate.win_rate import WinRateOptions
 from tuneyard.task_types.data_loading import load_data
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML file with any of these options.")]
@@ -291,9 +292,44 @@ def generate_command(
     out.print(str(outcome.folder), markup=False, highlight=False)
 
 
+@with_model_options(WinRateOptions)
+def win_rate_command(
+    ctx: typer.Context,
+    flags: dict[str, Any],
+    quiet: QuietOption = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """How often a judge behind any OpenAI-compatible API prefers one model's answers to another's.
+
+    Give two eval folders of the same split (the tuned model's and its start's); each prompt whose
+    answers differ is judged in both orders, as a label job (same retries, journal and cost log).
+
+    Example: tuneyard win-rate --candidate runs/dpo/evaluation_results/prefs_validation
+    --baseline base/evaluation_results/prefs_validation --teacher gpt-4o-mini --base-url https://api.openai.com/v1
+
+    Writes win_rates/JUDGEMENTS.json (with the judge prompt) in the candidate's eval folder.
+    """
+    from tuneyard.cli.label import progress_display
+    from tuneyard.config import resolve_options
+    from tuneyard.evaluate.win_rate import judge_win_rate
+
+    options = resolve_options(WinRateOptions, flags, config, set_ or ())
+    quiet_libraries()
+    with progress_display(quiet) as on_row:
+        result = judge_win_rate(options, yard_from(ctx), on_row=on_row)
+    note(
+        f"win rate {result.win_rate:.3f} over {result.prompts} prompts: {result.wins} wins, "
+        f"{result.ties} ties, {result.losses} losses, {result.unjudged} not judged "
+        f"(judgements: {result.judgements})"
+    )
+    out.print(f"{result.win_rate:.4f}", markup=False, highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``eval``, ``generate``, ``grade`` and ``eval-grid`` to the root app."""
+    """Add ``eval``, ``generate``, ``grade``, ``eval-grid`` and ``win-rate`` to the root app."""
     app.command("eval", help=eval_command.__doc__)(eval_command)
+    app.command("win-rate", help=win_rate_command.__doc__)(win_rate_command)
     app.command("generate", help=generate_command.__doc__)(generate_command)
     app.command("grade", help=grade_command.__doc__)(grade_command)
     app.command(

@@ -21,7 +21,8 @@ from typer.core import TyperGroup
 VERBS: dict[str, str] = {
     "runs": "runs", "prepare": "prepare", "label": "label", "compress": "compress",
     "finetune": "finetune", "eval": "evaluate", "generate": "evaluate", "grade": "evaluate",
-    "eval-grid": "evaluate", "merge": "export", "export": "export", "validate": "validate",
+    "eval-grid": "evaluate", "win-rate": "evaluate", "merge": "export", "export": "export",
+    "validate": "validate",
     "report": "report", "grid": "grid", "pipeline": "pipeline", "serve": "serve",
     "release": "release",
 }  # fmt: skip

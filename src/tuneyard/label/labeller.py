@@ -35,6 +35,7 @@ from tuneyard.label.journal import JOURNAL_FILE, Journal
 from tuneyard.label.limits import RequestPace
 from tuneyard.label.options import LabelOptions
 from tuneyard.label.output import write_dataset
+from tuneyard.label.pairs import check_columns
 from tuneyard.label.prompts import ImageView, PromptRenderer
 from tuneyard.label.tally import LabelledDataset, Tally
 
@@ -83,6 +84,8 @@ def label_dataset(
     for split, rows in splits.items():
         if len(rows):
             renderer.check(rows[0], rows.column_names, split)
+        if options.pairs.wanted:
+            check_columns(rows.column_names, options.pairs, split)
     job_dir = yard.state_dir / JOBS_DIR / job_key(options, files)
     journal = Journal(job_dir / JOURNAL_FILE)
     if resume and not journal.path.is_file():

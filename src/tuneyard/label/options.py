@@ -10,6 +10,7 @@ from tuneyard.config import Cli, StrictModel
 from tuneyard.errors import ConfigError
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+RANKS = ("A", "B")  # the answers of a teacher ranking two candidates: the first or the second is better
 
 
 class AnswerFormat(StrictModel):
@@ -36,42 +37,59 @@ class AnswerFormat(StrictModel):
         return self
 
 
-class LabelOptions(StrictModel):
-    """One labelling job: the rows, the teacher, the prompt, the answer, the limits."""
+class PairOptions(StrictModel):
+    """Preference pairs instead of a label column (see :mod:`tuneyard.label.pairs`)."""
 
-    data: str = Field(description="A dataset of the yard (by name) or a folder / file of splits.")
+    prompt_column: str | None = Field(
+        default=None,
+        description="The rows' prompt: with --rejected-column or --candidates, file prompt/chosen/rejected "
+        "pairs (the preference task type's rows) instead of a label column.",
+    )
+    rejected_column: str | None = Field(
+        default=None,
+        description="The teacher writes the chosen answer; this column's answer (e.g. the student's own) is "
+        "the rejected one.",
+    )
+    candidates: list[str] | None = Field(
+        default=None,
+        description="Two answer columns the teacher ranks: it answers A (the first is better) or B (the "
+        "second); the better is chosen, the other rejected.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PairOptions:
+        ways = [flag for flag, value in (("--rejected-column", self.rejected_column),
+                                         ("--candidates", self.candidates)) if value is not None]  # fmt: skip
+        if len(ways) > 1:
+            raise ConfigError(
+                "give --rejected-column (the teacher writes the chosen answer) or --candidates (the teacher "
+                "ranks two answers), not both.",
+                "Drop one of them.",
+            )
+        if (self.prompt_column is None) != (not ways):
+            raise ConfigError(
+                "--prompt-column and --rejected-column or --candidates go together: a pair is a prompt and "
+                "two answers to it.",
+                "Give --prompt-column COLUMN with --rejected-column COLUMN or --candidates FIRST,SECOND.",
+            )
+        if self.candidates is not None and len(self.candidates) != 2:
+            raise ConfigError(
+                f"--candidates names {len(self.candidates)} columns; the teacher ranks two.",
+                "Example: --candidates tuned_answer,base_answer",
+            )
+        return self
+
+    @property
+    def wanted(self) -> bool:
+        return self.prompt_column is not None
+
+
+class TeacherOptions(StrictModel):
+    """Whom a job asks (any OpenAI-compatible server), how fast, how often again, at what price: the
+    fields ``label`` and a judged win rate (``tuneyard.evaluate.win_rate``) share."""
+
     teacher: str = Field(description="The model name the server serves (the request's 'model').")
     base_url: str = Field(description="The OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
-    prompt: Annotated[str, Cli(file_flag="--prompt-file")] = Field(
-        description="Jinja template over the row's columns: the user message."
-    )
-    system_prompt: Annotated[str | None, Cli(flag="--system", file_flag="--system-file")] = Field(
-        default=None, description="The system prompt."
-    )
-    answer: Annotated[AnswerFormat, Cli(flatten=True)] = Field(
-        default_factory=AnswerFormat, title="Valid answers (at most one)"
-    )
-    target: str | None = Field(
-        default=None,
-        description="Jinja template mapping the parsed answer to the student target ({{ answer }}, "
-        "plus the row's columns); default: the answer itself.",
-    )
-    output_column: str = Field(default="label", description="The column the target is written to.")
-    image_column: str | None = Field(default=None, description="Send this column's image as a data URL.")
-    image_preprocess: str | None = Field(
-        default=None,
-        description="Send each image as the --student model sees it after this preprocessing ('processor' or "
-        "'llamacpp', as finetune's --image-preprocess), not the file as it is.",
-    )
-    student: str | None = Field(
-        default=None,
-        description="With --image-preprocess: the vision-language checkpoint (folder or hub id) whose image "
-        "sizes the teacher's images follow.",
-    )
-    splits: Annotated[list[str] | None, Cli(flag="--split", repeat=True)] = Field(
-        default=None, description="Label only this split (repeat; default: all)."
-    )
-    name: str | None = Field(default=None, description="The new dataset's name (default: DATA-labelled).")
     api_key_env: str = Field(
         default=DEFAULT_KEY_ENV, description="The environment variable holding the API key."
     )
@@ -87,17 +105,74 @@ class LabelOptions(StrictModel):
     answer_retries: int = Field(default=1, ge=0, description="Asks again when the answer is invalid.")
     max_tokens: int = Field(default=64, gt=0, description="Longest answer, in tokens.")
     temperature: float = Field(default=0.0, ge=0, description="Sampling temperature.")
-    logprobs: bool = Field(default=True, description="Ask for log-probabilities (the confidence).")
-    min_confidence: float | None = Field(
-        default=None, ge=0, le=1, description="Keep apart answers whose probability is lower."
-    )
     price_prompt: float | None = Field(default=None, ge=0, description="Price per million prompt tokens.")
     price_completion: float | None = Field(
         default=None, ge=0, description="Price per million completion tokens."
     )
+
+
+class LabelOptions(TeacherOptions):
+    """One labelling job: the rows, the teacher, the prompt, the answer, the limits."""
+
+    data: str = Field(description="A dataset of the yard (by name) or a folder / file of splits.")
+    prompt: Annotated[str, Cli(file_flag="--prompt-file")] = Field(
+        description="Jinja template over the row's columns: the user message."
+    )
+    system_prompt: Annotated[str | None, Cli(flag="--system", file_flag="--system-file")] = Field(
+        default=None, description="The system prompt."
+    )
+    answer: Annotated[AnswerFormat, Cli(flatten=True)] = Field(
+        default_factory=AnswerFormat, title="Valid answers (at most one)"
+    )
+    target: str | None = Field(
+        default=None,
+        description="Jinja template mapping the parsed answer to the student target ({{ answer }}, "
+        "plus the row's columns); default: the answer itself.",
+    )
+    output_column: str = Field(default="label", description="The column the target is written to.")
+    pairs: Annotated[PairOptions, Cli(flatten=True)] = Field(
+        default_factory=PairOptions, title="Preference pairs (instead of a label column)"
+    )
+    image_column: str | None = Field(default=None, description="Send this column's image as a data URL.")
+    image_preprocess: str | None = Field(
+        default=None,
+        description="Send each image as the --student model sees it after this preprocessing ('processor' or "
+        "'llamacpp', as finetune's --image-preprocess), not the file as it is.",
+    )
+    student: str | None = Field(
+        default=None,
+        description="With --image-preprocess: the vision-language checkpoint (folder or hub id) whose image "
+        "sizes the teacher's images follow.",
+    )
+    splits: Annotated[list[str] | None, Cli(flag="--split", repeat=True)] = Field(
+        default=None, description="Label only this split (repeat; default: all)."
+    )
+    name: str | None = Field(default=None, description="The new dataset's name (default: DATA-labelled).")
+    logprobs: bool = Field(default=True, description="Ask for log-probabilities (the confidence).")
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Keep apart answers whose probability is lower."
+    )
     output_dir: Annotated[str | None, Cli(path=True)] = Field(
         default=None, description="Write here instead of datasets/{name}."
     )
+
+    @model_validator(mode="after")
+    def _ranks_are_the_answers(self) -> LabelOptions:
+        """A teacher ranking two candidates answers A or B (asked so unless a format says otherwise)."""
+        if self.pairs.candidates is None:
+            return self
+        answer = self.answer
+        if answer.regex is None and answer.json_schema is None and answer.choices is None:
+            self.answer = AnswerFormat(choices=list(RANKS))
+        elif self.target is None and sorted(answer.choices or []) != sorted(RANKS):
+            raise ConfigError(
+                "with --candidates the teacher's target says which answer is better: "
+                + " or ".join(RANKS)
+                + ".",
+                "Drop the answer format (the choices are then A,B), or add --target mapping the answer to A "
+                "or B.",
+            )
+        return self
 
     @model_validator(mode="after")
     def _student_view_is_whole(self) -> LabelOptions:

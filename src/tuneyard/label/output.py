@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.label.journal import JOURNAL_FILE
 from tuneyard.label.options import LabelOptions
+from tuneyard.label.pairs import as_pairs
 from tuneyard.label.tally import LabelledDataset, Tally, price
 
 if TYPE_CHECKING:
@@ -37,8 +38,14 @@ def write_dataset(
     labelled = {
         split: labelled_rows(rows, split, entries, options.output_column) for split, rows in splits.items()
     }
-    stats = statistics(labelled, options.output_column)
-    stats |= outcome_metrics(entries, tally, options, labelled)
+    stats = outcome_metrics(entries, tally, options, labelled)
+    if options.pairs.wanted:
+        paired = {
+            split: as_pairs(rows, options.pairs, options.output_column) for split, rows in labelled.items()
+        }
+        labelled = {split: rows for split, (rows, _) in paired.items()}
+        stats["pairs_left_out"] = sum(left_out for _, left_out in paired.values())
+    stats = statistics(labelled, options.output_column) | stats
     name = options.dataset_name(source.stem if source.is_file() else source.name)
     target = yard.target_path("dataset", output_dir=options.output_dir, name=name)
     manifest = Manifest(
@@ -166,6 +173,11 @@ def write_card(
     if "agreement_with_original" in metrics:
         agreement = metrics["agreement_with_original"]
         lines.append(f"- agreement with the rows' original `{options.output_column}`: {agreement:.3f}")
+    if "pairs_left_out" in metrics:
+        lines.append(
+            f"- preference pairs ({describe_pairs(options)}); {metrics['pairs_left_out']} left out, "
+            "their two answers the same"
+        )
     if dropped:
         lines.append(f"- request options the server refused: {refused_options(dropped)}")
     lines += ["", "## Prompt", ""]
@@ -181,6 +193,16 @@ def write_card(
 def refused_options(dropped: list[str]) -> str:
     """What the job asked without (or, after an arrow, in which simpler form), in words."""
     return "; ".join(entry if "->" in entry else f"{entry} (asked without)" for entry in dropped)
+
+
+def describe_pairs(options: LabelOptions) -> str:
+    pairs = options.pairs
+    if pairs.candidates is not None:
+        first, second = pairs.candidates
+        return f"the teacher ranked `{first}` (A) against `{second}` (B) for `{pairs.prompt_column}`"
+    return (
+        f"the teacher wrote the chosen answer to `{pairs.prompt_column}`, `{pairs.rejected_column}` rejected"
+    )
 
 
 def describe_answer(options: LabelOptions) -> str:
