@@ -31,7 +31,7 @@ def grid(
 ) -> None:
     """Run an experiment file: a fine-tuning grid, then an eval grid (and a search, if it has one).
 
-    The cells: models x compressions x strategies x LoRA ranks x layers x seeds.
+    The cells: models x tasks x compressions x strategies x LoRA ranks x layers x seeds.
 
     Example: tuneyard grid experiment.yaml --dry-run
 
@@ -85,6 +85,8 @@ def grid(
         note(f"ran {result.ran} cell(s) of {len(result.cells)}")
     if result.seeds is not None:
         note(f"mean and spread over seeds: {result.seeds}")
+    if result.transfer is not None:
+        note(f"transfer matrix (trained on x evaluated on): {result.transfer}")
     if result.search is not None:
         print_search(*result.search, spec.search)
     if any(plan.state == "failed" for plan in result.cells):
