@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
 from tuneyard.experiments.cell_log import LOGS
 from tuneyard.experiments.cells import FinetuneCell, cell_state, expand
-from tuneyard.experiments.search import MethodResult, Probe, run_search
+from tuneyard.experiments.search import Probe, SearchResult, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
 from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
 from tuneyard.experiments.transfer import TRANSFER_HEATMAP, draw_transfer_matrix
@@ -68,7 +68,7 @@ class ExperimentResult:
     cells: list[CellPlan]
     ran: int
     evals: GridResult | None
-    search: tuple[float, list[MethodResult]] | None = None  # dense's score, each method's bisection
+    search: SearchResult | None = None  # the smallest model within X points of dense
     seeds: Path | None = None  # seeds.csv: the spread of cells that differ only by seed
     transfer: Path | None = None  # transfer_heatmap.png: train task x eval task, with a task axis
 
