@@ -273,10 +273,11 @@ def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, y
 def write_seed_spread(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> Path | None:
     """``seeds.csv``: cells that differ only by seed, grouped: per task the mean and spread of their scores.
 
-    A row per group of two or more seeds (every axis but ``seed`` equal) and task with a
-    score: ``seeds`` (how many scored), ``mean``, ``sd`` (sample standard deviation,
-    n - 1), ``min`` and ``max``. How far seeds alone move a score is the noise any other
-    axis's difference must beat. None (no file) when no group has two scored seeds.
+    A row per group of two or more seeds (every axis but ``seed`` equal, the training
+    ``task`` among them) and eval task (``eval_task``) with a score: ``seeds`` (how many
+    scored), ``mean``, ``sd`` (sample standard deviation, n - 1), ``min`` and ``max``. How
+    far seeds alone move a score is the noise any other axis's difference must beat. None
+    (no file) when no group has two scored seeds.
     """
     import statistics
 
@@ -296,7 +297,7 @@ def write_seed_spread(path: Path, plans: list[CellPlan], evals: GridResult | Non
         return None
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*varied, "task", "seeds", "mean", "sd", "min", "max"])
+    writer.writerow([*varied, "eval_task", "seeds", "mean", "sd", "min", "max"])
     writer.writerows(rows)
     yard.storage.write_text(path, buffer.getvalue())
     return path
