@@ -1,4 +1,5 @@
-"""The smallest model within X points of dense: the bisection, and a search run and rerun on a tiny model."""
+"""The smallest model within X points of dense: the bisection, and a search chosen on validation, reported on
+test, run and rerun on a tiny model."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 from topic_data import write_topic_csvs
 
+from tuneyard.evaluate.paired import bootstrap_interval, paired_arrays, row_scores
 from tuneyard.experiments.search import bisect_ratios
 
 
@@ -73,25 +75,42 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     assert more.stdout.split("\n")[1].split()[:2] == ["whiten", "0.28"]
     assert len(list((yard / "experiments" / "smallest" / "search").iterdir())) == 4  # one new probe only
 
-    spec["search"] |= {"recovery": None, "probes": 1}
+    # Chosen on validation, reported on test: each number is what `tuneyard eval` gives on that split.
+    report = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())["report"]
+    assert (report["select_on"], report["report_on"]) == ("validation", "test")
+    for candidate in report["candidates"]:
+        target = tmp_path / "check" / candidate["label"].replace(" ", "_")
+        check = cli(
+            "--yard", yard, "eval", "--checkpoint", candidate["model"], "--data", data, "--split", "test",
+            "--output-dir", target,
+        )  # fmt: skip
+        accuracy = next(line.split()[-1] for line in check.stdout.splitlines() if line.startswith("accuracy"))
+        assert candidate["score"] == pytest.approx(float(accuracy), abs=1e-4)
+        assert candidate["low"] <= candidate["score"] <= candidate["high"]
+    assert [candidate["label"] for candidate in report["candidates"]] == ["dense", "whiten 0.28 (seed 0)"]
+    assert report["candidates"][1]["versus_dense"]["rows"] == 16  # paired with dense on the same test rows
+    assert "on test (chosen on validation; 95% bootstrap intervals over the rows)" in more.stdout
+
+    spec["search"] |= {"recovery": None, "probes": 1, "within": 0.0, "calib_seeds": 2}
     path.write_text(yaml.safe_dump(spec))
     unrecovered = cli("--yard", yard, "grid", path)
     assert unrecovered.exit_code == 0, unrecovered.stderr
     journal = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())
     new = [probe for probe in journal["probes"].values() if not Path(probe["folder"], "recovered").exists()]
-    assert len(new) == 1 and new[0]["ratio"] == 0.8  # a new probe (recovery shapes its id), not recovered
-    assert (Path(new[0]["folder"]) / "compressed" / "manifest.json").is_file()
-
-    spec["search"] |= {"split": "validation"}
-    path.write_text(yaml.safe_dump(spec))
-    on_validation = cli("--yard", yard, "grid", path)
-    assert on_validation.exit_code == 0, on_validation.stderr
-    journal = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())
-    assert journal["dense_of"]["split"] == "validation"  # scored again, not reused from the test split
-    check = ("--split", "validation", "--output-dir", tmp_path / "check")
-    validation = cli("--yard", yard, "eval", "--checkpoint", run / "best", "--data", data, *check)
-    assert f"dense: accuracy {journal['dense']:.4f}" in on_validation.stderr
-    accuracy = next(
-        line.split()[-1] for line in validation.stdout.splitlines() if line.startswith("accuracy")
+    assert {probe["ratio"] for probe in new} == {0.8}  # a new probe (recovery shapes its id), not recovered
+    assert all((Path(probe["folder"]) / "compressed" / "manifest.json").is_file() for probe in new)
+    # A second calibration seed is made exactly when the first model's interval to dense holds the tolerance.
+    first = next(probe for probe in new if probe["seed"] == 0)
+    key = json.dumps([str(run / "best"), str(data), "validation", "accuracy"])
+    dense_rows, first_rows = (
+        row_scores(yard / journal["evals"][key]["results"]),
+        row_scores(yard / first["results"]),
     )
-    assert journal["dense"] == pytest.approx(float(accuracy), abs=1e-4)  # tuneyard eval's validation score
+    dense_array, first_array = paired_arrays(dense_rows, first_rows)  # type: ignore[arg-type]
+    low, high = bootstrap_interval(first_array - dense_array)
+    assert len(new) == (2 if low <= 0.0 <= high else 1)
+
+    spec["search"]["split"] = "test"
+    path.write_text(yaml.safe_dump(spec))
+    old_field = cli("--yard", yard, "grid", path)
+    assert old_field.exit_code == 2 and "report_on: test" in " ".join(old_field.stderr.split())

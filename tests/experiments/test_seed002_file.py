@@ -17,7 +17,7 @@ TOPICS = REPO / "data" / "debian_topics"
 # tuneyard's own fields of each section beyond seed 002's: a field the parser accepts is one or the other.
 TUNEYARD_FIELDS = {
     "finetuning": {
-        "models", "data", "task", "compressions", "strategies", "lora_ranks", "lora_layers", "seeds",
+        "models", "data", "task", "tasks", "compressions", "strategies", "lora_ranks", "lora_layers", "seeds",
         "epochs", "learning_rate", "batch_size", "options", "exclude",
     },
     "evals": {
@@ -104,15 +104,15 @@ def test_seed_002s_file_runs_as_its_users_write_it(cli, tiny_decoder, tmp_path) 
     assert plan.exit_code == 0, plan.stderr
     names = [line.split()[1] for line in plan.stdout.splitlines()[1:-1]]
     assert [name.split("-", 3)[-1] for name in names] == [
-        "full-s42",
-        "lora-r8-s42",
-        "lora-r16-s42",
-        "lora-r32-s42",
-    ]
+        f"{task}-{cell}"
+        for task in ("task1", "task2")
+        for cell in ("full-s42", "lora-r8-s42", "lora-r16-s42", "lora-r32-s42")
+    ]  # seed 002 trains each start on each task
     warnings = " ".join(plan.stderr.split())
     assert "warning: evals.model_server_args reaches a server only with evals.backend: server" in warnings
-    assert "finetuning trains on task 'task1' only" in warnings
 
+    # The run trains on task1 only (tuneyard's own field), to keep this test's time; both tasks are scored.
+    config.write_text(config.read_text().replace("  epochs: 1\n", "  tasks: [task1]\n  epochs: 1\n", 1))
     result = cli("--yard", yard, "grid", config)
     assert result.exit_code == 0, result.stderr
     experiment = yard / "experiments" / "config"  # no experiment: in the file: named after it
@@ -142,7 +142,7 @@ def test_the_verbatim_file_names_its_empty_task_and_with_task2_filled_plans_its_
         SEED_FILE.read_text().replace(COMMENT, "  user_prompt: x\n  assistant_text_column: y\n")
     )
     plan = cli("--yard", tmp_path, "grid", config, "--dry-run")
-    assert plan.exit_code == 0 and plan.stdout.splitlines()[-1] == "4 new", plan.stderr
+    assert plan.exit_code == 0 and plan.stdout.splitlines()[-1] == "8 new", plan.stderr  # 4 per task
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ def test_evals_only_and_finetune_only_files(tmp_path) -> None:
     assert (evals_only.evals.tasks, evals_only.evals.checkpoint_to_eval) == (["sections"], "last")
     finetune_only = spec_of(tmp_path, task + "finetuning: {model_path: base/a, lora_ranks: [4]}\n")
     assert finetune_only.finetuning is not None and finetune_only.evals is None
-    assert (finetune_only.finetuning.models, finetune_only.finetuning.task) == (["base/a"], "sections")
+    assert (finetune_only.finetuning.models, finetune_only.finetuning.tasks) == (["base/a"], ["sections"])
     assert finetune_only.finetuning.strategies == ["lora"] and finetune_only.warnings == []
     with pytest.raises(ConfigError, match="needs a finetuning: section"):
         spec_of(tmp_path, task + "evals: {nb_eval_samples: 4}\n")

@@ -35,16 +35,21 @@ LATER_FIELDS: dict[str, Any] = {"task_options": {}, "dtype": "auto", "gradient_c
 class FinetuneCell:
     """One run of the grid."""
 
-    # model, compression, strategy, lora_rank, lora_layers, seed (None where it does not apply)
+    # model, task, compression, strategy, lora_rank, lora_layers, seed (None where it does not apply)
     axes: dict[str, Any]
     options: FinetuneOptions
     id: str
     start: CompressedStart | None = None  # the compressed model it fine-tunes from, if any
+    # Whether the grid trains on several tasks: then the name shows the task (a one-task grid's
+    # names stay what they were, so its run folders are found again).
+    named_task: bool = False
 
     @property
     def name(self) -> str:
-        """``{model}[-{compression}]-{strategy}[-r{rank}][-L{layers}]-s{seed}``: what a person reads."""
+        """``{model}[-{task}][-{compression}]-{strategy}[-r{rank}][-L{layers}]-s{seed}``: read by a person."""
         parts = [model_display_name(self.axes["model"])]
+        if self.named_task:
+            parts.append(Path(self.axes["task"]).name)
         if self.axes["compression"] is not None:
             parts.append(self.axes["compression"])
         parts.append(self.axes["strategy"])
@@ -59,18 +64,20 @@ class FinetuneCell:
         return checkpoints / f"{self.name}-{self.id}"
 
 
-def expand(spec: ExperimentSpec, data: str | None, compressed: Path) -> list[FinetuneCell]:
-    """Every cell of ``spec.finetuning`` in order (models, compressions, strategies, ranks, layers, seeds).
+def expand(spec: ExperimentSpec, prepared: dict[str, str], compressed: Path) -> list[FinetuneCell]:
+    """Every cell of ``spec.finetuning`` in order (models, tasks, compressions, strategies, ranks, layers,
+    seeds).
 
-    ``data``: the folder the cells train on (a task of ``tasks:`` once formatted), else the
-    grid's own ``data`` / ``task``. ``compressed``: where compressed starts are filed.
+    ``prepared``: the folder each task of the file was formatted into (the cells train on
+    it); a task not in it is a GLUE name. ``compressed``: where compressed starts are filed.
     """
     grid = spec.finetuning
     if grid is None:
         return []
-    source = data_source(grid, data)
     cells = []
-    for model, entry in itertools.product(grid.models, grid.compressions):
+    for model, (task, source), entry in itertools.product(
+        grid.models, training_sources(grid, prepared), grid.compressions
+    ):
         start = compressed_start(model, entry, source, compressed) if entry is not None else None
         for strategy, seed in itertools.product(grid.strategies, grid.seeds):
             if not fits(strategy, start):
@@ -81,6 +88,7 @@ def expand(spec: ExperimentSpec, data: str | None, compressed: Path) -> list[Fin
             ):
                 axes = {
                     "model": model,
+                    "task": task,
                     "compression": start.label if start is not None else None,
                     "strategy": strategy,
                     "lora_rank": rank,
@@ -90,7 +98,7 @@ def expand(spec: ExperimentSpec, data: str | None, compressed: Path) -> list[Fin
                 if any(excluded(axes, rule) for rule in grid.exclude):
                     continue
                 options = cell_options(grid, axes, source, start)
-                cells.append(FinetuneCell(axes, options, cell_id(options, start), start))
+                cells.append(FinetuneCell(axes, options, cell_id(options, start), start, len(grid.tasks) > 1))
     if not cells:
         raise ConfigError(
             "finetuning: every cell is left out.",
@@ -100,11 +108,22 @@ def expand(spec: ExperimentSpec, data: str | None, compressed: Path) -> list[Fin
     return cells
 
 
-def data_source(grid: FinetuneGrid, data: str | None) -> dict[str, str]:
-    """``{"data": ...}`` or ``{"task": ...}``: what the cells train on and starts calibrate on."""
-    if data is not None:
-        return {"data": data}
-    return {"data": grid.data} if grid.data else {"task": str(grid.task)}
+def training_sources(grid: FinetuneGrid, prepared: dict[str, str]) -> list[tuple[str | None, dict[str, str]]]:
+    """Each value of the task axis and what its cells train (and starts calibrate) on.
+
+    ``(None, {"data": ...})`` for the grid's own ``data``; per task ``{"data": folder}``
+    (a task of the file, prepared), ``{"task": name}`` (a GLUE name) or ``{"data": task}``
+    (a data folder or a dataset of the yard).
+    """
+    from tuneyard.task_types.sequence_classification.glue import GLUE_TASKS
+
+    if grid.data is not None:
+        return [(None, {"data": grid.data})]
+    sources = []
+    for task in grid.tasks:
+        source = prepared.get(task) or (None if task.lower() in GLUE_TASKS else task)
+        sources.append((task, {"data": source} if source else {"task": task}))
+    return sources
 
 
 def excluded(axes: dict[str, Any], rule: dict[str, Any]) -> bool:

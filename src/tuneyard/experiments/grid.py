@@ -5,7 +5,8 @@ file the grid trains or evaluates on, prepared once), ``compressed/`` (the compr
 :mod:`tuneyard.experiments.starts`), ``finetuned_checkpoints/{name}-{id}`` (one run per
 cell), ``finetune_logs/{name}-{id}.log`` (:mod:`tuneyard.experiments.cell_log`),
 ``grader_logs/{model}-{task}`` (links to each evaluation's folder),
-``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`)
+``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`),
+``transfer_heatmap.png`` with a task axis (:mod:`tuneyard.experiments.transfer`),
 ``metrics.csv`` (one row per cell: its axes, state and eval scores) and ``seeds.csv``
 (cells that differ only by seed: the mean and spread of their scores).
 
@@ -30,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
 from tuneyard.experiments.cell_log import LOGS
 from tuneyard.experiments.cells import FinetuneCell, cell_state, expand
-from tuneyard.experiments.search import MethodResult, Probe, run_search
+from tuneyard.experiments.search import Probe, SearchResult, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
 from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
+from tuneyard.experiments.transfer import TRANSFER_HEATMAP, draw_transfer_matrix
 from tuneyard.yard.layout import safe_component
 from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
@@ -66,8 +68,9 @@ class ExperimentResult:
     cells: list[CellPlan]
     ran: int
     evals: GridResult | None
-    search: tuple[float, list[MethodResult]] | None = None  # dense's score, each method's bisection
+    search: SearchResult | None = None  # the smallest model within X points of dense
     seeds: Path | None = None  # seeds.csv: the spread of cells that differ only by seed
+    transfer: Path | None = None  # transfer_heatmap.png: train task x eval task, with a task axis
 
 
 def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
@@ -76,21 +79,16 @@ def experiment_folder(spec: ExperimentSpec, yard: Yard) -> Path:
 
 def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPlan]:
     """Every cell with its folder and state; reads manifests only (``--dry-run`` shows this)."""
-    data = task_data_folder(spec, yard, spec_path, prepare=False)
     experiment = experiment_folder(spec, yard)
+    tasks = spec.finetuning.tasks if spec.finetuning is not None else []
+    prepared = {
+        task: str(task_folder(spec, yard, spec_path, task, False)) for task in tasks if task in spec.tasks
+    }
     plans = []
-    for cell in expand(spec, str(data) if data else None, experiment / COMPRESSED):
+    for cell in expand(spec, prepared, experiment / COMPRESSED):
         folder = cell.folder(experiment / CHECKPOINTS)
         plans.append(CellPlan(cell, folder, cell_state(folder)))
     return plans
-
-
-def task_data_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, prepare: bool) -> Path | None:
-    """The folder the cells train on when it is a task of the file (None: the grid's own ``data``)."""
-    task = spec.finetuning.task if spec.finetuning is not None else None
-    if task is None or task not in spec.tasks:
-        return None
-    return task_folder(spec, yard, spec_path, task, prepare)
 
 
 def task_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, task: str, prepare: bool) -> Path:
@@ -110,7 +108,7 @@ def task_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, task: str, pr
 
 def prepare_tasks(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> None:
     """Every task of the file the grid trains or evaluates on, prepared once, before any cell runs."""
-    used = [spec.finetuning.task] if spec.finetuning is not None else []
+    used = list(spec.finetuning.tasks) if spec.finetuning is not None else []
     used += spec.evals.tasks if spec.evals is not None else []
     for task in dict.fromkeys(name for name in used if name in spec.tasks):
         task_folder(spec, yard, spec_path, task, prepare=True)
@@ -154,12 +152,15 @@ def run_experiment(
     evals = run_evals(spec, yard, spec_path, plans) if spec.evals is not None else None
     if evals is not None:
         link_grader_logs(folder / GRADER_LOGS, evals, yard)
-    seeds = None
+    seeds = transfer = None
     if plans:
         write_metrics(folder / METRICS_FILE, plans, evals, yard)
         seeds = write_seed_spread(folder / SEEDS_FILE, plans, evals, yard)
+    if plans and evals is not None and spec.evals is not None:
+        scores = plan_scores(plans, evals, yard)
+        transfer = draw_transfer_matrix(folder / TRANSFER_HEATMAP, plans, scores, evals, spec.evals.split)
     search = run_search(spec.search, folder, yard, on_probe) if spec.search is not None else None
-    return ExperimentResult(folder, plans, ran, evals, search, seeds)
+    return ExperimentResult(folder, plans, ran, evals, search, seeds, transfer)
 
 
 def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execution) -> CellTask:
@@ -272,10 +273,11 @@ def write_metrics(path: Path, plans: list[CellPlan], evals: GridResult | None, y
 def write_seed_spread(path: Path, plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> Path | None:
     """``seeds.csv``: cells that differ only by seed, grouped: per task the mean and spread of their scores.
 
-    A row per group of two or more seeds (every axis but ``seed`` equal) and task with a
-    score: ``seeds`` (how many scored), ``mean``, ``sd`` (sample standard deviation,
-    n - 1), ``min`` and ``max``. How far seeds alone move a score is the noise any other
-    axis's difference must beat. None (no file) when no group has two scored seeds.
+    A row per group of two or more seeds (every axis but ``seed`` equal, the training
+    ``task`` among them) and eval task (``eval_task``) with a score: ``seeds`` (how many
+    scored), ``mean``, ``sd`` (sample standard deviation, n - 1), ``min`` and ``max``. How
+    far seeds alone move a score is the noise any other axis's difference must beat. None
+    (no file) when no group has two scored seeds.
     """
     import statistics
 
@@ -295,7 +297,7 @@ def write_seed_spread(path: Path, plans: list[CellPlan], evals: GridResult | Non
         return None
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*varied, "task", "seeds", "mean", "sd", "min", "max"])
+    writer.writerow([*varied, "eval_task", "seeds", "mean", "sd", "min", "max"])
     writer.writerows(rows)
     yard.storage.write_text(path, buffer.getvalue())
     return path

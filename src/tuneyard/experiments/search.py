@@ -1,34 +1,57 @@
-"""The smallest model within X points of dense: a bisection over the compression ratio.
+"""The smallest model within X points of dense: chosen on validation, reported on test.
 
 An experiment's ``search:`` block names a fine-tuned (dense) model, its data, the methods
 to try, a ratio range and a tolerance. For each method the search compresses the model
 at a ratio (task-aware calibration on the data), recovers it with a short fine-tune
 (distilled from the dense model, the default for a model compressed from a fine-tuned
-one; ``recovery: null`` scores the compressed model as it is), scores it on the split,
-and halves the range: towards smaller ratios when the score is within ``within`` of
-dense, towards larger ones when it is not. The smallest ratio that met the target is the
-answer; every probe is a cell of the search, kept in
-``experiments/{exp}/search/{method}-{ratio}-{id}/`` and in ``search.json``, so a rerun
-reuses the probes already made and an interrupted search goes on where it stopped.
+one; ``recovery: null`` scores the compressed model as it is), scores it on the
+``select_on`` split (validation), and halves the range: towards smaller ratios when the
+score is within ``within`` of dense, towards larger ones when it is not.
+
+A verdict that the rows cannot settle is not taken from one model: when the paired
+bootstrap interval of a probe's difference to dense (:mod:`tuneyard.evaluate.paired`,
+the same validation rows) holds the tolerance, the probe is made again with other
+calibration seeds (up to ``calib_seeds`` models) and the verdict is the mean's. The
+bisection assumes scores fall as the ratio does; where its probes say otherwise (a
+smaller ratio meets, a larger one misses) the pair is reported, not smoothed over.
+
+The smallest ratio that met is each method's answer; its model (the best seed on
+validation) and dense are then scored once on the ``report_on`` split (test), which no
+choice saw, each with a bootstrap interval over the rows and the paired difference to
+dense (interval and McNemar's p). Every probe is a cell of the search, kept in
+``experiments/{exp}/search/{method}-{ratio}[-s{seed}]-{id}/`` and in ``search.json``,
+so a rerun reuses the probes already made and an interrupted search goes on where it
+stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from tuneyard.config import StrictModel
 from tuneyard.errors import ConfigError
+from tuneyard.evaluate.paired import (
+    RowScores,
+    bootstrap_interval,
+    checked,
+    compare_evals,
+    paired_arrays,
+    row_scores,
+)
 from tuneyard.task_types.data_loading import load_data
 from tuneyard.yard.manifest import utc_now
 
 if TYPE_CHECKING:
+    from tuneyard.evaluate.paired import PairedComparison
     from tuneyard.yard.root import Yard
 
 SEARCH_DIR = "search"
@@ -37,21 +60,39 @@ RATIO_STEP = 0.01  # probes are rounded to this: a finer ratio changes no rank w
 
 
 class SearchSpec(StrictModel):
-    """``search:``: which model, which methods, how close to dense, over which ratios."""
+    """``search:``: which model, which methods, how close to dense, over which ratios, on which splits."""
 
     model: str = Field(description="The dense fine-tuned model (a run folder or its best/).")
-    data: str = Field(description="Its data: calibration rows, recovery rows and the scored split.")
+    data: str = Field(description="Its data: calibration rows, recovery rows and the scored splits.")
     methods: list[str] = Field(default_factory=lambda: ["whiten"], min_length=1)
     ratios: tuple[float, float] = Field(default=(0.1, 0.9), description="The range searched: [low, high].")
     within: float = Field(default=0.01, ge=0, lt=1, description="Allowed drop from dense in the metric.")
     metric: str = "accuracy"
-    split: str = "test"
+    select_on: str = Field(default="validation", description="The split the ratio is chosen on.")
+    report_on: str = Field(default="test", description="The split the chosen models are reported on.")
     probes: int = Field(default=4, ge=1, le=12, description="Bisection steps per method.")
+    calib_seeds: int = Field(
+        default=3, ge=1, le=8,
+        description="Models per ratio at most (calibration seeds 0, 1, ...), made while the verdict is "
+        "within noise; 1: one model per ratio.",
+    )  # fmt: skip
     calib_samples: int = Field(default=128, gt=0)
     recovery: dict[str, Any] | None = Field(
         default_factory=lambda: {"epochs": 1, "learning_rate": 1e-4},
         description="Options of the recovery fine-tune (any tuneyard finetune option); null: none.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_split_was_both(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "split" in data:
+            raise ConfigError(
+                f"search.split: {data['split']} chose and reported on one split; the search now chooses on "
+                "one and reports on another.",
+                "Delete split:, or write select_on: validation (the ratio is chosen on it) and "
+                "report_on: test (the chosen models are scored on it).",
+            )
+        return data
 
     @model_validator(mode="after")
     def _ordered_range(self) -> SearchSpec:
@@ -60,54 +101,130 @@ class SearchSpec(StrictModel):
             raise ConfigError(
                 f"search.ratios {list(self.ratios)} must be 0 < low < high < 1.", "e.g. [0.1, 0.9]"
             )
+        if self.select_on == self.report_on:
+            raise ConfigError(
+                f"search: select_on and report_on are both {self.select_on!r}: a score the choice saw is "
+                "no report of it.",
+                "select_on: validation, report_on: test.",
+            )
         return self
 
 
 @dataclass
 class Probe:
-    """One compressed-and-recovered model and its score."""
+    """One compressed-and-recovered model (one calibration seed) and its score on ``select_on``."""
 
     method: str
     ratio: float
+    seed: int
     id: str
     folder: str
+    model: str  # what was scored: the compressed model, or its recovery's best/
+    score: float
+    results: str  # its eval's folder (per-row scores), relative to the yard
+    finished: str
+
+
+@dataclass
+class Point:
+    """One ratio of the bisection: its models (one per calibration seed) and the verdict of their mean.
+
+    ``low``/``high``: the paired bootstrap interval of (mean per-row score - dense's) on
+    ``select_on``; ``noisy``: it still holds the tolerance after the last seed.
+    """
+
+    ratio: float
+    probes: list[Probe]
     score: float
     meets: bool
-    finished: str
+    low: float
+    high: float
+    noisy: bool
+
+
+@dataclass
+class Candidate:
+    """A model scored once on ``report_on``: the metric, the mean row score's interval, the pair to dense."""
+
+    label: str
+    model: str
+    score: float
+    low: float
+    high: float
+    versus_dense: PairedComparison | None = None
 
 
 @dataclass
 class MethodResult:
     method: str
-    smallest: float | None  # the smallest ratio that met the target (None: not even the highest)
-    path: list[Probe]
+    smallest: float | None  # the smallest ratio that met the target on select_on (None: not even the highest)
+    path: list[Point]
+    non_monotonic: list[tuple[float, float]] = field(default_factory=list)  # (smaller met, larger missed)
+    chosen: Candidate | None = None  # the smallest ratio's best seed, on report_on
 
 
-def probe_id(search: SearchSpec, method: str, ratio: float) -> str:
+@dataclass
+class SearchResult:
+    dense: float  # on select_on
+    target: float
+    methods: list[MethodResult]
+    dense_report: Candidate  # dense on report_on
+
+
+def probe_id(search: SearchSpec, method: str, ratio: float, seed: int) -> str:
     """A probe's identity: everything that shapes its model and score."""
-    shaping = search.model_dump(mode="json", exclude={"methods", "ratios", "probes", "within"})
-    text = json.dumps({**shaping, "method": method, "ratio": ratio}, sort_keys=True)
+    shaping = search.model_dump(
+        mode="json", exclude={"methods", "ratios", "probes", "within", "calib_seeds", "report_on"}
+    )
+    text = json.dumps({**shaping, "method": method, "ratio": ratio, "seed": seed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def score(model: str | Path, search: SearchSpec, yard: Yard) -> float:
-    """The model's ``metric`` on the split, as ``tuneyard eval`` files it."""
+class Journal:
+    """``search.json``: probes by id, evals by (model, split); rewritten after each, reused by a rerun."""
+
+    def __init__(self, path: Path, yard: Yard) -> None:
+        self.path, self.yard = path, yard
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+        self.probes: dict[str, dict[str, Any]] = stored.get("probes", {})
+        self.evals: dict[str, dict[str, Any]] = stored.get("evals", {})
+        self.report: dict[str, Any] = {}
+
+    def write(self) -> None:
+        document = {"probes": self.probes, "evals": self.evals, "report": self.report}
+        self.yard.storage.write_text(self.path, json.dumps(document, indent=2) + "\n")
+
+
+def evaluate(model: str | Path, split: str, search: SearchSpec, journal: Journal) -> tuple[float, RowScores]:
+    """The model's ``metric`` on ``split`` and its per-row scores, as ``tuneyard eval`` files them.
+
+    An eval the journal holds (same model, data, split and metric, its folder still there)
+    is read back instead of run again.
+    """
     from tuneyard.data.options import DataOptions
     from tuneyard.evaluate.model_eval import evaluate_model
 
+    yard = journal.yard
+    key = json.dumps([str(model), search.data, split, search.metric])
+    kept = journal.evals.get(key)
+    if kept is not None and yard.absolute(kept["results"]).is_dir():
+        return kept["score"], checked(row_scores(yard.absolute(kept["results"])))
     data = load_data(DataOptions(data=search.data).in_yard(yard))
-    outcome = evaluate_model(model, data, yard, split=search.split)
+    outcome = evaluate_model(model, data, yard, split=split)
     metrics = outcome.result.metrics
     if search.metric not in metrics:
         raise ConfigError(
             f"search.metric {search.metric!r} is not a metric of this eval.",
             f"Metrics: {', '.join(metrics)}.",
         )
-    return float(metrics[search.metric])
+    value = float(metrics[search.metric])
+    journal.evals[key] = {"score": value, "results": yard.relative(outcome.folder)}
+    journal.write()
+    return value, checked(row_scores(outcome.folder))
 
 
-def make_probe(search: SearchSpec, method: str, ratio: float, folder: Path, yard: Yard) -> Path:
-    """Compress at ``ratio``, recover (unless ``recovery`` is null), return the model to score."""
+def make_probe(search: SearchSpec, method: str, ratio: float, seed: int, folder: Path, yard: Yard) -> Path:
+    """Compress at ``ratio`` (calibration rows drawn with ``seed``), recover unless ``recovery`` is null."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
     from tuneyard.train.options import FinetuneOptions
@@ -116,7 +233,7 @@ def make_probe(search: SearchSpec, method: str, ratio: float, folder: Path, yard
     compressed = folder / "compressed"
     if not (compressed / "manifest.json").is_file():
         compress_model(
-            CompressOptions(model=search.model, method=method, ratio=ratio, data=search.data,
+            CompressOptions(model=search.model, method=method, ratio=ratio, data=search.data, seed=seed,
                             calib_samples=search.calib_samples, output_dir=str(compressed)),
             yard,
         )  # fmt: skip
@@ -131,33 +248,96 @@ def make_probe(search: SearchSpec, method: str, ratio: float, folder: Path, yard
 
 def run_search(
     search: SearchSpec, folder: Path, yard: Yard, on_probe: Callable[[Probe], None] | None = None
-) -> tuple[float, list[MethodResult]]:
-    """Dense's score, then each method's bisection (probes reused from ``search.json``)."""
-    journal = folder / SEARCH_FILE
-    stored = json.loads(journal.read_text()) if journal.is_file() else {}
-    done: dict[str, dict[str, Any]] = stored.get("probes", {})
-    scored = dense_scored(search)
-    dense = stored.get("dense") if stored.get("dense_of") == scored else None
-    dense = dense if dense is not None else score(search.model, search, yard)
+) -> SearchResult:
+    """Dense's score, each method's bisection on ``select_on``, then the answers on ``report_on``."""
+    journal = Journal(folder / SEARCH_FILE, yard)
+    dense, dense_rows = evaluate(search.model, search.select_on, search, journal)
     target = dense - search.within
     results = []
     for method in search.methods:
-        path: list[Probe] = []
+        path: list[Point] = []
 
-        def meets(ratio: float, method: str = method, path: list[Probe] = path) -> bool:
-            probe = reuse(done, search, method, ratio) or new_probe(
-                search, method, ratio, folder, yard, target
-            )
-            done[probe.id] = asdict(probe)
-            write_journal(journal, done, dense, scored, yard)
-            path.append(probe)
-            if on_probe is not None:
-                on_probe(probe)
-            return probe.meets
+        def meets(ratio: float, method: str = method, path: list[Point] = path) -> bool:
+            point = probe_point(search, method, ratio, folder, journal, dense_rows, target, on_probe)
+            path.append(point)
+            return point.meets
 
         smallest = bisect_ratios(*search.ratios, search.probes, meets)
-        results.append(MethodResult(method, smallest, path))
-    return dense, results
+        results.append(MethodResult(method, smallest, path, non_monotonic(path)))
+    dense_report = report_candidate("dense", search.model, search, journal, None)
+    for result in results:
+        if result.smallest is not None:
+            point = next(point for point in result.path if point.ratio == result.smallest)
+            best = max(point.probes, key=lambda probe: probe.score)  # chosen on select_on too
+            label = f"{result.method} {best.ratio:g} (seed {best.seed})"
+            result.chosen = report_candidate(label, best.model, search, journal, dense_report)
+    journal.report = {
+        "select_on": search.select_on, "report_on": search.report_on, "dense": dense, "target": target,
+        "candidates": [asdict(c) for c in [dense_report, *(r.chosen for r in results if r.chosen)]],
+        "non_monotonic": {r.method: r.non_monotonic for r in results if r.non_monotonic},
+    }  # fmt: skip
+    journal.write()
+    return SearchResult(dense, target, results, dense_report)
+
+
+def probe_point(
+    search: SearchSpec,
+    method: str,
+    ratio: float,
+    folder: Path,
+    journal: Journal,
+    dense_rows: RowScores,
+    target: float,
+    on_probe: Callable[[Probe], None] | None,
+) -> Point:
+    """The models at ``ratio``: seed 0, then more seeds while the interval to dense holds the tolerance."""
+    probes: list[Probe] = []
+    rows: list[np.ndarray] = []
+    for seed in range(search.calib_seeds):
+        probe = reuse(journal, search, method, ratio, seed) or new_probe(
+            search, method, ratio, seed, folder, journal
+        )
+        journal.probes[probe.id] = asdict(probe)
+        journal.write()
+        if on_probe is not None:
+            on_probe(probe)
+        probes.append(probe)
+        dense_array, probe_array = paired_arrays_of(dense_rows, journal, probe)
+        rows.append(probe_array)
+        low, high = bootstrap_interval(np.mean(rows, axis=0) - dense_array)
+        noisy = low <= -search.within <= high
+        if not noisy:
+            break
+    score = statistics.fmean(probe.score for probe in probes)
+    return Point(ratio, probes, score, score >= target, low, high, noisy)
+
+
+def paired_arrays_of(dense_rows: RowScores, journal: Journal, probe: Probe) -> tuple[np.ndarray, np.ndarray]:
+    """Dense's and the probe's per-row scores on the same rows (refused if they are not the same rows)."""
+    return paired_arrays(dense_rows, checked(row_scores(journal.yard.absolute(probe.results))))
+
+
+def non_monotonic(path: list[Point]) -> list[tuple[float, float]]:
+    """Probed ratios that contradict the bisection's assumption: the smaller met, the larger missed."""
+    return [
+        (small.ratio, large.ratio)
+        for small in path
+        for large in path
+        if small.ratio < large.ratio and small.meets and not large.meets
+    ]
+
+
+def report_candidate(
+    label: str, model: str, search: SearchSpec, journal: Journal, dense: Candidate | None
+) -> Candidate:
+    """``model`` on ``report_on``: the metric, its mean row score's bootstrap interval, the pair to dense."""
+    score, rows = evaluate(model, search.report_on, search, journal)
+    low, high = bootstrap_interval(np.array(list(rows.scores.values())))
+    versus = None
+    if dense is not None:
+        _, dense_rows = evaluate(dense.model, search.report_on, search, journal)
+        versus = compare_evals(dense_rows, rows)
+    return Candidate(label, str(model), score, low, high, versus)
 
 
 def bisect_ratios(low: float, high: float, probes: int, meets: Callable[[float], bool]) -> float | None:
@@ -184,29 +364,20 @@ def bisect_ratios(low: float, high: float, probes: int, meets: Callable[[float],
     return smallest
 
 
-def reuse(done: dict[str, dict[str, Any]], search: SearchSpec, method: str, ratio: float) -> Probe | None:
-    entry = done.get(probe_id(search, method, ratio))
-    return Probe(**entry) if entry else None
+def reuse(journal: Journal, search: SearchSpec, method: str, ratio: float, seed: int) -> Probe | None:
+    entry = journal.probes.get(probe_id(search, method, ratio, seed))
+    if entry is None or not journal.yard.absolute(entry["results"]).is_dir():
+        return None
+    return Probe(**entry)
 
 
 def new_probe(
-    search: SearchSpec, method: str, ratio: float, folder: Path, yard: Yard, target: float
+    search: SearchSpec, method: str, ratio: float, seed: int, folder: Path, journal: Journal
 ) -> Probe:
-    identity = probe_id(search, method, ratio)
-    probe_folder = folder / SEARCH_DIR / f"{method}-{ratio:g}-{identity}"
-    model = make_probe(search, method, ratio, probe_folder, yard)
-    value = score(model, search, yard)
-    return Probe(method, ratio, identity, str(probe_folder), value, value >= target, utc_now())
-
-
-def dense_scored(search: SearchSpec) -> dict[str, str]:
-    """What the dense score depends on: a journal's score is reused only when all of it matches."""
-    return {"model": search.model, "data": search.data, "split": search.split, "metric": search.metric}
-
-
-def write_journal(
-    path: Path, probes: dict[str, dict[str, Any]], dense: float, dense_of: dict[str, str], yard: Yard
-) -> None:
-    yard.storage.write_text(
-        path, json.dumps({"dense_of": dense_of, "dense": dense, "probes": probes}, indent=2) + "\n"
-    )
+    identity = probe_id(search, method, ratio, seed)
+    name = f"{method}-{ratio:g}" + (f"-s{seed}" if seed else "")
+    probe_folder = folder / SEARCH_DIR / f"{name}-{identity}"
+    model = make_probe(search, method, ratio, seed, probe_folder, journal.yard)
+    value, rows = evaluate(model, search.select_on, search, journal)
+    results = journal.yard.relative(rows.folder)
+    return Probe(method, ratio, seed, identity, str(probe_folder), str(model), value, results, utc_now())

@@ -6,7 +6,7 @@ tasks:                              # optional: seed-002 task entries, formatted
   sections: {dataset: data/debian_topics, user_prompt: "...", assistant_text_column: label}
 finetuning:
   models: [base/a, base/b]
-  data: data/debian_topics          # or task: sections (a task above) or a GLUE name
+  data: data/debian_topics          # or tasks: [sections, interface] (tasks above, or GLUE names)
   compressions: [null, {method: whiten, ratio: 0.5}]  # null: as is; else tuneyard compress options
   strategies: [full, lora]          # lora: uncompressed starts only; lowrank: compressed ones only
   lora_ranks: [8, 16]               # lora cells only
@@ -27,8 +27,10 @@ evals:
 Seed 002's own file is read as it is (:mod:`tuneyard.experiments.seed002_fields`): task
 entries at the top level beside ``finetuning:`` (``task1: {...}``), ``model_path`` /
 ``tokenizer_path``, the ``fusion...`` strategy flags, ``checkpoint_to_eval: -1``,
-``model_server_args``; ``evals.tasks`` defaults to every task of the file. A file may
-have only ``evals:`` (its ``models`` listed) or only ``finetuning:``.
+``model_server_args``; ``finetuning.tasks`` and ``evals.tasks`` default to every task of
+the file, so each start is trained on each task and every run is evaluated on every
+task: seed 002's transfer matrix. A file may have only ``evals:`` (its ``models``
+listed) or only ``finetuning:``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tuneyard.config import StrictModel, format_validation_error, read_config_file
 from tuneyard.data.formatting import TaskFormat, TaskGrader, task_grader
@@ -47,7 +49,8 @@ from tuneyard.experiments.seed002_fields import ignored_fields
 from tuneyard.train.options import StrategyName
 
 FINETUNED = "finetuned"  # evals.models entry: every run of the fine-tuning grid
-AXES = ("model", "compression", "strategy", "lora_rank", "lora_layers", "seed")  # what exclude rules may name
+# A cell's axes, what exclude rules may name; task: the task it trains on (None with finetuning.data)
+AXES = ("model", "task", "compression", "strategy", "lora_rank", "lora_layers", "seed")
 
 
 class FinetuneGrid(StrictModel):
@@ -55,9 +58,12 @@ class FinetuneGrid(StrictModel):
 
     models: list[str] = Field(default_factory=list, description="The starts (or seed 002's model_path).")
     data: str | None = Field(default=None, description="A data folder or a dataset of the yard.")
-    task: str | None = Field(
-        default=None, description="A task of the file or a GLUE task name (default: the file's first task)."
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="The task axis: each start trained on each task (of the file, a data folder or a GLUE "
+        "name); default: every task of the file.",
     )
+    task: str | None = Field(default=None, description="One task: tasks: [task].")
     compressions: list[dict[str, Any] | None] = Field(
         default_factory=lambda: [None], min_length=1,
         description="Starts: null (the model as it is) or tuneyard compress options (method, ratio or rank).",
@@ -81,11 +87,15 @@ class FinetuneGrid(StrictModel):
 
     @model_validator(mode="after")
     def _one_data_source(self) -> FinetuneGrid:
-        if self.data is not None and self.task is not None:
+        given = [name for name in ("data", "task", "tasks") if getattr(self, name)]
+        if len(given) > 1:
             raise ConfigError(
-                "finetuning: give one of data or task, not both.",
-                "data: data/debian_topics (a folder or a dataset), or task: sections (a task of the file).",
+                f"finetuning: give one of data, task or tasks, not {' and '.join(given)}.",
+                "data: data/debian_topics (a folder or a dataset), or tasks: [sections, interface] "
+                "(tasks of the file, each trained on in turn).",
             )
+        if self.task is not None:
+            self.tasks = [self.task]
         return self
 
     @model_validator(mode="after")
@@ -190,7 +200,6 @@ class ExperimentSpec(StrictModel):
     search: SearchSpec | None = Field(
         default=None, description="The smallest model within X points of dense."
     )
-    _notes: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -229,25 +238,23 @@ class ExperimentSpec(StrictModel):
         return self
 
     def _training_task(self, grid: FinetuneGrid) -> None:
-        """Without data or task: the file's only task (the first, with a warning, when it has several)."""
-        if grid.task is not None and self.tasks and grid.task not in self.tasks:
+        """Without data or tasks: every task of the file, each start trained on each (seed 002's meaning)."""
+        if len(set(grid.tasks)) < len(grid.tasks):
+            raise ConfigError(f"finetuning.tasks {grid.tasks} names a task twice.", "Name each task once.")
+        unknown = [task for task in grid.tasks if self.tasks and not known_task(task, self.tasks)]
+        if unknown:
             raise ConfigError(
-                f"finetuning.task {grid.task!r} is not a task of the file.",
+                f"finetuning.tasks: {unknown[0]!r} is neither a task of the file nor a data folder.",
                 f"Its tasks: {', '.join(self.tasks)}.",
             )
-        if grid.data is not None or grid.task is not None:
+        if grid.data is not None or grid.tasks:
             return
         if not self.tasks:
             raise ConfigError(
                 "finetuning: nothing to train on.",
                 "data: data/debian_topics (a folder or a dataset), or a task entry in the file.",
             )
-        grid.task = next(iter(self.tasks))
-        if len(self.tasks) > 1:
-            self._notes.append(
-                f"finetuning trains on task {grid.task!r} only (seed 002 trains on each task; that task axis "
-                f"is not built yet): name finetuning.task to choose among {', '.join(self.tasks)}."
-            )
+        grid.tasks = list(self.tasks)
 
     def _eval_tasks(self, evals: EvalGrid) -> None:
         if evals.models == FINETUNED and self.finetuning is None:
@@ -265,7 +272,7 @@ class ExperimentSpec(StrictModel):
     @property
     def warnings(self) -> list[str]:
         """What the file asks for that tuneyard reads differently or not at all (each names its field)."""
-        notes = list(self._notes)
+        notes: list[str] = []
         if self.finetuning is not None:
             notes += ignored_fields("finetuning", self.finetuning.model_dump(by_alias=True))
         if self.evals is not None:
@@ -279,6 +286,13 @@ class ExperimentSpec(StrictModel):
 
 
 TASK_KEYS = set(TaskFormat.model_fields)  # a top-level mapping with any of these is a task entry
+
+
+def known_task(task: str, entries: dict[str, Any]) -> bool:
+    """A task entry of the file, a folder that exists or a GLUE name (a typo of an entry is none of them)."""
+    from tuneyard.task_types.sequence_classification.glue import GLUE_TASKS
+
+    return task in entries or Path(task).expanduser().is_dir() or task.lower() in GLUE_TASKS
 
 
 def check_task(name: str, entry: dict[str, Any]) -> None:

@@ -17,8 +17,12 @@ def plot_grid_heatmap(
     tasks: Sequence[str],
     target: Path,
     title: str,
+    axis_names: tuple[str, str] = ("Task", "Model"),
 ) -> Path:
-    """Draw the grid; a missing or failed cell is grey and marked ``n/a``."""
+    """Draw the grid; a missing or failed cell is grey and marked ``n/a``.
+
+    ``axis_names``: the names of the columns' and the rows' axes (x, y).
+    """
     matrix = np.array([[np.nan if v is None else float(v) for v in row] for row in values], dtype=float)
     figure = new_figure(max(5.0, 1.6 * len(tasks) + 3), max(3.0, 0.55 * len(models) + 2))
     axes = figure.add_subplot(1, 1, 1)
@@ -30,8 +34,8 @@ def plot_grid_heatmap(
     figure.colorbar(image, ax=axes, label="score (task's main metric)")
     axes.set_xticks(range(len(tasks)), labels=list(tasks))
     axes.set_yticks(range(len(models)), labels=list(models))
-    axes.set_xlabel("Task")
-    axes.set_ylabel("Model")
+    axes.set_xlabel(axis_names[0])
+    axes.set_ylabel(axis_names[1])
     axes.set_title(title)
     for row in range(matrix.shape[0]):
         for column in range(matrix.shape[1]):
