@@ -54,11 +54,11 @@ DATA = REPO / "data" / "debian_sections_chat"
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def subset(rows: int, eval_rows: int, target: Path) -> Path:
-    """The first ``rows`` training and ``eval_rows`` validation conversations, as a new data folder."""
+def subset(rows: int, eval_rows: int, target: Path, source: Path = DATA) -> Path:
+    """The first ``rows`` training and ``eval_rows`` validation rows of ``source``, as a new data folder."""
     target.mkdir(parents=True)
     for split, count in (("train", rows), ("validation", eval_rows)):
-        lines = (DATA / f"{split}.jsonl").read_text().splitlines()[:count]
+        lines = (source / f"{split}.jsonl").read_text().splitlines()[:count]
         if len(lines) < count:
             raise SystemExit(f"error: {split}.jsonl has {len(lines)} rows, fewer than the {count} asked for.")
         (target / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines))
