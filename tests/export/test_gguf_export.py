@@ -48,7 +48,7 @@ def test_f16_and_q8_0_hold_the_models_weights(cli, smol_decoder, tmp_path) -> No
     assert manifest["metrics"]["tensors"] == len(GGUFReader(files["q8_0"]).tensors) == len(reader.tensors)
     assert manifest["metrics"]["file_bytes"] == files["q8_0"].stat().st_size
     assert manifest["config"]["converter"] == "llama.cpp vendored in llama-cpp-python 0.3.36"
-    assert [file["path"] for file in manifest["files"]] == ["tiny-smol-q8_0.gguf"]
+    assert [file["path"] for file in manifest["files"]] == ["README.md", "tiny-smol-q8_0.gguf"]  # its card
 
 
 def test_a_lora_run_is_merged_once_then_exported(cli, smol_decoder, chat_topics, tmp_path) -> None:
@@ -134,7 +134,8 @@ def test_q4_k_m_is_quantized_by_llama_cpp_and_runs_in_it(cli, smol_decoder_256, 
     manifest = json.loads((files["q4_k_m"].parent / "manifest.json").read_text())
     assert manifest["method"] == "q4_k_m" and manifest["config"]["quantized_from"] == "f16"
     assert manifest["config"]["quantizer"] == "llama.cpp llama_model_quantize (llama-cpp-python 0.3.36)"
-    assert [file["path"] for file in manifest["files"]] == ["smol-256-q4_k_m.gguf"]  # no intermediate F16
+    # Its card and the one GGUF: no intermediate F16.
+    assert [file["path"] for file in manifest["files"]] == ["README.md", "smol-256-q4_k_m.gguf"]
     assert manifest["metrics"]["file_bytes"] == files["q4_k_m"].stat().st_size
     assert manifest["metrics"]["tensors"] == len(types) == 20
 
