@@ -132,6 +132,9 @@ def test_a_merge_whose_logit_check_fails_is_refused_and_nothing_is_filed(cli, lo
     yard, run = lora_runs["llama"]
     diverged = tmp_path / "diverged"
     shutil.copytree(run / "best", diverged)
+    config = json.loads((diverged / "adapter_config.json").read_text())  # out of its yard: name the base
+    config["base_model_name_or_path"] = str(yard / config["base_model_name_or_path"])
+    (diverged / "adapter_config.json").write_text(json.dumps(config))
     adapter = load_file(str(diverged / "adapter_model.safetensors"))
     first = sorted(key for key in adapter if key.endswith("lora_B.weight"))[0]
     adapter[first][0, 0] = float("nan")  # one weight of a run that diverged
