@@ -20,6 +20,11 @@ from tiny_configs import DECODER_SHAPE, MORE_DECODERS, MORE_ENCODERS, TINY_ARCHS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The README's command runs the suite in two pytest-xdist workers on two cores: each worker,
+# and every process it starts, computes on one thread, so two torch pools do not fight over
+# two cores (torch spins its idle threads). A plain `pytest` keeps torch's default.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
