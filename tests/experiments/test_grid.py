@@ -84,9 +84,10 @@ def test_a_grid_runs_each_cell_once_evaluates_them_and_reruns_only_what_changed(
     logs = sorted((folder / "finetune_logs").iterdir())
     assert [log.stem for log in logs] == runs  # one log per cell, named like its run
     assert "options: " in logs[0].read_text() and "complete after" in logs[0].read_text()
-    graded = sorted((folder / "grader_logs").iterdir())
-    assert len(graded) == 6 and all(link.is_symlink() for link in graded)  # one per model x task
-    assert all((link / "metrics.json").is_file() for link in graded)  # each resolves to its evaluation
+    graded = json.loads((folder / "grader_logs.json").read_text())
+    assert len(graded) == 6  # one per model x task, each naming its evaluation's folder in the yard
+    assert all((yard / entry["results"] / "metrics.json").is_file() for entry in graded)
+    assert len({(entry["model"], entry["task"]) for entry in graded}) == 6
 
     again = cli("--yard", yard, "grid", spec)
     assert again.exit_code == 0 and "ran 0 cell(s) of 6" in again.stderr  # complete cells are not re-run

@@ -6,7 +6,6 @@ projector, and validated in llama.cpp's mtmd; a rerun skips every step."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -44,9 +43,9 @@ def test_label_finetune_merge_export_validate_a_vision_language_model(
     assert [entry["status"] for entry in state.values()] == ["complete"] * 6
     asked = server.requests()
     assert asked and all(request["outcome"] == "ok" for request in asked)
-    run = json.loads((Path(state["tuned"]["path"]) / "manifest.json").read_text())
+    run = json.loads((yard / state["tuned"]["path"] / "manifest.json").read_text())
     assert run["task_type"] == "image_text_to_text"
-    export = Path(state["exported"]["path"])
+    export = yard / state["exported"]["path"]
     assert len(list(export.glob("mmproj-*.gguf"))) == 1
     validation = json.loads((export / "manifest.json").read_text())["metrics"]["validation"]
     assert validation["images"] == 4 and 0 <= validation["greedy_identical"] <= 1

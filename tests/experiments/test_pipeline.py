@@ -53,7 +53,7 @@ def test_a_pipeline_runs_its_steps_in_order_then_skips_them_and_reruns_only_what
     assert first.exit_code == 0, first.stderr
     steps = states(yard)
     assert [steps[name]["status"] for name in ("data", "labels", "tuned", "scores")] == ["complete"] * 4
-    tuned = Path(steps["tuned"]["path"])
+    tuned = yard / steps["tuned"]["path"]
     run = json.loads((tuned / "manifest.json").read_text())
     assert run["parents"][-1]["path"].startswith(
         "experiments/chain/steps/labels-"
@@ -69,7 +69,7 @@ def test_a_pipeline_runs_its_steps_in_order_then_skips_them_and_reruns_only_what
     assert "data (prepare): done earlier, skipped" in changed.stderr
     assert "labels (label): done earlier, skipped" in changed.stderr
     assert "tuned (finetune): done" in changed.stderr and "scores (eval): done" in changed.stderr
-    assert states(yard)["tuned"]["path"] != str(tuned)  # a new run; the first is kept
+    assert yard / states(yard)["tuned"]["path"] != tuned  # a new run; the first is kept
 
     status = cli("--yard", yard, "pipeline", "status", "chain")
     assert status.exit_code == 0
@@ -177,5 +177,5 @@ def test_a_pipeline_killed_mid_finetune_resumes_that_step_and_skips_the_ones_bef
     assert "labels (label): done earlier, skipped" in rerun.stderr
     assert "tuned (finetune): resuming" in rerun.stderr and "scores (eval): done" in rerun.stderr
     assert len(server.requests()) == asked
-    tuned = Path(states(yard)["tuned"]["path"])
+    tuned = yard / states(yard)["tuned"]["path"]
     assert tuned.parent == steps and json.loads((tuned / "manifest.json").read_text())["status"] == "complete"

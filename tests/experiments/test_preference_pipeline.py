@@ -44,7 +44,7 @@ def test_a_teacher_writes_the_chosen_answers_and_dpo_trains_on_them_in_one_pipel
     result = cli("--yard", yard, "pipeline", spec)
     assert result.exit_code == 0, result.stderr
     state = json.loads((yard / "experiments" / "align" / "pipeline.json").read_text())["steps"]
-    pairs, run = Path(state["pairs"]["path"]), Path(state["aligned"]["path"])
+    pairs, run = yard / state["pairs"]["path"], yard / state["aligned"]["path"]
     assert len(server.requests()) == 12  # one answer per question
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["task_type"] == "preference"

@@ -46,13 +46,13 @@ def test_prepare_label_finetune_merge_export_validate_on_smollm2(cli, llama_serv
     assert result.exit_code == 0, result.stderr
     state = json.loads((yard / "experiments" / "smol" / "pipeline.json").read_text())["steps"]
     assert [entry["status"] for entry in state.values()] == ["complete"] * 6
-    export = Path(state["exported"]["path"])
+    export = yard / state["exported"]["path"]
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["kind"] == "export" and "validation" in manifest["metrics"]
     assert (
         manifest["metrics"]["validation"]["tokenizer_identical"] == 1.0
     )  # llama.cpp tokenizes as transformers
-    labels = json.loads((Path(state["labels"]["path"]) / "manifest.json").read_text())
+    labels = json.loads((yard / state["labels"]["path"] / "manifest.json").read_text())
     assert labels["metrics"]["outcomes"]["labelled"] == 36 and labels["parents"][1]["role"] == "teacher"
     again = cli("--yard", yard, "pipeline", spec)
     assert again.exit_code == 0 and again.stderr.count("done earlier, skipped") == 6

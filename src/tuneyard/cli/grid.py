@@ -37,7 +37,7 @@ def grid(
 
     Complete cells are skipped, interrupted ones resume from a checkpoint, failed ones need --retry-failed.
 
-    Results: experiments/{experiment}/ (compressed/, finetuned_checkpoints/, finetune_logs/, grader_logs/,
+    Results: experiments/{experiment}/ (compressed/, finetuned_checkpoints/, finetune_logs/, grader_logs.json,
     eval_grid_results.json, heatmap, metrics.csv).
     """
     from tuneyard.cli.output import format_table
@@ -58,7 +58,7 @@ def grid(
         out.print(", ".join(f"{count} {state}" for state, count in counts.items() if count))
         starts = {plan.cell.start.id: plan.cell.start for plan in plans if plan.cell.start is not None}
         for start in starts.values():
-            state = "compressed" if start.compressed else "to compress"
+            state = "compressed" if start.is_compressed(yard.storage) else "to compress"
             out.print(
                 f"start {start.label} of {start.options.model}: {state} ({yard.relative(start.folder)})"
             )

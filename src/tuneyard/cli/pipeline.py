@@ -6,13 +6,16 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tuneyard.cli.console import note, out, quiet_libraries
 from tuneyard.cli.context import yard_from
 from tuneyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tuneyard.yard.storage import Storage
 
 
 def pipeline(
@@ -37,11 +40,11 @@ def pipeline(
     if target == "status":
         if experiment is None:
             raise ConfigError("give the experiment: tuneyard pipeline status NAME.")
-        show_status(yard.target_path("experiment", experiment=experiment) / STATE_FILE)
+        show_status(yard.target_path("experiment", experiment=experiment) / STATE_FILE, yard.storage)
         return
     spec = load_pipeline(target)
     if background:
-        log = detach(Path(target), yard.root, experiment_folder(spec, yard))
+        log = detach(Path(target), yard.address, experiment_folder(spec, yard))
         out.print(str(log))
         return
     quiet_libraries()
@@ -55,29 +58,31 @@ def pipeline(
     out.print(str(experiment_folder(spec, yard) / STATE_FILE))
 
 
-def detach(path: Path, root: Path, folder: Path) -> Path:
-    """Start this pipeline in a new session, its output in a timestamped log; returns the log."""
+def detach(path: Path, address: str, folder: Path) -> Path:
+    """Start this pipeline in a new session, its output in a timestamped log; returns the log.
+
+    ``address`` is the yard's (its URL on shared storage); the log stays on this machine.
+    """
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"pipeline_{datetime.now(UTC):%Y%m%d-%H%M%S}.log"
     with open(log, "w") as handle:
         subprocess.Popen(
-            [sys.executable, "-m", "tuneyard", "--yard", str(root), "pipeline", str(path.resolve())],
+            [sys.executable, "-m", "tuneyard", "--yard", address, "pipeline", str(path.resolve())],
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     note(f"running in the background; follow it with: tail -f {log}")
     return log
 
 
-def show_status(state_file: Path) -> None:
+def show_status(state_file: Path, storage: Storage) -> None:
     """Each step's state, hash, artifact (or error) and when it finished."""
-    import json
-
     from tuneyard.cli.output import format_table
+    from tuneyard.experiments.pipeline import read_state
 
-    if not state_file.is_file():
+    steps = read_state(state_file, storage)
+    if not steps:
         raise ConfigError(f"no pipeline has run in {state_file.parent}.", "Check the experiment's name.")
-    steps = json.loads(state_file.read_text())["steps"]
     rows = [
         [name, entry.get("verb"), entry.get("status"), entry.get("hash"),
          entry.get("error") or entry.get("path") or entry.get("folder"), entry.get("finished")]

@@ -8,6 +8,10 @@ complete, so an interrupted grid (Ctrl-C, a lost machine) only computes what is
 missing. Each cell is an ordinary ``tuneyard eval``: a model in the yard gets its
 results and manifest metrics as usual; a model outside it gets them under
 ``<grid>/evaluation_results/<model>/``.
+
+On a yard in object storage the rerun may be on another machine: the results file is
+read through the yard's storage, and each model and kept evaluation is localized before
+it is opened.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from tuneyard.task_types.causal_lm.options import answers_for_data
 from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, Status, update_manifest, utc_now, write_manifest
 from tuneyard.yard.root import Yard
+from tuneyard.yard.storage import LOCAL
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
+    from tuneyard.yard.storage import Storage
 
 RESULTS_FILE = "eval_grid_results.json"
 HEATMAP_FILE = "eval_grid_heatmap.png"
@@ -84,15 +90,17 @@ def unique_labels(axes: list[GridAxis]) -> list[GridAxis]:
     return result
 
 
-def checkpoint_to_eval(model: str, which: str) -> str:
+def checkpoint_to_eval(model: str, which: str, storage: Storage = LOCAL) -> str:
     """A run folder's ``best``, ``last`` (``-1``: seed 002's latest) or ``checkpoint-{epoch}-{step}``;
-    any other model as given."""
+    any other model as given. The run's folders are listed through ``storage`` (the run
+    may be another machine's)."""
     which = "last" if which == "-1" else which
     folder = Path(model).expanduser()
-    if (folder / which).is_dir():
+    listed = storage.list(folder.resolve())
+    present = sorted(entry.name for entry in listed if entry.is_dir and not entry.name.startswith("."))
+    if which in present:
         return str(folder / which)
-    if which != "best" and any((folder / part).is_dir() for part in ("best", "last")):
-        present = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if which != "best" and any(part in present for part in ("best", "last")):
         raise EvaluationError(
             f"run {folder} has no {which!r} folder to evaluate.", f"It has: {', '.join(present)}."
         )
@@ -105,7 +113,9 @@ def model_axes(models: list[str], yard: Yard, which: str = "best") -> list[GridA
 
     axes = []
     for model in models:
-        folder = local_model_folder(resolve_checkpoint(checkpoint_to_eval(model, which), yard)).resolve()
+        chosen = checkpoint_to_eval(model, which, yard.storage)
+        yard.storage.localize(Path(chosen).expanduser().resolve())  # another machine's run: fetched here
+        folder = local_model_folder(resolve_checkpoint(chosen, yard)).resolve()
         axes.append(GridAxis(key=yard.relative(folder), label=model_display_name(folder)))
     return unique_labels(axes)
 
@@ -120,12 +130,12 @@ def grid_folder(options: GridOptions, yard: Yard) -> Path:
     return yard.target_path("experiment", output_dir=options.output_dir, experiment=options.experiment)
 
 
-def read_done_cells(folder: Path, split: str) -> dict[tuple[str, str], GridCell]:
+def read_done_cells(folder: Path, split: str, storage: Storage = LOCAL) -> dict[tuple[str, str], GridCell]:
     """Complete cells of an earlier run of this grid (same split), by (model, task)."""
-    path = folder / RESULTS_FILE
-    if not path.is_file():
+    try:
+        document = json.loads(storage.read_text(folder / RESULTS_FILE))
+    except FileNotFoundError:
         return {}
-    document = json.loads(path.read_text())
     cells = [GridCell(**cell) for cell in document.get("cells", [])]
     return {(c.model, c.task): c for c in cells if c.status == "complete" and c.split == split}
 
@@ -162,7 +172,7 @@ def _register_experiment(folder: Path, yard: Yard, options: GridOptions, status:
         manifest.status = status
         manifest.config = options.model_dump(mode="json")
 
-    if (folder / MANIFEST_FILE).is_file():
+    if any(entry.name == MANIFEST_FILE for entry in yard.storage.list(folder)):  # maybe another machine's
         manifest = update_manifest(folder, record, yard.storage)
     else:
         manifest = Manifest(kind="experiment", name=folder.name, path=yard.relative(folder))
@@ -177,7 +187,7 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
     tasks_given = {task_key(task, yard): task for task in options.tasks}
     folder = grid_folder(options, yard)
     _register_experiment(folder, yard, options, "running")
-    cells = read_done_cells(folder, options.split)
+    cells = read_done_cells(folder, options.split, yard.storage)
     task_data: dict[str, TaskData] = {}
     tasks = unique_labels([GridAxis(key, Path(key).name) for key in tasks_given])
     result = GridResult(folder, models, tasks, cells, computed=0, heatmap=None)
@@ -232,7 +242,7 @@ def write_paired_table(result: GridResult, yard: Yard) -> Path | None:
         for model in result.models:
             cell = result.cells.get((model.key, task.key))
             if cell is not None and cell.status == "complete" and cell.results:
-                scores = row_scores(yard.absolute(cell.results))
+                scores = row_scores(yard.storage.localize(yard.absolute(cell.results)))
                 if not isinstance(scores, str):
                     scored.append((model.label, scores))
         for (label_a, a), (label_b, b) in itertools.combinations(scored, 2):
@@ -276,7 +286,7 @@ def _evaluate_cell(
             None if owning_artifact(model_folder, yard) else folder / "evaluation_results" / model.label
         )
         outcome = evaluate_model(
-            checkpoint_to_eval(model_path, options.checkpoint_to_eval),
+            checkpoint_to_eval(model_path, options.checkpoint_to_eval, yard.storage),
             data,
             yard,
             split=options.split,

@@ -39,7 +39,7 @@ class Execution:
 class CellTask:
     """One cell to run, as plain data any backend can ship."""
 
-    yard: str
+    yard: str  # Yard.address: a URL for a yard on shared storage
     folder: str
     resume: bool
     options: dict[str, Any]
@@ -68,10 +68,10 @@ def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
 
     task = task if isinstance(task, CellTask) else CellTask(**task)
     torch.set_num_threads(task.threads)
-    yard = Yard(Path(task.yard), index_writes=False)
+    yard = Yard.open(task.yard, index_writes=False)
     folder = Path(task.folder)
     started = time.perf_counter()
-    with cell_log(Path(task.log), task.options, task.resume) as log:
+    with cell_log(yard.storage, Path(task.log), task.options, task.resume) as log:
         try:
             if task.resume:
                 finetune(None, yard, resume=folder)  # type: ignore[arg-type]
@@ -84,7 +84,7 @@ def run_cell_task(task: CellTask | dict[str, Any]) -> dict[str, Any]:
         except BaseException:
             log.exception("stopped after %.1f s", time.perf_counter() - started)
             raise
-        state = cell_state(folder)
+        state = cell_state(folder, yard.storage)
         log.info("%s after %.1f s", state, time.perf_counter() - started)
     return asdict(CellOutcome(task.folder, state))
 

@@ -18,12 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuneyard.config import format_validation_error
-from tuneyard.errors import ConfigError
+from tuneyard.errors import ConfigError, ManifestError
 from tuneyard.experiments.spec import ExperimentSpec, FinetuneGrid
 from tuneyard.experiments.starts import CompressedStart, compressed_start, fits
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.yard.layout import model_display_name, safe_component
-from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+from tuneyard.yard.manifest import Manifest, read_manifest
+from tuneyard.yard.storage import Storage
 
 ID_LENGTH = 10
 PLACEMENT_FIELDS = {"output_dir", "name", "project"}  # where a run is filed: not part of its id
@@ -171,9 +172,22 @@ def cell_id(options: FinetuneOptions, start: CompressedStart | None = None) -> s
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:ID_LENGTH]
 
 
-def cell_state(folder: Path) -> str:
-    """``new``, ``complete``, ``interrupted`` (the manifest still says running) or ``failed``."""
-    if not (folder / MANIFEST_FILE).is_file():
+def cell_state(folder: Path, storage: Storage) -> str:
+    """``new``, ``complete``, ``interrupted`` (the manifest still says running) or ``failed``.
+
+    Read through the yard's storage: on shared storage another machine may have run the cell.
+    """
+    manifest = manifest_if_any(folder, storage)
+    if manifest is None:
         return "new"
-    status = read_manifest(folder).status
-    return {"complete": "complete", "failed": "failed"}.get(status, "interrupted")
+    return {"complete": "complete", "failed": "failed"}.get(manifest.status, "interrupted")
+
+
+def manifest_if_any(folder: Path, storage: Storage) -> Manifest | None:
+    """``folder``'s manifest, None when it has none yet (a corrupt one is still an error)."""
+    try:
+        return read_manifest(folder, storage)
+    except ManifestError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise

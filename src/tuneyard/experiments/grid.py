@@ -4,7 +4,7 @@
 file the grid trains or evaluates on, prepared once), ``compressed/`` (the compressed starts,
 :mod:`tuneyard.experiments.starts`), ``finetuned_checkpoints/{name}-{id}`` (one run per
 cell), ``finetune_logs/{name}-{id}.log`` (:mod:`tuneyard.experiments.cell_log`),
-``grader_logs/{model}-{task}`` (links to each evaluation's folder),
+``grader_logs.json`` (where each evaluation's folder is),
 ``eval_grid_results.json`` and its heatmap (:mod:`tuneyard.evaluate.transfer_grid`),
 ``transfer_heatmap.png`` with a task axis (:mod:`tuneyard.experiments.transfer`),
 ``metrics.csv`` (one row per cell: its axes, state and eval scores) and ``seeds.csv``
@@ -16,13 +16,17 @@ running: the process died) resumes from its last checkpoint, a failed cell is le
 unless ``retry_failed``, and a new cell starts. Cells run one after another in this
 process, ``jobs`` at a time in local processes, or as Ray tasks
 (:mod:`tuneyard.experiments.backends`).
+
+States, logs and results are read and written through the yard's storage, so on a yard
+in object storage a grid killed on one machine is resumed on another: what that machine
+loads (prepared tasks, compressed starts, models to evaluate) is localized first.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import os
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,20 +34,18 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
 from tuneyard.experiments.cell_log import LOGS
-from tuneyard.experiments.cells import FinetuneCell, cell_state, expand
+from tuneyard.experiments.cells import FinetuneCell, cell_state, expand, manifest_if_any
 from tuneyard.experiments.search import Probe, SearchResult, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
 from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
 from tuneyard.experiments.transfer import TRANSFER_HEATMAP, draw_transfer_matrix
-from tuneyard.yard.layout import safe_component
-from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
 
 if TYPE_CHECKING:
     from tuneyard.evaluate.transfer_grid import GridResult
     from tuneyard.yard.root import Yard
 
 CHECKPOINTS = "finetuned_checkpoints"
-GRADER_LOGS = "grader_logs"
+GRADER_LOGS = "grader_logs.json"
 METRICS_FILE = "metrics.csv"
 SEEDS_FILE = "seeds.csv"
 # What a cell's run folder says about it; "new" when there is none yet.
@@ -87,7 +89,7 @@ def plan_cells(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> list[CellPl
     plans = []
     for cell in expand(spec, prepared, experiment / COMPRESSED):
         folder = cell.folder(experiment / CHECKPOINTS)
-        plans.append(CellPlan(cell, folder, cell_state(folder)))
+        plans.append(CellPlan(cell, folder, cell_state(folder, yard.storage)))
     return plans
 
 
@@ -95,15 +97,18 @@ def task_folder(spec: ExperimentSpec, yard: Yard, spec_path: Path, task: str, pr
     """``formatted_datasets/{task}``: a task of the file, prepared (``prepare``) once.
 
     ``prepare --task-spec`` on the experiment file itself, so the dataset's manifest
-    records the task's format and grader, which eval applies.
+    records the task's format and grader, which eval applies. With ``prepare``, one
+    prepared earlier (maybe on another machine) is made present here for the cells.
     """
     from tuneyard.data.prepare import PrepareOptions, dataset_target, prepare_dataset
 
     options = PrepareOptions(task_spec=str(spec_path), task=task, experiment=spec.experiment)
     folder = dataset_target(options, yard)
-    if prepare and cell_state(folder) != "complete":
-        folder = prepare_dataset(options, yard).path
-    return folder
+    if not prepare:
+        return folder
+    if cell_state(folder, yard.storage) != "complete":
+        return prepare_dataset(options, yard).path
+    return yard.storage.localize(folder)
 
 
 def prepare_tasks(spec: ExperimentSpec, yard: Yard, spec_path: Path) -> None:
@@ -151,7 +156,7 @@ def run_experiment(
     folder = experiment_folder(spec, yard)
     evals = run_evals(spec, yard, spec_path, plans) if spec.evals is not None else None
     if evals is not None:
-        link_grader_logs(folder / GRADER_LOGS, evals, yard)
+        write_grader_logs(folder / GRADER_LOGS, evals, yard)
     seeds = transfer = None
     if plans:
         write_metrics(folder / METRICS_FILE, plans, evals, yard)
@@ -171,7 +176,7 @@ def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execu
     local = execution.backend == "local"
     threads = threads_per_cell(execution.jobs) if local else max(1, int(execution.cpus_per_cell))
     return CellTask(
-        yard=str(yard.root), folder=str(plan.folder), resume=plan.state != "new",
+        yard=yard.address, folder=str(plan.folder), resume=plan.state != "new",
         options=options.model_dump(mode="json"), threads=threads,
         log=str(experiment_folder(spec, yard) / LOGS / f"{plan.folder.name}.log"),
     )  # fmt: skip
@@ -179,8 +184,8 @@ def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execu
 
 def register_run(folder: Path, yard: Yard) -> None:
     """Index a cell's run from its manifest (the driver is the index's only writer)."""
-    if (folder / MANIFEST_FILE).is_file():
-        manifest = read_manifest(folder)
+    manifest = manifest_if_any(folder, yard.storage)
+    if manifest is not None:
         manifest.path = yard.relative(folder)
         yard.register(manifest)
 
@@ -215,23 +220,21 @@ def run_evals(spec: ExperimentSpec, yard: Yard, spec_path: Path, plans: list[Cel
     return run_grid(options, yard)
 
 
-def link_grader_logs(logs: Path, evals: GridResult, yard: Yard) -> None:
-    """``grader_logs/{model}-{task}``: a link to each complete eval's folder (predictions, grader logs).
+def write_grader_logs(path: Path, evals: GridResult, yard: Yard) -> None:
+    """``grader_logs.json``: each complete eval's model, task and folder (predictions, grader logs).
 
     The evaluation stays filed next to the model it scored (where ``tuneyard eval`` puts
-    it); the experiment links to it rather than keeping a second copy.
+    it); the experiment lists where, relative to the yard, rather than keeping a second
+    copy. A list in a file, not links: a yard in object storage has no links.
     """
-    logs.mkdir(parents=True, exist_ok=True)
     models = {axis.key: axis.label for axis in evals.models}
     tasks = {axis.key: axis.label for axis in evals.tasks}
-    for (model, task), cell in evals.cells.items():
-        if cell.status != "complete" or not cell.results:
-            continue
-        name = safe_component("grader log", f"{models[model]}-{tasks[task]}".replace("/", "-"))
-        temporary = logs / f".{name}.tmp"
-        temporary.unlink(missing_ok=True)
-        os.symlink(os.path.relpath(yard.absolute(cell.results), logs), temporary)
-        os.replace(temporary, logs / name)
+    entries = [
+        {"model": models[model], "task": tasks[task], "results": cell.results}
+        for (model, task), cell in evals.cells.items()
+        if cell.status == "complete" and cell.results
+    ]
+    yard.storage.write_text(path, json.dumps(entries, indent=2) + "\n")
 
 
 def plan_scores(plans: list[CellPlan], evals: GridResult | None, yard: Yard) -> list[list[Any]]:

@@ -14,8 +14,11 @@ steps:
 A step's identity is a hash of its verb and options, with each ``${step}`` reference
 replaced by that step's hash: unchanged steps keep their hash, a changed step changes
 its own and every later step's that refers to it. ``experiments/{experiment}/pipeline.json``
-records each step's hash, state and artifact; a rerun skips a step whose hash matches a
-complete entry, continues an interrupted finetune step in its folder, and runs the rest.
+records each step's hash, state and artifact (relative to the yard); a rerun skips a step
+whose hash matches a complete entry, continues an interrupted finetune step in its folder,
+and runs the rest. The state and the artifacts are read through the yard's storage, so on a
+yard in object storage the rerun may be on another machine: a step that runs gets the
+artifacts it refers to localized first.
 Steps that write a folder write it to ``experiments/{experiment}/steps/{name}-{hash}``
 unless their options say where. Before any step runs, the pre-flight checks every step's
 options and what the steps need from the machine, and reports everything missing at once.
@@ -147,17 +150,19 @@ def step_options(step: Step, paths: dict[str, str], folder: Path) -> BaseModel:
 
 
 class PipelineState:
-    """``pipeline.json``: each step's hash, state, artifact and times, rewritten atomically."""
+    """``pipeline.json``: each step's hash, state, artifact and times, rewritten atomically.
 
-    def __init__(self, path: Path, storage: Storage) -> None:
+    Folders are recorded relative to the yard (absolute when outside it), so the file means
+    the same on every machine that shares the yard.
+    """
+
+    def __init__(self, path: Path, yard: Yard) -> None:
         self.path = path
-        self.storage = storage
-        self.steps: dict[str, dict[str, Any]] = (
-            json.loads(path.read_text())["steps"] if path.is_file() else {}
-        )
+        self.yard = yard
+        self.steps: dict[str, dict[str, Any]] = read_state(path, yard.storage)
 
     def save(self) -> None:
-        self.storage.write_text(
+        self.yard.storage.write_text(
             self.path, json.dumps({"steps": self.steps, "updated": utc_now()}, indent=2) + "\n"
         )
 
@@ -165,19 +170,39 @@ class PipelineState:
         self.steps[name] = {**self.steps.get(name, {}), **fields}
         self.save()
 
+    def artifact(self, name: str) -> Path:
+        """The artifact a complete step filed, as a path on this machine."""
+        return self.yard.absolute(self.steps[name]["path"])
+
     def done(self, name: str, digest: str) -> bool:
         entry = self.steps.get(name, {})
         return (
-            entry.get("hash") == digest and entry.get("status") == "complete" and Path(entry["path"]).exists()
+            entry.get("hash") == digest
+            and entry.get("status") == "complete"
+            and exists(self.artifact(name), self.yard.storage)
         )
 
     def interrupted(self, name: str, digest: str) -> Path | None:
         """The folder of a step with this hash that started and never finished (None: none)."""
         entry = self.steps.get(name, {})
         if entry.get("hash") == digest and entry.get("status") == "running" and entry.get("folder"):
-            folder = Path(entry["folder"])
-            return folder if (folder / "manifest.json").is_file() else None
+            folder = self.yard.absolute(entry["folder"])
+            return folder if exists(folder / "manifest.json", self.yard.storage) else None
         return None
+
+
+def read_state(path: Path, storage: Storage) -> dict[str, dict[str, Any]]:
+    """The steps recorded in ``pipeline.json`` (none when no pipeline ran in this experiment yet)."""
+    try:
+        steps: dict[str, dict[str, Any]] = json.loads(storage.read_text(path))["steps"]
+    except FileNotFoundError:
+        return {}
+    return steps
+
+
+def exists(path: Path, storage: Storage) -> bool:
+    """Whether the file or folder ``path`` is in the yard (maybe written by another machine)."""
+    return any(entry.name == path.name for entry in storage.list(path.parent))
 
 
 def experiment_folder(spec: PipelineSpec, yard: Yard) -> Path:
@@ -270,22 +295,25 @@ def run_pipeline(spec: PipelineSpec, yard: Yard, on_step: StepProgress | None = 
     """Pre-flight, then each step that is not done (see the module docstring)."""
     preflight(spec, yard)
     folder = experiment_folder(spec, yard)
-    state = PipelineState(folder / STATE_FILE, yard.storage)
+    state = PipelineState(folder / STATE_FILE, yard)
     hashes = step_hashes(spec)
     paths: dict[str, str] = {}
     report = on_step or (lambda step, what: None)
     for step in spec.steps:
         digest = hashes[step.name]
         if state.done(step.name, digest):
-            paths[step.name] = state.steps[step.name]["path"]
+            paths[step.name] = str(state.artifact(step.name))
             report(step, "skipped")
             continue
+        for reference in dict.fromkeys(step.references()):
+            yard.storage.localize(Path(paths[reference]))  # maybe filed by another machine
         step_folder = folder / STEPS_DIR / f"{step.name}-{digest}"
         options = step_options(step, paths, step_folder)
         verb = VERBS[step.verb]
         interrupted = state.interrupted(step.name, digest)
+        started_in = Path(getattr(options, "output_dir", None) or step_folder)
         state.record(step.name, verb=step.verb, hash=digest, status="running", started=utc_now(),
-                     folder=str(getattr(options, "output_dir", None) or step_folder), error=None)  # fmt: skip
+                     folder=yard.relative(started_in), error=None)  # fmt: skip
         report(step, "resumed" if interrupted and verb.resume else "running")
         try:
             path = verb.resume(interrupted, yard) if interrupted and verb.resume else verb.run(options, yard)
@@ -293,6 +321,6 @@ def run_pipeline(spec: PipelineSpec, yard: Yard, on_step: StepProgress | None = 
             state.record(step.name, status="failed", error=exc.message, finished=utc_now())
             raise
         paths[step.name] = str(path)
-        state.record(step.name, status="complete", path=str(path), finished=utc_now())
+        state.record(step.name, status="complete", path=yard.relative(Path(path)), finished=utc_now())
         report(step, "complete")
     return state

@@ -185,7 +185,10 @@ class Journal:
 
     def __init__(self, path: Path, yard: Yard) -> None:
         self.path, self.yard = path, yard
-        stored = json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            stored = json.loads(yard.storage.read_text(path))
+        except FileNotFoundError:
+            stored = {}
         self.probes: dict[str, dict[str, Any]] = stored.get("probes", {})
         self.evals: dict[str, dict[str, Any]] = stored.get("evals", {})
         self.report: dict[str, Any] = {}
@@ -207,7 +210,7 @@ def evaluate(model: str | Path, split: str, search: SearchSpec, journal: Journal
     yard = journal.yard
     key = json.dumps([str(model), search.data, split, search.metric])
     kept = journal.evals.get(key)
-    if kept is not None and yard.absolute(kept["results"]).is_dir():
+    if kept is not None and kept_results(journal, kept["results"]) is not None:
         return kept["score"], checked(row_scores(yard.absolute(kept["results"])))
     data = load_data(DataOptions(data=search.data).in_yard(yard))
     outcome = evaluate_model(model, data, yard, split=split)
@@ -227,11 +230,14 @@ def make_probe(search: SearchSpec, method: str, ratio: float, seed: int, folder:
     """Compress at ``ratio`` (calibration rows drawn with ``seed``), recover unless ``recovery`` is null."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
+    from tuneyard.experiments.cells import manifest_if_any  # imported here: cells imports this module
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
 
     compressed = folder / "compressed"
-    if not (compressed / "manifest.json").is_file():
+    if manifest_if_any(compressed, yard.storage) is not None:
+        yard.storage.localize(compressed)  # compressed earlier, maybe on another machine: recovered here
+    else:
         compress_model(
             CompressOptions(model=search.model, method=method, ratio=ratio, data=search.data, seed=seed,
                             calib_samples=search.calib_samples, output_dir=str(compressed)),
@@ -366,9 +372,18 @@ def bisect_ratios(low: float, high: float, probes: int, meets: Callable[[float],
 
 def reuse(journal: Journal, search: SearchSpec, method: str, ratio: float, seed: int) -> Probe | None:
     entry = journal.probes.get(probe_id(search, method, ratio, seed))
-    if entry is None or not journal.yard.absolute(entry["results"]).is_dir():
+    if entry is None or kept_results(journal, entry["results"]) is None:
         return None
     return Probe(**entry)
+
+
+def kept_results(journal: Journal, results: str) -> Path | None:
+    """An eval's results folder the journal names, present on this machine (None: gone).
+
+    On a yard in object storage it may have been written by another machine: it is localized.
+    """
+    folder = journal.yard.storage.localize(journal.yard.absolute(results))
+    return folder if folder.is_dir() else None
 
 
 def new_probe(

@@ -30,6 +30,7 @@ from tuneyard.yard.manifest import MANIFEST_FILE
 if TYPE_CHECKING:
     from tuneyard.compress.options import CompressOptions
     from tuneyard.yard.root import Yard
+    from tuneyard.yard.storage import Storage
 
 COMPRESSED = "compressed"  # experiments/{exp}/compressed/: the grid's compressed starts
 ID_LENGTH = 10
@@ -51,10 +52,9 @@ class CompressedStart:
     def folder(self) -> Path:
         return Path(str(self.options.output_dir))
 
-    @property
-    def compressed(self) -> bool:
-        """Whether its folder holds the compression (written whole, by a rename, or not at all)."""
-        return (self.folder / MANIFEST_FILE).is_file()
+    def is_compressed(self, storage: Storage) -> bool:
+        """Whether its folder holds the compression (published whole, manifest last, or not at all)."""
+        return any(entry.name == MANIFEST_FILE for entry in storage.list(self.folder))
 
 
 def fits(strategy: str, start: CompressedStart | None) -> bool:
@@ -95,13 +95,18 @@ def compressed_start(model: str, entry: dict[str, Any], data: dict[str, Any], ro
 def compress_starts(
     starts: list[CompressedStart], yard: Yard, on_start: Callable[[CompressedStart], None] | None = None
 ) -> None:
-    """Compress each start not compressed yet (each once, however many cells share it)."""
+    """Compress each start not compressed yet (each once, however many cells share it).
+
+    A start compressed earlier, maybe on another machine sharing the yard, is made present
+    here: the cells left to run load it.
+    """
     from tuneyard.compress.compressor import compress_model
 
     for start in {start.id: start for start in starts}.values():
-        if start.compressed:
+        if start.is_compressed(yard.storage):
+            yard.storage.localize(start.folder)
             continue
-        if start.folder.exists():
+        if start.folder.exists() or yard.storage.list(start.folder):
             raise ConfigError(
                 f"{yard.relative(start.folder)} exists but holds no compressed model (no manifest.json).",
                 "Move that folder away and run the grid again.",

@@ -82,7 +82,7 @@ class Yard:
         self.refreshed = False  # on shared storage: listed once per command, not per query
 
     @classmethod
-    def open(cls, root: str | Path | None = None) -> Yard:
+    def open(cls, root: str | Path | None = None, index_writes: bool = True) -> Yard:
         """The yard at ``root``, ``$TUNEYARD_HOME`` or the working directory.
 
         A URL (``s3://bucket/prefix``) picks its storage by scheme and works in a local copy.
@@ -90,8 +90,17 @@ class Yard:
         chosen = str(root if root is not None else os.environ.get(HOME_ENV, ""))
         if "://" in chosen:
             working_copy, storage = open_url(chosen)
-            return cls(working_copy, storage)
-        return cls(resolve_root(root))
+            return cls(working_copy, storage, index_writes)
+        return cls(resolve_root(root), index_writes=index_writes)
+
+    @property
+    def address(self) -> str:
+        """What :meth:`open` takes to open this yard in another process: its URL, or its root folder.
+
+        A grid's workers and a detached pipeline get it: the working copy's path alone would
+        open a local yard there, whose writes never reach the shared one.
+        """
+        return self.storage.url or str(self.root)
 
     @cached_property
     def layout(self) -> Layout:

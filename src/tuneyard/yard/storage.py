@@ -89,6 +89,8 @@ class Storage(ABC):
 
     # Whether the yard's truth lives elsewhere and its paths are a local working copy.
     is_remote = False
+    # The URL such a yard was opened with, which opens it again in another process (None: local).
+    url: str | None = None
 
     @abstractmethod
     def read_bytes(self, path: Path) -> bytes:
