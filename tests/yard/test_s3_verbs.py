@@ -161,8 +161,13 @@ def test_eval_of_an_s3_checkpoint_from_a_machine_without_the_yard_downloads_it_o
 
     import tuneyard
 
-    model = tuneyard.load(url)
-    assert model.config.architectures == ["BertForSequenceClassification"]
+    assert tuneyard.load(url).config.architectures == ["BertForSequenceClassification"]
+    machine(monkeypatch, tmp_path / "machine-a")
+    released = cli("--yard", s3_yard, "release", paths[0], "--name", "topics", "--notes", "First")
+    assert released.exit_code == 0, released.stderr
+    machine(monkeypatch, tmp_path / "machine-d")  # a release made on A, loaded by name on D
+    loaded = tuneyard.load("release:topics", yard=s3_yard)
+    assert loaded.config.architectures == ["BertForSequenceClassification"]
 
 
 def test_a_missing_s3_checkpoint_is_a_user_error_naming_the_url(

@@ -32,6 +32,8 @@ def load(path: str | Path, yard: str | Path | None = None) -> Any:
 
 
 def release_folder(reference: str, yard: str | Path | None = None) -> Path:
-    """The artifact folder a release reference points at."""
-    registry = Registry(Yard.open(yard))
-    return registry.artifact_folder(registry.resolve(reference))
+    """The artifact folder a release reference points at, present on this machine (a yard on S3:
+    downloaded into its working copy when another machine released it)."""
+    opened = Yard.open(yard)
+    registry = Registry(opened)
+    return opened.localize(registry.artifact_folder(registry.resolve(reference)))
