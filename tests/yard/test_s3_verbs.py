@@ -43,17 +43,24 @@ def shared_journal(yard_url: str) -> list[int]:
 
 
 def test_a_label_job_killed_on_machine_a_is_finished_on_machine_b_with_every_row_once(
-    fault_server: Callable[..., object], s3_yard: str, tmp_path: Path
+    cli: Callable[..., object],
+    fault_server: Callable[..., object],
+    s3_yard: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = write_rows(tmp_path / "rows", ROWS)
     server = fault_server(delay=0.05)
     command = [
-        sys.executable, "-m", "tuneyard", "--yard", s3_yard, "label", "--data", str(data),
+        "--yard", s3_yard, "label", "--data", str(data),
         "--teacher", "fault-teacher", "--base-url", server.url, "--prompt", PROMPT,
         "--choices", "alpha,beta,gamma", "--no-api-key", "--concurrency", "2", "-q",
     ]  # fmt: skip
-    on_a = subprocess.Popen(
-        command, env=subprocess_env(tmp_path / "machine-a"), stderr=subprocess.PIPE, text=True
+    on_a = subprocess.Popen(  # a process of its own, to be SIGKILLed
+        [sys.executable, "-m", "tuneyard", *command],
+        env=subprocess_env(tmp_path / "machine-a"),
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while len(shared_journal(s3_yard)) < 30 and time.monotonic() < deadline and on_a.poll() is None:
@@ -65,11 +72,9 @@ def test_a_label_job_killed_on_machine_a_is_finished_on_machine_b_with_every_row
     assert 30 <= len(sent) < ROWS, "the kill must land in the middle, after the journal reached the bucket"
     assert not any(name.startswith("datasets/") for name in remote_files(s3_yard))
 
-    on_b = subprocess.run(
-        [*command, "--resume"], env=subprocess_env(tmp_path / "machine-b"), capture_output=True, text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert on_b.returncode == 0, on_b.stderr
+    machine(monkeypatch, tmp_path / "machine-b")
+    on_b = cli(*command, "--resume")
+    assert on_b.exit_code == 0, on_b.stderr
     asked_on_b = Counter(request["row"] for request in server.requests()[asked_on_a:])
     assert not set(sent) & set(asked_on_b), "a row the bucket's journal holds was asked again"
     assert set(asked_on_b) | set(sent) == set(range(ROWS))
