@@ -70,7 +70,7 @@ def test_a_thousand_rows_through_429s_timeouts_and_bad_bodies_each_end_exactly_o
     assert Counter(line["outcome"] for line in cost_log)["ok"] == len(served) == outcomes["labelled"]
     drawn = Counter(request["outcome"] for request in server.requests())
     assert drawn["429"] > 50 and drawn["slow"] > 20 and drawn["malformed"] > 5  # the faults did happen
-    assert not (tmp_path / "yard" / ".tuneyard" / JOBS_DIR / "x").exists()
+    assert not (tmp_path / "yard" / ".tuneyard" / "shared" / JOBS_DIR / "x").exists()
 
 
 def test_answers_outside_the_choices_are_asked_again_then_kept_apart_with_their_reason(
@@ -159,7 +159,7 @@ def test_a_job_stopped_in_the_middle_then_rerun_loses_nothing_and_asks_little_tw
     env = os.environ | {"OPENAI_API_KEY": KEY}
     killed_server = fault_server(delay=0.02)
     first = tuneyard(*label_args(tmp_path / "yard", killed_server.url, data), env=env)
-    journals = tmp_path / "yard" / ".tuneyard" / JOBS_DIR
+    journals = tmp_path / "yard" / ".tuneyard" / "shared" / JOBS_DIR
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         lines = [len(path.read_text().splitlines()) for path in journals.glob("*/journal.jsonl")]

@@ -28,12 +28,14 @@ def report_command(
 
     Example: tuneyard report outputs/demo/topics --metric debian_topics.accuracy
     """
+    from tuneyard.cli.context import yard_from
     from tuneyard.config import resolve_options
     from tuneyard.report.build import build_report
 
     options = resolve_options(ReportOptions, flags, config, overrides or [])
     quiet_libraries()
-    report = build_report(path, options.output_dir, options.metric, options.base, options.force)
+    yard = yard_from(ctx)
+    report = build_report(path, options.output_dir, options.metric, options.base, options.force, yard)
     for plot in report.plots:
         out.print(str(plot), markup=False)
     for message in report.notes:

@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
     from tuneyard.yard.root import Yard
 
-JOBS_DIR = "label-jobs"  # under the yard's .tuneyard/: journals of unfinished jobs
+JOBS_DIR = "label-jobs"  # under the yard's .tuneyard/shared/: journals of unfinished jobs
 GIVE_UP_AFTER = 20  # rows answered with no valid answer at all: the format is wrong, stop paying
 # Options that change how the job runs, not what an answer is: a rerun may change them and resume.
 PER_JOB_FIELDS = frozenset(
@@ -86,8 +85,8 @@ def label_dataset(
             renderer.check(rows[0], rows.column_names, split)
         if options.pairs.wanted:
             check_columns(rows.column_names, options.pairs, split)
-    job_dir = yard.state_dir / JOBS_DIR / job_key(options, files)
-    journal = Journal(job_dir / JOURNAL_FILE)
+    job_dir = yard.shared_state_dir / JOBS_DIR / job_key(options, files)
+    journal = Journal(job_dir / JOURNAL_FILE, yard.storage)
     if resume and not journal.path.is_file():
         raise DataError(
             "--resume: no interrupted labelling job matches these options.",
@@ -126,7 +125,7 @@ def label_dataset(
         raise nothing_labelled(tally, options)
     written = write_dataset(options, yard, source, splits, entries, tally, client.dropped, job_dir)
     if not any(entry["status"] == "failed" for entry in entries.values()):
-        shutil.rmtree(job_dir, ignore_errors=True)
+        yard.storage.delete(job_dir)
     return written
 
 

@@ -136,8 +136,19 @@ def is_gguf_path(path: Path) -> bool:
 
 def resolve_model_path(checkpoint: str | Path, yard: Yard, task_type_of: TaskTypeOf | None = None) -> str:
     """The model path a verb should load: a GGUF file's imported folder (see :func:`import_gguf`),
+    an artifact on object storage (``s3://...``) its copy in this machine's cache (see
+    :func:`tuneyard.yard.storage.fetch_artifact`), a path of a yard on shared storage that is
+    not here (another machine's run, ``outputs/p/run``) downloaded into its working copy,
     anything else (a folder, a hub id) as given. ``task_type_of`` names an import's task type."""
+    from tuneyard.yard.storage import fetch_artifact, is_storage_url
+
+    if is_storage_url(checkpoint):
+        checkpoint = fetch_artifact(str(checkpoint))
     path = Path(checkpoint).expanduser()
+    if yard.storage.is_remote and not path.exists():
+        in_yard = yard.localize(path)
+        if in_yard.exists():  # else not the yard's: a hub id, or a typo reported later
+            path = checkpoint = in_yard
     if not is_gguf_path(path):
         return str(checkpoint)
     if not path.exists():

@@ -12,6 +12,10 @@ What gets drawn depends on what ``PATH`` holds:
 The plots go to ``PATH/report/`` (or ``--output-dir``), published as a whole and
 atomically. An earlier report there is replaced only with ``force`` (``--force``), and a
 folder holding anything but an earlier report's PNGs never is.
+
+In a yard on shared storage ``PATH`` may be another machine's: what a report reads
+(manifests, training logs, grid results, an earlier report; the whole model only when
+``PATH`` is one) is downloaded into the working copy first, and the report is uploaded.
 """
 
 from __future__ import annotations
@@ -19,18 +23,28 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tuneyard.errors import ModelError, TuneyardError
 from tuneyard.report.curves import LOG_FILE
 from tuneyard.yard.index import flatten_metrics
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest
-from tuneyard.yard.storage import LOCAL
+from tuneyard.yard.root import Yard
+from tuneyard.yard.storage import LOCAL, Storage
 from tuneyard.yard.writer import refuse_to_replace, replace_folder
 
 REPORT_FOLDER = "report"
 GRID_FILE = "eval_grid_results.json"
 SKIPPED_FOLDERS = {REPORT_FOLDER, "evaluation_results", "tensorboard"}
+# The files a report reads besides a model's weights: what is fetched from shared storage.
+READ_FILES = {
+    MANIFEST_FILE,
+    LOG_FILE,
+    GRID_FILE,
+    "config.json",
+    "adapter_config.json",
+    "compression_info.json",
+}
 
 
 @dataclass
@@ -42,7 +56,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def find_artifacts(top: Path) -> list[tuple[Path, Manifest]]:
+def find_artifacts(top: Path, storage: Storage = LOCAL) -> list[tuple[Path, Manifest]]:
     """Outermost artifact folders at or below ``top`` (a run's ``best/`` belongs to the run)."""
     found: list[tuple[Path, Manifest]] = []
     for manifest_file in sorted(top.rglob(MANIFEST_FILE), key=lambda path: (len(path.parts), path)):
@@ -52,7 +66,7 @@ def find_artifacts(top: Path) -> list[tuple[Path, Manifest]]:
             continue
         if any(folder.is_relative_to(outer) for outer, _ in found):
             continue
-        found.append((folder, read_manifest(folder)))
+        found.append((folder, read_manifest(folder, storage)))
     return found
 
 
@@ -133,28 +147,49 @@ def refuse_foreign_folder(folder: Path) -> None:
         )
 
 
+def is_report_input(relative: str) -> bool:
+    """Whether a file (its path under the report's folder) is one a report reads, weights aside."""
+    posix = PurePosixPath(relative)
+    return posix.name in READ_FILES or posix.parts[0] == REPORT_FOLDER
+
+
+def report_folder_here(path: str | Path, yard: Yard) -> Path:
+    """``path`` on this machine with what a report of it reads (see the module docstring)."""
+    from tuneyard.models.loading import resolve_model_folder
+
+    top = yard.localize(Path(path).expanduser(), only=is_report_input)
+    if yard.storage.is_remote:
+        try:
+            yard.storage.localize(resolve_model_folder(top))
+        except ModelError:
+            pass  # not a model: its weights are not drawn
+    return top
+
+
 def build_report(
     path: str | Path,
     output_dir: str | Path | None = None,
     metric: str | None = None,
     base: str | Path | None = None,
     force: bool = False,
+    yard: Yard | None = None,
 ) -> Report:
-    """Draw every plot that fits ``path`` (see the module docstring)."""
+    """Draw every plot that fits ``path`` (see the module docstring); ``yard``: the one it may lie in."""
     from tuneyard.models.loading import resolve_model_folder
     from tuneyard.report.curves import plot_training_curves
 
-    top = Path(path).expanduser().resolve()
+    yard = yard or Yard(Path.cwd())
+    top = report_folder_here(path, yard)
     if not top.is_dir():
         raise TuneyardError(
             f"report path {top} is not a folder.", "Give a run, model, grid or project folder."
         )
-    artifacts = find_artifacts(top)
+    artifacts = find_artifacts(top, yard.storage)
     final = Path(output_dir).expanduser().resolve() if output_dir else top / REPORT_FOLDER
     refuse_foreign_folder(final)
     refuse_to_replace(final, force, "report")
     name = top.parent.name if top.name in ("best", "last") else top.name
-    with replace_folder(LOCAL, final) as temp:
+    with replace_folder(yard.storage, final) as temp:
         report = Report(folder=final)
         runs = [folder for folder, _ in artifacts] or [top]
         for run in runs:

@@ -18,7 +18,10 @@ maps a path under that folder to its object key and keeps both sides in step:
 * ``lock`` is a lease object, also taken with a conditional put, broken when older
   than :data:`LEASE_S` (its holder was killed);
 * ``.tuneyard/`` (the SQLite index) and staging folders (``.tmp-*``) stay local: the
-  index is a cache per machine, rebuilt by listing the remote manifests.
+  index is a cache per machine, rebuilt by listing the remote manifests. Only
+  ``.tuneyard/shared/`` (unfinished label jobs' journals) is the team's, and uploaded;
+* :meth:`ObjectStorage.fetch_artifact` brings one artifact given by URL (``--checkpoint
+  s3://...``) into a cache of this machine, for a verb run without its yard.
 
 The endpoint and credentials come from the standard places (``AWS_ENDPOINT_URL`` or
 ``FSSPEC_S3_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` ..., ``~/.aws``), read by botocore
@@ -34,12 +37,13 @@ import os
 import posixpath
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tuneyard.errors import ConfigError
-from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage
+from tuneyard.errors import ArtifactNotFoundError, ConfigError
+from tuneyard.yard.root import SHARED_STATE, STATE_DIR
+from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, temp_name
 
 CACHE_ENV = "TUNEYARD_YARD_CACHE"
 # The name marker of a claimed folder, and the lease object of a locked one.
@@ -48,7 +52,8 @@ LOCK_OBJECT = ".tuneyard-lock"
 # A lock older than this was left by a killed holder (a manifest update takes milliseconds).
 LEASE_S = 60.0
 MANIFEST = "manifest.json"
-LOCAL_ONLY = ".tuneyard"  # the index: a cache of this machine, never uploaded
+LOCAL_ONLY = STATE_DIR  # the index: a cache of this machine, never uploaded (but for SHARED_STATE)
+ARTIFACTS_CACHE = "artifacts"  # under the cache root: artifacts fetched by URL, one folder per content
 # Fail fast on a wrong endpoint instead of botocore's minutes of retries.
 CLIENT_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
 
@@ -76,17 +81,11 @@ class ObjectStorage(Storage):
     @classmethod
     def open(cls, url: str) -> ObjectStorage:
         """Connect to the yard at ``url``; a ``ConfigError`` naming the fix when that cannot work."""
-        scheme = url.split("://", 1)[0]
-        try:
-            import fsspec
-
-            fs = fsspec.filesystem(scheme, config_kwargs=CLIENT_CONFIG, skip_instance_cache=True)
-        except ImportError as exc:
-            raise ConfigError(
-                f"the yard {url} needs {scheme}fs, which is not installed.",
-                "Install it with `pip install 'tuneyard[s3]'`.",
-            ) from exc
-        storage = cls(fs, url, cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16])
+        storage = cls(
+            filesystem(url, f"the yard {url}"),
+            url,
+            cache_root() / hashlib.sha256(url.encode()).hexdigest()[:16],
+        )
         storage.check_reachable()
         storage.local_root.mkdir(parents=True, exist_ok=True)
         return storage
@@ -110,7 +109,8 @@ class ObjectStorage(Storage):
         relative = path.relative_to(self.local_root)
         # staging folders are built here and uploaded by publish; the index is this machine's
         staged = any(part.startswith(TEMP_PREFIX) for part in relative.parts)
-        if staged or relative.parts[:1] == (LOCAL_ONLY,):
+        machines_own = relative.parts[:1] == (LOCAL_ONLY,) and relative.parts[1:2] != (SHARED_STATE,)
+        if staged or machines_own:
             return None
         return posixpath.join(self.remote_root, relative.as_posix()) if relative.parts else self.remote_root
 
@@ -242,7 +242,7 @@ class ObjectStorage(Storage):
         # Remote folders are never moved aside; only the working copy can hold such versions.
         return LOCAL.restore_replaced(folder) if folder.is_dir() else []
 
-    def localize(self, path: Path) -> Path:
+    def localize(self, path: Path, only: Callable[[str], bool] | None = None) -> Path:
         key = self.key(path)
         if key is None:
             return path
@@ -254,6 +254,8 @@ class ObjectStorage(Storage):
             relative = posixpath.relpath(name, key)
             local = path if relative == "." else path / relative
             if posixpath.basename(name) in (CLAIM_MARKER, LOCK_OBJECT) or is_current(local, info):
+                continue
+            if only is not None and relative != "." and not only(relative):
                 continue
             local.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(name, str(local))
@@ -287,6 +289,85 @@ class ObjectStorage(Storage):
             info = remote.get(f"{key}/{relative}")
             if info is None or not is_current(local, info, newer_side="remote"):
                 self.fs.put_file(str(local), f"{key}/{relative}")
+
+    @classmethod
+    def fetch_artifact(cls, url: str) -> Path:
+        """The file or folder at ``url`` in this machine's cache, downloaded unless there already.
+
+        The cache folder is named by the sha256 of the remote listing (each object's
+        relative name, size and ETag, the object store's content checksum), so a second
+        call costs one listing and an artifact changed since (an eval added its results)
+        is fetched again into a new folder. A run's ``checkpoint-*`` folders (resumable
+        working state, not a model) are left out. The download goes to a temporary
+        folder renamed into place, so a killed fetch is never taken for a cached one.
+        """
+        fs = filesystem(url, url)
+        key = fs._strip_protocol(url).rstrip("/")
+        wanted = remote_files(fs, url, key)
+        listing = sorted((name, info["size"], str(info.get("ETag"))) for name, info in wanted.items())
+        digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+        folder = cache_root() / ARTIFACTS_CACHE / digest
+        target = folder / posixpath.basename(key)
+        if folder.is_dir():
+            return target
+        staged = folder.with_name(temp_name(digest))
+        for relative in wanted:
+            local = staged / posixpath.basename(key) / relative if relative != "." else staged / target.name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(key if relative == "." else f"{key}/{relative}", str(local))
+        try:
+            staged.rename(folder)
+        except OSError:  # another process fetched the same content first: use theirs
+            LOCAL.delete(staged)
+        return target
+
+
+def filesystem(url: str, subject: str) -> Any:
+    """An fsspec file system for ``url``'s scheme, or a ``ConfigError`` saying that ``subject`` needs what."""
+    scheme = url.split("://", 1)[0]
+    try:
+        import fsspec
+
+        return fsspec.filesystem(scheme, config_kwargs=CLIENT_CONFIG, skip_instance_cache=True)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{subject} needs {scheme}fs, which is not installed.",
+            "Install it with `pip install 'tuneyard[s3]'`.",
+        ) from exc
+
+
+def remote_files(fs: Any, url: str, key: str) -> dict[str, dict[str, Any]]:
+    """The objects of the artifact at ``key`` a model needs, by name relative to it (``.``: a file).
+
+    A ``ConfigError`` when the store cannot be reached, ``ArtifactNotFoundError`` when
+    nothing is there or only an upload stopped before its manifest.
+    """
+    try:
+        found = fs.find(key, detail=True)
+    except FileNotFoundError:
+        found = {}
+    except Exception as exc:  # botocore's connection, credential and HTTP errors share no base
+        raise ConfigError(
+            f"cannot reach {url}: {exc}.",
+            "Check the endpoint (AWS_ENDPOINT_URL or FSSPEC_S3_ENDPOINT_URL) and the credentials "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or ~/.aws).",
+        ) from exc
+    files = {posixpath.relpath(name, key): info for name, info in found.items()}
+    if not files:
+        raise ArtifactNotFoundError(
+            f"no artifact at {url}: the store holds no object under that key.",
+            "Check the URL; `tuneyard --yard s3://BUCKET/PREFIX runs ls` lists a yard's artifacts by path.",
+        )
+    if CLAIM_MARKER in files and MANIFEST not in files:
+        raise ArtifactNotFoundError(
+            f"{url} is an unfinished upload: claimed, and no manifest.json yet.",
+            "Wait for its writer to finish (a killed one's upload is removed by `tuneyard runs gc`).",
+        )
+    return {
+        name: info
+        for name, info in files.items()
+        if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and not name.startswith("checkpoint-")
+    }
 
 
 def is_current(local: Path, info: dict[str, Any], newer_side: str = "local") -> bool:

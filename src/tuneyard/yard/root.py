@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "tuneyard.yaml"
 STATE_DIR = ".tuneyard"
+# Under STATE_DIR: what every machine of a shared yard works on (unfinished label jobs'
+# journals), uploaded with the artifacts; the rest of STATE_DIR is this machine's cache.
+SHARED_STATE = "shared"
 INDEX_FILE = "index.db"
 GITIGNORE_FILE = ".gitignore"
 # Artifacts written or imported outside the root (--output-dir, runs import): one
@@ -115,6 +119,11 @@ class Yard:
         return self.root / STATE_DIR
 
     @property
+    def shared_state_dir(self) -> Path:
+        """``.tuneyard/shared/``: work in progress that another machine may continue (label jobs)."""
+        return self.state_dir / SHARED_STATE
+
+    @property
     def has_index(self) -> bool:
         """Whether the index exists (read-only commands do not create one)."""
         return (self.state_dir / INDEX_FILE).is_file()
@@ -170,15 +179,16 @@ class Yard:
         manifest_id = read_manifest(folder, self.storage).id if (folder / MANIFEST_FILE).is_file() else None
         return Parent(id=manifest_id, path=self.relative(folder), role=role)
 
-    def localize(self, folder: Path) -> Path:
+    def localize(self, folder: Path, only: Callable[[str], bool] | None = None) -> Path:
         """A folder the user named (``--resume RUN``), absolute and present on this machine.
 
         On shared storage a relative path is the yard's (as ``runs ls`` prints it), and
-        the folder is downloaded into the working copy when missing or outdated there.
+        the folder is downloaded into the working copy when missing or outdated there
+        (``only`` the files it picks: see :meth:`Storage.localize`).
         """
         if self.storage.is_remote and not folder.is_absolute():
             folder = self.root / folder
-        return self.storage.localize(folder.resolve())
+        return self.storage.localize(folder.resolve(), only)
 
     def absolute(self, relative: str) -> Path:
         """Inverse of :meth:`relative`."""

@@ -29,9 +29,10 @@ import secrets
 import shutil
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Yard roots given as a URL: the Storage class for each scheme, imported when a yard uses it.
 STORAGE_BY_SCHEME = {"s3": "tuneyard.yard.object_storage:ObjectStorage"}
@@ -144,8 +145,12 @@ class Storage(ABC):
     def restore_replaced(self, folder: Path) -> list[str]:
         """Put back versions that a killed :meth:`publish` had moved aside; returns their names."""
 
-    def localize(self, path: Path) -> Path:
-        """``path`` (a file or a folder) present and current on this machine, for readers that open it."""
+    def localize(self, path: Path, only: Callable[[str], bool] | None = None) -> Path:
+        """``path`` (a file or a folder) present and current on this machine, for readers that open it.
+
+        ``only`` picks, by their POSIX path relative to ``path``, the files of a folder a
+        reader needs (a report reads manifests and logs, not weights); default all.
+        """
         return path
 
     def sync(self, folder: Path) -> None:
@@ -166,6 +171,28 @@ class Storage(ABC):
 
 def open_url(url: str) -> tuple[Path, Storage]:
     """The local working copy and the storage of a yard root given as a URL, by its scheme."""
+    storage = storage_class(url).open(url)
+    return storage.local_root, storage
+
+
+def is_storage_url(text: str | Path) -> bool:
+    """Whether ``text`` is a URL of a scheme with a yard storage (``s3://...``), not a path or hub id."""
+    return isinstance(text, str) and "://" in text and text.split("://", 1)[0] in STORAGE_BY_SCHEME
+
+
+def fetch_artifact(url: str) -> Path:
+    """The artifact folder at ``url`` (``s3://bucket/yard/outputs/p/run``) as a local folder.
+
+    Downloaded once into a cache on this machine, keyed by the sha256 of the remote
+    folder's content listing, so a second call reuses it and a changed artifact is
+    fetched anew (see the implementation's ``fetch_artifact``).
+    """
+    fetched: Path = storage_class(url).fetch_artifact(url)
+    return fetched
+
+
+def storage_class(url: str) -> Any:
+    """The Storage class for ``url``'s scheme (imported now), or a ``ConfigError`` naming the schemes."""
     from tuneyard.errors import ConfigError
 
     scheme = url.split("://", 1)[0]
@@ -175,8 +202,7 @@ def open_url(url: str) -> tuple[Path, Storage]:
             f"Use a local folder or one of: {', '.join(f'{name}://' for name in STORAGE_BY_SCHEME)}.",
         )
     module, name = STORAGE_BY_SCHEME[scheme].split(":")
-    storage = getattr(importlib.import_module(module), name).open(url)
-    return storage.local_root, storage
+    return getattr(importlib.import_module(module), name)
 
 
 def _fsync(path: Path) -> None:
