@@ -252,6 +252,13 @@ class LocalStorage(Storage):
         return staged
 
     def publish(self, staged: Path, target: Path) -> None:
+        from tuneyard.yard.objects import share_folder
+
+        share_folder(staged, target)  # weight files become links to the yard's shared objects
+        self.rename_into_place(staged, target)
+
+    def rename_into_place(self, staged: Path, target: Path) -> None:
+        """:meth:`publish` without sharing weight files: for a working copy whose files are rewritten."""
         _fsync_tree(staged)
         try:
             os.rename(staged, target)  # onto nothing or onto an empty claimed folder: atomic
