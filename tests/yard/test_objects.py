@@ -282,3 +282,38 @@ def test_an_object_storage_publish_shares_nothing(tmp_path: Path) -> None:
     LOCAL.rename_into_place(staged, root / "models" / "m")  # ObjectStorage.publish's local half
     assert not (root / ".tuneyard" / OBJECTS_FOLDER).exists()
     assert (root / "models" / "m" / "model.safetensors").stat().st_nlink == 1
+
+
+def test_where_no_hard_link_can_be_made_the_file_keeps_its_copy_and_the_log_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from tuneyard.yard import objects
+    from tuneyard.yard.storage import LOCAL
+    from tuneyard.yard.writer import replace_folder
+
+    root = tmp_path / "yard"
+    (root / ".tuneyard").mkdir(parents=True)
+    weights = bytes([7]) * (1 << 20)
+    with replace_folder(LOCAL, root / "models" / "first") as staged:
+        (staged / "model.safetensors").write_bytes(weights)
+
+    real_link = os.link
+
+    def object_at_link_limit(source: Path, target: Path) -> None:
+        """os.link when the object has as many links as the file system allows (65,000 on ext4)."""
+        if Path(target).exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+        if OBJECTS_FOLDER in Path(source).parts:
+            raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
+        real_link(source, target)
+
+    monkeypatch.setattr(objects.os, "link", object_at_link_limit)
+    with replace_folder(LOCAL, root / "models" / "second") as staged:
+        (staged / "model.safetensors").write_bytes(weights)
+    second = root / "models" / "second" / "model.safetensors"
+    assert second.read_bytes() == weights and second.stat().st_nlink == 1
+    log = (root / ".tuneyard" / OBJECTS_FOLDER / objects.UNSHARED_LOG).read_text()
+    assert f"{second}  " in log and ("copy (Too many links)" in log or "reflinked" in log)
+    assert not list((root / "models" / "second").glob(".tmp-*"))
