@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -125,32 +126,40 @@ def test_runs_of_one_base_store_each_weight_once_and_du_says_so(
     assert exported["stored"] == exported["logical"] and exported["exclusive"] < exported["logical"]
 
 
-def test_gc_after_rm_reclaims_the_objects_only_the_removed_run_held(
+def test_rm_gives_the_removed_runs_objects_back_and_gc_those_deleted_by_hand(
     yard: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # keep-3 pruned checkpoints' weights are held by the store alone: gc takes those first
-    run_cli(yard, "runs", "gc", "--older-than", "0", capsys=capsys)
+    # keep-3 pruning gave the pruned checkpoints' weights back as it deleted them
     assert du(yard, capsys)["unreferenced_objects"] == 0
     frozen2 = next(yard.glob("**/frozen2"))
     exclusive = du(yard, capsys, str(frozen2))["artifacts"][0]["exclusive"]
-    shared_sizes = {path.stat().st_ino: path.stat().st_size for path in weight_files(frozen2)}
-    freed = sum(size for size in shared_sizes.values() if size >= 1 << 20)
+    sizes = {path.stat().st_ino: path.stat().st_size for path in weight_files(frozen2)}
+    freed = sum(size for size in sizes.values() if size >= 1 << 20)  # the shared ones: 1 MiB and more
     assert 1 << 20 < freed <= exclusive  # its weights are its own; small files go with the folder
     before = store_bytes(yard)
-
     run_cli(yard, "runs", "rm", frozen2)
-    orphans = du(yard, capsys)
-    assert orphans["unreferenced_bytes"] == freed
-    listed = run_cli(yard, "runs", "gc", "--dry-run", capsys=capsys).splitlines()
-    assert (
-        sum("shared weight object that no artifact links to" in line for line in listed)
-        == orphans["unreferenced_objects"]
-    )
-    assert store_bytes(yard) == before  # a dry run removes nothing
-    run_cli(yard, "runs", "gc", "--older-than", "0")
     assert store_bytes(yard) == before - freed
-    assert du(yard, capsys)["unreferenced_objects"] == 0
     assert_linked_to_objects(yard)  # what other runs hold is still there
+
+    # A checkpoint deleted by hand leaves its objects held by the store alone: gc's part.
+    keep3 = next(yard.glob("**/keep3"))
+    held = [keep3 / part / "model.safetensors" for part in ("best", "last")]
+    oldest = next(
+        checkpoint
+        for checkpoint in sorted(keep3.glob("checkpoint-*"))
+        if not any((checkpoint / "model.safetensors").samefile(path) for path in held)
+    )
+    orphaned = (oldest / "model.safetensors").stat().st_size
+    shutil.rmtree(oldest)
+    orphans = du(yard, capsys)
+    assert (orphans["unreferenced_objects"], orphans["unreferenced_bytes"]) == (1, orphaned)
+    listed = run_cli(yard, "runs", "gc", "--dry-run", capsys=capsys).splitlines()
+    assert sum(line.startswith("would remove  .tuneyard/objects/") for line in listed) == 1
+    assert store_bytes(yard) == before - freed  # a dry run removes nothing
+    run_cli(yard, "runs", "gc", "--older-than", "0")
+    assert store_bytes(yard) == before - freed - orphaned
+    assert du(yard, capsys)["unreferenced_objects"] == 0
+    assert_linked_to_objects(yard)
 
 
 # A writer (a real process) that publishes a folder whose weights are an existing object's
@@ -189,7 +198,7 @@ def test_gc_never_removes_an_object_a_concurrent_writer_is_linking(tmp_path: Pat
     (root / ".tuneyard").mkdir(parents=True)
     with replace_folder(LOCAL, root / "models" / "first") as staged:
         (staged / "model.safetensors").write_bytes(bytes([1]) * (1 << 20))
-    LOCAL.delete(root / "models" / "first")  # its object is now held by the store alone
+    shutil.rmtree(root / "models" / "first")  # deleted by hand: its object is held by the store alone
     yard = Yard.open(root)
     assert [leftover.reason for leftover in find_leftovers(yard, 0)].count(OBJECT_REASON) == 1
 
@@ -257,8 +266,8 @@ KILLED_GC = textwrap.dedent(
 def test_gc_killed_while_removing_objects_leaves_every_artifact_whole(
     yard: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_cli(yard, "runs", "rm", next(yard.glob("**/frozen2")))
-    run_cli(yard, "runs", "rm", "--force", next(yard.glob("**/keep3")))  # its export keeps best/'s bytes
+    shutil.rmtree(next(yard.glob("**/frozen2")))  # deleted by hand, not by `runs rm`: gc's work
+    shutil.rmtree(next(yard.glob("**/keep3")))  # its export keeps best/'s bytes
     orphans = du(yard, capsys)["unreferenced_objects"]
     assert orphans > 2
     killed = subprocess.run(

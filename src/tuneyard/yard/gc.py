@@ -11,8 +11,8 @@ back when nothing replaced it. Run folders with ``status: running`` are left alo
 ``.config.yaml.{pid}.tmp`` ...) are recognised too.
 
 Shared weight objects (:mod:`tuneyard.yard.objects`) that no artifact links to any more
-(after ``runs rm``, or once a killed writer's staging folder is gone) are removed too;
-one that any folder links to, a running run's included, never is.
+(a folder deleted by hand, a killed writer's staging folder removed in the same pass) are
+removed too; one that any folder links to, a running run's included, never is.
 """
 
 from __future__ import annotations

@@ -10,12 +10,14 @@ later copy is replaced by a hard link to it. An artifact folder stays an ordinar
 folder of ordinary files; only the disk holds one copy.
 
 Why hard links: the link count is the reference count. An object whose count is 1 is
-held by the store alone, so ``runs gc`` removes it (:func:`unreferenced`), and no
-other record of who uses what has to be kept in step. Removing an object never takes
+held by the store alone: a deletion through the storage removes the objects only the
+deleted folder linked to (:func:`releasing`), and ``runs gc`` the ones a deletion by
+hand or a killed process left (:func:`unreferenced`). No other record of who uses what
+has to be kept in step. Removing an object never takes
 bytes from an artifact (its links keep the inode), so a killed or racing gc cannot
-leave a dangling file. Writers hold a shared lock on the store while they link and gc
-an exclusive one while it removes, so an object is never removed between a writer
-finding it and linking to it.
+leave a dangling file. Writers hold a shared lock on the store while they link, and
+whoever removes objects an exclusive one, counting links again under it, so an object
+is never removed between a writer finding it and linking to it.
 
 Where a hard link cannot be made (a file system without them, the per-inode link
 limit), the file is reflinked from the object when the file system can (a copy-on-write
@@ -85,11 +87,7 @@ def is_weight_file(path: Path, status: os.stat_result) -> bool:
 
 def weight_files(folder: Path) -> Iterator[Path]:
     """The weight files anywhere under ``folder``."""
-    for directory, _, files in os.walk(folder):
-        for name in files:
-            path = Path(directory) / name
-            if is_weight_file(path, path.lstat()):
-                yield path
+    return (path for path, status in lstats(tree_files(folder)) if is_weight_file(path, status))
 
 
 @contextlib.contextmanager
@@ -189,7 +187,9 @@ def unreferenced(store: Path, leftovers: Iterable[Path] = ()) -> list[Path]:
     Links under ``leftovers`` (what gc deletes first: a killed writer's staging folder)
     do not count.
     """
-    doomed = Counter((status.st_dev, status.st_ino) for path in leftovers for status in tree_stats(path))
+    doomed = Counter(
+        (status.st_dev, status.st_ino) for path in leftovers for _, status in lstats(tree_files(path))
+    )
     found = []
     for obj in objects(store):
         status = obj.lstat()
@@ -198,16 +198,22 @@ def unreferenced(store: Path, leftovers: Iterable[Path] = ()) -> list[Path]:
     return found
 
 
-def tree_stats(path: Path) -> Iterator[os.stat_result]:
-    """``lstat`` of ``path`` or of every file under it."""
-    if not path.is_dir() or path.is_symlink():
-        with contextlib.suppress(FileNotFoundError):
-            yield path.lstat()
-        return
-    for directory, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                yield (Path(directory) / name).lstat()
+def tree_files(path: Path) -> Iterator[Path]:
+    """``path`` when it is a file, else every file under it (nothing when it does not exist)."""
+    if path.is_dir() and not path.is_symlink():
+        for directory, _, files in os.walk(path):
+            yield from (Path(directory) / name for name in files)
+    elif path.is_file() or path.is_symlink():
+        yield path
+
+
+def lstats(paths: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
+    """Each path with its ``lstat``; one removed meanwhile is skipped."""
+    for path in paths:
+        try:
+            yield path, path.lstat()
+        except FileNotFoundError:
+            continue
 
 
 def remove_objects(store: Path, listed: Iterable[Path]) -> list[Path]:
@@ -223,6 +229,32 @@ def remove_objects(store: Path, listed: Iterable[Path]) -> list[Path]:
                     obj.unlink()
                     removed.append(obj)
     return removed
+
+
+@contextlib.contextmanager
+def releasing(path: Path) -> Iterator[None]:
+    """Around the deletion of ``path``: remove the objects that only its weight files linked to.
+
+    So a pruned checkpoint, a replaced ``best/`` or a removed run gives its bytes back at
+    once rather than at the next ``runs gc``. An object that any other folder links to, or
+    that a writer links to meanwhile (counted under the exclusive lock), stays.
+    """
+    store = store_for(path)
+    if store is None or not store.is_dir():
+        yield
+        return
+    inodes = {
+        (status.st_dev, status.st_ino)
+        for file, status in lstats(tree_files(path))
+        if is_weight_file(file, status)
+    }
+    yield
+    if not inodes:
+        return
+    with locked(store, fcntl.LOCK_EX):
+        for obj, status in lstats(objects(store)):
+            if status.st_nlink == 1 and (status.st_dev, status.st_ino) in inodes:
+                obj.unlink()
 
 
 @dataclass

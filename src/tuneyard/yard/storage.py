@@ -273,10 +273,13 @@ class LocalStorage(Storage):
         _fsync(target.parent)
 
     def delete(self, path: Path) -> None:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        from tuneyard.yard.objects import releasing
+
+        with releasing(path):  # the shared weight objects only this folder linked to go with it
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self, path: Path) -> Iterator[None]:
