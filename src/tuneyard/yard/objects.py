@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuneyard.yard.manifest import sha256_of
+from tuneyard.yard.root import STATE_DIR
 from tuneyard.yard.storage import temp_name
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 OBJECTS_FOLDER = "objects"  # under the yard's .tuneyard/
 UNSHARED_LOG = "unshared.log"
-STATE_DIR = ".tuneyard"  # the yard's state folder (tuneyard.yard.root.STATE_DIR, which imports storage)
 # Files worth sharing: weights in the formats tuneyard and the Trainer write. Data and
 # tokenizer files are left alone, so a writer that rewrites one in place harms nothing else.
 WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".gguf", ".pt", ".pth", ".ckpt"})
@@ -216,19 +216,15 @@ def lstats(paths: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
             continue
 
 
-def remove_objects(store: Path, listed: Iterable[Path]) -> list[Path]:
+def remove_objects(store: Path, listed: Iterable[Path]) -> None:
     """Delete the ``listed`` objects that are still unreferenced, under the store's exclusive lock.
 
     Counted again under the lock: an object a writer linked to since it was listed stays.
     """
-    removed = []
     with locked(store, fcntl.LOCK_EX):
-        for obj in listed:
-            with contextlib.suppress(FileNotFoundError):
-                if obj.lstat().st_nlink == 1:
-                    obj.unlink()
-                    removed.append(obj)
-    return removed
+        for obj, status in lstats(listed):
+            if status.st_nlink == 1:
+                obj.unlink()
 
 
 @contextlib.contextmanager
