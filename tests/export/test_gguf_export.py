@@ -177,7 +177,9 @@ def test_without_llama_cpp_a_quantized_type_says_how_to_install_it(
     assert not (tmp_path / "exports").exists()
 
 
-def test_safetensors_export_is_a_copy_of_the_merged_folder(cli, smol_decoder, chat_topics, tmp_path) -> None:
+def test_safetensors_export_copies_the_merged_folder_and_shares_its_weights(
+    cli, smol_decoder, chat_topics, tmp_path
+) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     result = cli(
@@ -198,6 +200,9 @@ def test_safetensors_export_is_a_copy_of_the_merged_folder(cli, smol_decoder, ch
     for name in copied:
         if name not in own:
             assert (folder / name).read_bytes() == (merged / name).read_bytes()
+        if name.endswith(".safetensors"):  # the weights: the yard's one read-only copy, linked
+            assert (folder / name).samefile(merged / name) and not (folder / name).stat().st_mode & 0o222
+        elif name not in own:  # configs and tokenizer: the export's own, to edit
             assert not (folder / name).samefile(merged / name) and (folder / name).stat().st_nlink == 1
 
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -1,4 +1,4 @@
-"""``tuneyard runs``: list, show, compare and aggregate artifacts; archive, rm, reindex, import, gc.
+"""``tuneyard runs``: list, show, compare and aggregate artifacts; archive, rm, reindex, import, du, gc.
 
 Parsing and printing only: every command is one call into :mod:`tuneyard.yard`.
 Nothing here imports torch, transformers or pydantic-heavy code at module level.
@@ -6,8 +6,10 @@ Nothing here imports torch, transformers or pydantic-heavy code at module level.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from tuneyard.yard.lineage import Descendant, LineageStep
 
 runs_app = typer.Typer(
-    help="Query the yard: ls, show, lineage, compare, aggregate, archive, rm, reindex, import, gc.",
+    help="Query the yard: ls, show, lineage, compare, aggregate, archive, rm, reindex, import, du, gc.",
     no_args_is_help=True,
 )
 
@@ -552,6 +554,57 @@ def import_(
     )
 
 
+def mib(size: int) -> str:
+    """Bytes as MiB with one decimal, as the table shows them."""
+    return f"{size / 2**20:,.1f} MiB"
+
+
+@runs_app.command("du")
+def du(
+    ctx: typer.Context,
+    reference: Annotated[
+        str | None,
+        typer.Argument(metavar="[NAME_OR_PATH]", help="One artifact; every indexed one if left out."),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Disk usage: each artifact's bytes as its files add up (logical) and on disk (stored).
+
+    Weight files are stored once and hard-linked into every artifact that holds them, so
+    stored counts each shared file once; exclusive is what `runs rm` then `runs gc` gives back.
+
+    Example: tuneyard runs du --format json
+    """
+    from tuneyard.yard.objects import yard_usage
+
+    found = yard_usage(yard_from(ctx), reference)
+    columns = ["path", "files", "logical", "stored", "exclusive"]
+    if fmt is OutputFormat.json:
+        out.out(json.dumps(dataclasses.asdict(found), indent=2))
+        return
+    if fmt is OutputFormat.csv:
+        rows = [
+            [item.path, item.files, item.logical, item.stored, item.exclusive] for item in found.artifacts
+        ]
+        out.out(format_rows(fmt, columns, rows), end="")
+        return
+    rows = [
+        [item.path, item.files, mib(item.logical), mib(item.stored), mib(item.exclusive)]
+        for item in found.artifacts
+    ]
+    rows.append(
+        ["total", sum(item.files for item in found.artifacts), mib(found.logical), mib(found.stored), "-"]
+    )
+    out.out(format_rows(fmt, columns, rows), end="")
+    if found.logical:
+        out.out(f"stored / logical: {found.stored / found.logical:.3f}")
+    if found.unreferenced_objects:
+        note(
+            f"{found.unreferenced_objects} shared objects ({mib(found.unreferenced_bytes)}) are linked "
+            "from no artifact: `tuneyard runs gc` removes them."
+        )
+
+
 @runs_app.command("gc")
 def gc(
     ctx: typer.Context,
@@ -560,7 +613,8 @@ def gc(
         bool, typer.Option("--dry-run", "-n", help="Only list what would be removed.")
     ] = False,
 ) -> None:
-    """Remove leftovers of interrupted writes (.tmp-* folders, empty claimed folders) and stale index entries.
+    """Remove leftovers of interrupted writes (.tmp-* folders, empty claimed folders), stale index entries
+    and shared weight objects that no artifact links to (see runs du).
 
     Example: tuneyard runs gc --dry-run --older-than 10
     """

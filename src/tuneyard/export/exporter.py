@@ -206,7 +206,9 @@ def _write_safetensors(
     _, target, manifest = _manifest(yard, options, origin, source, "safetensors", {})
     with yard.create(manifest, target) as writer:
         for path in files:
-            shutil.copyfile(path, writer.path / path.name)  # copies, never links: a user may edit one
+            # copies: a user may edit a config; publishing links the weights to the yard's
+            # read-only shared objects (tuneyard.yard.objects)
+            shutil.copyfile(path, writer.path / path.name)
         manifest.metrics.update(
             file_bytes=sum(path.stat().st_size for path in files), tensors=safetensors_tensor_count(weights)
         )

@@ -9,6 +9,10 @@ touched. A folder that a killed replace had moved aside (``.tmp-old-best-...``) 
 back when nothing replaced it. Run folders with ``status: running`` are left alone:
 ``--resume`` continues them. Temporary files of tuneyard 0.1 (``.manifest.json.{pid}.{hex}.tmp``,
 ``.config.yaml.{pid}.tmp`` ...) are recognised too.
+
+Shared weight objects (:mod:`tuneyard.yard.objects`) that no artifact links to any more
+(a folder deleted by hand, a killed writer's staging folder removed in the same pass) are
+removed too; one that any folder links to, a running run's included, never is.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuneyard.yard import objects
 from tuneyard.yard.manifest import MANIFEST_FILE
 from tuneyard.yard.storage import TEMP_PREFIX, Entry, replaced_name
 
@@ -37,6 +42,7 @@ CLAIM_REASON = "empty folder claimed by a writer that stopped"
 RESTORE_REASON = "older version moved aside by an interrupted replace: put back"
 UPLOAD_REASON = "claimed folder whose upload stopped before its manifest"
 INDEX_REASON = "index entry whose folder or manifest is gone"
+OBJECT_REASON = "shared weight object that no artifact links to"
 
 
 @dataclass
@@ -130,19 +136,28 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
                 missing = not (folder / MANIFEST_FILE).is_file()
             if missing:
                 leftovers.append(Leftover(indexed, INDEX_REASON))
+    store = yard.state_dir / objects.OBJECTS_FOLDER
+    kept = (INDEX_REASON, RESTORE_REASON)  # an index row holds no file; a version put back keeps its links
+    removed_first = [yard.root / leftover.path for leftover in leftovers if leftover.reason not in kept]
+    for obj in objects.unreferenced(store, removed_first):
+        leftovers.append(Leftover(yard.relative(obj), OBJECT_REASON))
     leftovers.sort(key=lambda leftover: leftover.path)
     return leftovers
 
 
 def remove_leftovers(yard: Yard, leftovers: list[Leftover]) -> None:
     """Delete the leftovers gc found (folders, files, then index entries); put back moved-aside versions."""
-    stale_entries = []
+    stale_entries, listed_objects = [], []
     for leftover in leftovers:
         if leftover.reason == INDEX_REASON:
             stale_entries.append(leftover.path)
+        elif leftover.reason == OBJECT_REASON:
+            listed_objects.append(yard.root / leftover.path)
         elif leftover.reason == RESTORE_REASON:
             yard.storage.restore_replaced((yard.root / leftover.path).parent)
         else:
             yard.storage.delete(yard.root / leftover.path)
     if stale_entries:
         yard.index.remove(stale_entries)
+    if listed_objects:  # last: the leftovers deleted above may have held links to them
+        objects.remove_objects(yard.state_dir / objects.OBJECTS_FOLDER, listed_objects)

@@ -194,7 +194,7 @@ class ObjectStorage(Storage):
             stale = [name for name in self.fs.find(key) if name not in kept]
             if stale:
                 self.fs.rm(stale)
-        LOCAL.publish(staged, target)
+        LOCAL.rename_into_place(staged, target)  # unshared: localize() rewrites working-copy files
 
     def delete(self, path: Path) -> None:
         key = self.key(path)

@@ -280,6 +280,13 @@ class LocalStorage(Storage):
         return staged
 
     def publish(self, staged: Path, target: Path) -> None:
+        from tuneyard.yard.objects import share_folder
+
+        share_folder(staged, target)  # weight files become links to the yard's shared objects
+        self.rename_into_place(staged, target)
+
+    def rename_into_place(self, staged: Path, target: Path) -> None:
+        """:meth:`publish` without sharing weight files: for a working copy whose files are rewritten."""
         _fsync_tree(staged)
         try:
             os.rename(staged, target)  # onto nothing or onto an empty claimed folder: atomic
@@ -294,10 +301,13 @@ class LocalStorage(Storage):
         _fsync(target.parent)
 
     def delete(self, path: Path) -> None:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        from tuneyard.yard.objects import releasing
+
+        with releasing(path):  # the shared weight objects only this folder linked to go with it
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self, path: Path) -> Iterator[None]:
