@@ -19,7 +19,7 @@ Prints the command and the lines for ``bench/RESULTS.md`` (``## distill``), and 
 them there unless ``--no-append``.
 
     python bench/distill.py      # 512 rows, ratio 0.5, 1 warm-up + 5 rounds: about 6 min on 2 quiet cores
-    python bench/distill.py --rows 32 --rounds 1 --warmup 0 --no-append   # smoke run
+    python bench/distill.py --rows 32 --rounds 2 --no-append   # smoke run
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ the server's bound. Prints the command and the lines for ``bench/RESULTS.md``
 (``## label``), and appends them there unless ``--no-append``.
 
     python bench/label.py   # 400 rows, concurrency 8, 20 ms replies, 4 server processes, 1 + 5 rounds: 1 min
-    python bench/label.py --rows 40 --rounds 1 --warmup 0 --no-append   # smoke run
+    python bench/label.py --rows 40 --rounds 2 --no-append   # smoke run
 """
 
 from __future__ import annotations
