@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ from pairs import ratios, rotate, spread  # bench/: python bench/x.py puts it on
 from results import command_line, record
 
 import tuneyard
-from tuneyard.compress.compressor import CompressionResult, compress_model
+from tuneyard.compress.compressor import compress_model
 from tuneyard.compress.options import CompressOptions
 from tuneyard.compress.registry import METHODS
 from tuneyard.models.lowrank import LowRankLinear, lowrank_layers
@@ -96,6 +97,14 @@ def forward_seconds(
         return rotate({name: timed(model) for name, model in models.items()}, rounds, max(1, warmup))
 
 
+class Compressed(NamedTuple):
+    """One compression's time and shape (not its model: 60 MiniLM copies would not fit in memory)."""
+
+    seconds: float
+    layers: int
+    kept: float
+
+
 def method_times(yard: Yard, model: Path, rounds: int, warmup: int) -> list[str]:
     """Compress with every method at rank 64 and ratio 0.5, once per round; table rows."""
     budgets = {
@@ -104,11 +113,11 @@ def method_times(yard: Yard, model: Path, rounds: int, warmup: int) -> list[str]
         for method in METHODS
     }
 
-    def compress_once(method: str, budget: dict[str, object]) -> Callable[[int], CompressionResult]:
-        def run(_: int) -> CompressionResult:
+    def compress_once(method: str, budget: dict[str, object]) -> Callable[[int], Compressed]:
+        def run(_: int) -> Compressed:
             result = compress_model(compress_options(model, method, **budget), yard)
             shutil.rmtree(result.path)  # 60 MiniLM copies would fill the scratch disk
-            return result
+            return Compressed(result.seconds, len(result.info.layers), result.info.params.ratio)
 
         return run
 
@@ -121,7 +130,7 @@ def method_times(yard: Yard, model: Path, rounds: int, warmup: int) -> list[str]
         seconds = [result.seconds for result in results]
         rows.append(
             f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f}..{max(seconds):.2f} "
-            f"| {len(results[0].info.layers)} | {results[0].info.params.ratio:.3f} |"
+            f"| {results[0].layers} | {results[0].kept:.3f} |"
         )
         print(rows[-1], flush=True)
     return rows
