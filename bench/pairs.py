@@ -1,9 +1,16 @@
-"""Paired timing of tuneyard against a plain script: ABBA rounds, per-round ratios, the summary.
+"""Paired timing: ABBA rounds, per-round ratios, their median and range.
 
-``bench/finetune.py`` (a classifier, plain Trainer) and ``bench/sft.py`` (a causal LM,
-plain TRL) time their two sides with this: ``--warmup`` untimed rounds, then
-``--rounds`` rounds in which the side that goes first alternates, each side's scratch
-folder removed after its round.
+Every bench that compares two things measured in the same run uses :func:`rotate`:
+``warmup`` untimed rounds (imports, first calls, caches: every side warmed), then
+``rounds`` rounds in which every side runs once, the order reversed every other round
+(A B, B A for two sides; A B C, C B A for three), so no side always runs first, after
+another's garbage, on caches another warmed. A figure is the median of the per-round
+ratios with their range (:func:`ratios`, :func:`spread`), never a best-of or one run.
+
+``bench/finetune.py``, ``bench/sft.py`` and ``bench/dpo.py`` compare tuneyard with a
+plain script through :func:`alternate` (each side's scratch folder removed after its
+round) and :func:`report`; ``bench/grid.py``, ``bench/distill.py``, ``bench/compress.py``
+and ``bench/label.py`` call :func:`rotate` with their own sides.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import math
 import shutil
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 TARGET = 1.03
+
+Outcome = TypeVar("Outcome")
 
 
 @dataclass(frozen=True)
@@ -35,39 +45,76 @@ def logging_steps(train_rows: int, batch_size: int) -> int:
     return max(1, min(math.ceil(train_rows / batch_size), 50))
 
 
-def spread(values: list[float]) -> str:
-    """``median (min..max)`` of paired ratios."""
-    return f"{statistics.median(values):.3f} ({min(values):.3f}..{max(values):.3f})"
+def spread(values: list[float], digits: int = 3) -> str:
+    """``median (min..max)`` of paired ratios (or of times, with ``digits`` decimals)."""
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})"
+
+
+def ratios(numerators: list[float], denominators: list[float]) -> list[float]:
+    """Round-by-round ratios of two sides measured in the same rounds."""
+    return [top / bottom for top, bottom in zip(numerators, denominators, strict=True)]
+
+
+def rotate(
+    sides: Mapping[str, Callable[[int], Outcome]],
+    rounds: int,
+    warmup: int,
+    after_round: Callable[[int, dict[str, Outcome]], None] | None = None,
+) -> dict[str, list[Outcome]]:
+    """``warmup`` untimed rounds, then ``rounds`` timed ones; each calls every side once.
+
+    Each side is called with the round's number (negative in the warm-up, so a side can
+    name its folders or runs uniquely); the order of ``sides`` is reversed every other
+    round. ``after_round(number, outcomes)`` follows every round, warm-up ones included
+    (to print the timed ones, or to remove scratch folders). Returns each side's timed
+    outcomes, round by round.
+    """
+    timed: dict[str, list[Outcome]] = {name: [] for name in sides}
+    order = list(sides.items())
+    for round_number in range(-warmup, rounds):
+        this_round = order if round_number % 2 == 0 else order[::-1]  # A B, then B A
+        outcomes = {name: side(round_number) for name, side in this_round}
+        if round_number >= 0:
+            for name, outcome in outcomes.items():
+                timed[name].append(outcome)
+        if after_round is not None:
+            after_round(round_number, outcomes)
+    return timed
 
 
 def alternate(plain: Side, tuned: Side, scratch: Path, rounds: int, warmup: int) -> dict[str, list[Run]]:
-    """``warmup`` untimed rounds, then ``rounds`` rounds in ABBA order (who goes first alternates)."""
-    runs: dict[str, list[Run]] = {"plain": [], "tuneyard": []}
-    for round_number in range(-warmup, rounds):
-        folders = {"plain": scratch / f"plain{round_number}", "tuneyard": scratch / f"yard{round_number}"}
-        sides = [("plain", plain), ("tuneyard", tuned)]
-        # Neither side always runs first (after the other's garbage, on a cache it warmed).
-        for side, run in sides if round_number % 2 == 0 else sides[::-1]:
-            outcome = run(folders[side])
-            if round_number >= 0:
-                runs[side].append(outcome)
-        for folder in folders.values():  # checkpoints add up to gigabytes over the rounds
-            shutil.rmtree(folder, ignore_errors=True)
+    """:func:`rotate` over a plain script and tuneyard, each round in scratch folders removed after it."""
+
+    def folder(side: str, round_number: int) -> Path:
+        return scratch / f"{side}{round_number}"
+
+    def after_round(round_number: int, outcomes: dict[str, Run]) -> None:
+        for side in outcomes:  # checkpoints add up to gigabytes over the rounds
+            shutil.rmtree(folder(side, round_number), ignore_errors=True)
         if round_number >= 0:
-            first, second = runs["plain"][-1], runs["tuneyard"][-1]
+            first, second = outcomes["plain"], outcomes["tuneyard"]
             print(
                 f"round {round_number + 1}: plain {first.seconds:.2f} s, tuneyard {second.seconds:.2f} s, "
                 f"ratio {second.seconds / first.seconds:.3f}",
                 flush=True,
             )
-    return runs
+
+    return rotate(
+        {
+            "plain": lambda round_number: plain(folder("plain", round_number)),
+            "tuneyard": lambda round_number: tuned(folder("tuneyard", round_number)),
+        },
+        rounds,
+        warmup,
+        after_round,
+    )
 
 
 def report(runs: dict[str, list[Run]], logging: str) -> tuple[str, str]:
     """The per-round table and the summary lines (``logging``: how both sides log, for the record)."""
     pairs = list(zip(runs["plain"], runs["tuneyard"], strict=True))
-    end_to_end = [tuned.seconds / plain.seconds for plain, tuned in pairs]
-    loop = [plain.loop_rate / tuned.loop_rate for plain, tuned in pairs]
+    end_to_end = ratios([run.seconds for run in runs["tuneyard"]], [run.seconds for run in runs["plain"]])
+    loop = ratios([run.loop_rate for run in runs["plain"]], [run.loop_rate for run in runs["tuneyard"]])
     table = (
         "| round | first | plain s | tuneyard s | ratio | plain Trainer loop samples/s "
         "| tuneyard Trainer loop samples/s | loop ratio |\n|---|---|---|---|---|---|---|---|\n"

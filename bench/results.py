@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import argparse
+import shlex
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+REPO = RESULTS.parent.parent
+
+
+def command_line(script: str, args: argparse.Namespace, leave_out: tuple[str, ...] = ("no_append",)) -> str:
+    """``python bench/<script> ...`` with every option's value, defaults included.
+
+    Written into the record, so a later run repeats this one exactly even after a
+    default changes. A false flag and an unset option are left out; paths inside the
+    repository are written relative to it.
+    """
+    words = ["python", f"bench/{script}"]
+    for name, value in vars(args).items():
+        if name in leave_out or value is None or value is False:
+            continue
+        words.append("--" + name.replace("_", "-"))
+        if value is True:
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            path = Path(item) if isinstance(item, Path) else None
+            words.append(str(path.relative_to(REPO) if path and path.is_relative_to(REPO) else item))
+    return shlex.join(words)
 
 
 def record(section: str, block: str) -> None:

@@ -10,7 +10,10 @@ slower than the client's timeout, a 200 whose body is not JSON, an answer outsid
 choices. The answer is ``{"label": ...}`` when the request asks for structured output
 or the prompt says JSON. Every request is appended to ``--log`` as a JSON line (row, outcome, the
 tokens the reply reported, whether the bearer key was the expected one), which is how
-the tests count what was asked and paid.
+the tests count what was asked and paid. ``--workers N`` serves the one listening
+socket from N processes (``bench/label.py``, so that the server is not what limits the
+clients it compares); each worker draws its faults from its own copy of the seeded
+generator.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate-outside", type=float, default=0.0)
     parser.add_argument("--always", default="", help="answer only this: 'outside', or an HTTP status")
     parser.add_argument("--refuse", default="", help="comma list: logprobs, response_format -> 400")
+    parser.add_argument("--workers", type=int, default=1, help="processes serving the listening socket")
     return parser.parse_args()
 
 
@@ -180,10 +184,31 @@ def completion(body: dict, answer: str, logprob: float, tokens: list[int]) -> di
     }
 
 
+def fork_workers(server: ThreadingHTTPServer, workers: int) -> None:
+    """``workers - 1`` forked copies of this process serve the same listening socket beside it.
+
+    The kernel hands each connection to one of them. A copy exits when this process is
+    gone, so stopping the server stops them all.
+    """
+    parent = os.getpid()
+    for _ in range(workers - 1):
+        if os.fork() == 0:
+            threading.Thread(target=exit_without, args=(parent,), daemon=True).start()
+            server.serve_forever()
+
+
+def exit_without(parent: int) -> None:
+    """End this worker once ``parent`` has ended (the worker is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
+
+
 def main() -> None:
     args = parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(State(args)))
     server.daemon_threads = True
+    fork_workers(server, args.workers)
     print(f"port {server.server_address[1]}", flush=True)
     server.serve_forever()
 
