@@ -1,9 +1,9 @@
 """Paired timing of tuneyard against a plain script: ABBA rounds, per-round ratios, the summary.
 
-``bench/finetune.py`` (a classifier, plain Trainer) and ``bench/sft.py`` (a causal LM,
-plain TRL) time their two sides with this: ``--warmup`` untimed rounds, then
-``--rounds`` rounds in which the side that goes first alternates, each side's scratch
-folder removed after its round.
+``bench/finetune.py`` (a classifier, plain Trainer), ``bench/sft.py`` and ``bench/dpo.py``
+(a causal LM, plain TRL, through ``bench/lora_comparison.py``) time their two sides with
+this: ``--warmup`` untimed rounds, then ``--rounds`` rounds in which the side that goes
+first alternates, each side's scratch folder removed after its round.
 """
 
 from __future__ import annotations
