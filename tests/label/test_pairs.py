@@ -38,6 +38,8 @@ def test_a_teacher_ranking_two_answers_files_the_pairs_dpo_reads(cli, fault_serv
     folder = Path(result.stdout.strip())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["metrics"]["pairs_left_out"] == 4  # rows 0 and 4 of each split: the same answer twice
+    asked = sorted(request["row"] for request in server.requests())
+    assert asked == [i for i in range(16) if i % 8 % 4]  # those 4 were never sent (nor paid for)
     assert "the teacher ranked `student` (A) against `expert` (B)" in (folder / "README.md").read_text()
 
     pairs = load_data(DataOptions(data=str(folder)))
