@@ -80,6 +80,8 @@ def test_pair_options_that_cannot_make_pairs_are_refused(cli, fault_server, tmp_
             "--no-api-key", "--prompt", "{{ question }}")  # fmt: skip
     result = cli(*base, "--prompt-column", "question", "--candidates", "student")
     assert_user_error(result, "--candidates names 1 columns; the teacher ranks two")
+    result = cli(*base, "--prompt-column", "question", "--candidates", "student,student")
+    assert_user_error(result, "--candidates names 'student' twice", "Name two different answer columns")
     result = cli(*base, "--prompt-column", "question", "--rejected-column", "answer")
     assert_user_error(
         result, "the train split has no column 'answer' for the preference pairs", "Its columns:"
