@@ -7,10 +7,11 @@ Every bench that compares two things measured in the same run uses :func:`rotate
 another's garbage, on caches another warmed. A figure is the median of the per-round
 ratios with their range (:func:`ratios`, :func:`spread`), never a best-of or one run.
 
-``bench/finetune.py``, ``bench/sft.py`` and ``bench/dpo.py`` compare tuneyard with a
-plain script through :func:`alternate` (each side's scratch folder removed after its
-round) and :func:`report`; ``bench/grid.py``, ``bench/distill.py``, ``bench/compress.py``
-and ``bench/label.py`` call :func:`rotate` with their own sides.
+``bench/finetune.py``, ``bench/sft.py`` and ``bench/dpo.py`` (the last two through
+``bench/lora_comparison.py``) compare tuneyard with a plain script through :func:`alternate`
+(each side's scratch folder removed after its round) and :func:`report`;
+``bench/grid.py``, ``bench/distill.py``, ``bench/compress.py`` and ``bench/label.py``
+call :func:`rotate` with their own sides.
 """
 
 from __future__ import annotations

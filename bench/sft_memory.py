@@ -65,9 +65,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lora_comparison import TARGETS, packaged_model, subset
 from pairs import spread  # bench/: python bench/x.py puts it on sys.path
 from results import record
-from sft import TARGETS, packaged_model, plain_sft_trainer, subset
+from sft import DATA, plain_sft_trainer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -333,7 +334,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         model = args.model or packaged_model(scratch)
-        data = subset(args.steps * args.batch_size, EVAL_ROWS, scratch / "data")
+        data = subset(args.steps * args.batch_size, EVAL_ROWS, scratch / "data", DATA)
         for repetition in range(args.repeats):
             # Who goes first alternates, within each pair and between the pairs.
             sides = ("plain", "tuneyard") if repetition % 2 == 0 else ("tuneyard", "plain")

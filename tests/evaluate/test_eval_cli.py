@@ -88,6 +88,31 @@ def test_eval_cli_outside_yard_without_output_dir_exits_2(
     assert err.startswith("error: ") and "outside the yard" in err and "--output-dir" in err
 
 
+def test_an_imported_folder_outside_the_yard_is_told_a_fix_that_works(
+    tmp_path: Path,
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    mine = shutil.copytree(tiny_model("bert"), tmp_path / "mine")
+    data = str(data_folder(rows=4))
+    root = ["--yard", str(yard.root)]
+    assert run_cli([*root, "runs", "import", str(mine), "--quiet"]) == 0  # indexed where it is
+    assert run_cli([*root, "eval", "--checkpoint", str(mine), "--data", data, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the yard" in err and "import the model into the yard" not in err
+    assert f"copy the folder into the yard ({yard.root}) and `tuneyard runs import` the copy" in err
+
+    copy = shutil.copytree(mine, yard.root / "models" / "mine")  # what the hint says
+    assert run_cli([*root, "runs", "import", str(copy), "--quiet"]) == 0
+    assert run_cli([*root, "eval", "--checkpoint", str(copy), "--data", data, "--quiet"]) == 0
+    assert (copy / "evaluation_results" / "toy_validation").is_dir()
+
+
 def test_eval_cli_needs_exactly_one_of_task_or_data(
     yard: Yard,
     tiny_model: Callable[..., Path],

@@ -43,8 +43,13 @@ def test_generate_files_answers_in_the_split_order_and_repeats_with_a_seed(
     rows = read_jsonl(folder / "predictions.jsonl")
     expected_ids = [json.loads(line)["id"] for line in (chat_topics / "test.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == expected_ids
-    assert set(rows[0]) == {"id", "prompt", "prediction", "reference", "tokens", "seconds"}
+    assert set(rows[0]) == {"id", "prompt", "request", "prediction", "reference", "tokens", "seconds"}
     assert all(0 < row["tokens"] <= 4 and row["prompt"].endswith("assistant :") for row in rows)
+    asked = [json.loads(line)["messages"][:2] for line in (chat_topics / "test.jsonl").open()]
+    assert [row["request"] for row in rows] == [  # the messages as written, no template around them
+        f"system: {system['content']}\n\nuser: {user['content']}" for system, user in asked
+    ]
+    assert not any("<" in row["request"] for row in rows)
     settings = json.loads((folder / "generation.json").read_text())
     assert settings["do_sample"] is True and settings["seed"] == 3 and settings["max_new_tokens"] == 4
 

@@ -123,7 +123,10 @@ def graded_eval(folder: Path, scores: list[float], references: list[str] | None 
     from tuneyard.task_types.causal_lm.generation import Generation, Generations, write_predictions
 
     references = references or [f"answer {i}" for i in range(len(scores))]
-    rows = [Generation(i, "prompt", "said", reference, 2, 0.1) for i, reference in enumerate(references)]
+    rows = [
+        Generation(i, "prompt", "request", "said", reference, 2, 0.1)
+        for i, reference in enumerate(references)
+    ]
     folder.mkdir(parents=True)
     write_predictions(folder, Generations(rows), scores)
     return folder

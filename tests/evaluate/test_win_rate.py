@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pytest
 
-PROMPTS = [f"<|im_start|>user\nWhich section is package {i} in?<|im_end|>\n" for i in range(6)]
+REQUESTS = [f"Which section is package {i} in?" for i in range(6)]
+PROMPTS = [f"<|im_start|>user\n{request}<|im_end|>\n<|im_start|>assistant\n" for request in REQUESTS]
 
 
 def write_eval(folder: Path, answers: list[str]) -> Path:
     """An eval folder's ``predictions.jsonl`` (the fields ``tuneyard eval`` writes for chat data)."""
     folder.mkdir(parents=True)
     lines = [
-        {"id": i, "prompt": prompt, "prediction": answer, "reference": "games", "tokens": 3, "seconds": 0.1}
-        for i, (prompt, answer) in enumerate(zip(PROMPTS, answers, strict=True))
-    ]
+        {"id": i, "prompt": PROMPTS[i], "request": REQUESTS[i], "prediction": answer, "reference": "games",
+         "tokens": 3, "seconds": 0.1}
+        for i, answer in enumerate(answers)
+    ]  # fmt: skip
     (folder / "predictions.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return folder
 
@@ -57,11 +59,15 @@ def test_the_win_rate_counts_the_judges_verdicts_in_both_orders(cli, fault_serve
     assert win_rate["win_rate"] == (wins + 2) / 12
     assert float(result.stdout) == pytest.approx((wins + 2) / 12, abs=1e-4)
     assert win_rate["judge_prompt"].startswith("Which answer to the request below is better")
+    # the judge reads the request as the user wrote it, not the chat template's rendering
+    assert sorted(set(rows["prompt"])) == REQUESTS[2:]
+    assert not any("<|im_start|>" in prompt for prompt in rows["prompt"])
     asked = {(row["id"], row["order"]): row["first"] for row in rows}
     assert asked["2", "candidate"] == "sound" and asked["2", "baseline"] == "The package is a game"
     cost_log = [json.loads(line) for line in (judged / "requests.jsonl").read_text().splitlines()]
     manifest = json.loads((judged / "manifest.json").read_text())
-    assert len(cost_log) == 8 and manifest["metrics"]["cost"] == sum(line["cost"] for line in cost_log) > 0
+    assert len(cost_log) == 8 and manifest["metrics"]["cost"] > 0
+    assert manifest["metrics"]["cost"] == pytest.approx(sum(line["cost"] for line in cost_log))
 
 
 def test_evals_of_different_prompts_are_refused(cli, fault_server, tmp_path) -> None:

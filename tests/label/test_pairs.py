@@ -38,6 +38,8 @@ def test_a_teacher_ranking_two_answers_files_the_pairs_dpo_reads(cli, fault_serv
     folder = Path(result.stdout.strip())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["metrics"]["pairs_left_out"] == 4  # rows 0 and 4 of each split: the same answer twice
+    asked = sorted(request["row"] for request in server.requests())
+    assert asked == [i for i in range(16) if i % 8 % 4]  # those 4 were never sent (nor paid for)
     assert "the teacher ranked `student` (A) against `expert` (B)" in (folder / "README.md").read_text()
 
     pairs = load_data(DataOptions(data=str(folder)))
@@ -78,6 +80,8 @@ def test_pair_options_that_cannot_make_pairs_are_refused(cli, fault_server, tmp_
             "--no-api-key", "--prompt", "{{ question }}")  # fmt: skip
     result = cli(*base, "--prompt-column", "question", "--candidates", "student")
     assert_user_error(result, "--candidates names 1 columns; the teacher ranks two")
+    result = cli(*base, "--prompt-column", "question", "--candidates", "student,student")
+    assert_user_error(result, "--candidates names 'student' twice", "Name two different answer columns")
     result = cli(*base, "--prompt-column", "question", "--rejected-column", "answer")
     assert_user_error(
         result, "the train split has no column 'answer' for the preference pairs", "Its columns:"

@@ -231,3 +231,24 @@ def test_a_state_dict_that_needs_full_unpickling_is_refused(
     assert result.exit_code == 2
     assert "error:" in result.stderr and "not only tensors" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_config_that_does_not_fit_the_weights_is_refused(
+    cli: Callable[..., Any],
+    flashsvd_folder: tuple[Path, torch.nn.Module, torch.nn.Module],
+    topics: Path,
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    folder = tmp_path / "mixed_up"
+    shutil.copytree(flashsvd_folder[0], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] += 1  # the saved embeddings have one row fewer
+    (folder / "config.json").write_text(json.dumps(config))
+
+    result = cli("eval", "--checkpoint", folder, "--data", topics, "--output-dir", tmp_path / "scores")
+
+    assert result.exit_code == 2, result.stderr
+    assert "does not match its config.json's BertForSequenceClassification" in result.stderr
+    assert "word_embeddings.weight" in result.stderr and "Traceback" not in result.stderr

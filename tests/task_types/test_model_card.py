@@ -115,6 +115,25 @@ def test_a_moved_yard_loads_its_adapters_with_tuneyard_and_with_peft_alone(
     assert type(scope["model"]).__name__ == "PeftModelForSequenceClassification"
 
 
+def test_an_adapter_copied_out_of_its_yard_finds_its_base_by_the_absolute_path_recorded(
+    lora_run: Path, tmp_path: Path
+) -> None:
+    import tuneyard
+
+    root = yard_of(lora_run)
+    manifest = json.loads((lora_run / "best" / "manifest.json").read_text())
+    assert manifest["adapter_base"] == (root / "base_models" / "tiny-bert").resolve().as_posix()
+    copied = shutil.copytree(lora_run / "best", tmp_path / "adapter")  # no yard around it
+    assert json.loads((copied / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        "base_models/tiny-bert"
+    )
+    inputs = {"input_ids": torch.tensor([[101, 2000, 2001, 102]])}
+    with torch.no_grad():
+        expected = tuneyard.load(lora_run / "best")(**inputs).logits
+        logits = tuneyard.load(copied)(**inputs).logits
+    torch.testing.assert_close(logits, expected)
+
+
 def test_a_merged_model_and_its_export_have_cards_whose_snippets_run(  # type: ignore[no-untyped-def]
     lora_run: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

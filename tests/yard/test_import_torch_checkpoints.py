@@ -150,3 +150,20 @@ def test_import_never_overwrites_a_safetensors_file(yard: Yard, tmp_path: Path) 
 
     assert (folder / "SignTransformer_last.safetensors").read_bytes() == b"the user's own file"
     assert not (folder / "manifest.json").exists()
+
+
+def test_a_checkpoint_with_tied_weights_imports_every_name(yard: Yard, tmp_path: Path) -> None:
+    folder = tmp_path / "tied"
+    folder.mkdir()
+    model = SignTransformer()
+    model.back = nn.Linear(6, 8)
+    model.back.weight = model.embed.weight  # tied, as an output layer often is to its embedding
+    torch.save({"model": model.state_dict(), "epoch": 1}, folder / "Tied_best.pt")
+
+    report = yard.import_paths([folder])
+
+    assert report.imported == [folder] and report.problems == []
+    filed = load_file(folder / "Tied_best.safetensors")
+    assert set(filed) == set(model.state_dict())
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(filed[name], tensor)

@@ -418,7 +418,7 @@ def aggregate(
     Example: tuneyard runs aggregate --project clic_2025 --status running -o running.csv
     """
     from tuneyard.yard.summary import aggregate_table
-    from tuneyard.yard.writer import refuse_to_replace
+    from tuneyard.yard.writer import refuse_to_replace, write_new_file
 
     target = output.expanduser().resolve() if output else None
     if target:
@@ -432,7 +432,7 @@ def aggregate(
     if target is None:
         out.out(text, end="")
         return
-    yard.storage.write_text(target, text)
+    write_new_file(target, text, force)
     note(f"wrote {len(table)} rows x {len(columns)} columns to {output}")
 
 

@@ -1,7 +1,7 @@
 """``tuneyard generate``: a model's answers to a chat split, filed next to the model.
 
 The answers land in ``<artifact>/generations/{task}_{split}/predictions.jsonl`` (one
-line per row: id, prompt, prediction, reference, tokens, seconds) with a
+line per row: id, prompt, request, prediction, reference, tokens, seconds) with a
 ``generation.json`` saying how they were decoded, through the same placement rules as
 ``tuneyard eval`` (``--output-dir`` for a model outside the yard). Grading them is
 ``tuneyard grade`` or, in one step with perplexity, ``tuneyard eval``.

@@ -84,6 +84,27 @@ def subfolder_prefix(model_folder: Path, artifact: Path | None) -> str:
     return key_part("_".join(relative.parts)) + "_"
 
 
+def no_artifact_error(model_folder: Path, yard: Yard) -> EvaluationError:
+    """Why a model's results have no artifact folder, and what gives them one.
+
+    ``runs import`` indexes a folder in place: a folder outside the yard stays outside
+    once imported, so only a copy inside the yard, imported, owns its results.
+    """
+    if model_folder.resolve().is_relative_to(yard.root):
+        where = "without a manifest"
+        fix = "or `tuneyard runs import` the folder (it writes the manifest in place)."
+    else:
+        where = "outside the yard"
+        fix = (
+            f"or copy the folder into the yard ({yard.root}) and `tuneyard runs import` the copy "
+            "(import indexes a folder where it is; it does not move one in)."
+        )
+    return EvaluationError(
+        f"{model_folder} is {where} ({yard.root}), so tuneyard has no artifact folder to put the results in.",
+        f"Pass --output-dir DIR to choose where the results go, {fix}",
+    )
+
+
 def plan_placement(
     model_folder: Path,
     task: str,
@@ -97,17 +118,7 @@ def plan_placement(
     of the name and key, ``served_`` for answers from a server), or why none fits."""
     artifact = owning_artifact(model_folder, yard)
     if artifact is None and output_dir is None:
-        where = (
-            "outside the yard"
-            if not model_folder.resolve().is_relative_to(yard.root)
-            else "without a manifest"
-        )
-        raise EvaluationError(
-            f"{model_folder} is {where} ({yard.root}), "
-            "so tuneyard has no artifact folder to put the results in.",
-            "Pass --output-dir DIR to choose where the results go "
-            "(or `tuneyard runs import` the model into the yard first).",
-        )
+        raise no_artifact_error(model_folder, yard)
     prefix = subfolder_prefix(model_folder, artifact)
     task_key = key_part(task)
     name = f"{prefix}{variant}{task_key}_{key_part(split)}"

@@ -30,7 +30,7 @@ from tuneyard.evaluate.options import ServerOptions
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.causal_lm.evaluation import GradedResult, answer_grader, grade_generations
-from tuneyard.task_types.causal_lm.generation import Generation, Generations, cut_at_stop
+from tuneyard.task_types.causal_lm.generation import Generation, Generations, cut_at_stop, plain_request
 from tuneyard.task_types.causal_lm.options import AnswerOptions
 
 if TYPE_CHECKING:
@@ -163,6 +163,7 @@ async def ask_all(
         return Generation(
             id=rows[index]["id"],
             prompt=prompts[index],
+            request=plain_request(rows[index]["prompt"]),
             prediction=cut_at_stop(reply.text, answers.stop).strip(),
             reference=rows[index]["reference"],
             tokens=reply.attempts[-1].completion_tokens,

@@ -125,9 +125,18 @@ def judgement_rows(candidate: dict[str, dict], baseline: dict[str, dict]) -> tup
             (BASELINE_FIRST, theirs, ours["prediction"]),
         ):
             rows.append(
-                {"id": key, "order": order, "prompt": ours["prompt"], "first": first, "second": second}
+                {"id": key, "order": order, "prompt": judged_prompt(ours), "first": first, "second": second}
             )
     return rows, same
+
+
+def judged_prompt(prediction: dict[str, Any]) -> str:
+    """What the judge reads as the request: the prompt without the chat template's tokens.
+
+    ``request`` is the prompt's messages as plain text (evals since it was recorded); an
+    older ``predictions.jsonl`` has only the rendered ``prompt``, which is given as it is.
+    """
+    return str(prediction.get("request") or prediction["prompt"])
 
 
 def judge_win_rate(

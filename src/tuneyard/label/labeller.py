@@ -34,7 +34,7 @@ from tuneyard.label.journal import JOURNAL_FILE, Journal
 from tuneyard.label.limits import RequestPace
 from tuneyard.label.options import LabelOptions
 from tuneyard.label.output import write_dataset
-from tuneyard.label.pairs import check_columns
+from tuneyard.label.pairs import check_columns, without_equal_candidates
 from tuneyard.label.prompts import ImageView, PromptRenderer
 from tuneyard.label.tally import LabelledDataset, Tally
 
@@ -80,11 +80,14 @@ def label_dataset(
     source, splits, files = read_rows(options, yard)
     renderer = PromptRenderer(options, student_image_view(options, yard))
     checker = AnswerChecker(options.answer)
+    unsent_pairs = 0  # rows whose two candidates are the same: never sent, left out of the pairs
     for split, rows in splits.items():
         if len(rows):
             renderer.check(rows[0], rows.column_names, split)
         if options.pairs.wanted:
             check_columns(rows.column_names, options.pairs, split)
+            splits[split], unsent = without_equal_candidates(rows, options.pairs)
+            unsent_pairs += unsent
     job_dir = yard.shared_state_dir / JOBS_DIR / job_key(options, files)
     journal = Journal(job_dir / JOURNAL_FILE, yard.storage)
     if resume and not journal.path.is_file():
@@ -123,7 +126,9 @@ def label_dataset(
     entries = journal.entries()
     if not any(entry["status"] == "labelled" for entry in entries.values()):
         raise nothing_labelled(tally, options)
-    written = write_dataset(options, yard, source, splits, entries, tally, client.dropped, job_dir)
+    written = write_dataset(
+        options, yard, source, splits, entries, tally, client.dropped, job_dir, unsent_pairs
+    )
     if not any(entry["status"] == "failed" for entry in entries.values()):
         yard.storage.delete(job_dir)
     return written

@@ -77,6 +77,12 @@ class PairOptions(StrictModel):
                 f"--candidates names {len(self.candidates)} columns; the teacher ranks two.",
                 "Example: --candidates tuned_answer,base_answer",
             )
+        if self.candidates is not None and len(set(self.candidates)) == 1:
+            raise ConfigError(
+                f"--candidates names {self.candidates[0]!r} twice: every pair would be one answer against "
+                "itself, which teaches no preference.",
+                "Name two different answer columns, e.g. --candidates tuned_answer,base_answer",
+            )
         return self
 
     @property

@@ -30,8 +30,12 @@ def write_dataset(
     tally: Tally,
     dropped: list[str],
     job_dir: Path,
+    unsent_pairs: int = 0,
 ) -> LabelledDataset:
-    """Write ``datasets/{name}/`` from the journal's ``entries`` (written beside, then renamed)."""
+    """Write ``datasets/{name}/`` from the journal's ``entries`` (written beside, then renamed).
+
+    ``unsent_pairs``: rows left out of the pairs before the teacher was asked (two equal candidates).
+    """
     from tuneyard.data.prepare import statistics, write_splits
     from tuneyard.yard.manifest import Manifest, Parent
 
@@ -44,7 +48,7 @@ def write_dataset(
             split: as_pairs(rows, options.pairs, options.output_column) for split, rows in labelled.items()
         }
         labelled = {split: rows for split, (rows, _) in paired.items()}
-        stats["pairs_left_out"] = sum(left_out for _, left_out in paired.values())
+        stats["pairs_left_out"] = unsent_pairs + sum(left_out for _, left_out in paired.values())
     stats = statistics(labelled, options.output_column) | stats
     name = options.dataset_name(source.stem if source.is_file() else source.name)
     target = yard.target_path("dataset", output_dir=options.output_dir, name=name)

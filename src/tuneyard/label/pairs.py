@@ -10,7 +10,9 @@ Two ways a teacher makes pairs out of rows that hold a prompt (``--prompt-column
 The filed rows have the ``preference`` task type's columns (``prompt``, ``chosen``,
 ``rejected``; see :mod:`tuneyard.task_types.preference.data`), so ``finetune --objective
 dpo`` reads them as they are. A pair whose two answers are the same teaches nothing and
-is left out, counted in the manifest (``pairs_left_out``).
+is left out, counted in the manifest (``pairs_left_out``): with ``--candidates`` before
+the teacher is asked (:func:`without_equal_candidates`; a request paid for nothing), with
+``--rejected-column`` once the teacher's answer turns out to be the rejected one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ def as_pairs(rows: Dataset, pairs: PairOptions, target_column: str) -> tuple[Dat
         paired = paired.rename_column(pairs.prompt_column, "prompt")
     paired = paired.add_column("chosen", chosen).add_column("rejected", rejected)
     return paired.select(kept), len(rows) - len(kept)
+
+
+def without_equal_candidates(rows: Dataset, pairs: PairOptions) -> tuple[Dataset, int]:
+    """``rows`` less those whose two ``--candidates`` are the same answer, and how many those were.
+
+    Ranking two equal answers cannot make a pair, so such rows are never sent to the
+    teacher. Without ``--candidates`` the rows come back as they are.
+    """
+    if pairs.candidates is None:
+        return rows, 0
+    first, second = pairs.candidates
+    kept = [index for index, (a, b) in enumerate(zip(rows[first], rows[second], strict=True)) if a != b]
+    return (rows if len(kept) == len(rows) else rows.select(kept)), len(rows) - len(kept)
 
 
 def check_columns(columns: list[str], pairs: PairOptions, split: str) -> None:

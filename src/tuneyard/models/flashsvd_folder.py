@@ -183,7 +183,14 @@ def _check_known(layer: str, params: dict[str, torch.Tensor], path: Path) -> Non
 
 def _load_rest(model: nn.Module, plain: dict[str, torch.Tensor], replaced: list[str], path: Path) -> None:
     """Load every tensor outside the factors; any left over or missing is an error, not a random init."""
-    result = model.load_state_dict(plain, strict=False)
+    try:
+        result = model.load_state_dict(plain, strict=False)
+    except RuntimeError as exc:  # a tensor whose shape is not the config's (torch names them all)
+        mismatch = str(exc).splitlines()[-1].strip()
+        raise ModelError(
+            f"{path} does not match its config.json's {type(model).__name__}: {mismatch}",
+            "The folder's files were mixed up or edited; re-save it with FlashSVD.",
+        ) from None
     missing = [key for key in result.missing_keys if key.rpartition(".")[0] not in replaced]
     # Buffers transformers no longer saves (position_ids) may be in an older state dict.
     buffers = {name for name, _ in model.named_buffers()}

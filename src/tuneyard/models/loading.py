@@ -9,9 +9,9 @@ What a folder is decides how it loads (first match wins):
    ``model.safetensors`` loaded strictly. Offline, without the original weights.
 2. ``adapter_config.json`` — a PEFT (LoRA) adapter. Its base is
    ``base_model_name_or_path`` (a local path: a relative one tried against the adapter
-   folder, the root of the yard holding it, then the working directory; or a hub id), loaded as
-   the adapter's task type loads it (a classifier's head sized from the adapter), else
-   with these rules.
+   folder, the root of the yard holding it, the working directory, then the absolute path
+   the folder's manifest recorded; or a hub id), loaded as the adapter's task type loads
+   it (a classifier's head sized from the adapter), else with these rules.
 3. ``config.json`` — a plain HF model, loaded as the class its ``architectures`` names
    (``...ForSequenceClassification`` for a classifier; ``BertModel`` for a bare encoder
    such as all-MiniLM-L6-v2); ``AutoModel`` when the config names none.
@@ -32,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tuneyard.errors import ModelError
+from tuneyard.errors import ManifestError, ModelError
+from tuneyard.yard.manifest import read_manifest
 from tuneyard.yard.root import enclosing_root
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -190,7 +191,9 @@ def adapter_base(folder: Path) -> Path | str:
 
     A relative path is tried against the adapter's own folder (a pack's ``base/``), then
     the root of the yard holding the adapter (how tuneyard records a base in the yard),
-    then the working directory (as PEFT alone reads it).
+    then the working directory (as PEFT alone reads it), and last the absolute path the
+    folder's manifest recorded when the adapter was written (an adapter copied out of its
+    yard has no yard root to resolve against).
     """
     config = json.loads((folder / ADAPTER_CONFIG).read_text())
     base = config.get("base_model_name_or_path")
@@ -205,10 +208,20 @@ def adapter_base(folder: Path) -> Path | str:
         candidates = [path]
     else:
         candidates = [folder / path, *([root / path] if root is not None else []), path]
+        candidates += recorded_adapter_base(folder)
     for candidate in candidates:
         if candidate.is_dir():
             return candidate.resolve()
     return str(base)
+
+
+def recorded_adapter_base(folder: Path) -> list[Path]:
+    """The absolute base path ``folder``'s manifest recorded (``adapter_base``), if it has one."""
+    try:
+        recorded = read_manifest(folder).adapter_base
+    except ManifestError:  # a foreign adapter: no manifest, or one tuneyard cannot read
+        return []
+    return [Path(recorded)] if recorded else []
 
 
 def load_config(model_id: str | Path) -> Any:

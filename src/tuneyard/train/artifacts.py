@@ -63,7 +63,7 @@ def name_adapter_base(model: Any, parent: StartingCheckpoint) -> None:
         model.peft_config["default"].base_model_name_or_path = parent.source
 
 
-def record_adapter_base(yard: Yard, folder: Path) -> None:
+def record_adapter_base(yard: Yard, folder: Path) -> str | None:
     """Make an adapter's base in ``folder`` a path relative to the yard's root, when it is inside it.
 
     Like the yard's parent links, so a yard moved or copied elsewhere keeps its adapters:
@@ -71,16 +71,21 @@ def record_adapter_base(yard: Yard, folder: Path) -> None:
     (:func:`tuneyard.models.loading.adapter_base`), PEFT alone against the working
     directory, which the cards' snippets say is the yard's. A hub id, or a folder outside
     the yard, stays as it is. The file is replaced, never edited: it may be a link.
+
+    Returns the base's absolute path when it was made relative, for the folder's manifest
+    (``adapter_base``): an adapter copied out of its yard has no yard root to resolve
+    against, and finds its base there.
     """
     config_file = folder / ADAPTER_CONFIG
     if not config_file.is_file():
-        return
+        return None
     config = json.loads(config_file.read_text())
     base = Path(str(config.get("base_model_name_or_path") or ""))
     if not base.is_absolute() or not base.resolve().is_relative_to(yard.root):
-        return
+        return None
     config["base_model_name_or_path"] = yard.relative(base)
     yard.storage.write_text(config_file, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return base.resolve().as_posix()
 
 
 def _compression_info_for(model: Any, parent: StartingCheckpoint) -> Any:
@@ -178,7 +183,7 @@ def _model_folder(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> It
     manifest = model_manifest(run, subfolder, metrics)
     with run.subfolder(subfolder) as temp:
         yield temp
-        record_adapter_base(run.yard, temp)
+        manifest.adapter_base = record_adapter_base(run.yard, temp)
         write_model_card(run.yard, manifest, temp)
         manifest.files = list_files(temp)
         write_manifest(temp, manifest)

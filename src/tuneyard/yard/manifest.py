@@ -172,6 +172,11 @@ class Manifest(BaseModel):
     )
     training: TrainingProgress | None = Field(default=None, description="Fine-tuning runs only.")
     stop_reason: str | None = Field(default=None, description="Why a run stopped before its end.")
+    adapter_base: str | None = Field(
+        default=None,
+        description="A LoRA model's base as an absolute path when it was written (its adapter_config.json "
+        "names the base relative to the yard root): where a copy taken out of the yard finds it.",
+    )
     archived: bool | None = Field(
         default=None,
         description="True once `tuneyard runs archive` took it out of default listings (its files stay).",

@@ -168,8 +168,24 @@ def write_safetensors(checkpoint: TrainingCheckpoint, storage: Storage) -> None:
     metadata = {"format": "pt", "source": checkpoint.path.name}
     if checkpoint.epoch is not None:
         metadata["epoch"] = str(checkpoint.epoch)
-    tensors = {name: tensor.contiguous() for name, tensor in checkpoint.tensors.items()}
-    storage.write_bytes(checkpoint.safetensors_path, save(tensors, metadata=metadata))
+    storage.write_bytes(checkpoint.safetensors_path, save(unshared(checkpoint.tensors), metadata=metadata))
+
+
+def unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors``, contiguous, each holding memory of its own.
+
+    safetensors refuses tensors that share memory, which tied weights (an output layer
+    that is the embedding) and views of one buffer do in a state dict; every name is
+    kept, so a later sharer is saved as a copy.
+    """
+    seen: set[int] = set()
+    kept = {}
+    for name, tensor in tensors.items():
+        tensor = tensor.contiguous()
+        memory = tensor.untyped_storage().data_ptr()
+        kept[name] = tensor.clone() if memory in seen else tensor
+        seen.add(memory)
+    return kept
 
 
 def import_training_checkpoints(

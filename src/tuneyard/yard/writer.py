@@ -20,6 +20,7 @@ distinct folders.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Self
 
 from tuneyard.errors import ArtifactExistsError
 from tuneyard.yard.manifest import Manifest, list_files, read_manifest, update_manifest, write_manifest
-from tuneyard.yard.storage import Storage
+from tuneyard.yard.storage import Storage, temp_name
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -54,10 +55,42 @@ def refuse_to_replace(target: Path, force: bool, what: str = "file") -> None:
     """
     empty_folder = target.is_dir() and not any(target.iterdir())
     if target.exists() and not empty_folder and not force:
-        raise ArtifactExistsError(
-            f"{target} exists; this would replace that {what}.",
-            "Choose another name, or add --force to replace it.",
-        )
+        raise exists_error(target, what)
+
+
+def exists_error(target: Path, what: str) -> ArtifactExistsError:
+    """The refusal to replace a user's ``target``, and how to get past it."""
+    return ArtifactExistsError(
+        f"{target} exists; this would replace that {what}.",
+        "Choose another name, or add --force to replace it.",
+    )
+
+
+def write_new_file(target: Path, text: str, force: bool, what: str = "file") -> None:
+    """Write ``text`` to the local file ``target`` whole, never replacing one unless ``force``.
+
+    For derived files a user names (``runs aggregate -o``). The text goes into a temporary
+    sibling first; it is then published as ``target`` with a hard link, which fails when
+    the name exists, so a file someone created after :func:`refuse_to_replace` looked is
+    kept (checking, then writing, would replace it). ``force`` publishes with a rename over
+    whatever is there. Either way readers never see a part of the file.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(temp_name(target.name))
+    try:
+        with temp.open("w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if force:
+            os.replace(temp, target)
+        else:
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                raise exists_error(target, what) from None
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

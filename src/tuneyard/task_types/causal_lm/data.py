@@ -41,12 +41,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.data.loading import dataset_name, read_split_files
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError
+from tuneyard.task_types.split_shapes import load_shaped_folder
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -263,39 +264,27 @@ def text_rows(dataset: Dataset, column: str) -> dict:
     return {"id": list(ids), "text": [str(text) if text is not None else "" for text in dataset[column]]}
 
 
-def load_folder(folder: Path, options: ColumnOptions) -> tuple[TaskSpec, dict[str, Dataset]]:
-    """Read ``train`` / ``validation`` / ``test`` files of chat rows, or of plain text."""
-    from datasets import Dataset
-
-    raw, files = read_split_files(folder)
-    splits, problems = {}, set()
-    for split, dataset in raw.items():
-        if IMAGES_COLUMN in dataset.column_names:
-            where = f"{files[split]} ({split}) holds image-chat rows (an 'images' column)."
-            raise DataError(where, IMAGES_HELP)
-        shape = chat_shape(dataset.column_names, options)
-        if shape is not None:
-            splits[split] = Dataset.from_dict(chat_rows(dataset, shape, options, f"{files[split]}"))
-            problems.add(GENERATION)
-        elif options.text_column in dataset.column_names:
-            splits[split] = Dataset.from_dict(text_rows(dataset, options.text_column))
-            problems.add(LANGUAGE_MODELING)
-        else:
-            raise DataError(
-                f"{files[split]} ({split}) has no chat columns; its columns are: "
-                f"{', '.join(dataset.column_names)}.",
-                COLUMNS_HELP,
-            )
-    if len(problems) > 1:
-        raise DataError(
-            f"{folder} mixes chat rows and plain text across its splits.",
-            "Give every split the same columns: all chat rows, or all plain text.",
-        )
-    spec = TaskSpec(
-        name=str(dataset_name(None, folder)),
-        task_type=NAME,
-        main_metric="loss",
-        problem=problems.pop(),
-        chat_template=options.chat_template_text(),
+def read_split(dataset: Dataset, file: Path, split: str, options: ColumnOptions) -> tuple[dict, str]:
+    """One split's rows and their shape: chat rows (``GENERATION``) or plain text (``LANGUAGE_MODELING``)."""
+    if IMAGES_COLUMN in dataset.column_names:
+        raise DataError(f"{file} ({split}) holds image-chat rows (an 'images' column).", IMAGES_HELP)
+    shape = chat_shape(dataset.column_names, options)
+    if shape is not None:
+        return chat_rows(dataset, shape, options, str(file)), GENERATION
+    if options.text_column in dataset.column_names:
+        return text_rows(dataset, options.text_column), LANGUAGE_MODELING
+    raise DataError(
+        f"{file} ({split}) has no chat columns; its columns are: {', '.join(dataset.column_names)}.",
+        COLUMNS_HELP,
     )
-    return spec, splits
+
+
+def load_folder(folder: Path, options: ColumnOptions) -> tuple[TaskSpec, dict[str, Dataset]]:
+    """Read ``train`` / ``validation`` / ``test`` files of chat rows or of plain text (one in every split)."""
+    return load_shaped_folder(
+        folder,
+        options,
+        NAME,
+        partial(read_split, options=options),
+        {GENERATION: "chat rows", LANGUAGE_MODELING: "plain text"},
+    )

@@ -8,7 +8,7 @@ references (:mod:`.scoring`). Metrics: the grader's score under its own name
 parse, per-field accuracy for JSON (``json_field_accuracy`` and ``field_<name>``),
 ``perplexity``, and the generation speed (``tokens_per_second``).
 
-Files: ``predictions.jsonl`` (id, prompt, prediction, reference, tokens, seconds,
+Files: ``predictions.jsonl`` (id, prompt, request, prediction, reference, tokens, seconds,
 score), ``grader_logs/{split}_{grader}/`` (every decision and the summary, the layout
 ``tuneyard grade`` writes) and ``metrics.json``.
 

@@ -32,6 +32,7 @@ class Generation:
 
     id: Any
     prompt: str
+    request: str  # the prompt without the chat template's tokens (plain_request): what a judge reads
     prediction: str
     reference: str
     tokens: int
@@ -54,12 +55,33 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def write_predictions(folder: Path, generations: Generations, scores: list[float] | None = None) -> str:
-    """``predictions.jsonl``: a line per row (id, prompt, prediction, reference, tokens, seconds[, score])."""
+    """``predictions.jsonl``: a line per row (id, prompt, request, prediction, reference, tokens, seconds
+    [, score])."""
     with (folder / PREDICTIONS_FILE).open("w") as handle:
         for index, row in enumerate(generations.rows):
             line = asdict(row) if scores is None else {**asdict(row), "score": scores[index]}
             handle.write(json.dumps(line, default=str) + "\n")
     return PREDICTIONS_FILE
+
+
+def plain_request(messages: list[dict[str, Any]]) -> str:
+    """A prompt's messages as a person reads them, with none of the chat template's tokens.
+
+    One message is its text; a conversation (a system prompt, earlier turns) is a
+    ``role: text`` paragraph per message. A vision-language message's parts are its text
+    parts, an image shown as ``[image]``.
+    """
+    texts = [(message["role"], message_text(message["content"])) for message in messages]
+    if len(texts) == 1:
+        return texts[0][1]
+    return "\n\n".join(f"{role}: {text}" for role, text in texts)
+
+
+def message_text(content: Any) -> str:
+    """A message's content as text: a string as it is, a list of parts joined."""
+    if isinstance(content, list):
+        return " ".join(part["text"] if part.get("type") == "text" else "[image]" for part in content)
+    return str(content)
 
 
 def render_prompts(tokenizer: Any, rows: Dataset) -> list[str]:
@@ -132,6 +154,7 @@ def answer_batches(
             answers[row_index] = Generation(
                 id=rows[row_index]["id"],
                 prompt=prompts[row_index],
+                request=plain_request(rows[row_index]["prompt"]),
                 prediction=cut_at_stop(text, options.stop).strip(),
                 reference=rows[row_index]["reference"],
                 tokens=int(kept.numel()),

@@ -22,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.data.loading import dataset_name, read_split_files
 from tuneyard.data.tasks import TaskSpec
 from tuneyard.errors import DataError
 from tuneyard.task_types.causal_lm.data import ROLES, message
 from tuneyard.task_types.preference.objectives import PAIRS, UNPAIRED
+from tuneyard.task_types.split_shapes import load_shaped_folder
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -164,37 +164,24 @@ def unpaired_rows(dataset: Dataset, where: str) -> dict[str, list[Any]]:
     return rows
 
 
+def read_split(dataset: Dataset, file: Path, split: str) -> tuple[dict[str, list[Any]], str]:
+    """One split's rows and their shape: pairs (``PAIRS``, checked to differ) or KTO's rows (``UNPAIRED``)."""
+    where = f"{file} ({split})"
+    shape = rows_shape(dataset.column_names)
+    if shape is None:
+        raise DataError(
+            f"{where} holds no preference rows; its columns are: {', '.join(dataset.column_names)}.",
+            COLUMNS_HELP,
+        )
+    if shape == UNPAIRED:
+        return unpaired_rows(dataset, where), shape
+    rows = pair_rows(dataset, where)
+    check_pairs_differ(rows, where)
+    return rows, shape
+
+
 def load_folder(folder: Path, options: ColumnOptions) -> tuple[TaskSpec, dict[str, Dataset]]:
     """Read ``train`` / ``validation`` / ``test`` files of pairs or of KTO rows (the same in every split)."""
-    from datasets import Dataset
-
-    raw, files = read_split_files(folder)
-    splits, shapes = {}, set()
-    for split, dataset in raw.items():
-        where = f"{files[split]} ({split})"
-        shape = rows_shape(dataset.column_names)
-        if shape is None:
-            raise DataError(
-                f"{where} holds no preference rows; its columns are: {', '.join(dataset.column_names)}.",
-                COLUMNS_HELP,
-            )
-        if shape == PAIRS:
-            rows = pair_rows(dataset, where)
-            check_pairs_differ(rows, where)
-        else:
-            rows = unpaired_rows(dataset, where)
-        splits[split] = Dataset.from_dict(rows)
-        shapes.add(shape)
-    if len(shapes) > 1:
-        raise DataError(
-            f"{folder} mixes preference pairs and KTO's unpaired rows across its splits.",
-            "Give every split the same columns: all pairs, or all prompt/completion/label rows.",
-        )
-    spec = TaskSpec(
-        name=str(dataset_name(None, folder)),
-        task_type=NAME,
-        main_metric="loss",
-        problem=shapes.pop(),
-        chat_template=options.chat_template_text(),
+    return load_shaped_folder(
+        folder, options, NAME, read_split, {PAIRS: "preference pairs", UNPAIRED: "KTO's unpaired rows"}
     )
-    return spec, splits
