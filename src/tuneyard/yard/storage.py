@@ -205,6 +205,14 @@ def storage_class(url: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``data`` to the new file ``path`` and flush it to disk, before a rename or link publishes it."""
+    with path.open("xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's or a folder's data and metadata to disk."""
     descriptor = os.open(path, os.O_RDONLY)
@@ -234,10 +242,7 @@ class LocalStorage(Storage):
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(temp_name(path.name))
         try:
-            with temp.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            write_durably(temp, data)
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Self
 
 from tuneyard.errors import ArtifactExistsError
 from tuneyard.yard.manifest import Manifest, list_files, read_manifest, update_manifest, write_manifest
-from tuneyard.yard.storage import Storage, temp_name
+from tuneyard.yard.storage import Storage, temp_name, write_durably
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -78,10 +78,7 @@ def write_new_file(target: Path, text: str, force: bool, what: str = "file") -> 
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(temp_name(target.name))
     try:
-        with temp.open("w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_durably(temp, text.encode())
         if force:
             os.replace(temp, target)
         else:
