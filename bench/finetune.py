@@ -51,6 +51,7 @@ from pairs import (  # bench/: python bench/x.py puts it on sys.path
     logging_steps,
     quiet_libraries,
     report,
+    tuneyard_run,
 )
 from results import command_line, record
 
@@ -159,29 +160,6 @@ def plain_trainer_run(model_dir: str, data_dir: Path, output: Path, args: argpar
     return Run(time.perf_counter() - started, loop_rate)
 
 
-def tuneyard_run(model_dir: str, data_dir: Path, yard_root: Path, args: argparse.Namespace) -> Run:
-    """The same training through tuneyard's recipe, from options to a completed run; all timed."""
-    from tuneyard.train.options import FinetuneOptions
-    from tuneyard.train.recipe import prepare_finetune
-    from tuneyard.yard.root import Yard
-
-    started = time.perf_counter()
-    options = FinetuneOptions(
-        checkpoint=model_dir,
-        data=str(data_dir),
-        strategy="full",
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-        keep=1,
-        project="bench",
-    )
-    result = prepare_finetune(options, Yard.open(yard_root)).train()
-    return Run(time.perf_counter() - started, result.throughput["train_samples_per_second"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,7 +189,7 @@ def main() -> None:
         data_dir = subset(args.data, args.rows, args.eval_rows, Path(scratch) / "data")
         runs = alternate(
             partial(plain_trainer_run, model_dir, data_dir, args=args),
-            partial(tuneyard_run, model_dir, data_dir, args=args),
+            partial(tuneyard_run, model_dir, data_dir, args=args, strategy="full"),
             Path(scratch),
             args.rounds,
             args.warmup,

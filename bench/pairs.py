@@ -16,13 +16,15 @@ call :func:`rotate` with their own sides.
 
 from __future__ import annotations
 
+import argparse
 import math
 import shutil
 import statistics
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 TARGET = 1.03
 
@@ -39,6 +41,35 @@ class Run:
 
 # A side of the comparison: given a scratch folder of its own, run once and say how long it took.
 Side = Callable[[Path], Run]
+
+
+def tuneyard_run(
+    model_dir: str, data_dir: Path, yard_root: Path, args: argparse.Namespace, **fields: Any
+) -> Run:
+    """tuneyard's side of a training bench, from options to a completed run; all timed.
+
+    The bench's shared flags (epochs, learning rate, batch size, max length, seed) and
+    ``fields`` (strategy, LoRA, task options) become the ``FinetuneOptions`` the verb builds.
+    """
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import prepare_finetune
+    from tuneyard.yard.root import Yard
+
+    started = time.perf_counter()
+    options = FinetuneOptions(
+        checkpoint=model_dir,
+        data=str(data_dir),
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+        keep=1,
+        project="bench",
+        **fields,
+    )
+    result = prepare_finetune(options, Yard.open(yard_root)).train()
+    return Run(time.perf_counter() - started, result.throughput["train_samples_per_second"])
 
 
 def logging_steps(train_rows: int, batch_size: int) -> int:
