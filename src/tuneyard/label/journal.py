@@ -73,12 +73,14 @@ class Journal:
 
     def _gather(self) -> None:
         """Add to the local file the complete lines another machine sent that it lacks."""
+        if not self.storage.is_remote:  # the local file is the journal
+            return
         try:
             shared = self.storage.read_bytes(self.path)
         except FileNotFoundError:
             return
         local = self.path.read_bytes() if self.path.is_file() else b""
-        if shared == local:  # a local yard, or nothing new
+        if shared == local:  # nothing new
             return
         known = set(local.splitlines())
         lines = [line for line in shared.splitlines(keepends=True) if line.endswith(b"\n")]
