@@ -88,3 +88,20 @@ def test_class_counts_match_provenance(dataset: Path, splits: dict[str, list[dic
 def test_folder_is_small(dataset: Path) -> None:
     size = sum(path.stat().st_size for path in dataset.iterdir())
     assert size <= MAX_FOLDER_BYTES[dataset.name]
+
+
+def test_the_short_variant_is_each_topics_row_with_its_synopsis_alone(topics_data: Path) -> None:
+    # The transfer matrix's second task: the same rows, ids, labels and splits, so a model
+    # trained on either input is scored on the other's test rows (one label set).
+    short = topics_data.parent / "debian_topics_short"
+    for split in SPLITS:
+        columns, rows = read_split(short, split)
+        _, full = read_split(topics_data, split)
+        assert columns == ["id", "text", "label"]
+        assert [(row["id"], row["label"]) for row in rows] == [(row["id"], row["label"]) for row in full]
+        for row, whole in zip(rows, full, strict=True):
+            assert row["text"] and whole["text"].startswith(row["text"]), row["id"]
+            assert len(row["text"]) < len(whole["text"]) and row["text"][-1] in ".!?", row["id"]
+    for row in documented_table(short):
+        counts = Counter(line["label"] for line in read_split(short, row["split"])[1])
+        assert sum(counts.values()) == int(row["total"]) and len(set(counts.values())) == 1

@@ -215,6 +215,20 @@ def test_a_second_import_of_the_same_file_converts_nothing(root, tiny_gguf, tmp_
     assert [row["path"] for row in yard.query(kind="model")] == [yard.relative(first)]
 
 
+def test_an_import_made_by_a_grid_worker_is_reused_and_indexed(root, tiny_gguf):
+    # A grid's cells run on a yard that leaves the index to the driver: their import is on
+    # disk only, and each grid run used to convert the file again (name-2, name-3, ...).
+    driver = Yard.open(root)
+    driver.reindex()
+    first = import_gguf(tiny_gguf, Yard.open(root, index_writes=False), announce=lambda message: None)
+    assert driver.query(kind="model") == []
+    next_cell = Yard.open(root, index_writes=False)
+    assert import_gguf(tiny_gguf, next_cell, announce=never_announce) == first
+    assert import_gguf(tiny_gguf, driver, announce=never_announce) == first
+    assert [row["path"] for row in driver.query(kind="model")] == [driver.relative(first)]
+    assert sorted(path.name for path in first.parent.iterdir()) == [first.name]
+
+
 def test_an_archived_import_is_reused_not_converted_again(root, tiny_gguf):
     from tuneyard.yard.lifecycle import set_archived
 

@@ -7,7 +7,9 @@ once, into a plain Hugging Face folder (safetensors, config, generation config,
 tokenizer with its chat template) that is an artifact of kind ``model`` under
 ``models/imported/{arch}/{name}``; its manifest names the GGUF (absolute path, role
 ``source``), its sha256, its quantization and the converter. Every later use of a GGUF
-with the same sha256 finds that folder through the index and converts nothing.
+with the same sha256 finds that folder and converts nothing: through the index, or, when
+the index does not list it (a grid's cells import in workers, which leave the index to
+the driver), beside where a new import would go.
 
 The folder keeps the file's own precision where it has one that a plain model holds:
 a GGUF whose weight matrices are all F16 (or all BF16) converts to float16 (bfloat16)
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import importlib.util
 import sys
 import time
@@ -36,7 +39,7 @@ from tuneyard.errors import ModelError
 from tuneyard.models.dtypes import DEFAULT_DTYPE, DtypeName, torch_dtype
 
 if TYPE_CHECKING:
-    from tuneyard.yard.manifest import TaskTypeOf
+    from tuneyard.yard.manifest import Manifest, TaskTypeOf
     from tuneyard.yard.root import Yard
 
 GGUF_SUFFIX = ".gguf"
@@ -222,26 +225,51 @@ def announce_on_stderr(message: str) -> None:
 
 
 def find_imported(yard: Yard, sha256: str) -> Path | None:
-    """The complete imported folder of the GGUF whose sha256 is ``sha256``, if the yard has one.
+    """The complete imported folder of the GGUF whose sha256 is ``sha256``, if the index lists one.
 
     Asked of the index, then checked on disk (the index is a cache; a folder may have
     been deleted since, or its manifest be other than complete).
     """
-    from tuneyard.errors import ManifestError
-    from tuneyard.yard.manifest import read_manifest
-
     where = f"config.gguf.sha256 = '{sha256}'"  # an archived conversion still has its files: reuse it
     rows = yard.query(kind=LAYOUT_KIND, status="complete", where=where, include_archived=True)
     for row in sorted(rows, key=lambda row: str(row["created"])):
         folder = yard.absolute(row["path"])
-        if not (folder / "config.json").is_file():
-            continue
-        try:
-            manifest = read_manifest(folder, yard.storage)
-        except ManifestError:
-            continue
-        if manifest.status == "complete" and manifest.config.get("gguf", {}).get("sha256") == sha256:
+        if _complete_import(folder, sha256, yard) is not None:
             return folder
+    return None
+
+
+def find_unindexed_import(yard: Yard, target: Path, sha256: str) -> Path | None:
+    """A complete import of the same file at ``target`` or a ``target-N`` sibling that the index misses.
+
+    A grid's cells run on a yard that leaves the index to the driver, so the import a
+    cell made is on disk only; without this look, every later use converted the file
+    again into ``target-2``, ``target-3``... The folder found is registered, so the next
+    use finds it through the index.
+    """
+    siblings = target.parent.glob(f"{glob.escape(target.name)}*")
+    for folder in sorted(siblings, key=lambda path: (len(path.name), path.name)):  # name, name-2, name-10
+        manifest = _complete_import(folder, sha256, yard)
+        if manifest is not None:
+            manifest.path = yard.relative(folder)
+            yard.register(manifest)
+            return folder
+    return None
+
+
+def _complete_import(folder: Path, sha256: str, yard: Yard) -> Manifest | None:
+    """``folder``'s manifest when it is a complete conversion of the GGUF ``sha256``, with its weights."""
+    from tuneyard.errors import ManifestError
+    from tuneyard.yard.manifest import read_manifest
+
+    if not (folder / "config.json").is_file():
+        return None
+    try:
+        manifest = read_manifest(folder, yard.storage)
+    except ManifestError:
+        return None
+    if manifest.status == "complete" and manifest.config.get("gguf", {}).get("sha256") == sha256:
+        return manifest
     return None
 
 
@@ -254,7 +282,8 @@ def import_gguf(
     """The folder of ``gguf`` converted to a plain Hugging Face model (:attr:`GgufInfo.dtype`), filed
     in ``yard`` once.
 
-    A complete earlier import of the same file (same sha256) is returned as it is.
+    A complete earlier import of the same file (same sha256), listed by the index or lying
+    where this one would go (:func:`find_unindexed_import`), is returned as it is.
     Otherwise the file is checked (:func:`inspect_gguf`), ``announce`` says that it is
     being converted and where it goes, the model and tokenizer are loaded and
     dequantized, and only then is the folder written (temporary sibling, renamed when
@@ -275,6 +304,9 @@ def import_gguf(
     started = time.perf_counter()
     info = inspect_gguf(gguf)
     target = yard.target_path(LAYOUT_KIND, arch=info.arch, name=info.name)
+    found = find_unindexed_import(yard, target, digest)
+    if found is not None:
+        return found
     announce(f"converting {gguf.name} to a {info.dtype} model (once; filed at {target})")
     model, tokenizer = _load_dequantized(info)
     return _write(yard, info, digest, (model, tokenizer), target, started, task_type_of)
