@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def _inputs(model_dir: Path) -> dict[str, torch.Tensor]:
     return dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def model_and_data(tiny_model, sentiment_data, minilm):  # type: ignore[no-untyped-def]
     """``get(arch)`` -> (model folder, calibration data folder)."""
 
@@ -119,15 +120,12 @@ class _LayerData:
 
 
 @pytest.fixture(scope="module")
-def layer_data(tiny_model, sentiment_data, minilm):  # type: ignore[no-untyped-def]
+def layer_data(model_and_data):  # type: ignore[no-untyped-def]
     cache: dict[str, _LayerData] = {}
 
     def get(arch: str) -> _LayerData:
         if arch not in cache:
-            model_dir, data = (
-                (minilm, DEBIAN_TOPICS) if arch == "minilm" else (tiny_model(arch), sentiment_data)
-            )
-            cache[arch] = _LayerData(model_dir, data)
+            cache[arch] = _LayerData(*model_and_data(arch))
         return cache[arch]
 
     return get
@@ -214,26 +212,61 @@ def test_asvd_scales_and_fisher_weights_match_an_independent_computation(layer_d
         torch.testing.assert_close(scale, expected, rtol=1e-4, atol=0.0, msg=name)
 
 
+@dataclass
+class _CalibrationEnergy:
+    """Each dense layer's weight ``W``, the Gram matrix ``X^T X`` of its calibration inputs (captured
+    by the test's own hooks) and the singular values of ``W S`` for any ``S S^T = X^T X``, in float64.
+
+    None of it depends on the rank: built once per model, it serves the three ranks.
+    """
+
+    weights: dict[str, torch.Tensor]
+    grams: dict[str, torch.Tensor]
+    sigmas: dict[str, torch.Tensor]
+
+    @classmethod
+    def measure(cls, model_dir: Path, data: Path) -> _CalibrationEnergy:
+        base, calibration = _base_and_calibration(model_dir, data)
+        modules = compressible_modules(base, layout_of(base))
+        inputs = _layer_inputs(base, modules, calibration.batches)  # type: ignore[attr-defined]
+        weights, grams, sigmas = {}, {}, {}
+        for name, x in inputs.items():
+            weights[name] = linear_weight(modules[name]).detach().double()
+            grams[name] = x.T @ x
+            # Any S with S S^T = X^T X gives the same singular values; the symmetric square
+            # root also exists when X^T X is singular (ModernBERT's bias-free LayerNorm).
+            eigenvalues, eigenvectors = torch.linalg.eigh(grams[name])
+            root = eigenvectors * eigenvalues.clamp_min(0).sqrt()
+            sigmas[name] = torch.linalg.svdvals(weights[name] @ root)
+        return cls(weights, grams, sigmas)
+
+
+@pytest.fixture(scope="module")
+def calibration_energy(model_and_data):  # type: ignore[no-untyped-def]
+    """``get(arch)`` -> the arch's :class:`_CalibrationEnergy` (cached for the module)."""
+    cache: dict[str, _CalibrationEnergy] = {}
+
+    def get(arch: str) -> _CalibrationEnergy:
+        if arch not in cache:
+            cache[arch] = _CalibrationEnergy.measure(*model_and_data(arch))
+        return cache[arch]
+
+    return get
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("rank", [2, 6, 12])
-def test_whiten_output_error_is_the_discarded_singular_energy(tmp_path, model_and_data, arch, rank):
+def test_whiten_output_error_is_the_discarded_singular_energy(
+    tmp_path, model_and_data, calibration_energy, arch, rank
+):
     """(c) on the calibration inputs, ||(W - W')X||_F^2 = sum of discarded sigma_i(W S)^2."""
-    model_dir, data = model_and_data(arch)
-    result = _compress(tmp_path, model_dir, data, method="whiten", rank=str(rank))
-    base, calibration = _base_and_calibration(model_dir, data)
-    modules = compressible_modules(base, layout_of(base))
-    inputs = _layer_inputs(base, modules, calibration.batches)  # type: ignore[attr-defined]
+    result = _compress(tmp_path, *model_and_data(arch), method="whiten", rank=str(rank))
+    dense = calibration_energy(arch)
     compressed = dict(result.model.named_modules())
-    for name, x in inputs.items():
-        weight = linear_weight(modules[name]).detach().double()
-        approx = compressed[name].dense_weight().detach().double()
-        error = float(((weight - approx) @ x.T).pow(2).sum())
-        # Any S with S S^T = X^T X gives the same singular values; the symmetric square
-        # root also exists when X^T X is singular (ModernBERT's bias-free LayerNorm).
-        eigenvalues, eigenvectors = torch.linalg.eigh(x.T @ x)
-        root = eigenvectors * eigenvalues.clamp_min(0).sqrt()
-        sigma = torch.linalg.svdvals(weight @ root)
-        discarded = float(sigma[rank:].pow(2).sum())
+    for name, gram in dense.grams.items():
+        delta = dense.weights[name] - compressed[name].dense_weight().detach().double()
+        error = float((delta @ gram * delta).sum())  # ||delta X^T||_F^2 = tr(delta X^T X delta^T)
+        discarded = float(dense.sigmas[name][rank:].pow(2).sum())
         assert error == pytest.approx(discarded, rel=1e-3), name
 
 
