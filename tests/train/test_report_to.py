@@ -80,5 +80,9 @@ def test_report_to_wandb_logs_the_run_in_wandbs_offline_mode(tiny_model, topics,
             float(row["val_loss"]),
             float(row["accuracy"]),
         )
+    steps = [row for row in history if "train/loss" in row]  # every logging step's line
+    assert [row["train/global_step"] for row in steps] == [8, 16] and all(  # memory then, beside the loss
+        0 < row["train/cpu_rss_gib"] <= row["train/cpu_peak_rss_gib"] for row in steps
+    )
     assert any(record.WhichOneof("record_type") == "exit" for record in records)  # the run was closed
     assert json.loads((run / "manifest.json").read_text())["config"]["report_to"] == ["wandb"]

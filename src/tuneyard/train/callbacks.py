@@ -16,7 +16,7 @@ import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from tuneyard.components import distributed
-from tuneyard.train.resources import resource_usage
+from tuneyard.train.resources import resource_usage, step_usage
 
 if TYPE_CHECKING:
     from tuneyard.train.recorder import RunRecorder
@@ -48,6 +48,30 @@ class CheckpointLayout(TrainerCallback):
         if self.recorder is not None:
             self.recorder.checkpoint_saved(state)
         distributed.barrier()
+
+
+class ResourceLog(TrainerCallback):
+    """Adds the process's memory (and GPU use) to every training log line the Trainer reports.
+
+    It must run before the reporting integrations (TensorBoard, W&B, ...), which read the
+    same ``logs`` dict in their own ``on_log``: :func:`first_callback` puts it first.
+    """
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if logs is not None and "loss" in logs:  # a training step's line, not an evaluation's
+            logs.update(step_usage(args.device))
+
+
+def first_callback(trainer: Any, callback: TrainerCallback) -> None:
+    """Register ``callback`` ahead of every other one (the Trainer appends; order is the call order)."""
+    trainer.callback_handler.callbacks.insert(0, callback)
 
 
 class TrainingLog(TrainerCallback):

@@ -97,7 +97,7 @@ class PreparedFinetune:
         """Train with the HF Trainer; the recorder files checkpoints, logs, best/, last/ and the end."""
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        from tuneyard.train.callbacks import StopOnInterrupt
+        from tuneyard.train.callbacks import ResourceLog, StopOnInterrupt, first_callback
 
         stopper = StopOnInterrupt()
         try:
@@ -106,6 +106,7 @@ class PreparedFinetune:
                 trainer.remove_callback(default)
             for callback in (stopper, *(callbacks or ())):
                 trainer.add_callback(callback)
+            first_callback(trainer, ResourceLog())  # before --report-to's integrations read the line
             output = trainer.train(resume_from_checkpoint=str(self.resume_from) if self.resume_from else None)
         except BaseException:
             if self.recorder is not None:

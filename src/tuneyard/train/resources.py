@@ -15,6 +15,11 @@ and, when the Trainer runs on a CUDA device (torch's own counters, no extra pack
   (``torch.cuda.utilization``, which asks NVML: only with ``nvidia-ml-py`` installed).
 
 The columns are the same in every row of one run, so the log stays one table.
+
+Rows are written per evaluation; between them, :func:`step_usage` adds the memory now
+(CPU and GPU) and the GPU's use to the Trainer's log at every logging step, so
+TensorBoard, W&B and any other ``--report-to`` follow them step by step (the peaks in
+the CSV rows cover the steps in between).
 """
 
 from __future__ import annotations
@@ -47,17 +52,19 @@ def cpu_usage() -> dict[str, float]:
     return usage
 
 
-def gpu_usage(device: Any) -> dict[str, float]:
-    """Memory allocated on ``device`` now and at its peak since the last call, and its utilisation."""
+def _on_cuda(device: Any) -> bool:
     import torch
 
-    if getattr(device, "type", None) != "cuda" or not torch.cuda.is_available():
+    return getattr(device, "type", None) == "cuda" and torch.cuda.is_available()
+
+
+def gpu_now(device: Any) -> dict[str, float]:
+    """Memory allocated on ``device`` now and its utilisation; empty off CUDA. Resets nothing."""
+    import torch
+
+    if not _on_cuda(device):
         return {}
-    usage = {
-        "gpu_memory_gib": _rounded(torch.cuda.memory_allocated(device)),
-        "gpu_peak_memory_gib": _rounded(torch.cuda.max_memory_allocated(device)),
-    }
-    torch.cuda.reset_peak_memory_stats(device)
+    usage = {"gpu_memory_gib": _rounded(torch.cuda.memory_allocated(device))}
     try:
         usage["gpu_utilization_percent"] = float(torch.cuda.utilization(device))
     except (ModuleNotFoundError, RuntimeError):  # no NVML binding installed, or no NVML driver library
@@ -65,6 +72,22 @@ def gpu_usage(device: Any) -> dict[str, float]:
     return usage
 
 
+def gpu_usage(device: Any) -> dict[str, float]:
+    """:func:`gpu_now` and the peak allocated since the last call (the peak counter is reset)."""
+    import torch
+
+    if not _on_cuda(device):
+        return {}
+    usage = gpu_now(device) | {"gpu_peak_memory_gib": _rounded(torch.cuda.max_memory_allocated(device))}
+    torch.cuda.reset_peak_memory_stats(device)
+    return usage
+
+
 def resource_usage(device: Any) -> dict[str, float]:
     """The columns this module's docstring lists, for a Trainer running on ``device``."""
     return cpu_usage() | gpu_usage(device)
+
+
+def step_usage(device: Any) -> dict[str, float]:
+    """What a logging step adds to the Trainer's log: memory now (CPU and GPU) and GPU use."""
+    return cpu_usage() | gpu_now(device)
