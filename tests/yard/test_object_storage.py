@@ -253,7 +253,7 @@ def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_res
     machine(monkeypatch, tmp_path / "machine-b")
     before = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/killed", "--format", "json")
     assert json.loads(before.stdout)["status"] == "running"
-    resumed = cli("--yard", s3_yard, "finetune", "--resume", "outputs/p/topics/killed")
+    resumed = cli(*common, "--name", "killed", "--resume")  # by its flags: B has nothing of the run
     assert resumed.exit_code == 0, resumed.stderr
     assert "from checkpoint-" in resumed.stderr, resumed.stderr
     run = Path(resumed.stdout.strip())
@@ -269,3 +269,4 @@ def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_res
     record, reference_record = json.loads(shown.stdout), json.loads(reference_shown.stdout)
     assert record["status"] == "complete"
     assert record["metrics"]["topics"] == pytest.approx(reference_record["metrics"]["topics"], abs=1e-4)
+

@@ -48,7 +48,7 @@ from tuneyard.evaluate.paired import (
     row_scores,
 )
 from tuneyard.task_types.data_loading import load_data
-from tuneyard.yard.manifest import utc_now
+from tuneyard.yard.manifest import read_manifest_if_any, utc_now
 
 if TYPE_CHECKING:
     from tuneyard.evaluate.paired import PairedComparison
@@ -230,12 +230,11 @@ def make_probe(search: SearchSpec, method: str, ratio: float, seed: int, folder:
     """Compress at ``ratio`` (calibration rows drawn with ``seed``), recover unless ``recovery`` is null."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
-    from tuneyard.experiments.cells import manifest_if_any  # imported here: cells imports this module
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
 
     compressed = folder / "compressed"
-    if manifest_if_any(compressed, yard.storage) is not None:
+    if read_manifest_if_any(compressed, yard.storage) is not None:
         yard.storage.localize(compressed)  # compressed earlier, maybe on another machine: recovered here
     else:
         compress_model(

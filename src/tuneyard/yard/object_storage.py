@@ -43,7 +43,7 @@ from typing import Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
-from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, temp_name
+from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, model_files, temp_name
 
 CACHE_ENV = "TUNEYARD_YARD_CACHE"
 # The name marker of a claimed folder, and the lease object of a locked one.
@@ -366,7 +366,7 @@ def remote_files(fs: Any, url: str, key: str) -> dict[str, dict[str, Any]]:
     return {
         name: info
         for name, info in files.items()
-        if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and not name.startswith("checkpoint-")
+        if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and model_files(name)
     }
 
 

@@ -42,6 +42,25 @@ TEMP_PREFIX = ".tmp-"
 REPLACED_PREFIX = f"{TEMP_PREFIX}old-"
 
 
+CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer-style working-state folders of a run
+
+
+def is_checkpoint_file(relative: str) -> bool:
+    """A file inside a run's ``checkpoint-*`` folder: resumable working state, not a result."""
+    return relative.startswith(CHECKPOINT_PREFIX)
+
+
+def model_files(relative: str) -> bool:
+    """A :meth:`Storage.localize` filter for a verb that loads a model: all but a run's checkpoints."""
+    return not is_checkpoint_file(relative)
+
+
+def model_description_files(relative: str) -> bool:
+    """A :meth:`Storage.localize` filter for naming a model without loading it: its JSON files
+    (config, manifest, adapter config), no weights."""
+    return relative.endswith(".json") and model_files(relative)
+
+
 def temp_name(name: str) -> str:
     """``.tmp-{name}-{pid}-{hex}``: the hidden sibling a write of ``name`` works in."""
     return f"{TEMP_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"

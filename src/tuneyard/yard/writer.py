@@ -28,13 +28,12 @@ from typing import TYPE_CHECKING, Self
 
 from tuneyard.errors import ArtifactExistsError
 from tuneyard.yard.manifest import Manifest, list_files, read_manifest, update_manifest, write_manifest
-from tuneyard.yard.storage import Storage, temp_name, write_durably
+from tuneyard.yard.storage import Storage, is_checkpoint_file, temp_name, write_durably
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 MAX_SUFFIX = 10_000
-CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer-style working-state folders of a run
 
 
 def claim_folder(storage: Storage, target: Path) -> Path:
@@ -190,11 +189,6 @@ def merge_view(on_disk: Manifest, own: Manifest, folder: Path) -> None:
         setattr(on_disk, name, getattr(own, name))
     on_disk.metrics = metrics
     on_disk.files = [*own.files, *added]
-
-
-def is_checkpoint_file(relative: str) -> bool:
-    """A file inside a run's ``checkpoint-*`` folder: resumable working state, not a result."""
-    return relative.startswith(CHECKPOINT_PREFIX)
 
 
 class RunWriter:
