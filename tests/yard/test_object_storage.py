@@ -270,3 +270,20 @@ def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_res
     assert record["status"] == "complete"
     assert record["metrics"]["topics"] == pytest.approx(reference_record["metrics"]["topics"], abs=1e-4)
 
+
+def test_a_new_file_in_an_s3_yard_never_replaces_one_another_machine_put_there_first(s3_yard: str) -> None:
+    from tuneyard.yard import Yard
+
+    yard = Yard.open(s3_yard)
+    target = yard.root / "outputs" / "table.csv"
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)
+    # another machine's file, not in this working copy
+    bucket.pipe_file(f"{s3_yard.removeprefix('s3://')}/outputs/table.csv", b"theirs\n")
+
+    with pytest.raises(FileExistsError):
+        yard.storage.write_new(target, b"mine\n")
+
+    assert bucket.cat_file(f"{s3_yard.removeprefix('s3://')}/outputs/table.csv") == b"theirs\n"
+    yard.storage.write_new(yard.root / "outputs" / "other.csv", b"mine\n")
+    assert remote_files(s3_yard) == ["outputs/other.csv", "outputs/table.csv"]
+    assert (yard.root / "outputs" / "other.csv").read_bytes() == b"mine\n"

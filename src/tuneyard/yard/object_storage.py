@@ -31,6 +31,7 @@ and fsspec themselves.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -195,6 +196,20 @@ class ObjectStorage(Storage):
             if stale:
                 self.fs.rm(stale)
         LOCAL.rename_into_place(staged, target)  # unshared: localize() rewrites working-copy files
+
+    def publish_new(self, staged: Path, target: Path) -> None:
+        key = self.key(target)
+        if key is None:
+            LOCAL.publish_new(staged, target)
+        elif staged.is_dir():
+            if not self.create_exclusive(target):  # a conditional put of the claim marker
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            self.publish(staged, target)
+        else:
+            self.fs.invalidate_cache(key)
+            self.fs.pipe_file(key, staged.read_bytes(), mode="create")  # If-None-Match: FileExistsError
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)  # the working copy follows the bucket
 
     def delete(self, path: Path) -> None:
         key = self.key(path)

@@ -153,6 +153,29 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    def publish_new(self, staged: Path, target: Path) -> None:
+        """Make the finished ``staged`` file or folder visible as ``target``, which must not exist.
+
+        ``FileExistsError`` when the name is taken, however late it appeared (a check
+        before the write would leave a window in which someone's file gets replaced), and
+        ``staged`` is then left to the caller. For results a user names (``runs aggregate
+        -o``, ``release pack -o``, an import's converted checkpoint): never replaced unasked.
+        """
+
+    def write_new(self, path: Path, data: bytes) -> None:
+        """Write the file ``path`` whole unless the name is taken: then ``FileExistsError``, nothing written.
+
+        A temporary sibling, then :meth:`publish_new`.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(temp_name(path.name))
+        try:
+            write_durably(temp, data)
+            self.publish_new(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    @abstractmethod
     def delete(self, path: Path) -> None:
         """Remove a file or a folder tree; a missing path is not an error."""
 
@@ -322,6 +345,17 @@ class LocalStorage(Storage):
             os.rename(staged, target)
             _fsync(target.parent)
             self.delete(old)
+        _fsync(target.parent)
+
+    def publish_new(self, staged: Path, target: Path) -> None:
+        if staged.is_dir():
+            if not self.create_exclusive(target):
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            self.rename_into_place(staged, target)  # onto the empty folder just claimed: atomic
+            return
+        _fsync(staged)
+        os.link(staged, target)  # a hard link fails when the name exists, where a rename replaces
+        os.unlink(staged)
         _fsync(target.parent)
 
     def delete(self, path: Path) -> None:
