@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,6 +140,58 @@ def test_a_pipeline_run_on_machine_a_is_done_on_machine_b_and_a_changed_step_run
     changed = cli("--yard", s3_yard, "pipeline", write_pipeline(tmp_path, model, split="validation"))
     assert changed.exit_code == 0, changed.stderr
     assert changed.stderr.count("done earlier, skipped") == 2 and "scores (eval): done" in changed.stderr
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)
+    kept = bucket.find(f"{s3_yard.removeprefix('s3://')}/{state['tuned']['path']}")
+    assert any("/checkpoint-" in name for name in kept)  # the run keeps its checkpoints in the bucket ...
+    assert not list((tmp_path / "machine-b").rglob("checkpoint-*"))  # ... which the eval step did not fetch
     run = json.loads(bucket_text(s3_yard, f"{state['tuned']['path']}/manifest.json"))
     data = Path(state["data"]["path"]).name  # eval keys its scores by the data's name
     assert {data, f"{data}_test"} <= set(run["metrics"]), run["metrics"]  # B's score and A's, one manifest
+
+
+def test_an_eval_grid_rerun_on_machine_b_with_every_cell_done_fetches_no_weights(
+    cli: Callable[..., object],
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), {"train": 8, "validation": 8})
+    compressed = cli("--yard", s3_yard, "compress", "--checkpoint", tiny_model("bert"), "--rank", "4", "-q")
+    assert compressed.exit_code == 0, compressed.stderr
+    listed = json.loads(cli("--yard", s3_yard, "runs", "ls", "--format", "json").stdout)
+    model = listed[0]["path"]
+    grid = ("--yard", s3_yard, "eval-grid", "--models", model, "--tasks", data, "--experiment", "g")
+    first = cli(*grid)
+    assert first.exit_code == 0 and "computed 1 cell(s)" in first.stderr, first.stderr
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    again = cli(*grid)
+
+    assert again.exit_code == 0, again.stderr
+    assert "done earlier, skipped" in again.stderr and "computed 0 cell(s)" in again.stderr
+    assert again.stdout == first.stdout  # the same table of scores
+    assert list((tmp_path / "machine-b").rglob("config.json"))  # what names the model was read ...
+    assert not list((tmp_path / "machine-b").rglob("*.safetensors"))  # ... and no weights
+
+
+def test_a_background_pipeline_sends_its_log_to_the_bucket(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path
+) -> None:
+    topics = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), ROWS)
+    path = tmp_path / "pipeline.yaml"
+    steps = [{"name": "data", "prepare": {"source": str(topics), "name": "topics"}}]
+    path.write_text(yaml.safe_dump({"experiment": "detached", "steps": steps}))
+
+    started = cli("--yard", s3_yard, "pipeline", path, "--background")
+
+    assert started.exit_code == 0, started.stderr
+    log = Path(started.stdout.strip())
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    in_bucket = f"{s3_yard.removeprefix('s3://')}/experiments/detached/logs/{log.name}"
+    text, deadline = "", time.monotonic() + 120
+    while "data (prepare): done" not in text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        fs.invalidate_cache()
+        text = fs.cat_file(in_bucket).decode() if fs.exists(in_bucket) else ""
+    assert "data (prepare): running" in text and "data (prepare): done" in text, log.read_text()

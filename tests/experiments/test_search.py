@@ -65,6 +65,9 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     assert first.stdout.split("\n")[1].split()[:2] == ["whiten", "0.35"]  # every probe meets a 0.99 tolerance
     journal = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())
     assert sorted(probe["ratio"] for probe in journal["probes"].values()) == [0.35, 0.5, 0.8]
+    kept_paths = [probe[field] for probe in journal["probes"].values() for field in ("folder", "model")]
+    kept_paths += [json.loads(key)[0] for key in journal["evals"]]
+    assert not any(Path(path).is_absolute() for path in kept_paths)  # the same on another machine
     probes = sorted((yard / "experiments" / "smallest" / "search").iterdir())
     assert len(probes) == 3 and all((probe / "recovered").is_dir() for probe in probes)
 
@@ -96,12 +99,14 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     unrecovered = cli("--yard", yard, "grid", path)
     assert unrecovered.exit_code == 0, unrecovered.stderr
     journal = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())
-    new = [probe for probe in journal["probes"].values() if not Path(probe["folder"], "recovered").exists()]
+    new = [
+        probe for probe in journal["probes"].values() if not (yard / probe["folder"] / "recovered").exists()
+    ]
     assert {probe["ratio"] for probe in new} == {0.8}  # a new probe (recovery shapes its id), not recovered
-    assert all((Path(probe["folder"]) / "compressed" / "manifest.json").is_file() for probe in new)
+    assert all((yard / probe["folder"] / "compressed" / "manifest.json").is_file() for probe in new)
     # A second calibration seed is made exactly when the first model's interval to dense holds the tolerance.
     first = next(probe for probe in new if probe["seed"] == 0)
-    key = json.dumps([str(run / "best"), str(data), "validation", "accuracy"])
+    key = json.dumps([(run / "best").relative_to(yard).as_posix(), str(data), "validation", "accuracy"])
     dense_rows, first_rows = (
         row_scores(yard / journal["evals"][key]["results"]),
         row_scores(yard / first["results"]),
@@ -114,3 +119,36 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     path.write_text(yaml.safe_dump(spec))
     old_field = cli("--yard", yard, "grid", path)
     assert old_field.exit_code == 2 and "report_on: test" in " ".join(old_field.stderr.split())
+
+
+def test_a_journal_written_with_absolute_paths_in_the_yard_is_read_with_yard_relative_ones(
+    tmp_path: Path,
+) -> None:
+    from tuneyard.experiments.search import Journal
+    from tuneyard.yard import Yard
+
+    yard = Yard.open(tmp_path / "yard")
+    probe_folder = yard.root / "experiments" / "e" / "search" / "whiten-0.5-abc"
+    path = yard.root / "experiments" / "e" / "search.json"
+    path.parent.mkdir(parents=True)
+    old = {
+        "probes": {
+            "abc": {"folder": str(probe_folder), "model": str(probe_folder / "compressed"), "score": 0.5}
+        },
+        "evals": {
+            json.dumps([str(probe_folder / "compressed"), "topics", "validation", "accuracy"]): {
+                "score": 0.5
+            },
+            json.dumps(["org/hub-model", "topics", "validation", "accuracy"]): {"score": 0.75},
+        },
+    }
+    path.write_text(json.dumps(old))
+
+    journal = Journal(path, yard)
+    journal.write()
+
+    stored = json.loads(path.read_text())
+    relative = "experiments/e/search/whiten-0.5-abc"
+    assert stored["probes"]["abc"] == {"folder": relative, "model": f"{relative}/compressed", "score": 0.5}
+    assert journal.evals[journal.eval_key(probe_folder / "compressed", "topics", "validation", "accuracy")]
+    assert [json.loads(key)[0] for key in stored["evals"]] == [f"{relative}/compressed", "org/hub-model"]

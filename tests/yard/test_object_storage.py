@@ -253,7 +253,7 @@ def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_res
     machine(monkeypatch, tmp_path / "machine-b")
     before = cli("--yard", s3_yard, "runs", "show", "outputs/p/topics/killed", "--format", "json")
     assert json.loads(before.stdout)["status"] == "running"
-    resumed = cli("--yard", s3_yard, "finetune", "--resume", "outputs/p/topics/killed")
+    resumed = cli(*common, "--name", "killed", "--resume")  # by its flags: B has nothing of the run
     assert resumed.exit_code == 0, resumed.stderr
     assert "from checkpoint-" in resumed.stderr, resumed.stderr
     run = Path(resumed.stdout.strip())
@@ -269,3 +269,21 @@ def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_res
     record, reference_record = json.loads(shown.stdout), json.loads(reference_shown.stdout)
     assert record["status"] == "complete"
     assert record["metrics"]["topics"] == pytest.approx(reference_record["metrics"]["topics"], abs=1e-4)
+
+
+def test_a_new_file_in_an_s3_yard_never_replaces_one_another_machine_put_there_first(s3_yard: str) -> None:
+    from tuneyard.yard import Yard
+
+    yard = Yard.open(s3_yard)
+    target = yard.root / "outputs" / "table.csv"
+    bucket = s3fs.S3FileSystem(skip_instance_cache=True)
+    # another machine's file, not in this working copy
+    bucket.pipe_file(f"{s3_yard.removeprefix('s3://')}/outputs/table.csv", b"theirs\n")
+
+    with pytest.raises(FileExistsError):
+        yard.storage.write_new(target, b"mine\n")
+
+    assert bucket.cat_file(f"{s3_yard.removeprefix('s3://')}/outputs/table.csv") == b"theirs\n"
+    yard.storage.write_new(yard.root / "outputs" / "other.csv", b"mine\n")
+    assert remote_files(s3_yard) == ["outputs/other.csv", "outputs/table.csv"]
+    assert (yard.root / "outputs" / "other.csv").read_bytes() == b"mine\n"

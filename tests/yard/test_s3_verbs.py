@@ -185,3 +185,43 @@ def test_a_missing_s3_checkpoint_is_a_user_error_naming_the_url(
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: no artifact at {url}: the store holds no object under that key.")
     assert not (tmp_path / "out").exists()
+
+
+def test_merge_and_eval_on_machine_b_of_a_lora_runs_best_file_their_results_against_the_run(
+    cli: Callable[..., object],
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = topics(tmp_path)
+    trained = cli(
+        "--yard", s3_yard, "finetune", "--checkpoint", tiny_model("bert"), "--data", data,
+        "--strategy", "lora", "--epochs", "1", "--batch-size", "8", "--project", "p", "--name", "adapted",
+        "-q",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    run = f"{s3_yard.removeprefix('s3://')}/outputs/p/topics/adapted"
+    trained_id = json.loads(fs.cat_file(f"{run}/manifest.json"))["id"]
+
+    machine(monkeypatch, tmp_path / "machine-b")  # only best/ is fetched: the run's manifest stays in S3
+    merged = cli("--yard", s3_yard, "merge", "--checkpoint", "outputs/p/topics/adapted/best")
+    evaluated = cli(
+        "--yard", s3_yard, "eval", "--checkpoint", "outputs/p/topics/adapted/best", "--data", data,
+        "--split", "train", *QUICK_EVAL,
+    )  # fmt: skip
+
+    assert merged.exit_code == 0, merged.stderr
+    saved = Path(merged.stdout.strip().splitlines()[-1].removeprefix("saved "))
+    assert saved.is_relative_to(tmp_path / "machine-b")
+    (filed,) = fs.glob(f"{s3_yard.removeprefix('s3://')}/models/merged/*/*/manifest.json")
+    record = json.loads(fs.cat_file(filed))
+    assert record["parents"][0] == {"id": trained_id, "path": "outputs/p/topics/adapted", "role": "adapter"}
+    assert (record["task"], record["status"]) == ("topics", "complete")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    fs.invalidate_cache()
+    assert (
+        "topics_train" in json.loads(fs.cat_file(f"{run}/manifest.json"))["metrics"]
+    )  # the run's, not best/'s
+    assert not list((tmp_path / "machine-b").rglob("checkpoint-*"))  # a model's files, not the run's state

@@ -85,3 +85,28 @@ def test_a_version_moved_aside_by_a_killed_replace_is_put_back(tmp_path: Path) -
     assert LOCAL.restore_replaced(tmp_path) == ["best"]
     assert (tmp_path / "best" / "weights").read_text() == "old"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["best", "last"]
+
+
+def test_publishing_a_new_file_or_folder_never_replaces_one_that_appeared_meanwhile(tmp_path: Path) -> None:
+    LOCAL.write_new(tmp_path / "table.csv", b"mine\n")
+    assert (tmp_path / "table.csv").read_bytes() == b"mine\n"
+    with pytest.raises(FileExistsError):  # someone else's, written after any check could look
+        LOCAL.write_new(tmp_path / "table.csv", b"theirs\n")
+    assert (tmp_path / "table.csv").read_bytes() == b"mine\n"
+
+    target = tmp_path / "pack"
+    staged = LOCAL.staging_folder(target)
+    (staged / "model.safetensors").write_bytes(b"new")
+    target.mkdir()
+    (target / "notes.txt").write_text("a user's folder")
+    with pytest.raises(FileExistsError):
+        LOCAL.publish_new(staged, target)
+    assert [path.name for path in target.iterdir()] == ["notes.txt"]
+    assert (staged / "model.safetensors").read_bytes() == b"new"  # left to the caller
+    LOCAL.delete(staged)
+    LOCAL.delete(target)
+    staged = LOCAL.staging_folder(target)
+    (staged / "model.safetensors").write_bytes(b"new")
+    LOCAL.publish_new(staged, target)
+    assert [path.name for path in target.iterdir()] == ["model.safetensors"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pack", "table.csv"]  # no .tmp- left

@@ -150,16 +150,17 @@ def test_run_writer_lifecycle_resume_and_atomic_subfolders(yard: Yard) -> None:
 
 def test_a_new_file_never_replaces_one_that_appeared_after_the_check(tmp_path: Path) -> None:
     from tuneyard.errors import ArtifactExistsError
+    from tuneyard.yard.storage import LOCAL
     from tuneyard.yard.writer import refuse_to_replace, write_new_file
 
     target = tmp_path / "table.csv"
     refuse_to_replace(target, force=False)  # free when looked at ...
     target.write_text("someone's table\n")  # ... then another process files its own
     with pytest.raises(ArtifactExistsError, match="exists; this would replace that file"):
-        write_new_file(target, "a,b\n", force=False)
+        write_new_file(LOCAL, target, "a,b\n", force=False)
     assert target.read_text() == "someone's table\n"
-    write_new_file(target, "a,b\n", force=True)
+    write_new_file(LOCAL, target, "a,b\n", force=True)
     assert target.read_text() == "a,b\n"
-    write_new_file(tmp_path / "new" / "other.csv", "c\n", force=False)
+    write_new_file(LOCAL, tmp_path / "new" / "other.csv", "c\n", force=False)
     assert (tmp_path / "new" / "other.csv").read_text() == "c\n"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["new", "other.csv", "table.csv"]  # no .tmp- left

@@ -61,9 +61,12 @@ def pipeline(
 def detach(path: Path, address: str, folder: Path) -> Path:
     """Start this pipeline in a new session, its output in a timestamped log; returns the log.
 
-    ``address`` is the yard's (its URL on shared storage); the log stays on this machine.
+    ``address`` is the yard's (its URL on shared storage); the pipeline sends the log there as
+    each step starts and ends.
     """
-    logs = folder / "logs"
+    from tuneyard.experiments.pipeline import LOGS_DIR
+
+    logs = folder / LOGS_DIR
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"pipeline_{datetime.now(UTC):%Y%m%d-%H%M%S}.log"
     with open(log, "w") as handle:

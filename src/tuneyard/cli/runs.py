@@ -432,7 +432,7 @@ def aggregate(
     if target is None:
         out.out(text, end="")
         return
-    write_new_file(target, text, force)
+    write_new_file(yard.storage, target, text, force)
     note(f"wrote {len(table)} rows x {len(columns)} columns to {output}")
 
 

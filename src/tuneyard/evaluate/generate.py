@@ -72,7 +72,7 @@ def generate(
     )
     model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
     generation.prepare_tokenizer(tokenizer, data.spec, str(folder))
-    task_options = trained_task_options(task_type, folder, placement.artifact)
+    task_options = trained_task_options(task_type, folder, placement.artifact, yard.storage)
     generations = generation.generate(model, tokenizer, rows, options, batch_size, progress, task_options)
     with results_folder(yard, placement) as (temp, final):
         generation.write_predictions(temp, generations)

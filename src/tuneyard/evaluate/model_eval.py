@@ -18,11 +18,12 @@ from tuneyard.evaluate.placement import SERVED_VARIANT, plan_placement, record_i
 from tuneyard.evaluate.served import check_servable, evaluate_served
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.base import EvalResult, ProgressCallback, TaskType
-from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+from tuneyard.yard.manifest import read_manifest_if_any
 from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
+    from tuneyard.yard.storage import Storage
 
 
 @dataclass
@@ -36,31 +37,31 @@ class EvalOutcome:
     grader: dict[str, Any] | None = None  # which grader scored the answers, with its settings (chat evals)
 
 
-def trained_setting(folder: Path, artifact: Path | None, field: str) -> Any:
+def trained_setting(folder: Path, artifact: Path | None, field: str, storage: Storage) -> Any:
     """A setting the model was fine-tuned with (``max_length``, ``task_options``), from its manifest's config.
 
     Scoring at the training length, with the task type's own training options, keeps
-    eval numbers equal to those the run logged.
+    eval numbers equal to those the run logged. The manifests are the yard's (``storage``).
     """
     for candidate in (folder, artifact):
-        if candidate is not None and (candidate / MANIFEST_FILE).is_file():
-            value = read_manifest(candidate).config.get(field)
-            if value:
-                return value
+        manifest = read_manifest_if_any(candidate, storage) if candidate is not None else None
+        value = manifest.config.get(field) if manifest is not None else None
+        if value:
+            return value
     return None
 
 
-def trained_max_length(folder: Path, artifact: Path | None) -> int | None:
+def trained_max_length(folder: Path, artifact: Path | None, storage: Storage) -> int | None:
     """The ``max_length`` the model was fine-tuned with (see :func:`trained_setting`)."""
-    length = trained_setting(folder, artifact, "max_length")
+    length = trained_setting(folder, artifact, "max_length", storage)
     return length if isinstance(length, int) and length > 0 else None
 
 
-def trained_task_options(task_type: TaskType, folder: Path, artifact: Path | None) -> Any:
+def trained_task_options(task_type: TaskType, folder: Path, artifact: Path | None, storage: Storage) -> Any:
     """The task type's own options the model was fine-tuned with, as its options model (None: it has none)."""
     if task_type.options is None:
         return None
-    return task_type.options.model_validate(trained_setting(folder, artifact, "task_options") or {})
+    return task_type.options.model_validate(trained_setting(folder, artifact, "task_options", storage) or {})
 
 
 def evaluate_model(
@@ -108,7 +109,7 @@ def evaluate_model(
         variant=SERVED_VARIANT if served is not None else "",
     )  # fmt: skip
     if answers is None or isinstance(answers, AnswerOptions):
-        answers = answers_for_data(answers, data.source)
+        answers = answers_for_data(answers, data.source, yard.storage)
     if served is not None:
         result: Any = evaluate_served(
             model_path, folder, data, dataset, split, answers, served, batch_size, progress
@@ -116,8 +117,8 @@ def evaluate_model(
     else:
         model, tokenizer = task_type.model.load_for_eval(folder, choose_device(device))
         if max_length is None:
-            max_length = trained_max_length(folder, placement.artifact)
-        task_options = trained_task_options(task_type, folder, placement.artifact)
+            max_length = trained_max_length(folder, placement.artifact, yard.storage)
+        task_options = trained_task_options(task_type, folder, placement.artifact, yard.storage)
         result = task_type.evaluation.evaluate(
             model,
             tokenizer,

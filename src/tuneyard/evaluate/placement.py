@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import EvaluationError
-from tuneyard.yard.manifest import MANIFEST_FILE, FileEntry, Manifest, list_files, update_manifest
+from tuneyard.yard.manifest import FileEntry, Manifest, list_files, update_manifest
 from tuneyard.yard.project import project_folder_of, refresh_project_metrics
 from tuneyard.yard.root import Yard
+from tuneyard.yard.scan import read_manifest_text
 from tuneyard.yard.writer import new_folder
 
 RESULTS_FOLDER = "evaluation_results"
@@ -69,7 +70,7 @@ def owning_artifact(model_folder: Path, yard: Yard) -> Path | None:
     relative = folder.relative_to(yard.root)
     for depth in range(1, len(relative.parts) + 1):
         candidate = yard.root.joinpath(*relative.parts[:depth])
-        if (candidate / MANIFEST_FILE).is_file():
+        if read_manifest_text(yard.storage, candidate) is not None:  # on S3: maybe in the bucket only
             return candidate
     return None
 

@@ -35,7 +35,7 @@ from tuneyard.task_types.causal_lm.options import answers_for_data
 from tuneyard.yard.layout import model_display_name
 from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, Status, update_manifest, utc_now, write_manifest
 from tuneyard.yard.root import Yard
-from tuneyard.yard.storage import LOCAL
+from tuneyard.yard.storage import LOCAL, model_description_files
 
 if TYPE_CHECKING:
     from tuneyard.data.loading import TaskData
@@ -108,14 +108,20 @@ def checkpoint_to_eval(model: str, which: str, storage: Storage = LOCAL) -> str:
 
 
 def model_axes(models: list[str], yard: Yard, which: str = "best") -> list[GridAxis]:
+    """Each model's row of the grid: its key (the model folder, relative to the yard) and label.
+
+    Only what names a model is fetched of another machine's (its JSON files): its weights
+    wait until a cell of it still has to run (:func:`_evaluate_cell`).
+    """
     from tuneyard.models.loading import local_model_folder
     from tuneyard.task_types.model_loading import resolve_checkpoint
 
     axes = []
     for model in models:
         chosen = checkpoint_to_eval(model, which, yard.storage)
-        yard.storage.localize(Path(chosen).expanduser().resolve())  # another machine's run: fetched here
-        folder = local_model_folder(resolve_checkpoint(chosen, yard)).resolve()
+        described = yard.localize(Path(chosen).expanduser(), only=model_description_files)
+        named = described if described.exists() else chosen  # else no yard path: a hub id
+        folder = local_model_folder(resolve_checkpoint(named, yard)).resolve()
         axes.append(GridAxis(key=yard.relative(folder), label=model_display_name(folder)))
     return unique_labels(axes)
 
@@ -193,7 +199,7 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
     result = GridResult(folder, models, tasks, cells, computed=0, heatmap=None)
     total = len(models) * len(tasks)
     number = 0
-    graders = {task.key: grader_for(options, tasks_given[task.key]) for task in tasks}
+    graders = {task.key: grader_for(options, tasks_given[task.key], yard.storage) for task in tasks}
     for model, model_path in zip(models, options.models):
         for task in tasks:
             number += 1
@@ -223,9 +229,9 @@ def run_grid(options: GridOptions, yard: Yard, progress: CellProgress | None = N
     return result
 
 
-def grader_for(options: GridOptions, task: str) -> dict[str, Any]:
+def grader_for(options: GridOptions, task: str, storage: Storage) -> dict[str, Any]:
     """The grader (and settings) that scores a chat task's answers: the options', else the task's own."""
-    return answers_for_data(options.answers, task).grader_settings()
+    return answers_for_data(options.answers, task, storage).grader_settings()
 
 
 def write_paired_table(result: GridResult, yard: Yard) -> Path | None:
@@ -281,7 +287,7 @@ def _evaluate_cell(
         if key not in task_data:
             task_data[key] = load_eval_data(task, options)
         data = task_data[key]
-        model_folder = yard.absolute(model.key)
+        model_folder = yard.storage.localize(yard.absolute(model.key))  # its weights, fetched for this cell
         output_dir = (
             None if owning_artifact(model_folder, yard) else folder / "evaluation_results" / model.label
         )

@@ -18,12 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from tuneyard.config import format_validation_error
-from tuneyard.errors import ConfigError, ManifestError
+from tuneyard.errors import ConfigError
 from tuneyard.experiments.spec import ExperimentSpec, FinetuneGrid
 from tuneyard.experiments.starts import CompressedStart, compressed_start, fits
 from tuneyard.train.options import FinetuneOptions
 from tuneyard.yard.layout import model_display_name, safe_component
-from tuneyard.yard.manifest import Manifest, read_manifest
+from tuneyard.yard.manifest import read_manifest_if_any
 from tuneyard.yard.storage import Storage
 
 ID_LENGTH = 10
@@ -177,17 +177,7 @@ def cell_state(folder: Path, storage: Storage) -> str:
 
     Read through the yard's storage: on shared storage another machine may have run the cell.
     """
-    manifest = manifest_if_any(folder, storage)
+    manifest = read_manifest_if_any(folder, storage)
     if manifest is None:
         return "new"
     return {"complete": "complete", "failed": "failed"}.get(manifest.status, "interrupted")
-
-
-def manifest_if_any(folder: Path, storage: Storage) -> Manifest | None:
-    """``folder``'s manifest, None when it has none yet (a corrupt one is still an error)."""
-    try:
-        return read_manifest(folder, storage)
-    except ManifestError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):
-            return None
-        raise

@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.experiments.backends import CellTask, Execution, run_tasks, threads_per_cell
 from tuneyard.experiments.cell_log import LOGS
-from tuneyard.experiments.cells import FinetuneCell, cell_state, expand, manifest_if_any
+from tuneyard.experiments.cells import FinetuneCell, cell_state, expand
 from tuneyard.experiments.search import Probe, SearchResult, run_search
 from tuneyard.experiments.spec import AXES, FINETUNED, ExperimentSpec
 from tuneyard.experiments.starts import COMPRESSED, CompressedStart, compress_starts
 from tuneyard.experiments.transfer import TRANSFER_HEATMAP, draw_transfer_matrix
+from tuneyard.yard.manifest import read_manifest_if_any
 
 if TYPE_CHECKING:
     from tuneyard.evaluate.transfer_grid import GridResult
@@ -184,7 +185,7 @@ def cell_task(plan: CellPlan, spec: ExperimentSpec, yard: Yard, execution: Execu
 
 def register_run(folder: Path, yard: Yard) -> None:
     """Index a cell's run from its manifest (the driver is the index's only writer)."""
-    manifest = manifest_if_any(folder, yard.storage)
+    manifest = read_manifest_if_any(folder, yard.storage)
     if manifest is not None:
         manifest.path = yard.relative(folder)
         yard.register(manifest)

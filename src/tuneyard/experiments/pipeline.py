@@ -43,6 +43,7 @@ from tuneyard.config import format_validation_error, read_config_file
 from tuneyard.errors import ConfigError, TuneyardError
 from tuneyard.experiments.steps import VERBS
 from tuneyard.yard.manifest import utc_now
+from tuneyard.yard.storage import model_files
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
 STATE_FILE = "pipeline.json"
 STEPS_DIR = "steps"
+LOGS_DIR = "logs"  # a detached pipeline's output (``pipeline --background``)
 HASH_LENGTH = 10
 
 
@@ -298,7 +300,12 @@ def run_pipeline(spec: PipelineSpec, yard: Yard, on_step: StepProgress | None = 
     state = PipelineState(folder / STATE_FILE, yard)
     hashes = step_hashes(spec)
     paths: dict[str, str] = {}
-    report = on_step or (lambda step, what: None)
+
+    def report(step: Step, what: str) -> None:
+        if on_step is not None:
+            on_step(step, what)
+        yard.storage.sync(folder / LOGS_DIR)  # a detached run's log, sent where the yard lives (on S3)
+
     for step in spec.steps:
         digest = hashes[step.name]
         if state.done(step.name, digest):
@@ -306,7 +313,8 @@ def run_pipeline(spec: PipelineSpec, yard: Yard, on_step: StepProgress | None = 
             report(step, "skipped")
             continue
         for reference in dict.fromkeys(step.references()):
-            yard.storage.localize(Path(paths[reference]))  # maybe filed by another machine
+            # maybe filed by another machine; a run's checkpoints are no step's input
+            yard.storage.localize(Path(paths[reference]), only=model_files)
         step_folder = folder / STEPS_DIR / f"{step.name}-{digest}"
         options = step_options(step, paths, step_folder)
         verb = VERBS[step.verb]

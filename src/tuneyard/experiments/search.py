@@ -48,7 +48,7 @@ from tuneyard.evaluate.paired import (
     row_scores,
 )
 from tuneyard.task_types.data_loading import load_data
-from tuneyard.yard.manifest import utc_now
+from tuneyard.yard.manifest import read_manifest_if_any, utc_now
 
 if TYPE_CHECKING:
     from tuneyard.evaluate.paired import PairedComparison
@@ -118,7 +118,7 @@ class Probe:
     ratio: float
     seed: int
     id: str
-    folder: str
+    folder: str  # relative to the yard, as every path the journal keeps: the same on every machine
     model: str  # what was scored: the compressed model, or its recovery's best/
     score: float
     results: str  # its eval's folder (per-row scores), relative to the yard
@@ -181,7 +181,12 @@ def probe_id(search: SearchSpec, method: str, ratio: float, seed: int) -> str:
 
 
 class Journal:
-    """``search.json``: probes by id, evals by (model, split); rewritten after each, reused by a rerun."""
+    """``search.json``: probes by id, evals by (model, split); rewritten after each, reused by a rerun.
+
+    Paths in the yard are kept relative to it, so a search begun on one machine of a yard
+    in object storage is continued on another (whose working copy lies elsewhere); an
+    older journal's absolute paths inside the yard are read as relative ones.
+    """
 
     def __init__(self, path: Path, yard: Yard) -> None:
         self.path, self.yard = path, yard
@@ -189,9 +194,26 @@ class Journal:
             stored = json.loads(yard.storage.read_text(path))
         except FileNotFoundError:
             stored = {}
-        self.probes: dict[str, dict[str, Any]] = stored.get("probes", {})
-        self.evals: dict[str, dict[str, Any]] = stored.get("evals", {})
+        self.probes: dict[str, dict[str, Any]] = {
+            identity: {
+                **entry,
+                "folder": self.portable(entry["folder"]),
+                "model": self.portable(entry["model"]),
+            }
+            for identity, entry in stored.get("probes", {}).items()
+        }
+        self.evals: dict[str, dict[str, Any]] = {
+            self.eval_key(*json.loads(key)): entry for key, entry in stored.get("evals", {}).items()
+        }
         self.report: dict[str, Any] = {}
+
+    def portable(self, model: str | Path) -> str:
+        """``model`` relative to the yard when it is an absolute path inside it; else as given (a hub id)."""
+        return self.yard.relative(Path(model)) if Path(model).is_absolute() else str(model)
+
+    def eval_key(self, model: str | Path, data: str, split: str, metric: str) -> str:
+        """The key of an eval of ``model`` in :attr:`evals`."""
+        return json.dumps([self.portable(model), self.portable(data), split, metric])
 
     def write(self) -> None:
         document = {"probes": self.probes, "evals": self.evals, "report": self.report}
@@ -208,7 +230,7 @@ def evaluate(model: str | Path, split: str, search: SearchSpec, journal: Journal
     from tuneyard.evaluate.model_eval import evaluate_model
 
     yard = journal.yard
-    key = json.dumps([str(model), search.data, split, search.metric])
+    key = journal.eval_key(model, search.data, split, search.metric)
     kept = journal.evals.get(key)
     if kept is not None and kept_results(journal, kept["results"]) is not None:
         return kept["score"], checked(row_scores(yard.absolute(kept["results"])))
@@ -230,12 +252,11 @@ def make_probe(search: SearchSpec, method: str, ratio: float, seed: int, folder:
     """Compress at ``ratio`` (calibration rows drawn with ``seed``), recover unless ``recovery`` is null."""
     from tuneyard.compress.compressor import compress_model
     from tuneyard.compress.options import CompressOptions
-    from tuneyard.experiments.cells import manifest_if_any  # imported here: cells imports this module
     from tuneyard.train.options import FinetuneOptions
     from tuneyard.train.recipe import finetune
 
     compressed = folder / "compressed"
-    if manifest_if_any(compressed, yard.storage) is not None:
+    if read_manifest_if_any(compressed, yard.storage) is not None:
         yard.storage.localize(compressed)  # compressed earlier, maybe on another machine: recovered here
     else:
         compress_model(
@@ -276,7 +297,8 @@ def run_search(
             point = next(point for point in result.path if point.ratio == result.smallest)
             best = max(point.probes, key=lambda probe: probe.score)  # chosen on select_on too
             label = f"{result.method} {best.ratio:g} (seed {best.seed})"
-            result.chosen = report_candidate(label, best.model, search, journal, dense_report)
+            model = str(journal.yard.absolute(best.model))
+            result.chosen = report_candidate(label, model, search, journal, dense_report)
     journal.report = {
         "select_on": search.select_on, "report_on": search.report_on, "dense": dense, "target": target,
         "candidates": [asdict(c) for c in [dense_report, *(r.chosen for r in results if r.chosen)]],
@@ -395,4 +417,14 @@ def new_probe(
     model = make_probe(search, method, ratio, seed, probe_folder, journal.yard)
     value, rows = evaluate(model, search.select_on, search, journal)
     results = journal.yard.relative(rows.folder)
-    return Probe(method, ratio, seed, identity, str(probe_folder), str(model), value, results, utc_now())
+    return Probe(
+        method,
+        ratio,
+        seed,
+        identity,
+        journal.portable(probe_folder),
+        journal.portable(model),
+        value,
+        results,
+        utc_now(),
+    )

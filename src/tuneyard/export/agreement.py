@@ -46,7 +46,13 @@ from tuneyard.export.converter import PROJECTOR_PREFIX, has_vision_tower
 from tuneyard.task_types import get_task_type
 from tuneyard.task_types.causal_lm.options import AnswerOptions, answers_for_data
 from tuneyard.task_types.data_loading import load_data
-from tuneyard.yard.manifest import MANIFEST_FILE, TRAINING_KINDS, list_files, read_manifest, update_manifest
+from tuneyard.yard.manifest import (
+    TRAINING_KINDS,
+    list_files,
+    read_manifest,
+    read_manifest_if_any,
+    update_manifest,
+)
 from tuneyard.yard.root import Yard
 from tuneyard.yard.writer import replace_folder
 
@@ -166,10 +172,10 @@ def training_config(yard: Yard, folder: Path) -> dict[str, Any] | None:
     from tuneyard.export.merge import artifact_folder
     from tuneyard.yard.lineage import lineage
 
-    folder = artifact_folder(folder)
-    if not (folder / MANIFEST_FILE).is_file():
+    manifest = read_manifest_if_any(artifact_folder(folder, yard.storage), yard.storage)
+    if manifest is None:
         return None
-    record = read_manifest(folder, yard.storage).to_data()
+    record = manifest.to_data()
     for step in reversed(lineage(yard, record)):
         if step.kind not in TRAINING_KINDS or step.state != "artifact":
             continue
@@ -443,7 +449,8 @@ def load_source(
     import torch
 
     data = validation_data(options, yard, export)
-    answers = answers_for_data(options.answers, data.source)  # the task's grader, unless --grader names one
+    # the task's grader, unless --grader names one
+    answers = answers_for_data(options.answers, data.source, yard.storage)
     model, tokenizer = get_task_type(data.spec.task_type).model.load_for_eval(folder, torch.device("cpu"))
     model.eval()
     task_options = trained_task_options(yard, export, data.spec.task_type)

@@ -227,9 +227,9 @@ def _manifest(
     from tuneyard.yard.layout import model_display_name
     from tuneyard.yard.manifest import Manifest
 
-    name = options.name or model_display_name(artifact_folder(origin))
+    name = options.name or model_display_name(artifact_folder(origin, yard.storage))
     target = yard.target_path("export", output_dir=options.output_dir, name=f"{name}_{method}")
-    task, dataset = task_of(artifact_folder(source))
+    task, dataset = task_of(artifact_folder(source, yard.storage), yard.storage)
     task_type = task_type_of_model(source)
     manifest = Manifest(
         kind="export",
@@ -239,7 +239,7 @@ def _manifest(
         dataset=dataset,
         arch=arch_of(load_config(source).model_type),
         method=method,
-        parents=[yard.parent_link(artifact_folder(source), "source")],
+        parents=[yard.parent_link(artifact_folder(source, yard.storage), "source")],
         config=options.model_dump() | tools | {"source": yard.relative(source)},
     )
     return name, target, manifest

@@ -40,6 +40,7 @@ from tuneyard.yard.root import Yard
 
 if TYPE_CHECKING:
     from tuneyard.task_types.base import TaskType
+    from tuneyard.yard.storage import Storage
 
 TOLERANCE = 1e-4  # of the largest probe logit's magnitude
 
@@ -82,9 +83,10 @@ def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
     """Fold ``options.checkpoint``'s adapter (or, with ``dense``, its factors) in and file the model."""
     from tuneyard.models.compressed_folder import is_compressed_folder
     from tuneyard.models.loading import ADAPTER_CONFIG, adapter_base, resolve_model_folder
+    from tuneyard.task_types.model_loading import resolve_checkpoint
 
     started = time.perf_counter()
-    folder = resolve_model_folder(options.checkpoint)
+    folder = resolve_model_folder(resolve_checkpoint(options.checkpoint, yard))  # on S3: fetched here
     if (folder / ADAPTER_CONFIG).is_file():
         source, base = "lora", adapter_base(folder)
     elif is_compressed_folder(folder):
@@ -109,7 +111,7 @@ def merge_model(options: MergeOptions, yard: Yard) -> MergeResult:
         )
     _refuse_quantized(base)
     task_type = _task_type(folder)
-    options = options.model_copy(update={"dtype": merged_dtype(options.dtype, folder)})
+    options = options.model_copy(update={"dtype": merged_dtype(options.dtype, folder, yard.storage)})
     model, tokenizer, probe = _load_with_probe(folder, task_type)
     before = _probe_logits(model, probe)
     merged, layers = _fold(model, source)
@@ -128,16 +130,16 @@ def _has_attention_adapters(folder: Path) -> bool:
     return config.is_file() and json.loads(config.read_text()).get(ATTENTION_ADAPTER_DIM) is not None
 
 
-def merged_dtype(requested: LoadDtype, folder: Path) -> DtypeName:
+def merged_dtype(requested: LoadDtype, folder: Path, storage: Storage) -> DtypeName:
     """``--dtype``, or for ``auto`` the dtype the source's run recorded (float32 when it records none)."""
-    from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+    from tuneyard.yard.manifest import read_manifest_if_any
 
     if requested != "auto":
         return requested
-    origin = artifact_folder(folder)
-    if not (origin / MANIFEST_FILE).is_file():
+    manifest = read_manifest_if_any(artifact_folder(folder, storage), storage)
+    if manifest is None:
         return DEFAULT_DTYPE
-    return dtype_name(read_manifest(origin).config.get("dtype")) or DEFAULT_DTYPE
+    return dtype_name(manifest.config.get("dtype")) or DEFAULT_DTYPE
 
 
 def _refuse_quantized(base: Path | str) -> None:
@@ -233,13 +235,13 @@ def _write(
 
     merged, tokenizer = converted
     arch = arch_of(merged.config.model_type)
-    origin = artifact_folder(folder)
+    origin = artifact_folder(folder, yard.storage)
     name = options.name or model_display_name(origin)
     target = yard.target_path("merged", output_dir=options.output_dir, arch=arch, name=name)
     parents = [yard.parent_link(origin, "adapter" if source == "lora" else "source")]
     if source == "lora":
         parents.append(yard.parent_link(base, "base"))
-    task, dataset = task_of(origin)
+    task, dataset = task_of(origin, yard.storage)
     manifest = Manifest(
         kind="merged",
         name=target.name,
@@ -264,22 +266,24 @@ def _write(
     return writer.final_path
 
 
-def task_of(origin: Path) -> tuple[str | None, str | None]:
+def task_of(origin: Path, storage: Storage) -> tuple[str | None, str | None]:
     """The task and dataset the source artifact was trained on, carried to the merged model."""
-    from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+    from tuneyard.yard.manifest import read_manifest_if_any
 
-    if not (origin / MANIFEST_FILE).is_file():
-        return None, None
-    manifest = read_manifest(origin)
-    return manifest.task, manifest.dataset
+    manifest = read_manifest_if_any(origin, storage)
+    return (manifest.task, manifest.dataset) if manifest is not None else (None, None)
 
 
-def artifact_folder(folder: Path) -> Path:
-    """The yard artifact a model folder belongs to: the run whose best/ or last/ it is, else itself."""
+def artifact_folder(folder: Path, storage: Storage) -> Path:
+    """The yard artifact a model folder belongs to: the run whose best/ or last/ it is, else itself.
+
+    Asked of the yard's storage: on S3 the run's manifest may be in the bucket only (its
+    ``best/`` alone was fetched), and the merged model's parent is the run all the same.
+    """
     from tuneyard.models.loading import RUN_SUBFOLDERS
-    from tuneyard.yard.manifest import MANIFEST_FILE
+    from tuneyard.yard.scan import read_manifest_text
 
-    if folder.name in RUN_SUBFOLDERS and (folder.parent / MANIFEST_FILE).is_file():
+    if folder.name in RUN_SUBFOLDERS and read_manifest_text(storage, folder.parent) is not None:
         return folder.parent
     return folder
 
@@ -293,7 +297,7 @@ def find_merged(yard: Yard, folder: Path, dense: bool) -> Path | None:
     from tuneyard.errors import ManifestError
     from tuneyard.yard.manifest import read_manifest
 
-    source = yard.relative(artifact_folder(folder))
+    source = yard.relative(artifact_folder(folder, yard.storage))
     # An archived merge still has its files: reuse it rather than write the same weights again.
     for row in yard.query(kind="merged", status="complete", with_manifest=True, include_archived=True):
         parents = row["manifest"].get("parents") or []

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.models.compressed_folder import is_compressed_folder
-from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+from tuneyard.yard.manifest import read_manifest_if_any
 from tuneyard.yard.metadata_guess import infer_metadata, path_tokens
+from tuneyard.yard.storage import LOCAL, Storage
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -96,8 +97,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def describe_local(folder: Path) -> StartingCheckpoint:
-    """Describe a model folder on disk; refuse folders that hold no model."""
+def describe_local(folder: Path, storage: Storage) -> StartingCheckpoint:
+    """Describe a model folder on disk; refuse folders that hold no model.
+
+    Its manifest is read through ``storage``, the storage of the yard it may belong to.
+    """
     if not folder.exists():
         raise ModelError(
             f"checkpoint {folder} does not exist.", "Give a model folder or a Hugging Face hub id."
@@ -115,12 +119,10 @@ def describe_local(folder: Path) -> StartingCheckpoint:
         )
     config = _read_json(folder / "config.json")
     model_type = str(config.get("model_type") or "unknown")
-    manifest = None
-    if (folder / MANIFEST_FILE).is_file():
-        try:
-            manifest = read_manifest(folder)
-        except ManifestError:
-            manifest = None
+    try:
+        manifest = read_manifest_if_any(folder, storage)
+    except ManifestError:
+        manifest = None
     values, inferred = infer_metadata(folder)
     compressed = is_compressed_folder(folder) or (manifest is not None and manifest.kind == "compressed")
     method = None
@@ -181,5 +183,5 @@ def describe_checkpoint(checkpoint: str, yard: Yard | None = None) -> StartingCh
         r"[\w.-]+(/[\w.-]+)?", checkpoint
     ) is not None and not checkpoint.startswith(".")
     if path.exists() or not looks_like_hub_id:
-        return describe_local(path.resolve())
+        return describe_local(path.resolve(), yard.storage if yard is not None else LOCAL)
     return describe_hub(checkpoint)

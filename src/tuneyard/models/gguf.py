@@ -143,13 +143,13 @@ def resolve_model_path(checkpoint: str | Path, yard: Yard, task_type_of: TaskTyp
     :func:`tuneyard.yard.storage.fetch_artifact`), a path of a yard on shared storage that is
     not here (another machine's run, ``outputs/p/run``) downloaded into its working copy,
     anything else (a folder, a hub id) as given. ``task_type_of`` names an import's task type."""
-    from tuneyard.yard.storage import fetch_artifact, is_storage_url
+    from tuneyard.yard.storage import fetch_artifact, is_storage_url, model_files
 
     if is_storage_url(checkpoint):
         checkpoint = fetch_artifact(str(checkpoint))
     path = Path(checkpoint).expanduser()
     if yard.storage.is_remote and not path.exists():
-        in_yard = yard.localize(path)
+        in_yard = yard.localize(path, only=model_files)  # a run's checkpoints are no model to load
         if in_yard.exists():  # else not the yard's: a hub id, or a typo reported later
             path = checkpoint = in_yard
     if not is_gguf_path(path):

@@ -35,6 +35,7 @@ from typing import Any
 from tuneyard.errors import ManifestError, ModelError
 from tuneyard.yard.manifest import read_manifest
 from tuneyard.yard.root import enclosing_root
+from tuneyard.yard.storage import LOCAL
 
 ADAPTER_CONFIG = "adapter_config.json"
 RUN_SUBFOLDERS = ("best", "last")
@@ -217,8 +218,8 @@ def adapter_base(folder: Path) -> Path | str:
 
 def recorded_adapter_base(folder: Path) -> list[Path]:
     """The absolute base path ``folder``'s manifest recorded (``adapter_base``), if it has one."""
-    try:
-        recorded = read_manifest(folder).adapter_base
+    try:  # the adapter folder being loaded, as it is here (a yard's is fetched whole, manifest included)
+        recorded = read_manifest(folder, LOCAL).adapter_base
     except ManifestError:  # a foreign adapter: no manifest, or one tuneyard cannot read
         return []
     return [Path(recorded)] if recorded else []

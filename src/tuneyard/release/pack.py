@@ -31,6 +31,7 @@ from tuneyard.task_types.model_card import CARD_FILE, loading_section, render_ca
 from tuneyard.yard.lineage import descendants, lineage, read_record
 from tuneyard.yard.manifest import MANIFEST_FILE
 from tuneyard.yard.root import Yard
+from tuneyard.yard.storage import Storage
 
 ARCHIVE_SUFFIX = ".tar"
 BASE_FOLDER = "base"  # an adapter's base, when it is a folder, inside the pack
@@ -44,24 +45,39 @@ def pack_release(registry: Registry, reference: str, out: Path, force: bool = Fa
     artifact = registry.artifact_folder(release)
     model = resolve_model_folder(artifact)
     out = out.expanduser().resolve()
-    if out.exists() and not force:
-        raise ArtifactExistsError(f"{out} exists.", "Choose another -o, or pass --force to replace it.")
+    if out.exists() and not force:  # refused before the copying; publish_new closes the window after it
+        raise _exists(out)
     storage = registry.storage
     staged = storage.staging_folder(out)
     try:
+        filled = staged
         if out.suffix == ARCHIVE_SUFFIX:
             folder = staged / f"{release.name}-{release.version}"
             _fill(registry.yard, release, artifact, model, folder)
-            archive = staged / out.name
-            with tarfile.open(archive, "w") as tar:
+            filled = staged / out.name
+            with tarfile.open(filled, "w") as tar:
                 tar.add(folder, arcname=folder.name)
-            storage.publish(archive, out)
         else:
             _fill(registry.yard, release, artifact, model, staged)
-            storage.publish(staged, out)
+        _publish(storage, filled, out, force)
     finally:
         storage.delete(staged)  # what is left of it: all of it on failure, the tar's folder on success
     return out
+
+
+def _publish(storage: Storage, filled: Path, out: Path, force: bool) -> None:
+    """``filled`` as ``out``: replacing what is there only with ``force``, however late it appeared."""
+    if force:
+        storage.publish(filled, out)
+        return
+    try:
+        storage.publish_new(filled, out)
+    except FileExistsError:
+        raise _exists(out) from None
+
+
+def _exists(out: Path) -> ArtifactExistsError:
+    return ArtifactExistsError(f"{out} exists.", "Choose another -o, or pass --force to replace it.")
 
 
 def _fill(yard: Yard, release: Release, artifact: Path, model: Path, folder: Path) -> None:

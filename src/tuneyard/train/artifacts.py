@@ -186,7 +186,7 @@ def _model_folder(run: RunWriter, subfolder: str, metrics: dict[str, Any]) -> It
         manifest.adapter_base = record_adapter_base(run.yard, temp)
         write_model_card(run.yard, manifest, temp)
         manifest.files = list_files(temp)
-        write_manifest(temp, manifest)
+        write_manifest(temp, manifest, run.yard.storage)
 
 
 def write_model_folder(
@@ -231,7 +231,7 @@ def link_model_folder(run: RunWriter, source: str, subfolder: str, metrics: dict
     Used for ``last/`` when the final evaluation was also the best.
     """
     origin = run.path / source
-    names = [entry.path for entry in read_manifest(origin).files if entry.path != CARD_FILE]
+    names = [entry.path for entry in read_manifest(origin, run.yard.storage).files if entry.path != CARD_FILE]
     with _model_folder(run, subfolder, metrics) as temp:
         _link_files(origin, names, temp)
     return run.path / subfolder

@@ -330,7 +330,7 @@ def prepare_finetune(
     """
     if isinstance(resume, Path):
         resume = yard.localize(resume)  # on S3: the run as another machine left it
-        check_resumable(resume)
+        check_resumable(resume, yard.storage)
         options = read_saved_options(resume)
     if options is None:
         raise TrainingError("no options given and no run folder to resume.")

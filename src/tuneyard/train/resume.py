@@ -21,7 +21,7 @@ from tuneyard.components import distributed
 from tuneyard.errors import ManifestError, TrainingError
 from tuneyard.train import checkpoints
 from tuneyard.train.options import FinetuneOptions
-from tuneyard.yard.manifest import Manifest, read_manifest
+from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest_if_any
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -50,14 +50,20 @@ def write_saved_options(storage: Storage, run_dir: Path, options: FinetuneOption
     )
 
 
-def check_resumable(run_dir: Path) -> Manifest:
-    """Refuse to resume a folder that is not a run, or a run that already finished."""
-    if not run_dir.is_dir():
-        raise TrainingError(f"cannot resume {run_dir}: no such run folder.", "Start it without --resume.")
+def check_resumable(run_dir: Path, storage: Storage) -> Manifest:
+    """Refuse to resume a folder that is not a run, or a run that already finished.
+
+    The manifest is the yard's (on S3 the bucket's): another machine may have finished the run.
+    """
     try:
-        manifest = read_manifest(run_dir)
+        manifest = read_manifest_if_any(run_dir, storage)
     except ManifestError as exc:
         raise TrainingError(f"cannot resume {run_dir}: {exc.message}", exc.hint) from exc
+    if manifest is None:
+        found = (
+            "no such run folder" if not run_dir.is_dir() else f"it has no {MANIFEST_FILE}: no tuneyard run"
+        )
+        raise TrainingError(f"cannot resume {run_dir}: {found}.", "Start it without --resume.")
     if manifest.status == "complete":
         raise TrainingError(
             f"run {run_dir} is complete; there is nothing to resume.",
@@ -89,7 +95,8 @@ def reopen_run(yard: Yard, run_dir: Path) -> tuple[RunWriter | None, Path | None
     """
     run = None
     if distributed.is_main_process():
-        check_resumable(run_dir)
+        yard.localize(run_dir)  # on S3: its checkpoints and log as the machine that ran it left them
+        check_resumable(run_dir, yard.storage)
         run = yard.resume_run(run_dir)
         checkpoints.clear_staging(yard.storage, run_dir)
     distributed.barrier()

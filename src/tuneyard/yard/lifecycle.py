@@ -18,6 +18,7 @@ from tuneyard.yard.manifest import MANIFEST_FILE, Manifest, read_manifest, updat
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
+    from tuneyard.yard.storage import Storage
 
 
 class ArtifactInUseError(TuneyardError):
@@ -46,14 +47,23 @@ def set_archived(yard: Yard, reference: str, archived: bool = True) -> Manifest:
     return manifest
 
 
-def nested_ids(folder: Path) -> list[str]:
-    """Manifest ids of the folder and of its parts (``best/``, ``last/``), which children may name."""
-    ids = []
-    for manifest_file in sorted(folder.rglob(MANIFEST_FILE)):
-        try:
-            ids.append(read_manifest(manifest_file.parent).id)
-        except TuneyardError:
-            continue  # an unreadable part names nothing
+def nested_ids(storage: Storage, folder: Path) -> list[str]:
+    """Manifest ids of the folder and of its parts (``best/``, ``last/``), which children may name.
+
+    Walked through the yard's storage: on S3 the parts of another machine's run are in the
+    bucket only, and a referrer of its ``best/`` must still keep it from removal.
+    """
+    ids: list[str] = []
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        listing = storage.list(current)
+        if any(entry.name == MANIFEST_FILE and not entry.is_dir for entry in listing):
+            try:
+                ids.append(read_manifest(current, storage).id)
+            except TuneyardError:
+                pass  # an unreadable part names nothing
+        stack.extend(current / entry.name for entry in reversed(listing) if entry.is_dir)
     return ids
 
 
@@ -62,7 +72,7 @@ def referrers(yard: Yard, record: dict[str, Any]) -> list[dict[str, Any]]:
     if not yard.has_index:
         return []
     folder = yard.absolute(record["path"])
-    ids = list(dict.fromkeys([str(record["id"]), *nested_ids(folder)]))
+    ids = list(dict.fromkeys([str(record["id"]), *nested_ids(yard.storage, folder)]))
     rows = yard.index.referrers(ids, str(record["path"]))
     return [row for row in rows if not yard.absolute(row["path"]).is_relative_to(folder)]
 

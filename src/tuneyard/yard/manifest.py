@@ -240,6 +240,20 @@ def read_manifest(folder: Path, storage: Storage = LOCAL) -> Manifest:
         raise ManifestError(f"{target}: field {field!r} {first['msg'].lower()}.") from exc
 
 
+def read_manifest_if_any(folder: Path, storage: Storage) -> Manifest | None:
+    """``folder``'s manifest, None when it has none (a corrupt one is still an error).
+
+    Asked of ``storage``, never of a local ``is_file()``: on a yard in object storage the
+    working copy may lack a manifest that the bucket holds (another machine's artifact).
+    """
+    try:
+        return read_manifest(folder, storage)
+    except ManifestError as exc:
+        if isinstance(exc.__cause__, (FileNotFoundError, NotADirectoryError)):
+            return None
+        raise
+
+
 # Digests already computed in this process, by (device, inode, size, mtime): a run's
 # best/ is hashed when written and again when the run completes, and last/ is often
 # hard links to best/'s files. A file changed in place gets a new mtime and a new key.

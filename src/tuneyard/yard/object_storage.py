@@ -31,6 +31,7 @@ and fsspec themselves.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ from typing import Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
-from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, temp_name
+from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, model_files, temp_name
 
 CACHE_ENV = "TUNEYARD_YARD_CACHE"
 # The name marker of a claimed folder, and the lease object of a locked one.
@@ -195,6 +196,20 @@ class ObjectStorage(Storage):
             if stale:
                 self.fs.rm(stale)
         LOCAL.rename_into_place(staged, target)  # unshared: localize() rewrites working-copy files
+
+    def publish_new(self, staged: Path, target: Path) -> None:
+        key = self.key(target)
+        if key is None:
+            LOCAL.publish_new(staged, target)
+        elif staged.is_dir():
+            if not self.create_exclusive(target):  # a conditional put of the claim marker
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            self.publish(staged, target)
+        else:
+            self.fs.invalidate_cache(key)
+            self.fs.pipe_file(key, staged.read_bytes(), mode="create")  # If-None-Match: FileExistsError
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)  # the working copy follows the bucket
 
     def delete(self, path: Path) -> None:
         key = self.key(path)
@@ -366,7 +381,7 @@ def remote_files(fs: Any, url: str, key: str) -> dict[str, dict[str, Any]]:
     return {
         name: info
         for name, info in files.items()
-        if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and not name.startswith("checkpoint-")
+        if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and model_files(name)
     }
 
 

@@ -171,13 +171,13 @@ class Yard:
         A local folder is recorded relative to the root (so the yard can move) with its
         manifest id when it has one; anything else (a hub id) is kept as given.
         """
-        from tuneyard.yard.manifest import MANIFEST_FILE, Parent, read_manifest
+        from tuneyard.yard.manifest import Parent, read_manifest_if_any
 
         folder = Path(source)
         if not folder.is_dir():
             return Parent(path=str(source), role=role)
-        manifest_id = read_manifest(folder, self.storage).id if (folder / MANIFEST_FILE).is_file() else None
-        return Parent(id=manifest_id, path=self.relative(folder), role=role)
+        manifest = read_manifest_if_any(folder, self.storage)  # on S3: the bucket's, not the working copy's
+        return Parent(id=manifest.id if manifest else None, path=self.relative(folder), role=role)
 
     def localize(self, folder: Path, only: Callable[[str], bool] | None = None) -> Path:
         """A folder the user named (``--resume RUN``), absolute and present on this machine.

@@ -42,6 +42,25 @@ TEMP_PREFIX = ".tmp-"
 REPLACED_PREFIX = f"{TEMP_PREFIX}old-"
 
 
+CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer-style working-state folders of a run
+
+
+def is_checkpoint_file(relative: str) -> bool:
+    """A file inside a run's ``checkpoint-*`` folder: resumable working state, not a result."""
+    return relative.startswith(CHECKPOINT_PREFIX)
+
+
+def model_files(relative: str) -> bool:
+    """A :meth:`Storage.localize` filter for a verb that loads a model: all but a run's checkpoints."""
+    return not is_checkpoint_file(relative)
+
+
+def model_description_files(relative: str) -> bool:
+    """A :meth:`Storage.localize` filter for naming a model without loading it: its JSON files
+    (config, manifest, adapter config), no weights."""
+    return relative.endswith(".json") and model_files(relative)
+
+
 def temp_name(name: str) -> str:
     """``.tmp-{name}-{pid}-{hex}``: the hidden sibling a write of ``name`` works in."""
     return f"{TEMP_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -132,6 +151,29 @@ class Storage(ABC):
         ``target`` may be missing, an empty claimed folder, or an older version, which
         is replaced (and deleted) only once the new one is in place.
         """
+
+    @abstractmethod
+    def publish_new(self, staged: Path, target: Path) -> None:
+        """Make the finished ``staged`` file or folder visible as ``target``, which must not exist.
+
+        ``FileExistsError`` when the name is taken, however late it appeared (a check
+        before the write would leave a window in which someone's file gets replaced), and
+        ``staged`` is then left to the caller. For results a user names (``runs aggregate
+        -o``, ``release pack -o``, an import's converted checkpoint): never replaced unasked.
+        """
+
+    def write_new(self, path: Path, data: bytes) -> None:
+        """Write the file ``path`` whole unless the name is taken: then ``FileExistsError``, nothing written.
+
+        A temporary sibling, then :meth:`publish_new`.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(temp_name(path.name))
+        try:
+            write_durably(temp, data)
+            self.publish_new(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
 
     @abstractmethod
     def delete(self, path: Path) -> None:
@@ -303,6 +345,17 @@ class LocalStorage(Storage):
             os.rename(staged, target)
             _fsync(target.parent)
             self.delete(old)
+        _fsync(target.parent)
+
+    def publish_new(self, staged: Path, target: Path) -> None:
+        if staged.is_dir():
+            if not self.create_exclusive(target):
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
+            self.rename_into_place(staged, target)  # onto the empty folder just claimed: atomic
+            return
+        _fsync(staged)
+        os.link(staged, target)  # a hard link fails when the name exists, where a rename replaces
+        os.unlink(staged)
         _fsync(target.parent)
 
     def delete(self, path: Path) -> None:

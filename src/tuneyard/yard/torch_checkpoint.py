@@ -153,22 +153,29 @@ def training_checkpoint_files(names: list[str]) -> list[str]:
 def refuse_existing(checkpoints: list[TrainingCheckpoint]) -> None:
     """Import never writes over a file: refuse when a checkpoint's safetensors name is taken."""
     for checkpoint in checkpoints:
-        target = checkpoint.safetensors_path
-        if target.exists():
-            raise ArtifactExistsError(
-                f"{target} exists already; import does not overwrite it.",
-                "Move it away, or delete it if an earlier import left it, and import again.",
-            )
+        if checkpoint.safetensors_path.exists():
+            raise exists_error(checkpoint.safetensors_path)
+
+
+def exists_error(target: Path) -> ArtifactExistsError:
+    return ArtifactExistsError(
+        f"{target} exists already; import does not overwrite it.",
+        "Move it away, or delete it if an earlier import left it, and import again.",
+    )
 
 
 def write_safetensors(checkpoint: TrainingCheckpoint, storage: Storage) -> None:
-    """Write the checkpoint's weights beside it as safetensors (atomically: a temporary file renamed)."""
+    """Write the checkpoint's weights beside it as safetensors: a temporary file, published only
+    while the name is still free (a file that appeared since :func:`refuse_existing` is kept)."""
     from safetensors.torch import save
 
     metadata = {"format": "pt", "source": checkpoint.path.name}
     if checkpoint.epoch is not None:
         metadata["epoch"] = str(checkpoint.epoch)
-    storage.write_bytes(checkpoint.safetensors_path, save(unshared(checkpoint.tensors), metadata=metadata))
+    try:
+        storage.write_new(checkpoint.safetensors_path, save(unshared(checkpoint.tensors), metadata=metadata))
+    except FileExistsError:
+        raise exists_error(checkpoint.safetensors_path) from None
 
 
 def unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -20,7 +20,6 @@ distinct folders.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -28,13 +27,12 @@ from typing import TYPE_CHECKING, Self
 
 from tuneyard.errors import ArtifactExistsError
 from tuneyard.yard.manifest import Manifest, list_files, read_manifest, update_manifest, write_manifest
-from tuneyard.yard.storage import Storage, temp_name, write_durably
+from tuneyard.yard.storage import Storage, is_checkpoint_file
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 MAX_SUFFIX = 10_000
-CHECKPOINT_PREFIX = "checkpoint-"  # the Trainer-style working-state folders of a run
 
 
 def claim_folder(storage: Storage, target: Path) -> Path:
@@ -66,28 +64,22 @@ def exists_error(target: Path, what: str) -> ArtifactExistsError:
     )
 
 
-def write_new_file(target: Path, text: str, force: bool, what: str = "file") -> None:
-    """Write ``text`` to the local file ``target`` whole, never replacing one unless ``force``.
+def write_new_file(storage: Storage, target: Path, text: str, force: bool, what: str = "file") -> None:
+    """Write ``text`` to ``target`` whole, never replacing a file unless ``force``.
 
     For derived files a user names (``runs aggregate -o``). The text goes into a temporary
-    sibling first; it is then published as ``target`` with a hard link, which fails when
-    the name exists, so a file someone created after :func:`refuse_to_replace` looked is
-    kept (checking, then writing, would replace it). ``force`` publishes with a rename over
-    whatever is there. Either way readers never see a part of the file.
+    sibling first, then :meth:`Storage.write_new` publishes it as ``target``, refusing when the
+    name exists, so a file someone created after :func:`refuse_to_replace` looked is kept
+    (checking, then writing, would replace it). ``force`` writes over whatever is there.
+    Either way readers never see a part of the file.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(temp_name(target.name))
+    if force:
+        storage.write_text(target, text)
+        return
     try:
-        write_durably(temp, text.encode())
-        if force:
-            os.replace(temp, target)
-        else:
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                raise exists_error(target, what) from None
-    finally:
-        temp.unlink(missing_ok=True)
+        storage.write_new(target, text.encode())
+    except FileExistsError:
+        raise exists_error(target, what) from None
 
 
 @contextlib.contextmanager
@@ -190,11 +182,6 @@ def merge_view(on_disk: Manifest, own: Manifest, folder: Path) -> None:
         setattr(on_disk, name, getattr(own, name))
     on_disk.metrics = metrics
     on_disk.files = [*own.files, *added]
-
-
-def is_checkpoint_file(relative: str) -> bool:
-    """A file inside a run's ``checkpoint-*`` folder: resumable working state, not a result."""
-    return relative.startswith(CHECKPOINT_PREFIX)
 
 
 class RunWriter:

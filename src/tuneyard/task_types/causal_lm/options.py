@@ -12,6 +12,7 @@ from pydantic import Field
 
 from tuneyard.config import Cli, StrictModel
 from tuneyard.data.formatting import TaskGrader, task_grader
+from tuneyard.yard.storage import Storage
 
 
 class GenerationOptions(StrictModel):
@@ -63,24 +64,25 @@ class AnswerOptions(GenerationOptions):
         return self.model_dump(include={"grader", "fields", "pattern", "choices"})
 
 
-def answers_for_data(answers: AnswerOptions | None, source: str | Path) -> AnswerOptions:
+def answers_for_data(answers: AnswerOptions | None, source: str | Path, storage: Storage) -> AnswerOptions:
     """``answers``, graded by the task's own grader when the data has one and ``answers`` names none.
 
     ``prepare --task-spec`` records the task's grader in the dataset's manifest
-    (``config.format.grader``); a grader given explicitly (``--grader``, ``evals.grader``)
-    overrides it.
+    (``config.format.grader``), read through ``storage`` (the yard's, which holds the
+    dataset); a grader given explicitly (``--grader``, ``evals.grader``) overrides it.
     """
     answers = answers or AnswerOptions()
     if "grader" in answers.model_fields_set:
         return answers
-    grader = recorded_grader(Path(source))
+    grader = recorded_grader(Path(source), storage)
     return answers.graded_by(grader) if grader is not None else answers
 
 
-def recorded_grader(folder: Path) -> TaskGrader | None:
+def recorded_grader(folder: Path, storage: Storage) -> TaskGrader | None:
     """The grader a prepared dataset's manifest records for its task (None: none, or no manifest)."""
-    from tuneyard.yard.manifest import MANIFEST_FILE, read_manifest
+    from tuneyard.yard.manifest import read_manifest_if_any
 
-    if not (folder / MANIFEST_FILE).is_file():
+    manifest = read_manifest_if_any(folder, storage)
+    if manifest is None:
         return None
-    return task_grader((read_manifest(folder).config.get("format") or {}).get("grader"))
+    return task_grader((manifest.config.get("format") or {}).get("grader"))
