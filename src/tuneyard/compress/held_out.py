@@ -7,7 +7,9 @@ the first ``--held-out-samples`` rows of the validation split, so before and aft
 read exactly the same tokens. Every model is also measured by its *output error*: the
 relative distance between the compressed and the dense model's last hidden states,
 ``||H' - H||_F / ||H||_F``, over the real tokens of those rows only (padding positions
-carry no meaning, and counting them would dilute or inflate the error by batch shape).
+carry no meaning, and counting them would dilute or inflate the error by batch shape);
+where the task type scores a model in one forward pass a batch (a decoder's perplexity),
+those passes also give the hidden states, so each model reads the held-out rows once.
 The batches are the task type's model inputs, whatever they are (token ids, a speech
 encoder's samples); an attention mask at another resolution than the hidden states (a
 speech encoder's, over samples) cannot pick positions, and every position counts.
@@ -55,14 +57,14 @@ class HeldOut:
         if not batches:
             return cls()
         rows = sum(len(next(iter(batch.values()))) for batch in batches)
-        before = task_type.compression.held_out_scores(model, batches)
-        return cls(task_type, batches, rows, before, reference=final_hidden_states(model, batches))
+        before, reference = scores_and_hidden_states(task_type, model, batches)
+        return cls(task_type, batches, rows, before, reference=reference)
 
     def measure_after(self, model: Any) -> None:
         """Score the compressed ``model`` on the same batches, and its output error."""
         if self.task_type is not None:
-            self.after = self.task_type.compression.held_out_scores(model, self.batches)
-            self.output_error = relative_error(final_hidden_states(model, self.batches), self.reference)
+            self.after, states = scores_and_hidden_states(self.task_type, model, self.batches)
+            self.output_error = relative_error(states, self.reference)
 
     def metrics(self) -> dict[str, float]:
         """``{name}_before`` / ``{name}_after``, ``output_error`` and ``held_out_rows``, for the manifest."""
@@ -83,6 +85,38 @@ class HeldOut:
         return scores
 
 
+def scores_and_hidden_states(
+    task_type: TaskType, model: Any, batches: list[Batch]
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """``model``'s held-out scores and its last hidden states (:func:`final_hidden_states`).
+
+    A task type that scores by reading each batch once (a decoder's perplexity: a forward
+    pass per batch) hands over the hidden states of those same passes, asked for by a hook,
+    so the held-out rows go through the model once, not twice. Scores read any other way
+    (none, several passes a batch) leave the states to a pass of their own.
+    """
+    captured: list[torch.Tensor] = []
+
+    def ask_for_states(module: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        return args, {**kwargs, "output_hidden_states": True}
+
+    def keep_states(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        captured.append(real_token_states(output.hidden_states[-1], kwargs.get("attention_mask")))
+
+    hooks = [
+        model.register_forward_pre_hook(ask_for_states, with_kwargs=True),
+        model.register_forward_hook(keep_states, with_kwargs=True),
+    ]
+    try:
+        scores = task_type.compression.held_out_scores(model, batches)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if len(captured) != len(batches):
+        captured = final_hidden_states(model, batches)
+    return scores, captured
+
+
 def final_hidden_states(model: Any, batches: list[Batch]) -> list[torch.Tensor]:
     """The last layer's hidden state at every real (unpadded) token, one ``(tokens, hidden)`` per batch."""
     device = next(model.parameters()).device
@@ -91,11 +125,15 @@ def final_hidden_states(model: Any, batches: list[Batch]) -> list[torch.Tensor]:
         for batch in batches:
             inputs = {name: tensor.to(device) for name, tensor in batch.items() if name != "labels"}
             hidden = model(**inputs, output_hidden_states=True).hidden_states[-1]
-            mask = inputs.get("attention_mask")
-            if mask is None or mask.shape != hidden.shape[:2]:
-                mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
-            states.append(hidden[mask.bool()].float().cpu())
+            states.append(real_token_states(hidden, inputs.get("attention_mask")))
     return states
+
+
+def real_token_states(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``hidden`` at the real tokens of ``mask`` (every position without a mask of its shape), on the CPU."""
+    if mask is None or mask.shape != hidden.shape[:2]:
+        mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+    return hidden[mask.bool()].float().cpu()
 
 
 def relative_error(states: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
