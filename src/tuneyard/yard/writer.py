@@ -67,9 +67,9 @@ def exists_error(target: Path, what: str) -> ArtifactExistsError:
 def write_new_file(storage: Storage, target: Path, text: str, force: bool, what: str = "file") -> None:
     """Write ``text`` to ``target`` whole, never replacing a file unless ``force``.
 
-    For derived files a user names (``runs aggregate -o``). The text goes into a temporary
-    sibling first, then :meth:`Storage.write_new` publishes it as ``target``, refusing when the
-    name exists, so a file someone created after :func:`refuse_to_replace` looked is kept
+    For derived files a user names (``runs aggregate -o``). :meth:`Storage.write_new` writes a
+    temporary sibling and publishes it as ``target``, refusing when the name exists, so a file
+    someone created after :func:`refuse_to_replace` looked is kept
     (checking, then writing, would replace it). ``force`` writes over whatever is there.
     Either way readers never see a part of the file.
     """
