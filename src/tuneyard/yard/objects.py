@@ -317,13 +317,15 @@ def usage(folders: dict[str, Path], store: Path | None) -> YardUsage:
     A file's inode is its identity: links to one object count once per artifact and
     once in the total, whichever folders they appear in.
     """
+    # Other artifacts' folders are not descended into. One set for all: a walk never meets
+    # its own top folder, and a copy per artifact made 10,000 artifacts quadratic.
     skip = set(folders.values())
     object_stats = [obj.lstat() for obj in objects(store)] if store is not None else []
     store_inodes = {(status.st_dev, status.st_ino) for status in object_stats}
     artifacts = []
     distinct: dict[tuple[int, int], int] = {}
     for shown, folder in folders.items():
-        statuses = list(folder_files(folder, skip - {folder}))
+        statuses = list(folder_files(folder, skip))
         artifacts.append(usage_of(shown, statuses, store_inodes))
         distinct.update(((status.st_dev, status.st_ino), status.st_size) for status in statuses)
     orphans = [status for status in object_stats if status.st_nlink == 1]
