@@ -24,8 +24,8 @@ Issue 27's bench line. Two parts, one process:
      GNU ``du -s`` (on-disk, each inode once) and ``du -sl --apparent-size`` (logical);
    - ``tuneyard runs gc`` after the first ``--removed`` artifacts (1,000) were deleted
      by hand (``rm -rf``: 40 contents lose their last artifact; gc also drops their
-     stale index entries), on a fresh ``cp -a`` of that yard each repeat, against
-     ``find .tuneyard/objects -type f -links 1 -delete`` on another fresh copy;
+     stale index entries), against ``find .tuneyard/objects -mindepth 2 -type f -links 1
+     -delete``; what each removed is put back before the next (not timed);
    - ``tuneyard runs gc`` with nothing left to do, against the same ``find``.
 
 Prints the figures and appends them to ``bench/RESULTS.md`` (section ``## Shared bytes
@@ -39,9 +39,12 @@ Prints the figures and appends them to ``bench/RESULTS.md`` (section ``## Shared
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -49,6 +52,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,16 +66,17 @@ from pairs import Run, quiet_libraries, ratios, rotate, spread, tuneyard_run
 from results import command_line, record
 
 from tuneyard.yard import Manifest, Yard
-from tuneyard.yard.gc import OBJECT_REASON
+from tuneyard.yard.gc import INDEX_REASON, OBJECT_REASON
 from tuneyard.yard.objects import (
     MIN_SHARED_BYTES,
     OBJECTS_FOLDER,
+    READ_ONLY,
     SHARING_ENV,
     objects,
     weight_files,
     yard_usage,
 )
-from tuneyard.yard.root import STATE_DIR
+from tuneyard.yard.root import INDEX_FILE, STATE_DIR
 
 TARGET = 1.02
 MIB = 1 << 20
@@ -165,12 +170,14 @@ def weights(content: int) -> bytes:
     return content.to_bytes(8, "big") * (MIN_SHARED_BYTES // 8)
 
 
-def build_yard(root: Path, artifacts: int, contents: int) -> float:
-    """Write ``artifacts`` artifacts through ``Yard.create``, consecutive ones sharing a weight content."""
-    yard = Yard.open(root)
+def write_artifacts(root: Path, numbers: range, artifacts: int, contents: int) -> None:
+    """Write the artifacts ``numbers`` through ``Yard.create``, consecutive ones sharing a weight content.
+
+    Left for ``runs reindex`` to index: several processes write at once (:func:`build_yard`).
+    """
+    yard = Yard.open(root, index_writes=False)
     per_content = max(1, artifacts // contents)
-    started = time.perf_counter()
-    for number in range(artifacts):
+    for number in numbers:
         manifest = Manifest(
             kind="run",
             name=f"run_{number}",
@@ -182,10 +189,20 @@ def build_yard(root: Path, artifacts: int, contents: int) -> float:
         with yard.create(manifest, target) as writer:
             (writer.path / "config.json").write_text('{"model_type": "bert"}\n')
             (writer.path / "model.safetensors").write_bytes(weights(number // per_content % contents))
-        if number and number % 2000 == 0:
-            print(
-                f"  ... {number} artifacts written ({time.perf_counter() - started:.0f} s)", file=sys.stderr
-            )
+
+
+def build_yard(root: Path, artifacts: int, contents: int, jobs: int) -> float:
+    """Write the yard with ``jobs`` processes (the writer's fsyncs wait on the disk, not the CPU), index it.
+
+    Returns the seconds taken.
+    """
+    started = time.perf_counter()
+    (root / STATE_DIR).mkdir(parents=True)  # the yard, so the writers' publishes find its store
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process that has run torch
+    with ProcessPoolExecutor(jobs, mp_context=spawn) as pool:
+        slices = [range(job, artifacts, jobs) for job in range(jobs)]
+        list(pool.map(write_artifacts, [root] * jobs, slices, [artifacts] * jobs, [contents] * jobs))
+    Yard.open(root).reindex()
     return time.perf_counter() - started
 
 
@@ -210,24 +227,60 @@ def tuneyard(root: Path, *words: str) -> str:
 
 
 def delete_unlinked_objects(root: Path) -> str:
-    """The reference gc: what a user runs by hand on the store."""
-    return run("find", root / STATE_DIR / OBJECTS_FOLDER, "-type", "f", "-links", "1", "-delete")
+    """The reference gc: what a user runs by hand on the store (objects sit two levels down)."""
+    store = root / STATE_DIR / OBJECTS_FOLDER
+    return run("find", store, "-mindepth", "2", "-type", "f", "-links", "1", "-delete")
 
 
-def timed_on_copies(
-    source: Path, scratch: Path, commands: dict[str, Callable[[Path], object]], repeats: int
+def keeper_of_gc_work(root: Path, spare: Path) -> Callable[[], None]:
+    """Save what a gc of ``root`` removes now; returns what puts it back (between timed gcs).
+
+    That is the unreferenced objects (copied aside, not linked: a link would reference
+    them) and the index with its stale rows (SQLite's backup, WAL or not). Far cheaper
+    than a fresh copy of a 10,000-artifact yard for every repeat.
+    """
+    store, index = root / STATE_DIR / OBJECTS_FOLDER, root / STATE_DIR / INDEX_FILE
+    unreferenced = [obj for obj in objects(store) if obj.stat().st_nlink == 1]
+    spare.mkdir()
+    for obj in unreferenced:
+        shutil.copyfile(obj, spare / obj.name)
+    copy_database(index, spare / INDEX_FILE)
+
+    def put_back() -> None:
+        for obj in unreferenced:
+            if not obj.exists():
+                obj.parent.mkdir(exist_ok=True)
+                shutil.copyfile(spare / obj.name, obj)
+                obj.chmod(READ_ONLY)
+        copy_database(spare / INDEX_FILE, index)
+
+    return put_back
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """``source``'s SQLite database, whole, into ``target``."""
+    with (
+        contextlib.closing(sqlite3.connect(source)) as reader,
+        contextlib.closing(sqlite3.connect(target)) as writer,
+    ):
+        reader.backup(writer)
+
+
+def timed_with_put_back(
+    root: Path, commands: dict[str, Callable[[Path], object]], put_back: Callable[[], None], repeats: int
 ) -> dict[str, float]:
-    """Median seconds of each command on a fresh ``cp -a`` of ``source`` each time (copies not timed)."""
+    """Median seconds of each command on ``root``, its work put back after each (not timed).
+
+    The order alternates each repeat.
+    """
     times: dict[str, list[float]] = {name: [] for name in commands}
     order = list(commands)
     for repeat in range(repeats):
         for name in order if repeat % 2 == 0 else order[::-1]:
-            copy = scratch / f"copy-{name}"
-            run("cp", "-a", source, copy)
             started = time.perf_counter()
-            commands[name](copy)
+            commands[name](root)
             times[name].append(time.perf_counter() - started)
-            shutil.rmtree(copy)
+            put_back()
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -239,7 +292,7 @@ def du_and_gc(args: argparse.Namespace, scratch: Path) -> str:
     """Part 2: build the yard, time ``runs du`` and ``runs gc`` next to their references; the record."""
     root = scratch / "yard"
     print(f"building a yard of {args.artifacts} artifacts in {root} ...", file=sys.stderr)
-    build_s = build_yard(root, args.artifacts, args.contents)
+    build_s = build_yard(root, args.artifacts, args.contents, args.build_jobs)
     usage = yard_usage(Yard.open(root))
     assert len(usage.artifacts) == args.artifacts and object_count(root) == args.contents
     du_cli = median_seconds(lambda: tuneyard(root, "runs", "du"), args.repeats)
@@ -257,31 +310,35 @@ def du_and_gc(args: argparse.Namespace, scratch: Path) -> str:
         {number // per_content % args.contents for number in range(args.removed)}
         - {number // per_content % args.contents for number in range(args.removed, args.artifacts)}
     )
-    gc_busy = timed_on_copies(
+    put_back = keeper_of_gc_work(root, scratch / "gc-work")
+    gc_busy = timed_with_put_back(
         root,
-        scratch,
-        {"tuneyard runs gc": lambda copy: tuneyard(copy, "runs", "gc"), "find": delete_unlinked_objects},
+        {"tuneyard runs gc": lambda yard: tuneyard(yard, "runs", "gc"), "find": delete_unlinked_objects},
+        put_back,
         args.repeats,
     )
     said = tuneyard(root, "runs", "gc")
     assert said.count(OBJECT_REASON) == orphans and object_count(root) == args.contents - orphans, said
+    assert said.count(INDEX_REASON) == args.removed, said  # the put-back index held its stale rows again
     gc_idle = median_seconds(lambda: tuneyard(root, "runs", "gc"), args.repeats)
     find_idle = median_seconds(lambda: delete_unlinked_objects(root), args.repeats)
     return (
-        f"{args.artifacts:,} artifacts written through `Yard.create` in {build_s:.0f} s (not timed below), "
+        f"{args.artifacts:,} artifacts written through `Yard.create` by {args.build_jobs} processes, then "
+        f"`runs reindex`, in {build_s:.0f} s (not timed below), "
         f"each a manifest, a config.json and a 1 MiB model.safetensors; {args.contents} distinct "
         f"weight contents, {per_content} consecutive artifacts each. "
         f"`runs du`: logical {usage.logical / MIB:,.0f} MiB, stored {usage.stored / MIB:,.0f} MiB; "
         f"GNU du: {gnu_disk / MIB:,.0f} MiB on disk, {gnu_logical / MIB:,.0f} MiB apparent "
-        f"counting every link. Median of {args.repeats} (gc with work: each on a fresh `cp -a` of "
-        "the yard after the deletion, copy not timed; order alternated).\n\n"
+        f"counting every link. Median of {args.repeats} (gc with work: what it removed put back "
+        "after each, not timed: the objects from copies aside, the index from a backup; order "
+        "alternated).\n\n"
         "| what | tuneyard | reference a user runs | reference |\n|---|---|---|---|\n"
         f"| `runs du` (CLI process) | {du_cli:.2f} s | `du -s` | {du_disk:.2f} s |\n"
         f"| `runs du` in-process (`yard_usage`) | {du_in_process:.2f} s | `du -sl --apparent-size` "
         f"| {du_apparent:.2f} s |\n"
         f"| `runs gc` after `rm -rf` of {args.removed:,} artifacts ({orphans} objects and "
         f"{args.removed:,} index entries to remove) | {gc_busy['tuneyard runs gc']:.2f} s "
-        f"| `find .tuneyard/objects -type f -links 1 -delete` | {gc_busy['find']:.2f} s |\n"
+        f"| `find .tuneyard/objects -mindepth 2 -type f -links 1 -delete` | {gc_busy['find']:.2f} s |\n"
         f"| `runs gc`, nothing to do | {gc_idle:.2f} s | the same `find` | {find_idle:.2f} s |\n"
     )
 
@@ -296,6 +353,7 @@ def main() -> None:
     parser.add_argument("--artifacts", type=int, default=10_000, help="artifacts in the du/gc yard")
     parser.add_argument("--contents", type=int, default=400, help="distinct weight contents among them")
     parser.add_argument("--removed", type=int, default=1_000, help="artifacts deleted by hand before gc")
+    parser.add_argument("--build-jobs", type=int, default=4, help="processes writing the du/gc yard")
     parser.add_argument("--repeats", type=int, default=3, help="timings per du/gc command (median)")
     parser.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
