@@ -31,9 +31,9 @@ Issue 27's bench line. Two parts, one process:
 Prints the figures and appends them to ``bench/RESULTS.md`` (section ``## Shared bytes
 (bench/objects.py)``) unless ``--no-append``.
 
-    python bench/objects.py   # 1 warm-up + 5 rounds, 10,000 artifacts: about 11 min on 2 quiet cores
+    python bench/objects.py   # 1 warm-up + 5 rounds, 10,000 artifacts: 8 to 11 min on 2 quiet cores
     python bench/objects.py --rows 16 --eval-rows 8 --rounds 1 --artifacts 200 --contents 20 \\
-        --removed 20 --repeats 1 --no-append   # smoke run, about 1 min
+        --removed 20 --repeats 1 --no-append   # smoke run, about 2 min
 """
 
 from __future__ import annotations
@@ -57,11 +57,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from finetune import (
-    add_training_flags,
-    default_model,
-    subset,
-)  # bench/: python bench/x.py puts it on sys.path
+# bench/: python bench/x.py puts it on sys.path
+from finetune import add_training_flags, default_model, subset
 from pairs import Run, quiet_libraries, ratios, rotate, spread, tuneyard_run
 from results import command_line, record
 
