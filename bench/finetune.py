@@ -160,10 +160,8 @@ def plain_trainer_run(model_dir: str, data_dir: Path, output: Path, args: argpar
     return Run(time.perf_counter() - started, loop_rate)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """The fine-tune's model, data and hyper-parameters; ``bench/objects.py`` trains the same run."""
     parser.add_argument("--model", default=None, help="model folder (default: all-MiniLM-L6-v2)")
     parser.add_argument("--data", type=Path, default=REPO / "data" / "debian_topics")
     parser.add_argument("--rows", type=int, default=512, help="training rows")
@@ -173,6 +171,13 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_training_flags(parser)
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (each side once per round)")
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed rounds first (imports, first-call costs)"

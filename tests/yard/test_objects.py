@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from topic_data import write_topic_csvs
@@ -326,3 +327,37 @@ def test_where_no_hard_link_can_be_made_the_file_keeps_its_copy_and_the_log_says
     log = (root / ".tuneyard" / OBJECTS_FOLDER / objects.UNSHARED_LOG).read_text()
     assert f"{second}  " in log and ("copy (Too many links)" in log or "reflinked" in log)
     assert not list((root / "models" / "second").glob(".tmp-*"))
+
+
+def test_with_the_store_turned_off_publishes_keep_their_own_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard.yard.storage import LOCAL
+    from tuneyard.yard.writer import replace_folder
+
+    root = tmp_path / "yard"
+    (root / ".tuneyard").mkdir(parents=True)
+    weights = bytes([3]) * (1 << 20)
+    monkeypatch.setenv("TUNEYARD_SHARED_OBJECTS", "off")
+    for name in ("best", "last"):
+        with replace_folder(LOCAL, root / "run" / name) as staged:
+            (staged / "model.safetensors").write_bytes(weights)
+    for name in ("best", "last"):
+        published = root / "run" / name / "model.safetensors"
+        assert published.read_bytes() == weights and published.stat().st_nlink == 1
+    assert not (root / ".tuneyard" / OBJECTS_FOLDER).exists()
+
+    monkeypatch.setenv("TUNEYARD_SHARED_OBJECTS", "on")
+    with replace_folder(LOCAL, root / "run" / "again") as staged:
+        (staged / "model.safetensors").write_bytes(weights)
+    assert (root / "run" / "again" / "model.safetensors").stat().st_nlink == 2  # it and its object
+
+
+def test_a_mistyped_store_switch_is_refused_before_any_work(
+    cli: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNEYARD_SHARED_OBJECTS", "of")
+    result = cli("--yard", tmp_path / "yard", "runs", "ls")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: TUNEYARD_SHARED_OBJECTS='of' is neither on nor off")
+    assert "TUNEYARD_SHARED_OBJECTS=off" in result.stderr

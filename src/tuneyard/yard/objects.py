@@ -29,6 +29,11 @@ staging sibling renamed over them), small files through ``Storage.write_bytes``.
 objects are made read-only as a guard. A yard on object storage keeps its working copy
 unshared (its downloads rewrite files in place), and its bucket has no hard links:
 there is no dedup there.
+
+``TUNEYARD_SHARED_OBJECTS=off`` turns the store off for the publishes of one process
+(each weight file keeps its own copy; nothing is hashed): for a file system where hard
+links are unwelcome, or to measure what the store costs (``bench/objects.py``).
+Deletions and ``runs gc`` still release objects that earlier publishes made.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tuneyard.errors import ConfigError
 from tuneyard.yard.manifest import sha256_of
 from tuneyard.yard.root import STATE_DIR
 from tuneyard.yard.storage import temp_name
@@ -63,6 +69,19 @@ READ_ONLY = 0o444
 _FICLONE = 0x40049409
 # A hard link cannot be made here: another device, no hard links, too many links to the inode.
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+SHARING_ENV = "TUNEYARD_SHARED_OBJECTS"
+_ON, _OFF = frozenset({"on", "1", "true", "yes"}), frozenset({"off", "0", "false", "no"})
+
+
+def sharing_enabled() -> bool:
+    """Whether publishes link weight files to the store: ``$TUNEYARD_SHARED_OBJECTS``, on when unset."""
+    value = os.environ.get(SHARING_ENV, "on")
+    if value.strip().lower() not in _ON | _OFF:
+        raise ConfigError(
+            f"{SHARING_ENV}={value!r} is neither on nor off.",
+            f"Set {SHARING_ENV}=off to keep every weight file a copy of its own, or unset it.",
+        )
+    return value.strip().lower() in _ON
 
 
 def store_for(target: Path) -> Path | None:
@@ -105,9 +124,10 @@ def locked(store: Path, mode: int) -> Iterator[None]:
 def share_folder(staged: Path, target: Path) -> None:
     """Link each weight file of ``staged`` (about to be published as ``target``) to its object.
 
-    A no-op outside a yard (a report written to a user's folder).
+    A no-op outside a yard (a report written to a user's folder) and when
+    :func:`sharing_enabled` says the store is off.
     """
-    store = store_for(target)
+    store = store_for(target) if sharing_enabled() else None
     paths = list(weight_files(staged)) if store is not None else []
     if store is None or not paths:
         return
@@ -297,13 +317,15 @@ def usage(folders: dict[str, Path], store: Path | None) -> YardUsage:
     A file's inode is its identity: links to one object count once per artifact and
     once in the total, whichever folders they appear in.
     """
+    # Other artifacts' folders are not descended into. One set for all: a walk never meets
+    # its own top folder, and a copy per artifact made 10,000 artifacts quadratic.
     skip = set(folders.values())
     object_stats = [obj.lstat() for obj in objects(store)] if store is not None else []
     store_inodes = {(status.st_dev, status.st_ino) for status in object_stats}
     artifacts = []
     distinct: dict[tuple[int, int], int] = {}
     for shown, folder in folders.items():
-        statuses = list(folder_files(folder, skip - {folder}))
+        statuses = list(folder_files(folder, skip))
         artifacts.append(usage_of(shown, statuses, store_inodes))
         distinct.update(((status.st_dev, status.st_ino), status.st_size) for status in statuses)
     orphans = [status for status in object_stats if status.st_nlink == 1]

@@ -95,6 +95,9 @@ class Yard:
         if "://" in chosen:
             working_copy, storage = open_url(chosen)
             return cls(working_copy, storage, index_writes)
+        from tuneyard.yard.objects import sharing_enabled
+
+        sharing_enabled()  # a mistyped $TUNEYARD_SHARED_OBJECTS fails now, not at a run's first checkpoint
         return cls(resolve_root(root), index_writes=index_writes)
 
     @property
