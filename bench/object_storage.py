@@ -267,32 +267,53 @@ def restored(snapshot: Path, cache: Path) -> Path:
     return cache
 
 
-def reindex_figures(args: argparse.Namespace, fs: Any, scratch: Path) -> dict[str, Any]:
-    """Build the remote yard, then time reindex, refreshes and the s3fs baseline (seconds, per repeat)."""
+def reindex_figures(args: argparse.Namespace, server: MotoServer, fs: Any, scratch: Path) -> dict[str, Any]:
+    """Build the remote yard, then time reindex, refreshes and the s3fs baseline (seconds, per repeat).
+
+    ``figures["requests"]``: the HTTP requests the server logged during each measurement's last repeat.
+    """
     url = f"s3://{BUCKET}/yard"
+    requests: dict[str, int] = {}
+    logged = {"before": 0}
+
+    def start_counting() -> None:
+        logged["before"] = len(server.requests())
+
+    def counted(name: str) -> None:
+        requests[name] = len(server.requests()) - logged["before"]
+
     print(f"building {args.manifests} manifests under {url} ...", file=sys.stderr, flush=True)
     figures: dict[str, Any] = {"build_s": build_remote_yard(url, args.manifests, scratch, fs)}
     reindex, inner = [], []
     for repeat in range(args.repeats):
         cache = scratch / f"machine-b{repeat}"  # empty: a machine that never saw this yard
+        start_counting()
         seconds, output = tuneyard_cli(url, cache, "runs", "reindex", "-q")
+        counted("reindex_s")
         indexed = int(output.split()[1])
         assert indexed == args.manifests, output
         reindex.append(seconds)
         inner.append(float(output.split(" in ")[1].split()[0]))
     figures["reindex_s"], figures["reindex_inner_s"] = reindex, inner
+    start_counting()
     figures["first_ls_s"], _ = newest_listed(url, cache)
+    counted("first_ls_s")
     snapshot = scratch / "up-to-date"
     shutil.copytree(cache, snapshot)
 
-    figures["ls_nothing_new_s"] = [
-        newest_listed(url, restored(snapshot, scratch / "machine-b"))[0] for _ in range(args.repeats)
-    ]
+    nothing_new = []
+    for _ in range(args.repeats):
+        start_counting()
+        nothing_new.append(newest_listed(url, restored(snapshot, scratch / "machine-b"))[0])
+        counted("ls_nothing_new_s")
+    figures["ls_nothing_new_s"] = nothing_new
     os.environ["TUNEYARD_YARD_CACHE"] = str(scratch / "machine-a")
     build_yard(url, args.new_manifests, seed=1, first=args.manifests)  # another machine writes more
     caught_up = []
     for _ in range(args.repeats):
+        start_counting()
         seconds, newest = newest_listed(url, restored(snapshot, scratch / "machine-b"))
+        counted("ls_new_s")
         assert int(newest.rsplit("_", 1)[1]) >= args.manifests, f"the new runs were not seen: {newest}"
         caught_up.append(seconds)
     figures["ls_new_s"] = caught_up
@@ -301,15 +322,18 @@ def reindex_figures(args: argparse.Namespace, fs: Any, scratch: Path) -> dict[st
 
     baseline, baseline_inner = [], []
     for _ in range(args.repeats):
+        start_counting()
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", BASELINE_SCRIPT, url], capture_output=True, text=True, check=True
         )
         baseline.append(time.perf_counter() - started)
+        counted("baseline_s")
         read, seconds = done.stdout.split()
         assert int(read) == args.manifests + args.new_manifests, done.stdout
         baseline_inner.append(float(seconds))
     figures["baseline_s"], figures["baseline_inner_s"] = baseline, baseline_inner
+    figures["requests"] = requests
     return figures
 
 
@@ -320,20 +344,25 @@ def reindex_report(args: argparse.Namespace, figures: dict[str, Any]) -> str:
     def cell(name: str) -> str:
         return spread(figures[name], digits=2)
 
+    def requests(name: str) -> str:
+        return f"{figures['requests'][name]:,}"
+
     return (
         f"Remote yard: {args.manifests:,} runs (manifest.json and claim marker each) "
         f"built in {figures['build_s']:.0f} s (not timed); {args.new_manifests} more written through "
         f"`Yard.create` on the S3 yard. Seconds, median (min..max) of {args.repeats}, "
         "each a fresh process:\n\n"
-        "| what | process wall s | inside s |\n|---|---|---|\n"
+        "| what | process wall s | inside s | HTTP requests |\n|---|---|---|---|\n"
         f"| `runs reindex`, empty cache ({args.manifests:,} manifests) | {cell('reindex_s')} "
-        f"| {cell('reindex_inner_s')} (its own 'indexed ... in') |\n"
-        f"| first `runs ls -n 1` after that reindex (its first refresh) | {figures['first_ls_s']:.2f} | |\n"
+        f"| {cell('reindex_inner_s')} (its own 'indexed ... in') | {requests('reindex_s')} |\n"
+        f"| first `runs ls -n 1` after that reindex (its first refresh) | {figures['first_ls_s']:.2f} | "
+        f"| {requests('first_ls_s')} |\n"
         "| `runs ls -n 1`, up to date (the refresh lists the bucket, nothing new) "
-        f"| {cell('ls_nothing_new_s')} | |\n"
-        f"| `runs ls -n 1` after {args.new_manifests} new manifests (catching up) | {cell('ls_new_s')} | |\n"
+        f"| {cell('ls_nothing_new_s')} | | {requests('ls_nothing_new_s')} |\n"
+        f"| `runs ls -n 1` after {args.new_manifests} new manifests (catching up) | {cell('ls_new_s')} | "
+        f"| {requests('ls_new_s')} |\n"
         f"| baseline: s3fs `find` + `cat` of every manifest.json + `json.loads` ({total:,}) "
-        f"| {cell('baseline_s')} | {cell('baseline_inner_s')} |\n"
+        f"| {cell('baseline_s')} | {cell('baseline_inner_s')} | {requests('baseline_s')} |\n"
     )
 
 
@@ -373,7 +402,7 @@ def main() -> None:
             runs, stored = finetune_rounds(args, server, fs, scratch)
             sections.append(finetune_report(runs, stored))
         if args.manifests:
-            sections.append(reindex_report(args, reindex_figures(args, fs, scratch)))
+            sections.append(reindex_report(args, reindex_figures(args, server, fs, scratch)))
     block = (
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n\n"
         f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, "
