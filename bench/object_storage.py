@@ -5,7 +5,7 @@ on 127.0.0.1 (dummy AWS credentials, set in this process and its children only):
 
 1. **finetune, yard on S3 vs on disk.** bench/finetune.py's tuneyard side (the real
    all-MiniLM-L6-v2, the first ``--rows`` of data/debian_topics, full fine-tuning, its
-   defaults), run alternately with the yard at ``s3://BUCKET/round-N`` (a fresh prefix
+   defaults), run alternately with the yard at ``s3://bench/roundN`` (a fresh prefix
    each round; working copy in a fresh ``$TUNEYARD_YARD_CACHE``) and in a fresh local
    folder, ABBA order after ``--warmup`` untimed rounds. Headline: S3 time over disk
    time, paired round by round, median (min..max); target <= 1.05. Also the objects,
@@ -26,6 +26,7 @@ Prints the figures and appends them to ``bench/RESULTS.md`` (``## object storage
 unless ``--no-append``.
 
     python bench/object_storage.py   # 1 warm-up + 5 rounds, 10,000 manifests
+    python bench/object_storage.py --manifests 0   # the finetune part only (--rounds 0: the other)
     python bench/object_storage.py --rows 16 --eval-rows 8 --rounds 1 --warmup 0 \\
         --manifests 200 --new-manifests 20 --repeats 1 --no-append   # smoke run
 """
