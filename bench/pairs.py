@@ -44,9 +44,11 @@ Side = Callable[[Path], Run]
 
 
 def tuneyard_run(
-    model_dir: str, data_dir: Path, yard_root: Path, args: argparse.Namespace, **fields: Any
+    model_dir: str, data_dir: Path, yard_root: Path | str, args: argparse.Namespace, **fields: Any
 ) -> Run:
     """tuneyard's side of a training bench, from options to a completed run; all timed.
+
+    ``yard_root``: a folder, or a yard URL (``s3://bucket/prefix``, bench/object_storage.py).
 
     The bench's shared flags (epochs, learning rate, batch size, max length, seed) and
     ``fields`` (strategy, LoRA, task options) become the ``FinetuneOptions`` the verb builds.

@@ -48,12 +48,16 @@ REPEATS = 20
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
-def build_yard(root: Path, count: int, seed: int = 0) -> float:
-    """Write ``count`` synthetic runs through ``Yard.create``; returns seconds taken."""
+def build_yard(root: Path | str, count: int, seed: int = 0, first: int = 0) -> float:
+    """Write ``count`` synthetic runs through ``Yard.create``; returns seconds taken.
+
+    ``root`` is a folder or a yard URL; runs are numbered from ``first``, so a later
+    batch added to the same yard gets names of its own.
+    """
     rng = random.Random(seed)
     yard = Yard.open(root)
     start = time.perf_counter()
-    for number in range(count):
+    for number in range(first, first + count):
         arch, method, rank = rng.choice(ARCHS), rng.choice(METHODS), rng.choice(RANKS)
         project, dataset = f"project{number % 10}", rng.choice(("sst2", "mnli", "qnli"))
         manifest = Manifest(
@@ -77,7 +81,7 @@ def build_yard(root: Path, count: int, seed: int = 0) -> float:
         )
         with yard.create(manifest, target) as writer:
             (writer.path / "training_log.csv").write_text("epoch,step,train_loss\n1,10,0.5\n")
-        if number and number % 10_000 == 0:
+        if number > first and number % 10_000 == 0:
             print(f"  ... {number} runs written ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     return time.perf_counter() - start
 
