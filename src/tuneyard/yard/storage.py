@@ -210,6 +210,14 @@ class Storage(ABC):
         """Who claimed ``folder``, where names are claimed with a record of it (object storage)."""
         return None
 
+    def stale_copies(self, older_than_s: float) -> list[Path]:
+        """Local copies of artifacts whose truth elsewhere is gone or changed (object storage).
+
+        What ``runs gc`` frees of this machine's disk, never touching the yard itself;
+        copies made within ``older_than_s`` seconds are left to whoever is reading them.
+        """
+        return []
+
 
 def open_url(url: str) -> tuple[Path, Storage]:
     """The local working copy and the storage of a yard root given as a URL, by its scheme."""
