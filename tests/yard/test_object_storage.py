@@ -328,3 +328,32 @@ def test_gc_frees_this_machines_copies_of_artifacts_removed_or_changed_in_the_bu
     assert f"({stale_bytes:,} bytes) of this machine's cache" in collected.stderr, collected.stderr
     assert stale_bytes > 3 * 4096  # three weight files and what came with them
     assert remote_files(s3_yard) == in_bucket  # the bucket is left as it was
+
+
+def test_an_artifact_another_machine_moved_is_found_at_its_new_place_only(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard.yard import Manifest, Yard
+
+    def write(folder: str) -> None:
+        yard = Yard.open(s3_yard)
+        with yard.create(Manifest(kind="compressed", name="", path=""), yard.root / folder) as writer:
+            (writer.path / "model.safetensors").write_bytes(b"0" * 64)
+
+    write("compressed_models/model")
+    assert cli("--yard", s3_yard, "runs", "show", "model").exit_code == 0  # in A's copy and index
+    machine(monkeypatch, tmp_path / "machine-b")  # B moves it: removes it, writes it anew elsewhere
+    assert cli("--yard", s3_yard, "runs", "rm", "compressed_models/model").exit_code == 0
+    write("compressed_models/model-v2")
+
+    machine(monkeypatch, tmp_path / "machine-a")
+    by_name = cli("--yard", s3_yard, "runs", "show", "model")
+    by_path = cli("--yard", s3_yard, "runs", "show", "compressed_models/model")
+    moved = cli("--yard", s3_yard, "runs", "show", "model-v2", "--format", "json")
+
+    for result, reference in ((by_name, "model"), (by_path, "compressed_models/model")):
+        assert result.exit_code == 2, result.stdout
+        assert f"error: no artifact named {reference!r}" in result.stderr, result.stderr
+    assert moved.exit_code == 0 and json.loads(moved.stdout)["path"] == "compressed_models/model-v2"
+    listed = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+    assert [row["path"] for row in json.loads(listed.stdout)] == ["compressed_models/model-v2"]

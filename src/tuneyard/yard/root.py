@@ -312,17 +312,22 @@ class Yard:
         return self.index.select(all_of(conditions), order, limit, with_manifest)
 
     def find(self, reference: str) -> dict[str, Any]:
-        """The manifest record of one artifact, by folder path, id (or prefix) or name."""
+        """The manifest record of one artifact, by folder path, id (or prefix) or name.
+
+        A folder's manifest is asked of the storage, never of a local ``is_file()``: on
+        object storage the working copy may still hold an artifact another machine removed
+        or moved, and the index still list it, until ``runs gc``.
+        """
+        from tuneyard.yard.manifest import read_manifest_if_any
+
         folder = Path(reference).expanduser()
         for candidate in (folder, self.root / reference):
-            if (candidate / "manifest.json").is_file():
-                from tuneyard.yard.manifest import read_manifest
-
-                manifest = read_manifest(candidate, self.storage)
+            manifest = read_manifest_if_any(candidate, self.storage)
+            if manifest is not None:
                 manifest.path = self.relative(candidate)
                 return manifest.to_data()
         self.heal_index()
-        rows = self.index.find(reference) if self.has_index else []
+        rows = self.without_removed(self.index.find(reference)) if self.has_index else []
         if not rows:
             raise ArtifactNotFoundError(
                 f"no artifact named {reference!r} in the yard at {self.root}.",
@@ -335,6 +340,25 @@ class Yard:
             )
         record: dict[str, Any] = rows[0]["manifest"]
         return record
+
+    def without_removed(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` less those whose manifest has left shared storage (forgotten by the index too).
+
+        The incremental refresh only learns of new manifests; one request per row found
+        keeps a removed artifact from answering for its name.
+        """
+        from tuneyard.yard.manifest import read_manifest_if_any
+
+        if not self.storage.is_remote:
+            return rows
+        gone = [
+            row["path"]
+            for row in rows
+            if read_manifest_if_any(self.absolute(row["path"]), self.storage) is None
+        ]
+        if gone and self.index_writes:
+            self.index.remove(gone)
+        return [row for row in rows if row["path"] not in gone]
 
     def heal_index(self) -> ScanReport | None:
         """Rebuild a missing index from the manifests, in a folder that is a yard; the report, if rebuilt.
