@@ -347,6 +347,7 @@ def test_an_artifact_another_machine_moved_is_found_at_its_new_place_only(
     write("compressed_models/model-v2")
 
     machine(monkeypatch, tmp_path / "machine-a")
+    listed = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
     by_name = cli("--yard", s3_yard, "runs", "show", "model")
     by_path = cli("--yard", s3_yard, "runs", "show", "compressed_models/model")
     moved = cli("--yard", s3_yard, "runs", "show", "model-v2", "--format", "json")
@@ -355,5 +356,4 @@ def test_an_artifact_another_machine_moved_is_found_at_its_new_place_only(
         assert result.exit_code == 2, result.stdout
         assert f"error: no artifact named {reference!r}" in result.stderr, result.stderr
     assert moved.exit_code == 0 and json.loads(moved.stdout)["path"] == "compressed_models/model-v2"
-    listed = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
     assert [row["path"] for row in json.loads(listed.stdout)] == ["compressed_models/model-v2"]

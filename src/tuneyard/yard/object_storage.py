@@ -46,7 +46,16 @@ from typing import Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
-from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, model_files, temp_name
+from tuneyard.yard.storage import (
+    LOCAL,
+    TEMP_PREFIX,
+    Claim,
+    Entry,
+    ManifestListing,
+    Storage,
+    model_files,
+    temp_name,
+)
 
 CACHE_ENV = "TUNEYARD_YARD_CACHE"
 # The name marker of a claimed folder, and the lease object of a locked one.
@@ -279,20 +288,24 @@ class ObjectStorage(Storage):
             self.fs.get_file(name, str(local))
         return path
 
-    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
+    def manifests_since(self, top: Path, mark: float) -> ManifestListing:
         key = self.key(top)
         if key is None:
-            return [], mark
+            return ManifestListing([], frozenset(), mark)
         self.fs.invalidate_cache(key)
         # One paginated listing of the keys: S3 can neither filter by suffix nor by date.
         found = self.fs.find(key, detail=True)
-        changed, newest = [], mark
+        changed, present, newest = [], set(), mark
         for name, info in found.items():
+            if posixpath.basename(name) != MANIFEST:
+                continue
+            folder = top / posixpath.relpath(posixpath.dirname(name), key)
+            present.add(folder)
             modified = info["LastModified"].timestamp()
-            if posixpath.basename(name) == MANIFEST and modified >= mark:
-                changed.append(top / posixpath.relpath(posixpath.dirname(name), key))
+            if modified >= mark:
+                changed.append(folder)
                 newest = max(newest, modified)
-        return sorted(changed), newest
+        return ManifestListing(sorted(changed), frozenset(present), newest)
 
     def sync(self, folder: Path) -> None:
         key = self.key(folder)

@@ -316,7 +316,7 @@ class Yard:
 
         A folder's manifest is asked of the storage, never of a local ``is_file()``: on
         object storage the working copy may still hold an artifact another machine removed
-        or moved, and the index still list it, until ``runs gc``.
+        or moved (until ``runs gc``).
         """
         from tuneyard.yard.manifest import read_manifest_if_any
 
@@ -327,7 +327,7 @@ class Yard:
                 manifest.path = self.relative(candidate)
                 return manifest.to_data()
         self.heal_index()
-        rows = self.without_removed(self.index.find(reference)) if self.has_index else []
+        rows = self.index.find(reference) if self.has_index else []
         if not rows:
             raise ArtifactNotFoundError(
                 f"no artifact named {reference!r} in the yard at {self.root}.",
@@ -340,25 +340,6 @@ class Yard:
             )
         record: dict[str, Any] = rows[0]["manifest"]
         return record
-
-    def without_removed(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """``rows`` less those whose manifest has left shared storage (forgotten by the index too).
-
-        The incremental refresh only learns of new manifests; one request per row found
-        keeps a removed artifact from answering for its name.
-        """
-        from tuneyard.yard.manifest import read_manifest_if_any
-
-        if not self.storage.is_remote:
-            return rows
-        gone = [
-            row["path"]
-            for row in rows
-            if read_manifest_if_any(self.absolute(row["path"]), self.storage) is None
-        ]
-        if gone and self.index_writes:
-            self.index.remove(gone)
-        return [row for row in rows if row["path"] not in gone]
 
     def heal_index(self) -> ScanReport | None:
         """Rebuild a missing index from the manifests, in a folder that is a yard; the report, if rebuilt.
@@ -385,6 +366,8 @@ class Yard:
 
         The mark is the store's own time of the newest manifest seen, so clocks that
         disagree between machines cannot hide one; manifests at the mark are read again.
+        Rows of artifacts whose manifest is no longer listed (removed or moved elsewhere)
+        are forgotten, so ``runs ls`` and :meth:`find` do not answer with them.
         """
         if not self.storage.is_remote or self.refreshed:
             return
@@ -393,15 +376,23 @@ class Yard:
 
         mark_file = self.state_dir / LISTED_FILE
         mark = float(self.storage.read_text(mark_file)) if mark_file.is_file() else 0.0
-        folders, newest = self.storage.manifests_since(self.root, mark)
-        for folder in folders:
+        listing = self.storage.manifests_since(self.root, mark)
+        for folder in listing.changed:
             try:
                 manifest = read_manifest(folder, self.storage)
             except (FileNotFoundError, ManifestError):
                 continue  # deleted since the listing, or corrupt: `runs reindex` lists those
             manifest.path = self.relative(folder)
             self.register(manifest)
-        self.storage.write_text(mark_file, repr(newest))
+        # Artifacts another machine removed or moved: their rows would answer for them.
+        removed = [
+            path
+            for path in self.index.paths()
+            if not Path(path).is_absolute() and self.root / path not in listing.present
+        ]
+        if removed and self.index_writes:
+            self.index.remove(removed)
+        self.storage.write_text(mark_file, repr(listing.mark))
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
         """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""
