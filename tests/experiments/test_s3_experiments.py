@@ -85,8 +85,10 @@ def test_a_grid_killed_on_machine_a_is_finished_on_machine_b_skipping_the_finish
     assert resumed.exit_code == 0, resumed.stderr
     assert "ran 1 cell(s) of 2" in resumed.stderr  # the cell machine A finished is skipped
     after = bucket_manifests(s3_yard, runs)
-    assert after[finished]["updated"] == before[finished]["updated"]  # ... and left as it was
+    assert after[finished]["training"] == before[finished]["training"]  # ... and not trained again
     assert {manifest["status"] for manifest in after.values()} == {"complete"}
+    for manifest in after.values():  # each cell's test score is its run's, not the experiment folder's
+        assert "topics_test" in manifest["metrics"], manifest["metrics"]
 
     rows = list(csv.DictReader(io.StringIO(bucket_text(s3_yard, f"experiments/{EXPERIMENT}/metrics.csv"))))
     assert sorted(Path(row["run"]).name for row in rows) == sorted(after)  # every cell, from both machines
