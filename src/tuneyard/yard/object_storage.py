@@ -324,19 +324,19 @@ class ObjectStorage(Storage):
     def stale_copies(self, older_than_s: float) -> list[Path]:
         now = time.time()
         self.fs.invalidate_cache(self.remote_root)
-        in_bucket = set(self.fs.find(self.remote_root))
-        return self.removed_working_copies(in_bucket, older_than_s, now) + self.outdated_fetches(
-            older_than_s, now
-        )
+        # Every folder that still holds an object: a copy of one of them may serve a reader.
+        held = {posixpath.dirname(name) for name in self.fs.find(self.remote_root)}
+        held |= {parent for folder in held for parent in posixpath_parents(folder)}
+        return self.removed_working_copies(held, older_than_s, now) + self.outdated_fetches(older_than_s, now)
 
-    def removed_working_copies(self, in_bucket: set[str], older_than_s: float, now: float) -> list[Path]:
-        """Artifact folders of the working copy whose manifest is gone from the bucket (removed or
-        renamed by another machine), outermost only, left alone within the grace period."""
+    def removed_working_copies(self, held: set[str], older_than_s: float, now: float) -> list[Path]:
+        """Artifact folders of the working copy under which the bucket holds nothing any more
+        (removed or moved by another machine), outermost only, left alone within the grace period."""
         manifests = sorted(self.local_root.rglob(MANIFEST), key=lambda path: len(path.parts))
         removed: list[Path] = []
         for manifest in manifests:
-            key = self.key(manifest)
-            if key is None or key in in_bucket or any(manifest.is_relative_to(folder) for folder in removed):
+            key = self.key(manifest.parent)
+            if key is None or key in held or any(manifest.is_relative_to(folder) for folder in removed):
                 continue
             if now - manifest.stat().st_mtime >= older_than_s:
                 removed.append(manifest.parent)
@@ -438,6 +438,15 @@ def remote_files(fs: Any, url: str, key: str) -> dict[str, dict[str, Any]]:
         for name, info in files.items()
         if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and model_files(name)
     }
+
+
+def posixpath_parents(key: str) -> list[str]:
+    """``a/b/c`` -> ``a/b``, ``a``: the folders above an object key."""
+    parents = []
+    while "/" in key:
+        key = posixpath.dirname(key)
+        parents.append(key)
+    return parents
 
 
 def listing_digest(files: dict[str, dict[str, Any]]) -> str:
