@@ -243,3 +243,30 @@ def test_eval_cli_nb_eval_samples_scores_the_first_rows(
     assert "3 examples in" in capsys.readouterr().err
     predictions = run / "evaluation_results" / "toy_validation" / "predictions.csv"
     assert [line.split(",")[0] for line in predictions.read_text().splitlines()[1:]] == ["ex0", "ex1", "ex2"]
+
+
+def test_eval_of_a_run_inside_an_experiment_files_its_scores_with_the_run_not_the_experiment(
+    yard: Yard,
+    tiny_model: Callable[..., Path],
+    data_folder: Callable[..., Path],
+    run_cli: Callable[[list[str]], int],
+) -> None:
+    import shutil
+
+    from tuneyard.yard.manifest import Manifest, read_manifest, write_manifest
+
+    experiment = yard.target_path("experiment", experiment="study")  # a grid's, with its eval grid's manifest
+    write_manifest(experiment, Manifest(kind="experiment", name="study", path=yard.relative(experiment)))
+    run = experiment / "finetuned_checkpoints" / "cell"
+    shutil.copytree(tiny_model("bert"), run / "best")
+    write_manifest(run, Manifest(kind="run", name="cell", path=yard.relative(run), status="complete"))
+    data = data_folder(rows=10)
+
+    code = run_cli(
+        ["--yard", str(yard.root), "eval", "--checkpoint", str(run / "best"), "--data", str(data), "-q"]
+    )
+
+    assert code == 0
+    assert (run / "evaluation_results" / "toy_validation" / "metrics.json").is_file()
+    assert not (experiment / "evaluation_results").exists()
+    assert "toy" in read_manifest(run).metrics and not read_manifest(experiment).metrics

@@ -179,3 +179,25 @@ def test_a_pipeline_killed_mid_finetune_resumes_that_step_and_skips_the_ones_bef
     assert len(server.requests()) == asked
     tuned = yard / states(yard)["tuned"]["path"]
     assert tuned.parent == steps and json.loads((tuned / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_a_step_that_crashes_is_recorded_failed_with_its_exception(cli, tmp_path, monkeypatch) -> None:
+    import pytest
+
+    import tuneyard.data.prepare
+
+    def out_of_memory(options, yard):  # a library's crash inside the verb, not a tuneyard error
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(tuneyard.data.prepare, "prepare_dataset", out_of_memory)
+    topics = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), {"train": 4})
+    spec = tmp_path / "pipeline.yaml"
+    steps = [{"name": "data", "prepare": {"source": str(topics), "name": "topics"}}]
+    spec.write_text(yaml.safe_dump({"experiment": "chain", "steps": steps}))
+    yard = tmp_path / "yard"
+
+    with pytest.raises(RuntimeError):
+        cli("--yard", yard, "pipeline", spec)
+
+    assert states(yard)["data"]["status"] == "failed"
+    assert states(yard)["data"]["error"] == "RuntimeError: CUDA out of memory"

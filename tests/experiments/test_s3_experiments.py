@@ -85,8 +85,10 @@ def test_a_grid_killed_on_machine_a_is_finished_on_machine_b_skipping_the_finish
     assert resumed.exit_code == 0, resumed.stderr
     assert "ran 1 cell(s) of 2" in resumed.stderr  # the cell machine A finished is skipped
     after = bucket_manifests(s3_yard, runs)
-    assert after[finished]["updated"] == before[finished]["updated"]  # ... and left as it was
+    assert after[finished]["training"] == before[finished]["training"]  # ... and not trained again
     assert {manifest["status"] for manifest in after.values()} == {"complete"}
+    for manifest in after.values():  # each cell's test score is its run's, not the experiment folder's
+        assert "topics_test" in manifest["metrics"], manifest["metrics"]
 
     rows = list(csv.DictReader(io.StringIO(bucket_text(s3_yard, f"experiments/{EXPERIMENT}/metrics.csv"))))
     assert sorted(Path(row["run"]).name for row in rows) == sorted(after)  # every cell, from both machines
@@ -195,3 +197,30 @@ def test_a_background_pipeline_sends_its_log_to_the_bucket(
         fs.invalidate_cache()
         text = fs.cat_file(in_bucket).decode() if fs.exists(in_bucket) else ""
     assert "data (prepare): running" in text and "data (prepare): done" in text, log.read_text()
+
+
+def test_a_background_pipeline_that_fails_sends_its_error_and_state_to_the_bucket(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pipeline.yaml"
+    steps = [{"name": "data", "prepare": {"source": str(tmp_path / "no-such-data"), "name": "topics"}}]
+    path.write_text(yaml.safe_dump({"experiment": "broken", "steps": steps}))
+
+    started = cli("--yard", s3_yard, "pipeline", path, "--background")
+
+    assert started.exit_code == 0, started.stderr
+    log = Path(started.stdout.strip())
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    in_bucket = f"{s3_yard.removeprefix('s3://')}/experiments/broken/logs/{log.name}"
+    text, deadline = "", time.monotonic() + 60
+    while "error:" not in text and time.monotonic() < deadline:
+        time.sleep(0.5)
+        fs.invalidate_cache()
+        text = fs.cat_file(in_bucket).decode() if fs.exists(in_bucket) else ""
+    assert "data (prepare): running" in text and "error:" in text, (text, log.read_text())
+    assert "no-such-data" in text.split("error:", 1)[1]  # the message, not just the word
+
+    machine(monkeypatch, tmp_path / "machine-b")  # what another machine sees of it
+    status = cli("--yard", s3_yard, "pipeline", "status", "broken")
+    assert status.exit_code == 0, status.stderr
+    assert "failed" in status.stdout and "no-such-data" in status.stdout, status.stdout

@@ -287,3 +287,73 @@ def test_a_new_file_in_an_s3_yard_never_replaces_one_another_machine_put_there_f
     yard.storage.write_new(yard.root / "outputs" / "other.csv", b"mine\n")
     assert remote_files(s3_yard) == ["outputs/other.csv", "outputs/table.csv"]
     assert (yard.root / "outputs" / "other.csv").read_bytes() == b"mine\n"
+
+
+def test_gc_frees_this_machines_copies_of_artifacts_removed_or_changed_in_the_bucket(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard.yard import Manifest, Yard
+    from tuneyard.yard.manifest import update_manifest
+    from tuneyard.yard.storage import fetch_artifact
+
+    yard_on_a = Yard.open(s3_yard)
+    copies, fetched = {}, {}
+    for name in ("gone", "changed", "kept"):
+        manifest = Manifest(kind="compressed", name=name, path="", arch="bert")
+        with yard_on_a.create(manifest, yard_on_a.root / "compressed_models" / name) as writer:
+            (writer.path / "model.safetensors").write_bytes(b"0" * 4096)
+        copies[name] = writer.path  # machine A's working copy
+        fetched[name] = fetch_artifact(f"{s3_yard}/compressed_models/{name}").parent  # its download cache
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    assert cli("--yard", s3_yard, "runs", "rm", "compressed_models/gone").exit_code == 0
+    yard_on_b = Yard.open(s3_yard)
+    changed_on_b = yard_on_b.localize(Path("compressed_models/changed"))
+    update_manifest(changed_on_b, lambda found: found.metrics.update({"accuracy": 0.5}), yard_on_b.storage)
+
+    machine(monkeypatch, tmp_path / "machine-a")
+    within_grace = cli("--yard", s3_yard, "runs", "gc")
+    assert within_grace.exit_code == 0, within_grace.stderr
+    assert all(path.exists() for path in [*copies.values(), *fetched.values()])
+    stale = {copies["gone"], fetched["gone"], fetched["changed"]}
+    stale_bytes = sum(file.stat().st_size for folder in stale for file in folder.rglob("*") if file.is_file())
+    in_bucket = remote_files(s3_yard)
+    collected = cli("--yard", s3_yard, "runs", "gc", "--older-than", "0")
+
+    assert collected.exit_code == 0, collected.stderr
+    removed = {Path(line.split()[1]) for line in collected.stdout.splitlines() if "local copy" in line}
+    assert removed == stale, collected.stdout
+    assert not any(path.exists() for path in stale)
+    assert copies["changed"].exists() and copies["kept"].exists() and fetched["kept"].exists()
+    assert f"({stale_bytes:,} bytes) of this machine's cache" in collected.stderr, collected.stderr
+    assert stale_bytes > 3 * 4096  # three weight files and what came with them
+    assert remote_files(s3_yard) == in_bucket  # the bucket is left as it was
+
+
+def test_an_artifact_another_machine_moved_is_found_at_its_new_place_only(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuneyard.yard import Manifest, Yard
+
+    def write(folder: str) -> None:
+        yard = Yard.open(s3_yard)
+        with yard.create(Manifest(kind="compressed", name="", path=""), yard.root / folder) as writer:
+            (writer.path / "model.safetensors").write_bytes(b"0" * 64)
+
+    write("compressed_models/model")
+    assert cli("--yard", s3_yard, "runs", "show", "model").exit_code == 0  # in A's copy and index
+    machine(monkeypatch, tmp_path / "machine-b")  # B moves it: removes it, writes it anew elsewhere
+    assert cli("--yard", s3_yard, "runs", "rm", "compressed_models/model").exit_code == 0
+    write("compressed_models/model-v2")
+
+    machine(monkeypatch, tmp_path / "machine-a")
+    listed = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+    by_name = cli("--yard", s3_yard, "runs", "show", "model")
+    by_path = cli("--yard", s3_yard, "runs", "show", "compressed_models/model")
+    moved = cli("--yard", s3_yard, "runs", "show", "model-v2", "--format", "json")
+
+    for result, reference in ((by_name, "model"), (by_path, "compressed_models/model")):
+        assert result.exit_code == 2, result.stdout
+        assert f"error: no artifact named {reference!r}" in result.stderr, result.stderr
+    assert moved.exit_code == 0 and json.loads(moved.stdout)["path"] == "compressed_models/model-v2"
+    assert [row["path"] for row in json.loads(listed.stdout)] == ["compressed_models/model-v2"]

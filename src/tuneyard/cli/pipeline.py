@@ -25,6 +25,9 @@ def pipeline(
     background: Annotated[
         bool, typer.Option("--background", help="Detach; log to experiments/{exp}/logs/pipeline_{time}.log.")
     ] = False,
+    detached: Annotated[
+        bool, typer.Option("--detached", hidden=True, help="Set by --background in the process it starts.")
+    ] = False,
 ) -> None:
     """Run named steps (prepare, label, finetune, eval, merge, export, validate) chained by ${step}.
 
@@ -34,7 +37,13 @@ def pipeline(
 
     A pre-flight check (options, keys, servers, llama.cpp, GPU, disk) lists every problem before any step.
     """
-    from tuneyard.experiments.pipeline import STATE_FILE, experiment_folder, load_pipeline, run_pipeline
+    from tuneyard.experiments.pipeline import (
+        STATE_FILE,
+        experiment_folder,
+        load_pipeline,
+        run_pipeline,
+        send_logs_at_exit,
+    )
 
     yard = yard_from(ctx)
     if target == "status":
@@ -47,6 +56,8 @@ def pipeline(
         log = detach(Path(target), yard.address, experiment_folder(spec, yard))
         out.print(str(log))
         return
+    if detached:
+        send_logs_at_exit(spec, yard)
     quiet_libraries()
     words = {
         "skipped": "done earlier, skipped",
@@ -62,7 +73,7 @@ def detach(path: Path, address: str, folder: Path) -> Path:
     """Start this pipeline in a new session, its output in a timestamped log; returns the log.
 
     ``address`` is the yard's (its URL on shared storage); the pipeline sends the log there as
-    each step starts and ends.
+    each step starts and ends, and once more as it exits (its error, if it failed).
     """
     from tuneyard.experiments.pipeline import LOGS_DIR
 
@@ -71,7 +82,8 @@ def detach(path: Path, address: str, folder: Path) -> Path:
     log = logs / f"pipeline_{datetime.now(UTC):%Y%m%d-%H%M%S}.log"
     with open(log, "w") as handle:
         subprocess.Popen(
-            [sys.executable, "-m", "tuneyard", "--yard", address, "pipeline", str(path.resolve())],
+            [sys.executable, "-m", "tuneyard", "--yard", address, "pipeline", str(path.resolve()),
+             "--detached"],
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     note(f"running in the background; follow it with: tail -f {log}")

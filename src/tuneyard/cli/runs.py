@@ -616,6 +616,8 @@ def gc(
     """Remove leftovers of interrupted writes (.tmp-* folders, empty claimed folders), stale index entries
     and shared weight objects that no artifact links to (see runs du).
 
+    On an s3:// yard, also this machine's copies of artifacts removed or changed in the bucket.
+
     Example: tuneyard runs gc --dry-run --older-than 10
     """
     from tuneyard.yard.gc import find_leftovers, remove_leftovers
@@ -628,3 +630,7 @@ def gc(
         remove_leftovers(yard, leftovers)
     if not leftovers:
         note("nothing to remove.")
+    freed = sum(leftover.size for leftover in leftovers)
+    if freed:
+        verb = "would free" if dry_run else "freed"
+        note(f"{verb} {mib(freed)} ({freed:,} bytes) of this machine's cache.")

@@ -3,7 +3,8 @@
 Rules (see docs/evaluate.md):
 
 * A model inside the yard belongs to the **outermost** folder above it (or itself)
-  that has a ``manifest.json`` — ``run/best`` belongs to ``run``. Results go to
+  that has a ``manifest.json`` — ``run/best`` belongs to ``run`` — other than an
+  experiment's (``experiments/X/finetuned_checkpoints/run`` belongs to ``run``). Results go to
   ``<artifact>/evaluation_results/<name>/`` with ``<name> = {task}_{split}``; a model
   in another subfolder than ``best`` gets it as prefix (``last_sst2_validation``).
 * A results folder is never overwritten: a second eval of the same cell gets the
@@ -26,6 +27,7 @@ Rules (see docs/evaluate.md):
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ from tuneyard.errors import EvaluationError
 from tuneyard.yard.manifest import FileEntry, Manifest, list_files, update_manifest
 from tuneyard.yard.project import project_folder_of, refresh_project_metrics
 from tuneyard.yard.root import Yard
-from tuneyard.yard.scan import read_manifest_text
+from tuneyard.yard.scan import CONTAINER_KINDS, read_manifest_text
 from tuneyard.yard.writer import new_folder
 
 RESULTS_FOLDER = "evaluation_results"
@@ -63,16 +65,30 @@ def key_part(text: str) -> str:
 
 
 def owning_artifact(model_folder: Path, yard: Yard) -> Path | None:
-    """The outermost folder from the yard root down to ``model_folder`` with a manifest."""
+    """The outermost folder from the yard root down to ``model_folder`` with an artifact's manifest.
+
+    An experiment's manifest (an eval grid's) is skipped: the folder holds its grid's runs,
+    and a run's scores are the run's.
+    """
     folder = model_folder.resolve()
     if not folder.is_relative_to(yard.root):
         return None
     relative = folder.relative_to(yard.root)
     for depth in range(1, len(relative.parts) + 1):
         candidate = yard.root.joinpath(*relative.parts[:depth])
-        if read_manifest_text(yard.storage, candidate) is not None:  # on S3: maybe in the bucket only
+        text = read_manifest_text(yard.storage, candidate)  # on S3: maybe in the bucket only
+        if text is not None and not is_container(text):
             return candidate
     return None
+
+
+def is_container(manifest_text: bytes) -> bool:
+    """Whether a manifest is a folder of other artifacts' (an unreadable one counts as an artifact's)."""
+    try:
+        kind = json.loads(manifest_text).get("kind")
+    except (ValueError, AttributeError):
+        return False
+    return kind in CONTAINER_KINDS
 
 
 def subfolder_prefix(model_folder: Path, artifact: Path | None) -> str:

@@ -26,11 +26,13 @@ options and what the steps need from the machine, and reports everything missing
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import re
 import shutil
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,10 +327,29 @@ def run_pipeline(spec: PipelineSpec, yard: Yard, on_step: StepProgress | None = 
         report(step, "resumed" if interrupted and verb.resume else "running")
         try:
             path = verb.resume(interrupted, yard) if interrupted and verb.resume else verb.run(options, yard)
-        except TuneyardError as exc:
-            state.record(step.name, status="failed", error=exc.message, finished=utc_now())
+        except Exception as exc:  # a bug's too: another machine reads why in pipeline.json
+            error = exc.message if isinstance(exc, TuneyardError) else f"{type(exc).__name__}: {exc}"
+            state.record(step.name, status="failed", error=error, finished=utc_now())
             raise
         paths[step.name] = str(path)
         state.record(step.name, status="complete", path=yard.relative(Path(path)), finished=utc_now())
         report(step, "complete")
     return state
+
+
+def send_logs_at_exit(spec: PipelineSpec, yard: Yard) -> None:
+    """Send the experiment's logs where the yard lives once more, when this process ends.
+
+    For a detached pipeline (``--background``), whose log is its own output: the error the
+    CLI prints after a failed step, or a bug's traceback, are the log's last lines and come
+    after :func:`run_pipeline` has raised; only the process's exit comes later. On shared
+    storage, that is how another machine reads why the pipeline stopped.
+    """
+    logs = experiment_folder(spec, yard) / LOGS_DIR
+
+    def send() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        yard.storage.sync(logs)
+
+    atexit.register(send)

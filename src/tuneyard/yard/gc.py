@@ -13,6 +13,11 @@ back when nothing replaced it. Run folders with ``status: running`` are left alo
 Shared weight objects (:mod:`tuneyard.yard.objects`) that no artifact links to any more
 (a folder deleted by hand, a killed writer's staging folder removed in the same pass) are
 removed too; one that any folder links to, a running run's included, never is.
+
+On a yard in object storage, gc also frees this machine's disk of copies the bucket no longer
+backs (:meth:`Storage.stale_copies`): working-copy folders of artifacts removed or renamed
+there, and downloads of artifacts fetched by URL that have changed or gone since. Those are
+deleted here only, never in the bucket.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from tuneyard.yard import objects
 from tuneyard.yard.manifest import MANIFEST_FILE
-from tuneyard.yard.storage import TEMP_PREFIX, Entry, replaced_name
+from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Entry, replaced_name
 
 if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
@@ -43,6 +48,7 @@ RESTORE_REASON = "older version moved aside by an interrupted replace: put back"
 UPLOAD_REASON = "claimed folder whose upload stopped before its manifest"
 INDEX_REASON = "index entry whose folder or manifest is gone"
 OBJECT_REASON = "shared weight object that no artifact links to"
+COPY_REASON = "local copy of an artifact removed or changed in the yard's storage"
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Leftover:
 
     path: str
     reason: str
+    size: int = 0  # bytes on this machine's disk, counted for what gc frees outside the yard
 
 
 def process_alive(pid: int) -> bool:
@@ -141,8 +148,15 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
     removed_first = [yard.root / leftover.path for leftover in leftovers if leftover.reason not in kept]
     for obj in objects.unreferenced(store, removed_first):
         leftovers.append(Leftover(yard.relative(obj), OBJECT_REASON))
+    for copy in yard.storage.stale_copies(older_than_s):
+        leftovers.append(Leftover(str(copy), COPY_REASON, tree_size(copy)))
     leftovers.sort(key=lambda leftover: leftover.path)
     return leftovers
+
+
+def tree_size(folder: Path) -> int:
+    """The bytes of the files under ``folder``."""
+    return sum(path.lstat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def remove_leftovers(yard: Yard, leftovers: list[Leftover]) -> None:
@@ -155,6 +169,8 @@ def remove_leftovers(yard: Yard, leftovers: list[Leftover]) -> None:
             listed_objects.append(yard.root / leftover.path)
         elif leftover.reason == RESTORE_REASON:
             yard.storage.restore_replaced((yard.root / leftover.path).parent)
+        elif leftover.reason == COPY_REASON:
+            LOCAL.delete(Path(leftover.path))  # this machine's copy only: the yard's storage has none
         else:
             yard.storage.delete(yard.root / leftover.path)
     if stale_entries:

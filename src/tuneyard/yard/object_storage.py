@@ -21,7 +21,9 @@ maps a path under that folder to its object key and keeps both sides in step:
   index is a cache per machine, rebuilt by listing the remote manifests. Only
   ``.tuneyard/shared/`` (unfinished label jobs' journals) is the team's, and uploaded;
 * :meth:`ObjectStorage.fetch_artifact` brings one artifact given by URL (``--checkpoint
-  s3://...``) into a cache of this machine, for a verb run without its yard.
+  s3://...``) into a cache of this machine, for a verb run without its yard;
+* :meth:`stale_copies` finds what ``runs gc`` gives back of this machine's disk: copies of
+  artifacts the bucket no longer holds, or holds in another version.
 
 The endpoint and credentials come from the standard places (``AWS_ENDPOINT_URL`` or
 ``FSSPEC_S3_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` ..., ``~/.aws``), read by botocore
@@ -44,7 +46,16 @@ from typing import Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
-from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Claim, Entry, Storage, model_files, temp_name
+from tuneyard.yard.storage import (
+    LOCAL,
+    TEMP_PREFIX,
+    Claim,
+    Entry,
+    ManifestListing,
+    Storage,
+    model_files,
+    temp_name,
+)
 
 CACHE_ENV = "TUNEYARD_YARD_CACHE"
 # The name marker of a claimed folder, and the lease object of a locked one.
@@ -55,6 +66,7 @@ LEASE_S = 60.0
 MANIFEST = "manifest.json"
 LOCAL_ONLY = STATE_DIR  # the index: a cache of this machine, never uploaded (but for SHARED_STATE)
 ARTIFACTS_CACHE = "artifacts"  # under the cache root: artifacts fetched by URL, one folder per content
+SOURCE_RECORD = ".source.json"  # in such a folder: the URL it was fetched from, which gc checks again
 # Fail fast on a wrong endpoint instead of botocore's minutes of retries.
 CLIENT_CONFIG = {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}}
 
@@ -276,20 +288,24 @@ class ObjectStorage(Storage):
             self.fs.get_file(name, str(local))
         return path
 
-    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
+    def manifests_since(self, top: Path, mark: float) -> ManifestListing:
         key = self.key(top)
         if key is None:
-            return [], mark
+            return ManifestListing([], frozenset(), mark)
         self.fs.invalidate_cache(key)
         # One paginated listing of the keys: S3 can neither filter by suffix nor by date.
         found = self.fs.find(key, detail=True)
-        changed, newest = [], mark
+        changed, present, newest = [], set(), mark
         for name, info in found.items():
+            if posixpath.basename(name) != MANIFEST:
+                continue
+            folder = top / posixpath.relpath(posixpath.dirname(name), key)
+            present.add(folder)
             modified = info["LastModified"].timestamp()
-            if posixpath.basename(name) == MANIFEST and modified >= mark:
-                changed.append(top / posixpath.relpath(posixpath.dirname(name), key))
+            if modified >= mark:
+                changed.append(folder)
                 newest = max(newest, modified)
-        return sorted(changed), newest
+        return ManifestListing(sorted(changed), frozenset(present), newest)
 
     def sync(self, folder: Path) -> None:
         key = self.key(folder)
@@ -305,6 +321,44 @@ class ObjectStorage(Storage):
             if info is None or not is_current(local, info, newer_side="remote"):
                 self.fs.put_file(str(local), f"{key}/{relative}")
 
+    def stale_copies(self, older_than_s: float) -> list[Path]:
+        now = time.time()
+        self.fs.invalidate_cache(self.remote_root)
+        # Every folder that still holds an object: a copy of one of them may serve a reader.
+        held = {posixpath.dirname(name) for name in self.fs.find(self.remote_root)}
+        held |= {parent for folder in held for parent in posixpath_parents(folder)}
+        return self.removed_working_copies(held, older_than_s, now) + self.outdated_fetches(older_than_s, now)
+
+    def removed_working_copies(self, held: set[str], older_than_s: float, now: float) -> list[Path]:
+        """Artifact folders of the working copy under which the bucket holds nothing any more
+        (removed or moved by another machine), outermost only, left alone within the grace period."""
+        manifests = sorted(self.local_root.rglob(MANIFEST), key=lambda path: len(path.parts))
+        removed: list[Path] = []
+        for manifest in manifests:
+            key = self.key(manifest.parent)
+            if key is None or key in held or any(manifest.is_relative_to(folder) for folder in removed):
+                continue
+            if now - manifest.stat().st_mtime >= older_than_s:
+                removed.append(manifest.parent)
+        return removed
+
+    def outdated_fetches(self, older_than_s: float, now: float) -> list[Path]:
+        """Folders of :meth:`fetch_artifact`'s cache fetched from this yard whose artifact has
+        changed since (a new listing digest) or is gone; fetched within the grace period: kept."""
+        outdated = []
+        for record in sorted((cache_root() / ARTIFACTS_CACHE).glob(f"*/{SOURCE_RECORD}")):
+            url = json.loads(record.read_text())["url"]
+            key = self.fs._strip_protocol(url).rstrip("/")
+            if not key.startswith(f"{self.remote_root}/") or now - record.stat().st_mtime < older_than_s:
+                continue
+            try:
+                current = listing_digest(remote_files(self.fs, url, key))
+            except ArtifactNotFoundError:
+                current = None
+            if current != record.parent.name:
+                outdated.append(record.parent)
+        return outdated
+
     @classmethod
     def fetch_artifact(cls, url: str) -> Path:
         """The file or folder at ``url`` in this machine's cache, downloaded unless there already.
@@ -314,13 +368,13 @@ class ObjectStorage(Storage):
         call costs one listing and an artifact changed since (an eval added its results)
         is fetched again into a new folder. A run's ``checkpoint-*`` folders (resumable
         working state, not a model) are left out. The download goes to a temporary
-        folder renamed into place, so a killed fetch is never taken for a cached one.
+        folder renamed into place, so a killed fetch is never taken for a cached one; it
+        records its URL, so ``runs gc`` on the yard can tell when the copy is outdated.
         """
         fs = filesystem(url, url)
         key = fs._strip_protocol(url).rstrip("/")
         wanted = remote_files(fs, url, key)
-        listing = sorted((name, info["size"], str(info.get("ETag"))) for name, info in wanted.items())
-        digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+        digest = listing_digest(wanted)
         folder = cache_root() / ARTIFACTS_CACHE / digest
         target = folder / posixpath.basename(key)
         if folder.is_dir():
@@ -330,6 +384,7 @@ class ObjectStorage(Storage):
             local = staged / posixpath.basename(key) / relative if relative != "." else staged / target.name
             local.parent.mkdir(parents=True, exist_ok=True)
             fs.get_file(key if relative == "." else f"{key}/{relative}", str(local))
+        (staged / SOURCE_RECORD).write_text(json.dumps({"url": url}))
         try:
             staged.rename(folder)
         except OSError:  # another process fetched the same content first: use theirs
@@ -383,6 +438,21 @@ def remote_files(fs: Any, url: str, key: str) -> dict[str, dict[str, Any]]:
         for name, info in files.items()
         if posixpath.basename(name) not in (CLAIM_MARKER, LOCK_OBJECT) and model_files(name)
     }
+
+
+def posixpath_parents(key: str) -> list[str]:
+    """``a/b/c`` -> ``a/b``, ``a``: the folders above an object key."""
+    parents = []
+    while "/" in key:
+        key = posixpath.dirname(key)
+        parents.append(key)
+    return parents
+
+
+def listing_digest(files: dict[str, dict[str, Any]]) -> str:
+    """The sha256 of an artifact's listing (each object's relative name, size and ETag): names its content."""
+    listing = sorted((name, info["size"], str(info.get("ETag"))) for name, info in files.items())
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
 def is_current(local: Path, info: dict[str, Any], newer_side: str = "local") -> bool:

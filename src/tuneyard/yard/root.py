@@ -315,13 +315,18 @@ class Yard:
         return self.index.select(all_of(conditions), order, limit, with_manifest)
 
     def find(self, reference: str) -> dict[str, Any]:
-        """The manifest record of one artifact, by folder path, id (or prefix) or name."""
+        """The manifest record of one artifact, by folder path, id (or prefix) or name.
+
+        A folder's manifest is asked of the storage, never of a local ``is_file()``: on
+        object storage the working copy may still hold an artifact another machine removed
+        or moved (until ``runs gc``).
+        """
+        from tuneyard.yard.manifest import read_manifest_if_any
+
         folder = Path(reference).expanduser()
         for candidate in (folder, self.root / reference):
-            if (candidate / "manifest.json").is_file():
-                from tuneyard.yard.manifest import read_manifest
-
-                manifest = read_manifest(candidate, self.storage)
+            manifest = read_manifest_if_any(candidate, self.storage)
+            if manifest is not None:
                 manifest.path = self.relative(candidate)
                 return manifest.to_data()
         self.heal_index()
@@ -364,6 +369,8 @@ class Yard:
 
         The mark is the store's own time of the newest manifest seen, so clocks that
         disagree between machines cannot hide one; manifests at the mark are read again.
+        Rows of artifacts whose manifest is no longer listed (removed or moved elsewhere)
+        are forgotten, so ``runs ls`` and :meth:`find` do not answer with them.
         """
         if not self.storage.is_remote or self.refreshed:
             return
@@ -372,15 +379,23 @@ class Yard:
 
         mark_file = self.state_dir / LISTED_FILE
         mark = float(self.storage.read_text(mark_file)) if mark_file.is_file() else 0.0
-        folders, newest = self.storage.manifests_since(self.root, mark)
-        for folder in folders:
+        listing = self.storage.manifests_since(self.root, mark)
+        for folder in listing.changed:
             try:
                 manifest = read_manifest(folder, self.storage)
             except (FileNotFoundError, ManifestError):
                 continue  # deleted since the listing, or corrupt: `runs reindex` lists those
             manifest.path = self.relative(folder)
             self.register(manifest)
-        self.storage.write_text(mark_file, repr(newest))
+        # Artifacts another machine removed or moved: their rows would answer for them.
+        removed = [
+            path
+            for path in self.index.paths()
+            if not Path(path).is_absolute() and self.root / path not in listing.present
+        ]
+        if removed and self.index_writes:
+            self.index.remove(removed)
+        self.storage.write_text(mark_file, repr(listing.mark))
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
         """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""

@@ -82,6 +82,15 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class ManifestListing:
+    """What one listing of shared storage says of its manifests (see :meth:`Storage.manifests_since`)."""
+
+    changed: list[Path]  # folders whose manifest was written at or after the mark
+    present: frozenset[Path]  # every folder with a manifest: an indexed folder not among them was removed
+    mark: float  # the store's time of the newest manifest listed: where the next listing starts
+
+
+@dataclass(frozen=True)
 class Claim:
     """Who claimed a folder on shared storage, and when: how gc tells an abandoned claim."""
 
@@ -198,17 +207,26 @@ class Storage(ABC):
     def sync(self, folder: Path) -> None:
         """Send what was written in place under ``folder`` (a run's logs) to where the yard lives."""
 
-    def manifests_since(self, top: Path, mark: float) -> tuple[list[Path], float]:
-        """Manifests under ``top`` written at or after ``mark`` (the store's clock), and the new mark.
+    def manifests_since(self, top: Path, mark: float) -> ManifestListing:
+        """Manifests under ``top`` written at or after ``mark`` (the store's clock), every one there
+        now, and the new mark.
 
         Where the yard is shared (object storage), how the local index learns what other
-        machines wrote; a local yard's writers update the index themselves.
+        machines wrote and removed; a local yard's writers update the index themselves.
         """
-        return [], mark
+        return ManifestListing([], frozenset(), mark)
 
     def claim_of(self, folder: Path) -> Claim | None:
         """Who claimed ``folder``, where names are claimed with a record of it (object storage)."""
         return None
+
+    def stale_copies(self, older_than_s: float) -> list[Path]:
+        """Local copies of artifacts whose truth elsewhere is gone or changed (object storage).
+
+        What ``runs gc`` frees of this machine's disk, never touching the yard itself;
+        copies made within ``older_than_s`` seconds are left to whoever is reading them.
+        """
+        return []
 
 
 def open_url(url: str) -> tuple[Path, Storage]:
