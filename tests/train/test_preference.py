@@ -237,6 +237,7 @@ def test_each_objective_files_a_complete_run(
         assert result.exit_code == 0, result.stderr
         metrics = json.loads(next(scored.rglob("metrics.json")).read_text())["metrics"]
         assert {"exact", "perplexity", "rewards/accuracies", "rewards/margins"} <= set(metrics)
+        assert "eval_loss" not in result.stdout + result.stderr  # not TRL's raw metrics dict
 
 
 def test_a_killed_dpo_run_resumes_to_the_uninterrupted_result(

@@ -48,6 +48,7 @@ def reward_scores(
     """The objective's ``rewards/*`` on ``rows``; empty when its reference is not at hand (see the module)."""
     import torch
     from transformers import TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     options, objective = objective_of(task_options)
     if objective.rows != spec.problem or (objective.reference == "start" and not is_peft_model(model)):
@@ -68,6 +69,7 @@ def reward_scores(
             eval_dataset=rows.select_columns(columns),
             processing_class=tokenizer,
         )
+        trainer.remove_callback(PrinterCallback)  # it would print the raw metrics dict; the eval reports them
         if is_peft_model(model) and "ref" in model.peft_config:
             model.delete_adapter("ref")  # the adapter-disabled base is the reference (see training)
         metrics = trainer.evaluate()
