@@ -11,9 +11,13 @@ REQUESTS = [f"Which section is package {i} in?" for i in range(6)]
 PROMPTS = [f"<|im_start|>user\n{request}<|im_end|>\n<|im_start|>assistant\n" for request in REQUESTS]
 
 
-def write_eval(folder: Path, answers: list[str]) -> Path:
-    """An eval folder's ``predictions.jsonl`` (the fields ``tuneyard eval`` writes for chat data)."""
+def write_eval(folder: Path, answers: list[str], model: str | None = None) -> Path:
+    """An eval folder's ``predictions.jsonl`` (the fields ``tuneyard eval`` writes for chat data), and with
+    ``model`` its ``metrics.json`` naming the model (relative to the yard) on split ``prefs_validation``."""
     folder.mkdir(parents=True)
+    if model is not None:
+        record = {"model": model, "task": "prefs", "split": "validation", "metrics": {"exact": 0.5}}
+        (folder / "metrics.json").write_text(json.dumps(record))
     lines = [
         {"id": i, "prompt": PROMPTS[i], "request": REQUESTS[i], "prediction": answer, "reference": "games",
          "tokens": 3, "seconds": 0.1}
@@ -81,3 +85,34 @@ def test_evals_of_different_prompts_are_refused(cli, fault_server, tmp_path) -> 
     assert result.exit_code == 2 and "the two evals did not answer the same prompts" in result.stderr
     assert "--nb-eval-samples" in result.stderr and server.requests() == []
     assert not (tuned / "win_rates").exists()
+
+
+def test_the_judgements_are_named_after_the_models_compared(cli, fault_server, tmp_path) -> None:
+    yard = tmp_path / "yard"
+    run, start = yard / "outputs" / "p" / "prefs" / "smol_dpo", yard / "models" / "imported" / "SmolLM2.Q4_1"
+    for artifact, kind in ((run, "run"), (start, "model")):
+        artifact.mkdir(parents=True)
+        (artifact / "manifest.json").write_text(json.dumps({"kind": kind}))
+    answers = ["games", "net", "sound", "text", "net", "x"]
+    results = run / "evaluation_results"
+    evals = {
+        "best": write_eval(results / "prefs_validation", answers, f"{run.relative_to(yard)}/best"),
+        "last": write_eval(results / "last_prefs_validation", answers[::-1], f"{run.relative_to(yard)}/last"),
+        "start": write_eval(
+            start / "evaluation_results" / "prefs_validation", ["y"] * 6, str(start.relative_to(yard))
+        ),
+    }
+    server = fault_server(choices="A,B")
+    names = []
+    for candidate in ("best", "last"):
+        result = cli(
+            "--yard", yard, "win-rate", "--candidate", evals[candidate], "--baseline", evals["start"],
+            "--teacher", "judge", "--base-url", server.url, "--no-api-key", "-q",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        [written] = (evals[candidate] / "win_rates").glob("*.json")
+        names.append(Path(json.loads(written.read_text())["judgements"]).name)
+    assert names == [
+        "smol_dpo-vs-SmolLM2-Q4_1-prefs_validation",
+        "last_smol_dpo-vs-SmolLM2-Q4_1-prefs_validation",
+    ]

@@ -1,5 +1,6 @@
 """QLoRA on a CUDA GPU: a 4-bit NF4 base trains LoRA adapters, merges unquantized, exports;
-and its peak GPU memory against a bfloat16 LoRA run of the same model.
+its peak GPU memory against a bfloat16 LoRA run of the same model; and DPO with QLoRA, scored
+against the adapter-disabled 4-bit start.
 
 Marked ``gpu`` like ``test_cuda.py``: each test first asserts a GPU is there (and
 bitsandbytes, the ``[qlora]`` extra), so selecting them without one fails rather than
@@ -118,3 +119,78 @@ def test_qlora_peaks_below_bfloat16_lora_on_the_same_model(cli, tiny_decoder, tm
     print(f"\npeak GPU memory (torch.cuda.max_memory_allocated), {torch.cuda.get_device_name()}: "
           f"bf16 lora {peaks['lora'] / 2**20:.0f} MiB, qlora {peaks['qlora'] / 2**20:.0f} MiB")  # fmt: skip
     assert 0 < peaks["qlora"] < peaks["lora"]
+
+
+class ReferenceAndAdapters(TrainerCallback):  # type: ignore[misc]
+    """What DPO compares with, seen from outside the trainer: the model's log-probabilities of fixed
+    tokens with its adapter on and disabled (TRL's reference for a PEFT model), and its adapter weights,
+    as training begins and as it ends."""
+
+    def __init__(self, ids: torch.Tensor) -> None:
+        self.ids = ids
+        self.log_probs: dict[str, torch.Tensor] = {}
+        self.adapters: dict[str, dict[str, torch.Tensor]] = {}
+        self.adapter_names: list[str] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self.adapter_names = list(model.peft_config)
+        self.record(model, "start")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self.record(model, "end")
+
+    def record(self, model: Any, when: str) -> None:
+        self.log_probs[f"policy {when}"] = self.scored(model)
+        with model.disable_adapter():
+            self.log_probs[f"reference {when}"] = self.scored(model)
+        self.adapters[when] = {
+            name: parameter.detach().clone()
+            for name, parameter in model.named_parameters()
+            if "lora_" in name
+        }
+
+    def scored(self, model: Any) -> torch.Tensor:
+        training = model.training
+        model.eval()  # no LoRA dropout
+        with torch.no_grad():
+            logits = model(input_ids=self.ids.to(next(model.parameters()).device)).logits
+        model.train(training)
+        return torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def test_dpo_with_qlora_scores_against_the_adapter_disabled_4bit_start(tmp_path) -> None:
+    from safetensors import safe_open
+    from smol_decoders import smol_tokenizer
+    from topic_data import write_topic_preferences
+
+    from tuneyard.train.options import FinetuneOptions
+    from tuneyard.train.recipe import finetune
+    from tuneyard.yard.root import Yard
+
+    base = build_smol_decoder(tmp_path / "smol-64", hidden=64, intermediate=128, tie_word_embeddings=True)
+    pairs = write_topic_preferences(tmp_path / "pairs", {"train": 8, "validation": 4})
+    options = FinetuneOptions(checkpoint=str(base), data=str(pairs), strategy="qlora", epochs=2,
+                              batch_size=4, learning_rate=1e-3, name="dpo-qlora",
+                              task_options={"objective": "dpo"})  # fmt: skip
+    four_bit = QuantizedBaseSeen()
+    seen = ReferenceAndAdapters(
+        torch.tensor([smol_tokenizer()("which topic : a goal in the match")["input_ids"]])
+    )
+    run = finetune(options, Yard.open(tmp_path), callbacks=[four_bit, seen]).path
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["strategy"] == "qlora"
+    assert manifest["task_type"] == "preference"
+    assert manifest["config"]["task_options"]["reference"] == "start"
+    assert 0.0 <= manifest["metrics"][pairs.name]["rewards/accuracies"] <= 1.0
+    assert four_bit.four_bit, "the base trained in 4-bit"
+    # The reference is no second copy, neither a model nor TRL's "ref" adapter: the disabled 4-bit base.
+    assert seen.adapter_names == ["default"]
+    logps = seen.log_probs
+    torch.testing.assert_close(logps["reference start"], logps["policy start"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(logps["reference end"], logps["policy start"], atol=1e-4, rtol=0)
+    start, end = seen.adapters["start"], seen.adapters["end"]
+    assert start.keys() == end.keys() and any(not torch.equal(start[name], end[name]) for name in start)
+    assert not torch.equal(logps["policy end"], logps["reference end"])  # the adapter is on, then off
+    with safe_open(str(run / "best" / "adapter_model.safetensors"), framework="pt") as handle:
+        assert handle.keys() and not any(".ref." in key for key in handle.keys())  # noqa: SIM118

@@ -107,6 +107,16 @@ def test_rows_that_cannot_teach_a_preference_are_refused(cli, tiny_decoder, pair
     assert not yard_artifacts(tmp_path)
 
 
+def test_a_qlora_preference_run_is_refused_without_a_cuda_gpu(cli, tiny_decoder, pairs, tmp_path) -> None:
+    result = finetune(
+        cli, tmp_path, tiny_decoder("llama"), pairs, "--objective", "dpo", "--strategy", "qlora"
+    )
+    assert_user_error(
+        result, "--strategy qlora needs a CUDA GPU with bitsandbytes", "no CUDA GPU", "--strategy lora"
+    )
+    assert not yard_artifacts(tmp_path)
+
+
 def test_dpo_loss_is_computed_from_the_answer_tokens_log_probabilities(tiny_decoder, pairs, tmp_path) -> None:
     import torch
     import torch.nn.functional as F

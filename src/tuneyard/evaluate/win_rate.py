@@ -29,6 +29,7 @@ from pydantic import Field
 
 from tuneyard.config import Cli
 from tuneyard.errors import DataError
+from tuneyard.evaluate.placement import key_part, owning_artifact, subfolder_prefix
 from tuneyard.label.options import LabelOptions, PairOptions, TeacherOptions
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from tuneyard.yard.root import Yard
 
 PREDICTIONS_FILE = "predictions.jsonl"
+EVAL_RECORD = "metrics.json"  # what an eval recorded beside its answers: the model, task, split, scores
 WIN_RATES_DIR = "win_rates"
 JUDGE_PROMPT = """Which answer to the request below is better: more correct, and closer to what was asked?
 
@@ -72,7 +74,9 @@ class WinRateOptions(TeacherOptions):
     )
     max_tokens: int = Field(default=4, gt=0, description="Longest verdict, in tokens.")
     name: str | None = Field(
-        default=None, description="The judgements dataset's name (default: CANDIDATE-vs-BASELINE)."
+        default=None,
+        description="The judgements dataset's name (default: CANDIDATE_MODEL-vs-BASELINE_MODEL-TASK_SPLIT, "
+        "the models each eval recorded).",
     )
 
 
@@ -153,7 +157,7 @@ def judge_win_rate(
             f"the two evals gave the same answer to every one of their {same} prompts: nothing to judge.",
             "Compare models whose answers differ (the tuned model against its start).",
         )
-    name = options.name or f"{candidate.name}-vs-{baseline.name}"
+    name = options.name or comparison_name(candidate, baseline, yard)
     text = "".join(json.dumps(row) + "\n" for row in rows)
     # Named by its content: the same comparison again resumes the same job, another never replaces it.
     source = candidate / WIN_RATES_DIR / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}.rows.jsonl"
@@ -171,6 +175,36 @@ def judge_win_rate(
         candidate / WIN_RATES_DIR / f"{filed.path.name}.json", json.dumps(asdict(result), indent=2) + "\n"
     )
     return result
+
+
+def comparison_name(candidate: Path, baseline: Path, yard: Yard) -> str:
+    """The judgements' default name: which models were compared, and on what (``run-vs-start-task_split``).
+
+    Two evals of the same split share their folder's name (``{task}_{split}``), so that name alone
+    says nothing of the models and a second comparison on the split would take the first one's name.
+    """
+    recorded = read_eval_record(candidate)
+    on = f"-{key_part(recorded['task'])}_{key_part(recorded['split'])}" if "task" in recorded else ""
+    return f"{model_label(candidate, yard)}-vs-{model_label(baseline, yard)}{on}"
+
+
+def read_eval_record(folder: Path) -> dict[str, Any]:
+    """The eval's ``metrics.json`` (the model, task and split it recorded), or {} where there is none."""
+    path = folder / EVAL_RECORD
+    return dict(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def model_label(eval_folder: Path, yard: Yard) -> str:
+    """The model an eval answered with, as the eval named its results: its artifact's name in the yard
+    (``last_RUN`` for a run's ``last/``), else its folder's; the eval folder's name if it recorded none."""
+    model = read_eval_record(eval_folder).get("model")
+    if not model:
+        return eval_folder.name
+    folder = Path(model) if Path(model).is_absolute() else yard.root / model
+    artifact = owning_artifact(folder, yard)
+    if artifact is None:
+        return key_part(folder.name)
+    return subfolder_prefix(folder, artifact) + key_part(artifact.name)
 
 
 def count_judgements(folder: Path, same: int, prompts: int, options: WinRateOptions) -> WinRate:

@@ -41,7 +41,7 @@ class PreferenceOptions(StrictModel):
     reference: Reference | None = Field(
         default=None,
         description="What the policy is scored against: 'start' (the starting checkpoint, frozen; with LoRA "
-        "the base with the adapter disabled) for DPO and KTO, 'none' for ORPO and SimPO; filled in, "
+        "or QLoRA the base with the adapter disabled) for DPO and KTO, 'none' for ORPO and SimPO; filled in, "
         "not chosen.",
     )
 

@@ -11,6 +11,9 @@ extras); here they are re-made as the objective's TRL config (``DPOConfig``,
   PEFT model's adapter into a "ref" adapter; tuneyard's adapters start at zero
   (LoRA's B), so the disabled base *is* the start, and the copy is dropped (it would
   also be saved beside the trained adapter).
+* QLoRA: the same code as LoRA. The strategy hands over a PEFT model over the 4-bit
+  base (readied by ``prepare_model_for_kbit_training``), so the reference is that
+  quantized base with the adapter disabled, the start as it trains.
 
 A prompt that fills ``--max-length`` leaves no answer to score (TRL would drop the row
 silently): it is refused before any run folder exists, naming the rows and the length
