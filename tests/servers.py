@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -96,8 +97,21 @@ def wait_until_serving(process: subprocess.Popen, url: str, log: Path, seconds: 
             time.sleep(0.2)
 
 
+@dataclass
+class S3Server:
+    """moto's S3 server process: its URL and its request log (werkzeug's, one line per HTTP request)."""
+
+    url: str
+    log: Path
+
+    def requests(self, bucket: str) -> list[str]:
+        """The requests logged so far for ``bucket``: ``GET /bucket/key HTTP/1.1" 200 -``..."""
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace")).splitlines()  # colours
+        return [line.split('"', 1)[1] for line in lines if f" /{bucket}" in line and '"' in line]
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto's S3 server in its own process on 127.0.0.1 (a real S3 HTTP API, conditional puts included)."""
     import socket
 
@@ -112,9 +126,15 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(process, url, log_path, seconds=60)
-        yield url
+        yield S3Server(url, log_path)
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: S3Server) -> str:
+    """The URL of :func:`s3_server`."""
+    return s3_server.url
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -51,7 +52,6 @@ from tuneyard.yard.storage import (
     TEMP_PREFIX,
     Claim,
     Entry,
-    ManifestListing,
     Storage,
     model_files,
     temp_name,
@@ -288,24 +288,38 @@ class ObjectStorage(Storage):
             self.fs.get_file(name, str(local))
         return path
 
-    def manifests_since(self, top: Path, mark: float) -> ManifestListing:
+    def read_many(self, paths: list[Path]) -> dict[Path, bytes]:
+        keys = {path: self.key(path) for path in paths}
+        found = LOCAL.read_many([path for path, key in keys.items() if key is None])
+        by_key = {key: path for path, key in keys.items() if key is not None}
+        # fsspec's cat takes a name with * ? [ for a pattern: those few are read one by one.
+        literal = [key for key in by_key if not glob.has_magic(key)]
+        if literal:
+            # One concurrent batch, one GET each: s3fs's default chunked read asks each size first (HEAD).
+            contents = self.fs.cat(literal, on_error="omit", max_concurrency=1)
+            found.update({by_key[key]: data for key, data in contents.items()})
+        for key in by_key.keys() - set(literal):
+            with contextlib.suppress(FileNotFoundError):
+                found[by_key[key]] = self.fs.cat_file(key)
+        return found
+
+    def manifest_versions(self, top: Path) -> dict[Path, str]:
         key = self.key(top)
         if key is None:
-            return ManifestListing([], frozenset(), mark)
+            return {}
         self.fs.invalidate_cache(key)
         # One paginated listing of the keys: S3 can neither filter by suffix nor by date.
-        found = self.fs.find(key, detail=True)
-        changed, present, newest = [], set(), mark
+        try:
+            found = self.fs.find(key, detail=True)
+        except FileNotFoundError:
+            return {}
+        versions = {}
         for name, info in found.items():
-            if posixpath.basename(name) != MANIFEST:
-                continue
-            folder = top / posixpath.relpath(posixpath.dirname(name), key)
-            present.add(folder)
-            modified = info["LastModified"].timestamp()
-            if modified >= mark:
-                changed.append(folder)
-                newest = max(newest, modified)
-        return ManifestListing(sorted(changed), frozenset(present), newest)
+            relative = posixpath.relpath(posixpath.dirname(name), key)
+            hidden = any(part.startswith(".") and part != "." for part in relative.split("/"))
+            if posixpath.basename(name) == MANIFEST and not hidden:  # as a folder walk skips .hidden ones
+                versions[top / relative] = f"{info.get('ETag')} {info['LastModified'].isoformat()}"
+        return versions
 
     def sync(self, folder: Path) -> None:
         key = self.key(folder)

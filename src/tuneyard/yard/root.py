@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError, ManifestError
+from tuneyard.errors import ArtifactNotFoundError, ConfigError, LayoutError
 from tuneyard.yard.fields import FILTERS
 from tuneyard.yard.storage import LOCAL, Storage, open_url
 
@@ -29,8 +30,9 @@ GITIGNORE_FILE = ".gitignore"
 # Artifacts written or imported outside the root (--output-dir, runs import): one
 # absolute path a line. A file, not an index table, so reindex can find them again.
 EXTERNAL_FILE = "external.txt"
-# On shared storage: the store's time of the newest manifest the local index has seen.
-LISTED_FILE = "listed_at"
+# On shared storage: the manifests of the last listing the local index was brought up to
+# date with, by path relative to the root, each with its version (ETag and time).
+LISTING_FILE = "listing.json"
 HOME_ENV = "TUNEYARD_HOME"
 
 
@@ -251,8 +253,6 @@ class Yard:
 
     def enclosing_artifact(self, folder: Path) -> Path | None:
         """The artifact folder (not an experiment workspace) that ``folder`` lies inside, if any."""
-        import json
-
         from tuneyard.yard.scan import CONTAINER_KINDS
 
         for ancestor in folder.parents:
@@ -360,42 +360,64 @@ class Yard:
             return None
         for suffix in ("-wal", "-shm"):
             self.storage.delete(self.state_dir / f"{INDEX_FILE}{suffix}")
-        report = self.reindex()
-        self.refresh_index()  # sets the mark from which the next refresh lists
-        return report
+        return self.reindex()  # on shared storage it remembers its listing: nothing to refresh after
 
     def refresh_index(self) -> None:
         """Index the manifests other machines wrote since the last listing (a yard on shared storage).
 
-        The mark is the store's own time of the newest manifest seen, so clocks that
-        disagree between machines cannot hide one; manifests at the mark are read again.
-        Rows of artifacts whose manifest is no longer listed (removed or moved elsewhere)
-        are forgotten, so ``runs ls`` and :meth:`find` do not answer with them.
+        One listing of the store, compared manifest by manifest with the versions the last
+        one recorded (not a time mark, which clocks that disagree, an upload started before
+        the listing or the store's one-second times could fool): new or rewritten manifests
+        are read in one batch, up-to-date ones not at all. Rows of artifacts whose manifest
+        is no longer listed (removed or moved elsewhere) are forgotten, so ``runs ls`` and
+        :meth:`find` do not answer with them.
         """
-        if not self.storage.is_remote or self.refreshed:
+        if not self.storage.is_remote or self.refreshed or not self.index_writes:
             return
-        self.refreshed = True
-        from tuneyard.yard.manifest import read_manifest
+        from tuneyard.yard.scan import listed_manifests
 
-        mark_file = self.state_dir / LISTED_FILE
-        mark = float(self.storage.read_text(mark_file)) if mark_file.is_file() else 0.0
-        listing = self.storage.manifests_since(self.root, mark)
-        for folder in listing.changed:
-            try:
-                manifest = read_manifest(folder, self.storage)
-            except (FileNotFoundError, ManifestError):
-                continue  # deleted since the listing, or corrupt: `runs reindex` lists those
-            manifest.path = self.relative(folder)
-            self.register(manifest)
-        # Artifacts another machine removed or moved: their rows would answer for them.
-        removed = [
-            path
-            for path in self.index.paths()
-            if not Path(path).is_absolute() and self.root / path not in listing.present
-        ]
-        if removed and self.index_writes:
-            self.index.remove(removed)
-        self.storage.write_text(mark_file, repr(listing.mark))
+        listing = self.storage.manifest_versions(self.root)
+        seen = self.last_listing()
+        changed = {
+            folder for folder, version in listing.items() if seen.get(self.under_root(folder)) != version
+        }
+        # The artifacts around a changed manifest tell whether it is an artifact or a part of one.
+        around = {parent for folder in changed for parent in folder.parents if parent in listing}
+        records = []
+        for folder, manifest in listed_manifests(self.storage, sorted(changed | around), problems=[]):
+            if folder in changed:  # a corrupt one is left to `runs reindex`, which lists those
+                manifest.path = self.under_root(folder)
+                records.append(manifest.to_data())
+        self.index.upsert_many(records)
+        self.forget_all_but(listing)
+        self.remember_listing(listing)
+
+    def forget_all_but(self, listing: dict[Path, str]) -> None:
+        """Drop the rows of artifacts under the root that ``listing`` no longer has: another machine
+        removed or moved them, and their rows would answer for them."""
+        present = {self.under_root(folder) for folder in listing}
+        gone = [path for path in self.index.paths() if not Path(path).is_absolute() and path not in present]
+        if gone:
+            self.index.remove(gone)
+
+    def under_root(self, folder: Path) -> str:
+        """:meth:`relative` of a folder known to be under the root, without resolving it on disk."""
+        return folder.relative_to(self.root).as_posix()
+
+    def last_listing(self) -> dict[str, str]:
+        """The manifest versions of the last listing the index was brought up to date with (none: {})."""
+        try:
+            listed: dict[str, str] = json.loads(self.storage.read_text(self.state_dir / LISTING_FILE))
+        except FileNotFoundError:  # never listed
+            return {}
+        return listed
+
+    def remember_listing(self, listing: dict[Path, str]) -> None:
+        """Record that the index is up to date with ``listing`` (:meth:`Storage.manifest_versions`):
+        where the next refresh starts, and this command's refresh already."""
+        versions = {self.under_root(folder): version for folder, version in sorted(listing.items())}
+        self.storage.write_text(self.state_dir / LISTING_FILE, json.dumps(versions))
+        self.refreshed = True
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:
         """Rebuild the index from the manifests alone (see :func:`tuneyard.yard.scan.reindex`)."""

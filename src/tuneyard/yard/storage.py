@@ -82,15 +82,6 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class ManifestListing:
-    """What one listing of shared storage says of its manifests (see :meth:`Storage.manifests_since`)."""
-
-    changed: list[Path]  # folders whose manifest was written at or after the mark
-    present: frozenset[Path]  # every folder with a manifest: an indexed folder not among them was removed
-    mark: float  # the store's time of the newest manifest listed: where the next listing starts
-
-
-@dataclass(frozen=True)
 class Claim:
     """Who claimed a folder on shared storage, and when: how gc tells an abandoned claim."""
 
@@ -207,14 +198,27 @@ class Storage(ABC):
     def sync(self, folder: Path) -> None:
         """Send what was written in place under ``folder`` (a run's logs) to where the yard lives."""
 
-    def manifests_since(self, top: Path, mark: float) -> ManifestListing:
-        """Manifests under ``top`` written at or after ``mark`` (the store's clock), every one there
-        now, and the new mark.
+    def read_many(self, paths: list[Path]) -> dict[Path, bytes]:
+        """The content of each file of ``paths`` that exists (the others are left out).
+
+        On object storage one concurrent batch of requests, where reading file by file
+        pays a round trip each: how a reindex reads thousands of manifests.
+        """
+        found = {}
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                found[path] = self.read_bytes(path)
+        return found
+
+    def manifest_versions(self, top: Path) -> dict[Path, str]:
+        """Every folder under ``top`` with a manifest, and a version of that manifest that
+        changes whenever it is written again (the object store's ETag and time); from one listing.
 
         Where the yard is shared (object storage), how the local index learns what other
-        machines wrote and removed; a local yard's writers update the index themselves.
+        machines wrote and removed, by comparing with the versions of its last listing;
+        a local yard's writers update the index themselves (empty here).
         """
-        return ManifestListing([], frozenset(), mark)
+        return {}
 
     def claim_of(self, folder: Path) -> Claim | None:
         """Who claimed ``folder``, where names are claimed with a record of it (object storage)."""
