@@ -347,7 +347,7 @@ def main() -> None:
     add_training_flags(parser)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (each setting once per round)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (imports, first calls)")
-    parser.add_argument("--artifacts", type=int, default=10_000, help="artifacts in the du/gc yard")
+    parser.add_argument("--artifacts", type=int, default=10_000, help="du/gc yard size (0: skip)")
     parser.add_argument("--contents", type=int, default=400, help="distinct weight contents among them")
     parser.add_argument("--removed", type=int, default=1_000, help="artifacts deleted by hand before gc")
     parser.add_argument("--build-jobs", type=int, default=4, help="processes writing the du/gc yard")
@@ -361,7 +361,7 @@ def main() -> None:
     quiet_libraries()
     with tempfile.TemporaryDirectory(prefix="tuneyard-objects-bench-") as scratch:
         runs, work = finetune_on_off(args, Path(scratch))
-        scale = du_and_gc(args, Path(scratch))
+        scale = du_and_gc(args, Path(scratch)) if args.artifacts else ""
     du_version = run("du", "--version").splitlines()[0]
     block = (
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n\n"
