@@ -53,7 +53,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from finetune import REPO, default_model, subset  # bench/: python bench/x.py puts it on sys.path
+from finetune import add_training_flags, default_model, subset  # python bench/x.py: bench/ is on sys.path
 from pairs import Run, quiet_libraries, ratios, rotate, spread, tuneyard_run
 from results import command_line, record
 from yard_index import build_yard
@@ -371,15 +371,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="model folder (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "debian_topics")
-    parser.add_argument("--rows", type=int, default=512, help="training rows")
-    parser.add_argument("--eval-rows", type=int, default=342, help="validation rows (342: all)")
-    parser.add_argument("--epochs", type=float, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--seed", type=int, default=0)
+    add_training_flags(parser)
     parser.add_argument("--rounds", type=int, default=5, help="timed finetune rounds (0: skip that part)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed finetune rounds first")
     parser.add_argument("--manifests", type=int, default=10_000, help="runs in the remote yard (0: skip)")
