@@ -9,7 +9,9 @@ on 127.0.0.1 (dummy AWS credentials, set in this process and its children only):
    each round; working copy in a fresh ``$TUNEYARD_YARD_CACHE``) and in a fresh local
    folder, ABBA order after ``--warmup`` untimed rounds. Headline: S3 time over disk
    time, paired round by round, median (min..max); target <= 1.05. Also the objects,
-   bytes and PUT requests (from the server's request log) one S3 run leaves behind.
+   bytes and PUT requests (from the server's request log) one S3 run leaves behind. A
+   server-side copy (S3 CopyObject, how a run's repeated weight files get there) is a PUT
+   too, one that sends no file: the bytes are what the bucket holds, not what was sent.
 2. **``runs reindex`` of ``--manifests`` remote manifests.** bench/yard_index.py's
    synthetic runs, written by the library's own writer (``Yard.create``) into a local
    yard, their manifests uploaded with that layout, each with the claim marker an S3

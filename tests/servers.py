@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -103,11 +105,31 @@ class S3Server:
 
     url: str
     log: Path
+    recording: Path
 
     def requests(self, bucket: str) -> list[str]:
         """The requests logged so far for ``bucket``: ``GET /bucket/key HTTP/1.1" 200 -``..."""
         lines = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace")).splitlines()  # colours
         return [line.split('"', 1)[1] for line in lines if f" /{bucket}" in line and '"' in line]
+
+    @contextlib.contextmanager
+    def recorded(self) -> Iterator[list[dict]]:
+        """The requests made inside the block, with their headers (moto's recorder): the list is
+        filled as the block ends. ``Content-Length`` is what a request sent, ``x-amz-copy-source``
+        marks a server-side copy."""
+        control = f"{self.url}/moto-api/recorder"
+        for action in ("reset-recording", "start-recording"):
+            urllib.request.urlopen(urllib.request.Request(f"{control}/{action}", method="POST"))
+        found: list[dict] = []
+        try:
+            yield found
+        finally:
+            urllib.request.urlopen(urllib.request.Request(f"{control}/stop-recording", method="POST"))
+            text, decoder, space, at = self.recording.read_text(), json.JSONDecoder(), re.compile(r"\s*"), 0
+            # entries of concurrent requests may share a line: read them as a stream of JSON values
+            while (at := space.match(text, at).end()) < len(text):
+                entry, at = decoder.raw_decode(text, at)
+                found.append({"method": entry["method"], "url": entry["url"], "headers": entry["headers"]})
 
 
 @pytest.fixture(scope="session")
@@ -119,14 +141,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    recording = log_path.with_name("recording.jsonl")  # written only while a test records (S3Server.recorded)
+    environment = {**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)}
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, env=environment,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(process, url, log_path, seconds=60)
-        yield S3Server(url, log_path)
+        yield S3Server(url, log_path, recording)
         process.kill()
         process.wait()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import s3fs
+from servers import S3Server
 from topic_data import write_topic_csvs
 
 QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-2", "-q")
@@ -269,6 +270,47 @@ def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_res
     record, reference_record = json.loads(shown.stdout), json.loads(reference_shown.stdout)
     assert record["status"] == "complete"
     assert record["metrics"]["topics"] == pytest.approx(reference_record["metrics"]["topics"], abs=1e-4)
+
+
+def test_a_runs_checkpoint_best_and_last_weights_cross_the_wire_once_as_server_side_copies(
+    cli: Callable[..., object],
+    s3_server: S3Server,
+    s3_yard: str,
+    tiny_model: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = write_topic_csvs(tmp_path / "topics", ("sports", "cooking"), {"train": 16, "validation": 8})
+    with s3_server.recorded() as requests:
+        trained = cli(
+            "--yard", s3_yard, "finetune", "--checkpoint", tiny_model("bert"), "--data", data,
+            "--strategy", "full", "--project", "p", "--name", "trained", *QUICK,
+        )  # fmt: skip
+    assert trained.exit_code == 0, trained.stderr
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    stored = fs.find(s3_yard.removeprefix("s3://"), detail=True)
+    weights = sorted(name.rsplit("/", 2)[-2] for name in stored if name.endswith("/model.safetensors"))
+    assert weights == ["best", "checkpoint-1-2", "last"]  # three objects of one content ...
+    puts = [
+        (r["url"].split("?")[0], {key.lower(): value for key, value in r["headers"].items()})
+        for r in requests
+        if r["method"] == "PUT"
+    ]
+    weight_puts = [headers for url, headers in puts if url.endswith("/model.safetensors")]
+    copies = [headers for headers in weight_puts if "x-amz-copy-source" in headers]
+    assert (len(weight_puts), len(copies)) == (3, 2)  # ... uploaded once, copied twice on the server
+    sent = sum(int(headers.get("content-length", 0)) for _, headers in puts)
+    size = next(info["size"] for name, info in stored.items() if name.endswith("best/model.safetensors"))
+    assert sent < sum(info["size"] for info in stored.values()) - size  # every object was a PUT before
+
+    machine(monkeypatch, tmp_path / "machine-b")  # the copies are the weights: B loads them
+    import tuneyard
+
+    loaded = tuneyard.load(f"{s3_yard}/outputs/p/topics/trained/last")
+    assert loaded.config.architectures == ["BertForSequenceClassification"]
+    fetched = next((tmp_path / "machine-b").rglob("last/model.safetensors"))
+    assert fetched.read_bytes() == (Path(trained.stdout.strip()) / "best" / "model.safetensors").read_bytes()
 
 
 def test_a_new_file_in_an_s3_yard_never_replaces_one_another_machine_put_there_first(s3_yard: str) -> None:

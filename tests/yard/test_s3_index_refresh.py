@@ -144,3 +144,31 @@ def test_reindex_on_s3_indexes_what_a_local_reindex_of_the_same_folders_does(
     on_disk, on_s3 = Yard(local), Yard.open(s3_yard)
     assert on_disk.reindex().indexed == on_s3.reindex().indexed == 5
     assert sorted(row["path"] for row in on_s3.query()) == sorted(row["path"] for row in on_disk.query())
+
+
+def test_a_manifest_overwritten_by_non_json_in_the_bucket_is_listed_corrupt_with_its_path(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders = write_artifacts(s3_yard, ["first", "broken", "last"])
+    assert sorted(listed(cli, s3_yard)) == ["broken", "first", "last"]  # machine A's index has them all
+    s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(
+        f"{s3_yard.removeprefix('s3://')}/{folders[1].as_posix()}/manifest.json", b"\x00 not json {"
+    )
+
+    def statuses() -> dict[str, tuple[str, str]]:
+        done = cli("--yard", s3_yard, "runs", "ls", "--format", "json")
+        assert done.exit_code == 0, done.stderr
+        return {row["name"]: (row["status"], row["path"]) for row in json.loads(done.stdout)}
+
+    expected = {
+        "first": ("complete", folders[0].as_posix()),
+        "broken": ("corrupt", folders[1].as_posix()),
+        "last": ("complete", folders[2].as_posix()),
+    }
+    assert statuses() == expected  # A's incremental refresh: the rewritten manifest read again
+    monkeypatch.setenv("TUNEYARD_YARD_CACHE", str(tmp_path / "machine-b"))  # no local copy of any file
+    reindexed = cli("--yard", s3_yard, "runs", "reindex")
+    assert reindexed.exit_code == 0, reindexed.stderr
+    assert statuses() == expected
+    monkeypatch.setenv("TUNEYARD_YARD_CACHE", str(tmp_path / "machine-c"))  # the first ls builds the index
+    assert statuses() == expected

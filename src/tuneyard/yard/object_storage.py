@@ -12,6 +12,12 @@ maps a path under that folder to its object key and keeps both sides in step:
 * ``publish`` uploads a staged folder file by file with ``manifest.json`` last, so an
   interrupted upload never looks complete (reindex and ``runs ls`` only see folders
   with a manifest);
+* identical bytes cross the wire once per process: a file of at least
+  :data:`~tuneyard.yard.objects.MIN_SHARED_BYTES` whose sha256 is that of an object this
+  process put in the bucket is made there by a server-side copy (S3 ``CopyObject``), as a
+  run's checkpoint, ``best/`` and ``last/`` hold one set of weights; and ``sync`` skips a
+  file this process put at its key and has not changed since (S3's ``LastModified`` has
+  whole seconds, too coarse to tell);
 * ``create_exclusive`` is a conditional put (``If-None-Match: *``) of a claim marker
   that records who claimed the name; ``runs gc`` removes a claimed folder that never
   got its manifest once its writer is gone (:meth:`claim_of`);
@@ -42,10 +48,13 @@ import posixpath
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
+from tuneyard.yard.manifest import sha256_of
+from tuneyard.yard.objects import MIN_SHARED_BYTES
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
 from tuneyard.yard.storage import (
     LOCAL,
@@ -80,6 +89,23 @@ def cache_root() -> Path:
     return (base / "tuneyard" / "yards").resolve()
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What this process put at an object key: the working-copy file and its version then."""
+
+    home: Path
+    version: tuple[int, int, int]  # (inode, size, mtime_ns): a file rewritten or replaced differs
+
+
+def version_of(path: Path) -> tuple[int, int, int] | None:
+    """``path``'s (inode, size, mtime_ns), or None when it is gone."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+
 class ObjectStorage(Storage):
     """The yard at ``url`` (``s3://bucket/prefix``) with its working copy at ``local_root``."""
 
@@ -90,6 +116,7 @@ class ObjectStorage(Storage):
         self.url = url
         self.remote_root = fs._strip_protocol(url).rstrip("/")
         self.local_root = local_root
+        self.sent: dict[str, Sent] = {}  # by object key: what this process put there
 
     @classmethod
     def open(cls, url: str) -> ObjectStorage:
@@ -139,6 +166,7 @@ class ObjectStorage(Storage):
         LOCAL.write_bytes(path, data)
         if key is not None:
             self.fs.pipe_file(key, data)
+            self.record_sent(path, key)
 
     def append_text(self, path: Path, text: str) -> None:
         key = self.key(path)
@@ -147,6 +175,7 @@ class ObjectStorage(Storage):
         LOCAL.append_text(path, text)
         if key is not None:
             self.fs.put_file(str(path), key)
+            self.record_sent(path, key)
 
     def create_exclusive(self, path: Path) -> bool:
         key = self.key(path)
@@ -198,10 +227,9 @@ class ObjectStorage(Storage):
                 path.relative_to(staged).as_posix() for path in staged.rglob("*") if path.is_file()
             )
             # manifest.json last: a folder without one is an unfinished upload, never a result
-            body = [name for name in files if name != MANIFEST]
-            self.fs.put([str(staged / name) for name in body], [f"{key}/{name}" for name in body])
+            self.send([(staged / name, f"{key}/{name}", target / name) for name in files if name != MANIFEST])
             if MANIFEST in files:
-                self.fs.put_file(str(staged / MANIFEST), f"{key}/{MANIFEST}")
+                self.send([(staged / MANIFEST, f"{key}/{MANIFEST}", target / MANIFEST)])
             self.fs.invalidate_cache(key)
             kept = {f"{key}/{name}" for name in files} | {f"{key}/{CLAIM_MARKER}"}
             stale = [name for name in self.fs.find(key) if name not in kept]
@@ -327,13 +355,70 @@ class ObjectStorage(Storage):
             return
         self.fs.invalidate_cache(key)
         remote = self.fs.find(key, detail=True)
+        changed = []
         for local in sorted(folder.rglob("*")):
             relative = local.relative_to(folder).as_posix()
             if not local.is_file() or any(part.startswith(".") for part in local.relative_to(folder).parts):
                 continue
-            info = remote.get(f"{key}/{relative}")
-            if info is None or not is_current(local, info, newer_side="remote"):
-                self.fs.put_file(str(local), f"{key}/{relative}")
+            name = f"{key}/{relative}"
+            info = remote.get(name)
+            if info is None or not (self.holds(name, local) or is_current(local, info, newer_side="remote")):
+                changed.append((local, name, local))
+        self.send(changed)
+
+    def send(self, files: list[tuple[Path, str, Path]]) -> None:
+        """Put each ``(source, key, home)``'s file at ``key``; ``home`` is where it lives afterwards here.
+
+        A file with the bytes of an object this process put earlier is copied there on
+        the server instead (:meth:`copy_source`): a run's checkpoint, ``best/`` and ``last/``
+        hold the same weights, hundreds of MB that need not be uploaded three times.
+        """
+        uploads = []
+        for source, key, _ in files:
+            origin = self.copy_source(source, key)
+            if origin is None or not self.copied(origin, key):
+                uploads.append((source, key))
+        if uploads:
+            self.fs.put([str(source) for source, _ in uploads], [key for _, key in uploads])
+        for source, key, home in files:
+            self.record_sent(source, key, home)
+
+    def copy_source(self, local: Path, target: str) -> str | None:
+        """The key of an object this process put whose bytes are ``local``'s (same sha256), if any,
+        other than ``target`` (S3 refuses to copy an object onto itself).
+
+        Only for files of at least ``MIN_SHARED_BYTES`` (a copy request saves nothing on a
+        small one); only while the file sent is unchanged here, so its sha256 (the
+        manifest's, cached per file version) still names the object's bytes. Candidates
+        are the objects of the same size, so most files are hashed by nobody here.
+        """
+        size = local.stat().st_size
+        if size < MIN_SHARED_BYTES:
+            return None
+        for key, sent in list(self.sent.items()):  # another thread may record a file meanwhile
+            if key != target and sent.version[1] == size and version_of(sent.home) == sent.version:
+                if sha256_of(sent.home) == sha256_of(local):
+                    return key
+        return None
+
+    def copied(self, origin: str, key: str) -> bool:
+        """Copy the object ``origin`` to ``key`` on the server (S3 CopyObject); False if it is gone since."""
+        try:
+            self.fs.cp_file(origin, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def record_sent(self, source: Path, key: str, home: Path | None = None) -> None:
+        """Remember that ``source``'s bytes are at ``key``, the file living at ``home`` (or ``source``)."""
+        version = version_of(source)
+        if version is not None:
+            self.sent[key] = Sent(home or source, version)
+
+    def holds(self, key: str, local: Path) -> bool:
+        """Whether this process put ``local``, as it is now, at ``key``."""
+        sent = self.sent.get(key)
+        return sent is not None and sent.home == local and version_of(local) == sent.version
 
     def stale_copies(self, older_than_s: float) -> list[Path]:
         now = time.time()

@@ -374,7 +374,7 @@ class Yard:
         """
         if not self.storage.is_remote or self.refreshed or not self.index_writes:
             return
-        from tuneyard.yard.scan import listed_manifests
+        from tuneyard.yard.scan import Problem, corrupt_record, listed_manifests
 
         listing = self.storage.manifest_versions(self.root)
         seen = self.last_listing()
@@ -383,11 +383,19 @@ class Yard:
         }
         # The artifacts around a changed manifest tell whether it is an artifact or a part of one.
         around = {parent for folder in changed for parent in folder.parents if parent in listing}
-        records = []
-        for folder, manifest in listed_manifests(self.storage, sorted(changed | around), problems=[]):
-            if folder in changed:  # a corrupt one is left to `runs reindex`, which lists those
+        records: list[dict[str, Any]] = []
+        problems: list[Problem] = []
+        for folder, manifest in listed_manifests(self.storage, sorted(changed | around), problems):
+            if folder in changed:
                 manifest.path = self.under_root(folder)
                 records.append(manifest.to_data())
+        # A changed manifest that no longer parses is listed as such, as `runs reindex` lists it,
+        # in place of the row its last good version left.
+        records += [
+            corrupt_record(self, problem)
+            for problem in problems
+            if problem.corrupt and problem.path.parent in changed
+        ]
         self.index.upsert_many(records)
         self.forget_all_but(listing)
         self.remember_listing(listing)

@@ -208,8 +208,10 @@ def corrupt_record(yard: Yard, problem: Problem) -> dict[str, Any]:
     """
     folder = problem.path.parent
     location = yard.relative(folder)
+    # On shared storage another machine may have written it: this machine's copy is what is dated.
+    manifest = yard.storage.localize(problem.path)
     try:
-        raw = json.loads(yard.storage.read_bytes(problem.path))
+        raw = json.loads(manifest.read_bytes())
     except (OSError, ValueError):
         raw = None
     kind = raw.get("kind") if isinstance(raw, dict) else None
