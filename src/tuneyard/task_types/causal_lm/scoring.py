@@ -85,7 +85,7 @@ def answer_losses(logits: Any, targets: Any) -> Any:
 
     The softmax runs over the answer positions only: the prompt's positions, most of
     a row, carry no label, and a softmax over the whole vocabulary at each of them was
-    a fifth to a third of scoring SmolLM2's answers on a CPU (bench/RESULTS.md).
+    a sixth to a third of scoring SmolLM2's answers on a CPU (bench/RESULTS.md).
     """
     import torch
 
