@@ -75,14 +75,36 @@ def status(run: Path) -> str:
     return json.loads((run / "manifest.json").read_text())["status"]
 
 
-def test_sigkilled_run_resumes_to_the_uninterrupted_result(
-    cli, tuneyard_process, tiny_model, topics, tmp_path
-) -> None:
-    model = tiny_model("bert")
-    common = ("--yard", tmp_path, "finetune", "--checkpoint", model, "--data", topics, *TRAINING)
-    reference = cli(*common, "--name", "reference")
-    assert reference.exit_code == 0, reference.stderr
+@pytest.fixture(scope="module")
+def reference_run(tiny_model, topics, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """The uninterrupted run every killed run must resume to."""
+    from tuneyard.cli import main
 
+    root = tmp_path_factory.mktemp("reference")
+    try:
+        main(
+            [
+                "--yard",
+                str(root),
+                "finetune",
+                "--checkpoint",
+                str(tiny_model("bert")),
+                "--data",
+                str(topics),
+                *TRAINING,
+                "--name",
+                "reference",
+            ]
+        )
+    except SystemExit as exc:
+        assert not exc.code
+    return root / "outputs" / "p" / "topics" / "reference"
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(
+    cli, tuneyard_process, reference_run, tiny_model, topics, tmp_path
+) -> None:
+    common = ("--yard", tmp_path, "finetune", "--checkpoint", tiny_model("bert"), "--data", topics, *TRAINING)
     killed_run = tmp_path / "outputs" / "p" / "topics" / "killed"
     process = tuneyard_process(*common, "--name", "killed")
     wait_for_checkpoint(killed_run, process, min_step=24)
@@ -97,7 +119,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(
     assert "resuming" in resumed.stderr and "from checkpoint-" in resumed.stderr
     assert status(killed_run) == "complete"
 
-    assert_resumed_like(Path(reference.stdout.strip()), killed_run, subfolders=("best",))
+    assert_resumed_like(reference_run, killed_run, subfolders=("best",))
 
 
 def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(
@@ -136,32 +158,6 @@ def test_sigint_saves_a_checkpoint_stops_and_can_be_resumed(
     steps = [int(row["step"]) for row in read_log(run)]
     assert steps == sorted(set(steps)) and steps[-1] == TOTAL_STEPS
     assert status(run) == "complete" and (run / "last" / "model.safetensors").is_file()
-
-
-@pytest.fixture(scope="module")
-def reference_run(tiny_model, topics, tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
-    """The uninterrupted run every killed run must resume to."""
-    from tuneyard.cli import main
-
-    root = tmp_path_factory.mktemp("reference")
-    try:
-        main(
-            [
-                "--yard",
-                str(root),
-                "finetune",
-                "--checkpoint",
-                str(tiny_model("bert")),
-                "--data",
-                str(topics),
-                *TRAINING,
-                "--name",
-                "reference",
-            ]
-        )
-    except SystemExit as exc:
-        assert not exc.code
-    return root / "outputs" / "p" / "topics" / "reference"
 
 
 # (what the process was doing when killed, the path tail it was writing, how, which occurrence)

@@ -71,12 +71,24 @@ def score_references(
         with torch.inference_mode():
             logits = model(
                 input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device)
-            ).logits.float()
+            ).logits
         targets = inputs["labels"][:, 1:].to(device)
-        token_losses = torch.nn.functional.cross_entropy(
-            logits[:, :-1].transpose(1, 2), targets, ignore_index=-100, reduction="none"
-        )
+        row_losses = answer_losses(logits[:, :-1], targets)
         for slot, index in enumerate(batch):
-            losses[index] = float(token_losses[slot].sum())
+            losses[index] = float(row_losses[slot])
             counts[index] = int((targets[slot] != -100).sum())
     return ReferenceScores(losses, counts)
+
+
+def answer_losses(logits: Any, targets: Any) -> Any:
+    """Each row's summed loss over its scored tokens (``targets`` not -100).
+
+    The softmax runs over the answer positions only: the prompt's positions, most of
+    a row, carry no label, and a softmax over the whole vocabulary at each of them was
+    a sixth to a third of scoring SmolLM2's answers on a CPU (bench/RESULTS.md).
+    """
+    import torch
+
+    scored = targets != -100
+    losses = torch.nn.functional.cross_entropy(logits[scored].float(), targets[scored], reduction="none")
+    return torch.zeros(len(targets), device=losses.device).index_add_(0, scored.nonzero()[:, 0], losses)
