@@ -7,11 +7,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -114,9 +112,12 @@ def test_exclude_rules_and_bad_fields(cli, tiny_model, tmp_path) -> None:
     )
 
 
-def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(tiny_model, tmp_path) -> None:
+def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(
+    run_killed_at, tiny_model, tmp_path
+) -> None:
+    # 6 steps an epoch, a checkpoint each: checkpoint-1-6, then checkpoint-2-12 as each cell ends.
     spec = write_experiment(
-        tmp_path, [tiny_model("bert")], strategies=["lora"], lora_ranks=[4, 8], epochs=12,
+        tmp_path, [tiny_model("bert")], strategies=["lora"], lora_ranks=[4, 8], epochs=2,
         options={"max_length": 32, "save_steps": 6},
     )  # fmt: skip
     yard = tmp_path / "yard"
@@ -124,24 +125,19 @@ def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(ti
     def grid_command(yard: Path) -> list[str]:
         return [sys.executable, "-m", "tuneyard", "--yard", str(yard), "grid", str(spec)]
 
-    command = grid_command(yard)
-    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
     checkpoints = yard / "experiments" / EXPERIMENT / "finetuned_checkpoints"
-    grid = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # wait for the second cell's first checkpoint
-        second = [run for run in checkpoints.glob("*-r8-*") if list(run.glob("checkpoint-*"))]
-        if second:
-            break
-        time.sleep(0.2)
-    grid.send_signal(signal.SIGKILL)
-    grid.wait()
+    # Killed (no cleanup, as by SIGKILL) as the second cell publishes its second checkpoint: the
+    # first cell is complete, the second has checkpoint-1-6 behind it. No race with a timer.
+    killed = run_killed_at("checkpoint-2-12", "--yard", yard, "grid", spec, nth=2)
+    assert killed.returncode == 9, killed.stderr[-2000:]
     states = {
         run.name: json.loads((run / "manifest.json").read_text())["status"] for run in checkpoints.iterdir()
     }
     assert sorted(states.values()) == ["complete", "running"], states
+    assert [path.name for path in next(checkpoints.glob("*-r8-*")).glob("checkpoint-*")] == ["checkpoint-1-6"]
 
-    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "false"}
+    rerun = subprocess.run(grid_command(yard), capture_output=True, text=True, env=env, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert "ran 1 cell(s) of 2" in rerun.stderr  # the finished cell is not re-run
     resumed = next(checkpoints.glob("*-r8-*"))
@@ -153,9 +149,9 @@ def test_a_grid_killed_mid_cell_resumes_that_cell_and_skips_the_finished_ones(ti
 
     calm = subprocess.run(grid_command(tmp_path / "calm"), capture_output=True, text=True, env=env)
     assert calm.returncode == 0, calm.stderr
-    killed, uninterrupted = metrics_table(yard), metrics_table(tmp_path / "calm")
-    assert killed.keys() == uninterrupted.keys() and len(killed) == 2  # the same cells...
-    for cell, row in killed.items():  # ... and the same final scores as a grid never interrupted
+    killed_table, uninterrupted = metrics_table(yard), metrics_table(tmp_path / "calm")
+    assert killed_table.keys() == uninterrupted.keys() and len(killed_table) == 2  # the same cells...
+    for cell, row in killed_table.items():  # ... and the same final scores as a grid never interrupted
         assert abs(float(row["topics"]) - float(uninterrupted[cell]["topics"])) <= 1e-4
 
 
