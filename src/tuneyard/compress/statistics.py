@@ -12,6 +12,7 @@ backward pass per labelled batch, with gradients enabled only on the layers' wei
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -127,16 +128,28 @@ def collect_input_statistics(
 ) -> dict[str, LayerStatistics]:
     """Gram matrices and/or mean |x| of every listed layer's inputs over ``batches``."""
     recorder = _InputRecorder(modules, gram=gram, abs_mean=abs_mean)
+    skip_logits = last_logits_only(model)
     try:
         with torch.inference_mode():
             for batch in batches:
                 recorder.new_batch(batch.get("attention_mask"))
-                model(**{key: value for key, value in batch.items() if key != "labels"})
+                model(**{key: value for key, value in batch.items() if key != "labels"}, **skip_logits)
                 if on_batch:
                     on_batch()
     finally:
         recorder.remove()
     return recorder.statistics()
+
+
+def last_logits_only(model: nn.Module) -> dict[str, int]:
+    """``{"logits_to_keep": 1}`` where ``model``'s forward takes it (transformers' decoders), else ``{}``.
+
+    The statistics read the layers' inputs, never the output: a decoder's vocabulary
+    projection at every position (SmolLM2: 49,152 x 576, a fifth of its forward pass) is
+    work thrown away, and transformers' ``logits_to_keep`` keeps it to the last position.
+    Other models (encoders, plugins' decoders without it) are called as they are.
+    """
+    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
 
 def collect_fisher(
