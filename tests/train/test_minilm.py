@@ -67,7 +67,7 @@ def test_fine_tuning_a_compressed_minilm_recovers_accuracy(
     assert after_compression < dense - 0.05, "the rank should be low enough to cost accuracy"
 
     options = FinetuneOptions(
-        checkpoint=str(compressed), data=str(debian_slice), epochs=1, learning_rate=2e-4, **COMMON
+        checkpoint=str(compressed), data=str(debian_slice), epochs=2, learning_rate=1e-4, **COMMON
     )
     result = finetune(options, yard)
     assert result.path.parent.name == "whiten"  # models/finetuned/bert/whiten/<compressed name>
