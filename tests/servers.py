@@ -60,9 +60,9 @@ def fault_server(tmp_path: Path) -> Iterator[Callable[..., FaultServer]]:
 def llama_server(tmp_path: Path) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2-135M-Instruct.
 
-    On as many threads as the test process computes on (one in each xdist worker): the server's own
-    default reads prompts on every core, and llama.cpp's threads spin-wait for each other, so two of
-    them beside another worker's computation made the real pipeline's labelling take minutes.
+    On as many threads as the test process computes on (one in each xdist worker), prompts included:
+    the server's default reads prompts on every core, and llama.cpp's threads spin-wait for each
+    other while the other worker keeps a core busy.
     """
     import socket
 
