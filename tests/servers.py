@@ -58,9 +58,15 @@ def fault_server(tmp_path: Path) -> Iterator[Callable[..., FaultServer]]:
 
 @pytest.fixture
 def llama_server(tmp_path: Path) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2-135M-Instruct."""
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2-135M-Instruct.
+
+    On as many threads as the test process computes on (one in each xdist worker), prompts included:
+    the server's default reads prompts on every core, and llama.cpp's threads spin-wait for each
+    other while the other worker keeps a core busy.
+    """
     import socket
 
+    from tuneyard.export.llama_runtime import default_threads
     from tuneyard.models.gguf import packaged_gguf
 
     with socket.socket() as probe:
@@ -71,6 +77,7 @@ def llama_server(tmp_path: Path) -> Iterator[str]:
         [
             sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf()), "--host", "127.0.0.1",
             "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2", "--logits_all", "true",
+            "--n_threads", str(default_threads()), "--n_threads_batch", str(default_threads()),
         ],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

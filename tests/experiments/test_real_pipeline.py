@@ -29,6 +29,9 @@ def test_prepare_label_finetune_merge_export_validate_on_smollm2(
             "prompt": PROMPT,
             "answer": {"json_schema": schema}, "target": "{{ answer.label }}", "max_tokens": 24,
             "concurrency": 2,
+            # the confidence column is tests/label/test_real_teacher.py's to check: llama-cpp-python
+            # log-softmaxes its whole logits buffer and sorts the vocabulary for each answer token
+            "logprobs": False,
         }},
         {"name": "tuned", "finetune": {
             "checkpoint": str(packaged_gguf()), "data": "${labels}", "task_type": "causal_lm",

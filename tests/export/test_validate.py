@@ -133,3 +133,25 @@ def test_bad_input_names_the_problem(cli, topic_yard, smol_decoder, tmp_path) ->
     result = cli("--yard", yard, "export", "--checkpoint", smol_decoder, "--name", "nodata", "-q")
     assert result.exit_code == 2 and "--no-validate" in result.stderr and "--data" in result.stderr
     assert not (yard / "exports" / "nodata_f16").exists()  # refused before converting
+
+
+def test_llama_cpp_computes_on_as_many_threads_as_torch() -> None:
+    """A process held to one thread (OMP_NUM_THREADS=1 in each CI worker, a grid cell's share) runs
+    llama.cpp on one: its threads spin-wait for each other, and two on a busy core made the real
+    pipeline test's 4 answers of 8 tokens take 28 CPU s instead of 1.3."""
+    import torch
+
+    from tuneyard.export.llama_runtime import LlamaRuntime
+    from tuneyard.models.gguf import packaged_gguf
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runtime = LlamaRuntime(packaged_gguf(), 64)
+    finally:
+        torch.set_num_threads(threads)
+    try:
+        assert runtime.threads == 1
+        assert runtime.llama.context_params.n_threads == runtime.llama.context_params.n_threads_batch == 1
+    finally:
+        runtime.close()

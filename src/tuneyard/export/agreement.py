@@ -81,7 +81,9 @@ class ValidateOptions(DataOptions):
     min_accuracy: float | None = Field(
         default=None, ge=0, le=1, description="Fail the export when llama.cpp's graded accuracy is lower."
     )
-    threads: int | None = Field(default=None, ge=1, description="llama.cpp threads (default: every core).")
+    threads: int | None = Field(
+        default=None, ge=1, description="llama.cpp threads (default: as many as torch computes on)."
+    )
     answers: Annotated[AnswerOptions, Cli(flatten=True)] = Field(
         default_factory=lambda: AnswerOptions(max_new_tokens=32), title="Answers (chat data)"
     )

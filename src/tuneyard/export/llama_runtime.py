@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +45,19 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+def default_threads() -> int:
+    """As many threads as torch computes on in this process: every physical core, or ``OMP_NUM_THREADS``
+    (or a grid cell's share).
+
+    llama.cpp's threads wait for each other at every operation by spinning: more threads than the
+    cores left free (another process's, or two test workers' on two cores) make a 135M model's
+    8-token answer take seconds of CPU instead of a fraction of one.
+    """
+    import torch
+
+    return torch.get_num_threads()
+
+
 @dataclass
 class Answer:
     """One greedy answer: its text, how many tokens it took and how long."""
@@ -60,7 +72,7 @@ class LlamaRuntime:
 
     def __init__(self, file: Path, context: int, threads: int | None = None, logits_all: bool = True) -> None:
         llama_cpp = import_llama_cpp()
-        threads = threads or os.cpu_count() or 1
+        threads = threads or default_threads()
         self.threads = threads
         try:
             self.llama = llama_cpp.Llama(
