@@ -81,8 +81,8 @@ def answer_losses(model: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
     ``inputs`` are the model's keyword arguments and ``labels``. Only the positions that
     predict a labelled token are projected to the vocabulary, where the model takes
     transformers' ``logits_to_keep``: the prompt's positions, most of a row, carry no
-    label, and their logits (SmolLM2: 49,152 x 576 at each) and softmax were a third of
-    scoring its answers on a CPU (bench/RESULTS.md). Other models compute every
+    label, and their logits (SmolLM2: 49,152 x 576 at each) were a quarter of scoring
+    its answers on a CPU (bench/RESULTS.md). Other models compute every
     position's logits and the scored ones are picked from them: the same losses.
     """
     import torch
