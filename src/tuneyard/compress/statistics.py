@@ -12,7 +12,6 @@ backward pass per labelled batch, with gradients enabled only on the layers' wei
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from torch import nn
 
 from tuneyard.components.calibration import Batch
 from tuneyard.errors import InternalError
+from tuneyard.models.logits import takes_logits_to_keep
 from tuneyard.models.lowrank import is_conv1d
 
 
@@ -149,7 +149,7 @@ def last_logits_only(model: nn.Module) -> dict[str, int]:
     work thrown away, and transformers' ``logits_to_keep`` keeps it to the last position.
     Other models (encoders, plugins' decoders without it) are called as they are.
     """
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    return {"logits_to_keep": 1} if takes_logits_to_keep(model) else {}
 
 
 def collect_fisher(

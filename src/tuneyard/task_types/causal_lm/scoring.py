@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuneyard.components.throughput import length_sorted_batches
+from tuneyard.models.logits import takes_logits_to_keep
 from tuneyard.task_types.causal_lm.tokens import chat_tokens, row_tools
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ def score_references(
     model: Any, tokenizer: Any, rows: Dataset, batch_size: int, max_length: int
 ) -> ReferenceScores:
     """Teacher-forced loss of each row's ``reference`` after its ``prompt`` (rows cut to ``max_length``)."""
-    import torch
-
     encoded = [
         chat_tokens(tokenizer, prompt, [{"role": "assistant", "content": reference}], tools)
         for prompt, reference, tools in zip(rows["prompt"], rows["reference"], row_tools(rows), strict=True)
@@ -68,27 +67,36 @@ def score_references(
         inputs = padded_batch(
             [sequences[i] for i in batch], [starts[i] for i in batch], tokenizer.pad_token_id
         )
-        with torch.inference_mode():
-            logits = model(
-                input_ids=inputs["input_ids"].to(device), attention_mask=inputs["attention_mask"].to(device)
-            ).logits
-        targets = inputs["labels"][:, 1:].to(device)
-        row_losses = answer_losses(logits[:, :-1], targets)
+        on_device = {key: value.to(device) for key, value in inputs.items()}
+        row_losses, row_counts = answer_losses(model, on_device)
         for slot, index in enumerate(batch):
             losses[index] = float(row_losses[slot])
-            counts[index] = int((targets[slot] != -100).sum())
+            counts[index] = int(row_counts[slot])
     return ReferenceScores(losses, counts)
 
 
-def answer_losses(logits: Any, targets: Any) -> Any:
-    """Each row's summed loss over its scored tokens (``targets`` not -100).
+def answer_losses(model: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+    """Each row's summed next-token loss over its labelled tokens (``labels`` not -100), and their count.
 
-    The softmax runs over the answer positions only: the prompt's positions, most of
-    a row, carry no label, and a softmax over the whole vocabulary at each of them was
-    a sixth to a third of scoring SmolLM2's answers on a CPU (bench/RESULTS.md).
+    ``inputs`` are the model's keyword arguments and ``labels``. Only the positions that
+    predict a labelled token are projected to the vocabulary, where the model takes
+    transformers' ``logits_to_keep``: the prompt's positions, most of a row, carry no
+    label, and their logits (SmolLM2: 49,152 x 576 at each) were a quarter of scoring
+    its answers on a CPU (bench/RESULTS.md). Other models compute every
+    position's logits and the scored ones are picked from them: the same losses.
     """
     import torch
 
+    labels = inputs["labels"]
+    targets = labels[:, 1:]
     scored = targets != -100
-    losses = torch.nn.functional.cross_entropy(logits[scored].float(), targets[scored], reduction="none")
-    return torch.zeros(len(targets), device=losses.device).index_add_(0, scored.nonzero()[:, 0], losses)
+    forward = {key: value for key, value in inputs.items() if key != "labels"}
+    with torch.inference_mode():
+        if takes_logits_to_keep(model):
+            predicting = torch.nn.functional.pad(scored, (0, 1))  # position i predicts token i + 1
+            logits = model(**forward, logits_to_keep=predicting).logits
+        else:
+            logits = model(**forward).logits[:, :-1][scored]
+        losses = torch.nn.functional.cross_entropy(logits.float(), targets[scored], reduction="none")
+        summed = torch.zeros(len(labels), device=losses.device).index_add_(0, scored.nonzero()[:, 0], losses)
+    return summed, scored.sum(1)

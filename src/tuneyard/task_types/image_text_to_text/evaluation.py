@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from tuneyard.task_types.base import ProgressCallback
 from tuneyard.task_types.causal_lm.evaluation import GradedResult, answer_grader, graded_result
+from tuneyard.task_types.causal_lm.scoring import answer_losses
 from tuneyard.task_types.image_text_to_text.generation import generate_answers
-from tuneyard.task_types.image_text_to_text.inputs import IGNORED, training_inputs
+from tuneyard.task_types.image_text_to_text.inputs import training_inputs
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -27,9 +28,8 @@ if TYPE_CHECKING:
 def reference_perplexity(
     model: Any, processor: Any, rows: Dataset, batch_size: int, preprocess: str
 ) -> float:
-    """exp(mean loss over the references' tokens), each after its prompt and images."""
-    import torch
-
+    """exp(mean loss over the references' tokens), each after its prompt and images
+    (:func:`~tuneyard.task_types.causal_lm.scoring.answer_losses`, as a text model's references)."""
     device = next(model.parameters()).device
     total, tokens = 0.0, 0
     for start in range(0, len(rows), batch_size):
@@ -37,14 +37,9 @@ def reference_perplexity(
         inputs = {
             key: value.to(device) for key, value in training_inputs(processor, batch, preprocess).items()
         }
-        with torch.inference_mode():
-            logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-        labels = inputs["labels"][:, 1:]
-        losses = torch.nn.functional.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORED, reduction="sum"
-        )
-        total += float(losses)
-        tokens += int((labels != IGNORED).sum())
+        losses, counts = answer_losses(model, inputs)
+        total += float(losses.sum())
+        tokens += int(counts.sum())
     return math.exp(min(total / max(tokens, 1), 700.0))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tuneyard.data.fingerprints import map_fingerprint
 from tuneyard.data.loading import TaskData
 from tuneyard.models.loading import ensure_padding_token
 
@@ -39,5 +40,7 @@ def tokenize_task(
     for name in splits:
         split = data.split(name)
         drop = [column for column in TEXT_COLUMNS if column in split.column_names]
-        encoded[name] = split.map(encode, batched=True, remove_columns=drop).rename_column("label", "labels")
+        encoded[name] = split.map(
+            encode, batched=True, remove_columns=drop, new_fingerprint=map_fingerprint(split)
+        ).rename_column("label", "labels")
     return DatasetDict(encoded)
