@@ -66,7 +66,7 @@ def llama_server(tmp_path: Path) -> Iterator[str]:
     """
     import socket
 
-    from tuneyard.export.llama_runtime import default_threads
+    from tuneyard.components.threads import default_threads
     from tuneyard.models.gguf import packaged_gguf
 
     with socket.socket() as probe:

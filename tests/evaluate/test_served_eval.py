@@ -119,3 +119,18 @@ def test_help_explains_the_backend(cli) -> None:
     for flag in ("--backend", "--server-url", "--server-model", "--api-key-env", "--server-arg"):
         assert flag in text
     assert "llama.cpp's server for a .gguf file" in text
+
+
+def test_llama_cpp_serves_on_this_process_threads_unless_the_user_says(tmp_path) -> None:
+    import torch
+
+    from tuneyard.evaluate.model_server import LLAMA_CPP, server_command
+
+    def flags(args: dict[str, object]) -> dict[str, str]:
+        command = server_command(LLAMA_CPP, tmp_path / "m.gguf", "m", 8000, args)
+        return dict(zip(command[3::2], command[4::2], strict=False))
+
+    threads = str(torch.get_num_threads())
+    assert (flags({})["--n_threads"], flags({})["--n_threads_batch"]) == (threads, threads)
+    chosen = flags({"n_threads": 3, "n_ctx": 2048})
+    assert (chosen["--n_threads"], chosen["--n_threads_batch"], chosen["--n_ctx"]) == ("3", threads, "2048")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneyard.components.threads import default_threads
 from tuneyard.errors import EvaluationError
 from tuneyard.evaluate.options import ServerOptions
 
@@ -112,10 +113,15 @@ def server_command(kind: str, model: Path, name: str, port: int, args: dict[str,
     """The command that serves ``model`` as ``name`` on 127.0.0.1:``port``, with the user's ``args``.
 
     llama-cpp-python spells its options as the settings' names (``--n_ctx 2048``); vLLM with
-    dashes (``--max-model-len 4096``), a true flag alone (``--enforce-eager``).
+    dashes (``--max-model-len 4096``), a true flag alone (``--enforce-eager``). llama.cpp
+    computes on :func:`~tuneyard.components.threads.default_threads` unless ``args`` say
+    otherwise: its own default, every core for prompts, spins threads against whatever
+    else runs here.
     """
     module = SERVER_MODULES[kind][0]
     if kind == LLAMA_CPP:
+        threads = default_threads()
+        args = {"n_threads": threads, "n_threads_batch": threads, **args}
         command = [sys.executable, "-m", module, "--model", str(model), "--model_alias", name]
         command += ["--host", "127.0.0.1", "--port", str(port)]
         for key, value in args.items():

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuneyard.components.threads import default_threads
 from tuneyard.errors import ExportError
 
 if TYPE_CHECKING:
@@ -43,19 +44,6 @@ def import_llama_cpp() -> Any:
     except ImportError as exc:
         raise ExportError(f"llama.cpp's Python binding is not installed ({exc}).", INSTALL_HINT) from exc
     return llama_cpp
-
-
-def default_threads() -> int:
-    """As many threads as torch computes on in this process: every physical core, or ``OMP_NUM_THREADS``
-    (or a grid cell's share).
-
-    llama.cpp's threads wait for each other at every operation by spinning: more threads than the
-    cores left free (another process's, or two test workers' on two cores) make a 135M model's
-    8-token answer take seconds of CPU instead of a fraction of one.
-    """
-    import torch
-
-    return torch.get_num_threads()
 
 
 @dataclass
