@@ -82,10 +82,11 @@ def test_a_search_runs_its_probes_files_its_path_and_reuses_them(cli, tiny_model
     report = json.loads((yard / "experiments" / "smallest" / "search.json").read_text())["report"]
     assert (report["select_on"], report["report_on"]) == ("validation", "test")
     for candidate in report["candidates"]:
+        assert not Path(candidate["model"]).is_absolute()  # inside the yard, relative to it
         target = tmp_path / "check" / candidate["label"].replace(" ", "_")
         check = cli(
-            "--yard", yard, "eval", "--checkpoint", candidate["model"], "--data", data, "--split", "test",
-            "--output-dir", target,
+            "--yard", yard, "eval", "--checkpoint", yard / candidate["model"], "--data", data,
+            "--split", "test", "--output-dir", target,
         )  # fmt: skip
         accuracy = next(line.split()[-1] for line in check.stdout.splitlines() if line.startswith("accuracy"))
         assert candidate["score"] == pytest.approx(float(accuracy), abs=1e-4)

@@ -365,7 +365,7 @@ def report_candidate(
     if dense is not None:
         _, dense_rows = evaluate(dense.model, search.report_on, search, journal)
         versus = compare_evals(dense_rows, rows)
-    return Candidate(label, str(model), score, low, high, versus)
+    return Candidate(label, journal.portable(model), score, low, high, versus)
 
 
 def bisect_ratios(low: float, high: float, probes: int, meets: Callable[[float], bool]) -> float | None:
