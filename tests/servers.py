@@ -60,27 +60,19 @@ def fault_server(tmp_path: Path) -> Iterator[Callable[..., FaultServer]]:
 def llama_server(tmp_path: Path) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2-135M-Instruct.
 
-    On as many threads as the test process computes on (one in each xdist worker), prompts included:
-    the server's default reads prompts on every core, and llama.cpp's threads spin-wait for each
-    other while the other worker keeps a core busy.
+    Started with the command ``eval --backend server`` uses (:func:`server_command`): on as many
+    threads as the test process computes on (one in each xdist worker), prompts included, where
+    the server's own default reads prompts on every core and its threads spin-wait for each other
+    while the other worker keeps a core busy.
     """
-    import socket
-
-    from tuneyard.components.threads import default_threads
+    from tuneyard.evaluate.model_server import LLAMA_CPP, free_port, server_command
     from tuneyard.models.gguf import packaged_gguf
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = (tmp_path / "llama-server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf()), "--host", "127.0.0.1",
-            "--port", str(port), "--n_ctx", "1024", "--model_alias", "smollm2", "--logits_all", "true",
-            "--n_threads", str(default_threads()), "--n_threads_batch", str(default_threads()),
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    settings = {"n_ctx": 1024, "logits_all": True}
+    command = server_command(LLAMA_CPP, packaged_gguf(), "smollm2", port, settings)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     wait_until_serving(process, f"{url}/models", tmp_path / "llama-server.log", seconds=120)
     yield url
