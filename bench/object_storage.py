@@ -12,6 +12,8 @@ on 127.0.0.1 (dummy AWS credentials, set in this process and its children only):
    bytes and PUT requests (from the server's request log) one S3 run leaves behind. A
    server-side copy (S3 CopyObject, how a run's repeated weight files get there) is a PUT
    too, one that sends no file: the bytes are what the bucket holds, not what was sent.
+   The server runs on the same cores: its CPU seconds during each S3 run (psutil) are
+   shown beside the seconds the S3 run took over the disk run.
 2. **``runs reindex`` of ``--manifests`` remote manifests.** bench/yard_index.py's
    synthetic runs, written by the library's own writer (``Yard.create``) into a local
    yard, their manifests uploaded with that layout, each with the claim marker an S3
@@ -81,9 +83,17 @@ class MotoServer:
 
     url: str
     log: Path
+    pid: int
 
     def requests(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the server process has used so far."""
+        import psutil  # accelerate's dependency
+
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
 
 
 @contextlib.contextmanager
@@ -109,7 +119,7 @@ def moto_server(log: Path) -> Iterator[MotoServer]:
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"moto.server did not start: {log.read_text()[-2000:]}") from None
                     time.sleep(0.2)
-            yield MotoServer(url, log)
+            yield MotoServer(url, log, process.pid)
         finally:
             process.kill()
             process.wait()
@@ -136,11 +146,12 @@ def point_at(server: MotoServer) -> Any:
 
 @dataclass
 class Stored:
-    """What one S3 run left in the bucket, and the PUT requests it took."""
+    """What one S3 run left in the bucket, the PUT requests it took and the server's CPU seconds for it."""
 
     objects: int
     bytes: int
     puts: int
+    server_cpu: float
 
 
 def finetune_rounds(
@@ -151,23 +162,27 @@ def finetune_rounds(
     model_dir = args.model or default_model()
     train = partial(tuneyard_run, model_dir, data_dir, args=args, strategy="full")
     stored: list[Stored] = []
-    puts_before = {"count": 0}
+    before = {"puts": 0.0, "server_cpu": 0.0}
 
     def on_s3(round_number: int) -> Run:
         os.environ["TUNEYARD_YARD_CACHE"] = str(scratch / f"cache{round_number}")
-        puts_before["count"] = count_puts(server)
-        return train(f"s3://{BUCKET}/round{round_number}")
+        before.update(puts=count_puts(server), server_cpu=server.cpu_seconds())
+        run = train(f"s3://{BUCKET}/round{round_number}")
+        before["server_cpu"] = server.cpu_seconds() - before["server_cpu"]  # this run's share
+        return run
 
     def after_round(round_number: int, outcomes: dict[str, Run]) -> None:
         prefix = f"{BUCKET}/round{round_number}"
         keys = fs.find(prefix, detail=True)
-        puts = count_puts(server) - puts_before["count"]
+        puts = count_puts(server) - int(before["puts"])
         fs.rm(prefix, recursive=True)  # moto keeps objects in memory: a model per round adds up
         shutil.rmtree(scratch / f"disk{round_number}", ignore_errors=True)
         shutil.rmtree(scratch / f"cache{round_number}", ignore_errors=True)
         if round_number < 0:
             return
-        stored.append(Stored(len(keys), sum(info["size"] for info in keys.values()), puts))
+        stored.append(
+            Stored(len(keys), sum(info["size"] for info in keys.values()), puts, before["server_cpu"])
+        )
         disk, s3 = outcomes["disk"], outcomes["s3"]
         print(
             f"round {round_number + 1}: disk {disk.seconds:.2f} s, s3 {s3.seconds:.2f} s, "
@@ -190,19 +205,27 @@ def count_puts(server: MotoServer) -> int:
 
 
 def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
-    """The per-round table and the summary lines of the finetune part."""
+    """The per-round table and the summary lines of the finetune part.
+
+    The S3 server shares the machine: its CPU seconds during each S3 run are shown beside
+    the seconds the S3 run took over the disk run, to tell the client's cost from the
+    server's (not subtracted: part of the server's work overlaps the client's).
+    """
     disk, s3 = runs["disk"], runs["s3"]
     end_to_end = ratios([run.seconds for run in s3], [run.seconds for run in disk])
     loop = ratios([run.loop_rate for run in disk], [run.loop_rate for run in s3])
+    extra = [s.seconds - d.seconds for d, s in zip(disk, s3, strict=True)]
     rows = "".join(
         f"| {i + 1} | {'disk' if i % 2 == 0 else 's3'} | {d.seconds:.2f} | {s.seconds:.2f} "
-        f"| {end_to_end[i]:.3f} | {loop[i]:.3f} | {kept.objects} | {kept.bytes / 1e6:.1f} | {kept.puts} |\n"
+        f"| {end_to_end[i]:.3f} | {loop[i]:.3f} | {kept.objects} | {kept.bytes / 1e6:.1f} | {kept.puts} "
+        f"| {extra[i]:.2f} | {kept.server_cpu:.2f} |\n"
         for i, (d, s, kept) in enumerate(zip(disk, s3, stored, strict=True))
     )
     median = statistics.median(end_to_end)
     return (
-        "| round | first | disk s | s3 s | ratio | Trainer loop ratio | objects | MB in bucket | PUTs |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "| round | first | disk s | s3 s | ratio | Trainer loop ratio | objects | MB in bucket | PUTs "
+        "| s3 - disk s | S3 server CPU s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
         f"- finetune end to end, yard on S3 / yard on disk, paired over {len(end_to_end)} rounds: "
         f"**{spread(end_to_end)}**, median overhead {100 * (median - 1):.1f}% "
@@ -210,6 +233,9 @@ def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
         f"- medians: disk {statistics.median(r.seconds for r in disk):.2f} s, "
         f"s3 {statistics.median(r.seconds for r in s3):.2f} s; Trainer loop (samples/s inverted), "
         f"paired: {spread(loop)}\n"
+        f"- seconds the S3 run took over the disk run: {spread(extra, 2)}; the S3 server process's own "
+        f"CPU seconds during each S3 run (moto, on the same 2 cores): "
+        f"{spread([kept.server_cpu for kept in stored], 2)}\n"
     )
 
 

@@ -48,6 +48,7 @@ import posixpath
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ CLAIM_MARKER = ".tuneyard-claim"
 LOCK_OBJECT = ".tuneyard-lock"
 # A lock older than this was left by a killed holder (a manifest update takes milliseconds).
 LEASE_S = 60.0
+# Files of one folder sent at once (s3fs's own default for a batch of puts is larger; a
+# checkpoint has a handful of files, a tokenizer folder a dozen).
+CONCURRENT_SENDS = 8
 MANIFEST = "manifest.json"
 LOCAL_ONLY = STATE_DIR  # the index: a cache of this machine, never uploaded (but for SHARED_STATE)
 ARTIFACTS_CACHE = "artifacts"  # under the cache root: artifacts fetched by URL, one folder per content
@@ -371,17 +375,22 @@ class ObjectStorage(Storage):
 
         A file with the bytes of an object this process put earlier is copied there on
         the server instead (:meth:`copy_source`): a run's checkpoint, ``best/`` and ``last/``
-        hold the same weights, hundreds of MB that need not be uploaded three times.
+        hold the same weights, hundreds of MB that need not be uploaded three times. The
+        files go at once (up to :data:`CONCURRENT_SENDS`), a server-side copy beside an
+        upload: a checkpoint's optimizer state need not wait for its weights' copy.
         """
-        uploads = []
-        for source, key, _ in files:
-            origin = self.copy_source(source, key)
-            if origin is None or not self.copied(origin, key):
-                uploads.append((source, key))
-        if uploads:
-            self.fs.put([str(source) for source, _ in uploads], [key for _, key in uploads])
+        if files:
+            with ThreadPoolExecutor(min(CONCURRENT_SENDS, len(files))) as pool:
+                sources, keys, _ = zip(*files, strict=True)
+                list(pool.map(self.send_file, sources, keys))  # list(): the first failure raises here
         for source, key, home in files:
             self.record_sent(source, key, home)
+
+    def send_file(self, source: Path, key: str) -> None:
+        """Copy ``source``'s bytes to ``key`` from an object that holds them already, or upload them."""
+        origin = self.copy_source(source, key)
+        if origin is None or not self.copied(origin, key):
+            self.fs.put_file(str(source), key)
 
     def copy_source(self, local: Path, target: str) -> str | None:
         """The key of an object this process put whose bytes are ``local``'s (same sha256), if any,
