@@ -13,7 +13,11 @@ on 127.0.0.1 (dummy AWS credentials, set in this process and its children only):
    server-side copy (S3 CopyObject, how a run's repeated weight files get there) is a PUT
    too, one that sends no file: the bytes are what the bucket holds, not what was sent.
    The server runs on the same cores: its CPU seconds during each S3 run (psutil) are
-   shown beside the seconds the S3 run took over the disk run.
+   shown beside the seconds the S3 run took over the disk run. Second baseline, what a
+   user's script does to get a run into a bucket: train on disk, then upload the run's
+   files with one s3fs ``put`` (the disk yard's files but ``.tuneyard/``: the same bytes
+   the S3 run leaves in the bucket, sent whole), timed after each disk run; the S3 run
+   against disk + upload, paired.
 2. **``runs reindex`` of ``--manifests`` remote manifests.** bench/yard_index.py's
    synthetic runs, written by the library's own writer (``Yard.create``) into a local
    yard, their manifests uploaded with that layout, each with the claim marker an S3
@@ -152,6 +156,18 @@ class Stored:
     bytes: int
     puts: int
     server_cpu: float
+    plain_upload: float  # seconds for s3fs to upload the disk run's files, as a user's script would
+
+
+def plain_upload(fs: Any, yard: Path, prefix: str) -> tuple[float, int]:
+    """Seconds for one ``fs.put`` of every file of a yard on disk (not its ``.tuneyard/`` state:
+    the index and the object store) to ``prefix``, and the bytes sent; the copy removed after."""
+    files = [path for path in sorted(yard.rglob("*")) if path.is_file() and ".tuneyard" not in path.parts]
+    started = time.perf_counter()
+    fs.put([str(path) for path in files], [f"{prefix}/{path.relative_to(yard).as_posix()}" for path in files])
+    seconds = time.perf_counter() - started
+    fs.rm(prefix, recursive=True)
+    return seconds, sum(path.stat().st_size for path in files)
 
 
 def finetune_rounds(
@@ -176,17 +192,23 @@ def finetune_rounds(
         keys = fs.find(prefix, detail=True)
         puts = count_puts(server) - int(before["puts"])
         fs.rm(prefix, recursive=True)  # moto keeps objects in memory: a model per round adds up
+        upload_s, upload_bytes = plain_upload(
+            fs, scratch / f"disk{round_number}", f"{BUCKET}/upload{round_number}"
+        )
         shutil.rmtree(scratch / f"disk{round_number}", ignore_errors=True)
         shutil.rmtree(scratch / f"cache{round_number}", ignore_errors=True)
         if round_number < 0:
             return
         stored.append(
-            Stored(len(keys), sum(info["size"] for info in keys.values()), puts, before["server_cpu"])
+            Stored(
+                len(keys), sum(info["size"] for info in keys.values()), puts, before["server_cpu"], upload_s
+            )
         )
         disk, s3 = outcomes["disk"], outcomes["s3"]
         print(
             f"round {round_number + 1}: disk {disk.seconds:.2f} s, s3 {s3.seconds:.2f} s, "
-            f"ratio {s3.seconds / disk.seconds:.3f}",
+            f"ratio {s3.seconds / disk.seconds:.3f}; plain upload of the disk run's "
+            f"{upload_bytes / 1e6:.1f} MB {upload_s:.2f} s",
             flush=True,
         )
 
@@ -215,17 +237,21 @@ def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
     end_to_end = ratios([run.seconds for run in s3], [run.seconds for run in disk])
     loop = ratios([run.loop_rate for run in disk], [run.loop_rate for run in s3])
     extra = [s.seconds - d.seconds for d, s in zip(disk, s3, strict=True)]
+    against_upload = ratios(
+        [run.seconds for run in s3],
+        [d.seconds + kept.plain_upload for d, kept in zip(disk, stored, strict=True)],
+    )
     rows = "".join(
         f"| {i + 1} | {'disk' if i % 2 == 0 else 's3'} | {d.seconds:.2f} | {s.seconds:.2f} "
         f"| {end_to_end[i]:.3f} | {loop[i]:.3f} | {kept.objects} | {kept.bytes / 1e6:.1f} | {kept.puts} "
-        f"| {extra[i]:.2f} | {kept.server_cpu:.2f} |\n"
+        f"| {extra[i]:.2f} | {kept.server_cpu:.2f} | {kept.plain_upload:.2f} | {against_upload[i]:.3f} |\n"
         for i, (d, s, kept) in enumerate(zip(disk, s3, stored, strict=True))
     )
     median = statistics.median(end_to_end)
     return (
         "| round | first | disk s | s3 s | ratio | Trainer loop ratio | objects | MB in bucket | PUTs "
-        "| s3 - disk s | S3 server CPU s |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| s3 - disk s | S3 server CPU s | plain upload s | s3 / (disk + upload) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
         f"- finetune end to end, yard on S3 / yard on disk, paired over {len(end_to_end)} rounds: "
         f"**{spread(end_to_end)}**, median overhead {100 * (median - 1):.1f}% "
@@ -236,6 +262,9 @@ def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
         f"- seconds the S3 run took over the disk run: {spread(extra, 2)}; the S3 server process's own "
         f"CPU seconds during each S3 run (moto, on the same 2 cores): "
         f"{spread([kept.server_cpu for kept in stored], 2)}\n"
+        f"- against training on disk and then uploading the run's files with one s3fs `put` (what a "
+        f"user's script does; the upload timed after each disk run): S3 / (disk + upload), paired: "
+        f"**{spread(against_upload)}**; the upload alone {spread([k.plain_upload for k in stored], 2)} s\n"
     )
 
 
