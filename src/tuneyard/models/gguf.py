@@ -2,7 +2,7 @@
 
 transformers reads GGUF checkpoints (llama.cpp's format) and dequantizes them, but a
 model loaded that way is marked quantized and the Trainer refuses it, and converting
-takes about 20 s for a 135M-parameter model on two CPU cores. So a GGUF is converted
+takes about 25 s for a 135M-parameter model on one CPU thread. So a GGUF is converted
 once, into a plain Hugging Face folder (safetensors, config, generation config,
 tokenizer with its chat template) that is an artifact of kind ``model`` under
 ``models/imported/{arch}/{name}``; its manifest names the GGUF (absolute path, role
