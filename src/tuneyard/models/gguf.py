@@ -362,7 +362,7 @@ def _parsed_once(reader: Any) -> Iterator[None]:
     """Let transformers' GGUF loader reuse ``reader`` and each tensor-name map it builds.
 
     For a llama-family file, transformers 5.23 parses the whole file's metadata again for the
-    config, for the weights and for the tokenizer: a new ``GGUFReader`` each time, 8-12 CPU s
+    config, for the weights and for the tokenizer: a new ``GGUFReader`` each time, about 8 CPU s
     for SmolLM2's 49,152-token vocabulary, so about half of a conversion. It also builds
     gguf's tensor-name map of the architecture again for every module of the model (about
     400 for SmolLM2). Both come from the ``gguf`` module's globals, looked up at each call, so
