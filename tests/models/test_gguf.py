@@ -176,6 +176,32 @@ def test_import_writes_a_plain_float32_folder_with_lineage(root, tiny_gguf):
         torch.testing.assert_close(converted(**inputs).logits, reference(**inputs).logits)
 
 
+def test_import_parses_the_gguf_once(root, tiny_gguf, monkeypatch):
+    """transformers' loader would parse the file again for the config, the weights and the tokenizer
+    (half of SmolLM2's conversion time), and build gguf's tensor-name map again for every module."""
+    import gguf
+
+    parsed: list[str] = []
+    name_maps: list[object] = []
+
+    class CountingReader(gguf.GGUFReader):
+        def __init__(self, path: str | Path, mode: str = "r") -> None:
+            parsed.append(str(path))
+            super().__init__(path, mode)
+
+    def counting_name_map(arch: object, n_blocks: int) -> object:
+        name_maps.append(arch)
+        return gguf.TensorNameMap(arch, n_blocks)
+
+    monkeypatch.setattr(gguf, "GGUFReader", CountingReader)
+    monkeypatch.setattr(gguf, "get_tensor_name_map", counting_name_map)
+    folder = import_gguf(tiny_gguf, Yard.open(root), announce=lambda message: None)
+    assert (folder / "model.safetensors").is_file()
+    assert parsed == [str(tiny_gguf)] and len(name_maps) == 1
+    # The loader's own lookups are back as they were, for any later load in this process.
+    assert gguf.GGUFReader is CountingReader and gguf.get_tensor_name_map is counting_name_map
+
+
 @pytest.mark.parametrize(("weights", "dtype"), [("F16", "float16"), ("BF16", "bfloat16")])
 def test_a_half_precision_gguf_imports_in_its_own_dtype_exactly(root, tmp_path, gguf_files, weights, dtype):
     import numpy as np

@@ -2,7 +2,7 @@
 
 transformers reads GGUF checkpoints (llama.cpp's format) and dequantizes them, but a
 model loaded that way is marked quantized and the Trainer refuses it, and converting
-takes about 20 s for a 135M-parameter model on two CPU cores. So a GGUF is converted
+takes about 25 s for a 135M-parameter model on one CPU thread. So a GGUF is converted
 once, into a plain Hugging Face folder (safetensors, config, generation config,
 tokenizer with its chat template) that is an artifact of kind ``model`` under
 ``models/imported/{arch}/{name}``; its manifest names the GGUF (absolute path, role
@@ -163,17 +163,24 @@ def resolve_model_path(checkpoint: str | Path, yard: Yard, task_type_of: TaskTyp
     return str(import_gguf(path, yard, task_type_of=task_type_of))
 
 
-def inspect_gguf(path: Path) -> GgufInfo:
-    """Read ``path``'s GGUF header; refuse a file that is not a GGUF model."""
-    from gguf import GGUFReader, LlamaFileType
+def read_gguf(path: Path) -> Any:
+    """``path`` parsed by gguf's ``GGUFReader`` (its metadata read, its tensors mapped, not loaded);
+    refuse a file that is not a readable GGUF."""
+    from gguf import GGUFReader
 
     try:
-        reader = GGUFReader(path)
+        return GGUFReader(path)
     # A reader of arbitrary bytes fails in many ways (bad magic, a truncated table read
     # past the end, an unknown value type, an empty file numpy cannot map): all mean the
     # same thing to the user.
     except Exception as exc:
         raise ModelError(f"{path} is not a readable GGUF file: {_reason(exc)}.", NOT_A_MODEL_HINT) from exc
+
+
+def describe_gguf(path: Path, reader: Any) -> GgufInfo:
+    """What the GGUF ``path``, parsed by ``reader``, holds; refuse one that is no model."""
+    from gguf import LlamaFileType
+
     architecture = _field_text(reader, "general.architecture")
     if not architecture:
         raise ModelError(
@@ -284,7 +291,7 @@ def import_gguf(
 
     A complete earlier import of the same file (same sha256), listed by the index or lying
     where this one would go (:func:`find_unindexed_import`), is returned as it is.
-    Otherwise the file is checked (:func:`inspect_gguf`), ``announce`` says that it is
+    Otherwise the file is read once and checked (:func:`describe_gguf`), ``announce`` says that it is
     being converted and where it goes, the model and tokenizer are loaded and
     dequantized, and only then is the folder written (temporary sibling, renamed when
     complete): a file that is not a GGUF model, or that transformers cannot convert,
@@ -302,13 +309,15 @@ def import_gguf(
     if found is not None:
         return found
     started = time.perf_counter()
-    info = inspect_gguf(gguf)
+    reader = read_gguf(gguf)
+    info = describe_gguf(gguf, reader)
     target = yard.target_path(LAYOUT_KIND, arch=info.arch, name=info.name)
     found = find_unindexed_import(yard, target, digest)
     if found is not None:
         return found
     announce(f"converting {gguf.name} to a {info.dtype} model (once; filed at {target})")
-    model, tokenizer = _load_dequantized(info)
+    with _parsed_once(reader):
+        model, tokenizer = _load_dequantized(info)
     return _write(yard, info, digest, (model, tokenizer), target, started, task_type_of)
 
 
@@ -346,6 +355,37 @@ def _load_dequantized(info: GgufInfo) -> tuple[Any, Any]:
         # save_pretrained refuse to write it.
         quantizer.remove_quantization_config(model)
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _parsed_once(reader: Any) -> Iterator[None]:
+    """Let transformers' GGUF loader reuse ``reader`` and each tensor-name map it builds.
+
+    For a llama-family file, transformers 5.23 parses the whole file's metadata again for the
+    config, for the weights and for the tokenizer: a new ``GGUFReader`` each time, about 8 CPU s
+    for SmolLM2's 49,152-token vocabulary, so about half of a conversion. It also builds
+    gguf's tensor-name map of the architecture again for every module of the model (about
+    400 for SmolLM2). Both come from the ``gguf`` module's globals, looked up at each call, so
+    during one conversion the reader already made serves its file and each map is built once.
+    """
+    import gguf as gguf_py
+
+    original_reader, original_name_map = gguf_py.GGUFReader, gguf_py.get_tensor_name_map
+    parsed = Path(reader.data.filename).resolve()
+
+    def reader_of(path: str | Path, mode: str = "r") -> Any:
+        if mode == "r" and Path(path).resolve() == parsed:
+            return reader
+        return original_reader(path, mode)
+
+    # module globals, not an API (as the loader bar below)
+    setattr(gguf_py, "GGUFReader", reader_of)
+    setattr(gguf_py, "get_tensor_name_map", functools.cache(original_name_map))
+    try:
+        yield
+    finally:
+        setattr(gguf_py, "GGUFReader", original_reader)
+        setattr(gguf_py, "get_tensor_name_map", original_name_map)
 
 
 @contextlib.contextmanager
