@@ -52,7 +52,7 @@ def foreign_write(yard_url: str, folder: Path, metrics: dict[str, float]) -> Non
 
 def put_record(yard_url: str, written_ns: int, folder: Path) -> str:
     """A change record for ``folder``'s manifest named by a writer whose clock read ``written_ns``."""
-    name = f"{stamp(written_ns)}-skewed-host-1-0/{folder.as_posix()}/manifest.json"
+    name = f"{stamp(written_ns)}-skewed-host-1-0/{folder.as_posix()}"
     s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(key_of(yard_url, f"{JOURNAL}/{name}"), b"")
     return name
 

@@ -3,11 +3,13 @@ without listing the whole yard.
 
 Every manifest that a writer puts in or removes from the store is followed by an empty
 *change record* under ``.tuneyard/shared/changes/`` (uploaded with the team's shared
-state), named ``{time_ns:020d}-{host}-{pid}-{counter}/{manifest's path in the yard}``:
-the writer's clock, then the path, so one listing of the journal tells everything and no
-record is ever read. A record only says "look at this manifest again": the reader asks the
-store for the manifest's current state (missing: removed), so records read in any order,
-twice, or late give the same index.
+state), named ``{time_ns:020d}-{host}-{pid}-{counter}/{the manifest's folder in the yard}``:
+the writer's clock, then the folder, so one listing of the journal tells everything and no
+record is ever read. (The folder, not the manifest's path: a record is no
+``*/manifest.json``, which a script searching the bucket for manifests would take for one.)
+A record only says "look at this manifest again": the reader asks the store for the
+manifest's current state (missing: removed), so records read in any order, twice, or
+late give the same index.
 
 A machine keeps a *cursor*: its own clock at its last refresh. The next refresh lists the
 records named after ``cursor - WINDOW`` (S3's ``StartAfter``: one request per 1,000
@@ -33,6 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import posixpath
 import socket
 import time
 from dataclasses import dataclass
@@ -58,10 +61,15 @@ CURSOR_FILE = "journal-cursor.json"
 _records_written = itertools.count()  # tells apart two records of one process in one clock tick
 
 
-def record_name(manifest: str) -> str:
-    """The name of a new change record for ``manifest`` (its POSIX path relative to the yard root)."""
+def record_for(changed: str) -> str | None:
+    """The name of a new change record for the object ``changed`` (POSIX, relative to the yard
+    root) just written or removed, if it is a manifest a listing indexes in a folder (None:
+    any other object)."""
+    folder = posixpath.dirname(changed)
+    if not folder or not is_listed_manifest(changed):
+        return None
     writer = f"{socket.gethostname()}-{os.getpid()}-{next(_records_written)}"
-    return f"{stamp(time.time_ns())}-{writer}/{manifest}"
+    return f"{stamp(time.time_ns())}-{writer}/{folder}"
 
 
 def stamp(time_ns: int) -> str:
@@ -75,8 +83,8 @@ def written_at(record: str) -> int:
 
 
 def manifest_of(record: str) -> str:
-    """The manifest path (relative to the yard root) a record name carries."""
-    return record.partition("/")[2]
+    """The path (relative to the yard root) of the manifest a record names."""
+    return f"{record.partition('/')[2]}/{MANIFEST_FILE}"
 
 
 def is_listed_manifest(relative: str) -> bool:

@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
-from tuneyard.yard.change_journal import JOURNAL, is_listed_manifest, record_name, stamp
+from tuneyard.yard.change_journal import JOURNAL, is_listed_manifest, record_for, stamp
 from tuneyard.yard.manifest import sha256_of
 from tuneyard.yard.objects import MIN_SHARED_BYTES
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
@@ -287,11 +287,8 @@ class ObjectStorage(Storage):
         """Put a change record for each manifest among ``keys``, just written or removed, after the
         change itself: a record that another machine lists always names a change already made."""
         below = f"{self.remote_root}/"
-        records = {
-            f"{self.journal}/{record_name(key.removeprefix(below))}": b""
-            for key in keys
-            if key.startswith(below) and is_listed_manifest(key.removeprefix(below))
-        }
+        names = [record_for(key.removeprefix(below)) for key in keys if key.startswith(below)]
+        records = {f"{self.journal}/{name}": b"" for name in names if name is not None}
         if records:
             self.fs.pipe(records)
 
