@@ -24,11 +24,13 @@ on 127.0.0.1 (dummy AWS credentials, set in this process and its children only):
    writer leaves (the build is not timed). Then, as real ``tuneyard`` CLI processes, median of
    ``--repeats``: ``runs reindex`` from an empty cache (a new machine); the first
    ``runs ls`` after it; ``runs ls`` on a machine that is up to date (the refresh lists
-   the bucket, nothing new); and the same after ``--new-manifests`` more runs were
-   written on another machine through ``Yard.create`` on the S3 yard (what a second
-   machine pays to catch up). Baseline, in the same run: the script a competent user
-   writes with s3fs (``find`` the keys, ``cat`` every ``manifest.json`` concurrently,
-   ``json.loads`` each), also a process of its own.
+   the change journal's last 30 minutes, nothing new); and the same after
+   ``--new-manifests`` more runs were written on another machine through ``Yard.create``
+   on the S3 yard, each leaving a change record (what a second machine pays to catch up).
+   The built runs leave none (their manifests are uploaded directly): ``runs reindex``
+   lists the whole yard, as it must for changes made by other tools. Baseline, in the
+   same run: the script a competent user writes with s3fs (``find`` the keys, ``cat``
+   every ``manifest.json`` concurrently, ``json.loads`` each), also a process of its own.
 
 Prints the figures and appends them to ``bench/RESULTS.md`` (``## object storage``)
 unless ``--no-append``.
@@ -415,7 +417,7 @@ def reindex_report(args: argparse.Namespace, figures: dict[str, Any]) -> str:
         f"| {cell('reindex_inner_s')} (its own 'indexed ... in') | {requests('reindex_s')} |\n"
         f"| first `runs ls -n 1` after that reindex (its first refresh) | {figures['first_ls_s']:.2f} | "
         f"| {requests('first_ls_s')} |\n"
-        "| `runs ls -n 1`, up to date (the refresh lists the bucket, nothing new) "
+        "| `runs ls -n 1`, up to date (the refresh lists the change journal, nothing new) "
         f"| {cell('ls_nothing_new_s')} | | {requests('ls_nothing_new_s')} |\n"
         f"| `runs ls -n 1` after {args.new_manifests} new manifests (catching up) | {cell('ls_new_s')} | "
         f"| {requests('ls_new_s')} |\n"

@@ -17,7 +17,8 @@ removed too; one that any folder links to, a running run's included, never is.
 On a yard in object storage, gc also frees this machine's disk of copies the bucket no longer
 backs (:meth:`Storage.stale_copies`): working-copy folders of artifacts removed or renamed
 there, and downloads of artifacts fetched by URL that have changed or gone since. Those are
-deleted here only, never in the bucket.
+deleted here only, never in the bucket. And it deletes the yard's change records older than
+the journal's retention (:mod:`tuneyard.yard.change_journal`), which no machine needs any more.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuneyard.yard import objects
+from tuneyard.yard import change_journal, objects
 from tuneyard.yard.manifest import MANIFEST_FILE
 from tuneyard.yard.storage import LOCAL, TEMP_PREFIX, Entry, replaced_name
 
@@ -49,6 +50,7 @@ UPLOAD_REASON = "claimed folder whose upload stopped before its manifest"
 INDEX_REASON = "index entry whose folder or manifest is gone"
 OBJECT_REASON = "shared weight object that no artifact links to"
 COPY_REASON = "local copy of an artifact removed or changed in the yard's storage"
+JOURNAL_REASON = f"change record older than {change_journal.RETENTION_NS // (86400 * 10**9)} days"
 
 
 @dataclass
@@ -144,12 +146,15 @@ def find_leftovers(yard: Yard, older_than_s: float = 3600.0) -> list[Leftover]:
             if missing:
                 leftovers.append(Leftover(indexed, INDEX_REASON))
     store = yard.state_dir / objects.OBJECTS_FOLDER
-    kept = (INDEX_REASON, RESTORE_REASON)  # an index row holds no file; a version put back keeps its links
+    # an index row and a change record hold no file; a version put back keeps its links
+    kept = (INDEX_REASON, RESTORE_REASON, JOURNAL_REASON)
     removed_first = [yard.root / leftover.path for leftover in leftovers if leftover.reason not in kept]
     for obj in objects.unreferenced(store, removed_first):
         leftovers.append(Leftover(yard.relative(obj), OBJECT_REASON))
     for copy in yard.storage.stale_copies(older_than_s):
         leftovers.append(Leftover(str(copy), COPY_REASON, tree_size(copy)))
+    for record in change_journal.expired(yard.storage.changes_after(0) or [], time.time_ns()):
+        leftovers.append(Leftover(f"{change_journal.JOURNAL}/{record}", JOURNAL_REASON))
     leftovers.sort(key=lambda leftover: leftover.path)
     return leftovers
 
@@ -161,7 +166,7 @@ def tree_size(folder: Path) -> int:
 
 def remove_leftovers(yard: Yard, leftovers: list[Leftover]) -> None:
     """Delete the leftovers gc found (folders, files, then index entries); put back moved-aside versions."""
-    stale_entries, listed_objects = [], []
+    stale_entries, listed_objects, records = [], [], []
     for leftover in leftovers:
         if leftover.reason == INDEX_REASON:
             stale_entries.append(leftover.path)
@@ -169,11 +174,15 @@ def remove_leftovers(yard: Yard, leftovers: list[Leftover]) -> None:
             listed_objects.append(yard.root / leftover.path)
         elif leftover.reason == RESTORE_REASON:
             yard.storage.restore_replaced((yard.root / leftover.path).parent)
+        elif leftover.reason == JOURNAL_REASON:
+            records.append(leftover.path.removeprefix(f"{change_journal.JOURNAL}/"))
         elif leftover.reason == COPY_REASON:
             LOCAL.delete(Path(leftover.path))  # this machine's copy only: the yard's storage has none
         else:
             yard.storage.delete(yard.root / leftover.path)
     if stale_entries:
         yard.index.remove(stale_entries)
+    if records:
+        yard.storage.forget_changes(records)  # in batches of 1,000, not a request each
     if listed_objects:  # last: the leftovers deleted above may have held links to them
         objects.remove_objects(yard.state_dir / objects.OBJECTS_FOLDER, listed_objects)

@@ -25,7 +25,11 @@ maps a path under that folder to its object key and keeps both sides in step:
   than :data:`LEASE_S` (its holder was killed);
 * ``.tuneyard/`` (the SQLite index) and staging folders (``.tmp-*``) stay local: the
   index is a cache per machine, rebuilt by listing the remote manifests. Only
-  ``.tuneyard/shared/`` (unfinished label jobs' journals) is the team's, and uploaded;
+  ``.tuneyard/shared/`` (unfinished label jobs' journals, the change journal) is the
+  team's, and uploaded;
+* every manifest put in or removed from the bucket is followed by a change record
+  (:mod:`tuneyard.yard.change_journal`): how another machine's refresh finds it by
+  listing the journal, not the whole yard (:meth:`changes_after`);
 * :meth:`ObjectStorage.fetch_artifact` brings one artifact given by URL (``--checkpoint
   s3://...``) into a cache of this machine, for a verb run without its yard;
 * :meth:`stale_copies` finds what ``runs gc`` gives back of this machine's disk: copies of
@@ -56,6 +60,7 @@ from typing import Any
 from fsspec.asyn import sync as fsspec_sync
 
 from tuneyard.errors import ArtifactNotFoundError, ConfigError
+from tuneyard.yard.change_journal import JOURNAL, is_listed_manifest, record_for, stamp
 from tuneyard.yard.manifest import sha256_of
 from tuneyard.yard.objects import MIN_SHARED_BYTES
 from tuneyard.yard.root import SHARED_STATE, STATE_DIR
@@ -123,6 +128,7 @@ class ObjectStorage(Storage):
         self.remote_root = fs._strip_protocol(url).rstrip("/")
         self.local_root = local_root
         self.sent: dict[str, Sent] = {}  # by object key: what this process put there
+        self.journal = f"{self.remote_root}/{JOURNAL}"
 
     @classmethod
     def open(cls, url: str) -> ObjectStorage:
@@ -173,6 +179,7 @@ class ObjectStorage(Storage):
         if key is not None:
             self.fs.pipe_file(key, data)
             self.record_sent(path, key)
+            self.note_changes([key])
 
     def append_text(self, path: Path, text: str) -> None:
         key = self.key(path)
@@ -240,7 +247,8 @@ class ObjectStorage(Storage):
             kept = {f"{key}/{name}" for name in files} | {f"{key}/{CLAIM_MARKER}"}
             stale = [name for name in self.fs.find(key) if name not in kept]
             if stale:
-                self.fs.rm(stale)
+                self.remove_objects(stale)
+                self.note_changes(stale)  # a replaced version's nested manifest (best/) may be gone
         LOCAL.rename_into_place(staged, target)  # unshared: localize() rewrites working-copy files
 
     def publish_new(self, staged: Path, target: Path) -> None:
@@ -254,6 +262,7 @@ class ObjectStorage(Storage):
         else:
             self.fs.invalidate_cache(key)
             self.fs.pipe_file(key, staged.read_bytes(), mode="create")  # If-None-Match: FileExistsError
+            self.note_changes([key])
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)  # the working copy follows the bucket
 
@@ -263,8 +272,46 @@ class ObjectStorage(Storage):
         if key is None:
             return
         self.fs.invalidate_cache(key)
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(key, recursive=True)
+        try:
+            removed = list(self.fs.find(key))  # the objects under key, or key itself
+        except FileNotFoundError:
+            return
+        self.remove_objects(removed)
+        self.note_changes(removed)
+
+    def remove_objects(self, keys: list[str]) -> None:
+        """Delete the objects at ``keys``, names taken literally (a name with ``[`` is no pattern)."""
+        literal = [key for key in keys if not glob.has_magic(key)]
+        if literal:
+            self.fs.rm(literal)  # one request per 1,000 keys
+        for key in keys:
+            if glob.has_magic(key):
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(key)
+
+    def note_changes(self, keys: list[str]) -> None:
+        """Put a change record for each manifest among ``keys``, just written or removed, after the
+        change itself: a record that another machine lists always names a change already made."""
+        below = f"{self.remote_root}/"
+        names = [record_for(key.removeprefix(below)) for key in keys if key.startswith(below)]
+        records = {f"{self.journal}/{name}": b"" for name in names if name is not None}
+        if records:
+            self.fs.pipe(records)
+
+    def changes_after(self, mark_ns: int) -> list[str] | None:
+        # One listing of the journal from the mark on (S3's StartAfter), which s3fs's find does not offer.
+        bucket, prefix, _ = self.fs.split_path(f"{self.journal}/")
+        request = {"Bucket": bucket, "Prefix": prefix, "StartAfter": f"{prefix}{stamp(mark_ns)}"}
+        records = []
+        while True:
+            page = self.fs.call_s3("list_objects_v2", **request)
+            records += [item["Key"].removeprefix(prefix) for item in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return records
+            request["ContinuationToken"] = page["NextContinuationToken"]
+
+    def forget_changes(self, records: list[str]) -> None:
+        self.remove_objects([f"{self.journal}/{record}" for record in records])
 
     @contextlib.contextmanager
     def lock(self, path: Path) -> Iterator[None]:
@@ -349,10 +396,9 @@ class ObjectStorage(Storage):
             return {}
         versions = {}
         for name, info in found.items():
-            relative = posixpath.relpath(posixpath.dirname(name), key)
-            hidden = any(part.startswith(".") and part != "." for part in relative.split("/"))
-            if posixpath.basename(name) == MANIFEST and not hidden:  # as a folder walk skips .hidden ones
-                versions[top / relative] = f"{info.get('ETag')} {info['LastModified'].isoformat()}"
+            if is_listed_manifest(posixpath.relpath(name, key)):  # as a folder walk, .hidden ones left out
+                folder = top / posixpath.relpath(posixpath.dirname(name), key)
+                versions[folder] = f"{info.get('ETag')} {info['LastModified'].isoformat()}"
         return versions
 
     def sync(self, folder: Path) -> None:
@@ -385,6 +431,7 @@ class ObjectStorage(Storage):
         fsspec_sync(self.fs.loop, self.send_all, [(source, key) for source, key, _ in files])
         for source, key, home in files:
             self.record_sent(source, key, home)
+        self.note_changes([key for _, key, _ in files])
 
     async def send_all(self, files: list[tuple[Path, str]]) -> None:
         """Copy or upload every ``(source, key)`` concurrently; the first failure raises."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,7 @@ from tuneyard.yard.fields import FILTERS
 from tuneyard.yard.storage import LOCAL, Storage, open_url
 
 if TYPE_CHECKING:
+    from tuneyard.yard.change_journal import Cursor
     from tuneyard.yard.index import Index
     from tuneyard.yard.layout import Layout
     from tuneyard.yard.manifest import Manifest, Parent, TaskTypeOf
@@ -363,42 +365,90 @@ class Yard:
         return self.reindex()  # on shared storage it remembers its listing: nothing to refresh after
 
     def refresh_index(self) -> None:
-        """Index the manifests other machines wrote since the last listing (a yard on shared storage).
+        """Index what other machines wrote and removed since this machine's last refresh (a yard
+        on shared storage); once per command.
 
-        One listing of the store, compared manifest by manifest with the versions the last
-        one recorded (not a time mark, which clocks that disagree, an upload started before
-        the listing or the store's one-second times could fool): new or rewritten manifests
-        are read in one batch, up-to-date ones not at all. Rows of artifacts whose manifest
-        is no longer listed (removed or moved elsewhere) are forgotten, so ``runs ls`` and
-        :meth:`find` do not answer with them.
+        From the change journal (:mod:`tuneyard.yard.change_journal`): one listing of the
+        records named since this machine's cursor, less a window for clocks that disagree;
+        the manifests that the unseen ones name are read in one batch (missing: removed), the
+        rest of the yard not at all. Without a usable cursor (a first refresh, or one older
+        than the journal's retention) the whole yard is listed instead, as ``runs reindex``
+        does, and compared manifest by manifest with the versions the last listing recorded.
+        Rows of artifacts whose manifest is gone (removed or moved elsewhere) are forgotten,
+        so ``runs ls`` and :meth:`find` do not answer with them.
         """
         if not self.storage.is_remote or self.refreshed or not self.index_writes:
             return
-        from tuneyard.yard.scan import Problem, corrupt_record, listed_manifests
+        from tuneyard.yard.change_journal import Cursor, read_cursor, record_folders
+        from tuneyard.yard.manifest import MANIFEST_FILE
 
-        listing = self.storage.manifest_versions(self.root)
+        now = time.time_ns()
+        cursor = read_cursor(self)
+        unseen = cursor.unseen(self.storage) if cursor is not None and cursor.usable(now) else None
+        if cursor is None or unseen is None:
+            self.refresh_from_listing()
+            return
+        rechecked = record_folders(unseen, self.root)
+        texts = self.storage.read_many([folder / MANIFEST_FILE for folder in rechecked])
+        present = {folder for folder in rechecked if folder / MANIFEST_FILE in texts}
+        listing = {self.root / relative: version for relative, version in self.last_listing().items()}
+        for folder in rechecked - present:
+            listing.pop(folder, None)
+        # Known only to be current: a full listing (after a long pause) reads it again.
+        listing.update(dict.fromkeys(present, ""))
+        self.index_changed(present, listing, texts)
+        if rechecked - present:
+            self.index.remove([self.under_root(folder) for folder in rechecked - present])
+        self.remember_listing(listing, Cursor.after(now, [*cursor.seen, *unseen]))
+
+    def refresh_from_listing(self) -> None:
+        """:meth:`refresh_index` from one listing of the whole yard (no usable journal cursor)."""
+        listing, cursor = self.list_manifests()
         seen = self.last_listing()
         changed = {
             folder for folder, version in listing.items() if seen.get(self.under_root(folder)) != version
         }
+        self.index_changed(changed, listing)
+        self.forget_all_but(listing)
+        self.remember_listing(listing, cursor)
+
+    def index_changed(
+        self, changed: set[Path], listing: dict[Path, str], texts: dict[Path, bytes] | None = None
+    ) -> None:
+        """Index the artifacts whose manifests in ``changed`` folders are new or rewritten, with
+        ``listing`` every manifest folder of the yard now (``texts``: manifests read already).
+
+        A changed manifest that no longer parses is listed as such, as ``runs reindex`` lists
+        it, in place of the row its last good version left.
+        """
+        from tuneyard.yard.scan import Problem, corrupt_record, listed_manifests
+
         # The artifacts around a changed manifest tell whether it is an artifact or a part of one.
         around = {parent for folder in changed for parent in folder.parents if parent in listing}
         records: list[dict[str, Any]] = []
         problems: list[Problem] = []
-        for folder, manifest in listed_manifests(self.storage, sorted(changed | around), problems):
+        for folder, manifest in listed_manifests(self.storage, sorted(changed | around), problems, texts):
             if folder in changed:
                 manifest.path = self.under_root(folder)
                 records.append(manifest.to_data())
-        # A changed manifest that no longer parses is listed as such, as `runs reindex` lists it,
-        # in place of the row its last good version left.
         records += [
             corrupt_record(self, problem)
             for problem in problems
             if problem.corrupt and problem.path.parent in changed
         ]
         self.index.upsert_many(records)
-        self.forget_all_but(listing)
-        self.remember_listing(listing)
+
+    def list_manifests(self) -> tuple[dict[Path, str], Cursor]:
+        """Every manifest folder of the yard with its version (:meth:`Storage.manifest_versions`),
+        and the journal cursor that listing brings this machine to.
+
+        The journal is listed first: the changes its records name were made before them, so
+        the full listing that follows holds them, and the next refresh need not read them.
+        """
+        from tuneyard.yard.change_journal import cursor_now
+
+        cursor = cursor_now(self.storage)
+        return self.storage.manifest_versions(self.root), cursor
 
     def forget_all_but(self, listing: dict[Path, str]) -> None:
         """Drop the rows of artifacts under the root that ``listing`` no longer has: another machine
@@ -420,11 +470,15 @@ class Yard:
             return {}
         return listed
 
-    def remember_listing(self, listing: dict[Path, str]) -> None:
-        """Record that the index is up to date with ``listing`` (:meth:`Storage.manifest_versions`):
-        where the next refresh starts, and this command's refresh already."""
+    def remember_listing(self, listing: dict[Path, str], cursor: Cursor) -> None:
+        """Record that the index is up to date with ``listing`` (every manifest folder, with its
+        version) and the change journal up to ``cursor``: where the next refresh starts, and
+        this command's refresh already."""
+        from tuneyard.yard.change_journal import write_cursor
+
         versions = {self.under_root(folder): version for folder, version in sorted(listing.items())}
         self.storage.write_text(self.state_dir / LISTING_FILE, json.dumps(versions))
+        write_cursor(self, cursor)
         self.refreshed = True
 
     def reindex(self, task_type_of: TaskTypeOf | None = None) -> ScanReport:

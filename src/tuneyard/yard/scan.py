@@ -111,17 +111,22 @@ def walk_manifests(storage: Storage, top: Path, problems: list[Problem]) -> Iter
 
 
 def listed_manifests(
-    storage: Storage, folders: list[Path], problems: list[Problem]
+    storage: Storage, folders: list[Path], problems: list[Problem], read: dict[Path, bytes] | None = None
 ) -> Iterator[tuple[Path, Manifest]]:
     """What :func:`walk_manifests` yields for a tree whose manifest folders are known from a
     listing (shared storage), in path order: the manifests read in one concurrent batch,
-    not one round trip per folder.
+    not one round trip per folder (but those ``read`` already holds, by manifest path).
 
     A manifest inside an artifact that is not a container (or whose manifest is corrupt)
     is a part of it and skipped, as the walk does not descend there; a manifest removed
     since the listing is left out.
     """
-    texts = storage.read_many([folder / MANIFEST_FILE for folder in folders])
+    texts = dict(read or {})
+    texts.update(
+        storage.read_many(
+            [folder / MANIFEST_FILE for folder in folders if folder / MANIFEST_FILE not in texts]
+        )
+    )
     closed: set[Path] = set()  # artifact folders the walk would not descend into
     for folder in sorted(folders, key=lambda path: path.parts):
         text = texts.get(folder / MANIFEST_FILE)
@@ -235,13 +240,14 @@ def reindex(yard: Yard, task_type_of: TaskTypeOf | None = None) -> ScanReport:
     task-type layer's function; this layer knows no task type).
 
     On shared storage the root's manifests come from one listing, which is also
-    remembered as the index's last listing: the next refresh reads only what changed since.
+    remembered as the index's last listing, with the change journal's cursor: the next
+    refresh reads only what changed since.
     """
     report = ScanReport()
-    listing = yard.storage.manifest_versions(yard.root) if yard.storage.is_remote else None
+    listing, cursor = yard.list_manifests() if yard.storage.is_remote else (None, None)
     report.indexed = yard.index.rebuild(collect_records(yard, report.problems, task_type_of, listing))
-    if listing is not None:
-        yard.remember_listing(listing)
+    if listing is not None and cursor is not None:
+        yard.remember_listing(listing, cursor)
     return report
 
 

@@ -220,6 +220,18 @@ class Storage(ABC):
         """
         return {}
 
+    def changes_after(self, mark_ns: int) -> list[str] | None:
+        """The names of the yard's change records written after ``mark_ns`` (the writer's clock,
+        ns since the epoch), in name order, from one listing of the journal; None where the
+        storage keeps no journal (a local yard's writers update the index themselves).
+
+        See :mod:`tuneyard.yard.change_journal` for the names and how a refresh reads them.
+        """
+        return None
+
+    def forget_changes(self, records: list[str]) -> None:
+        """Delete change records by name (``runs gc``, past the journal's retention)."""
+
     def claim_of(self, folder: Path) -> Claim | None:
         """Who claimed ``folder``, where names are claimed with a record of it (object storage)."""
         return None
