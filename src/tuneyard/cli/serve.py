@@ -25,16 +25,19 @@ def serve_command(
     """Browse the yard in a web browser, read-only: runs table, artifact pages, compare, JSON API.
 
     Example: tuneyard --yard ~/yard serve --port 8765
+
+    A yard on S3 (--yard s3://bucket/prefix) is served from this machine's copy, its index
+    brought up to date with the bucket every few seconds, so another machine's runs show up.
     """
     from tuneyard.config import resolve_options
     from tuneyard.serve.server import prepared_app, run
 
     options = resolve_options(ServeOptions, flags, config, overrides or [])
-    root = yard_from(ctx).root
-    app = prepared_app(root, options)
+    address = yard_from(ctx).address  # a folder, or the URL of a yard on shared storage
+    app = prepared_app(address, options)
     if options.host != LOOPBACK:
         note(f"note: listening on {options.host}: anyone who can reach it sees the whole yard (no login).")
-    note(f"serving {root} read-only at http://{options.host}:{options.port}/ (Ctrl-C stops)")
+    note(f"serving {address} read-only at http://{options.host}:{options.port}/ (Ctrl-C stops)")
     run(app, options)
 
 

@@ -2,7 +2,9 @@
 
 Every route is a GET that reads: the index through a read-only connection opened per
 request (:class:`tuneyard.serve.read_only.ReadOnlyYard`), files through
-:mod:`tuneyard.serve.files`. Errors a person can fix (a bad ``where``, an unknown id)
+:mod:`tuneyard.serve.files`. A yard on shared storage (``s3://``) is served from this
+machine's copy: its index refreshed from the bucket (:class:`IndexRefresher`), the files a
+page shows downloaded when it asks for them. Errors a person can fix (a bad ``where``, an unknown id)
 come back as the same message and hint the CLI prints, with 400 / 404 / 403.
 No page loads anything from the network: the styles are inline and there is no script.
 """
@@ -22,9 +24,9 @@ from tuneyard.serve.artifact import api_record, artifact_page, record_by_id
 from tuneyard.serve.compare import comparison
 from tuneyard.serve.files import OutsideArtifactError, artifact_file
 from tuneyard.serve.listing import Listing, RunsQuery, listing, metric_text, run_query
-from tuneyard.serve.read_only import ReadOnlyYard, check_readable
+from tuneyard.serve.read_only import IndexRefresher, ReadOnlyYard, check_readable
 from tuneyard.yard.fields import FILTERS
-from tuneyard.yard.root import resolve_root
+from tuneyard.yard.root import Yard
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 # A file of an artifact is shown, never run: an HTML file in a run folder gets no scripts
@@ -43,7 +45,10 @@ TEMPLATES.env.filters["delta"] = delta_text
 
 def request_yard(request: Request) -> Iterator[ReadOnlyYard]:
     """The yard for one request, its index connection closed afterwards."""
-    yard = ReadOnlyYard(request.app.state.root)
+    state = request.app.state
+    if state.refresher is not None:
+        state.refresher.refresh()
+    yard = ReadOnlyYard(state.root, state.storage, index_writes=state.refresher is None)
     try:
         yield yard
     finally:
@@ -53,14 +58,19 @@ def request_yard(request: Request) -> Iterator[ReadOnlyYard]:
 YardDep = Annotated[ReadOnlyYard, Depends(request_yard)]
 
 
-def create_app(root: str | Path) -> FastAPI:
-    """The web view of the yard at ``root``; refuses an index it cannot read."""
+def create_app(address: str | Path) -> FastAPI:
+    """The web view of the yard at ``address`` (a folder or a URL); refuses an index it cannot read."""
     # Resolved once: every file check compares resolved paths against it.
-    root = resolve_root(root)
-    check_readable(ReadOnlyYard(root))
+    yard = Yard.open(address)
+    refresher = IndexRefresher(yard) if yard.storage.is_remote else None
+    if refresher is not None:
+        refresher.refresh()  # the first index of this machine's copy, or what changed since
+    check_readable(ReadOnlyYard(yard.root))
     # No /docs: its pages load scripts from a CDN, and the view works offline.
     app = FastAPI(title="tuneyard", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.root = root
+    app.state.root = yard.root
+    app.state.storage = yard.storage
+    app.state.refresher = refresher
     app.add_exception_handler(TuneyardError, tuneyard_error)  # type: ignore[arg-type]
     for path, endpoint in ROUTES:
         app.add_api_route(path, endpoint, methods=["GET"])

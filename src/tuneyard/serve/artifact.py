@@ -77,7 +77,8 @@ def artifact_page(yard: Yard, artifact_id: str) -> ArtifactPage:
             entry["path"],
             entry.get("bytes", 0),
             entry.get("sha256"),
-            served and folder is not None and (folder / entry["path"]).is_file(),
+            # on shared storage the file is in the bucket, downloaded when its link is followed
+            served and folder is not None and (yard.storage.is_remote or (folder / entry["path"]).is_file()),
         )
         for entry in record.get("files") or []
     ]

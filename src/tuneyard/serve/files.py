@@ -4,6 +4,10 @@ A requested path is joined to the artifact's folder and resolved (``..`` and sym
 followed) before anything is read; a result outside that folder is refused. The path
 arrives percent-decoded once by the server and is never decoded again, so a
 double-encoded ``%252e%252e`` stays a literal (missing) name.
+
+On a yard in shared storage the folder is this machine's copy: a file is downloaded into it
+(:meth:`Storage.localize`, a no-op on disk) once it has passed that check, and a page's
+plots are the PNGs the bucket holds.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def artifact_file(yard: Yard, record: dict[str, Any], relative: str) -> Path:
     candidate = (folder / relative).resolve()
     if not candidate.is_relative_to(folder):
         raise OutsideArtifactError(f"{relative!r} leads outside the artifact {record['path']}.")
+    yard.storage.localize(candidate)
     if not candidate.is_file():
         raise FileNotFoundError(relative)
     return candidate
@@ -56,6 +61,7 @@ def plots(yard: Yard, record: dict[str, Any]) -> list[str]:
         folder = artifact_folder(yard, record)
     except OutsideArtifactError:
         return []
+    yard.storage.localize(folder, only=lambda relative: relative.endswith(PLOT_SUFFIX))
     if not folder.is_dir():
         return []
     found = []

@@ -25,11 +25,12 @@ def check_address(host: str, port: int) -> None:
         ) from exc
 
 
-def prepared_app(root: Path, options: ServeOptions) -> FastAPI:
-    """The application for the yard at ``root``, once its index and the address are known to be usable."""
+def prepared_app(yard: str | Path, options: ServeOptions) -> FastAPI:
+    """The application for the yard at ``yard`` (a folder or a URL), once its index and the
+    address are known to be usable."""
     from tuneyard.serve.app import create_app
 
-    app = create_app(root)
+    app = create_app(yard)
     check_address(options.host, options.port)
     return app
 
@@ -41,6 +42,7 @@ def run(app: FastAPI, options: ServeOptions) -> None:
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
 
 
-def serve(root: Path, options: ServeOptions) -> None:
-    """Serve the yard at ``root`` read-only until interrupted: ``tuneyard serve`` from Python."""
-    run(prepared_app(root, options), options)
+def serve(yard: str | Path, options: ServeOptions) -> None:
+    """Serve the yard at ``yard`` (a folder or a URL) read-only until interrupted: ``tuneyard serve``
+    from Python."""
+    run(prepared_app(yard, options), options)
