@@ -33,8 +33,9 @@ def serve_command(
     from tuneyard.serve.server import prepared_app, run
 
     options = resolve_options(ServeOptions, flags, config, overrides or [])
-    address = yard_from(ctx).address  # a folder, or the URL of a yard on shared storage
-    app = prepared_app(address, options)
+    yard = yard_from(ctx)
+    address = yard.address  # a folder, or the URL of a yard on shared storage
+    app = prepared_app(yard, options)
     if options.host != LOOPBACK:
         note(f"note: listening on {options.host}: anyone who can reach it sees the whole yard (no login).")
     note(f"serving {address} read-only at http://{options.host}:{options.port}/ (Ctrl-C stops)")

@@ -58,10 +58,11 @@ def request_yard(request: Request) -> Iterator[ReadOnlyYard]:
 YardDep = Annotated[ReadOnlyYard, Depends(request_yard)]
 
 
-def create_app(address: str | Path) -> FastAPI:
-    """The web view of the yard at ``address`` (a folder or a URL); refuses an index it cannot read."""
-    # Resolved once: every file check compares resolved paths against it.
-    yard = Yard.open(address)
+def create_app(address: str | Path | Yard) -> FastAPI:
+    """The web view of the yard at ``address`` (a folder, a URL, or the yard opened already);
+    refuses an index it cannot read."""
+    # Resolved once (Yard.open): every file check compares resolved paths against the root.
+    yard = address if isinstance(address, Yard) else Yard.open(address)
     refresher = IndexRefresher(yard) if yard.storage.is_remote else None
     if refresher is not None:
         refresher.refresh()  # the first index of this machine's copy, or what changed since

@@ -12,6 +12,8 @@ from tuneyard.serve.options import ServeOptions
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from tuneyard.yard.root import Yard
+
 
 def check_address(host: str, port: int) -> None:
     """Refuse an address that cannot be listened on, before uvicorn logs its own failure and exits 1."""
@@ -25,9 +27,9 @@ def check_address(host: str, port: int) -> None:
         ) from exc
 
 
-def prepared_app(yard: str | Path, options: ServeOptions) -> FastAPI:
-    """The application for the yard at ``yard`` (a folder or a URL), once its index and the
-    address are known to be usable."""
+def prepared_app(yard: str | Path | Yard, options: ServeOptions) -> FastAPI:
+    """The application for the yard at ``yard`` (a folder, a URL or the yard opened already),
+    once its index and the address are known to be usable."""
     from tuneyard.serve.app import create_app
 
     app = create_app(yard)
