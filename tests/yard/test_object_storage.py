@@ -1,4 +1,5 @@
-"""A yard on S3 (moto's server on 127.0.0.1): shared between "machines" that each keep a working copy.
+"""A yard on S3 (moto's server on 127.0.0.1; SeaweedFS's too for the tests marked
+``ON_BOTH_SERVERS``): shared between "machines" that each keep a working copy.
 
 Each machine is a ``$TUNEYARD_YARD_CACHE`` folder; the bucket is the only thing they share.
 """
@@ -20,13 +21,16 @@ from servers import S3Server
 from topic_data import write_topic_csvs
 
 QUICK = ("--epochs", "1", "--batch-size", "8", "--learning-rate", "1e-2", "-q")
+# The promises an S3 yard keeps, kept on two servers: moto (what the other tests use) and SeaweedFS.
+ON_BOTH_SERVERS = pytest.mark.parametrize("s3_yard", ["moto", "seaweedfs"], indirect=True)
 
 
 def remote_files(url: str) -> list[str]:
     """Every object key under the yard ``url``, relative to it."""
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     root = url.removeprefix("s3://")
-    return sorted(name.removeprefix(f"{root}/") for name in fs.find(root))
+    found = fs.find(root, detail=True).items()  # a folder SeaweedFS keeps after its last object is no object
+    return sorted(name.removeprefix(f"{root}/") for name, info in found if info["type"] != "directory")
 
 
 def machine(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
@@ -38,6 +42,7 @@ def subprocess_env(cache: Path) -> dict[str, str]:
     return {**os.environ, "TUNEYARD_YARD_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
+@ON_BOTH_SERVERS
 def test_compress_finetune_eval_on_s3_then_another_machine_lists_and_shows_the_same(
     cli: Callable[..., object],
     s3_yard: str,
@@ -125,6 +130,7 @@ print(yard.claim(yard.root / "outputs" / "model").name)
 """
 
 
+@ON_BOTH_SERVERS
 def test_processes_claiming_one_name_on_s3_all_succeed_with_distinct_names(
     s3_yard: str, tmp_path: Path
 ) -> None:
@@ -167,6 +173,7 @@ main(sys.argv[1:])
 """
 
 
+@ON_BOTH_SERVERS
 def test_upload_killed_before_its_manifest_looks_like_nothing_and_gc_removes_it(
     cli: Callable[..., object],
     s3_yard: str,
@@ -235,6 +242,7 @@ def logged(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@ON_BOTH_SERVERS
 def test_a_run_killed_on_machine_a_resumes_on_machine_b_to_the_uninterrupted_result(
     cli: Callable[..., object],
     run_killed_at: Callable[..., subprocess.CompletedProcess[str]],
@@ -313,6 +321,7 @@ def test_a_runs_checkpoint_best_and_last_weights_cross_the_wire_once_as_server_s
     assert fetched.read_bytes() == (Path(trained.stdout.strip()) / "best" / "model.safetensors").read_bytes()
 
 
+@ON_BOTH_SERVERS
 def test_a_new_file_in_an_s3_yard_never_replaces_one_another_machine_put_there_first(s3_yard: str) -> None:
     from tuneyard.yard import Yard
 
@@ -331,6 +340,7 @@ def test_a_new_file_in_an_s3_yard_never_replaces_one_another_machine_put_there_f
     assert (yard.root / "outputs" / "other.csv").read_bytes() == b"mine\n"
 
 
+@ON_BOTH_SERVERS
 def test_gc_frees_this_machines_copies_of_artifacts_removed_or_changed_in_the_bucket(
     cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -372,6 +382,7 @@ def test_gc_frees_this_machines_copies_of_artifacts_removed_or_changed_in_the_bu
     assert remote_files(s3_yard) == in_bucket  # the bucket is left as it was
 
 
+@ON_BOTH_SERVERS
 def test_an_artifact_another_machine_moved_is_found_at_its_new_place_only(
     cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -399,3 +410,23 @@ def test_an_artifact_another_machine_moved_is_found_at_its_new_place_only(
         assert f"error: no artifact named {reference!r}" in result.stderr, result.stderr
     assert moved.exit_code == 0 and json.loads(moved.stdout)["path"] == "compressed_models/model-v2"
     assert [row["path"] for row in json.loads(listed.stdout)] == ["compressed_models/model-v2"]
+
+
+@ON_BOTH_SERVERS
+def test_an_artifact_removed_from_the_bucket_is_no_artifact_to_load(
+    cli: Callable[..., object], s3_yard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tuneyard
+    from tuneyard.errors import ArtifactNotFoundError
+    from tuneyard.yard import Manifest, Yard
+
+    yard = Yard.open(s3_yard)
+    folder = yard.root / "compressed_models" / "m"
+    with yard.create(Manifest(kind="compressed", name="", path=""), folder) as writer:
+        (writer.path / "model.safetensors").write_bytes(b"0" * 64)
+    assert cli("--yard", s3_yard, "runs", "rm", "compressed_models/m").exit_code == 0
+
+    machine(monkeypatch, tmp_path / "machine-b")
+    url = f"{s3_yard}/compressed_models/m"
+    with pytest.raises(ArtifactNotFoundError, match=f"no artifact at {url}: the store holds no object"):
+        tuneyard.load(url)

@@ -198,11 +198,24 @@ class ObjectStorage(Storage):
         if self.fs.exists(key):
             return False
         claim = Claim(socket.gethostname(), os.getpid(), time.time())
-        try:
-            self.fs.pipe_file(f"{key}/{CLAIM_MARKER}", json.dumps(claim.__dict__).encode(), mode="create")
-        except FileExistsError:
+        if not self.put_new(f"{key}/{CLAIM_MARKER}", json.dumps(claim.__dict__).encode()):
             return False
         path.mkdir(parents=True, exist_ok=True)
+        return True
+
+    def put_new(self, key: str, data: bytes) -> bool:
+        """Put ``data`` at ``key`` unless an object is there (S3's ``If-None-Match: *``); whether it was put.
+
+        s3fs reads a refusal as ``FileExistsError`` only when the server names the failed
+        condition, as AWS and moto do; SeaweedFS answers the same 412 without naming it,
+        which s3fs raises as a plain ``OSError``.
+        """
+        try:
+            self.fs.pipe_file(key, data, mode="create")
+        except OSError as error:
+            if isinstance(error, FileExistsError) or is_precondition_failed(error):
+                return False
+            raise
         return True
 
     def claim_of(self, folder: Path) -> Claim | None:
@@ -245,7 +258,7 @@ class ObjectStorage(Storage):
                 self.send([(staged / MANIFEST, f"{key}/{MANIFEST}", target / MANIFEST)])
             self.fs.invalidate_cache(key)
             kept = {f"{key}/{name}" for name in files} | {f"{key}/{CLAIM_MARKER}"}
-            stale = [name for name in self.fs.find(key) if name not in kept]
+            stale = [name for name in objects_under(self.fs, key) if name not in kept]
             if stale:
                 self.remove_objects(stale)
                 self.note_changes(stale)  # a replaced version's nested manifest (best/) may be gone
@@ -261,7 +274,8 @@ class ObjectStorage(Storage):
             self.publish(staged, target)
         else:
             self.fs.invalidate_cache(key)
-            self.fs.pipe_file(key, staged.read_bytes(), mode="create")  # If-None-Match: FileExistsError
+            if not self.put_new(key, staged.read_bytes()):
+                raise FileExistsError(errno.EEXIST, "exists", str(target))
             self.note_changes([key])
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)  # the working copy follows the bucket
@@ -273,7 +287,7 @@ class ObjectStorage(Storage):
             return
         self.fs.invalidate_cache(key)
         try:
-            removed = list(self.fs.find(key))  # the objects under key, or key itself
+            removed = list(objects_under(self.fs, key))  # the objects under key, or key itself
         except FileNotFoundError:
             return
         self.remove_objects(removed)
@@ -323,14 +337,10 @@ class ObjectStorage(Storage):
         lease = f"{key}/{LOCK_OBJECT}"
         holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
         wait = 0.02
-        while True:
-            try:
-                self.fs.pipe_file(lease, holder, mode="create")
-                break
-            except FileExistsError:
-                self.break_stale_lease(lease)
-                time.sleep(wait)
-                wait = min(wait * 2, 0.5)
+        while not self.put_new(lease, holder):
+            self.break_stale_lease(lease)
+            time.sleep(wait)
+            wait = min(wait * 2, 0.5)
         try:
             yield
         finally:
@@ -355,7 +365,7 @@ class ObjectStorage(Storage):
         if key is None:
             return path
         self.fs.invalidate_cache(key)
-        remote = self.fs.find(key, detail=True)
+        remote = objects_under(self.fs, key)
         if not remote:
             return path
         for name, info in remote.items():
@@ -391,7 +401,7 @@ class ObjectStorage(Storage):
         self.fs.invalidate_cache(key)
         # One paginated listing of the keys: S3 can neither filter by suffix nor by date.
         try:
-            found = self.fs.find(key, detail=True)
+            found = objects_under(self.fs, key)
         except FileNotFoundError:
             return {}
         versions = {}
@@ -406,7 +416,7 @@ class ObjectStorage(Storage):
         if key is None or not folder.is_dir():
             return
         self.fs.invalidate_cache(key)
-        remote = self.fs.find(key, detail=True)
+        remote = objects_under(self.fs, key)
         changed = []
         for local in sorted(folder.rglob("*")):
             relative = local.relative_to(folder).as_posix()
@@ -481,7 +491,7 @@ class ObjectStorage(Storage):
         now = time.time()
         self.fs.invalidate_cache(self.remote_root)
         # Every folder that still holds an object: a copy of one of them may serve a reader.
-        held = {posixpath.dirname(name) for name in self.fs.find(self.remote_root)}
+        held = {posixpath.dirname(name) for name in objects_under(self.fs, self.remote_root)}
         held |= {parent for folder in held for parent in posixpath_parents(folder)}
         return self.removed_working_copies(held, older_than_s, now) + self.outdated_fetches(older_than_s, now)
 
@@ -548,6 +558,25 @@ class ObjectStorage(Storage):
         return target
 
 
+def objects_under(fs: Any, key: str) -> dict[str, dict[str, Any]]:
+    """The objects at or under ``key``, by key, with their details: objects only.
+
+    A server that keeps folders (SeaweedFS keeps one after its last object is deleted) would
+    otherwise show ``key`` itself as a directory: s3fs's ``find`` names what ``info`` says of
+    the key when nothing is listed under it.
+    """
+    return {name: info for name, info in fs.find(key, detail=True).items() if info["type"] != "directory"}
+
+
+def is_precondition_failed(error: OSError) -> bool:
+    """Whether s3fs raised ``error`` for an S3 412 (PreconditionFailed) answer."""
+    response = getattr(error.__cause__, "response", None) or {}
+    return (
+        response.get("Error", {}).get("Code") == "PreconditionFailed"
+        or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412
+    )
+
+
 def filesystem(url: str, subject: str) -> Any:
     """An fsspec file system for ``url``'s scheme, or a ``ConfigError`` saying that ``subject`` needs what."""
     scheme = url.split("://", 1)[0]
@@ -569,7 +598,7 @@ def remote_files(fs: Any, url: str, key: str) -> dict[str, dict[str, Any]]:
     nothing is there or only an upload stopped before its manifest.
     """
     try:
-        found = fs.find(key, detail=True)
+        found = objects_under(fs, key)
     except FileNotFoundError:
         found = {}
     except Exception as exc:  # botocore's connection, credential and HTTP errors share no base
