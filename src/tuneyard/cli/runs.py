@@ -620,12 +620,19 @@ def gc(
 
     Example: tuneyard runs gc --dry-run --older-than 10
     """
-    from tuneyard.yard.gc import find_leftovers, remove_leftovers
+    from tuneyard.yard.change_journal import JOURNAL
+    from tuneyard.yard.gc import JOURNAL_REASON, find_leftovers, remove_leftovers
 
     yard = yard_from(ctx)
     leftovers = find_leftovers(yard, older_than * 60)
+    done = "would remove" if dry_run else "removed"
+    records = sum(leftover.reason == JOURNAL_REASON for leftover in leftovers)  # a week: thousands
     for leftover in leftovers:
-        out.out(f"{'would remove' if dry_run else 'removed'}  {leftover.path}  ({leftover.reason})")
+        if leftover.reason != JOURNAL_REASON:
+            out.out(f"{done}  {leftover.path}  ({leftover.reason})")
+    if records:
+        age = JOURNAL_REASON.removeprefix("change record ")
+        out.out(f"{done}  {records:,} change record{'s' * (records != 1)} in {JOURNAL}/  ({age})")
     if not dry_run:
         remove_leftovers(yard, leftovers)
     if not leftovers:
