@@ -60,14 +60,19 @@ def test_served_answers_match_in_process_ones_on_the_real_smollm2(
     assert [row["prompt"] for row in here] == [row["prompt"] for row in there]  # one chat template rendering
     identical = sum(a["prediction"] == b["prediction"] for a, b in zip(here, there, strict=True))
     # Q4_1 in llama.cpp (activations quantized to 8 bits) against its float32 dequantization in
-    # transformers: 6 of the 8 greedy answers identical when this was written, the same 2 graded right.
+    # transformers: 6 of the 8 greedy answers identical when this was written. Which ones differ
+    # depends on the CPU (llama.cpp picks its kernels by instruction set; on an AVX-512 machine,
+    # 2026-12-08, the served side got one more right), so the scores may differ, on those rows only.
     assert identical >= ROWS // 2, [
         (a["prediction"], b["prediction"]) for a, b in zip(here, there, strict=True)
     ]
 
     manifest = json.loads((model / "manifest.json").read_text())
     local, remote = manifest["metrics"]["sections_test"], manifest["metrics"]["served_sections_test"]
-    assert remote["choice"] == local["choice"] == sum(row["score"] for row in there) / ROWS
+    assert local["choice"] == sum(row["score"] for row in here) / ROWS
+    assert remote["choice"] == sum(row["score"] for row in there) / ROWS
+    same_answers = [(a, b) for a, b in zip(here, there, strict=True) if a["prediction"] == b["prediction"]]
+    assert all(a["score"] == b["score"] for a, b in same_answers)
     assert (
         "perplexity" in local and "perplexity" not in remote
     )  # a server gives no reference log-probabilities
