@@ -621,7 +621,7 @@ def gc(
     Example: tuneyard runs gc --dry-run --older-than 10
     """
     from tuneyard.yard.change_journal import JOURNAL
-    from tuneyard.yard.gc import JOURNAL_REASON, find_leftovers, remove_leftovers
+    from tuneyard.yard.gc import JOURNAL_AGE, JOURNAL_REASON, find_leftovers, remove_leftovers
 
     yard = yard_from(ctx)
     leftovers = find_leftovers(yard, older_than * 60)
@@ -631,8 +631,7 @@ def gc(
         if leftover.reason != JOURNAL_REASON:
             out.out(f"{done}  {leftover.path}  ({leftover.reason})")
     if records:
-        age = JOURNAL_REASON.removeprefix("change record ")
-        out.out(f"{done}  {records:,} change record{'s' * (records != 1)} in {JOURNAL}/  ({age})")
+        out.out(f"{done}  {records:,} change record{'s' * (records != 1)} in {JOURNAL}/  ({JOURNAL_AGE})")
     if not dry_run:
         remove_leftovers(yard, leftovers)
     if not leftovers:

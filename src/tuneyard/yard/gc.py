@@ -50,7 +50,8 @@ UPLOAD_REASON = "claimed folder whose upload stopped before its manifest"
 INDEX_REASON = "index entry whose folder or manifest is gone"
 OBJECT_REASON = "shared weight object that no artifact links to"
 COPY_REASON = "local copy of an artifact removed or changed in the yard's storage"
-JOURNAL_REASON = f"change record older than {change_journal.RETENTION_NS // (86400 * 10**9)} days"
+JOURNAL_AGE = f"older than {change_journal.RETENTION_NS // (86400 * 10**9)} days"
+JOURNAL_REASON = f"change record {JOURNAL_AGE}"
 
 
 @dataclass
